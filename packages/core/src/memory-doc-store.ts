@@ -1,0 +1,65 @@
+import type { AppendItem, DocStore, StoredEntry } from './doc-store.ts';
+import { SyncError } from './errors.ts';
+
+/** A {@link DocStore} in memory: the reference implementation, for tests and ephemeral relays. */
+export class MemoryDocStore implements DocStore {
+  readonly #logs = new Map<string, StoredEntry[]>();
+  readonly #heads = new Map<string, number>();
+  #closed = false;
+
+  async append(doc: string, data: Uint8Array): Promise<number> {
+    const [seq] = await this.appendBatch([{ doc, data }]);
+    return seq as number;
+  }
+
+  async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
+    this.#open();
+    return items.map(({ doc, data }) => {
+      const seq = (this.#heads.get(doc) ?? 0) + 1;
+      this.#heads.set(doc, seq);
+      let log = this.#logs.get(doc);
+      if (!log) this.#logs.set(doc, (log = []));
+      // Copy: the caller may reuse its buffer.
+      log.push({ seq, data: data.slice() });
+      return seq;
+    });
+  }
+
+  async load(doc: string, sinceSeq = 0): Promise<StoredEntry[]> {
+    this.#open();
+    return (this.#logs.get(doc) ?? []).filter((e) => e.seq > sinceSeq).map((e) => ({ seq: e.seq, data: e.data.slice() }));
+  }
+
+  async head(doc: string): Promise<number> {
+    this.#open();
+    return this.#heads.get(doc) ?? 0;
+  }
+
+  async compact(doc: string, throughSeq: number, snapshot: Uint8Array): Promise<void> {
+    this.#open();
+    const log = this.#logs.get(doc) ?? [];
+    if (!log.some((e) => e.seq === throughSeq)) {
+      throw new SyncError('Conflict', `no entry ${throughSeq} to compact through in ${doc}`);
+    }
+    const rest = log.filter((e) => e.seq > throughSeq);
+    this.#logs.set(doc, [{ seq: throughSeq, data: snapshot.slice() }, ...rest]);
+  }
+
+  async remove(doc: string): Promise<void> {
+    this.#open();
+    this.#logs.delete(doc);
+  }
+
+  async docs(prefix = ''): Promise<string[]> {
+    this.#open();
+    return [...this.#logs.keys()].filter((d) => d.startsWith(prefix)).sort();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  #open(): void {
+    if (this.#closed) throw new SyncError('Unavailable', 'the store is closed');
+  }
+}
