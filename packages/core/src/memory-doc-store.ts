@@ -14,13 +14,20 @@ export class MemoryDocStore implements DocStore {
 
   async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
     this.#open();
-    return items.map(({ doc, data }) => {
+    // Validate and copy everything first: a batch is stored whole or not at all.
+    const copies = items.map((item) => {
+      if (typeof item?.doc !== 'string' || !(item.data instanceof Uint8Array)) {
+        throw new SyncError('BadRequest', 'each batch item needs a doc name and Uint8Array data');
+      }
+      // Copy: the caller may reuse its buffer.
+      return { doc: item.doc, data: item.data.slice() };
+    });
+    return copies.map(({ doc, data }) => {
       const seq = (this.#heads.get(doc) ?? 0) + 1;
       this.#heads.set(doc, seq);
       let log = this.#logs.get(doc);
       if (!log) this.#logs.set(doc, (log = []));
-      // Copy: the caller may reuse its buffer.
-      log.push({ seq, data: data.slice() });
+      log.push({ seq, data });
       return seq;
     });
   }

@@ -4,8 +4,8 @@ import {
   isUserScope,
   type ModName,
   namespaceOwner,
-  SYSTEM_OWNER,
   type Scope,
+  SYSTEM_OWNER,
   type UserId,
 } from './address.ts';
 import { SyncError } from './errors.ts';
@@ -45,7 +45,7 @@ export interface ModGrant {
   readonly permission: 'read' | 'write' | 'full';
   /** Keys the grant covers; an entry ending in `*` is a prefix. Absent: every key. */
   readonly keys?: readonly string[];
-  /** Epoch milliseconds after which the grant denies. Absent: never expires. */
+  /** Epoch milliseconds from which on the grant denies (expired at `now >= expiresAt`). Absent: never expires. */
   readonly expiresAt?: number;
 }
 
@@ -80,7 +80,8 @@ export interface Decision {
   readonly audit: boolean;
   /**
    * The denial must look like absence (404) so that it does not leak whether the object
-   * exists: object-level read denials and anything on a blob the caller cannot see.
+   * exists: object-level read denials, refused deletes of objects the caller cannot read, and
+   * anything on a blob the caller cannot see.
    */
   readonly hideExistence: boolean;
   /** Whose data it is: a user id, `mod:<name>`, or the system owner. */
@@ -89,19 +90,30 @@ export interface Decision {
 
 /** Flags a client write gets by default, and the widest a scope allows, per scope. */
 export const SCOPE_FLAGS: Readonly<
-  Record<Scope, { readonly defaults: { read: ReadFlag; write: WriteFlag }; readonly max: { read: ReadFlag; write: WriteFlag } }>
+  Record<
+    Scope,
+    {
+      readonly defaults: { read: ReadFlag; write: WriteFlag };
+      readonly max: { read: ReadFlag; write: WriteFlag };
+    }
+  >
 > = {
   PUBLIC_READ: { defaults: { read: 2, write: 1 }, max: { read: 2, write: 1 } },
   PUBLIC_RW: { defaults: { read: 2, write: 1 }, max: { read: 2, write: 1 } },
   USER_PUBLIC: { defaults: { read: 2, write: 1 }, max: { read: 2, write: 1 } },
   USER_PRIVATE: { defaults: { read: 1, write: 1 }, max: { read: 1, write: 1 } },
-  // Server data stays hidden until someone deliberately opens it with read 2.
+  // The one exception to "defaults are the widest": SERVER_SCOPE holds server state, so an
+  // admin's client write stays hidden (read 1, owner = system) until someone opens it with
+  // read 2 on purpose — deny by default beats publishing server config by accident.
   SERVER_SCOPE: { defaults: { read: 1, write: 1 }, max: { read: 2, write: 1 } },
   MOD_DATA: { defaults: { read: 0, write: 0 }, max: { read: 2, write: 1 } },
 };
 
 /** Flags for objects the server runtime writes: system-owned and invisible to clients by default. */
-export const RUNTIME_DEFAULT_FLAGS: { readonly read: ReadFlag; readonly write: WriteFlag } = { read: 0, write: 0 };
+export const RUNTIME_DEFAULT_FLAGS: { readonly read: ReadFlag; readonly write: WriteFlag } = {
+  read: 0,
+  write: 0,
+};
 
 const GRANT_ALLOWS: Record<ModGrant['permission'], ReadonlySet<Action>> = {
   read: new Set<Action>(['read', 'list']),
@@ -139,7 +151,7 @@ export function decide(request: AccessRequest): Decision {
   const object = request.object ?? null;
   const target = targetOf(address, object);
   const verdict = address.kind === 'blob' ? decideBlob(request, object) : decideDoc(request, address, object);
-  const crossUser = isCrossUser(caller, address, target);
+  const crossUser = isCrossUser(caller, request.action, address, object, target);
   return {
     allowed: verdict.allowed,
     reason: verdict.reason,
@@ -159,12 +171,29 @@ interface Verdict {
 const allow = (reason: string): Verdict => ({ allowed: true, reason });
 const deny = (reason: string, hide = false): Verdict => ({ allowed: false, reason, hide });
 
-function isCrossUser(caller: Caller, address: Address, target: string): boolean {
+function isCrossUser(
+  caller: Caller,
+  action: Action,
+  address: Address,
+  object: ObjectMeta | null,
+  target: string,
+): boolean {
   if (caller.kind === 'runtime') return false;
-  if (caller.kind === 'mod') return address.kind === 'doc' && address.scope === 'MOD_DATA' && address.namespace !== caller.mod;
-  const me = caller.kind === 'user' ? caller.userId : 'guest';
-  if (address.kind === 'blob') return target !== SYSTEM_OWNER && target !== me;
-  return isUserScope(address.scope) && target !== me;
+  if (caller.kind === 'mod')
+    return address.kind === 'doc' && address.scope === 'MOD_DATA' && address.namespace !== caller.mod;
+  const me = caller.kind === 'user' ? caller.userId : null;
+  if (target === me) return false;
+  // Staff acting on anyone else's data is audited, the system's included (DESIGN §1 Audit).
+  const isStaff = caller.kind === 'user' && caller.level >= Level.Moderator;
+  if (address.kind === 'blob') {
+    if (!object) return false; // creating a blob of one's own
+    return target !== SYSTEM_OWNER || isStaff;
+  }
+  if (isUserScope(address.scope)) return true;
+  if (!isStaff) return false;
+  // Reads of the public system namespaces are nobody's private data, whoever reads them.
+  const publicSystem = address.scope === 'PUBLIC_READ' || address.scope === 'PUBLIC_RW';
+  return !(publicSystem && (action === 'read' || action === 'list'));
 }
 
 function decideDoc(request: AccessRequest, address: DocAddress, object: ObjectMeta | null): Verdict {
@@ -181,7 +210,8 @@ function decideDoc(request: AccessRequest, address: DocAddress, object: ObjectMe
   const isAdmin = level >= Level.Admin;
 
   // Scope gate: who may do this action in this scope at all.
-  const gate = scopeGate(address.scope, action, { isOwner, isStaff, isAdmin, isUser: userId !== null });
+  const who = { isOwner, isStaff, isAdmin, isUser: userId !== null };
+  const gate = scopeGate(address.scope, action, who);
   if (!gate.allowed) return gate;
   if (action === 'list') return gate; // listing filters per object; the namespace gate is all it needs.
 
@@ -190,9 +220,14 @@ function decideDoc(request: AccessRequest, address: DocAddress, object: ObjectMe
     if (action === 'read' || action === 'delete') return deny('no such object', true);
     return gate; // creating
   }
-  if (action === 'read') return readFlagGate(address.scope, object, userId, isStaff, isAdmin);
+  if (action === 'read') return readFlagGate(object, userId);
   // write and delete of an existing object
-  if (object.write === 0) return deny('the object is not writable by clients (write 0)');
+  if (object.write === 0) {
+    // A refused delete of an object the caller cannot read answers like a delete of nothing
+    // (404), so it does not reveal that a hidden object exists.
+    const canRead = scopeGate(address.scope, 'read', who).allowed && readFlagGate(object, userId).allowed;
+    return deny('the object is not writable by clients (write 0)', action === 'delete' && !canRead);
+  }
   return gate;
 }
 
@@ -220,26 +255,19 @@ function scopeGate(
     case 'SERVER_SCOPE':
       // Reads pass the scope gate; the object gate then demands public read (2).
       if (reading) return allow('SERVER_SCOPE objects are readable once public-read');
-      return who.isAdmin ? allow('admins write SERVER_SCOPE') : deny('only the server and admins write SERVER_SCOPE');
+      return who.isAdmin
+        ? allow('admins write SERVER_SCOPE')
+        : deny('only the server and admins write SERVER_SCOPE');
     case 'MOD_DATA':
       return deny('MOD_DATA is reachable only by mods');
   }
 }
 
-function readFlagGate(
-  scope: Scope,
-  object: ObjectMeta,
-  userId: string | null,
-  isStaff: boolean,
-  isAdmin: boolean,
-): Verdict {
+function readFlagGate(object: ObjectMeta, userId: string | null): Verdict {
   if (object.read === 2) return allow('public read');
   if (object.read === 0) return deny('the object is not readable by clients (read 0)', true);
+  // Owner read means the owner only: staff may write or delete another user's draft, not read it.
   if (userId !== null && object.owner === userId) return allow('owner read');
-  // Staff see other users' owner-read USER_PUBLIC objects (audited); system-owned objects never.
-  if (scope === 'USER_PUBLIC' && object.owner !== SYSTEM_OWNER && (isStaff || isAdmin)) {
-    return allow('moderators and admins read owner-read USER_PUBLIC objects');
-  }
   return deny('the object is owner-read', true);
 }
 
@@ -257,7 +285,8 @@ function decideMod(
   let sawNarrower = false;
   for (const grant of caller.grants) {
     if (grant.source !== caller.mod || grant.target !== address.namespace) continue;
-    if (grant.keys && request.action !== 'list' && !grant.keys.some((k) => keyMatches(k, address.key))) continue;
+    if (grant.keys && request.action !== 'list' && !grant.keys.some((k) => keyMatches(k, address.key)))
+      continue;
     if (grant.expiresAt !== undefined && grant.expiresAt <= now) {
       sawExpired = true;
       continue;
@@ -305,7 +334,8 @@ function decideBlob(request: AccessRequest, object: ObjectMeta | null): Verdict 
 /**
  * The flags a write stores. A client write defaults to its scope's widest flags and may
  * narrow them (owner, or an admin); the runtime defaults to read 0 / write 0. Flags past
- * the scope's ceiling are a BadRequest; a non-owner changing flags is Forbidden.
+ * the scope's ceiling are a BadRequest; anyone but the (future) owner, an admin, the runtime or
+ * a mod choosing other flags than the current ones (or, on create, the defaults) is Forbidden.
  */
 export function flagsForWrite(
   caller: Caller,
@@ -315,28 +345,43 @@ export function flagsForWrite(
 ): { read: ReadFlag; write: WriteFlag } {
   const scope: Scope = address.kind === 'blob' ? 'USER_PRIVATE' : address.scope;
   const { defaults, max } =
-    address.kind === 'blob' ? { defaults: { read: 1, write: 1 } as const, max: { read: 1, write: 1 } as const } : SCOPE_FLAGS[scope];
+    address.kind === 'blob'
+      ? { defaults: { read: 1, write: 1 } as const, max: { read: 1, write: 1 } as const }
+      : SCOPE_FLAGS[scope];
   const read = requested.read;
   const write = requested.write;
-  if (read !== undefined && !(read === 0 || read === 1 || read === 2)) throw new SyncError('BadRequest', 'read must be 0, 1 or 2');
-  if (write !== undefined && !(write === 0 || write === 1)) throw new SyncError('BadRequest', 'write must be 0 or 1');
+  if (read !== undefined && !(read === 0 || read === 1 || read === 2))
+    throw new SyncError('BadRequest', 'read must be 0, 1 or 2');
+  if (write !== undefined && !(write === 0 || write === 1))
+    throw new SyncError('BadRequest', 'write must be 0 or 1');
   if ((read ?? 0) > max.read || (write ?? 0) > max.write) {
-    throw new SyncError('BadRequest', `${address.kind === 'blob' ? 'blob' : scope} allows at most read ${max.read} / write ${max.write}`);
+    throw new SyncError(
+      'BadRequest',
+      `${address.kind === 'blob' ? 'blob' : scope} allows at most read ${max.read} / write ${max.write}`,
+    );
   }
-  const base = existing ?? (caller.kind === 'runtime' || caller.kind === 'mod' ? RUNTIME_DEFAULT_FLAGS : defaults);
+  const base =
+    existing ?? (caller.kind === 'runtime' || caller.kind === 'mod' ? RUNTIME_DEFAULT_FLAGS : defaults);
   const next = { read: (read ?? base.read) as ReadFlag, write: (write ?? base.write) as WriteFlag };
-  if (existing && (next.read !== existing.read || next.write !== existing.write)) {
+  // Creating counts too: a guest must not create a PUBLIC_RW object at write 0 that nobody can edit.
+  const owner = existing ? existing.owner : ownerForCreate(caller, address);
+  if (next.read !== base.read || next.write !== base.write) {
     const mayChange =
       caller.kind === 'runtime' ||
       caller.kind === 'mod' ||
-      (caller.kind === 'user' && (caller.userId === existing.owner || caller.level >= Level.Admin));
-    if (!mayChange) throw new SyncError('Forbidden', 'only the owner or an admin changes an object’s permissions');
+      (caller.kind === 'user' && (caller.userId === owner || caller.level >= Level.Admin));
+    if (!mayChange)
+      throw new SyncError('Forbidden', 'only the owner or an admin changes an object’s permissions');
   }
   return next;
 }
 
-/** The owner a newly created object gets: the namespace's user, the creating user of a blob, or the system. */
+/**
+ * The owner a newly created object gets: the system for anything the server runtime writes,
+ * else the namespace's user, the creating user of a blob, or the system.
+ */
 export function ownerForCreate(caller: Caller, address: Address): string {
+  if (caller.kind === 'runtime') return SYSTEM_OWNER;
   if (address.kind === 'blob') return caller.kind === 'user' ? caller.userId : SYSTEM_OWNER;
   return namespaceOwner(address);
 }
