@@ -35,8 +35,10 @@ export {
   unreachable,
   wsCloseCodeOf,
 } from './errors.ts';
+export type { KeyValueStore, KvEntry, KvOp, KvValue } from './key-value-store.ts';
 export { isLevel, Level } from './levels.ts';
 export { MemoryDocStore } from './memory-doc-store.ts';
+export { MemoryKeyValueStore } from './memory-key-value-store.ts';
 export type {
   AccessRequest,
   Action,
@@ -58,3 +60,62 @@ export {
   RUNTIME_DEFAULT_FLAGS,
   SCOPE_FLAGS,
 } from './rules.ts';
+export { decodeDocFrame, decodeMuxFrame, encodeDocFrame, encodeMuxFrame } from './wire/frame.ts';
+export type {
+  AckMessage,
+  AwarenessMessage,
+  EncAppendMessage,
+  EncEntriesMessage,
+  EncEntry,
+  EncFetchMessage,
+  EncSnapshotMessage,
+  ErrorMessage,
+  Message,
+  MessageOfType,
+  MuxFrame,
+  PermissionDeniedMessage,
+  PermissionMessage,
+  QueryAwarenessMessage,
+  ScopesyncMessage,
+  SubscribeMessage,
+  SyncStep1Message,
+  SyncStep2Message,
+  SyncUpdateMessage,
+  TrackedUpdateMessage,
+  UnsubscribeMessage,
+  YProtocolsMessage,
+} from './wire/message.ts';
+export {
+  isYProtocolsMessage,
+  readMessage,
+  readYProtocolsMessage,
+  writeAck,
+  writeAwareness,
+  writeEncAppend,
+  writeEncEntries,
+  writeEncFetch,
+  writeEncSnapshot,
+  writeError,
+  writeMessage,
+  writePermission,
+  writePermissionDenied,
+  writeQueryAwareness,
+  writeSubscribe,
+  writeSyncStep1,
+  writeSyncStep2,
+  writeSyncUpdate,
+  writeTrackedUpdate,
+  writeUnsubscribe,
+} from './wire/message-codec.ts';
+export type { DocAccess, SubscribeMode } from './wire/message-type.ts';
+export {
+  AuthMessageType,
+  DOC_ACCESS_LEVELS,
+  KEEP_READ_FLAG,
+  KEEP_WRITE_FLAG,
+  MessageType,
+  SUBSCRIBE_MODES,
+  SyncMessageType,
+} from './wire/message-type.ts';
+export type { WireLimits } from './wire/wire-limits.ts';
+export { DEFAULT_WIRE_LIMITS } from './wire/wire-limits.ts';
