@@ -1,0 +1,35 @@
+export type { BrowserWrappedSeed } from './browser-seed.ts';
+export { createSeedWrappingKey, unwrapSeedForBrowser, wrapSeedForBrowser } from './browser-seed.ts';
+export type { DocCipher, DocCipherOptions } from './doc-cipher.ts';
+export { createDocCipher } from './doc-cipher.ts';
+export type { DocKey } from './doc-key.ts';
+export { createDocKey, DOC_KEY_BYTES, FIRST_EPOCH, isKeyId, KEY_ID_BYTES, rotateDocKey } from './doc-key.ts';
+export type { DocKeyring } from './doc-keyring.ts';
+export { DOC_NAME_HASH_BYTES, docNameHash } from './doc-name-hash.ts';
+export type {
+  AllowedAuthors,
+  EnvelopeAuthor,
+  EnvelopeHeader,
+  EnvelopeKind,
+  OpenEnvelopeOptions,
+  OpenedEnvelope,
+  SealEnvelopeOptions,
+  VerifyEnvelopeOptions,
+} from './envelope.ts';
+export {
+  ENVELOPE_OVERHEAD,
+  ENVELOPE_VERSION,
+  openEnvelope,
+  readEnvelopeHeader,
+  sealEnvelope,
+  verifyEnvelopeSignature,
+} from './envelope.ts';
+export type { GrantInfo, OpenedGrant, OpenGrantOptions, SealedGrant, SealGrantOptions } from './grant.ts';
+export { openGrant, readGrant, sealGrant, verifyGrantSignature } from './grant.ts';
+export type { Identity } from './identity.ts';
+export { deriveIdentity, generateRootSeed, ROOT_SEED_BYTES } from './identity.ts';
+export type { MemoryDocKeyringOptions } from './memory-doc-keyring.ts';
+export { MemoryDocKeyring } from './memory-doc-keyring.ts';
+export { exportRecoveryPhrase, importRecoveryPhrase, RECOVERY_PHRASE_WORDS } from './recovery-phrase.ts';
+export { ready } from './sodium.ts';
+export { unwrapDocKey, WRAPPED_DOC_KEY_BYTES, wrapDocKey } from './wrapped-doc-key.ts';
