@@ -18,7 +18,14 @@ export interface Histogram {
 type Metric =
   | { type: 'counter'; help: string; value: number }
   | { type: 'gauge'; help: string; value: number; read?: () => number }
-  | { type: 'histogram'; help: string; buckets: readonly number[]; counts: number[]; sum: number; count: number };
+  | {
+      type: 'histogram';
+      help: string;
+      buckets: readonly number[];
+      counts: number[];
+      sum: number;
+      count: number;
+    };
 
 const DEFAULT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -38,7 +45,9 @@ export class Metrics {
 
   /** Registers a gauge; with `read`, its value is sampled at render time instead of set. */
   gauge(name: string, help: string, read?: () => number): Gauge {
-    const m = this.#get(name, () => (read ? { type: 'gauge', help, value: 0, read } : { type: 'gauge', help, value: 0 }));
+    const m = this.#get(name, () =>
+      read ? { type: 'gauge', help, value: 0, read } : { type: 'gauge', help, value: 0 },
+    );
     return {
       set: (v) => {
         m.value = v;
@@ -83,7 +92,11 @@ export class Metrics {
         m.buckets.forEach((bound, i) => {
           lines.push(`${name}_bucket{le="${bound}"} ${m.counts[i] ?? 0}`);
         });
-        lines.push(`${name}_bucket{le="+Inf"} ${m.count}`, `${name}_sum ${m.sum}`, `${name}_count ${m.count}`);
+        lines.push(
+          `${name}_bucket{le="+Inf"} ${m.count}`,
+          `${name}_sum ${m.sum}`,
+          `${name}_count ${m.count}`,
+        );
       } else {
         const value = m.type === 'gauge' && m.read ? m.read() : m.value;
         lines.push(`${name} ${value}`);
@@ -94,8 +107,10 @@ export class Metrics {
 
   // biome-ignore lint/suspicious/noExplicitAny: the registry holds one union; callers get typed views.
   #get(name: string, create: () => Metric): any {
-    let m = this.#metrics.get(name);
-    if (!m) this.#metrics.set(name, (m = create()));
-    return m;
+    const existing = this.#metrics.get(name);
+    if (existing) return existing;
+    const created = create();
+    this.#metrics.set(name, created);
+    return created;
   }
 }

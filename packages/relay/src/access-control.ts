@@ -1,0 +1,206 @@
+import type { IncomingMessage } from 'node:http';
+import {
+  type Action,
+  type Address,
+  type Caller,
+  callerId,
+  type Decision,
+  decide,
+  flagsForWrite,
+  isEncryptedScope,
+  isLevel,
+  type ObjectMeta,
+  ownerForCreate,
+  type ShareLevel,
+  SyncError,
+  type UserId,
+} from '@scopesync/core';
+import type { AuditLog } from './audit-log.ts';
+import { apiKeyOf, hashApiKey, isApiKeyShaped } from './credentials.ts';
+import type { Counter, Metrics } from './metrics.ts';
+import type { AuditChannel, ObjectRecord, RelayStore } from './relay-store.ts';
+import type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from './sync/sync-authority.ts';
+
+/** Options of {@link AccessControl}. */
+export interface AccessControlOptions {
+  readonly store: RelayStore;
+  readonly audit: AuditLog;
+  readonly metrics: Metrics;
+  /** Epoch milliseconds; injectable for tests. */
+  readonly now?: () => number;
+}
+
+/** How often a write refreshes an object's `updatedAt` at most, in ms: a busy document is not one metadata write per keystroke. */
+const TOUCH_INTERVAL_MS = 1000;
+
+/** Options of {@link AccessControl.check}: the SyncAuthority's, plus the channel to audit. */
+export interface AccessCheckOptions extends CheckOptions {
+  /** Where the attempt came from. Default `ws`. */
+  readonly channel?: AuditChannel | undefined;
+}
+
+/** A caller that is a signed-in user: its id and level. */
+export type UserCaller = Extract<Caller, { kind: 'user' }>;
+
+/**
+ * The relay's one access path. It authenticates API keys, loads an object's metadata (with
+ * its shares), asks core's `decide()` and appends the audit entry the decision calls for,
+ * and records writes (owner and flags via `ownerForCreate`/`flagsForWrite`). The WebSocket
+ * layer uses it as its {@link SyncAuthority}; every HTTP route and the runtime's on-behalf
+ * calls use the same methods, so the channels cannot disagree.
+ */
+export class AccessControl implements SyncAuthority {
+  readonly #store: RelayStore;
+  readonly #audit: AuditLog;
+  readonly #now: () => number;
+  readonly #denials: Counter;
+  readonly #audited: Counter;
+
+  constructor(options: AccessControlOptions) {
+    this.#store = options.store;
+    this.#audit = options.audit;
+    this.#now = options.now ?? Date.now;
+    this.#denials = options.metrics.counter(
+      'scopesync_access_denials_total',
+      'Access checks decide() denied (all channels).',
+    );
+    this.#audited = options.metrics.counter('scopesync_audit_entries_total', 'Audit entries appended.');
+  }
+
+  /** The caller behind a request's API key (see `apiKeyOf`); Guest without one. Unauthorized for an unknown or revoked key. */
+  authenticate(request: IncomingMessage): Promise<Caller> {
+    return this.authenticateKey(apiKeyOf(request));
+  }
+
+  /** The caller an API key stands for; Guest for null. Unauthorized for an unknown or revoked key. */
+  async authenticateKey(key: string | null): Promise<Caller> {
+    if (key === null) return { kind: 'guest' };
+    const user = await this.userOfKey(key);
+    if (!user) throw new SyncError('Unauthorized', 'invalid or revoked API key');
+    return user;
+  }
+
+  /** The user an API key belongs to while it is valid, or null. */
+  async userOfKey(key: string): Promise<UserCaller | null> {
+    // A key of the wrong shape cannot be one we issued: skip the hash and the lookup.
+    if (!isApiKeyShaped(key)) return null;
+    const record = await this.#store.getKey(hashApiKey(key));
+    if (!record || record.revokedAt !== null) return null;
+    const user = await this.#store.getUser(record.userId);
+    if (!user || !isLevel(user.level)) return null;
+    return { kind: 'user', userId: user.userId as UserId, level: user.level };
+  }
+
+  /** The object's metadata as `decide()` sees it (blob shares included), or null when it does not exist. */
+  async loadObject(address: Address): Promise<ObjectMeta | null> {
+    const record = await this.#store.getObject(address.name);
+    return record ? this.#meta(address, record) : null;
+  }
+
+  /**
+   * Decides one action, appending the audit entry the decision calls for (unless
+   * `options.audit` is false: a probe, not an attempt). The channel defaults to `ws`, the
+   * SyncAuthority's.
+   */
+  async check(
+    caller: Caller,
+    action: Action,
+    address: Address,
+    options: AccessCheckOptions = {},
+  ): Promise<CheckedAccess> {
+    const object = await this.loadObject(address);
+    const decision = await this.decideOn(caller, action, address, object, options);
+    return { decision, object };
+  }
+
+  /** Like {@link check}, for an object the caller already loaded. */
+  async decideOn(
+    caller: Caller,
+    action: Action,
+    address: Address,
+    object: ObjectMeta | null,
+    options: AccessCheckOptions = {},
+  ): Promise<Decision> {
+    const decision = decide({ caller, action, address, object, now: this.#now() });
+    if (options.audit === false) return decision;
+    if (!decision.allowed) this.#denials.inc();
+    if (decision.audit) await this.audit(caller, action, address, decision, options.channel ?? 'ws');
+    return decision;
+  }
+
+  /** Appends the audit entry for one decision. */
+  async audit(
+    caller: Caller,
+    action: Action,
+    address: Address,
+    decision: Decision,
+    channel: AuditChannel,
+  ): Promise<void> {
+    await this.#audit.record({
+      accessor: callerId(caller),
+      target: decision.target,
+      scope: address.kind === 'blob' ? 'blob' : address.scope,
+      key: address.kind === 'blob' ? address.blobId : address.key,
+      action,
+      result: decision.allowed ? 'ok' : 'denied',
+      channel,
+      reason: decision.reason,
+    });
+    this.#audited.inc();
+  }
+
+  /**
+   * Records that `caller` is about to write `address`: creates the metadata on the first
+   * write (owner from `ownerForCreate`, flags from `flagsForWrite`) or applies a flag change.
+   * Throws BadRequest/Forbidden for flags the caller may not set. The permission to write at
+   * all is `check`'s business, asked before.
+   */
+  async prepareWrite(caller: Caller, address: Address, requested: RequestedFlags = {}): Promise<ObjectMeta> {
+    const now = this.#now();
+    const record = await this.#store.getObject(address.name);
+    const existing = record ? await this.#meta(address, record) : null;
+    if (!record) {
+      const created = await this.#store.createObject(this.newObject(caller, address, requested, now));
+      return this.#meta(address, created);
+    }
+    const flags = flagsForWrite(caller, address, existing, requested);
+    const changed = flags.read !== record.read || flags.write !== record.write;
+    if (changed || now - record.updatedAt >= TOUCH_INTERVAL_MS) {
+      const updated = await this.#store.updateObject(address.name, { ...flags, updatedAt: now });
+      if (updated) return this.#meta(address, updated);
+    }
+    return existing as ObjectMeta;
+  }
+
+  /**
+   * The metadata a first write by `caller` creates: owner from `ownerForCreate`, flags from
+   * `flagsForWrite` over the scope's (or the runtime's) defaults. Throws BadRequest/Forbidden
+   * for flags the caller may not set. Stores nothing.
+   */
+  newObject(
+    caller: Caller,
+    address: Address,
+    requested: RequestedFlags = {},
+    now: number = this.#now(),
+  ): ObjectRecord {
+    const flags = flagsForWrite(caller, address, null, requested);
+    return {
+      name: address.name,
+      owner: ownerForCreate(caller, address),
+      read: flags.read,
+      write: flags.write,
+      encrypted: address.kind === 'doc' && isEncryptedScope(address.scope),
+      createdAt: now,
+      updatedAt: now,
+      size: 0,
+      version: 0,
+    };
+  }
+
+  async #meta(address: Address, record: ObjectRecord): Promise<ObjectMeta> {
+    if (address.kind !== 'blob') return { owner: record.owner, read: record.read, write: record.write };
+    const shares = new Map<string, ShareLevel>();
+    for (const share of await this.#store.listShares(address.blobId)) shares.set(share.userId, share.level);
+    return { owner: record.owner, read: record.read, write: record.write, shares };
+  }
+}

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { type AuditEvent, AuditLog, GENESIS_HASH, hashAuditEntry, verifyAuditChain } from './audit-log.ts';
+import { MemoryRelayStore } from './memory-relay-store.ts';
+import type { AuditQuery, AuditRecord, RelayStore } from './relay-store.ts';
+
+const event = (n: number): AuditEvent => ({
+  accessor: 'user_00000000000000b0',
+  target: 'user_00000000000000a1',
+  scope: 'USER_PUBLIC',
+  key: `k${n}`,
+  action: 'read',
+  result: 'ok',
+  channel: 'http',
+  reason: 'USER_PUBLIC is readable by everyone',
+});
+
+/** A store whose audit entries pass through `tamper` on the way out: an attacker with file access. */
+function tampered(store: RelayStore, tamper: (entries: AuditRecord[]) => AuditRecord[]): RelayStore {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === 'queryAudit') return async (q: AuditQuery) => tamper(await target.queryAudit(q));
+      const member = Reflect.get(target, property, target);
+      return typeof member === 'function' ? member.bind(target) : member;
+    },
+  });
+}
+
+async function logOf(count: number): Promise<MemoryRelayStore> {
+  const store = new MemoryRelayStore();
+  let now = 1000;
+  const log = new AuditLog({ store, now: () => now++ });
+  for (let i = 0; i < count; i++) await log.record(event(i));
+  return store;
+}
+
+describe('AuditLog', () => {
+  it('chains entries named AUDIT::<requester>::<target>::<timestamp>', async () => {
+    const store = await logOf(3);
+    const entries = await store.queryAudit({});
+    expect(entries.map((e) => e.id)).toEqual([
+      'AUDIT::user_00000000000000b0::user_00000000000000a1::1000',
+      'AUDIT::user_00000000000000b0::user_00000000000000a1::1001',
+      'AUDIT::user_00000000000000b0::user_00000000000000a1::1002',
+    ]);
+    expect(entries[0]?.prevHash).toBe(GENESIS_HASH);
+    expect(entries[1]?.prevHash).toBe(entries[0]?.hash);
+    expect(entries.every((e) => hashAuditEntry(e) === e.hash)).toBe(true);
+    expect(await verifyAuditChain(store)).toEqual({ ok: true, entries: 3 });
+  });
+
+  it('reports an edited entry, even when its hash was recomputed', async () => {
+    const store = await logOf(4);
+    const edited = await verifyAuditChain(
+      tampered(store, (es) => es.map((e) => (e.seq === 2 ? { ...e, result: 'denied' } : e))),
+    );
+    expect(edited).toMatchObject({ ok: false, seq: 2, entries: 1 });
+    expect(edited.ok === false && edited.problem).toMatch(/edited/);
+    const rehashed = await verifyAuditChain(
+      tampered(store, (es) =>
+        es.map((e) => {
+          if (e.seq !== 2) return e;
+          const forged = { ...e, key: 'other' };
+          return { ...forged, hash: hashAuditEntry(forged) };
+        }),
+      ),
+    );
+    expect(rehashed).toMatchObject({ ok: false, seq: 3 });
+  });
+
+  it('reports a deleted entry in the middle and at the end', async () => {
+    const store = await logOf(4);
+    expect(await verifyAuditChain(tampered(store, (es) => es.filter((e) => e.seq !== 2)))).toMatchObject({
+      ok: false,
+      seq: 2,
+      id: null,
+    });
+    const truncated = await verifyAuditChain(tampered(store, (es) => es.filter((e) => e.seq !== 4)));
+    expect(truncated).toMatchObject({ ok: false, seq: 4 });
+    expect(truncated.ok === false && truncated.problem).toMatch(/missing from the end/);
+  });
+});

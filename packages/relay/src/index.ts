@@ -1,0 +1,69 @@
+export type { AccessCheckOptions, AccessControlOptions, UserCaller } from './access-control.ts';
+export { AccessControl } from './access-control.ts';
+export type { AuditEvent, AuditLogOptions, AuditVerification } from './audit-log.ts';
+export {
+  AuditLog,
+  auditId,
+  GENESIS_HASH,
+  hashAuditEntry,
+  sealAuditEntry,
+  verifyAuditChain,
+} from './audit-log.ts';
+export type { DeviceRegistration, Registration } from './credentials.ts';
+export {
+  apiKeyOf,
+  generateApiKey,
+  hashApiKey,
+  isApiKeyShaped,
+  newUserId,
+  parseDeviceName,
+  registerDevice,
+} from './credentials.ts';
+export type { HttpApiOptions } from './http/http-api.ts';
+export { HttpApi } from './http/http-api.ts';
+export type { StaticFilesOptions } from './http/static-files.ts';
+export { StaticFiles } from './http/static-files.ts';
+export { instrumentRelayStore } from './instrumented-relay-store.ts';
+export { KeyedMutex } from './keyed-mutex.ts';
+export { MemoryRelayStore } from './memory-relay-store.ts';
+export type { Counter, Gauge, Histogram } from './metrics.ts';
+export { Metrics } from './metrics.ts';
+export type { RateLimitOptions, RateVerdict } from './rate-limiter.ts';
+export { DEFAULT_RATE_LIMIT, RateLimiter } from './rate-limiter.ts';
+export type { RelayAddress, RelayLimits, RelayOptions, RelayStores } from './relay.ts';
+export { createRelay, DOCS_DB_FILE, RELAY_DB_FILE, Relay } from './relay.ts';
+export type { RelayLog } from './relay-log.ts';
+export { consoleRelayLog } from './relay-log.ts';
+export type {
+  AuditChannel,
+  AuditHead,
+  AuditQuery,
+  AuditRecord,
+  BlobWrite,
+  KeyRecord,
+  ObjectListing,
+  ObjectPatch,
+  ObjectRecord,
+  RelayStore,
+  ShareRecord,
+  UserRecord,
+} from './relay-store.ts';
+export type {
+  AuthoritativeWriteOptions,
+  ModContext,
+  ModDefinition,
+  ModGrantDeclaration,
+  ModHandle,
+  ModTarget,
+  RelayRuntimeOptions,
+  RuntimeValue,
+  RuntimeWriteOptions,
+  UserDataRequest,
+} from './runtime.ts';
+export { RelayRuntime, RUNTIME_ORIGIN } from './runtime.ts';
+export type { DocHubOptions, DocListener, DocSubscription } from './sync/doc-hub.ts';
+export { DocHub } from './sync/doc-hub.ts';
+export type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from './sync/sync-authority.ts';
+export type { SyncServerOptions } from './sync/sync-server.ts';
+export { SyncServer } from './sync/sync-server.ts';
+export { parseUserValue, readUserValue, USERDATA_MAP, writeUserValue } from './userdata-value.ts';

@@ -1,0 +1,229 @@
+import { type Level, type ModGrant, SyncError } from '@scopesync/core';
+import type {
+  AuditHead,
+  AuditQuery,
+  AuditRecord,
+  BlobWrite,
+  KeyRecord,
+  ObjectListing,
+  ObjectPatch,
+  ObjectRecord,
+  RelayStore,
+  ShareRecord,
+  UserRecord,
+} from './relay-store.ts';
+
+/** Most entries one audit query returns. */
+const MAX_AUDIT_PAGE = 10_000;
+
+/**
+ * A {@link RelayStore} in memory: the reference implementation, for unit tests and
+ * ephemeral relays. Everything is lost on close.
+ */
+export class MemoryRelayStore implements RelayStore {
+  readonly #users = new Map<string, UserRecord>();
+  readonly #keys = new Map<string, KeyRecord>();
+  readonly #objects = new Map<string, ObjectRecord>();
+  readonly #blobData = new Map<string, Uint8Array>();
+  /** blob id → user id → share. */
+  readonly #shares = new Map<string, Map<string, ShareRecord>>();
+  readonly #audit: AuditRecord[] = [];
+  #auditHead: AuditHead | null = null;
+  readonly #grants = new Map<string, ModGrant[]>();
+  #closed = false;
+
+  async createUser(user: UserRecord, firstKey: KeyRecord): Promise<void> {
+    this.#open();
+    if (this.#users.has(user.userId)) throw new SyncError('Conflict', `user ${user.userId} exists`);
+    if (this.#keys.has(firstKey.keyHash)) throw new SyncError('Conflict', 'that key exists');
+    if (firstKey.userId !== user.userId)
+      throw new SyncError('BadRequest', 'the first key must belong to the new user');
+    this.#users.set(user.userId, { ...user });
+    this.#keys.set(firstKey.keyHash, { ...firstKey });
+  }
+
+  async getUser(userId: string): Promise<UserRecord | null> {
+    this.#open();
+    const user = this.#users.get(userId);
+    return user ? { ...user } : null;
+  }
+
+  async setUserLevel(userId: string, level: Level): Promise<boolean> {
+    this.#open();
+    const user = this.#users.get(userId);
+    if (!user) return false;
+    this.#users.set(userId, { ...user, level });
+    return true;
+  }
+
+  async countUsers(): Promise<number> {
+    this.#open();
+    return this.#users.size;
+  }
+
+  async addKey(key: KeyRecord): Promise<void> {
+    this.#open();
+    if (!this.#users.has(key.userId)) throw new SyncError('NotFound', `no user ${key.userId}`);
+    if (this.#keys.has(key.keyHash)) throw new SyncError('Conflict', 'that key exists');
+    this.#keys.set(key.keyHash, { ...key });
+  }
+
+  async getKey(keyHash: string): Promise<KeyRecord | null> {
+    this.#open();
+    const key = this.#keys.get(keyHash);
+    return key ? { ...key } : null;
+  }
+
+  async revokeKey(keyHash: string, at: number): Promise<boolean> {
+    this.#open();
+    const key = this.#keys.get(keyHash);
+    if (!key || key.revokedAt !== null) return false;
+    this.#keys.set(keyHash, { ...key, revokedAt: at });
+    return true;
+  }
+
+  async getObject(name: string): Promise<ObjectRecord | null> {
+    this.#open();
+    const object = this.#objects.get(name);
+    return object ? { ...object } : null;
+  }
+
+  async createObject(record: ObjectRecord): Promise<ObjectRecord> {
+    this.#open();
+    const existing = this.#objects.get(record.name);
+    if (existing) return { ...existing };
+    this.#objects.set(record.name, { ...record });
+    return { ...record };
+  }
+
+  async updateObject(name: string, patch: ObjectPatch): Promise<ObjectRecord | null> {
+    this.#open();
+    const existing = this.#objects.get(name);
+    if (!existing) return null;
+    const next = { ...existing, ...definedFields(patch) };
+    this.#objects.set(name, next);
+    return { ...next };
+  }
+
+  async deleteObject(name: string): Promise<boolean> {
+    this.#open();
+    const existed = this.#objects.delete(name);
+    this.#blobData.delete(name);
+    if (name.startsWith('blob/')) this.#shares.delete(name.slice(5));
+    return existed;
+  }
+
+  async listObjects(listing: ObjectListing): Promise<ObjectRecord[]> {
+    this.#open();
+    const names = [...this.#objects.keys()]
+      .filter((n) => n.startsWith(listing.prefix) && (listing.after === undefined || n > listing.after))
+      .sort();
+    return names
+      .slice(0, Math.max(0, listing.limit))
+      .map((n) => ({ ...(this.#objects.get(n) as ObjectRecord) }));
+  }
+
+  async getBlobData(name: string): Promise<Uint8Array | null> {
+    this.#open();
+    return this.#blobData.get(name)?.slice() ?? null;
+  }
+
+  async putBlobData(name: string, write: BlobWrite): Promise<ObjectRecord> {
+    this.#open();
+    const existing = this.#objects.get(name);
+    const current = existing?.version ?? 0;
+    if (write.expectedVersion !== undefined && write.expectedVersion !== current) {
+      throw new SyncError('PreconditionFailed', `version is ${current}, not ${write.expectedVersion}`);
+    }
+    const base = existing ?? { ...write.create, name };
+    const next: ObjectRecord = {
+      ...base,
+      size: write.data.byteLength,
+      version: current + 1,
+      updatedAt: write.now,
+    };
+    this.#objects.set(name, next);
+    this.#blobData.set(name, write.data.slice());
+    return { ...next };
+  }
+
+  async putShare(share: ShareRecord): Promise<void> {
+    this.#open();
+    const shares = this.#shares.get(share.blobId) ?? new Map<string, ShareRecord>();
+    this.#shares.set(share.blobId, shares);
+    shares.set(share.userId, { ...share });
+  }
+
+  async deleteShare(blobId: string, userId: string): Promise<boolean> {
+    this.#open();
+    return this.#shares.get(blobId)?.delete(userId) ?? false;
+  }
+
+  async listShares(blobId: string): Promise<ShareRecord[]> {
+    this.#open();
+    return [...(this.#shares.get(blobId)?.values() ?? [])]
+      .sort((a, b) => (a.userId < b.userId ? -1 : 1))
+      .map((s) => ({ ...s }));
+  }
+
+  async appendAudit(seal: (head: AuditHead | null) => AuditRecord): Promise<AuditRecord> {
+    this.#open();
+    const entry = seal(this.#auditHead);
+    const expected = (this.#auditHead?.seq ?? 0) + 1;
+    if (entry.seq !== expected)
+      throw new SyncError('Conflict', `audit entry ${entry.seq} does not follow ${expected - 1}`);
+    this.#audit.push({ ...entry });
+    this.#auditHead = { seq: entry.seq, hash: entry.hash };
+    return { ...entry };
+  }
+
+  async auditHead(): Promise<AuditHead | null> {
+    this.#open();
+    return this.#auditHead ? { ...this.#auditHead } : null;
+  }
+
+  async queryAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    this.#open();
+    const limit = Math.min(Math.max(0, query.limit ?? MAX_AUDIT_PAGE), MAX_AUDIT_PAGE);
+    const out: AuditRecord[] = [];
+    for (const entry of this.#audit) {
+      if (out.length >= limit) break;
+      if (query.afterSeq !== undefined && entry.seq <= query.afterSeq) continue;
+      if (query.target !== undefined && entry.target !== query.target) continue;
+      if (query.since !== undefined && entry.ts < query.since) continue;
+      out.push({ ...entry });
+    }
+    return out;
+  }
+
+  async replaceGrants(source: string, grants: readonly ModGrant[]): Promise<void> {
+    this.#open();
+    if (grants.some((g) => g.source !== source))
+      throw new SyncError('BadRequest', `every grant must have source ${source}`);
+    if (grants.length === 0) this.#grants.delete(source);
+    else this.#grants.set(source, grants.map(copyGrant));
+  }
+
+  async listGrants(source?: string): Promise<ModGrant[]> {
+    this.#open();
+    const lists = source === undefined ? [...this.#grants.values()] : [this.#grants.get(source) ?? []];
+    return lists.flat().map(copyGrant);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  #open(): void {
+    if (this.#closed) throw new SyncError('Unavailable', 'the relay store is closed');
+  }
+}
+
+function copyGrant(grant: ModGrant): ModGrant {
+  return { ...grant, ...(grant.keys ? { keys: [...grant.keys] } : {}) };
+}
+
+/** A patch without its undefined fields, so `{read: undefined}` keeps the current read. */
+function definedFields(patch: ObjectPatch): ObjectPatch {
+  return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as ObjectPatch;
+}

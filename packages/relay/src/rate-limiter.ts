@@ -1,0 +1,68 @@
+/** Options of a {@link RateLimiter}: a token bucket per caller. */
+export interface RateLimitOptions {
+  /** Tokens a bucket holds: the burst a caller may send at once. */
+  readonly capacity: number;
+  /** Tokens added per second: the sustained rate. */
+  readonly refillPerSecond: number;
+  /** Buckets kept at most; the least recently used are dropped (a dropped bucket starts full). */
+  readonly maxBuckets?: number;
+}
+
+/**
+ * The defaults: generous enough that tests, benchmarks and a busy web app never notice
+ * them, tight enough that one key cannot monopolise the relay.
+ */
+export const DEFAULT_RATE_LIMIT: Required<RateLimitOptions> = {
+  capacity: 20_000,
+  refillPerSecond: 10_000,
+  maxBuckets: 100_000,
+};
+
+/** The answer of {@link RateLimiter.take}. */
+export type RateVerdict = { readonly ok: true } | { readonly ok: false; readonly retryAfterSeconds: number };
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** A token bucket per caller id (an API key's hash, or an address for guests). */
+export class RateLimiter {
+  readonly #options: Required<RateLimitOptions>;
+  readonly #now: () => number;
+  /** Insertion order is recency order: a used bucket is re-inserted, so the first is the stalest. */
+  readonly #buckets = new Map<string, Bucket>();
+
+  /** `now` is in milliseconds (monotonic by default), injectable for tests. */
+  constructor(options: Partial<RateLimitOptions> = {}, now: () => number = () => performance.now()) {
+    this.#options = { ...DEFAULT_RATE_LIMIT, ...definedOnly(options) };
+    if (!(this.#options.capacity >= 1) || !(this.#options.refillPerSecond > 0)) {
+      throw new RangeError('a rate limit needs capacity >= 1 and refillPerSecond > 0');
+    }
+    this.#now = now;
+  }
+
+  /** Takes `cost` tokens from `id`'s bucket, or says how long to wait. */
+  take(id: string, cost = 1): RateVerdict {
+    const now = this.#now();
+    const { capacity, refillPerSecond, maxBuckets } = this.#options;
+    const bucket = this.#buckets.get(id) ?? { tokens: capacity, at: now };
+    this.#buckets.delete(id);
+    bucket.tokens = Math.min(capacity, bucket.tokens + ((now - bucket.at) / 1000) * refillPerSecond);
+    bucket.at = now;
+    this.#buckets.set(id, bucket);
+    if (this.#buckets.size > maxBuckets) {
+      const stalest = this.#buckets.keys().next();
+      if (!stalest.done) this.#buckets.delete(stalest.value);
+    }
+    if (bucket.tokens >= cost) {
+      bucket.tokens -= cost;
+      return { ok: true };
+    }
+    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((cost - bucket.tokens) / refillPerSecond)) };
+  }
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

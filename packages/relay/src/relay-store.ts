@@ -1,0 +1,199 @@
+import type { Level, ModGrant, ReadFlag, ShareLevel, WriteFlag } from '@scopesync/core';
+
+/** A registered device: one user of the relay. */
+export interface UserRecord {
+  /** `user_` + 16 lowercase hex characters. */
+  readonly userId: string;
+  readonly level: Level;
+  /** The device name given at registration; not unique. */
+  readonly deviceName: string;
+  /** The user's Ed25519 public key (base64url) for verifying their signatures, if they published one. */
+  readonly signPk: string | null;
+  /** The user's X25519 public key (base64url) for sealing document keys to them, if they published one. */
+  readonly boxPk: string | null;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+}
+
+/** One API key, by the SHA-256 of the key: the key itself is never stored. */
+export interface KeyRecord {
+  /** Lowercase hex SHA-256 of the key string. */
+  readonly keyHash: string;
+  readonly userId: string;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+  /** Epoch milliseconds of the revocation; null while the key is valid. */
+  readonly revokedAt: number | null;
+}
+
+/** The relay's metadata of one document or blob (the content lives in the DocStore, or as raw blob bytes). */
+export interface ObjectRecord {
+  /** The document name: `<SCOPE>/<namespace>/<key>` or `blob/<blob_id>`. */
+  readonly name: string;
+  /** A user id, or the system owner (nil UUID). */
+  readonly owner: string;
+  readonly read: ReadFlag;
+  readonly write: WriteFlag;
+  /** True when the relay holds only ciphertext for it (USER_PRIVATE, encrypted blobs). */
+  readonly encrypted: boolean;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+  /** Epoch milliseconds of the last write the relay saw. */
+  readonly updatedAt: number;
+  /** Size in bytes of the raw blob bytes; 0 for documents and for blobs without raw bytes. */
+  readonly size: number;
+  /** Version of the raw blob bytes: 0 before the first PUT, +1 per PUT. Documents use the DocStore head instead. */
+  readonly version: number;
+}
+
+/** The fields of an object a metadata update may change. */
+export type ObjectPatch = Partial<Pick<ObjectRecord, 'owner' | 'read' | 'write' | 'encrypted' | 'updatedAt'>>;
+
+/** One blob share: `userId` may read (or read and write) blob `blobId`. */
+export interface ShareRecord {
+  readonly blobId: string;
+  readonly userId: string;
+  readonly level: ShareLevel;
+  /** The user id who granted it. */
+  readonly grantedBy: string;
+  /** Epoch milliseconds. */
+  readonly grantedAt: number;
+}
+
+/** The channel an audited access came through. */
+export type AuditChannel = 'http' | 'ws' | 'runtime';
+
+/**
+ * One audit entry. `id` is `AUDIT::<requesting_user_id>::<target_user_id>::<timestamp>`;
+ * `seq` orders the chain, `prevHash` is the `hash` of entry `seq - 1` (64 zeros for the
+ * first), and `hash` covers every other field (see `sealAuditEntry`).
+ */
+export interface AuditRecord {
+  readonly seq: number;
+  readonly id: string;
+  /** Epoch milliseconds. */
+  readonly ts: number;
+  /** Who acted: a user id, `guest`, `runtime` or `mod:<name>`. */
+  readonly accessor: string;
+  /** Whose data it is: a user id, `mod:<name>`, or the system owner. */
+  readonly target: string;
+  /** The scope, or `blob`. */
+  readonly scope: string;
+  /** The document key or blob id. */
+  readonly key: string;
+  readonly action: string;
+  readonly result: 'ok' | 'denied';
+  readonly channel: AuditChannel;
+  /** The permission engine's reason. */
+  readonly reason: string;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+/** The newest audit entry's position: what the next entry chains to. */
+export interface AuditHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** A filter over the audit log. Entries come back in `seq` order. */
+export interface AuditQuery {
+  /** Only entries about this target. */
+  readonly target?: string | undefined;
+  /** Only entries with `ts >= since` (epoch milliseconds). */
+  readonly since?: number | undefined;
+  /** Only entries with `seq > afterSeq`: the paging cursor. */
+  readonly afterSeq?: number | undefined;
+  /** At most this many entries (the store may cap it). */
+  readonly limit?: number | undefined;
+}
+
+/** A page of objects, in name order. */
+export interface ObjectListing {
+  /** Only names starting with this. */
+  readonly prefix: string;
+  /** Only names sorting after this one: the paging cursor. */
+  readonly after?: string | undefined;
+  readonly limit: number;
+}
+
+/** A raw-bytes write of a blob. */
+export interface BlobWrite {
+  /** The bytes; the store keeps its own copy. */
+  readonly data: Uint8Array;
+  /** The version the caller last saw (0: no raw bytes yet); undefined writes unconditionally. */
+  readonly expectedVersion?: number | undefined;
+  /** Metadata for the object when it does not exist yet (its size and version are ignored). */
+  readonly create: ObjectRecord;
+  /** Epoch milliseconds: the new `updatedAt`. */
+  readonly now: number;
+}
+
+/**
+ * Everything the relay keeps besides document content: users, API key hashes, object
+ * metadata and raw blob bytes, shares, the hash-chained audit log and mod grants. Every
+ * method resolves once its effect is durable for the store; multi-row changes are atomic.
+ * Records returned are copies: changing them changes nothing stored.
+ */
+export interface RelayStore {
+  /** Creates a user together with its first API key, atomically. Conflict if the user id or key hash exists. */
+  createUser(user: UserRecord, firstKey: KeyRecord): Promise<void>;
+  /** The user, or null. */
+  getUser(userId: string): Promise<UserRecord | null>;
+  /** Changes a user's level; false when there is no such user. */
+  setUserLevel(userId: string, level: Level): Promise<boolean>;
+  /** The number of registered users. */
+  countUsers(): Promise<number>;
+
+  /** Adds a key for an existing user. Conflict if the hash exists, NotFound if the user does not. */
+  addKey(key: KeyRecord): Promise<void>;
+  /** The key with this hash (revoked or not), or null. */
+  getKey(keyHash: string): Promise<KeyRecord | null>;
+  /** Marks a key revoked; false when it is unknown or already revoked. */
+  revokeKey(keyHash: string, at: number): Promise<boolean>;
+
+  /** An object's metadata, or null. */
+  getObject(name: string): Promise<ObjectRecord | null>;
+  /** Creates the object unless it exists; resolves with the stored record (the existing one wins). */
+  createObject(record: ObjectRecord): Promise<ObjectRecord>;
+  /** Changes fields of an existing object; resolves with the result, or null when it does not exist. */
+  updateObject(name: string, patch: ObjectPatch): Promise<ObjectRecord | null>;
+  /** Deletes an object with its raw bytes and shares; false when it did not exist. */
+  deleteObject(name: string): Promise<boolean>;
+  /** Objects whose names start with `prefix`, after `after`, in name (code unit) order. */
+  listObjects(listing: ObjectListing): Promise<ObjectRecord[]>;
+
+  /** The raw bytes of a blob, or null when it has none. */
+  getBlobData(name: string): Promise<Uint8Array | null>;
+  /**
+   * Stores a blob's raw bytes, creating the object if needed, and bumps its version.
+   * Throws PreconditionFailed when `expectedVersion` is given and differs from the stored
+   * version (0 for an object without raw bytes or no object at all). Atomic.
+   */
+  putBlobData(name: string, write: BlobWrite): Promise<ObjectRecord>;
+
+  /** Creates or replaces a share. */
+  putShare(share: ShareRecord): Promise<void>;
+  /** Removes a share; false when there was none. */
+  deleteShare(blobId: string, userId: string): Promise<boolean>;
+  /** The shares of a blob, by user id. */
+  listShares(blobId: string): Promise<ShareRecord[]>;
+
+  /**
+   * Appends one audit entry atomically: `seal` receives the current head (null for an empty
+   * log) and returns the complete entry, whose `seq` must be head + 1. Resolves with it.
+   */
+  appendAudit(seal: (head: AuditHead | null) => AuditRecord): Promise<AuditRecord>;
+  /** The head the last append recorded, or null for an empty log. Kept apart from the entries so that removing the newest entry is detectable. */
+  auditHead(): Promise<AuditHead | null>;
+  /** Audit entries matching `query`, in `seq` order. */
+  queryAudit(query: AuditQuery): Promise<AuditRecord[]>;
+
+  /** Replaces every grant whose source is `source` (what a mod declares at registration). */
+  replaceGrants(source: string, grants: readonly ModGrant[]): Promise<void>;
+  /** Grants whose source is `source`, or all grants. */
+  listGrants(source?: string): Promise<ModGrant[]>;
+
+  /** Releases the store. Idempotent; later calls reject with Unavailable. */
+  close(): Promise<void>;
+}

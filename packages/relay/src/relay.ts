@@ -1,0 +1,302 @@
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { type DocName, type DocStore, MemoryDocStore, SyncError } from '@scopesync/core';
+import { SqliteDocStore, SqliteRelayStore } from '@scopesync/store-sqlite';
+import { AccessControl } from './access-control.ts';
+import { AuditLog } from './audit-log.ts';
+import { HttpApi } from './http/http-api.ts';
+import { StaticFiles } from './http/static-files.ts';
+import { instrumentRelayStore } from './instrumented-relay-store.ts';
+import { KeyedMutex } from './keyed-mutex.ts';
+import { MemoryRelayStore } from './memory-relay-store.ts';
+import { Metrics } from './metrics.ts';
+import type { RateLimitOptions } from './rate-limiter.ts';
+import { consoleRelayLog, type RelayLog } from './relay-log.ts';
+import type { RelayStore } from './relay-store.ts';
+import { type ModDefinition, RelayRuntime } from './runtime.ts';
+import { DocHub } from './sync/doc-hub.ts';
+import { SyncServer, type SyncServerOptions } from './sync/sync-server.ts';
+
+/** Size limits of the relay. */
+export interface RelayLimits {
+  /** Largest HTTP request body, in bytes; larger ones get 413 before they are read. Default 16 MiB. */
+  readonly maxBodyBytes?: number;
+  /** The WebSocket layer's limits (frame size, subscriptions per socket, …), passed to the SyncServer. */
+  readonly sync?: SyncServerOptions['limits'];
+}
+
+/** Explicit stores, instead of a data dir. The relay does not close stores it was given. */
+export interface RelayStores {
+  readonly relayStore: RelayStore;
+  readonly docStore: DocStore;
+}
+
+/** Options of {@link createRelay}; everything has a default. */
+export interface RelayOptions {
+  /** TCP port; 0 picks a free one. Default 8787. */
+  readonly port?: number;
+  /** Interface to listen on. Default `127.0.0.1`; `0.0.0.0` to serve a network. */
+  readonly host?: string;
+  /**
+   * Directory of the SQLite files (`relay.sqlite` for users, keys, metadata, shares, audit;
+   * `docs.sqlite` for document logs), created if missing. Without it and without `stores`
+   * the relay keeps everything in memory.
+   */
+  readonly dataDir?: string;
+  /** Stores to use instead of a data dir (e.g. memory stores in tests). */
+  readonly stores?: RelayStores;
+  readonly limits?: RelayLimits;
+  /** Per-caller token bucket for HTTP requests; false turns it off. Default: generous (see DEFAULT_RATE_LIMIT). */
+  readonly rateLimit?: Partial<RateLimitOptions> | false;
+  /** Mods to register (with their grants) and start when the relay listens. */
+  readonly mods?: readonly ModDefinition[];
+  /** A built web app to serve at `/` (SPA fallback to index.html). */
+  readonly staticDir?: string;
+  /** How documents stay in memory. */
+  readonly docs?: { readonly idleMs?: number; readonly compactAfter?: number };
+  /** How long close() lets HTTP requests in flight finish before cutting them, in ms. Default 5000. */
+  readonly closeGraceMs?: number;
+  /** Where the relay reports problems. Default: warnings and errors as JSON lines on stderr. */
+  readonly log?: RelayLog;
+}
+
+/** The file in a data dir holding users, keys, metadata, shares, the audit log and grants. */
+export const RELAY_DB_FILE = 'relay.sqlite';
+/** The file in a data dir holding the document logs. */
+export const DOCS_DB_FILE = 'docs.sqlite';
+
+const DEFAULTS = {
+  port: 8787,
+  host: '127.0.0.1',
+  maxBodyBytes: 16 * 1024 * 1024,
+  closeGraceMs: 5000,
+};
+
+/** Where a listening relay is. */
+export interface RelayAddress {
+  readonly port: number;
+  /** `http://host:port`, without a trailing slash. */
+  readonly url: string;
+}
+
+/**
+ * A running relay: the HTTP API, the WebSocket sync endpoints (`/sync`, `/sync/<name>`), the
+ * server runtime and mods, over one RelayStore and one DocStore. Create it with
+ * {@link createRelay}, then `listen()`; `close()` stops it.
+ */
+export class Relay {
+  /** The authoritative server runtime API (and mods). */
+  readonly runtime: RelayRuntime;
+  /** The metrics registry behind GET /metrics. */
+  readonly metrics: Metrics;
+  /** Users, keys, metadata, shares, audit, grants. */
+  readonly store: RelayStore;
+  /** The access path every channel uses. */
+  readonly access: AccessControl;
+  /** The audit log. */
+  readonly audit: AuditLog;
+  /** The documents in memory. */
+  readonly hub: DocHub;
+  /** The WebSocket endpoints. */
+  readonly syncServer: SyncServer;
+  readonly #server: Server;
+  readonly #options: RelayOptions;
+  readonly #log: RelayLog;
+  readonly #ownedStores: { close(): Promise<void> }[];
+  readonly #stops: (() => unknown)[] = [];
+  #address: RelayAddress | null = null;
+  #listening: Promise<RelayAddress> | null = null;
+  #closing: Promise<void> | null = null;
+  #markClosed!: () => void;
+  /** Settles once `close()` has finished, whoever called it. */
+  readonly whenClosed: Promise<void> = new Promise((resolve) => {
+    this.#markClosed = resolve;
+  });
+
+  /** Use {@link createRelay}. */
+  constructor(options: RelayOptions = {}) {
+    this.#options = options;
+    this.#log = options.log ?? consoleRelayLog;
+    this.metrics = new Metrics();
+    const { relayStore, docStore, owned } = openStores(options);
+    this.#ownedStores = owned;
+    this.store = instrumentRelayStore(
+      relayStore,
+      this.metrics.histogram(
+        'scopesync_relay_store_seconds',
+        'Latency of relay store calls (users, keys, metadata, audit).',
+      ),
+    );
+    this.audit = new AuditLog({ store: this.store });
+    this.access = new AccessControl({ store: this.store, audit: this.audit, metrics: this.metrics });
+    const syncLog = (level: 'warn' | 'error', message: string, context?: Record<string, unknown>): void =>
+      this.#log(level, message, context);
+    this.hub = new DocHub({
+      store: docStore,
+      metrics: this.metrics,
+      log: syncLog,
+      ...(options.docs?.idleMs === undefined ? {} : { idleMs: options.docs.idleMs }),
+      ...(options.docs?.compactAfter === undefined ? {} : { compactAfter: options.docs.compactAfter }),
+    });
+    this.syncServer = new SyncServer({
+      hub: this.hub,
+      authority: this.access,
+      metrics: this.metrics,
+      ...(options.limits?.sync === undefined ? {} : { limits: options.limits.sync }),
+      log: syncLog,
+    });
+    const mutex = new KeyedMutex();
+    const refreshAccess = async (name: DocName): Promise<void> => {
+      try {
+        await this.syncServer.refreshAccess(name);
+      } catch (error) {
+        this.#log('error', 'refreshing access failed', { doc: name, error });
+      }
+    };
+    this.runtime = new RelayRuntime({
+      access: this.access,
+      audit: this.audit,
+      store: this.store,
+      hub: this.hub,
+      mutex,
+      refreshAccess,
+    });
+    const api = new HttpApi({
+      services: {
+        access: this.access,
+        store: this.store,
+        audit: this.audit,
+        hub: this.hub,
+        mutex,
+        refreshAccess,
+        maxBodyBytes: options.limits?.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+        now: Date.now,
+      },
+      metrics: this.metrics,
+      rateLimit: options.rateLimit ?? {},
+      staticFiles: options.staticDir === undefined ? null : new StaticFiles({ root: options.staticDir }),
+      log: this.#log,
+    });
+    this.#server = createServer((req, res) => api.handle(req, res));
+    this.#server.on('upgrade', (req, socket, head) => {
+      try {
+        const result: unknown = this.syncServer.handleUpgrade(req, socket, head);
+        if (result instanceof Promise) {
+          result.catch((error: unknown) => {
+            this.#log('error', 'WebSocket upgrade failed', { url: req.url?.slice(0, 300), error });
+            socket.destroy();
+          });
+        }
+      } catch (error) {
+        this.#log('error', 'WebSocket upgrade failed', { url: req.url?.slice(0, 300), error });
+        socket.destroy();
+      }
+    });
+  }
+
+  /** `http://host:port` once listening; throws Unavailable before. */
+  get url(): string {
+    if (!this.#address) throw new SyncError('Unavailable', 'the relay is not listening yet');
+    return this.#address.url;
+  }
+
+  /** Registers and starts the mods, then listens. Resolves with the port and URL. Idempotent. */
+  listen(): Promise<RelayAddress> {
+    if (this.#closing) return Promise.reject(new SyncError('Unavailable', 'the relay is closed'));
+    this.#listening ??= this.#listen();
+    return this.#listening;
+  }
+
+  async #listen(): Promise<RelayAddress> {
+    for (const mod of this.#options.mods ?? []) {
+      const handle = await this.runtime.registerMod(mod);
+      const stop: unknown = await mod.start?.({ mod: handle, runtime: this.runtime });
+      if (typeof stop === 'function') this.#stops.push(stop as () => unknown);
+    }
+    const host = this.#options.host ?? DEFAULTS.host;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void =>
+        reject(new SyncError('Unavailable', `cannot listen: ${error.message}`, { cause: error }));
+      this.#server.once('error', onError);
+      this.#server.listen(this.#options.port ?? DEFAULTS.port, host, () => {
+        this.#server.off('error', onError);
+        resolve();
+      });
+    });
+    const { port } = this.#server.address() as AddressInfo;
+    const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+    this.#address = { port, url: `http://${shownHost}:${port}` };
+    return this.#address;
+  }
+
+  /**
+   * Stops accepting connections, closes WebSockets with 1001 (going away), lets HTTP requests
+   * in flight finish (up to `closeGraceMs`), commits pending writes, stops the mods and
+   * closes the stores it opened. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const stopped = new Promise<void>((resolve) => {
+      if (!this.#server.listening) resolve();
+      else this.#server.close(() => resolve());
+    });
+    await this.#step('closing WebSockets', () => this.syncServer.close());
+    this.#server.closeIdleConnections();
+    const grace = this.#options.closeGraceMs ?? DEFAULTS.closeGraceMs;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([stopped, new Promise<void>((resolve) => (timer = setTimeout(resolve, grace)))]);
+    clearTimeout(timer);
+    this.#server.closeAllConnections();
+    await stopped;
+    for (const stop of this.#stops.reverse()) await this.#step('stopping a mod', stop);
+    await this.#step('flushing documents', () => this.hub.close());
+    for (const store of this.#ownedStores) await this.#step('closing a store', () => store.close());
+    this.#markClosed();
+  }
+
+  async #step(what: string, fn: () => unknown): Promise<void> {
+    try {
+      await fn();
+    } catch (error) {
+      this.#log('error', `${what} failed during close`, { error });
+    }
+  }
+}
+
+/** Creates a relay (not yet listening): `const relay = createRelay({port: 0}); await relay.listen()`. */
+export function createRelay(options: RelayOptions = {}): Relay {
+  return new Relay(options);
+}
+
+function openStores(options: RelayOptions): {
+  relayStore: RelayStore;
+  docStore: DocStore;
+  owned: { close(): Promise<void> }[];
+} {
+  if (options.stores) {
+    if (options.dataDir !== undefined)
+      throw new SyncError('BadRequest', 'give either dataDir or stores, not both');
+    return { ...options.stores, owned: [] };
+  }
+  if (options.dataDir === undefined) {
+    const relayStore = new MemoryRelayStore();
+    const docStore = new MemoryDocStore();
+    return { relayStore, docStore, owned: [relayStore, docStore] };
+  }
+  mkdirSync(options.dataDir, { recursive: true });
+  const relayStore: RelayStore = new SqliteRelayStore({ path: join(options.dataDir, RELAY_DB_FILE) });
+  let docStore: DocStore;
+  try {
+    docStore = new SqliteDocStore({ path: join(options.dataDir, DOCS_DB_FILE) });
+  } catch (error) {
+    void relayStore.close();
+    throw error;
+  }
+  return { relayStore, docStore, owned: [relayStore, docStore] };
+}

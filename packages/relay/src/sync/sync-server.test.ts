@@ -1,0 +1,590 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type Action,
+  type Address,
+  type Caller,
+  decide,
+  decodeDocFrame,
+  decodeMuxFrame,
+  encodeDocFrame,
+  encodeMuxFrame,
+  flagsForWrite,
+  Level,
+  MemoryDocStore,
+  type Message,
+  type ObjectMeta,
+  ownerForCreate,
+  parseDocName,
+  parseUserId,
+  type ShareLevel,
+  SyncError,
+  type UserId,
+} from '@scopesync/core';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import * as Y from 'yjs';
+import { Metrics } from '../metrics.ts';
+import { DocHub } from './doc-hub.ts';
+import type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from './sync-authority.ts';
+import type { SyncLog } from './sync-log.ts';
+import { SyncServer, type SyncServerLimits } from './sync-server.ts';
+
+const ALICE = parseUserId('user_aaaaaaaaaaaaaaaa');
+const BOB = parseUserId('user_bbbbbbbbbbbbbbbb');
+const CAROL = parseUserId('user_cccccccccccccccc');
+const user = (userId: UserId): Caller => ({ kind: 'user', userId, level: Level.User });
+
+/** A SyncAuthority over core's decide() with metadata in a map, recording audited checks. */
+class TestAuthority implements SyncAuthority {
+  readonly keys = new Map<string, Caller>([
+    ['alice-key', user(ALICE)],
+    ['bob-key', user(BOB)],
+    ['carol-key', user(CAROL)],
+  ]);
+  readonly objects = new Map<string, ObjectMeta>();
+  readonly audits: Array<{ caller: string; action: Action; name: string; allowed: boolean }> = [];
+  failOn: string | null = null;
+
+  async authenticate(request: IncomingMessage): Promise<Caller> {
+    const key = new URL(request.url ?? '/', 'http://x').searchParams.get('key');
+    if (key === null) return { kind: 'guest' };
+    const caller = this.keys.get(key);
+    if (!caller) throw new SyncError('Unauthorized', 'unknown API key');
+    return caller;
+  }
+
+  async check(
+    caller: Caller,
+    action: Action,
+    address: Address,
+    options?: CheckOptions,
+  ): Promise<CheckedAccess> {
+    if (this.failOn === address.name) throw new Error('metadata store exploded');
+    const object = this.objects.get(address.name) ?? null;
+    const decision = decide({ caller, action, address, object });
+    if (options?.audit !== false && decision.audit) {
+      const who = caller.kind === 'user' ? caller.userId : caller.kind;
+      this.audits.push({ caller: who, action, name: address.name, allowed: decision.allowed });
+    }
+    return { decision, object };
+  }
+
+  async prepareWrite(caller: Caller, address: Address, requested?: RequestedFlags): Promise<ObjectMeta> {
+    const existing = this.objects.get(address.name) ?? null;
+    const flags = flagsForWrite(caller, address, existing, requested ?? {});
+    const meta: ObjectMeta = {
+      ...existing,
+      owner: existing?.owner ?? ownerForCreate(caller, address),
+      ...flags,
+    };
+    this.objects.set(address.name, meta);
+    return meta;
+  }
+
+  share(blob: string, userId: UserId, level: ShareLevel | null): void {
+    const meta = this.objects.get(blob);
+    if (!meta) throw new Error('no blob');
+    const shares = new Map(meta.shares ?? []);
+    if (level === null) shares.delete(userId);
+    else shares.set(userId, level);
+    this.objects.set(blob, { ...meta, shares });
+  }
+}
+
+interface Fixture {
+  url: string;
+  hub: DocHub;
+  store: MemoryDocStore;
+  authority: TestAuthority;
+  server: SyncServer;
+  metrics: Metrics;
+  logs: unknown[][];
+}
+
+const teardowns: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const t of teardowns.splice(0).reverse()) await t();
+});
+
+async function start(limits: Partial<SyncServerLimits> = {}): Promise<Fixture> {
+  const logs: unknown[][] = [];
+  const log: SyncLog = (...args) => {
+    logs.push(args);
+  };
+  const store = new MemoryDocStore();
+  const metrics = new Metrics();
+  const hub = new DocHub({ store, metrics, log });
+  const authority = new TestAuthority();
+  const server = new SyncServer({ hub, authority, metrics, log, limits });
+  const http: Server = createServer((_req, res) => {
+    res.statusCode = 404;
+    res.end();
+  });
+  http.on('upgrade', (req, socket, head) => server.handleUpgrade(req, socket, head));
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const { port } = http.address() as AddressInfo;
+  teardowns.push(async () => {
+    await server.close();
+    await hub.close();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+  });
+  return { url: `ws://127.0.0.1:${port}`, hub, store, authority, server, metrics, logs };
+}
+
+/** A raw WebSocket client that decodes frames and lets a test wait for the next matching one. */
+class Client {
+  readonly frames: Array<{ docName: string | null; message: Message }> = [];
+  readonly #waiters: Array<() => void> = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  readonly opened: Promise<void>;
+
+  private constructor(
+    readonly ws: WebSocket,
+    readonly mux: boolean,
+  ) {
+    this.opened = new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    // Listen before the socket opens: the relay's first frame can arrive with the 101 response.
+    ws.on('message', (data: Buffer) => {
+      const bytes = new Uint8Array(data);
+      this.frames.push(mux ? decodeMuxFrame(bytes) : { docName: null, message: decodeDocFrame(bytes) });
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+    this.closed = new Promise((resolve) =>
+      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+    teardowns.push(async () => {
+      ws.terminate();
+    });
+  }
+
+  static async open(url: string, mux: boolean): Promise<Client> {
+    const client = new Client(new WebSocket(url), mux);
+    await client.opened;
+    return client;
+  }
+
+  /** Removes and returns the first frame satisfying `match`, waiting for it if needed. */
+  async next<T extends Message['type']>(
+    type: T,
+    match: (m: Extract<Message, { type: T }>, docName: string | null) => boolean = () => true,
+  ): Promise<Extract<Message, { type: T }>> {
+    for (;;) {
+      const index = this.frames.findIndex(
+        (f) => f.message.type === type && match(f.message as Extract<Message, { type: T }>, f.docName),
+      );
+      if (index >= 0) return this.frames.splice(index, 1)[0]?.message as Extract<Message, { type: T }>;
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  has(type: Message['type']): boolean {
+    return this.frames.some((f) => f.message.type === type);
+  }
+
+  send(message: Message, docName?: string): void {
+    this.ws.send(docName === undefined ? encodeDocFrame(message as never) : encodeMuxFrame(docName, message));
+  }
+}
+
+/** Status code of a refused upgrade. */
+function upgradeStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.on('open', () => {
+      ws.close();
+      reject(new Error('the upgrade was accepted'));
+    });
+    ws.on('error', () => undefined);
+  });
+}
+
+function textUpdate(doc: Y.Doc, text: string): Uint8Array {
+  const before = Y.encodeStateVector(doc);
+  doc.getText('t').insert(0, text);
+  return Y.encodeStateAsUpdate(doc, before);
+}
+
+function awarenessUpdate(entries: Array<{ clientId: number; clock: number; state: unknown }>): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, entries.length);
+  for (const e of entries) {
+    encoding.writeVarUint(encoder, e.clientId);
+    encoding.writeVarUint(encoder, e.clock);
+    encoding.writeVarString(encoder, JSON.stringify(e.state));
+  }
+  return encoding.toUint8Array(encoder);
+}
+
+function decodeAwareness(update: Uint8Array): Array<{ clientId: number; clock: number; state: unknown }> {
+  const decoder = decoding.createDecoder(update);
+  const n = decoding.readVarUint(decoder);
+  return Array.from({ length: n }, () => ({
+    clientId: decoding.readVarUint(decoder),
+    clock: decoding.readVarUint(decoder),
+    state: JSON.parse(decoding.readVarString(decoder)),
+  }));
+}
+
+const NOTES = parseDocName('PUBLIC_RW/_/notes').name;
+const ALICE_PUBLIC = parseDocName(`USER_PUBLIC/${ALICE}/profile`).name;
+const ALICE_PRIVATE = parseDocName(`USER_PRIVATE/${ALICE}/diary`).name;
+const BLOB = parseDocName('blob/b1').name;
+
+describe('SyncServer upgrade', () => {
+  it('refuses with plain HTTP statuses before the socket opens', async () => {
+    const f = await start();
+    f.authority.objects.set(BLOB, { owner: ALICE, read: 1, write: 1 });
+    expect(await upgradeStatus(`${f.url}/sync/not-a-doc`)).toBe(400);
+    expect(await upgradeStatus(`${f.url}/sync/blob/a%2F..%2Fb`)).toBe(400);
+    expect(await upgradeStatus(`${f.url}/sync/${NOTES}?key=nope`)).toBe(401);
+    expect(await upgradeStatus(`${f.url}/sync?key=nope`)).toBe(401);
+    expect(await upgradeStatus(`${f.url}/sync/${ALICE_PRIVATE}?key=bob-key`)).toBe(403);
+    expect(await upgradeStatus(`${f.url}/sync/${BLOB}?key=carol-key`)).toBe(403);
+    expect(await upgradeStatus(`${f.url}/elsewhere`)).toBe(404);
+    // The owner may not sync a private document in plaintext either.
+    expect(await upgradeStatus(`${f.url}/sync/${ALICE_PRIVATE}?key=alice-key`)).toBe(400);
+    expect(f.server.connections).toBe(0);
+    expect(f.metrics.render()).toMatch(/scopesync_sync_denials_total [1-9]/);
+  });
+
+  it('accepts the name percent-encoded as one segment or raw with slashes', async () => {
+    const f = await start();
+    const encoded = await Client.open(`${f.url}/sync/${encodeURIComponent(NOTES)}`, false);
+    const raw = await Client.open(`${f.url}/sync/${NOTES}`, false);
+    await encoded.next('sync-step1');
+    await raw.next('sync-step1');
+    encoded.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'hi') });
+    const update = await raw.next('sync-update');
+    const doc = new Y.Doc();
+    Y.applyUpdate(doc, update.update);
+    expect(doc.getText('t').toString()).toBe('hi');
+  });
+});
+
+describe('SyncServer single-document endpoint', () => {
+  it('answers SyncStep1 and stores writes', async () => {
+    const f = await start();
+    const client = await Client.open(`${f.url}/sync/${NOTES}`, false);
+    await client.next('sync-step1');
+    const local = new Y.Doc();
+    client.send({ type: 'sync-update', update: textUpdate(local, 'hello') });
+    client.send({ type: 'sync-step1', stateVector: Y.encodeStateVector(new Y.Doc()) });
+    const step2 = await client.next('sync-step2');
+    const copy = new Y.Doc();
+    Y.applyUpdate(copy, step2.update);
+    expect(copy.getText('t').toString()).toBe('hello');
+    await f.hub.flush();
+    expect(await f.store.head(NOTES)).toBe(1);
+  });
+
+  it('syncs a read-only caller but drops its edits and tells it so', async () => {
+    const f = await start();
+    const owner = await Client.open(`${f.url}/sync/${ALICE_PUBLIC}?key=alice-key`, false);
+    await owner.next('sync-step1');
+    owner.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'mine') });
+    owner.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
+    await owner.next('sync-step2');
+
+    const reader = await Client.open(`${f.url}/sync/${ALICE_PUBLIC}?key=bob-key`, false);
+    await reader.next('sync-step1');
+    reader.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
+    const step2 = await reader.next('sync-step2');
+    const copy = new Y.Doc();
+    Y.applyUpdate(copy, step2.update);
+    expect(copy.getText('t').toString()).toBe('mine');
+
+    reader.send({ type: 'sync-update', update: textUpdate(copy, 'not yours ') });
+    const denied = await reader.next('permission-denied');
+    expect(denied.reason).toMatch(/owner/);
+    await f.hub.flush();
+    expect(await f.hub.read(ALICE_PUBLIC, (d) => d.getText('t').toString())).toBe('mine');
+    expect(await f.store.head(ALICE_PUBLIC)).toBe(1);
+    // A read-only client's step2 carrying nothing new is dropped quietly.
+    reader.send({ type: 'sync-step2', update: Y.encodeStateAsUpdate(new Y.Doc()) });
+    // Round trips: each socket's frames are processed in order, so these answers come after.
+    reader.send({ type: 'sync-step1', stateVector: Y.encodeStateVector(copy) });
+    await reader.next('sync-step2');
+    owner.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
+    await owner.next('sync-step2');
+    expect(reader.has('permission-denied')).toBe(false);
+    expect(owner.has('sync-update')).toBe(false);
+    // The write denial is audited once per subscription, the cross-user read once.
+    const bobAudits = f.authority.audits.filter((a) => a.caller === BOB);
+    expect(bobAudits).toEqual([
+      { caller: BOB, action: 'read', name: ALICE_PUBLIC, allowed: true },
+      { caller: BOB, action: 'write', name: ALICE_PUBLIC, allowed: false },
+    ]);
+  });
+
+  it('echoes awareness to its sender, binds it to the user, and strips other sockets’ client ids', async () => {
+    const f = await start();
+    const a = await Client.open(`${f.url}/sync/${NOTES}?key=alice-key`, false);
+    const b = await Client.open(`${f.url}/sync/${NOTES}?key=bob-key`, false);
+    a.send({
+      type: 'awareness',
+      update: awarenessUpdate([{ clientId: 11, clock: 1, state: { user: { name: 'A', id: 'forged' } } }]),
+    });
+    const echo = decodeAwareness((await a.next('awareness')).update);
+    expect(echo).toEqual([{ clientId: 11, clock: 1, state: { user: { name: 'A', id: ALICE } } }]);
+    const seen = decodeAwareness((await b.next('awareness')).update);
+    expect(seen[0]?.state).toEqual({ user: { name: 'A', id: ALICE } });
+
+    // Bob tries to speak for Alice's client id 11, and announces his own 22.
+    b.send({
+      type: 'awareness',
+      update: awarenessUpdate([
+        { clientId: 11, clock: 5, state: { user: { name: 'evil' } } },
+        { clientId: 22, clock: 1, state: { cursor: 3 } },
+      ]),
+    });
+    const bEcho = decodeAwareness((await b.next('awareness')).update);
+    expect(bEcho).toEqual([{ clientId: 22, clock: 1, state: { cursor: 3, user: { id: BOB } } }]);
+
+    b.send({ type: 'query-awareness' });
+    const all = decodeAwareness((await b.next('awareness')).update);
+    expect(all.map((e) => e.clientId).sort()).toEqual([11, 22]);
+    expect(all.find((e) => e.clientId === 11)?.state).toEqual({ user: { name: 'A', id: ALICE } });
+
+    // When Bob leaves, his state is removed for everyone else.
+    b.ws.close();
+    const removal = decodeAwareness(
+      (await a.next('awareness', (m) => decodeAwareness(m.update)[0]?.state === null)).update,
+    );
+    expect(removal).toEqual([{ clientId: 22, clock: 2, state: null }]);
+  });
+
+  it('closes a socket that sends a malformed frame with 4400, and only that one', async () => {
+    const f = await start();
+    const bad = await Client.open(`${f.url}/sync/${NOTES}`, false);
+    const good = await Client.open(`${f.url}/sync/${NOTES}`, false);
+    bad.ws.send(new Uint8Array([0, 9, 9]));
+    expect((await bad.closed).code).toBe(4400);
+    const garbageUpdate = encodeDocFrame({ type: 'sync-update', update: new Uint8Array([5, 200, 1, 2]) });
+    const bad2 = await Client.open(`${f.url}/sync/${NOTES}`, false);
+    bad2.ws.send(garbageUpdate);
+    expect((await bad2.closed).code).toBe(4400);
+    good.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'still here') });
+    good.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
+    const step2 = await good.next('sync-step2');
+    const copy = new Y.Doc();
+    Y.applyUpdate(copy, step2.update);
+    expect(copy.getText('t').toString()).toBe('still here');
+  });
+
+  it('closes the socket with 4403 when a refresh finds read access gone', async () => {
+    const f = await start();
+    f.authority.objects.set(BLOB, { owner: ALICE, read: 1, write: 1, shares: new Map([[BOB, 'read_only']]) });
+    const bob = await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false);
+    await bob.next('sync-step1');
+    f.authority.share(BLOB, BOB, null);
+    await f.server.refreshAccess(BLOB);
+    expect((await bob.closed).code).toBe(4403);
+  });
+
+  it('closes sockets with 1001 on close()', async () => {
+    const f = await start();
+    const client = await Client.open(`${f.url}/sync/${NOTES}`, false);
+    await client.next('sync-step1');
+    expect(f.metrics.render()).toMatch(/scopesync_sync_connections 1/);
+    await Promise.all([f.server.close(), f.server.close()]);
+    expect((await client.closed).code).toBe(1001);
+    expect(await upgradeStatus(`${f.url}/sync/${NOTES}`)).toBe(503);
+  });
+});
+
+describe('SyncServer multiplexed endpoint', () => {
+  it('subscribes, syncs, and acks tracked updates after the commit', async () => {
+    const f = await start();
+    const c = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    c.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, ALICE_PUBLIC);
+    expect(await c.next('permission')).toEqual({ type: 'permission', access: 'read-write', reason: '' });
+    await c.next('sync-step1');
+    const local = new Y.Doc();
+    c.send({ type: 'tracked-update', ref: 7, update: textUpdate(local, 'one') }, ALICE_PUBLIC);
+    c.send({ type: 'tracked-update', ref: 8, update: textUpdate(local, 'two') }, ALICE_PUBLIC);
+    expect(await c.next('ack', (m) => m.ref === 7)).toEqual({ type: 'ack', ref: 7, seq: 1 });
+    expect(await c.next('ack', (m) => m.ref === 8)).toEqual({ type: 'ack', ref: 8, seq: 2 });
+    expect((await f.store.load(ALICE_PUBLIC)).length).toBe(2);
+    expect(f.authority.objects.get(ALICE_PUBLIC)).toMatchObject({ owner: ALICE, read: 2, write: 1 });
+
+    c.send({ type: 'tracked-update', ref: 9, update: new Uint8Array([5, 200, 1, 2]) }, ALICE_PUBLIC);
+    expect(await c.next('error', (m) => m.ref === 9)).toMatchObject({ kind: 'InvalidMessage' });
+  });
+
+  it('creates a new object with the flags given at subscribe', async () => {
+    const f = await start();
+    const c = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    c.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0, read: 1 }, ALICE_PUBLIC);
+    await c.next('permission');
+    c.send({ type: 'tracked-update', ref: 1, update: textUpdate(new Y.Doc(), 'draft') }, ALICE_PUBLIC);
+    await c.next('ack');
+    expect(f.authority.objects.get(ALICE_PUBLIC)).toMatchObject({ owner: ALICE, read: 1 });
+    // Bob cannot see an owner-read draft.
+    const bob = await Client.open(`${f.url}/sync?key=bob-key`, true);
+    bob.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, ALICE_PUBLIC);
+    expect(await bob.next('permission')).toMatchObject({ access: 'none' });
+  });
+
+  it('answers documents it cannot serve with errors, not by closing', async () => {
+    const f = await start({ maxDocsPerConnection: 2 });
+    const c = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    c.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) }, NOTES);
+    expect(await c.next('error')).toMatchObject({ ref: 0, kind: 'BadRequest' });
+    c.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, ALICE_PRIVATE);
+    expect(await c.next('error')).toMatchObject({ ref: 0, kind: 'BadRequest' });
+    c.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, 'no/such thing');
+    expect(await c.next('error')).toMatchObject({ ref: 0, kind: 'BadRequest' });
+    c.send({ type: 'subscribe', mode: 'encrypted', sinceSeq: 0 }, NOTES);
+    expect(await c.next('error')).toMatchObject({ ref: 0, kind: 'BadRequest' });
+    c.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, NOTES);
+    c.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, ALICE_PUBLIC);
+    c.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, parseDocName('PUBLIC_RW/_/third').name);
+    expect(await c.next('error')).toMatchObject({ ref: 0, kind: 'TooLarge' });
+    expect(await c.next('permission', (_m, d) => d === NOTES)).toMatchObject({ access: 'read-write' });
+  });
+
+  it('closes the socket with 4400 on a malformed frame, and survives a handler that throws', async () => {
+    const f = await start();
+    const c = await Client.open(`${f.url}/sync`, true);
+    c.ws.send(new Uint8Array([3, 65, 66]));
+    expect((await c.closed).code).toBe(4400);
+
+    f.authority.failOn = NOTES;
+    const d = await Client.open(`${f.url}/sync`, true);
+    d.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, NOTES);
+    expect((await d.closed).code).toBe(4500);
+    expect(f.logs.some(([level]) => level === 'error')).toBe(true);
+
+    f.authority.failOn = null;
+    const e = await Client.open(`${f.url}/sync`, true);
+    e.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, NOTES);
+    expect(await e.next('permission')).toMatchObject({ access: 'read-write' });
+  });
+
+  it('relays awareness per document', async () => {
+    const f = await start();
+    const a = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    const b = await Client.open(`${f.url}/sync?key=bob-key`, true);
+    for (const c of [a, b]) {
+      c.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, NOTES);
+      await c.next('permission');
+    }
+    a.send({ type: 'awareness', update: awarenessUpdate([{ clientId: 5, clock: 1, state: {} }]) }, NOTES);
+    const got = await b.next('awareness', (_m, d) => d === NOTES);
+    expect(decodeAwareness(got.update)).toEqual([{ clientId: 5, clock: 1, state: { user: { id: ALICE } } }]);
+    b.send({ type: 'unsubscribe' }, NOTES);
+    b.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) }, NOTES);
+    expect(await b.next('error')).toMatchObject({ kind: 'BadRequest' });
+  });
+
+  it('revokes a sharee at once: permission none, later writes refused', async () => {
+    const f = await start();
+    f.authority.objects.set(BLOB, {
+      owner: ALICE,
+      read: 1,
+      write: 1,
+      shares: new Map([[BOB, 'read_write']]),
+    });
+    const bob = await Client.open(`${f.url}/sync?key=bob-key`, true);
+    bob.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, BLOB);
+    expect(await bob.next('permission')).toMatchObject({ access: 'read-write' });
+    const local = new Y.Doc();
+    bob.send({ type: 'tracked-update', ref: 1, update: textUpdate(local, 'a') }, BLOB);
+    await bob.next('ack');
+
+    f.authority.share(BLOB, BOB, 'read_only');
+    await f.server.refreshAccess(BLOB);
+    expect(await bob.next('permission')).toMatchObject({ access: 'read' });
+    bob.send({ type: 'tracked-update', ref: 2, update: textUpdate(local, 'b') }, BLOB);
+    expect(await bob.next('error', (m) => m.ref === 2)).toMatchObject({ kind: 'Forbidden' });
+
+    f.authority.share(BLOB, BOB, null);
+    await f.server.refreshAccess(BLOB);
+    expect(await bob.next('permission')).toMatchObject({ access: 'none' });
+    bob.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) }, BLOB);
+    expect(await bob.next('error')).toMatchObject({ ref: 0, kind: 'BadRequest' });
+    expect(await f.hub.read(BLOB, (d) => d.getText('t').toString())).toBe('a');
+  });
+
+  it('tells subscribers of a removed document', async () => {
+    const f = await start();
+    const c = await Client.open(`${f.url}/sync`, true);
+    c.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, NOTES);
+    await c.next('permission');
+    await f.hub.remove(NOTES);
+    expect(await c.next('permission')).toEqual({ type: 'permission', access: 'none', reason: 'deleted' });
+  });
+
+  it('carries the encrypted channel: append, ack, live push, fetch and snapshot', async () => {
+    const f = await start();
+    const a1 = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    const a2 = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    a1.send({ type: 'subscribe', mode: 'encrypted', sinceSeq: 0 }, ALICE_PRIVATE);
+    expect(await a1.next('permission')).toMatchObject({ access: 'read-write' });
+    expect(await a1.next('enc-entries')).toEqual({ type: 'enc-entries', headSeq: 0, entries: [] });
+    const env = (n: number): Uint8Array => new Uint8Array([1, n, n]);
+    a1.send({ type: 'enc-append', ref: 1, envelope: env(1) }, ALICE_PRIVATE);
+    a1.send({ type: 'enc-append', ref: 2, envelope: env(2) }, ALICE_PRIVATE);
+    expect(await a1.next('ack', (m) => m.ref === 2)).toEqual({ type: 'ack', ref: 2, seq: 2 });
+
+    a2.send({ type: 'subscribe', mode: 'encrypted', sinceSeq: 1 }, ALICE_PRIVATE);
+    await a2.next('permission');
+    expect(await a2.next('enc-entries')).toEqual({
+      type: 'enc-entries',
+      headSeq: 2,
+      entries: [{ seq: 2, envelope: env(2) }],
+    });
+    a1.send({ type: 'enc-append', ref: 3, envelope: env(3) }, ALICE_PRIVATE);
+    expect(await a2.next('enc-entries')).toEqual({
+      type: 'enc-entries',
+      headSeq: 3,
+      entries: [{ seq: 3, envelope: env(3) }],
+    });
+
+    a2.send({ type: 'enc-snapshot', ref: 4, throughSeq: 2, snapshot: env(9) }, ALICE_PRIVATE);
+    expect(await a2.next('ack', (m) => m.ref === 4)).toEqual({ type: 'ack', ref: 4, seq: 2 });
+    a2.send({ type: 'enc-fetch', sinceSeq: 0 }, ALICE_PRIVATE);
+    expect(await a2.next('enc-entries')).toEqual({
+      type: 'enc-entries',
+      headSeq: 3,
+      entries: [
+        { seq: 2, envelope: env(9) },
+        { seq: 3, envelope: env(3) },
+      ],
+    });
+    a2.send({ type: 'enc-snapshot', ref: 5, throughSeq: 1, snapshot: env(9) }, ALICE_PRIVATE);
+    expect(await a2.next('error', (m) => m.ref === 5)).toMatchObject({ kind: 'Conflict' });
+    a2.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) }, ALICE_PRIVATE);
+    expect(await a2.next('error')).toMatchObject({ ref: 0, kind: 'BadRequest' });
+
+    // Bob may not even subscribe.
+    const bob = await Client.open(`${f.url}/sync?key=bob-key`, true);
+    bob.send({ type: 'subscribe', mode: 'encrypted', sinceSeq: 0 }, ALICE_PRIVATE);
+    expect(await bob.next('permission')).toMatchObject({ access: 'none' });
+  });
+
+  it('pages a long encrypted log', async () => {
+    const f = await start({ maxEntriesPerPage: 2 });
+    for (let i = 1; i <= 5; i++) await f.hub.appendEncrypted(ALICE_PRIVATE, new Uint8Array([i]));
+    const c = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    c.send({ type: 'subscribe', mode: 'encrypted', sinceSeq: 0 }, ALICE_PRIVATE);
+    const seqs: number[] = [];
+    while (seqs.length < 5) {
+      const page = await c.next('enc-entries');
+      expect(page.headSeq).toBe(5);
+      seqs.push(...page.entries.map((e) => e.seq));
+    }
+    expect(seqs).toEqual([1, 2, 3, 4, 5]);
+  });
+});

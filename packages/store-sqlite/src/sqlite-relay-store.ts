@@ -1,0 +1,649 @@
+import { type Level, type ModGrant, SyncError } from '@scopesync/core';
+import Database from 'better-sqlite3';
+import type { SqliteSynchronous } from './sqlite-doc-store.ts';
+import type {
+  AuditHeadRow,
+  AuditRow,
+  AuditRowQuery,
+  BlobRowWrite,
+  KeyRow,
+  ObjectRow,
+  ObjectRowListing,
+  ObjectRowPatch,
+  ShareRow,
+  UserRow,
+} from './sqlite-relay-store-records.ts';
+
+/** Options of {@link SqliteRelayStore}. */
+export interface SqliteRelayStoreOptions {
+  /** The database file (created if missing), or `':memory:'`. Required unless `database` is given. */
+  readonly path?: string;
+  /**
+   * An open better-sqlite3 handle to keep the relay tables in. The store creates its tables
+   * but neither changes the handle's pragmas nor closes it: its owner does.
+   */
+  readonly database?: Database.Database;
+  /** `FULL` (default): a resolved write survives power loss. `NORMAL`: it survives a crash of the process. */
+  readonly synchronous?: SqliteSynchronous;
+  /** How long a write waits for another connection's lock (e.g. the CLI's) before failing with Unavailable. */
+  readonly busyTimeoutMs?: number;
+}
+
+const DEFAULTS = {
+  synchronous: 'FULL',
+  busyTimeoutMs: 5000,
+} as const satisfies Partial<SqliteRelayStoreOptions>;
+
+/** Most entries one audit query returns. */
+const MAX_AUDIT_PAGE = 10_000;
+
+/** Bumped when the tables change shape; stored in `PRAGMA user_version`. */
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS users (
+    user_id     TEXT    NOT NULL PRIMARY KEY,
+    level       INTEGER NOT NULL,
+    device_name TEXT    NOT NULL,
+    sign_pk     TEXT,
+    box_pk      TEXT,
+    created_at  INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash   TEXT    NOT NULL PRIMARY KEY,
+    user_id    TEXT    NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+  CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys (user_id);
+  CREATE TABLE IF NOT EXISTS objects (
+    name       TEXT    NOT NULL PRIMARY KEY,
+    owner      TEXT    NOT NULL,
+    read       INTEGER NOT NULL,
+    write      INTEGER NOT NULL,
+    encrypted  INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    size       INTEGER NOT NULL DEFAULT 0,
+    version    INTEGER NOT NULL DEFAULT 0
+  );
+  -- Raw blob bytes apart from the metadata, so that reading metadata never pages in megabytes.
+  CREATE TABLE IF NOT EXISTS blob_data (
+    name TEXT NOT NULL PRIMARY KEY REFERENCES objects (name) ON DELETE CASCADE,
+    data BLOB NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS shares (
+    blob_id    TEXT    NOT NULL,
+    user_id    TEXT    NOT NULL,
+    level      TEXT    NOT NULL,
+    granted_by TEXT    NOT NULL,
+    granted_at INTEGER NOT NULL,
+    PRIMARY KEY (blob_id, user_id)
+  );
+  CREATE TABLE IF NOT EXISTS audit (
+    seq       INTEGER NOT NULL PRIMARY KEY,
+    id        TEXT    NOT NULL,
+    ts        INTEGER NOT NULL,
+    accessor  TEXT    NOT NULL,
+    target    TEXT    NOT NULL,
+    scope     TEXT    NOT NULL,
+    key       TEXT    NOT NULL,
+    action    TEXT    NOT NULL,
+    result    TEXT    NOT NULL,
+    channel   TEXT    NOT NULL,
+    reason    TEXT    NOT NULL,
+    prev_hash TEXT    NOT NULL,
+    hash      TEXT    NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS audit_target ON audit (target, seq);
+  -- The newest entry's seq and hash, written in the same transaction as the entry: deleting the
+  -- newest entries (which leaves a valid shorter chain) no longer matches it.
+  CREATE TABLE IF NOT EXISTS audit_head (
+    one  INTEGER NOT NULL PRIMARY KEY CHECK (one = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT    NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS mod_grants (
+    source     TEXT    NOT NULL,
+    position   INTEGER NOT NULL,
+    target     TEXT    NOT NULL,
+    permission TEXT    NOT NULL,
+    keys       TEXT,
+    expires_at INTEGER,
+    PRIMARY KEY (source, position)
+  );
+`;
+
+interface UserSql {
+  user_id: string;
+  level: number;
+  device_name: string;
+  sign_pk: string | null;
+  box_pk: string | null;
+  created_at: number;
+}
+interface KeySql {
+  key_hash: string;
+  user_id: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+interface ObjectSql {
+  name: string;
+  owner: string;
+  read: number;
+  write: number;
+  encrypted: number;
+  created_at: number;
+  updated_at: number;
+  size: number;
+  version: number;
+}
+interface ShareSql {
+  blob_id: string;
+  user_id: string;
+  level: string;
+  granted_by: string;
+  granted_at: number;
+}
+interface AuditSql {
+  seq: number;
+  id: string;
+  ts: number;
+  accessor: string;
+  target: string;
+  scope: string;
+  key: string;
+  action: string;
+  result: string;
+  channel: string;
+  reason: string;
+  prev_hash: string;
+  hash: string;
+}
+interface GrantSql {
+  source: string;
+  target: string;
+  permission: string;
+  keys: string | null;
+  expires_at: number | null;
+}
+
+const OBJECT_COLUMNS = 'name, owner, read, write, encrypted, created_at, updated_at, size, version';
+
+/** Runs the statements once per store: better-sqlite3 caches nothing by itself. */
+function prepare(db: Database.Database) {
+  return {
+    insertUser: db.prepare<[string, number, string, string | null, string | null, number]>(
+      'INSERT INTO users (user_id, level, device_name, sign_pk, box_pk, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    getUser: db.prepare<[string], UserSql>('SELECT * FROM users WHERE user_id = ?'),
+    setLevel: db.prepare<[number, string]>('UPDATE users SET level = ? WHERE user_id = ?'),
+    countUsers: db.prepare<[], number>('SELECT count(*) FROM users').pluck(),
+    insertKey: db.prepare<[string, string, number, number | null]>(
+      'INSERT INTO api_keys (key_hash, user_id, created_at, revoked_at) VALUES (?, ?, ?, ?)',
+    ),
+    getKey: db.prepare<[string], KeySql>('SELECT * FROM api_keys WHERE key_hash = ?'),
+    revokeKey: db.prepare<[number, string]>(
+      'UPDATE api_keys SET revoked_at = ? WHERE key_hash = ? AND revoked_at IS NULL',
+    ),
+    getObject: db.prepare<[string], ObjectSql>(`SELECT ${OBJECT_COLUMNS} FROM objects WHERE name = ?`),
+    insertObject: db.prepare<[string, string, number, number, number, number, number, number, number]>(
+      `INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+    ),
+    updateObject: db.prepare<[string, number, number, number, number, string]>(
+      'UPDATE objects SET owner = ?, read = ?, write = ?, encrypted = ?, updated_at = ? WHERE name = ?',
+    ),
+    deleteObject: db.prepare<[string]>('DELETE FROM objects WHERE name = ?'),
+    deleteBlobData: db.prepare<[string]>('DELETE FROM blob_data WHERE name = ?'),
+    listObjects: db.prepare<[string, string, number], ObjectSql>(
+      `SELECT ${OBJECT_COLUMNS} FROM objects WHERE name >= ? AND name > ? ORDER BY name LIMIT ?`,
+    ),
+    getBlobData: db.prepare<[string], Buffer>('SELECT data FROM blob_data WHERE name = ?').pluck(),
+    putBlobData: db.prepare<[string, Uint8Array]>(
+      'INSERT INTO blob_data (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data',
+    ),
+    bumpBlob: db.prepare<[number, number, string]>(
+      'UPDATE objects SET size = ?, version = version + 1, updated_at = ? WHERE name = ?',
+    ),
+    putShare: db.prepare<[string, string, string, string, number]>(
+      `INSERT INTO shares (blob_id, user_id, level, granted_by, granted_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (blob_id, user_id) DO UPDATE SET level = excluded.level, granted_by = excluded.granted_by,
+       granted_at = excluded.granted_at`,
+    ),
+    deleteShare: db.prepare<[string, string]>('DELETE FROM shares WHERE blob_id = ? AND user_id = ?'),
+    deleteShares: db.prepare<[string]>('DELETE FROM shares WHERE blob_id = ?'),
+    listShares: db.prepare<[string], ShareSql>('SELECT * FROM shares WHERE blob_id = ? ORDER BY user_id'),
+    auditHead: db.prepare<[], { seq: number; hash: string }>(
+      'SELECT seq, hash FROM audit_head WHERE one = 1',
+    ),
+    insertAudit: db.prepare<AuditSql>(
+      `INSERT INTO audit (seq, id, ts, accessor, target, scope, key, action, result, channel, reason, prev_hash, hash)
+       VALUES (@seq, @id, @ts, @accessor, @target, @scope, @key, @action, @result, @channel, @reason, @prev_hash, @hash)`,
+    ),
+    setAuditHead: db.prepare<[number, string]>(
+      'INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?) ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash',
+    ),
+    auditAll: db.prepare<[number, number, number], AuditSql>(
+      'SELECT * FROM audit WHERE seq > ? AND ts >= ? ORDER BY seq LIMIT ?',
+    ),
+    auditByTarget: db.prepare<[string, number, number, number], AuditSql>(
+      'SELECT * FROM audit WHERE target = ? AND seq > ? AND ts >= ? ORDER BY seq LIMIT ?',
+    ),
+    deleteGrants: db.prepare<[string]>('DELETE FROM mod_grants WHERE source = ?'),
+    insertGrant: db.prepare<[string, number, string, string, string | null, number | null]>(
+      'INSERT INTO mod_grants (source, position, target, permission, keys, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    grantsOf: db.prepare<[string], GrantSql>('SELECT * FROM mod_grants WHERE source = ? ORDER BY position'),
+    allGrants: db.prepare<[], GrantSql>('SELECT * FROM mod_grants ORDER BY source, position'),
+  };
+}
+
+type Statements = ReturnType<typeof prepare>;
+
+/**
+ * The relay's durable store (users, API key hashes, object metadata and raw blob bytes,
+ * shares, the audit log, mod grants) in one SQLite file: better-sqlite3, WAL, one
+ * transaction per change, committed before its promise resolves. Structurally a `RelayStore`
+ * of `@scopesync/relay`.
+ */
+export class SqliteRelayStore {
+  readonly #db: Database.Database;
+  readonly #ownsDb: boolean;
+  readonly #sql: Statements;
+  readonly #tx: {
+    createUser: (user: UserRow, key: KeyRow) => void;
+    putBlobData: (name: string, write: BlobRowWrite) => ObjectRow;
+    deleteObject: (name: string) => boolean;
+    appendAudit: (seal: (head: AuditHeadRow | null) => AuditRow) => AuditRow;
+    replaceGrants: (source: string, grants: readonly ModGrant[]) => void;
+  };
+  #closed = false;
+
+  /** Opens (creating if needed) the store at `options.path`, or inside `options.database`. */
+  constructor(options: SqliteRelayStoreOptions) {
+    const opts = { ...DEFAULTS, ...options };
+    if (opts.synchronous !== 'FULL' && opts.synchronous !== 'NORMAL') {
+      throw new SyncError(
+        'BadRequest',
+        `synchronous must be FULL or NORMAL, got ${String(opts.synchronous)}`,
+      );
+    }
+    this.#ownsDb = opts.database === undefined;
+    this.#db = opts.database ?? openFile(opts.path, opts.synchronous, opts.busyTimeoutMs);
+    try {
+      migrate(this.#db);
+      this.#sql = prepare(this.#db);
+    } catch (error) {
+      if (this.#ownsDb) this.#db.close();
+      throw toSyncError(error, 'cannot create the relay tables');
+    }
+    const sql = this.#sql;
+    this.#tx = {
+      createUser: this.#db.transaction((user: UserRow, key: KeyRow) => {
+        sql.insertUser.run(user.userId, user.level, user.deviceName, user.signPk, user.boxPk, user.createdAt);
+        sql.insertKey.run(key.keyHash, key.userId, key.createdAt, key.revokedAt);
+      }),
+      putBlobData: this.#db.transaction((name: string, write: BlobRowWrite) => {
+        const existing = sql.getObject.get(name);
+        const current = existing?.version ?? 0;
+        if (write.expectedVersion !== undefined && write.expectedVersion !== current) {
+          throw new SyncError('PreconditionFailed', `version is ${current}, not ${write.expectedVersion}`);
+        }
+        if (!existing) insertObject(sql, { ...write.create, name, size: 0, version: 0 });
+        sql.putBlobData.run(name, write.data);
+        sql.bumpBlob.run(write.data.byteLength, write.now, name);
+        return toObject(sql.getObject.get(name) as ObjectSql);
+      }),
+      deleteObject: this.#db.transaction((name: string) => {
+        if (name.startsWith('blob/')) sql.deleteShares.run(name.slice(5));
+        // Explicit rather than ON DELETE CASCADE: a shared handle may have foreign keys off.
+        sql.deleteBlobData.run(name);
+        return sql.deleteObject.run(name).changes > 0;
+      }),
+      appendAudit: this.#db.transaction((seal: (head: AuditHeadRow | null) => AuditRow) => {
+        const head = sql.auditHead.get() ?? null;
+        const entry = seal(head);
+        const expected = (head?.seq ?? 0) + 1;
+        if (entry.seq !== expected) {
+          throw new SyncError('Conflict', `audit entry ${entry.seq} does not follow ${expected - 1}`);
+        }
+        sql.insertAudit.run(fromAudit(entry));
+        sql.setAuditHead.run(entry.seq, entry.hash);
+        return entry;
+      }),
+      replaceGrants: this.#db.transaction((source: string, grants: readonly ModGrant[]) => {
+        sql.deleteGrants.run(source);
+        grants.forEach((g, i) => {
+          const keys = g.keys ? JSON.stringify(g.keys) : null;
+          sql.insertGrant.run(source, i, g.target, g.permission, keys, g.expiresAt ?? null);
+        });
+      }),
+    };
+  }
+
+  async createUser(user: UserRow, firstKey: KeyRow): Promise<void> {
+    this.#run('create the user', () => {
+      if (firstKey.userId !== user.userId)
+        throw new SyncError('BadRequest', 'the first key must belong to the new user');
+      this.#tx.createUser(user, firstKey);
+    });
+  }
+
+  async getUser(userId: string): Promise<UserRow | null> {
+    return this.#run('read the user', () => {
+      const row = this.#sql.getUser.get(userId);
+      return row ? toUser(row) : null;
+    });
+  }
+
+  async setUserLevel(userId: string, level: Level): Promise<boolean> {
+    return this.#run('set the level of', () => this.#sql.setLevel.run(level, userId).changes > 0);
+  }
+
+  async countUsers(): Promise<number> {
+    return this.#run('count the users', () => this.#sql.countUsers.get() as number);
+  }
+
+  async addKey(key: KeyRow): Promise<void> {
+    this.#run('add the key', () => {
+      if (!this.#sql.getUser.get(key.userId)) throw new SyncError('NotFound', `no user ${key.userId}`);
+      this.#sql.insertKey.run(key.keyHash, key.userId, key.createdAt, key.revokedAt);
+    });
+  }
+
+  async getKey(keyHash: string): Promise<KeyRow | null> {
+    return this.#run('read the key', () => {
+      const row = this.#sql.getKey.get(keyHash);
+      return row
+        ? { keyHash: row.key_hash, userId: row.user_id, createdAt: row.created_at, revokedAt: row.revoked_at }
+        : null;
+    });
+  }
+
+  async revokeKey(keyHash: string, at: number): Promise<boolean> {
+    return this.#run('revoke the key', () => this.#sql.revokeKey.run(at, keyHash).changes > 0);
+  }
+
+  async getObject(name: string): Promise<ObjectRow | null> {
+    return this.#run('read the object', () => {
+      const row = this.#sql.getObject.get(name);
+      return row ? toObject(row) : null;
+    });
+  }
+
+  async createObject(record: ObjectRow): Promise<ObjectRow> {
+    return this.#run('create the object', () => {
+      insertObject(this.#sql, record);
+      return toObject(this.#sql.getObject.get(record.name) as ObjectSql);
+    });
+  }
+
+  async updateObject(name: string, patch: ObjectRowPatch): Promise<ObjectRow | null> {
+    return this.#run('update the object', () => {
+      const row = this.#sql.getObject.get(name);
+      if (!row) return null;
+      const current = toObject(row);
+      const next = {
+        owner: patch.owner ?? current.owner,
+        read: patch.read ?? current.read,
+        write: patch.write ?? current.write,
+        encrypted: patch.encrypted ?? current.encrypted,
+        updatedAt: patch.updatedAt ?? current.updatedAt,
+      };
+      this.#sql.updateObject.run(
+        next.owner,
+        next.read,
+        next.write,
+        next.encrypted ? 1 : 0,
+        next.updatedAt,
+        name,
+      );
+      return { ...current, ...next };
+    });
+  }
+
+  async deleteObject(name: string): Promise<boolean> {
+    return this.#run('delete the object', () => this.#tx.deleteObject(name));
+  }
+
+  async listObjects(listing: ObjectRowListing): Promise<ObjectRow[]> {
+    return this.#run('list the objects', () => {
+      const limit = Math.max(0, Math.floor(listing.limit));
+      const out: ObjectRow[] = [];
+      // Names sharing a prefix are contiguous in SQLite's binary order and start at the prefix,
+      // so the first name past the prefix ends the page. No LIKE: it would need escaping.
+      for (const row of this.#sql.listObjects.iterate(listing.prefix, listing.after ?? '', limit)) {
+        if (!row.name.startsWith(listing.prefix)) break;
+        out.push(toObject(row));
+      }
+      return out;
+    });
+  }
+
+  async getBlobData(name: string): Promise<Uint8Array | null> {
+    return this.#run('read the blob bytes of', () => {
+      const data = this.#sql.getBlobData.get(name);
+      return data ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+    });
+  }
+
+  async putBlobData(name: string, write: BlobRowWrite): Promise<ObjectRow> {
+    return this.#run('write the blob bytes of', () => this.#tx.putBlobData(name, write));
+  }
+
+  async putShare(share: ShareRow): Promise<void> {
+    this.#run('share', () => {
+      this.#sql.putShare.run(share.blobId, share.userId, share.level, share.grantedBy, share.grantedAt);
+    });
+  }
+
+  async deleteShare(blobId: string, userId: string): Promise<boolean> {
+    return this.#run('revoke the share', () => this.#sql.deleteShare.run(blobId, userId).changes > 0);
+  }
+
+  async listShares(blobId: string): Promise<ShareRow[]> {
+    return this.#run('list the shares', () =>
+      this.#sql.listShares.all(blobId).map((r) => ({
+        blobId: r.blob_id,
+        userId: r.user_id,
+        level: r.level as ShareRow['level'],
+        grantedBy: r.granted_by,
+        grantedAt: r.granted_at,
+      })),
+    );
+  }
+
+  async appendAudit(seal: (head: AuditHeadRow | null) => AuditRow): Promise<AuditRow> {
+    return this.#run('append to the audit log', () => ({ ...this.#tx.appendAudit(seal) }));
+  }
+
+  async auditHead(): Promise<AuditHeadRow | null> {
+    return this.#run('read the audit head', () => this.#sql.auditHead.get() ?? null);
+  }
+
+  async queryAudit(query: AuditRowQuery): Promise<AuditRow[]> {
+    return this.#run('query the audit log', () => {
+      const limit = Math.min(Math.max(0, Math.floor(query.limit ?? MAX_AUDIT_PAGE)), MAX_AUDIT_PAGE);
+      const after = query.afterSeq ?? 0;
+      const since = query.since ?? Number.MIN_SAFE_INTEGER;
+      const rows =
+        query.target === undefined
+          ? this.#sql.auditAll.all(after, since, limit)
+          : this.#sql.auditByTarget.all(query.target, after, since, limit);
+      return rows.map(toAudit);
+    });
+  }
+
+  async replaceGrants(source: string, grants: readonly ModGrant[]): Promise<void> {
+    this.#run('replace the grants of', () => {
+      if (grants.some((g) => g.source !== source))
+        throw new SyncError('BadRequest', `every grant must have source ${source}`);
+      this.#tx.replaceGrants(source, grants);
+    });
+  }
+
+  async listGrants(source?: string): Promise<ModGrant[]> {
+    return this.#run('list the grants', () =>
+      (source === undefined ? this.#sql.allGrants.all() : this.#sql.grantsOf.all(source)).map(toGrant),
+    );
+  }
+
+  /** Closes the file if the store opened it. Idempotent; later calls reject with Unavailable. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#ownsDb && this.#db.open) this.#db.close();
+  }
+
+  /** Runs one synchronous database step, turning closed stores and SQLite errors into SyncErrors. */
+  #run<T>(what: string, step: () => T): T {
+    if (this.#closed) throw new SyncError('Unavailable', 'the relay store is closed');
+    try {
+      return step();
+    } catch (error) {
+      throw toSyncError(error, `cannot ${what}`);
+    }
+  }
+}
+
+function openFile(
+  path: string | undefined,
+  synchronous: SqliteSynchronous,
+  busyTimeoutMs: number,
+): Database.Database {
+  if (typeof path !== 'string' || path === '')
+    throw new SyncError('BadRequest', 'SqliteRelayStore needs a path or a database');
+  let db: Database.Database;
+  try {
+    db = new Database(path, { timeout: busyTimeoutMs });
+  } catch (error) {
+    throw toSyncError(error, `cannot open ${path}`);
+  }
+  try {
+    // WAL: the relay reads while the CLI writes (admin create, level set) and vice versa.
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous}`);
+    db.pragma('foreign_keys = ON');
+  } catch (error) {
+    db.close();
+    throw toSyncError(error, `cannot configure ${path}`);
+  }
+  return db;
+}
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    throw new SyncError(
+      'Unavailable',
+      `the relay database has schema ${version}; this relay knows up to ${SCHEMA_VERSION}`,
+    );
+  }
+  db.exec(SCHEMA);
+  if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+}
+
+function insertObject(sql: Statements, r: ObjectRow): void {
+  sql.insertObject.run(
+    r.name,
+    r.owner,
+    r.read,
+    r.write,
+    r.encrypted ? 1 : 0,
+    r.createdAt,
+    r.updatedAt,
+    r.size,
+    r.version,
+  );
+}
+
+function toUser(r: UserSql): UserRow {
+  return {
+    userId: r.user_id,
+    level: r.level as Level,
+    deviceName: r.device_name,
+    signPk: r.sign_pk,
+    boxPk: r.box_pk,
+    createdAt: r.created_at,
+  };
+}
+
+function toObject(r: ObjectSql): ObjectRow {
+  return {
+    name: r.name,
+    owner: r.owner,
+    read: r.read as ObjectRow['read'],
+    write: r.write as ObjectRow['write'],
+    encrypted: r.encrypted !== 0,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    size: r.size,
+    version: r.version,
+  };
+}
+
+function toAudit(r: AuditSql): AuditRow {
+  return {
+    seq: r.seq,
+    id: r.id,
+    ts: r.ts,
+    accessor: r.accessor,
+    target: r.target,
+    scope: r.scope,
+    key: r.key,
+    action: r.action,
+    result: r.result as AuditRow['result'],
+    channel: r.channel as AuditRow['channel'],
+    reason: r.reason,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+function fromAudit(e: AuditRow): AuditSql {
+  return {
+    seq: e.seq,
+    id: e.id,
+    ts: e.ts,
+    accessor: e.accessor,
+    target: e.target,
+    scope: e.scope,
+    key: e.key,
+    action: e.action,
+    result: e.result,
+    channel: e.channel,
+    reason: e.reason,
+    prev_hash: e.prevHash,
+    hash: e.hash,
+  };
+}
+
+function toGrant(r: GrantSql): ModGrant {
+  return {
+    source: r.source,
+    target: r.target,
+    permission: r.permission as ModGrant['permission'],
+    ...(r.keys === null ? {} : { keys: JSON.parse(r.keys) as string[] }),
+    ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
+  };
+}
+
+/** SQLite result codes that mean "try again later" rather than a bug. */
+const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|NOMEM|INTERRUPT)/;
+
+function toSyncError(error: unknown, context: string): SyncError {
+  if (error instanceof SyncError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT')) {
+    // A primary-key or foreign-key clash: the caller asked for something that already exists
+    // (or refers to something that does not).
+    const kind = code === 'SQLITE_CONSTRAINT_FOREIGNKEY' ? 'NotFound' : 'Conflict';
+    return new SyncError(kind, `${context}: ${message}`, { cause: error });
+  }
+  const closed = error instanceof TypeError && /not open/.test(message);
+  const kind =
+    closed || (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) ? 'Unavailable' : 'Internal';
+  return new SyncError(kind, `${context}: ${message}`, { cause: error });
+}
