@@ -41,15 +41,16 @@ export class MemoryKeyValueStore implements KeyValueStore {
     this.#open();
     // Copy everything first: a value that cannot be cloned fails the batch before any op applies.
     const prepared = ops.map((op) => (op.op === 'put' ? { ...op, value: copy(op.value) } : op));
-    for (const op of prepared) {
-      if (op.op === 'put') {
-        if (op.value === undefined) throw new SyncError('BadRequest', 'a key-value store cannot keep undefined');
-      }
+    if (prepared.some((op) => op.op === 'put' && op.value === undefined)) {
+      throw new SyncError('BadRequest', 'a key-value store cannot keep undefined');
     }
     for (const op of prepared) {
       let rows = this.#tables.get(op.table);
       if (op.op === 'put') {
-        if (!rows) this.#tables.set(op.table, (rows = new Map()));
+        if (!rows) {
+          rows = new Map();
+          this.#tables.set(op.table, rows);
+        }
         rows.set(op.key, op.value);
       } else {
         rows?.delete(op.key);

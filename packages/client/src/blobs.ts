@@ -1,0 +1,184 @@
+import { blobAddress, isShareLevel, type ShareLevel, SyncError } from '@scopesync/core';
+import type { DocCipher } from './doc-cipher.ts';
+import type { DocHandle } from './doc-handle.ts';
+import { type HttpApi, segment } from './http-api.ts';
+import type { SyncClient } from './sync-client.ts';
+
+/** A raw blob's metadata, as the relay reports it. */
+export interface BlobMeta {
+  readonly blobId: string;
+  readonly owner: string;
+  /** Increases with every write; pass it as `ifVersion` for a conditional write. */
+  readonly version: number;
+  readonly size: number;
+  readonly createdAt: number | undefined;
+  readonly updatedAt: number | undefined;
+}
+
+/** A raw blob's content with the version it was read at. */
+export interface BlobContent {
+  readonly bytes: Uint8Array;
+  readonly version: number | undefined;
+}
+
+/** One share of a blob. */
+export interface BlobShare {
+  readonly userId: string;
+  readonly accessLevel: ShareLevel;
+  readonly grantedBy: string | undefined;
+  readonly grantedAt: number | undefined;
+}
+
+/** Options of {@link Blobs.put}. */
+export interface BlobPutOptions {
+  /**
+   * Write only if the blob is at this version (0: only if it does not exist yet); otherwise
+   * the write fails with PreconditionFailed (or Conflict) and changes nothing.
+   */
+  readonly ifVersion?: number | undefined;
+  /** Seal the bytes with the client's DocCipher before upload (read back with `get(id, { encrypted: true })`). */
+  readonly encrypted?: boolean | undefined;
+}
+
+/** What {@link Blobs} needs from its client. */
+export interface BlobsContext {
+  readonly client: SyncClient;
+  readonly http: HttpApi;
+  /** The cipher of an encrypted blob; rejects BadRequest when the client has none. */
+  readonly cipher: (docName: string) => Promise<DocCipher>;
+}
+
+/**
+ * Blobs (seed 001): collaborative blobs are docs `blob/<id>` synced like any doc; raw blobs
+ * are bytes over HTTP with versions for optimistic concurrency; shares grant other users
+ * read_only or read_write access.
+ */
+export class Blobs {
+  readonly #ctx: BlobsContext;
+
+  constructor(ctx: BlobsContext) {
+    this.#ctx = ctx;
+  }
+
+  /** Opens the collaborative blob `blob/<id>` as a doc (see {@link SyncClient.doc}). */
+  open(id: string, options: { readonly encrypted?: boolean | undefined } = {}): DocHandle {
+    return this.#ctx.client.doc(blobAddress(id), { encrypted: options.encrypted });
+  }
+
+  /** Writes a raw blob (creating it if needed). Resolves with its new metadata. */
+  async put(id: string, bytes: Uint8Array, options: BlobPutOptions = {}): Promise<BlobMeta> {
+    const address = blobAddress(id);
+    const headers: Record<string, string> = {};
+    if (options.ifVersion !== undefined) {
+      if (!Number.isInteger(options.ifVersion) || options.ifVersion < 0) {
+        throw new SyncError('BadRequest', 'ifVersion must be a non-negative integer');
+      }
+      headers['if-match'] = String(options.ifVersion);
+    }
+    const body = options.encrypted ? await (await this.#ctx.cipher(address.name)).seal(bytes) : bytes;
+    const meta = await this.#ctx.http.json<RawBlobMeta>({
+      method: 'PUT',
+      path: `/blob/${segment(id)}`,
+      bytes: body,
+      headers,
+    });
+    return toMeta(meta, id);
+  }
+
+  /** Reads a raw blob. NotFound when it does not exist or is not shared with this user. */
+  async get(id: string, options: { readonly encrypted?: boolean | undefined } = {}): Promise<BlobContent> {
+    const address = blobAddress(id);
+    const response = await this.#ctx.http.send({ method: 'GET', path: `/blob/${segment(id)}` });
+    const data = new Uint8Array(await response.arrayBuffer());
+    const bytes = options.encrypted ? await (await this.#ctx.cipher(address.name)).open(data) : data;
+    return { bytes, version: parseEtag(response.headers.get('etag')) };
+  }
+
+  /** A raw blob's metadata. */
+  async meta(id: string): Promise<BlobMeta> {
+    blobAddress(id);
+    return toMeta(
+      await this.#ctx.http.json<RawBlobMeta>({ method: 'GET', path: `/blob/${segment(id)}/meta` }),
+      id,
+    );
+  }
+
+  /** Deletes a blob (owner only). */
+  async delete(id: string): Promise<void> {
+    blobAddress(id);
+    await this.#ctx.http.send({ method: 'DELETE', path: `/blob/${segment(id)}` });
+  }
+
+  /**
+   * Shares a blob with another user. The owner shares; sharing with yourself or an invalid
+   * level is BadRequest, an unknown user NotFound.
+   */
+  async share(id: string, userId: string, level: ShareLevel): Promise<BlobShare> {
+    blobAddress(id);
+    if (!isShareLevel(level)) throw new SyncError('BadRequest', 'level must be read_only or read_write');
+    const answer = await this.#ctx.http.json<RawShare>({
+      method: 'POST',
+      path: `/share/${segment(id)}`,
+      json: { user_id: userId, access_level: level },
+    });
+    return toShare(answer);
+  }
+
+  /** Revokes a share; the sharee's live subscription closes at once. NotFound if there was none. */
+  async revoke(id: string, userId: string): Promise<void> {
+    blobAddress(id);
+    await this.#ctx.http.send({ method: 'DELETE', path: `/share/${segment(id)}/${segment(userId)}` });
+  }
+
+  /** Everyone a blob is shared with. */
+  async listShares(id: string): Promise<BlobShare[]> {
+    blobAddress(id);
+    const answer = await this.#ctx.http.json<{ shares?: RawShare[] }>({
+      method: 'GET',
+      path: `/share/${segment(id)}`,
+    });
+    return (answer.shares ?? []).map(toShare);
+  }
+}
+
+interface RawBlobMeta {
+  readonly blob_id?: string;
+  readonly owner?: string;
+  readonly version?: number;
+  readonly size?: number;
+  readonly created_at?: number;
+  readonly updated_at?: number;
+}
+
+interface RawShare {
+  readonly user_id?: string;
+  readonly access_level?: string;
+  readonly granted_by?: string;
+  readonly granted_at?: number;
+}
+
+function toMeta(raw: RawBlobMeta, id: string): BlobMeta {
+  return {
+    blobId: raw.blob_id ?? id,
+    owner: raw.owner ?? '',
+    version: typeof raw.version === 'number' ? raw.version : 0,
+    size: typeof raw.size === 'number' ? raw.size : 0,
+    createdAt: raw.created_at,
+    updatedAt: raw.updated_at,
+  };
+}
+
+function toShare(raw: RawShare): BlobShare {
+  return {
+    userId: raw.user_id ?? '',
+    accessLevel: isShareLevel(raw.access_level) ? raw.access_level : 'read_only',
+    grantedBy: raw.granted_by,
+    grantedAt: raw.granted_at,
+  };
+}
+
+function parseEtag(etag: string | null): number | undefined {
+  if (etag === null) return undefined;
+  const match = /^(?:W\/)?"?(\d+)"?$/.exec(etag.trim());
+  return match ? Number(match[1]) : undefined;
+}

@@ -1,0 +1,174 @@
+import { isLevel, isUserId, type KeyValueStore, type Level, SyncError } from '@scopesync/core';
+import { KV_TABLES } from './client-store.ts';
+import type { HttpApi } from './http-api.ts';
+
+/** Who this client is, as the relay last confirmed it. */
+export interface Identity {
+  /** Undefined for a guest, or before the relay has ever validated the key. */
+  readonly userId: string | undefined;
+  readonly level: Level;
+  readonly apiKey: string | undefined;
+}
+
+/** The identity record as stored: the API key only ever encrypted under the device key. */
+interface StoredIdentity {
+  readonly url: string;
+  readonly userId?: string | undefined;
+  readonly level?: number | undefined;
+  readonly deviceName?: string | undefined;
+  readonly apiKey?: { readonly iv: Uint8Array; readonly data: Uint8Array } | undefined;
+}
+
+const DEVICE_KEY = 'device-key';
+const SELF = 'self';
+/** Binds the ciphertext to its purpose, so the device key's other uses cannot be confused with it. */
+const API_KEY_AAD = new TextEncoder().encode('scopesync:api-key:v1');
+
+/**
+ * The device key: an AES-GCM key that encrypts the API key at rest. In a store that keeps
+ * structured-cloneable values (IndexedDB) it is a non-extractable CryptoKey, so script on
+ * the page can use it but never read it out. A store that only keeps bytes (SQLite in Node)
+ * gets the raw key next to the data it protects — that guards against copying the API key
+ * out of the records, not against someone holding the whole database file.
+ */
+export async function deviceKey(kv: KeyValueStore): Promise<CryptoKey> {
+  const stored = await kv.get<unknown>(KV_TABLES.identity, DEVICE_KEY);
+  const subtle = globalThis.crypto.subtle;
+  if (stored instanceof Uint8Array) {
+    return subtle.importKey('raw', stored as Uint8Array<ArrayBuffer>, { name: 'AES-GCM' }, false, [
+      'encrypt',
+      'decrypt',
+    ]);
+  }
+  if (stored !== undefined && isCryptoKey(stored)) return stored;
+  if (kv.cloneable) {
+    const key = await subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+    await kv.put(KV_TABLES.identity, DEVICE_KEY, key);
+    return key;
+  }
+  const raw = globalThis.crypto.getRandomValues(new Uint8Array(32));
+  await kv.put(KV_TABLES.identity, DEVICE_KEY, raw);
+  return subtle.importKey('raw', raw, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']);
+}
+
+function isCryptoKey(value: unknown): value is CryptoKey {
+  if (typeof CryptoKey !== 'undefined' && value instanceof CryptoKey) return true;
+  const v = value as { type?: unknown; algorithm?: { name?: unknown } } | null;
+  return typeof v === 'object' && v !== null && v.type === 'secret' && v.algorithm?.name === 'AES-GCM';
+}
+
+async function sealApiKey(key: CryptoKey, apiKey: string): Promise<{ iv: Uint8Array; data: Uint8Array }> {
+  const iv = globalThis.crypto.getRandomValues(new Uint8Array(12));
+  const data = await globalThis.crypto.subtle.encrypt(
+    { name: 'AES-GCM', iv, additionalData: API_KEY_AAD },
+    key,
+    new TextEncoder().encode(apiKey),
+  );
+  return { iv, data: new Uint8Array(data) };
+}
+
+async function openApiKey(key: CryptoKey, sealed: { iv: Uint8Array; data: Uint8Array }): Promise<string> {
+  const plain = await globalThis.crypto.subtle.decrypt(
+    { name: 'AES-GCM', iv: sealed.iv as Uint8Array<ArrayBuffer>, additionalData: API_KEY_AAD },
+    key,
+    sealed.data as Uint8Array<ArrayBuffer>,
+  );
+  return new TextDecoder().decode(plain);
+}
+
+/** What {@link resolveIdentity} needs. */
+export interface ResolveIdentityOptions {
+  readonly kv: KeyValueStore;
+  readonly http: HttpApi;
+  /** The relay URL the identity belongs to (a stored identity for another relay is ignored). */
+  readonly url: string;
+  readonly apiKey?: string | undefined;
+  readonly deviceName?: string | undefined;
+  /** Receives the key as soon as it is known, so the validation request carries it. */
+  readonly useKey: (apiKey: string | undefined) => void;
+}
+
+/**
+ * Works out the client's identity: an explicit API key; else the key stored (encrypted) from
+ * an earlier session; else a new device registered with POST /keys when a device name is
+ * given; else a guest. Then asks GET /keys/validate for the user id and level, and falls back
+ * to the cached identity when the relay is unreachable (offline start). A key the relay
+ * rejects fails with Unauthorized.
+ */
+export async function resolveIdentity(options: ResolveIdentityOptions): Promise<Identity> {
+  const { kv, http, url } = options;
+  const stored = await kv.get<StoredIdentity>(KV_TABLES.identity, SELF);
+  const cached = stored && stored.url === url ? stored : undefined;
+  const key = await deviceKey(kv);
+
+  let storedKey: string | undefined;
+  if (cached?.apiKey) {
+    try {
+      storedKey = await openApiKey(key, cached.apiKey);
+    } catch (error) {
+      throw new SyncError('Internal', 'the stored API key could not be decrypted with this device key', {
+        cause: error,
+      });
+    }
+  }
+  let apiKey = options.apiKey ?? storedKey;
+  let userId = cached?.userId;
+  let level: Level = isLevel(cached?.level) ? cached.level : 1;
+  if (options.apiKey !== undefined && options.apiKey !== storedKey) {
+    // A different key than last time: whatever was cached describes someone else.
+    userId = undefined;
+    level = 1;
+  }
+  if (apiKey === undefined && options.deviceName !== undefined) {
+    options.useKey(undefined);
+    const registered = await options.http.json<{ key?: unknown; user_id?: unknown }>({
+      method: 'POST',
+      path: '/keys',
+      json: { device_name: options.deviceName },
+    });
+    if (typeof registered.key !== 'string' || !isUserId(registered.user_id)) {
+      throw new SyncError('InvalidMessage', 'POST /keys answered without a key and user id');
+    }
+    apiKey = registered.key;
+    userId = registered.user_id;
+    level = 1;
+    // Store it before anything else can fail: the key is shown only once.
+    await store(kv, key, { url, userId, level, deviceName: options.deviceName }, apiKey);
+  }
+  options.useKey(apiKey);
+  if (apiKey === undefined) return { userId: undefined, level: 0, apiKey: undefined };
+
+  try {
+    const answer = await http.json<{ valid?: unknown; user_id?: unknown; level?: unknown }>({
+      method: 'GET',
+      path: '/keys/validate',
+    });
+    if (answer.valid === false)
+      throw new SyncError('Unauthorized', 'the relay says the API key is not valid');
+    if (isUserId(answer.user_id)) userId = answer.user_id;
+    if (isLevel(answer.level)) level = answer.level;
+  } catch (error) {
+    if (!(error instanceof SyncError) || error.kind !== 'Unavailable') throw error;
+    // Offline start: the cached identity stands until the relay can be asked.
+  }
+  const previous = cached;
+  if (!previous || previous.userId !== userId || previous.level !== level || options.apiKey !== undefined) {
+    await store(
+      kv,
+      key,
+      { url, userId, level, deviceName: options.deviceName ?? previous?.deviceName },
+      apiKey,
+    );
+  }
+  return { userId, level, apiKey };
+}
+
+async function store(
+  kv: KeyValueStore,
+  key: CryptoKey,
+  identity: Omit<StoredIdentity, 'apiKey'>,
+  apiKey: string,
+): Promise<void> {
+  const record: StoredIdentity = { ...identity, apiKey: await sealApiKey(key, apiKey) };
+  await kv.put(KV_TABLES.identity, SELF, record);
+}

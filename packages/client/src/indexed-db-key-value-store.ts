@@ -1,0 +1,67 @@
+import { type KeyValueStore, type KvEntry, type KvOp, SyncError } from '@scopesync/core';
+import { Dexie } from 'dexie';
+import { type IndexedDbOptions, ScopesyncDatabase } from './indexed-db-database.ts';
+
+/**
+ * A {@link KeyValueStore} in IndexedDB (Dexie). Values are structured-cloned, so it keeps
+ * non-extractable WebCrypto keys as well as JSON values and bytes (`cloneable` is true).
+ */
+export class IndexedDbKeyValueStore implements KeyValueStore {
+  readonly cloneable = true;
+  readonly #db: ScopesyncDatabase;
+  #closed = false;
+
+  /** Opens the store on its own database, or on a shared {@link ScopesyncDatabase}. */
+  constructor(options: IndexedDbOptions | ScopesyncDatabase = {}) {
+    this.#db = (options instanceof ScopesyncDatabase ? options : new ScopesyncDatabase(options)).acquire();
+  }
+
+  async get<T = unknown>(table: string, key: string): Promise<T | undefined> {
+    this.#open();
+    const row = await this.#db.kv.get([table, key]);
+    return row?.value as T | undefined;
+  }
+
+  async put(table: string, key: string, value: unknown): Promise<void> {
+    await this.batch([{ op: 'put', table, key, value }]);
+  }
+
+  async delete(table: string, key: string): Promise<void> {
+    await this.batch([{ op: 'delete', table, key }]);
+  }
+
+  async list<T = unknown>(table: string, prefix = ''): Promise<KvEntry<T>[]> {
+    this.#open();
+    const rows = await this.#db.kv
+      .where('[table+key]')
+      .between([table, prefix], [table, Dexie.maxKey], true, true)
+      .until((row) => row.table !== table || !row.key.startsWith(prefix))
+      .toArray();
+    return rows.map((row) => ({ key: row.key, value: row.value as T }));
+  }
+
+  async batch(ops: readonly KvOp[]): Promise<void> {
+    this.#open();
+    for (const op of ops) {
+      if (op.op === 'put' && op.value === undefined)
+        throw new SyncError('BadRequest', 'a key-value store cannot keep undefined');
+    }
+    const db = this.#db;
+    await db.dexie.transaction('rw', db.kv, async () => {
+      for (const op of ops) {
+        if (op.op === 'put') await db.kv.put({ table: op.table, key: op.key, value: op.value });
+        else await db.kv.delete([op.table, op.key]);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.release();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new SyncError('Unavailable', 'the store is closed');
+  }
+}

@@ -1,0 +1,434 @@
+import {
+  type Address,
+  type Caller,
+  decide,
+  decodeMuxFrame,
+  encodeMuxFrame,
+  isEncryptedScope,
+  type Level,
+  type Message,
+  namespaceOwner,
+  parseDocName,
+  SyncError,
+  type UserId,
+} from '@scopesync/core';
+import type { BackoffOptions } from './backoff.ts';
+import { Blobs } from './blobs.ts';
+import { type ClientStore, defaultClientStore } from './client-store.ts';
+import { Connection, type ConnectionStatus, type WebSocketClass } from './connection.ts';
+import type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
+import { type DocFlags, DocHandle } from './doc-handle.ts';
+import { type FetchFunction, HttpApi } from './http-api.ts';
+import { type Identity, resolveIdentity } from './identity.ts';
+import { LocalDocLog, type PayloadCodec, PLAINTEXT_CODEC } from './local-doc-log.ts';
+import { Emitter, type Unsubscribe } from './typed-events.ts';
+import { UserData } from './user-data.ts';
+
+/** Options of {@link createClient}; everything but `url` has a default. */
+export interface ClientOptions {
+  /** The relay's base URL, `http(s)://host[:port]`. The socket goes to the same host (`ws(s)://…/sync`). */
+  readonly url: string;
+  /** An API key. Without one the client uses the key stored from an earlier session, registers `deviceName`, or is a guest. */
+  readonly apiKey?: string | undefined;
+  /** Registers a new device (POST /keys) when there is no key yet; the key is kept, encrypted, in the store. */
+  readonly deviceName?: string | undefined;
+  /** Where the client keeps its data. Default: IndexedDB in browsers, memory elsewhere. Closed by {@link SyncClient.close}. */
+  readonly store?: ClientStore | undefined;
+  /**
+   * The cipher of each encrypted doc (USER_PRIVATE docs, encrypted blobs). Without it,
+   * opening those fails with a clear error: they are never synced or stored as plaintext.
+   */
+  readonly cipherFor?: DocCipherProvider | undefined;
+  /** The WebSocket class. Default: the global `WebSocket` (pass `ws`'s in Node 20). */
+  readonly WebSocket?: WebSocketClass | undefined;
+  /** The fetch function. Default: the global `fetch`. */
+  readonly fetch?: FetchFunction | undefined;
+  /** Reconnection delays. */
+  readonly backoff?: Partial<BackoffOptions> | undefined;
+  /** Merge a doc's local log after this many entries (and snapshot encrypted docs on the relay after as many). */
+  readonly compactAfter?: number | undefined;
+  /** Entries of the in-memory cache of non-private userdata values (each holds its doc open). */
+  readonly cacheSize?: number | undefined;
+  /** HTTP request timeout, milliseconds. */
+  readonly requestTimeoutMs?: number | undefined;
+  /** How long `userData.get` waits for the relay when a value is not stored locally, milliseconds. */
+  readonly syncTimeoutMs?: number | undefined;
+  /** Largest tracked update sent in one frame, bytes. */
+  readonly maxSendBytes?: number | undefined;
+  /** Connect at once (default) or start offline until {@link SyncClient.connect}. */
+  readonly connect?: boolean | undefined;
+  /** Random source of the reconnect jitter, in [0, 1) (seeded tests pass theirs). Default Math.random. */
+  readonly random?: (() => number) | undefined;
+}
+
+const DEFAULTS = {
+  compactAfter: 100,
+  cacheSize: 100,
+  requestTimeoutMs: 15_000,
+  syncTimeoutMs: 5_000,
+  maxSendBytes: 1024 * 1024,
+  connect: true,
+} as const;
+
+/** Options of {@link SyncClient.doc}. */
+export interface DocOptions extends DocFlags {
+  /** Sync a blob doc end-to-end encrypted (USER_PRIVATE docs always are). */
+  readonly encrypted?: boolean | undefined;
+}
+
+/** The events of a {@link SyncClient}. */
+export interface SyncClientEvents {
+  /** The socket's state changed. */
+  status: ConnectionStatus;
+  /** The relay refused the API key: the client stopped reconnecting and works offline only. */
+  'auth-error': SyncError;
+  /** A problem not tied to one doc (a malformed frame, a queued HTTP operation that failed). */
+  error: SyncError;
+  /** The relay confirmed (or changed) who this client is. */
+  identity: { readonly userId: string | undefined; readonly level: Level };
+}
+
+/**
+ * Creates a client: opens the local store, works out the identity (API key, stored key,
+ * device registration or guest; cached for offline starts) and connects to the relay.
+ */
+export async function createClient(options: ClientOptions): Promise<SyncClient> {
+  const settings = {
+    compactAfter: options.compactAfter ?? DEFAULTS.compactAfter,
+    cacheSize: options.cacheSize ?? DEFAULTS.cacheSize,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    syncTimeoutMs: options.syncTimeoutMs ?? DEFAULTS.syncTimeoutMs,
+    maxSendBytes: options.maxSendBytes ?? DEFAULTS.maxSendBytes,
+    connect: options.connect ?? DEFAULTS.connect,
+  };
+  const url = options.url.replace(/\/+$/, '');
+  if (!/^https?:\/\//.test(url)) throw new SyncError('BadRequest', 'url must start with http:// or https://');
+  const store = options.store ?? defaultClientStore();
+  const fetchFn = options.fetch ?? (globalThis.fetch?.bind(globalThis) as FetchFunction | undefined);
+  if (!fetchFn) throw new SyncError('BadRequest', 'no fetch function: pass { fetch }');
+  let apiKey: string | undefined;
+  const http = new HttpApi({
+    baseUrl: url,
+    fetch: fetchFn,
+    apiKey: () => apiKey,
+    timeoutMs: settings.requestTimeoutMs,
+  });
+  let identity: Identity;
+  try {
+    identity = await resolveIdentity({
+      kv: store.kv,
+      http,
+      url,
+      apiKey: options.apiKey,
+      deviceName: options.deviceName,
+      useKey: (key) => {
+        apiKey = key;
+      },
+    });
+  } catch (error) {
+    await Promise.allSettled([store.docs.close(), store.kv.close()]);
+    throw error;
+  }
+  const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
+  if (!WebSocketImpl) {
+    await Promise.allSettled([store.docs.close(), store.kv.close()]);
+    throw new SyncError('BadRequest', 'no WebSocket class: pass { WebSocket } (the ws package in Node 20)');
+  }
+  const client = new SyncClient({
+    url,
+    store,
+    http,
+    identity,
+    cipherFor: options.cipherFor,
+    WebSocket: WebSocketImpl,
+    backoff: options.backoff,
+    random: options.random,
+    compactAfter: settings.compactAfter,
+    cacheSize: settings.cacheSize,
+    syncTimeoutMs: settings.syncTimeoutMs,
+    maxSendBytes: settings.maxSendBytes,
+  });
+  if (settings.connect) client.connect();
+  return client;
+}
+
+/** What {@link SyncClient}'s constructor gets from {@link createClient}. */
+export interface SyncClientInit {
+  readonly url: string;
+  readonly store: ClientStore;
+  readonly http: HttpApi;
+  readonly identity: Identity;
+  readonly cipherFor: DocCipherProvider | undefined;
+  readonly WebSocket: WebSocketClass;
+  readonly backoff: Partial<BackoffOptions> | undefined;
+  readonly random: (() => number) | undefined;
+  readonly compactAfter: number;
+  readonly cacheSize: number;
+  readonly syncTimeoutMs: number;
+  readonly maxSendBytes: number;
+}
+
+/**
+ * A scopesync client: local-first Yjs documents in a local store, synced with the relay over
+ * one multiplexed WebSocket, plus the userdata, blob and share APIs. Create it with
+ * {@link createClient}.
+ */
+export class SyncClient {
+  /** Scoped JSON values on top of docs (`get/set/update/delete/list`). */
+  readonly userData: UserData;
+  /** Collaborative and raw blobs, and their shares. */
+  readonly blobs: Blobs;
+  /** The local store (the `keys` table of its kv store is free for the DocCipher's wrapped keys). */
+  readonly store: ClientStore;
+  /** The relay's base URL. */
+  readonly url: string;
+  readonly #http: HttpApi;
+  readonly #connection: Connection;
+  readonly #events = new Emitter<SyncClientEvents>();
+  readonly #handles = new Map<string, DocHandle>();
+  readonly #cipherFor: DocCipherProvider | undefined;
+  readonly #ciphers = new Map<string, Promise<DocCipher>>();
+  readonly #init: SyncClientInit;
+  #identity: Identity;
+  #ref = 0;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  /** @internal Use {@link createClient}. */
+  constructor(init: SyncClientInit) {
+    this.#init = init;
+    this.url = init.url;
+    this.store = init.store;
+    this.#http = init.http;
+    this.#identity = init.identity;
+    this.#cipherFor = init.cipherFor;
+    const wsBase = init.url.replace(/^http/, 'ws');
+    const key = init.identity.apiKey;
+    this.#connection = new Connection({
+      url: `${wsBase}/sync${key === undefined ? '' : `?key=${encodeURIComponent(key)}`}`,
+      WebSocket: init.WebSocket,
+      ...(init.backoff === undefined ? {} : { backoff: init.backoff }),
+      ...(init.random === undefined ? {} : { random: init.random }),
+      checkAuth: () => this.#checkAuth(),
+    });
+    this.#connection.on('status', (status) => this.#events.emit('status', status));
+    this.#connection.on('auth-error', (error) => this.#events.emit('auth-error', error));
+    this.#connection.on('open', () => void this.#onOpen());
+    this.#connection.on('close', () => {
+      for (const handle of this.#handles.values()) handle.detach();
+    });
+    this.#connection.on('message', (frame) => this.#onFrame(frame));
+    this.userData = new UserData({
+      client: this,
+      http: init.http,
+      kv: init.store.kv,
+      docs: init.store.docs,
+      cacheSize: init.cacheSize,
+      syncTimeoutMs: init.syncTimeoutMs,
+      caller: () => this.#caller(),
+      isOnline: () => this.#connection.isOpen,
+      isConnecting: () => this.#connection.status === 'connecting',
+      emitError: (error) => this.#events.emit('error', error),
+    });
+    this.blobs = new Blobs({ client: this, http: init.http, cipher: (name) => this.cipherOf(name) });
+  }
+
+  /** This client's user id; undefined for a guest (or before the relay ever confirmed the key). */
+  get userId(): string | undefined {
+    return this.#identity.userId;
+  }
+
+  /** This client's permission level (Guest 0, User 1, Moderator 5, Admin 10). */
+  get level(): Level {
+    return this.#identity.level;
+  }
+
+  /** The socket's state. */
+  get status(): ConnectionStatus {
+    return this.#connection.status;
+  }
+
+  /** True while the socket to the relay is open. */
+  get online(): boolean {
+    return this.#connection.isOpen;
+  }
+
+  /** This client's public user id (the seed's `get_user_id()`); undefined for a guest. */
+  getUserId(): string | undefined {
+    return this.#identity.userId;
+  }
+
+  /** Listens to one of the {@link SyncClientEvents}; returns the function that stops listening. */
+  on<K extends keyof SyncClientEvents>(
+    event: K,
+    listener: (value: SyncClientEvents[K]) => void,
+  ): Unsubscribe {
+    return this.#events.on(event, listener);
+  }
+
+  /**
+   * Opens a document by name (`<SCOPE>/<namespace>/<key>`, `blob/<id>`) or address. Returns
+   * the open handle when there is one (each call takes a reference: balance it with
+   * `release()`). Throws at once for a doc this client may not read (Forbidden), a name
+   * outside the grammar (BadRequest), and an encrypted doc without a cipher configured.
+   */
+  doc(name: string | Address, options: DocOptions = {}): DocHandle {
+    if (this.#closed) throw new SyncError('Unavailable', 'the client is closed');
+    const address = typeof name === 'string' ? parseDocName(name) : name;
+    const existing = this.#handles.get(address.name);
+    if (existing) {
+      existing.retain(options);
+      return existing;
+    }
+    const readable = decide({
+      caller: this.#caller(),
+      action: 'read',
+      address,
+      // The best case of an object we know nothing about yet: the relay has the last word.
+      object: address.kind === 'blob' ? undefined : { owner: namespaceOwner(address), read: 2, write: 1 },
+    });
+    if (!readable.allowed && address.kind === 'doc') {
+      throw new SyncError('Forbidden', `cannot read ${address.name}: ${readable.reason}`);
+    }
+    const encrypted = address.kind === 'doc' ? isEncryptedScope(address.scope) : options.encrypted === true;
+    let codec: PayloadCodec = PLAINTEXT_CODEC;
+    if (encrypted) {
+      const docName = address.name;
+      const cipher = (): Promise<DocCipher> => this.cipherOf(docName);
+      codec = {
+        toUpdate: async (payload) => (await cipher()).open(payload),
+        fromUpdate: async (update) => (await cipher()).seal(update),
+        snapshot: async (state) => (await cipher()).sealSnapshot(state),
+      };
+      // Fail at once, not at the first write: no cipher means no way to keep this doc.
+      this.#requireCipher(docName);
+    }
+    const log = new LocalDocLog(this.store.docs, this.store.kv, address.name, codec, this.#init.compactAfter);
+    const handle: DocHandle = new DocHandle(
+      {
+        name: address.name,
+        address,
+        encrypted,
+        log,
+        caller: () => this.#caller(),
+        send: (message) => this.#send(address.name, message),
+        nextRef: () => ++this.#ref,
+        isOnline: () => this.#connection.isOpen,
+        open: codec.toUpdate,
+        sealSnapshot: codec.snapshot,
+        onClosed: () => {
+          if (this.#handles.get(address.name) === handle) this.#handles.delete(address.name);
+        },
+        compactAfter: this.#init.compactAfter,
+        maxSendBytes: this.#init.maxSendBytes,
+      },
+      { read: options.read, write: options.write },
+    );
+    this.#handles.set(address.name, handle);
+    if (this.#connection.isOpen) handle.attach();
+    return handle;
+  }
+
+  /** Goes (back) online: connects and keeps reconnecting with backoff. */
+  connect(): void {
+    if (this.#closed) throw new SyncError('Unavailable', 'the client is closed');
+    this.#connection.start();
+  }
+
+  /** Goes offline: closes the socket and stops reconnecting. Everything keeps working locally. */
+  disconnect(): void {
+    this.#connection.stop();
+  }
+
+  /**
+   * Closes every handle (their local writes are durable first), the socket and the store.
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      await this.userData.close();
+      await Promise.allSettled([...this.#handles.values()].map((h) => h.shutdown()));
+      this.#connection.close();
+      await Promise.allSettled([this.store.docs.close(), this.store.kv.close()]);
+      this.#events.clear();
+    })();
+    return this.#closing;
+  }
+
+  /** @internal Sends an HTTP request queued in the outbox, after reconnecting. */
+  get http(): HttpApi {
+    return this.#http;
+  }
+
+  /** @internal The cipher of an encrypted doc; BadRequest when none is configured. */
+  cipherOf(docName: string): Promise<DocCipher> {
+    let cipher = this.#ciphers.get(docName);
+    if (!cipher) {
+      const provider = this.#requireCipher(docName);
+      cipher = Promise.resolve().then(() => provider(docName));
+      this.#ciphers.set(docName, cipher);
+      // A provider that failed may succeed later (keys arrive): do not cache the failure.
+      cipher.catch(() => this.#ciphers.delete(docName));
+    }
+    return cipher;
+  }
+
+  #requireCipher(docName: string): DocCipherProvider {
+    if (!this.#cipherFor) {
+      throw new SyncError(
+        'BadRequest',
+        `${docName} is end-to-end encrypted and no DocCipher is configured (createClient({ cipherFor })); ` +
+          'scopesync never syncs or stores it as plaintext',
+      );
+    }
+    return this.#cipherFor;
+  }
+
+  #caller(): Caller {
+    const { userId, level } = this.#identity;
+    if (userId === undefined) {
+      // A key the relay has not confirmed yet (first start offline): act as a plain user of unknown id.
+      return this.#identity.apiKey === undefined
+        ? { kind: 'guest' }
+        : { kind: 'user', userId: 'user_unknown' as UserId, level };
+    }
+    return { kind: 'user', userId: userId as UserId, level };
+  }
+
+  #send(docName: string, message: Message): boolean {
+    return this.#connection.send(encodeMuxFrame(docName, message));
+  }
+
+  async #onOpen(): Promise<void> {
+    // Queued HTTP operations (offline deletes) go first, so a doc deleted offline is gone on
+    // the relay before its later edits arrive.
+    await this.userData.flushOutbox();
+    if (!this.#connection.isOpen) return;
+    for (const handle of this.#handles.values()) handle.attach();
+  }
+
+  #onFrame(bytes: Uint8Array): void {
+    let frame: ReturnType<typeof decodeMuxFrame>;
+    try {
+      frame = decodeMuxFrame(bytes);
+    } catch (error) {
+      this.#events.emit(
+        'error',
+        error instanceof SyncError ? error : new SyncError('InvalidMessage', String(error)),
+      );
+      return;
+    }
+    this.#handles.get(frame.docName)?.receive(frame.message);
+  }
+
+  async #checkAuth(): Promise<'ok' | 'unauthorized' | 'unknown'> {
+    if (this.#identity.apiKey === undefined) return 'unknown';
+    try {
+      const answer = await this.#http.json<{ valid?: unknown }>({ method: 'GET', path: '/keys/validate' });
+      return answer.valid === false ? 'unauthorized' : 'ok';
+    } catch (error) {
+      return error instanceof SyncError && error.kind === 'Unauthorized' ? 'unauthorized' : 'unknown';
+    }
+  }
+}

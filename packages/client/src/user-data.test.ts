@@ -1,0 +1,207 @@
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FakeRelay } from '../test-support/fake-relay.ts';
+import { type ClientStore, indexedDbClientStore, KV_TABLES } from './client-store.ts';
+import { type ClientOptions, createClient, type SyncClient } from './sync-client.ts';
+import { DATA_MAP } from './user-data.ts';
+
+const ALICE = 'user_00000000000000a1';
+const BOB = 'user_00000000000000b0';
+
+let clients: SyncClient[] = [];
+afterEach(async () => {
+  for (const c of clients) await c.close();
+  clients = [];
+});
+
+function profile(): () => ClientStore {
+  const indexedDB = new IDBFactory();
+  return () => indexedDbClientStore({ name: 'scopesync', indexedDB, IDBKeyRange });
+}
+
+async function start(
+  relay: FakeRelay,
+  options: Partial<ClientOptions> & { store: ClientStore },
+): Promise<SyncClient> {
+  const client = await createClient({
+    url: 'http://relay.test',
+    WebSocket: relay.WebSocket,
+    fetch: relay.fetch,
+    backoff: { initialMs: 5, maxMs: 20 },
+    syncTimeoutMs: 2000,
+    ...options,
+  });
+  clients.push(client);
+  return client;
+}
+
+describe('userData', () => {
+  it('sets, gets, updates field by field and replaces with set', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()(), connect: false });
+    expect(await a.userData.get('USER_PUBLIC', ALICE, 'profile')).toBeUndefined();
+    await a.userData.set('USER_PUBLIC', ALICE, 'profile', { name: 'Alice', tags: ['a'], nested: { x: 1 } });
+    expect(await a.userData.get('USER_PUBLIC', ALICE, 'profile')).toEqual({
+      name: 'Alice',
+      tags: ['a'],
+      nested: { x: 1 },
+    });
+    await a.userData.update('USER_PUBLIC', ALICE, 'profile', { age: 30, tags: undefined });
+    expect(await a.userData.get('USER_PUBLIC', ALICE, 'profile')).toEqual({
+      name: 'Alice',
+      nested: { x: 1 },
+      age: 30,
+    });
+    await a.userData.set('USER_PUBLIC', ALICE, 'profile', { only: true });
+    expect(await a.userData.get('USER_PUBLIC', ALICE, 'profile')).toEqual({ only: true });
+  });
+
+  it('keeps values in the documented representation: fields of ydoc.getMap("data")', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()() });
+    await a.userData.set('PUBLIC_RW', '_', 'board', { title: 'hello', n: 2 });
+    const doc = a.doc('PUBLIC_RW/_/board');
+    await doc.whenAcked();
+    expect(relay.doc('PUBLIC_RW/_/board').getMap(DATA_MAP).toJSON()).toEqual({ title: 'hello', n: 2 });
+    await doc.release();
+  });
+
+  it('returns a copy, never the cached object', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()(), connect: false });
+    await a.userData.set('USER_PUBLIC', ALICE, 'p', { list: [1] });
+    const first = await a.userData.get<{ list: number[] }>('USER_PUBLIC', ALICE, 'p');
+    first?.list.push(2);
+    expect(await a.userData.get('USER_PUBLIC', ALICE, 'p')).toEqual({ list: [1] });
+  });
+
+  it('invalidates the cache on a remote write', async () => {
+    const relay = new FakeRelay();
+    const key = relay.addUser(ALICE);
+    const a = await start(relay, { apiKey: key, store: profile()() });
+    const b = await start(relay, { apiKey: key, store: profile()() });
+    await a.userData.set('USER_PUBLIC', ALICE, 'status', { text: 'one' });
+    await a.doc(`USER_PUBLIC/${ALICE}/status`).whenAcked();
+    expect(await b.userData.get('USER_PUBLIC', ALICE, 'status')).toEqual({ text: 'one' });
+    await a.userData.update('USER_PUBLIC', ALICE, 'status', { text: 'two' });
+    await vi.waitFor(async () =>
+      expect(await b.userData.get('USER_PUBLIC', ALICE, 'status')).toEqual({ text: 'two' }),
+    );
+  });
+
+  it('merges concurrent update()s of different fields', async () => {
+    const relay = new FakeRelay();
+    const key = relay.addUser(ALICE);
+    const a = await start(relay, { apiKey: key, store: profile()() });
+    const b = await start(relay, { apiKey: key, store: profile()() });
+    await a.userData.set('USER_PUBLIC', ALICE, 'card', { title: 't' });
+    await a.doc(`USER_PUBLIC/${ALICE}/card`).whenAcked();
+    expect(await b.userData.get('USER_PUBLIC', ALICE, 'card')).toEqual({ title: 't' });
+    a.disconnect();
+    b.disconnect();
+    await a.userData.update('USER_PUBLIC', ALICE, 'card', { color: 'red' });
+    await b.userData.update('USER_PUBLIC', ALICE, 'card', { size: 3 });
+    a.connect();
+    b.connect();
+    const expected = { title: 't', color: 'red', size: 3 };
+    await vi.waitFor(async () => {
+      expect(await a.userData.get('USER_PUBLIC', ALICE, 'card')).toEqual(expected);
+      expect(await b.userData.get('USER_PUBLIC', ALICE, 'card')).toEqual(expected);
+    });
+  });
+
+  it('rejects flags past the scope ceiling and values that are not objects', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()(), connect: false });
+    await expect(a.userData.set('USER_PRIVATE', ALICE, 'k', { a: 1 }, { read: 2 })).rejects.toMatchObject({
+      kind: 'BadRequest',
+    });
+    await expect(a.userData.set('USER_PUBLIC', ALICE, 'k', [1] as never)).rejects.toMatchObject({
+      kind: 'BadRequest',
+    });
+    await expect(a.userData.get('USER_PUBLIC', ALICE, '../etc')).rejects.toMatchObject({
+      kind: 'BadRequest',
+    });
+    await expect(a.userData.set('PUBLIC_READ', '_', 'banner', { a: 1 })).rejects.toMatchObject({
+      kind: 'Forbidden',
+    });
+    await expect(a.userData.set('USER_PUBLIC', BOB, 'k', { a: 1 })).rejects.toMatchObject({
+      kind: 'Forbidden',
+    });
+  });
+
+  it('sends the requested flags with the subscription that creates the object', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()(), connect: false });
+    await a.userData.set('USER_PUBLIC', ALICE, 'draft', { text: 'wip' }, { read: 1 });
+    a.connect();
+    await vi.waitFor(() =>
+      expect(
+        relay.received.find(
+          (f) => f.docName === `USER_PUBLIC/${ALICE}/draft` && f.message.type === 'subscribe',
+        )?.message,
+      ).toMatchObject({
+        read: 1,
+      }),
+    );
+  });
+
+  it('deletes online through HTTP and locally', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()() });
+    await a.userData.set('USER_PUBLIC', ALICE, 'gone', { a: 1 });
+    await a.doc(`USER_PUBLIC/${ALICE}/gone`).whenAcked();
+    await a.userData.delete('USER_PUBLIC', ALICE, 'gone');
+    expect(relay.docs.has(`USER_PUBLIC/${ALICE}/gone`)).toBe(false);
+    expect(await a.userData.get('USER_PUBLIC', ALICE, 'gone')).toBeUndefined();
+    expect(await a.userData.list('USER_PUBLIC', ALICE)).toEqual([]);
+  });
+
+  it('queues a delete made offline in the persisted outbox and sends it after a restart', async () => {
+    const relay = new FakeRelay();
+    const key = relay.addUser(ALICE);
+    const store = profile();
+    const a = await start(relay, { apiKey: key, store: store() });
+    await a.userData.set('USER_PUBLIC', ALICE, 'old', { a: 1 });
+    await a.doc(`USER_PUBLIC/${ALICE}/old`).whenAcked();
+    relay.stop();
+    await a.userData.delete('USER_PUBLIC', ALICE, 'old');
+    expect(await a.userData.get('USER_PUBLIC', ALICE, 'old')).toBeUndefined();
+    expect(await a.userData.list('USER_PUBLIC', ALICE)).toEqual([]);
+    expect(await a.store.kv.list(KV_TABLES.outbox)).toHaveLength(1);
+    await a.close();
+    clients = [];
+
+    relay.start();
+    const again = await start(relay, { apiKey: key, store: store() });
+    await vi.waitFor(async () => expect(await again.store.kv.list(KV_TABLES.outbox)).toEqual([]));
+    expect(relay.docs.has(`USER_PUBLIC/${ALICE}/old`)).toBe(false);
+  });
+
+  it('lists local keys merged with the relay’s', async () => {
+    const relay = new FakeRelay();
+    const key = relay.addUser(ALICE);
+    const a = await start(relay, { apiKey: key, store: profile()() });
+    await a.userData.set('USER_PUBLIC', ALICE, 'remote/1', { a: 1 });
+    await a.doc(`USER_PUBLIC/${ALICE}/remote/1`).whenAcked();
+    const b = await start(relay, { apiKey: key, store: profile()(), connect: false });
+    relay.stop();
+    await b.userData.set('USER_PUBLIC', ALICE, 'local/1', { b: 1 });
+    // Relay unreachable: what this device has is the answer.
+    expect(await b.userData.list('USER_PUBLIC', ALICE)).toEqual(['local/1']);
+    relay.start();
+    expect(await b.userData.list('USER_PUBLIC', ALICE)).toEqual(['local/1', 'remote/1']);
+    expect(await b.userData.list('USER_PUBLIC', ALICE, { prefix: 'remote/' })).toEqual(['remote/1']);
+  });
+
+  it('fetches a value this device has never seen from the relay', async () => {
+    const relay = new FakeRelay();
+    const key = relay.addUser(ALICE);
+    const a = await start(relay, { apiKey: key, store: profile()() });
+    await a.userData.set('USER_PUBLIC', ALICE, 'far', { where: 'relay' });
+    await a.doc(`USER_PUBLIC/${ALICE}/far`).whenAcked();
+    const b = await start(relay, { apiKey: key, store: profile()() });
+    await vi.waitFor(() => expect(b.online).toBe(true));
+    expect(await b.userData.get('USER_PUBLIC', ALICE, 'far')).toEqual({ where: 'relay' });
+  });
+});
