@@ -17,12 +17,20 @@ function badRequest(fn: () => unknown): void {
 
 describe('document names', () => {
   it('parses every scope with its namespace grammar', () => {
-    expect(parseDocName(`USER_PUBLIC/${USER}/profile`)).toMatchObject({ scope: 'USER_PUBLIC', namespace: USER, key: 'profile' });
+    expect(parseDocName(`USER_PUBLIC/${USER}/profile`)).toMatchObject({
+      scope: 'USER_PUBLIC',
+      namespace: USER,
+      key: 'profile',
+    });
     expect(parseDocName(`USER_PRIVATE/${USER}/notes/2024/a.md`)).toMatchObject({ key: 'notes/2024/a.md' });
     expect(parseDocName('PUBLIC_READ/_/banner')).toMatchObject({ scope: 'PUBLIC_READ', namespace: '_' });
     expect(parseDocName('PUBLIC_RW/_/guestbook')).toMatchObject({ scope: 'PUBLIC_RW' });
     expect(parseDocName('SERVER_SCOPE/_/config')).toMatchObject({ scope: 'SERVER_SCOPE' });
-    expect(parseDocName('MOD_DATA/chess/board:1')).toMatchObject({ scope: 'MOD_DATA', namespace: 'chess', key: 'board:1' });
+    expect(parseDocName('MOD_DATA/chess/board:1')).toMatchObject({
+      scope: 'MOD_DATA',
+      namespace: 'chess',
+      key: 'board:1',
+    });
     expect(parseDocName('blob/app/config.json')).toMatchObject({ kind: 'blob', blobId: 'app/config.json' });
   });
 

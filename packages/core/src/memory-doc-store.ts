@@ -25,16 +25,18 @@ export class MemoryDocStore implements DocStore {
     return copies.map(({ doc, data }) => {
       const seq = (this.#heads.get(doc) ?? 0) + 1;
       this.#heads.set(doc, seq);
-      let log = this.#logs.get(doc);
-      if (!log) this.#logs.set(doc, (log = []));
+      const log = this.#logs.get(doc) ?? [];
       log.push({ seq, data });
+      this.#logs.set(doc, log);
       return seq;
     });
   }
 
   async load(doc: string, sinceSeq = 0): Promise<StoredEntry[]> {
     this.#open();
-    return (this.#logs.get(doc) ?? []).filter((e) => e.seq > sinceSeq).map((e) => ({ seq: e.seq, data: e.data.slice() }));
+    return (this.#logs.get(doc) ?? [])
+      .filter((e) => e.seq > sinceSeq)
+      .map((e) => ({ seq: e.seq, data: e.data.slice() }));
   }
 
   async head(doc: string): Promise<number> {
