@@ -26,7 +26,7 @@ const api = (method: string, path: string, options?: Parameters<typeof call>[3])
 describe('keys', () => {
   it('registers a device once per call, even with the same name, and validates its key', async () => {
     const first = await api('POST', '/keys', {
-      body: { device_name: 'laptop', box_pk: 'Ym94', sign_pk: 'c2lnbg' },
+      body: { device_name: 'laptop' },
     });
     const second = await api('POST', '/keys', { body: { device_name: 'laptop' } });
     expect(first.status).toBe(200);
@@ -46,7 +46,8 @@ describe('keys', () => {
     expect(query.json.user_id).toBe(first.json.user_id);
     expect(await api('GET', `/users/${first.json.user_id}/keys`)).toMatchObject({
       status: 200,
-      json: { sign_pk: 'c2lnbg', box_pk: 'Ym94' },
+      // Keys come with a proof of possession (test/relay-encryption-keys.test.ts); none yet.
+      json: { sign_pk: null, box_pk: null },
     });
   });
 

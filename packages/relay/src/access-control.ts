@@ -97,6 +97,12 @@ export class AccessControl implements SyncAuthority {
     return record ? this.#meta(address, record) : null;
   }
 
+  /** The hash of the API key a request carries (see `apiKeyOf`), or null: how sockets remember their key. */
+  credentialOf(request: IncomingMessage): string | null {
+    const key = apiKeyOf(request);
+    return key === null ? null : hashApiKey(key);
+  }
+
   /**
    * Decides one action, appending the audit entry the decision calls for (unless
    * `options.audit` is false: a probe, not an attempt). The channel defaults to `ws`, the
@@ -108,9 +114,10 @@ export class AccessControl implements SyncAuthority {
     address: Address,
     options: AccessCheckOptions = {},
   ): Promise<CheckedAccess> {
-    const object = await this.loadObject(address);
+    const record = await this.#store.getObject(address.name);
+    const object = record ? await this.#meta(address, record) : null;
     const decision = await this.decideOn(caller, action, address, object, options);
-    return { decision, object };
+    return record ? { decision, object, encrypted: record.encrypted } : { decision, object };
   }
 
   /** Like {@link check}, for an object the caller already loaded. */
@@ -174,8 +181,9 @@ export class AccessControl implements SyncAuthority {
 
   /**
    * The metadata a first write by `caller` creates: owner from `ownerForCreate`, flags from
-   * `flagsForWrite` over the scope's (or the runtime's) defaults. Throws BadRequest/Forbidden
-   * for flags the caller may not set. Stores nothing.
+   * `flagsForWrite` over the scope's (or the runtime's) defaults; encrypted for USER_PRIVATE,
+   * and for a blob when `requested.encrypted`. Throws BadRequest/Forbidden for flags the caller
+   * may not set. Stores nothing.
    */
   newObject(
     caller: Caller,
@@ -189,7 +197,8 @@ export class AccessControl implements SyncAuthority {
       owner: ownerForCreate(caller, address),
       read: flags.read,
       write: flags.write,
-      encrypted: address.kind === 'doc' && isEncryptedScope(address.scope),
+      encrypted: address.kind === 'doc' ? isEncryptedScope(address.scope) : requested.encrypted === true,
+      minEpoch: 0,
       createdAt: now,
       updatedAt: now,
       size: 0,

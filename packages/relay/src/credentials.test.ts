@@ -40,9 +40,11 @@ describe('credentials', () => {
 
   it('registers a device with a hashed key and validates what it is given', async () => {
     const store = new MemoryRelayStore();
+    // 32 bytes in standard base64 with padding: stored as base64url without, the one form.
+    const boxBytes = new Uint8Array(32).map((_, i) => 250 - i);
     const { key, userId } = await registerDevice(
       store,
-      { deviceName: 'phone', boxPk: 'AAAA_-', level: Level.Admin },
+      { deviceName: 'phone', boxPk: Buffer.from(boxBytes).toString('base64'), level: Level.Admin },
       5,
     );
     expect(await store.getUser(userId)).toEqual({
@@ -50,7 +52,7 @@ describe('credentials', () => {
       level: Level.Admin,
       deviceName: 'phone',
       signPk: null,
-      boxPk: 'AAAA_-',
+      boxPk: Buffer.from(boxBytes).toString('base64url'),
       createdAt: 5,
     });
     expect((await store.getKey(hashApiKey(key)))?.userId).toBe(userId);
@@ -59,6 +61,10 @@ describe('credentials', () => {
       { deviceName: 'x'.repeat(129) },
       { deviceName: 'a\nb' },
       { deviceName: 'ok', signPk: 'not base64!' },
+      // Shaped like base64 but not a 32-byte key.
+      { deviceName: 'ok', signPk: 'c2lnbg' },
+      { deviceName: 'ok', boxPk: 'A'.repeat(44) },
+      { deviceName: 'ok', boxPk: `${'A'.repeat(42)}=` },
     ]) {
       const error = await registerDevice(store, bad).catch((e: unknown) => e);
       expect(isSyncError(error, 'BadRequest')).toBe(true);

@@ -8,12 +8,12 @@ import type { RelayStore } from './relay-store.ts';
 
 /** An API key: 32 random bytes, base64url without padding (43 characters). */
 const API_KEY = /^[A-Za-z0-9_-]{43}$/;
-/** A public key as a client sends it: base64 or base64url, padding optional. */
-const PUBLIC_KEY = /^[A-Za-z0-9+/_-]+={0,2}$/;
+/** Binary fields as a client sends them: base64 or base64url, padding optional. */
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 /** Longest device name accepted, in characters. */
 export const MAX_DEVICE_NAME_LENGTH = 128;
-/** Longest public key accepted, in characters (an X25519/Ed25519 key is 43–44). */
-const MAX_PUBLIC_KEY_LENGTH = 256;
+/** Bytes in an Ed25519 or X25519 public key. */
+export const PUBLIC_KEY_BYTES = 32;
 
 /** A fresh API key: 32 random bytes, base64url. */
 export function generateApiKey(): string {
@@ -66,7 +66,9 @@ export interface DeviceRegistration {
   readonly deviceName: string;
   /** Default: User. The CLI registers admins; HTTP registration is always User. */
   readonly level?: Level;
+  /** Ed25519 public key, base64 or base64url (32 bytes); stored as base64url. */
   readonly signPk?: string | null | undefined;
+  /** X25519 public key, base64 or base64url (32 bytes); stored as base64url. */
   readonly boxPk?: string | null | undefined;
 }
 
@@ -89,24 +91,62 @@ export function parseDeviceName(value: unknown): string {
   return value;
 }
 
-/** Checks an optional public key (base64/base64url, ≤ 256 characters). Throws BadRequest otherwise. */
-export function parsePublicKey(value: unknown, what: string): string | null {
-  if (value === undefined || value === null) return null;
-  if (
-    typeof value !== 'string' ||
-    value.length === 0 ||
-    value.length > MAX_PUBLIC_KEY_LENGTH ||
-    !PUBLIC_KEY.test(value)
-  ) {
-    throw new SyncError(
-      'BadRequest',
-      `${what} must be a base64 or base64url string of at most ${MAX_PUBLIC_KEY_LENGTH} characters`,
-    );
+/**
+ * Decodes a binary field sent as base64 or base64url (padding optional). BadRequest when it is
+ * not a string in that alphabet, or not between `minBytes` and `maxBytes` long once decoded.
+ */
+export function parseBase64(value: unknown, what: string, minBytes: number, maxBytes: number): Uint8Array {
+  // 4 characters carry 3 bytes: anything longer than this cannot decode to maxBytes.
+  const maxChars = Math.ceil(maxBytes / 3) * 4;
+  if (typeof value !== 'string' || value.length > maxChars || !BASE64.test(value)) {
+    throw new SyncError('BadRequest', `${what} must be base64 or base64url`);
   }
-  return value;
+  const unpadded = value.replace(/=+$/, '');
+  // A lone trailing character holds 6 bits: no byte ends there, so it is a truncated value.
+  if (unpadded.length % 4 === 1) throw new SyncError('BadRequest', `${what} is truncated base64`);
+  // Node's base64 decoder reads both alphabets; it skips (never rejects) what it does not know,
+  // which BASE64 above has already ruled out.
+  const bytes = new Uint8Array(Buffer.from(unpadded, 'base64'));
+  if (bytes.length < minBytes || bytes.length > maxBytes) {
+    const size = minBytes === maxBytes ? `${minBytes} bytes` : `${minBytes}–${maxBytes} bytes`;
+    throw new SyncError('BadRequest', `${what} must decode to ${size}, not ${bytes.length}`);
+  }
+  return bytes;
 }
 
-/** Registers a device as a new user with a fresh API key. Stores only the key's hash. */
+/** Bytes as base64url without padding: how the relay stores and answers keys, proofs and grants. */
+export function toBase64Url(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+}
+
+/**
+ * Checks an optional public key: a 32-byte Ed25519/X25519 key in base64 or base64url. Returns
+ * it as base64url without padding (the one stored form, so equal keys compare equal), or null
+ * when absent. Throws BadRequest otherwise.
+ */
+export function parsePublicKey(value: unknown, what: string): string | null {
+  if (value === undefined || value === null) return null;
+  return toBase64Url(parseBase64(value, what, PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES));
+}
+
+/**
+ * The 32 bytes of a stored public key, or null when it is not one (a relay before schema 2
+ * stored whatever base64 a client sent: such a key matches no signature).
+ */
+export function publicKeyBytes(stored: string | null): Uint8Array | null {
+  if (stored === null) return null;
+  try {
+    return parseBase64(stored, 'stored key', PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Registers a device as a new user with a fresh API key. Stores only the key's hash. Trusted
+ * callers only (the runtime, the CLI): it takes public keys without a proof of possession, which
+ * the HTTP route demands (see `key-proof.ts`). Conflict when another user holds `signPk`.
+ */
 export async function registerDevice(
   store: RelayStore,
   registration: DeviceRegistration,

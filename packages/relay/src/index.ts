@@ -17,13 +17,18 @@ export {
   isApiKeyShaped,
   newUserId,
   parseDeviceName,
+  parsePublicKey,
   registerDevice,
 } from './credentials.ts';
+export type { EnvelopePolicyOptions } from './envelope-policy.ts';
+export { createEnvelopeVerifier } from './envelope-policy.ts';
 export type { HttpApiOptions } from './http/http-api.ts';
 export { HttpApi } from './http/http-api.ts';
 export type { StaticFilesOptions } from './http/static-files.ts';
 export { StaticFiles } from './http/static-files.ts';
 export { instrumentRelayStore } from './instrumented-relay-store.ts';
+export type { IssuedChallenge, KeyChallengesOptions } from './key-proof.ts';
+export { KeyChallenges, keyProofMessage } from './key-proof.ts';
 export { KeyedMutex } from './keyed-mutex.ts';
 export { MemoryRelayStore } from './memory-relay-store.ts';
 export type { Counter, Gauge, Histogram } from './metrics.ts';
@@ -40,13 +45,16 @@ export type {
   AuditQuery,
   AuditRecord,
   BlobWrite,
+  KeyGrantRecord,
   KeyRecord,
   ObjectListing,
   ObjectPatch,
   ObjectRecord,
   RelayStore,
   ShareRecord,
+  UserKeys,
   UserRecord,
+  WrappedKeyRecord,
 } from './relay-store.ts';
 export type {
   AuthoritativeWriteOptions,
@@ -61,9 +69,11 @@ export type {
   UserDataRequest,
 } from './runtime.ts';
 export { RelayRuntime, RUNTIME_ORIGIN } from './runtime.ts';
-export type { DocHubOptions, DocListener, DocSubscription } from './sync/doc-hub.ts';
-export { DocHub } from './sync/doc-hub.ts';
+export type { DocHubOptions, DocListener, DocSubscription, EnvelopeVerifier } from './sync/doc-hub.ts';
+export { DocHub, validateUpdate } from './sync/doc-hub.ts';
 export type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from './sync/sync-authority.ts';
-export type { SyncServerOptions } from './sync/sync-server.ts';
-export { SyncServer } from './sync/sync-server.ts';
+export type { SyncLog } from './sync/sync-log.ts';
+export { consoleSyncLog } from './sync/sync-log.ts';
+export type { SyncServerLimits, SyncServerOptions } from './sync/sync-server.ts';
+export { DEFAULT_SYNC_LIMITS, SyncServer } from './sync/sync-server.ts';
 export { parseUserValue, readUserValue, USERDATA_MAP, writeUserValue } from './userdata-value.ts';

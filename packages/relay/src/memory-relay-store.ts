@@ -4,13 +4,16 @@ import type {
   AuditQuery,
   AuditRecord,
   BlobWrite,
+  KeyGrantRecord,
   KeyRecord,
   ObjectListing,
   ObjectPatch,
   ObjectRecord,
   RelayStore,
   ShareRecord,
+  UserKeys,
   UserRecord,
+  WrappedKeyRecord,
 } from './relay-store.ts';
 
 /** Most entries one audit query returns. */
@@ -27,6 +30,10 @@ export class MemoryRelayStore implements RelayStore {
   readonly #blobData = new Map<string, Uint8Array>();
   /** blob id → user id → share. */
   readonly #shares = new Map<string, Map<string, ShareRecord>>();
+  /** blob id → `${user id} ${epoch}` → grant. */
+  readonly #keyGrants = new Map<string, Map<string, KeyGrantRecord>>();
+  /** doc name → key id → wrapped key. */
+  readonly #wrappedKeys = new Map<string, Map<string, WrappedKeyRecord>>();
   readonly #audit: AuditRecord[] = [];
   #auditHead: AuditHead | null = null;
   readonly #grants = new Map<string, ModGrant[]>();
@@ -38,6 +45,7 @@ export class MemoryRelayStore implements RelayStore {
     if (this.#keys.has(firstKey.keyHash)) throw new SyncError('Conflict', 'that key exists');
     if (firstKey.userId !== user.userId)
       throw new SyncError('BadRequest', 'the first key must belong to the new user');
+    this.#checkSignPkFree(user.signPk, user.userId);
     this.#users.set(user.userId, { ...user });
     this.#keys.set(firstKey.keyHash, { ...firstKey });
   }
@@ -46,6 +54,26 @@ export class MemoryRelayStore implements RelayStore {
     this.#open();
     const user = this.#users.get(userId);
     return user ? { ...user } : null;
+  }
+
+  async findUserBySignPk(signPk: string): Promise<UserRecord | null> {
+    this.#open();
+    let found: UserRecord | null = null;
+    // Oldest first, like the SQLite store: a relay that predates the uniqueness rule may hold duplicates.
+    for (const user of this.#users.values()) {
+      if (user.signPk !== signPk) continue;
+      if (!found || user.createdAt < found.createdAt) found = user;
+    }
+    return found ? { ...found } : null;
+  }
+
+  async setUserKeys(userId: string, keys: UserKeys): Promise<boolean> {
+    this.#open();
+    const user = this.#users.get(userId);
+    if (!user) return false;
+    this.#checkSignPkFree(keys.signPk, userId);
+    this.#users.set(userId, { ...user, signPk: keys.signPk, boxPk: keys.boxPk });
+    return true;
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {
@@ -109,7 +137,11 @@ export class MemoryRelayStore implements RelayStore {
     this.#open();
     const existed = this.#objects.delete(name);
     this.#blobData.delete(name);
-    if (name.startsWith('blob/')) this.#shares.delete(name.slice(5));
+    this.#wrappedKeys.delete(name);
+    if (name.startsWith('blob/')) {
+      this.#shares.delete(name.slice(5));
+      this.#keyGrants.delete(name.slice(5));
+    }
     return existed;
   }
 
@@ -156,7 +188,14 @@ export class MemoryRelayStore implements RelayStore {
 
   async deleteShare(blobId: string, userId: string): Promise<boolean> {
     this.#open();
-    return this.#shares.get(blobId)?.delete(userId) ?? false;
+    const existed = this.#shares.get(blobId)?.delete(userId) ?? false;
+    if (existed) {
+      const grants = this.#keyGrants.get(blobId);
+      for (const slot of [...(grants?.keys() ?? [])]) {
+        if (slot.startsWith(`${userId} `)) grants?.delete(slot);
+      }
+    }
+    return existed;
   }
 
   async listShares(blobId: string): Promise<ShareRecord[]> {
@@ -164,6 +203,37 @@ export class MemoryRelayStore implements RelayStore {
     return [...(this.#shares.get(blobId)?.values() ?? [])]
       .sort((a, b) => (a.userId < b.userId ? -1 : 1))
       .map((s) => ({ ...s }));
+  }
+
+  async putKeyGrant(grant: KeyGrantRecord): Promise<void> {
+    this.#open();
+    const grants = this.#keyGrants.get(grant.blobId) ?? new Map<string, KeyGrantRecord>();
+    this.#keyGrants.set(grant.blobId, grants);
+    grants.set(`${grant.userId} ${grant.epoch}`, copyKeyGrant(grant));
+  }
+
+  async listKeyGrants(blobId: string, userId?: string): Promise<KeyGrantRecord[]> {
+    this.#open();
+    return [...(this.#keyGrants.get(blobId)?.values() ?? [])]
+      .filter((g) => userId === undefined || g.userId === userId)
+      .sort((a, b) => (a.userId === b.userId ? a.epoch - b.epoch : a.userId < b.userId ? -1 : 1))
+      .map(copyKeyGrant);
+  }
+
+  async putWrappedKey(key: WrappedKeyRecord): Promise<boolean> {
+    this.#open();
+    const keys = this.#wrappedKeys.get(key.docName) ?? new Map<string, WrappedKeyRecord>();
+    this.#wrappedKeys.set(key.docName, keys);
+    if (keys.has(key.keyId)) return false;
+    keys.set(key.keyId, { ...key, wrapped: key.wrapped.slice() });
+    return true;
+  }
+
+  async listWrappedKeys(docName: string): Promise<WrappedKeyRecord[]> {
+    this.#open();
+    return [...(this.#wrappedKeys.get(docName)?.values() ?? [])]
+      .sort((a, b) => a.epoch - b.epoch || (a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : 0))
+      .map((k) => ({ ...k, wrapped: k.wrapped.slice() }));
   }
 
   async appendAudit(seal: (head: AuditHead | null) => AuditRecord): Promise<AuditRecord> {
@@ -217,6 +287,19 @@ export class MemoryRelayStore implements RelayStore {
   #open(): void {
     if (this.#closed) throw new SyncError('Unavailable', 'the relay store is closed');
   }
+
+  #checkSignPkFree(signPk: string | null, userId: string): void {
+    if (signPk === null) return;
+    for (const other of this.#users.values()) {
+      if (other.signPk === signPk && other.userId !== userId) {
+        throw new SyncError('Conflict', 'that signing key is registered to another user');
+      }
+    }
+  }
+}
+
+function copyKeyGrant(grant: KeyGrantRecord): KeyGrantRecord {
+  return { ...grant, sealedKey: grant.sealedKey.slice(), grant: grant.grant.slice() };
 }
 
 function copyGrant(grant: ModGrant): ModGrant {

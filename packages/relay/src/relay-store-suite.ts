@@ -36,6 +36,7 @@ function object(name: string, owner = ALICE): ObjectRecord {
     read: 2,
     write: 1,
     encrypted: false,
+    minEpoch: 0,
     createdAt: 10,
     updatedAt: 10,
     size: 0,
@@ -243,6 +244,107 @@ export function runRelayStoreSuite(
       expect(await store().listShares('other')).toHaveLength(1);
     });
 
+    it('finds users by signing key, and keeps one signing key to one user', async () => {
+      await store().createUser(user(ALICE), { keyHash: 'h1', userId: ALICE, createdAt: 1, revokedAt: null });
+      await store().createUser(
+        { ...user(BOB), signPk: null },
+        { keyHash: 'h2', userId: BOB, createdAt: 2, revokedAt: null },
+      );
+      expect((await store().findUserBySignPk('c2lnbg'))?.userId).toBe(ALICE);
+      expect(await store().findUserBySignPk('other')).toBeNull();
+      // Another user may not take a signing key that is registered already…
+      await expectKind(store().setUserKeys(BOB, { signPk: 'c2lnbg', boxPk: null }), 'Conflict');
+      await expectKind(
+        store().createUser(
+          { ...user('user_00000000000000c0'), signPk: 'c2lnbg' },
+          { keyHash: 'h3', userId: 'user_00000000000000c0', createdAt: 3, revokedAt: null },
+        ),
+        'Conflict',
+      );
+      expect(await store().getUser('user_00000000000000c0')).toBeNull();
+      // …but its holder may set it again, with a box key.
+      expect(await store().setUserKeys(ALICE, { signPk: 'c2lnbg', boxPk: 'Ym94' })).toBe(true);
+      expect(await store().getUser(ALICE)).toMatchObject({ signPk: 'c2lnbg', boxPk: 'Ym94' });
+      expect(await store().setUserKeys(BOB, { signPk: 'Ym9i', boxPk: 'Ym9iYm94' })).toBe(true);
+      expect((await store().findUserBySignPk('Ym9i'))?.userId).toBe(BOB);
+      expect(await store().setUserKeys('user_00000000000000d0', { signPk: null, boxPk: null })).toBe(false);
+    });
+
+    it('keeps an object’s minimum key epoch', async () => {
+      const name = `USER_PRIVATE/${ALICE}/notes`;
+      await store().createObject({ ...object(name), read: 1, encrypted: true });
+      expect((await store().getObject(name))?.minEpoch).toBe(0);
+      expect(await store().updateObject(name, { minEpoch: 3 })).toMatchObject({
+        minEpoch: 3,
+        encrypted: true,
+      });
+      expect(await store().updateObject(name, { read: 1 })).toMatchObject({ minEpoch: 3 });
+      expect((await store().getObject(name))?.minEpoch).toBe(3);
+    });
+
+    it('keeps key grants per blob, user and epoch, and drops them with the share or the blob', async () => {
+      const grant = (userId: string, epoch: number, byte: number) => ({
+        blobId: 'doc',
+        userId,
+        epoch,
+        sealedKey: new Uint8Array([byte, 1]),
+        grant: new Uint8Array([byte, 2]),
+        grantedBy: ALICE,
+        grantedAt: epoch * 10,
+      });
+      await store().createObject(object('blob/doc'));
+      await store().putShare({
+        blobId: 'doc',
+        userId: BOB,
+        level: 'read_only',
+        grantedBy: ALICE,
+        grantedAt: 5,
+      });
+      await store().putKeyGrant(grant(BOB, 2, 7));
+      await store().putKeyGrant(grant(BOB, 1, 8));
+      await store().putKeyGrant(grant(ALICE, 1, 9));
+      await store().putKeyGrant({ ...grant(BOB, 1, 8), blobId: 'other' });
+      // The same (blob, user, epoch) is replaced, not duplicated.
+      const stored = grant(BOB, 2, 6);
+      await store().putKeyGrant(stored);
+      stored.sealedKey[0] = 99; // the store kept its own copy
+      expect(await store().listKeyGrants('doc', BOB)).toEqual([grant(BOB, 1, 8), grant(BOB, 2, 6)]);
+      expect((await store().listKeyGrants('doc')).map((g) => [g.userId, g.epoch])).toEqual([
+        [ALICE, 1],
+        [BOB, 1],
+        [BOB, 2],
+      ]);
+      expect(await store().deleteShare('doc', BOB)).toBe(true);
+      expect(await store().listKeyGrants('doc', BOB)).toEqual([]);
+      expect(await store().listKeyGrants('doc', ALICE)).toHaveLength(1);
+      expect(await store().listKeyGrants('other', BOB)).toHaveLength(1);
+      await store().deleteObject('blob/doc');
+      expect(await store().listKeyGrants('doc')).toEqual([]);
+      expect(await store().listKeyGrants('other')).toHaveLength(1);
+    });
+
+    it('keeps a document’s wrapped keys, first write of a key id winning, and drops them with it', async () => {
+      const doc = `USER_PRIVATE/${ALICE}/notes`;
+      const key = (keyId: string, epoch: number, byte: number) => ({
+        docName: doc,
+        keyId,
+        epoch,
+        wrapped: new Uint8Array([byte, byte]),
+        createdAt: byte,
+      });
+      expect(await store().listWrappedKeys(doc)).toEqual([]);
+      expect(await store().putWrappedKey(key('bb', 2, 1))).toBe(true);
+      expect(await store().putWrappedKey(key('aa', 1, 2))).toBe(true);
+      expect(await store().putWrappedKey(key('cc', 1, 3))).toBe(true);
+      expect(await store().putWrappedKey(key('aa', 1, 9))).toBe(false);
+      expect(await store().putWrappedKey({ ...key('aa', 1, 4), docName: 'blob/x' })).toBe(true);
+      expect(await store().listWrappedKeys(doc)).toEqual([key('aa', 1, 2), key('cc', 1, 3), key('bb', 2, 1)]);
+      await store().createObject({ ...object(doc), read: 1, encrypted: true });
+      await store().deleteObject(doc);
+      expect(await store().listWrappedKeys(doc)).toEqual([]);
+      expect(await store().listWrappedKeys('blob/x')).toHaveLength(1);
+    });
+
     it('appends a hash chain to the audit log and queries it', async () => {
       const event = (target: string, ts: number) =>
         store().appendAudit((head) =>
@@ -314,6 +416,16 @@ export function runRelayStoreSuite(
         grantedBy: ALICE,
         grantedAt: 3,
       });
+      await store().updateObject('blob/b', { encrypted: true, minEpoch: 2 });
+      await store().putKeyGrant({
+        blobId: 'b',
+        userId: BOB,
+        epoch: 2,
+        sealedKey: new Uint8Array([1]),
+        grant: new Uint8Array([2]),
+        grantedBy: ALICE,
+        grantedAt: 3,
+      });
       await store().appendAudit((head) =>
         sealAuditEntry(
           head,
@@ -336,6 +448,19 @@ export function runRelayStoreSuite(
       expect(await again.getUser(ALICE)).toEqual(user(ALICE));
       expect(await again.getBlobData('blob/b')).toEqual(new Uint8Array([4, 5]));
       expect(await again.listShares('b')).toHaveLength(1);
+      expect(await again.getObject('blob/b')).toMatchObject({ encrypted: true, minEpoch: 2 });
+      expect(await again.listKeyGrants('b', BOB)).toEqual([
+        {
+          blobId: 'b',
+          userId: BOB,
+          epoch: 2,
+          sealedKey: new Uint8Array([1]),
+          grant: new Uint8Array([2]),
+          grantedBy: ALICE,
+          grantedAt: 3,
+        },
+      ]);
+      expect((await again.findUserBySignPk('c2lnbg'))?.userId).toBe(ALICE);
       expect(await verifyAuditChain(again)).toEqual({ ok: true, entries: 1 });
     });
 

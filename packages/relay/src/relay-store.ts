@@ -7,9 +7,12 @@ export interface UserRecord {
   readonly level: Level;
   /** The device name given at registration; not unique. */
   readonly deviceName: string;
-  /** The user's Ed25519 public key (base64url) for verifying their signatures, if they published one. */
+  /**
+   * The user's Ed25519 public key for verifying their envelopes and grants, if they registered
+   * one: 32 bytes as base64url without padding (43 characters). At most one user holds a key.
+   */
   readonly signPk: string | null;
-  /** The user's X25519 public key (base64url) for sealing document keys to them, if they published one. */
+  /** The user's X25519 public key for sealing document keys to them, if they registered one (base64url, 43 characters). */
   readonly boxPk: string | null;
   /** Epoch milliseconds. */
   readonly createdAt: number;
@@ -36,6 +39,11 @@ export interface ObjectRecord {
   readonly write: WriteFlag;
   /** True when the relay holds only ciphertext for it (USER_PRIVATE, encrypted blobs). */
   readonly encrypted: boolean;
+  /**
+   * Encrypted documents: the lowest key epoch the relay still accepts envelopes under. A
+   * snapshot under a newer epoch (the owner rotating the document key) raises it. 0 otherwise.
+   */
+  readonly minEpoch: number;
   /** Epoch milliseconds. */
   readonly createdAt: number;
   /** Epoch milliseconds of the last write the relay saw. */
@@ -47,7 +55,9 @@ export interface ObjectRecord {
 }
 
 /** The fields of an object a metadata update may change. */
-export type ObjectPatch = Partial<Pick<ObjectRecord, 'owner' | 'read' | 'write' | 'encrypted' | 'updatedAt'>>;
+export type ObjectPatch = Partial<
+  Pick<ObjectRecord, 'owner' | 'read' | 'write' | 'encrypted' | 'minEpoch' | 'updatedAt'>
+>;
 
 /** One blob share: `userId` may read (or read and write) blob `blobId`. */
 export interface ShareRecord {
@@ -58,6 +68,49 @@ export interface ShareRecord {
   readonly grantedBy: string;
   /** Epoch milliseconds. */
   readonly grantedAt: number;
+}
+
+/** A user's public keys, as registered (base64url, or null when not registered). */
+export interface UserKeys {
+  readonly signPk: string | null;
+  readonly boxPk: string | null;
+}
+
+/**
+ * A sealed document key for one member of an encrypted blob at one key epoch: the owner seals
+ * the blob's document key to the member's box key and signs a grant. The relay keeps both
+ * opaque; only the member can open the sealed key.
+ */
+export interface KeyGrantRecord {
+  readonly blobId: string;
+  /** The member the key is sealed to (a sharee, or the owner for their own devices). */
+  readonly userId: string;
+  /** The key epoch the grant is for. */
+  readonly epoch: number;
+  /** `crypto_box_seal` of the document key to the member's box key. */
+  readonly sealedKey: Uint8Array;
+  /** The owner-signed grant that pins the sealed key (see @scopesync/crypto `sealGrant`). */
+  readonly grant: Uint8Array;
+  /** The user id who stored it (the blob's owner). */
+  readonly grantedBy: string;
+  /** Epoch milliseconds. */
+  readonly grantedAt: number;
+}
+
+/**
+ * One of an encrypted document's keys wrapped under its owner's key-encryption key (see
+ * @scopesync/crypto `wrapDocKey`): how the owner's other devices get the key. Opaque to the relay.
+ */
+export interface WrappedKeyRecord {
+  /** `USER_PRIVATE/<owner>/<key>` or `blob/<id>`. */
+  readonly docName: string;
+  /** The document key's id, 32 lowercase hex characters. */
+  readonly keyId: string;
+  readonly epoch: number;
+  /** The wrapped key as the client made it. */
+  readonly wrapped: Uint8Array;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
 }
 
 /** The channel an audited access came through. */
@@ -136,10 +189,20 @@ export interface BlobWrite {
  * Records returned are copies: changing them changes nothing stored.
  */
 export interface RelayStore {
-  /** Creates a user together with its first API key, atomically. Conflict if the user id or key hash exists. */
+  /**
+   * Creates a user together with its first API key, atomically. Conflict if the user id or key
+   * hash exists, or another user holds the same `signPk`.
+   */
   createUser(user: UserRecord, firstKey: KeyRecord): Promise<void>;
   /** The user, or null. */
   getUser(userId: string): Promise<UserRecord | null>;
+  /** The user whose registered signing key is `signPk` (compared as stored), or null. */
+  findUserBySignPk(signPk: string): Promise<UserRecord | null>;
+  /**
+   * Replaces a user's public keys; false when there is no such user. Conflict when another user
+   * holds the same `signPk`. The caller decides whether a change is allowed.
+   */
+  setUserKeys(userId: string, keys: UserKeys): Promise<boolean>;
   /** Changes a user's level; false when there is no such user. */
   setUserLevel(userId: string, level: Level): Promise<boolean>;
   /** The number of registered users. */
@@ -158,7 +221,7 @@ export interface RelayStore {
   createObject(record: ObjectRecord): Promise<ObjectRecord>;
   /** Changes fields of an existing object; resolves with the result, or null when it does not exist. */
   updateObject(name: string, patch: ObjectPatch): Promise<ObjectRecord | null>;
-  /** Deletes an object with its raw bytes and shares; false when it did not exist. */
+  /** Deletes an object with its raw bytes, shares, key grants and wrapped keys; false when it did not exist. */
   deleteObject(name: string): Promise<boolean>;
   /** Objects whose names start with `prefix`, after `after`, in name (code unit) order. */
   listObjects(listing: ObjectListing): Promise<ObjectRecord[]>;
@@ -174,10 +237,20 @@ export interface RelayStore {
 
   /** Creates or replaces a share. */
   putShare(share: ShareRecord): Promise<void>;
-  /** Removes a share; false when there was none. */
+  /** Removes a share and that user's key grants for the blob, atomically; false when there was no share. */
   deleteShare(blobId: string, userId: string): Promise<boolean>;
   /** The shares of a blob, by user id. */
   listShares(blobId: string): Promise<ShareRecord[]>;
+
+  /** Creates or replaces the key grant of (`blobId`, `userId`, `epoch`). */
+  putKeyGrant(grant: KeyGrantRecord): Promise<void>;
+  /** A blob's key grants (only `userId`'s when given), by user id then epoch. */
+  listKeyGrants(blobId: string, userId?: string): Promise<KeyGrantRecord[]>;
+
+  /** Stores a wrapped key unless the document already has one with that key id (which is kept); true when stored. */
+  putWrappedKey(key: WrappedKeyRecord): Promise<boolean>;
+  /** A document's wrapped keys, oldest epoch first (then by key id). */
+  listWrappedKeys(docName: string): Promise<WrappedKeyRecord[]>;
 
   /**
    * Appends one audit entry atomically: `seal` receives the current head (null for an empty

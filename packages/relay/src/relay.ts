@@ -6,9 +6,11 @@ import { type DocName, type DocStore, MemoryDocStore, SyncError } from '@scopesy
 import { SqliteDocStore, SqliteRelayStore } from '@scopesync/store-sqlite';
 import { AccessControl } from './access-control.ts';
 import { AuditLog } from './audit-log.ts';
+import { createEnvelopeVerifier } from './envelope-policy.ts';
 import { HttpApi } from './http/http-api.ts';
 import { StaticFiles } from './http/static-files.ts';
 import { instrumentRelayStore } from './instrumented-relay-store.ts';
+import { KeyChallenges } from './key-proof.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 import { MemoryRelayStore } from './memory-relay-store.ts';
 import { Metrics } from './metrics.ts';
@@ -133,10 +135,13 @@ export class Relay {
     this.access = new AccessControl({ store: this.store, audit: this.audit, metrics: this.metrics });
     const syncLog = (level: 'warn' | 'error', message: string, context?: Record<string, unknown>): void =>
       this.#log(level, message, context);
+    const mutex = new KeyedMutex();
     this.hub = new DocHub({
       store: docStore,
       metrics: this.metrics,
       log: syncLog,
+      // Envelopes are checked against the users' registered signing keys (docs/encryption.md).
+      verifyEnvelope: createEnvelopeVerifier({ store: this.store, mutex }),
       ...(options.docs?.idleMs === undefined ? {} : { idleMs: options.docs.idleMs }),
       ...(options.docs?.compactAfter === undefined ? {} : { compactAfter: options.docs.compactAfter }),
     });
@@ -147,7 +152,6 @@ export class Relay {
       ...(options.limits?.sync === undefined ? {} : { limits: options.limits.sync }),
       log: syncLog,
     });
-    const mutex = new KeyedMutex();
     const refreshAccess = async (name: DocName): Promise<void> => {
       try {
         await this.syncServer.refreshAccess(name);
@@ -162,6 +166,13 @@ export class Relay {
       hub: this.hub,
       mutex,
       refreshAccess,
+      levelChanged: async (userId, level) => {
+        try {
+          await this.syncServer.setUserLevel(userId, level);
+        } catch (error) {
+          this.#log('error', 're-checking subscriptions after a level change failed', { userId, error });
+        }
+      },
     });
     const api = new HttpApi({
       services: {
@@ -171,6 +182,10 @@ export class Relay {
         hub: this.hub,
         mutex,
         refreshAccess,
+        closeKeySockets: (keyHash) => {
+          this.syncServer.closeCredential(keyHash);
+        },
+        challenges: new KeyChallenges(),
         maxBodyBytes: options.limits?.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
         now: Date.now,
       },

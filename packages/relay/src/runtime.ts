@@ -22,7 +22,7 @@ import {
 } from '@scopesync/core';
 import type { AccessControl } from './access-control.ts';
 import type { AuditLog, AuditVerification } from './audit-log.ts';
-import { type DeviceRegistration, type Registration, registerDevice } from './credentials.ts';
+import { type DeviceRegistration, parsePublicKey, type Registration, registerDevice } from './credentials.ts';
 import type { KeyedMutex } from './keyed-mutex.ts';
 import type { RelayStore } from './relay-store.ts';
 import type { DocHub } from './sync/doc-hub.ts';
@@ -125,6 +125,8 @@ export interface RelayRuntimeOptions {
   readonly hub: DocHub;
   readonly mutex: KeyedMutex;
   readonly refreshAccess: (name: DocName) => Promise<void>;
+  /** Called after a user's level changed, to re-check their live subscriptions; never rejects. */
+  readonly levelChanged?: ((userId: UserId, level: Level) => Promise<void>) | undefined;
   readonly now?: () => number;
 }
 
@@ -147,6 +149,7 @@ export class RelayRuntime {
   readonly #hub: DocHub;
   readonly #mutex: KeyedMutex;
   readonly #refreshAccess: (name: DocName) => Promise<void>;
+  readonly #levelChanged: ((userId: UserId, level: Level) => Promise<void>) | undefined;
   readonly #now: () => number;
   readonly #mods = new Map<string, ModHandle>();
 
@@ -157,6 +160,7 @@ export class RelayRuntime {
     this.#hub = options.hub;
     this.#mutex = options.mutex;
     this.#refreshAccess = options.refreshAccess;
+    this.#levelChanged = options.levelChanged;
     this.#now = options.now ?? Date.now;
   }
 
@@ -243,11 +247,31 @@ export class RelayRuntime {
     return registerDevice(this.#store, registration, this.#now());
   }
 
-  /** Sets a user's level; NotFound when there is no such user. Live connections keep the level they authenticated with. */
+  /**
+   * Sets a user's level; NotFound when there is no such user. Applies at once: the next request
+   * sees it, and the user's live sync subscriptions are re-checked at the new level before this
+   * resolves.
+   */
   async setLevel(userId: string, level: Level): Promise<void> {
     if (!isLevel(level)) throw new SyncError('BadRequest', 'level must be 0, 1, 5 or 10');
-    if (!(await this.#store.setUserLevel(parseUserId(userId), level)))
-      throw new SyncError('NotFound', `no user ${userId}`);
+    const id = parseUserId(userId);
+    if (!(await this.#store.setUserLevel(id, level))) throw new SyncError('NotFound', `no user ${userId}`);
+    await this.#levelChanged?.(id, level);
+  }
+
+  /**
+   * Replaces a user's registered public keys without a proof of possession (authoritative: e.g.
+   * an admin resetting a user who lost their recovery phrase). Keys are base64 or base64url, 32
+   * bytes; null removes one. NotFound for an unknown user, Conflict when another user holds
+   * `signPk`. Envelopes already stored stay; new ones must be signed by the new key.
+   */
+  async setUserKeys(userId: string, keys: { signPk: string | null; boxPk: string | null }): Promise<void> {
+    const id = parseUserId(userId);
+    const stored = {
+      signPk: parsePublicKey(keys.signPk, 'signPk'),
+      boxPk: parsePublicKey(keys.boxPk, 'boxPk'),
+    };
+    if (!(await this.#store.setUserKeys(id, stored))) throw new SyncError('NotFound', `no user ${userId}`);
   }
 
   /** Walks the audit log's hash chain. */

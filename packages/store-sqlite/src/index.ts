@@ -9,10 +9,13 @@ export type {
   AuditRow,
   AuditRowQuery,
   BlobRowWrite,
+  KeyGrantRow,
   KeyRow,
   ObjectRow,
   ObjectRowListing,
   ObjectRowPatch,
   ShareRow,
+  UserKeysRow,
   UserRow,
+  WrappedKeyRow,
 } from './sqlite-relay-store-records.ts';

@@ -32,6 +32,7 @@ export interface ObjectRow {
   readonly read: ReadFlag;
   readonly write: WriteFlag;
   readonly encrypted: boolean;
+  readonly minEpoch: number;
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly size: number;
@@ -39,7 +40,26 @@ export interface ObjectRow {
 }
 
 /** The fields of an object a metadata update may change (see the relay's `ObjectPatch`). */
-export type ObjectRowPatch = Partial<Pick<ObjectRow, 'owner' | 'read' | 'write' | 'encrypted' | 'updatedAt'>>;
+export type ObjectRowPatch = Partial<
+  Pick<ObjectRow, 'owner' | 'read' | 'write' | 'encrypted' | 'minEpoch' | 'updatedAt'>
+>;
+
+/** A user's public keys (see the relay's `UserKeys`). */
+export interface UserKeysRow {
+  readonly signPk: string | null;
+  readonly boxPk: string | null;
+}
+
+/** A sealed document key for one member of an encrypted blob (see the relay's `KeyGrantRecord`). */
+export interface KeyGrantRow {
+  readonly blobId: string;
+  readonly userId: string;
+  readonly epoch: number;
+  readonly sealedKey: Uint8Array;
+  readonly grant: Uint8Array;
+  readonly grantedBy: string;
+  readonly grantedAt: number;
+}
 
 /** A blob share (see the relay's `ShareRecord`). */
 export interface ShareRow {
@@ -94,4 +114,13 @@ export interface BlobRowWrite {
   readonly expectedVersion?: number | undefined;
   readonly create: ObjectRow;
   readonly now: number;
+}
+
+/** A document key wrapped under its owner's KEK (see the relay's `WrappedKeyRecord`). */
+export interface WrappedKeyRow {
+  readonly docName: string;
+  readonly keyId: string;
+  readonly epoch: number;
+  readonly wrapped: Uint8Array;
+  readonly createdAt: number;
 }

@@ -60,6 +60,40 @@ describe('SqliteRelayStore', () => {
     expect(isSyncError(error, 'Unavailable')).toBe(true);
   });
 
+  it('migrates a schema 1 database in place, keeping its rows', async () => {
+    // The schema 1 tables this test needs, as the first relay created them.
+    const old = new Database(path);
+    old.exec(`
+      CREATE TABLE users (user_id TEXT NOT NULL PRIMARY KEY, level INTEGER NOT NULL, device_name TEXT NOT NULL,
+        sign_pk TEXT, box_pk TEXT, created_at INTEGER NOT NULL);
+      CREATE TABLE objects (name TEXT NOT NULL PRIMARY KEY, owner TEXT NOT NULL, read INTEGER NOT NULL,
+        write INTEGER NOT NULL, encrypted INTEGER NOT NULL, created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0);
+      INSERT INTO objects VALUES ('USER_PRIVATE/${USER}/n', '${USER}', 1, 1, 1, 1, 2, 0, 0);
+      INSERT INTO users VALUES ('${USER}', 1, 'd', 'c2lnbg', NULL, 1);
+    `);
+    old.pragma('user_version = 1');
+    old.close();
+    const s = store();
+    expect(await s.getObject(`USER_PRIVATE/${USER}/n`)).toMatchObject({ encrypted: true, minEpoch: 0 });
+    await s.updateObject(`USER_PRIVATE/${USER}/n`, { minEpoch: 4 });
+    expect((await s.getObject(`USER_PRIVATE/${USER}/n`))?.minEpoch).toBe(4);
+    expect((await s.findUserBySignPk('c2lnbg'))?.userId).toBe(USER);
+    await s.putKeyGrant({
+      blobId: 'b',
+      userId: USER,
+      epoch: 1,
+      sealedKey: new Uint8Array([1]),
+      grant: new Uint8Array([2]),
+      grantedBy: USER,
+      grantedAt: 1,
+    });
+    expect(await s.listKeyGrants('b')).toHaveLength(1);
+    const db = new Database(path, { readonly: true });
+    open.push(db);
+    expect(db.pragma('user_version', { simple: true })).toBe(2);
+  });
+
   it('lives in a handle it is given, without closing it', async () => {
     const db = new Database(':memory:');
     open.push(db);

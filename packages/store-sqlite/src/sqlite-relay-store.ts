@@ -6,12 +6,15 @@ import type {
   AuditRow,
   AuditRowQuery,
   BlobRowWrite,
+  KeyGrantRow,
   KeyRow,
   ObjectRow,
   ObjectRowListing,
   ObjectRowPatch,
   ShareRow,
+  UserKeysRow,
   UserRow,
+  WrappedKeyRow,
 } from './sqlite-relay-store-records.ts';
 
 /** Options of {@link SqliteRelayStore}. */
@@ -37,8 +40,11 @@ const DEFAULTS = {
 /** Most entries one audit query returns. */
 const MAX_AUDIT_PAGE = 10_000;
 
-/** Bumped when the tables change shape; stored in `PRAGMA user_version`. */
-const SCHEMA_VERSION = 1;
+/**
+ * Bumped when the tables change shape; stored in `PRAGMA user_version`. 2: `objects.min_epoch`,
+ * `key_grants`, `wrapped_keys`, and the index of users by signing key.
+ */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS users (
@@ -49,6 +55,9 @@ const SCHEMA = `
     box_pk      TEXT,
     created_at  INTEGER NOT NULL
   );
+  -- Not UNIQUE: a relay from before schema 2 accepted any string and may hold duplicates. The
+  -- store refuses new ones (setUserKeys, createUser) and lookups take the oldest user.
+  CREATE INDEX IF NOT EXISTS users_sign_pk ON users (sign_pk) WHERE sign_pk IS NOT NULL;
   CREATE TABLE IF NOT EXISTS api_keys (
     key_hash   TEXT    NOT NULL PRIMARY KEY,
     user_id    TEXT    NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
@@ -62,6 +71,7 @@ const SCHEMA = `
     read       INTEGER NOT NULL,
     write      INTEGER NOT NULL,
     encrypted  INTEGER NOT NULL,
+    min_epoch  INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     size       INTEGER NOT NULL DEFAULT 0,
@@ -79,6 +89,24 @@ const SCHEMA = `
     granted_by TEXT    NOT NULL,
     granted_at INTEGER NOT NULL,
     PRIMARY KEY (blob_id, user_id)
+  );
+  CREATE TABLE IF NOT EXISTS key_grants (
+    blob_id    TEXT    NOT NULL,
+    user_id    TEXT    NOT NULL,
+    epoch      INTEGER NOT NULL,
+    sealed_key BLOB    NOT NULL,
+    grant_data BLOB    NOT NULL,
+    granted_by TEXT    NOT NULL,
+    granted_at INTEGER NOT NULL,
+    PRIMARY KEY (blob_id, user_id, epoch)
+  );
+  CREATE TABLE IF NOT EXISTS wrapped_keys (
+    doc_name   TEXT    NOT NULL,
+    key_id     TEXT    NOT NULL,
+    epoch      INTEGER NOT NULL,
+    wrapped    BLOB    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (doc_name, key_id)
   );
   CREATE TABLE IF NOT EXISTS audit (
     seq       INTEGER NOT NULL PRIMARY KEY,
@@ -134,6 +162,7 @@ interface ObjectSql {
   read: number;
   write: number;
   encrypted: number;
+  min_epoch: number;
   created_at: number;
   updated_at: number;
   size: number;
@@ -145,6 +174,22 @@ interface ShareSql {
   level: string;
   granted_by: string;
   granted_at: number;
+}
+interface KeyGrantSql {
+  blob_id: string;
+  user_id: string;
+  epoch: number;
+  sealed_key: Buffer;
+  grant_data: Buffer;
+  granted_by: string;
+  granted_at: number;
+}
+interface WrappedKeySql {
+  doc_name: string;
+  key_id: string;
+  epoch: number;
+  wrapped: Buffer;
+  created_at: number;
 }
 interface AuditSql {
   seq: number;
@@ -169,7 +214,8 @@ interface GrantSql {
   expires_at: number | null;
 }
 
-const OBJECT_COLUMNS = 'name, owner, read, write, encrypted, created_at, updated_at, size, version';
+const OBJECT_COLUMNS =
+  'name, owner, read, write, encrypted, min_epoch, created_at, updated_at, size, version';
 
 /** Runs the statements once per store: better-sqlite3 caches nothing by itself. */
 function prepare(db: Database.Database) {
@@ -178,6 +224,17 @@ function prepare(db: Database.Database) {
       'INSERT INTO users (user_id, level, device_name, sign_pk, box_pk, created_at) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     getUser: db.prepare<[string], UserSql>('SELECT * FROM users WHERE user_id = ?'),
+    userBySignPk: db.prepare<[string], UserSql>(
+      'SELECT * FROM users WHERE sign_pk = ? ORDER BY created_at, user_id LIMIT 1',
+    ),
+    otherUserWithSignPk: db
+      .prepare<[string, string], string>(
+        'SELECT user_id FROM users WHERE sign_pk = ? AND user_id <> ? LIMIT 1',
+      )
+      .pluck(),
+    setKeys: db.prepare<[string | null, string | null, string]>(
+      'UPDATE users SET sign_pk = ?, box_pk = ? WHERE user_id = ?',
+    ),
     setLevel: db.prepare<[number, string]>('UPDATE users SET level = ? WHERE user_id = ?'),
     countUsers: db.prepare<[], number>('SELECT count(*) FROM users').pluck(),
     insertKey: db.prepare<[string, string, number, number | null]>(
@@ -188,11 +245,13 @@ function prepare(db: Database.Database) {
       'UPDATE api_keys SET revoked_at = ? WHERE key_hash = ? AND revoked_at IS NULL',
     ),
     getObject: db.prepare<[string], ObjectSql>(`SELECT ${OBJECT_COLUMNS} FROM objects WHERE name = ?`),
-    insertObject: db.prepare<[string, string, number, number, number, number, number, number, number]>(
-      `INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+    insertObject: db.prepare<
+      [string, string, number, number, number, number, number, number, number, number]
+    >(
+      `INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
     ),
-    updateObject: db.prepare<[string, number, number, number, number, string]>(
-      'UPDATE objects SET owner = ?, read = ?, write = ?, encrypted = ?, updated_at = ? WHERE name = ?',
+    updateObject: db.prepare<[string, number, number, number, number, number, string]>(
+      'UPDATE objects SET owner = ?, read = ?, write = ?, encrypted = ?, min_epoch = ?, updated_at = ? WHERE name = ?',
     ),
     deleteObject: db.prepare<[string]>('DELETE FROM objects WHERE name = ?'),
     deleteBlobData: db.prepare<[string]>('DELETE FROM blob_data WHERE name = ?'),
@@ -214,6 +273,30 @@ function prepare(db: Database.Database) {
     deleteShare: db.prepare<[string, string]>('DELETE FROM shares WHERE blob_id = ? AND user_id = ?'),
     deleteShares: db.prepare<[string]>('DELETE FROM shares WHERE blob_id = ?'),
     listShares: db.prepare<[string], ShareSql>('SELECT * FROM shares WHERE blob_id = ? ORDER BY user_id'),
+    putKeyGrant: db.prepare<KeyGrantSql>(
+      `INSERT INTO key_grants (blob_id, user_id, epoch, sealed_key, grant_data, granted_by, granted_at)
+       VALUES (@blob_id, @user_id, @epoch, @sealed_key, @grant_data, @granted_by, @granted_at)
+       ON CONFLICT (blob_id, user_id, epoch) DO UPDATE SET sealed_key = excluded.sealed_key,
+       grant_data = excluded.grant_data, granted_by = excluded.granted_by, granted_at = excluded.granted_at`,
+    ),
+    keyGrantsOfBlob: db.prepare<[string], KeyGrantSql>(
+      'SELECT * FROM key_grants WHERE blob_id = ? ORDER BY user_id, epoch',
+    ),
+    keyGrantsOfUser: db.prepare<[string, string], KeyGrantSql>(
+      'SELECT * FROM key_grants WHERE blob_id = ? AND user_id = ? ORDER BY epoch',
+    ),
+    deleteKeyGrantsOfBlob: db.prepare<[string]>('DELETE FROM key_grants WHERE blob_id = ?'),
+    putWrappedKey: db.prepare<[string, string, number, Uint8Array, number]>(
+      `INSERT INTO wrapped_keys (doc_name, key_id, epoch, wrapped, created_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (doc_name, key_id) DO NOTHING`,
+    ),
+    wrappedKeys: db.prepare<[string], WrappedKeySql>(
+      'SELECT * FROM wrapped_keys WHERE doc_name = ? ORDER BY epoch, key_id',
+    ),
+    deleteWrappedKeys: db.prepare<[string]>('DELETE FROM wrapped_keys WHERE doc_name = ?'),
+    deleteKeyGrantsOfUser: db.prepare<[string, string]>(
+      'DELETE FROM key_grants WHERE blob_id = ? AND user_id = ?',
+    ),
     auditHead: db.prepare<[], { seq: number; hash: string }>(
       'SELECT seq, hash FROM audit_head WHERE one = 1',
     ),
@@ -253,6 +336,8 @@ export class SqliteRelayStore {
   readonly #sql: Statements;
   readonly #tx: {
     createUser: (user: UserRow, key: KeyRow) => void;
+    setUserKeys: (userId: string, keys: UserKeysRow) => boolean;
+    deleteShare: (blobId: string, userId: string) => boolean;
     putBlobData: (name: string, write: BlobRowWrite) => ObjectRow;
     deleteObject: (name: string) => boolean;
     appendAudit: (seal: (head: AuditHeadRow | null) => AuditRow) => AuditRow;
@@ -281,8 +366,20 @@ export class SqliteRelayStore {
     const sql = this.#sql;
     this.#tx = {
       createUser: this.#db.transaction((user: UserRow, key: KeyRow) => {
+        checkSignPkFree(sql, user.signPk, user.userId);
         sql.insertUser.run(user.userId, user.level, user.deviceName, user.signPk, user.boxPk, user.createdAt);
         sql.insertKey.run(key.keyHash, key.userId, key.createdAt, key.revokedAt);
+      }),
+      setUserKeys: this.#db.transaction((userId: string, keys: UserKeysRow) => {
+        if (!sql.getUser.get(userId)) return false;
+        checkSignPkFree(sql, keys.signPk, userId);
+        sql.setKeys.run(keys.signPk, keys.boxPk, userId);
+        return true;
+      }),
+      deleteShare: this.#db.transaction((blobId: string, userId: string) => {
+        const existed = sql.deleteShare.run(blobId, userId).changes > 0;
+        if (existed) sql.deleteKeyGrantsOfUser.run(blobId, userId);
+        return existed;
       }),
       putBlobData: this.#db.transaction((name: string, write: BlobRowWrite) => {
         const existing = sql.getObject.get(name);
@@ -296,9 +393,13 @@ export class SqliteRelayStore {
         return toObject(sql.getObject.get(name) as ObjectSql);
       }),
       deleteObject: this.#db.transaction((name: string) => {
-        if (name.startsWith('blob/')) sql.deleteShares.run(name.slice(5));
+        if (name.startsWith('blob/')) {
+          sql.deleteShares.run(name.slice(5));
+          sql.deleteKeyGrantsOfBlob.run(name.slice(5));
+        }
         // Explicit rather than ON DELETE CASCADE: a shared handle may have foreign keys off.
         sql.deleteBlobData.run(name);
+        sql.deleteWrappedKeys.run(name);
         return sql.deleteObject.run(name).changes > 0;
       }),
       appendAudit: this.#db.transaction((seal: (head: AuditHeadRow | null) => AuditRow) => {
@@ -335,6 +436,17 @@ export class SqliteRelayStore {
       const row = this.#sql.getUser.get(userId);
       return row ? toUser(row) : null;
     });
+  }
+
+  async findUserBySignPk(signPk: string): Promise<UserRow | null> {
+    return this.#run('find the user of a signing key', () => {
+      const row = this.#sql.userBySignPk.get(signPk);
+      return row ? toUser(row) : null;
+    });
+  }
+
+  async setUserKeys(userId: string, keys: UserKeysRow): Promise<boolean> {
+    return this.#run('set the keys of', () => this.#tx.setUserKeys(userId, keys));
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {
@@ -389,6 +501,7 @@ export class SqliteRelayStore {
         read: patch.read ?? current.read,
         write: patch.write ?? current.write,
         encrypted: patch.encrypted ?? current.encrypted,
+        minEpoch: patch.minEpoch ?? current.minEpoch,
         updatedAt: patch.updatedAt ?? current.updatedAt,
       };
       this.#sql.updateObject.run(
@@ -396,6 +509,7 @@ export class SqliteRelayStore {
         next.read,
         next.write,
         next.encrypted ? 1 : 0,
+        next.minEpoch,
         next.updatedAt,
         name,
       );
@@ -439,7 +553,7 @@ export class SqliteRelayStore {
   }
 
   async deleteShare(blobId: string, userId: string): Promise<boolean> {
-    return this.#run('revoke the share', () => this.#sql.deleteShare.run(blobId, userId).changes > 0);
+    return this.#run('revoke the share', () => this.#tx.deleteShare(blobId, userId));
   }
 
   async listShares(blobId: string): Promise<ShareRow[]> {
@@ -450,6 +564,50 @@ export class SqliteRelayStore {
         level: r.level as ShareRow['level'],
         grantedBy: r.granted_by,
         grantedAt: r.granted_at,
+      })),
+    );
+  }
+
+  async putKeyGrant(grant: KeyGrantRow): Promise<void> {
+    this.#run('store the key grant of', () => {
+      this.#sql.putKeyGrant.run({
+        blob_id: grant.blobId,
+        user_id: grant.userId,
+        epoch: grant.epoch,
+        sealed_key: Buffer.from(grant.sealedKey),
+        grant_data: Buffer.from(grant.grant),
+        granted_by: grant.grantedBy,
+        granted_at: grant.grantedAt,
+      });
+    });
+  }
+
+  async listKeyGrants(blobId: string, userId?: string): Promise<KeyGrantRow[]> {
+    return this.#run('list the key grants of', () =>
+      (userId === undefined
+        ? this.#sql.keyGrantsOfBlob.all(blobId)
+        : this.#sql.keyGrantsOfUser.all(blobId, userId)
+      ).map(toKeyGrant),
+    );
+  }
+
+  async putWrappedKey(key: WrappedKeyRow): Promise<boolean> {
+    return this.#run(
+      'store the wrapped key of',
+      () =>
+        this.#sql.putWrappedKey.run(key.docName, key.keyId, key.epoch, key.wrapped, key.createdAt).changes >
+        0,
+    );
+  }
+
+  async listWrappedKeys(docName: string): Promise<WrappedKeyRow[]> {
+    return this.#run('list the wrapped keys of', () =>
+      this.#sql.wrappedKeys.all(docName).map((r) => ({
+        docName: r.doc_name,
+        keyId: r.key_id,
+        epoch: r.epoch,
+        wrapped: new Uint8Array(r.wrapped),
+        createdAt: r.created_at,
       })),
     );
   }
@@ -540,8 +698,22 @@ function migrate(db: Database.Database): void {
       `the relay database has schema ${version}; this relay knows up to ${SCHEMA_VERSION}`,
     );
   }
-  db.exec(SCHEMA);
-  if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  db.transaction(() => {
+    // Schema 1 tables exist without the columns schema 2 added; CREATE IF NOT EXISTS keeps them as they are.
+    const objectColumns = db.pragma('table_info(objects)') as { name: string }[];
+    if (objectColumns.length > 0 && !objectColumns.some((c) => c.name === 'min_epoch')) {
+      db.exec('ALTER TABLE objects ADD COLUMN min_epoch INTEGER NOT NULL DEFAULT 0');
+    }
+    db.exec(SCHEMA);
+    if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
+}
+
+/** Conflict when a user other than `userId` holds `signPk`: a signing key identifies one user. */
+function checkSignPkFree(sql: Statements, signPk: string | null, userId: string): void {
+  if (signPk !== null && sql.otherUserWithSignPk.get(signPk, userId) !== undefined) {
+    throw new SyncError('Conflict', 'that signing key is registered to another user');
+  }
 }
 
 function insertObject(sql: Statements, r: ObjectRow): void {
@@ -551,6 +723,7 @@ function insertObject(sql: Statements, r: ObjectRow): void {
     r.read,
     r.write,
     r.encrypted ? 1 : 0,
+    r.minEpoch,
     r.createdAt,
     r.updatedAt,
     r.size,
@@ -576,10 +749,23 @@ function toObject(r: ObjectSql): ObjectRow {
     read: r.read as ObjectRow['read'],
     write: r.write as ObjectRow['write'],
     encrypted: r.encrypted !== 0,
+    minEpoch: r.min_epoch,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     size: r.size,
     version: r.version,
+  };
+}
+
+function toKeyGrant(r: KeyGrantSql): KeyGrantRow {
+  return {
+    blobId: r.blob_id,
+    userId: r.user_id,
+    epoch: r.epoch,
+    sealedKey: new Uint8Array(r.sealed_key),
+    grant: new Uint8Array(r.grant_data),
+    grantedBy: r.granted_by,
+    grantedAt: r.granted_at,
   };
 }
 

@@ -4,6 +4,7 @@ import { MemoryDocStore } from '@scopesync/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AccessControl } from '../access-control.ts';
 import { AuditLog } from '../audit-log.ts';
+import { KeyChallenges } from '../key-proof.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { MemoryRelayStore } from '../memory-relay-store.ts';
 import { Metrics } from '../metrics.ts';
@@ -35,6 +36,8 @@ describe('HttpApi', () => {
         refreshAccess: async (name) => {
           refreshed.push(name);
         },
+        closeKeySockets: () => undefined,
+        challenges: new KeyChallenges(),
         maxBodyBytes: 1024,
         now: Date.now,
       },

@@ -7,6 +7,8 @@ import { RateLimiter, type RateLimitOptions } from '../rate-limiter.ts';
 import type { RelayLog } from '../relay-log.ts';
 import { auditRoutes } from './audit-routes.ts';
 import { blobRoutes } from './blob-routes.ts';
+import { docKeyRoutes } from './doc-key-routes.ts';
+import { keyGrantRoutes } from './key-grant-routes.ts';
 import { keyRoutes } from './key-routes.ts';
 import { checkContentLength, parseRequestUrl } from './request.ts';
 import { errorOf, sendEmpty, sendError, sendJson } from './respond.ts';
@@ -29,6 +31,7 @@ export interface HttpApiOptions {
 /** First path segments that belong to the API: never answered by the static app. */
 const API_PREFIXES: ReadonlySet<string> = new Set([
   'keys',
+  'doc-keys',
   'users',
   'userdata',
   'blob',
@@ -43,7 +46,8 @@ const CORS_HEADERS: Readonly<Record<string, string>> = {
   // API keys travel in headers, never cookies, so any origin may call the relay.
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'GET, HEAD, POST, PUT, DELETE, OPTIONS',
-  'access-control-allow-headers': 'content-type, x-api-key, authorization, if-match, if-none-match',
+  'access-control-allow-headers':
+    'content-type, x-api-key, authorization, if-match, if-none-match, x-scopesync-encrypted',
   'access-control-expose-headers': 'etag, retry-after',
   'access-control-max-age': '600',
 };
@@ -78,6 +82,8 @@ export class HttpApi {
     this.#routes = [
       ...keyRoutes(s),
       ...userdataRoutes(s),
+      ...docKeyRoutes(s),
+      ...keyGrantRoutes(s),
       ...blobRoutes(s),
       ...shareRoutes(s),
       ...auditRoutes(s),

@@ -1,31 +1,76 @@
 import { Level, parseUserId, SyncError } from '@scopesync/core';
-import { apiKeyOf, hashApiKey, isApiKeyShaped, registerDevice } from '../credentials.ts';
+import {
+  apiKeyOf,
+  generateApiKey,
+  hashApiKey,
+  isApiKeyShaped,
+  PUBLIC_KEY_BYTES,
+  parseBase64,
+  parseDeviceName,
+  publicKeyBytes,
+  registerDevice,
+  toBase64Url,
+} from '../credentials.ts';
+import type { UserKeys } from '../relay-store.ts';
 import { readJsonObject } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';
 
-/** Largest body of a registration: a device name and two public keys. */
+/** Largest body of a registration: a device name, two public keys, a challenge and a proof. */
 const MAX_REGISTRATION_BYTES = 16 * 1024;
 
+/** Keys a request proved it holds, in the stored form (base64url). */
+type ProvenKeys = { readonly signPk: string; readonly boxPk: string };
+
 /**
- * `POST /keys` (register a device), `GET /keys/validate`, `DELETE /keys/<key>` and
- * `GET /users/<user_id>/keys` (public keys for sharing).
+ * `POST /keys/challenge`, `POST /keys` (register a device, or link it to the user holding the
+ * signing key it proves), `GET /keys/validate`, `DELETE /keys/<key>`, `GET /users/<id>/keys`
+ * (public keys for sharing) and `PUT /users/<id>/keys` (register one's own keys later).
+ * docs/encryption.md has the flows.
  */
 export function keyRoutes(s: RouteServices): Route[] {
+  const challenge = async (r: RouteRequest): Promise<void> => {
+    const issued = s.challenges.issue();
+    sendJson(r.res, 200, { challenge: issued.challenge, expires_at: issued.expiresAt });
+  };
+
   const register = async (r: RouteRequest): Promise<void> => {
     const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
+    const deviceName = parseDeviceName(body.device_name);
+    const keys = provenKeys(s, body);
     // HTTP only ever registers Users: the first admin comes from the CLI.
-    const { key, userId } = await registerDevice(
-      s.store,
-      {
-        deviceName: body.device_name as string,
-        level: Level.User,
-        signPk: body.sign_pk as string,
-        boxPk: body.box_pk as string,
-      },
-      s.now(),
-    );
-    sendJson(r.res, 200, { key, user_id: userId });
+    if (!keys) {
+      const { key, userId } = await registerDevice(s.store, { deviceName, level: Level.User }, s.now());
+      sendJson(r.res, 200, { key, user_id: userId, linked: false });
+      return;
+    }
+    // One signing key is one user: a device proving a key that is already registered joins
+    // that user (a second device that imported the recovery phrase). Serialised per key, so two
+    // devices of one identity registering at once do not become two users.
+    await s.mutex.run(`sign-pk:${keys.signPk}`, async () => {
+      const now = s.now();
+      const existing = await s.store.findUserBySignPk(keys.signPk);
+      if (existing) {
+        const key = generateApiKey();
+        await s.store.addKey({
+          keyHash: hashApiKey(key),
+          userId: existing.userId,
+          createdAt: now,
+          revokedAt: null,
+        });
+        // The proof endorses this box key too; both derive from the same seed, so they only
+        // differ when the stored one was never set.
+        if (existing.boxPk !== keys.boxPk) await s.store.setUserKeys(existing.userId, keys);
+        sendJson(r.res, 200, { key, user_id: existing.userId, linked: true });
+        return;
+      }
+      const { key, userId } = await registerDevice(
+        s.store,
+        { deviceName, level: Level.User, signPk: keys.signPk, boxPk: keys.boxPk },
+        now,
+      );
+      sendJson(r.res, 200, { key, user_id: userId, linked: false });
+    });
   };
 
   const validate = async (r: RouteRequest): Promise<void> => {
@@ -46,7 +91,11 @@ export function keyRoutes(s: RouteServices): Route[] {
     if (caller.kind === 'user' && caller.userId !== owner.userId) {
       throw new SyncError('Forbidden', 'you can only revoke your own keys');
     }
-    await s.store.revokeKey(hashApiKey(key), s.now());
+    const keyHash = hashApiKey(key);
+    await s.store.revokeKey(keyHash, s.now());
+    // Every later request with the key is refused by authentication; its open sockets must
+    // not outlive it either.
+    s.closeKeySockets(keyHash);
     sendEmpty(r.res);
   };
 
@@ -57,10 +106,67 @@ export function keyRoutes(s: RouteServices): Route[] {
     sendJson(r.res, 200, { user_id: user.userId, sign_pk: user.signPk, box_pk: user.boxPk });
   };
 
+  const putPublicKeys = async (r: RouteRequest): Promise<void> => {
+    const userId = parseUserId(r.params.id as string);
+    const caller = await r.user();
+    if (caller.userId !== userId) throw new SyncError('Forbidden', 'you can only register your own keys');
+    const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
+    const keys = provenKeys(s, body);
+    if (!keys) throw new SyncError('BadRequest', 'sign_pk and box_pk are required, with challenge and proof');
+    await s.mutex.run(`sign-pk:${keys.signPk}`, async () => {
+      const user = await s.store.getUser(userId);
+      if (!user) throw new SyncError('NotFound', `no user ${userId}`);
+      // A key stored before keys were checked (not 32 bytes) signs nothing: it may be replaced.
+      const current = publicKeyBytes(user.signPk) ? user.signPk : null;
+      if (current !== null && current !== keys.signPk) {
+        // Replacing it would let a stolen API key take over authorship of the user's documents.
+        throw new SyncError(
+          'Conflict',
+          'another signing key is registered for this user: keys derive from the recovery phrase and do not change (an admin can reset them)',
+        );
+      }
+      const holder = await s.store.findUserBySignPk(keys.signPk);
+      if (holder && holder.userId !== userId) {
+        throw new SyncError(
+          'Conflict',
+          'this signing key belongs to another user: register this device with POST /keys and the proof to join that user',
+        );
+      }
+      await s.store.setUserKeys(userId, keys);
+    });
+    sendJson(r.res, 200, { user_id: userId, sign_pk: keys.signPk, box_pk: keys.boxPk });
+  };
+
   return [
     { pattern: ['keys'], methods: { POST: register } },
+    { pattern: ['keys', 'challenge'], methods: { POST: challenge } },
     { pattern: ['keys', 'validate'], methods: { GET: validate } },
     { pattern: ['keys', ':key'], methods: { DELETE: revoke } },
-    { pattern: ['users', ':id', 'keys'], methods: { GET: publicKeys } },
+    { pattern: ['users', ':id', 'keys'], methods: { GET: publicKeys, PUT: putPublicKeys } },
   ];
+}
+
+/**
+ * The public keys a registration carries, after checking the proof of the signing key (see
+ * `key-proof.ts`): null when it carries none. sign_pk and box_pk come together, each 32 bytes in
+ * base64 or base64url, with `challenge` (from POST /keys/challenge) and `proof`.
+ */
+function provenKeys(s: RouteServices, body: Record<string, unknown>): ProvenKeys | null {
+  const hasSign = body.sign_pk !== undefined && body.sign_pk !== null;
+  const hasBox = body.box_pk !== undefined && body.box_pk !== null;
+  if (!hasSign && !hasBox) return null;
+  if (!hasSign || !hasBox) {
+    throw new SyncError('BadRequest', 'sign_pk and box_pk are registered together');
+  }
+  const sign = parseBase64(body.sign_pk, 'sign_pk', PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES);
+  const box = parseBase64(body.box_pk, 'box_pk', PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES);
+  if (body.challenge === undefined || body.proof === undefined) {
+    throw new SyncError(
+      'BadRequest',
+      'registering keys needs a proof: sign the challenge of POST /keys/challenge with the sign key (docs/encryption.md)',
+    );
+  }
+  s.challenges.redeem(body.challenge, body.proof, sign, box);
+  const keys: UserKeys & ProvenKeys = { signPk: toBase64Url(sign), boxPk: toBase64Url(box) };
+  return keys;
 }

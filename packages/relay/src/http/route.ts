@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Caller, type Decision, type DocName, SyncError } from '@scopesync/core';
 import type { AccessControl, UserCaller } from '../access-control.ts';
 import type { AuditLog } from '../audit-log.ts';
+import type { KeyChallenges } from '../key-proof.ts';
 import type { KeyedMutex } from '../keyed-mutex.ts';
 import type { RelayStore } from '../relay-store.ts';
 import type { DocHub } from '../sync/doc-hub.ts';
@@ -44,6 +45,10 @@ export interface RouteServices {
    * Resolves once every subscriber that lost access has been cut off; never rejects.
    */
   readonly refreshAccess: (name: DocName) => Promise<void>;
+  /** Closes the live sockets that authenticated with the API key of this hash (it was just revoked). */
+  readonly closeKeySockets: (keyHash: string) => void;
+  /** Single-use challenges for proofs of a signing key (POST /keys/challenge). */
+  readonly challenges: KeyChallenges;
   /** The largest request body accepted, in bytes. */
   readonly maxBodyBytes: number;
   /** Epoch milliseconds. */

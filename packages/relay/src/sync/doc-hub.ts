@@ -132,10 +132,10 @@ const RUNTIME: Caller = { kind: 'runtime' };
 /**
  * The relay's documents in memory. Loads plaintext Y.Docs from the {@link DocStore} on first
  * use, keeps them while subscribed or busy, evicts them after `idleMs` idle, and is the only
- * path by which a document changes: every write is applied in memory at once, committed with
- * all the other writes of the same tick in one `appendBatch`, and only then acknowledged to
- * its writer and broadcast to subscribers — so nobody is told about an update the store may
- * still lose. It also carries the encrypted channel (opaque envelopes with relay-assigned
+ * path by which a document changes: every write is applied in memory at once and broadcast to
+ * plaintext subscribers, committed with all the other writes of the same tick in one
+ * `appendBatch`, and only then acknowledged to its writer — so no writer drops an update the
+ * store may still lose. Encrypted entries go out after the commit, with their seq. It also carries the encrypted channel (opaque envelopes with relay-assigned
  * seqs) and compacts plaintext logs.
  */
 export class DocHub {
@@ -700,6 +700,13 @@ export class DocHub {
   }
 
   #enqueue(entry: Entry, mode: SubscribeMode, data: Uint8Array, origin: unknown): Promise<{ seq: number }> {
+    if (mode === 'plaintext') {
+      // Plaintext updates reach readers before the commit, as the peers do: waiting for fsync
+      // doubled edit latency. That is safe because only the ack waits for durability — a
+      // writer keeps an update in its outbox until acked and resends it, and a reader that
+      // holds an update the store then lost pushes it back on its next sync exchange.
+      for (const listener of entry.listeners) this.#call(entry.name, () => listener.update?.(data, origin));
+    }
     const committed = new Promise<{ seq: number }>((resolve, reject) => {
       const write: QueuedWrite = { entry, mode, data, origin, resolve, reject };
       if (mode === 'plaintext') entry.inflight.add(write);
@@ -787,9 +794,11 @@ export class DocHub {
       }
       touched.add(entry);
       w.resolve({ seq });
-      for (const listener of entry.listeners) {
-        if (w.mode === 'plaintext') this.#call(entry.name, () => listener.update?.(w.data, w.origin));
-        else this.#call(entry.name, () => listener.encrypted?.({ seq, envelope: w.data }, w.origin));
+      // Encrypted entries carry their relay-assigned seq, so they can only go out now.
+      if (w.mode === 'encrypted') {
+        for (const listener of entry.listeners) {
+          this.#call(entry.name, () => listener.encrypted?.({ seq, envelope: w.data }, w.origin));
+        }
       }
     });
     for (const entry of touched) {

@@ -6,12 +6,22 @@ export interface CheckedAccess {
   readonly decision: Decision;
   /** The object's metadata when it exists, null when it does not (yet). */
   readonly object: ObjectMeta | null;
+  /**
+   * Whether the existing object is end-to-end encrypted (synced only on the encrypted channel);
+   * undefined when there is no object or the authority does not track it.
+   */
+  readonly encrypted?: boolean | undefined;
 }
 
 /** Flags a client asks for when it creates or narrows an object; undefined fields keep the current or default value. */
 export interface RequestedFlags {
   readonly read?: ReadFlag | undefined;
   readonly write?: WriteFlag | undefined;
+  /**
+   * A blob created by this write is end-to-end encrypted (it was subscribed on the encrypted
+   * channel). Fixed at creation: an existing object keeps its mode.
+   */
+  readonly encrypted?: boolean | undefined;
 }
 
 /** Options of {@link SyncAuthority.check}. */
@@ -37,6 +47,12 @@ export interface SyncAuthority {
    * key that is unknown or revoked.
    */
   authenticate(request: IncomingMessage): Promise<Caller>;
+  /**
+   * An opaque id of the credential an upgrade request carries (the relay: its API key's hash),
+   * or null for none. The sync layer remembers it per socket so that revoking the credential
+   * can close exactly its sockets (`SyncServer.closeCredential`). Optional.
+   */
+  credentialOf?(request: IncomingMessage): string | null;
   /**
    * Asks `decide()` about one action on the channel `ws`, appending the audit entry it calls
    * for — unless `options.audit` is false (see {@link CheckOptions}).

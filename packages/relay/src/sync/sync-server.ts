@@ -16,6 +16,7 @@ import {
   httpStatusOf,
   isEncryptedScope,
   isSyncError,
+  type Level,
   type Message,
   type MessageOfType,
   type ObjectMeta,
@@ -89,8 +90,11 @@ export interface SyncServerOptions {
 interface Connection {
   readonly id: number;
   readonly kind: 'doc' | 'mux';
-  readonly caller: Caller;
+  /** Who the socket authenticated as; the level follows `setUserLevel`. */
+  caller: Caller;
   readonly userId: string;
+  /** The authority's id of the credential it authenticated with (`credentialOf`), or null. */
+  readonly credential: string | null;
   ws: WebSocket | null;
   readonly subs: Map<string, Subscription>;
   /** Frames are processed one after the other, in arrival order. */
@@ -98,6 +102,8 @@ interface Connection {
   pending: number;
   alive: boolean;
   closed: boolean;
+  /** Its credential was revoked: it is closing, and no frame of it is processed any more. */
+  revoked: boolean;
   readonly onClosed: Array<() => void>;
 }
 
@@ -130,7 +136,13 @@ interface Room {
 }
 
 type Admission =
-  | { readonly ok: true; readonly object: ObjectMeta | null; readonly mayWrite: boolean | null }
+  | {
+      readonly ok: true;
+      readonly object: ObjectMeta | null;
+      readonly mayWrite: boolean | null;
+      /** The existing object's mode, when the authority knows it. */
+      readonly encrypted: boolean | undefined;
+    }
   | { readonly ok: false; readonly reason: string };
 
 type WriteVerdict =
@@ -139,6 +151,11 @@ type WriteVerdict =
 
 const NO_AUDIT = { audit: false } as const;
 const CLOSE_NORMAL_SHUTDOWN = 1001;
+/** How long a revoked credential is remembered for sockets still upgrading with it, in ms. */
+const REVOKED_MEMORY_MS = 60_000;
+const ENCRYPTED_BLOB =
+  'this blob is end-to-end encrypted: sync it on /sync with the encrypted channel (subscribe mode 1)';
+const PLAINTEXT_BLOB = 'this blob syncs as plaintext Yjs: subscribe with mode 0';
 
 /**
  * The relay's WebSocket sync endpoints (docs/wire-protocol.md): `/sync/<doc name>`, exactly
@@ -163,6 +180,8 @@ export class SyncServer {
   #nextId = 1;
   /** Counts refreshAccess calls, so a subscription admitted while one ran is re-checked. */
   #refreshes = 0;
+  /** Credentials revoked lately → when: an upgrade that authenticated just before is refused on accept. */
+  readonly #revoked = new Map<string, number>();
   #closed = false;
   #closing: Promise<void> | null = null;
   readonly #connections: Gauge;
@@ -235,6 +254,49 @@ export class SyncServer {
     await Promise.all([...room.subs].map((sub) => this.#recheck(sub)));
   }
 
+  /**
+   * Closes every socket that authenticated with `credential` (see `SyncAuthority.credentialOf`)
+   * with 4401, at once, and refuses sockets still upgrading with it. For a revoked API key.
+   * Returns how many sockets it closed.
+   */
+  closeCredential(credential: string, reason = 'API key revoked'): number {
+    const now = Date.now();
+    for (const [old, at] of this.#revoked) {
+      if (now - at < REVOKED_MEMORY_MS) break; // insertion order is time order
+      this.#revoked.delete(old);
+    }
+    this.#revoked.delete(credential);
+    this.#revoked.set(credential, now);
+    let closed = 0;
+    for (const conn of this.#conns) {
+      if (conn.credential !== credential) continue;
+      this.#denials.inc();
+      // End the subscriptions now, not when the close handshake completes: frames already
+      // received from this socket must not read or write anything.
+      conn.revoked = true;
+      for (const sub of [...conn.subs.values()]) this.#dropSub(sub);
+      this.#closeConn(conn, wsCloseCodeOf('Unauthorized'), reason);
+      closed += 1;
+    }
+    return closed;
+  }
+
+  /**
+   * Applies a user's new level to their live sockets and re-checks each of their subscriptions
+   * at once, as `refreshAccess` does: a demoted moderator loses what only the level allowed, a
+   * promoted user gains it (multiplexed sockets are told with a permission message).
+   */
+  async setUserLevel(userId: string, level: Level): Promise<void> {
+    this.#refreshes += 1;
+    const subs: Subscription[] = [];
+    for (const conn of this.#conns) {
+      if (conn.caller.kind !== 'user' || conn.caller.userId !== userId) continue;
+      conn.caller = { ...conn.caller, level };
+      subs.push(...conn.subs.values());
+    }
+    await Promise.all(subs.map((sub) => this.#recheck(sub)));
+  }
+
   /** Stops accepting, closes every socket with 1001, and flushes the hub's pending writes. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -287,9 +349,10 @@ export class SyncServer {
       this.#denials.inc();
       return refuse(socket, error.kind, error.message);
     }
+    const credential = this.#authority.credentialOf?.(request) ?? null;
     if (target.kind === 'mux') {
       if (this.#closed) return refuse(socket, 'Unavailable', 'the relay is shutting down');
-      const conn = this.#newConnection('mux', caller);
+      const conn = this.#newConnection('mux', caller, credential);
       this.#complete(request, socket, head, conn, () => undefined);
       return;
     }
@@ -308,7 +371,10 @@ export class SyncServer {
         'USER_PRIVATE documents are end-to-end encrypted: sync them on /sync with the encrypted channel',
       );
     }
-    const conn = this.#newConnection('doc', caller);
+    if (address.kind === 'blob' && admission.encrypted === true) {
+      return refuse(socket, 'BadRequest', ENCRYPTED_BLOB);
+    }
+    const conn = this.#newConnection('doc', caller, credential);
     const sub = this.#newSub(conn, address, 'plaintext', {}, admission.mayWrite);
     try {
       sub.hubSub = await this.#hub.subscribe(address.name, 'plaintext', this.#listener(sub));
@@ -357,18 +423,20 @@ export class SyncServer {
     });
   }
 
-  #newConnection(kind: Connection['kind'], caller: Caller): Connection {
+  #newConnection(kind: Connection['kind'], caller: Caller, credential: string | null): Connection {
     return {
       id: this.#nextId++,
       kind,
       caller,
       userId: callerId(caller),
+      credential,
       ws: null,
       subs: new Map(),
       queue: Promise.resolve(),
       pending: 0,
       alive: true,
       closed: false,
+      revoked: false,
       onClosed: [],
     };
   }
@@ -387,6 +455,11 @@ export class SyncServer {
     ws.on('close', () => this.#onSocketClosed(conn));
     if (this.#closed) {
       ws.close(CLOSE_NORMAL_SHUTDOWN, 'relay shutting down');
+      return;
+    }
+    if (conn.credential !== null && this.#revoked.has(conn.credential)) {
+      // Revoked while this socket was upgrading: closeCredential could not see it yet.
+      ws.close(wsCloseCodeOf('Unauthorized'), 'API key revoked');
       return;
     }
     if (conn.kind === 'doc') {
@@ -433,20 +506,21 @@ export class SyncServer {
   async #admit(caller: Caller, address: Address): Promise<Admission> {
     const probe = await this.#authority.check(caller, 'read', address, NO_AUDIT);
     if (probe.decision.allowed) {
-      if (!probe.decision.audit) return { ok: true, object: probe.object, mayWrite: null };
+      if (!probe.decision.audit)
+        return { ok: true, object: probe.object, mayWrite: null, encrypted: probe.encrypted };
       const real = await this.#authority.check(caller, 'read', address);
       return real.decision.allowed
-        ? { ok: true, object: real.object, mayWrite: null }
+        ? { ok: true, object: real.object, mayWrite: null, encrypted: real.encrypted }
         : { ok: false, reason: real.decision.reason };
     }
     if (probe.object === null) {
       const create = await this.#authority.check(caller, 'write', address, NO_AUDIT);
-      if (create.decision.allowed) return { ok: true, object: null, mayWrite: true };
+      if (create.decision.allowed) return { ok: true, object: null, mayWrite: true, encrypted: undefined };
     }
     // Record the refused attempt.
     const real = await this.#authority.check(caller, 'read', address);
     return real.decision.allowed
-      ? { ok: true, object: real.object, mayWrite: null }
+      ? { ok: true, object: real.object, mayWrite: null, encrypted: real.encrypted }
       : { ok: false, reason: real.decision.reason };
   }
 
@@ -663,7 +737,7 @@ export class SyncServer {
 
   #receive(conn: Connection, data: RawData, isBinary: boolean): void {
     this.#messagesIn.inc();
-    if (conn.closed) return;
+    if (conn.closed || conn.revoked) return;
     if (!isBinary) {
       this.#closeConn(conn, wsCloseCodeOf('InvalidMessage'), 'text frames are not part of the protocol');
       return;
@@ -682,7 +756,7 @@ export class SyncServer {
   #enqueue(conn: Connection, task: () => Promise<void>): void {
     conn.pending += 1;
     conn.queue = conn.queue
-      .then(() => (conn.closed ? undefined : task()))
+      .then(() => (conn.closed || conn.revoked ? undefined : task()))
       .catch((error: unknown) => this.#fail(conn, error))
       .finally(() => {
         conn.pending -= 1;
@@ -925,17 +999,26 @@ export class SyncServer {
     }
     const refreshes = this.#refreshes;
     const admission = await this.#admit(conn.caller, address);
-    if (conn.closed) return;
+    if (conn.closed || conn.revoked) return;
     if (!admission.ok) {
       this.#denials.inc();
       this.#sendTo(conn, name, { type: 'permission', access: 'none', reason: admission.reason });
       return;
     }
+    // A blob's mode is fixed when it is created; told only to callers who may read it.
+    if (address.kind === 'blob' && admission.encrypted !== undefined) {
+      if (admission.encrypted && message.mode !== 'encrypted') return answer('BadRequest', ENCRYPTED_BLOB);
+      if (!admission.encrypted && message.mode === 'encrypted') return answer('BadRequest', PLAINTEXT_BLOB);
+    }
     const mayWrite =
       admission.mayWrite ??
       (await this.#authority.check(conn.caller, 'write', address, NO_AUDIT)).decision.allowed;
-    if (conn.closed) return;
-    const flags: RequestedFlags = { read: message.read, write: message.write };
+    if (conn.closed || conn.revoked) return;
+    const flags: RequestedFlags = {
+      read: message.read,
+      write: message.write,
+      encrypted: message.mode === 'encrypted',
+    };
     const sub = this.#newSub(conn, address, message.mode, flags, mayWrite);
     try {
       sub.hubSub = await this.#hub.subscribe(name, message.mode, this.#listener(sub));

@@ -1,0 +1,139 @@
+import { timingSafeEqual } from 'node:crypto';
+import { type Caller, type DocName, isSyncError, parseDocName, SyncError } from '@scopesync/core';
+import { ready, verifyEnvelopeSignature } from '@scopesync/crypto';
+import { publicKeyBytes } from './credentials.ts';
+import { KeyedMutex } from './keyed-mutex.ts';
+import type {} from './node-webcrypto-types.ts';
+import type { ObjectRecord, RelayStore } from './relay-store.ts';
+import type { EnvelopeVerifier } from './sync/doc-hub.ts';
+
+/** Options of {@link createEnvelopeVerifier}. */
+export interface EnvelopePolicyOptions {
+  /** Where users (their registered signing keys), object metadata and shares are. */
+  readonly store: RelayStore;
+  /** Serialises raising a document's minimum epoch. Default: a private one. */
+  readonly mutex?: KeyedMutex;
+}
+
+/**
+ * The relay's check of every encrypted envelope and snapshot before the DocHub stores it
+ * (docs/encryption.md). The relay cannot decrypt, but it can insist that
+ *
+ * - the envelope is well formed (BadRequest) and its Ed25519 signature verifies (Forbidden);
+ * - it was sealed for this document: the header's doc-name hash matches (Forbidden), so an
+ *   envelope cannot be replayed into another document;
+ * - its author key is the signing key registered for the user who sends it, and a user id in
+ *   the header names that user (Forbidden);
+ * - that user may write: the owner of a USER_PRIVATE namespace; the owner or a read_write
+ *   sharee of an encrypted blob (Forbidden for anyone else, read_only sharees included);
+ * - its key epoch is not below the document's minimum (Conflict). A snapshot under a newer
+ *   epoch — the owner rotating the key — raises the minimum; only the owner may do that.
+ *
+ * The server runtime is authoritative and holds no signing key: its envelopes are checked for
+ * form, signature and document only.
+ */
+export function createEnvelopeVerifier(options: EnvelopePolicyOptions): EnvelopeVerifier {
+  const { store } = options;
+  const mutex = options.mutex ?? new KeyedMutex();
+
+  return async (name: DocName, caller: Caller, envelope: Uint8Array): Promise<void> => {
+    await ready();
+    if (caller.kind === 'runtime') {
+      verifyEnvelopeSignature(envelope, () => true, { docName: name });
+      return;
+    }
+    if (caller.kind !== 'user') throw new SyncError('Forbidden', 'only users write encrypted documents');
+    const address = parseDocName(name);
+    const record = await store.getObject(name);
+    let owner: string;
+    if (address.kind === 'doc') {
+      if (address.scope !== 'USER_PRIVATE') {
+        throw new SyncError('BadRequest', `${address.scope} documents are not end-to-end encrypted`);
+      }
+      owner = address.namespace;
+      if (caller.userId !== owner) {
+        throw new SyncError('Forbidden', 'only the owner writes a USER_PRIVATE document');
+      }
+    } else {
+      if (record && !record.encrypted) {
+        throw new SyncError('BadRequest', 'this blob is not encrypted: it syncs as plaintext Yjs');
+      }
+      // No record yet: the write creates the blob, and its writer becomes the owner.
+      owner = record?.owner ?? caller.userId;
+      if (caller.userId !== owner) {
+        const share = (await store.listShares(address.blobId)).find((s) => s.userId === caller.userId);
+        if (!share) throw new SyncError('Forbidden', 'the blob is not shared with you');
+        if (share.level !== 'read_write') {
+          throw new SyncError('Forbidden', 'the blob is shared with you read_only: you cannot write it');
+        }
+      }
+    }
+
+    const user = await store.getUser(caller.userId);
+    const signPk = publicKeyBytes(user?.signPk ?? null);
+    if (!signPk) {
+      throw new SyncError(
+        'Forbidden',
+        `no signing key is registered for ${caller.userId}: register one with PUT /users/${caller.userId}/keys`,
+      );
+    }
+    const minEpoch = record?.minEpoch ?? 0;
+    // verifyEnvelopeSignature says only "not allowed"; remember why, to tell the client.
+    let refusal: string | null = null;
+    const isAuthor = (authorKey: Uint8Array, headerUserId: string | undefined): boolean => {
+      if (headerUserId !== undefined && headerUserId !== caller.userId) {
+        refusal = `the envelope names author ${headerUserId}, but ${caller.userId} sent it`;
+        return false;
+      }
+      if (!sameBytes(authorKey, signPk)) {
+        refusal = `the envelope is signed by a key that is not registered for ${caller.userId}`;
+        return false;
+      }
+      return true;
+    };
+    let header: ReturnType<typeof verifyEnvelopeSignature>;
+    try {
+      header = verifyEnvelopeSignature(envelope, isAuthor, { docName: name, minEpoch });
+    } catch (error) {
+      if (refusal !== null && isSyncError(error, 'Forbidden')) throw new SyncError('Forbidden', refusal);
+      if (isSyncError(error, 'Conflict')) {
+        throw new SyncError(
+          'Conflict',
+          `${error.message}: the document key was rotated; fetch the new key and seal again`,
+        );
+      }
+      throw error;
+    }
+
+    if (header.kind === 'snapshot' && header.epoch > minEpoch && record) {
+      if (caller.userId !== owner) {
+        throw new SyncError(
+          'Forbidden',
+          'only the owner rotates the document key (a snapshot under a newer epoch)',
+        );
+      }
+      await raiseMinEpoch(store, mutex, record, header.epoch);
+    }
+  };
+}
+
+/**
+ * Raises the document's minimum epoch before the snapshot is stored: from here on, envelopes
+ * under older keys are refused, even if the snapshot's own commit then fails (the owner sends it
+ * again; members fetch the new key either way).
+ */
+async function raiseMinEpoch(
+  store: RelayStore,
+  mutex: KeyedMutex,
+  record: ObjectRecord,
+  epoch: number,
+): Promise<void> {
+  await mutex.run(`min-epoch:${record.name}`, async () => {
+    const current = await store.getObject(record.name);
+    if (current && epoch > current.minEpoch) await store.updateObject(record.name, { minEpoch: epoch });
+  });
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
