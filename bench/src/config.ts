@@ -1,0 +1,81 @@
+/** Every size, step and time limit of one run, so quick and full differ in one place only. */
+export interface BenchConfig {
+  readonly mode: 'quick' | 'full';
+  readonly latency: {
+    readonly readerCounts: readonly number[];
+    readonly warmupEdits: number;
+    readonly edits: number;
+    /** How long one edit may take to reach every reader before it counts as lost. */
+    readonly editTimeoutMs: number;
+  };
+  readonly fanout: {
+    readonly docs: number;
+    readonly clientsPerDoc: number;
+    /** Offered rates in updates/s, tried in order until p99 passes the limit. */
+    readonly rates: readonly number[];
+    readonly stepMs: number;
+    readonly p99LimitMs: number;
+  };
+  readonly connections: {
+    /** Cumulative totals of idle connections at which the server's RSS is read. */
+    readonly totals: readonly number[];
+    readonly docs: number;
+  };
+  readonly traces: {
+    /** Ops of automerge-paper to replay; null = all of them. */
+    readonly paperOps: number | null;
+    readonly replayTimeoutMs: number;
+  };
+  readonly coldStart: {
+    readonly docs: number;
+    readonly updatesPerDoc: number;
+    /** Fresh processes per store; the report gives medians. */
+    readonly rounds: number;
+  };
+  readonly durability: {
+    readonly concurrency: readonly number[];
+    readonly stepMs: number;
+    readonly keys: number;
+  };
+  /** The whole run is abandoned (with what it has) after this long. */
+  readonly runTimeoutMs: number;
+}
+
+const full: BenchConfig = {
+  mode: 'full',
+  latency: { readerCounts: [1, 10, 100], warmupEdits: 30, edits: 500, editTimeoutMs: 2000 },
+  fanout: {
+    docs: 500,
+    clientsPerDoc: 3,
+    rates: [250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000],
+    stepMs: 6000,
+    p99LimitMs: 50,
+  },
+  connections: { totals: [1000, 5000], docs: 100 },
+  traces: { paperOps: null, replayTimeoutMs: 300_000 },
+  coldStart: { docs: 1000, updatesPerDoc: 20, rounds: 5 },
+  durability: { concurrency: [1, 16], stepMs: 8000, keys: 500 },
+  runTimeoutMs: 60 * 60_000,
+};
+
+const quick: BenchConfig = {
+  mode: 'quick',
+  latency: { readerCounts: [1, 10, 100], warmupEdits: 20, edits: 150, editTimeoutMs: 2000 },
+  fanout: {
+    docs: 100,
+    clientsPerDoc: 3,
+    rates: [500, 1000, 2000, 4000, 8000],
+    stepMs: 2000,
+    p99LimitMs: 50,
+  },
+  connections: { totals: [1000], docs: 100 },
+  traces: { paperOps: 40_000, replayTimeoutMs: 60_000 },
+  coldStart: { docs: 1000, updatesPerDoc: 20, rounds: 2 },
+  durability: { concurrency: [1, 16], stepMs: 2000, keys: 200 },
+  runTimeoutMs: 5 * 60_000,
+};
+
+/** The configuration for `--quick` or a full run. */
+export function configFor(quickMode: boolean): BenchConfig {
+  return quickMode ? quick : full;
+}

@@ -1,0 +1,126 @@
+/**
+ * `npm run bench` / `npm run bench:quick`: runs every workload against scopesync, the
+ * reference y-websocket server and Hocuspocus, one server at a time on loopback, and writes
+ * bench/results.md and bench/results.json.
+ *
+ * Flags: --quick, --only=<workload id,...>, --peers=<name,...>, --keep (keep the temp dir).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { configFor } from './config.ts';
+import type { Workload, WorkloadContext } from './driver/workload.ts';
+import { BENCH_DIR, makeRunDir, removeDir } from './paths.ts';
+import { type RunReport, type WorkloadReport, writeReport } from './report.ts';
+import { START } from './servers/index.ts';
+import { PEER_NAMES, type PeerName } from './servers/peer.ts';
+import { coldStart } from './workloads/cold-start.ts';
+import { connections } from './workloads/connections.ts';
+import { durability } from './workloads/durability.ts';
+import { editLatency } from './workloads/edit-latency.ts';
+import { editingTraces } from './workloads/editing-traces.ts';
+import { fanout } from './workloads/fanout.ts';
+
+const WORKLOADS: readonly Workload[] = [
+  editLatency,
+  fanout,
+  connections,
+  editingTraces,
+  coldStart,
+  durability,
+];
+
+/** The filesystem the servers' data lives on (fsync cost depends on it), e.g. "ext4 on /dev/vda". */
+function filesystemOf(dir: string): string {
+  try {
+    const line = execFileSync('df', ['-T', dir], { encoding: 'utf8' }).trim().split('\n').at(-1) ?? '';
+    const [device, type] = line.split(/\s+/);
+    return `${type} on ${device}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function flag(name: string): string | undefined {
+  const prefix = `--${name}=`;
+  return process.argv.find((a) => a.startsWith(prefix))?.slice(prefix.length);
+}
+
+async function main(): Promise<void> {
+  const config = configFor(process.argv.includes('--quick'));
+  const only = flag('only')?.split(',');
+  const peers = (flag('peers')?.split(',') ?? [...PEER_NAMES]) as PeerName[];
+  for (const p of peers) if (!PEER_NAMES.includes(p)) throw new Error(`unknown peer ${p}`);
+  const workloads = WORKLOADS.filter((w) => !only || only.includes(w.id));
+  const runDir = await makeRunDir();
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const log = (message: string): void => {
+    console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}`);
+  };
+  let instances = 0;
+  let failures: string[] = [];
+  const ctx: WorkloadContext = {
+    config,
+    peers,
+    log,
+    fail: (message) => failures.push(message),
+    async startPeer(name, dataDir) {
+      const n = ++instances;
+      const dir = dataDir ?? join(runDir, `${n}-${name}`);
+      await mkdir(dir, { recursive: true });
+      const peer = await START[name]({ dataDir: dir, logFile: join(runDir, `${n}-${name}.log`) });
+      return { peer, dataDir: dir };
+    },
+  };
+  const reports: WorkloadReport[] = [];
+  // Other work on the machine skews every figure; the load average says how much there was.
+  const loadAtStart = loadavg()[0]!.toFixed(2);
+  const report = (complete: boolean): RunReport => ({
+    mode: config.mode,
+    startedAt,
+    durationS: (performance.now() - started) / 1000,
+    machine: {
+      node: process.version,
+      cpus: `${cpus().length}× ${cpus()[0]?.model.trim() ?? '?'}`,
+      memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
+      platform: process.platform,
+      'data on': filesystemOf(runDir),
+      'load average (1 min) at start / end': `${loadAtStart} / ${loadavg()[0]!.toFixed(2)}`,
+    },
+    workloads: reports,
+    complete,
+    config,
+  });
+  // The run stops by itself: past its time limit it writes what it has and exits.
+  const watchdog = setTimeout(() => {
+    log(`run exceeded ${config.runTimeoutMs / 1000} s; writing partial results`);
+    void writeReport(BENCH_DIR, report(false)).finally(() => process.exit(2));
+  }, config.runTimeoutMs);
+  watchdog.unref();
+  log(`mode ${config.mode}; peers ${peers.join(', ')}; server data and logs in ${runDir}`);
+  try {
+    for (const workload of workloads) {
+      log(`— ${workload.title}`);
+      failures = [];
+      const result = await workload.run(ctx);
+      reports.push({ ...result, notes: [...result.notes, ...failures] });
+      await writeReport(BENCH_DIR, report(false));
+    }
+    await writeReport(BENCH_DIR, report(true));
+    log(`wrote ${join(BENCH_DIR, 'results.md')} and results.json`);
+  } finally {
+    clearTimeout(watchdog);
+    if (process.argv.includes('--keep')) log(`kept ${runDir}`);
+    else await removeDir(runDir);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

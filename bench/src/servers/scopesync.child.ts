@@ -1,0 +1,15 @@
+/**
+ * Child process: our relay from `createRelay` with a data dir and nothing else — auth, ACL
+ * checks, audit, rate limits and its durable SQLite store (`relay.sqlite` + `docs.sqlite`)
+ * all at their defaults, as the CLI runs it minus the example mod and the web app.
+ */
+import { createRelay } from '@scopesync/relay';
+import { runChild } from './child-runtime.ts';
+
+runChild(async () => {
+  const dataDir = process.env.BENCH_RELAY_DATA_DIR;
+  if (!dataDir) throw new Error('BENCH_RELAY_DATA_DIR is not set');
+  const relay = createRelay({ dataDir, port: 0, host: '127.0.0.1' });
+  const { port } = await relay.listen();
+  return { port, close: () => relay.close() };
+});

@@ -1,0 +1,70 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SqliteDocStore } from '@scopesync/store-sqlite';
+import { type Peer, type PeerOptions, processPeer, wsBase } from './peer.ts';
+import { ServerProcess } from './server-process.ts';
+
+/**
+ * Starts our relay (auth, ACL checks, audit and its SQLite store on) in a child process.
+ * Bench clients register a key each via POST /keys and connect with ?key=.
+ */
+export async function startScopesync(options: PeerOptions): Promise<Peer> {
+  const dataDir = join(options.dataDir, 'relay');
+  const proc = await ServerProcess.start({
+    entry: new URL('./scopesync.child.ts', import.meta.url),
+    env: { BENCH_RELAY_DATA_DIR: dataDir },
+    logFile: options.logFile,
+  });
+  const base = wsBase(proc);
+  const url = `http://127.0.0.1:${proc.port}`;
+  return processPeer(proc, {
+    name: 'scopesync',
+    framing: 'y-websocket',
+    docUrl: (name, key) =>
+      `${base}/sync/${encodeURIComponent(name)}${key ? `?key=${encodeURIComponent(key)}` : ''}`,
+    async register(deviceName) {
+      const response = await fetch(`${url}/keys`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ device_name: deviceName }),
+      });
+      if (!response.ok) throw new Error(`POST /keys answered ${response.status}: ${await response.text()}`);
+      const { key } = (await response.json()) as { key: string };
+      return key;
+    },
+    // The document log only (docs.sqlite and its WAL), like the peers' figures; users, keys
+    // and the audit chain live in relay.sqlite.
+    storedBytes: async () => {
+      let total = 0;
+      for (const suffix of ['', '-wal']) {
+        try {
+          total += (await stat(join(dataDir, `docs.sqlite${suffix}`))).size;
+        } catch {
+          // absent
+        }
+      }
+      return total;
+    },
+    // Read through the store's own API after a clean shutdown, so no schema knowledge here.
+    async storedEntries() {
+      const store = new SqliteDocStore({ path: join(dataDir, 'docs.sqlite') });
+      try {
+        let count = 0;
+        let bytes = 0;
+        for (const doc of await store.docs()) {
+          for (const entry of await store.load(doc)) {
+            count++;
+            bytes += entry.data.byteLength;
+          }
+        }
+        return { count, bytes };
+      } finally {
+        await store.close();
+      }
+    },
+    ackedWrite: {
+      url: (key) => `${url}/userdata/_/PUBLIC_RW/${encodeURIComponent(key)}`,
+      note: 'POST /userdata answers once the SQLite transaction holding the write has committed',
+    },
+  });
+}

@@ -1,0 +1,139 @@
+/**
+ * Child process for the cold-start workload: fills one local store with the same documents
+ * the other store gets, closes it, reopens it and times the reads. Argv: kind, docs,
+ * updatesPerDoc. Sends one Outcome<ColdStartResult> to the parent and exits.
+ */
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
+import { IndexeddbPersistence } from 'y-indexeddb';
+import * as Y from 'yjs';
+import { pool } from '../driver/time.ts';
+
+export type StoreKind = 'scopesync' | 'y-indexeddb';
+
+/** Cold-start figures of one store. */
+export interface ColdStartResult {
+  readonly firstReadMs: number;
+  readonly allLoadedMs: number;
+  /** Documents whose loaded text equals what was written. */
+  readonly correct: number;
+}
+
+/** A way to fill a store and read it back after a restart. */
+interface ColdStore {
+  /** Writes every document's updates, then closes the store. */
+  fill(corpus: readonly CorpusDoc[]): Promise<void>;
+  /** Opens the store again (what a page load does) and reads one document into a Y.Doc. */
+  open(): Promise<void>;
+  read(name: string): Promise<Y.Doc>;
+  close(): Promise<void>;
+}
+
+interface CorpusDoc {
+  readonly name: string;
+  readonly updates: Uint8Array[];
+  readonly text: string;
+}
+
+const CONCURRENCY = 32;
+
+function corpus(docs: number, updatesPerDoc: number): CorpusDoc[] {
+  return Array.from({ length: docs }, (_, d) => {
+    const doc = new Y.Doc();
+    const updates: Uint8Array[] = [];
+    doc.on('update', (u: Uint8Array) => updates.push(u));
+    const text = doc.getText('text');
+    for (let u = 0; u < updatesPerDoc; u++) text.insert((u * 7) % (text.length + 1), `w${d}-${u} `);
+    return { name: `PUBLIC_RW/_/cold-${d}`, updates, text: text.toString() };
+  });
+}
+
+function yIndexeddbStore(): ColdStore {
+  let open: IndexeddbPersistence[] = [];
+  return {
+    async fill(all) {
+      await pool(all.length, CONCURRENCY, 120_000, async (i) => {
+        const { name, updates } = all[i]!;
+        const doc = new Y.Doc();
+        const persistence = new IndexeddbPersistence(name, doc);
+        await persistence.whenSynced;
+        for (const update of updates) Y.applyUpdate(doc, update);
+        // destroy() waits for the queued writes before closing the database.
+        await persistence.destroy();
+      });
+    },
+    async open() {},
+    async read(name) {
+      const doc = new Y.Doc();
+      const persistence = new IndexeddbPersistence(name, doc);
+      open.push(persistence);
+      await persistence.whenSynced;
+      return doc;
+    },
+    async close() {
+      await Promise.all(open.map((p) => p.destroy()));
+      open = [];
+    },
+  };
+}
+
+async function ourStore(): Promise<ColdStore> {
+  const { IndexedDbDocStore } = await import('@scopesync/client');
+  const options = { name: 'bench-cold-start', indexedDB: globalThis.indexedDB, IDBKeyRange };
+  let store: InstanceType<typeof IndexedDbDocStore> | null = null;
+  return {
+    async fill(all) {
+      const filling = new IndexedDbDocStore(options);
+      // One entry per update, as the client's local log keeps them before compaction.
+      await pool(all.length, CONCURRENCY, 120_000, (i) =>
+        filling.appendBatch(all[i]!.updates.map((data) => ({ doc: all[i]!.name, data }))),
+      );
+      await filling.close();
+    },
+    async open() {
+      store = new IndexedDbDocStore(options);
+    },
+    async read(name) {
+      const entries = await store!.load(name);
+      const doc = new Y.Doc();
+      doc.transact(() => {
+        for (const entry of entries) Y.applyUpdate(doc, entry.data);
+      });
+      return doc;
+    },
+    async close() {
+      await store?.close();
+    },
+  };
+}
+
+async function measure(kind: StoreKind, docs: number, updatesPerDoc: number): Promise<ColdStartResult> {
+  const all = corpus(docs, updatesPerDoc);
+  // Each process has its own in-memory IndexedDB; both stores see the same globals.
+  Object.assign(globalThis, { indexedDB: new IDBFactory(), IDBKeyRange });
+  const store = kind === 'scopesync' ? await ourStore() : yIndexeddbStore();
+  await store.fill(all);
+  // The read path has not run in this process yet: as cold as a page load gets in Node.
+  (globalThis as { gc?: () => void }).gc?.();
+  const start = performance.now();
+  await store.open();
+  const first = await store.read(all[0]!.name);
+  const firstReadMs = performance.now() - start;
+  let correct = first.getText('text').toString() === all[0]!.text ? 1 : 0;
+  await pool(all.length - 1, CONCURRENCY, 120_000, async (i) => {
+    const { name, text } = all[i + 1]!;
+    const doc = await store.read(name);
+    if (doc.getText('text').toString() === text) correct++;
+  });
+  const allLoadedMs = performance.now() - start;
+  await store.close();
+  return { firstReadMs, allLoadedMs, correct };
+}
+
+const [kind, docs, updatesPerDoc] = process.argv.slice(2);
+measure(kind as StoreKind, Number(docs), Number(updatesPerDoc)).then(
+  (value) => process.send?.({ ok: true, value }, () => process.exit(0)),
+  (error: unknown) =>
+    process.send?.({ ok: false, error: error instanceof Error ? error.message : String(error) }, () =>
+      process.exit(0),
+    ),
+);

@@ -1,0 +1,121 @@
+import { execFileSync } from 'node:child_process';
+import { openClients, registerMany } from '../driver/clients.ts';
+import type { SyncClient } from '../driver/sync-client.ts';
+import { now, sleep } from '../driver/time.ts';
+import { forEachPeer, row, type Workload, withPeer } from '../driver/workload.ts';
+import type { MetricRow } from '../report.ts';
+import type { Peer } from '../servers/peer.ts';
+
+/** RSS readings of one peer. */
+interface ConnectionsResult {
+  readonly baseRss: number;
+  /** By total connections: RSS, and seconds it took to open the connections added for it. */
+  readonly at: Map<number, { readonly rss: number; readonly openSeconds: number }>;
+}
+
+const MIB = 2 ** 20;
+/** Descriptors kept free for files, pipes and the HTTP sockets of key registration. */
+const FD_HEADROOM = 256;
+
+/** The soft open-file limit this process (and the server children it forks) runs with. */
+function openFileLimit(): number {
+  try {
+    const value = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim();
+    return value === 'unlimited' ? Number.POSITIVE_INFINITY : Number(value);
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+/**
+ * Workload 3: idle synced clients held open, spread over a fixed set of documents; the
+ * server's RSS is read (after a GC in the server) before any client and at each total.
+ */
+export const connections: Workload = {
+  id: 'connections',
+  title: '3. Idle connections',
+  async run(ctx) {
+    const { docs } = ctx.config.connections;
+    // Each connection holds a descriptor here and one in the server (same limit, inherited).
+    const limit = openFileLimit();
+    const totals = ctx.config.connections.totals.filter((t) => t + FD_HEADROOM <= limit);
+    const skipped = ctx.config.connections.totals.filter((t) => !totals.includes(t));
+    const outcomes = await forEachPeer(ctx, 'connections', (name) =>
+      withPeer(ctx, name, (peer) => measure(peer, totals, docs)),
+    );
+    const rows: MetricRow[] = [];
+    for (const total of totals) {
+      rows.push(
+        row(outcomes, `RSS per connection at ${total.toLocaleString('en-US')}`, 'KiB', 'lower', (r) => {
+          const at = r.at.get(total);
+          return at ? (at.rss - r.baseRss) / total / 1024 : null;
+        }),
+      );
+      rows.push(
+        row(
+          outcomes,
+          `server RSS at ${total.toLocaleString('en-US')}`,
+          'MiB',
+          'lower',
+          (r) => (r.at.get(total)?.rss ?? Number.NaN) / MIB,
+        ),
+      );
+    }
+    rows.push(row(outcomes, 'server RSS idle', 'MiB', null, (r) => r.baseRss / MIB));
+    const first = totals[0]!;
+    rows.push(
+      row(
+        outcomes,
+        `time to open and sync ${first.toLocaleString('en-US')}`,
+        's',
+        'lower',
+        (r) => r.at.get(first)?.openSeconds ?? null,
+      ),
+    );
+    return {
+      id: this.id,
+      title: this.title,
+      rows,
+      notes: [
+        `Clients spread over ${docs} documents, each synced and then idle; RSS per connection = (RSS at N − idle RSS) / N, read from /proc after a full GC in the server process. scopesync clients each registered their own key first (registration is not counted in the idle RSS).`,
+        `Open file limit (ulimit -n) ${Number.isFinite(limit) ? limit : 'unlimited'}: each connection holds one descriptor in the bench and one in the server.${skipped.length > 0 ? ` Skipped ${skipped.join(', ')}: over the limit.` : ''}`,
+      ],
+      details: Object.fromEntries(
+        Object.entries(outcomes).map(([name, o]) => [
+          name,
+          o.ok ? { baseRss: o.value.baseRss, at: Object.fromEntries(o.value.at) } : { error: o.error },
+        ]),
+      ),
+    };
+  },
+};
+
+async function measure(peer: Peer, totals: readonly number[], docs: number): Promise<ConnectionsResult> {
+  const max = totals[totals.length - 1] ?? 0;
+  const keys = await registerMany(peer, max, 'bench-idle');
+  // One client open and closed first, so code paths loaded on first use are in the baseline.
+  const [warm] = await openClients(peer, [{ docName: 'PUBLIC_RW/_/bench-conn-warmup', key: keys[0] }]);
+  await warm!.close();
+  await sleep(500);
+  const baseRss = await peer.rss();
+  const clients: SyncClient[] = [];
+  const at = new Map<number, { rss: number; openSeconds: number }>();
+  try {
+    for (const total of totals) {
+      const start = now();
+      const specs = [];
+      for (let i = clients.length; i < total; i++) {
+        specs.push({ docName: `PUBLIC_RW/_/bench-conn-${i % docs}`, key: keys[i] });
+      }
+      clients.push(...(await openClients(peer, specs, 64, 300_000)));
+      const openSeconds = (now() - start) / 1000;
+      // Let the server finish the handshakes' garbage before reading its RSS.
+      await sleep(1000);
+      at.set(total, { rss: await peer.rss(), openSeconds });
+    }
+    return { baseRss, at };
+  } finally {
+    // Dropped at once: how fast 5,000 sockets close is not what this workload measures.
+    for (const client of clients) client.terminate();
+  }
+}

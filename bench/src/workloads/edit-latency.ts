@@ -1,0 +1,103 @@
+import * as Y from 'yjs';
+import { closeClients, openClients } from '../driver/clients.ts';
+import { type LatencySummary, summarize } from '../driver/stats.ts';
+import { now, sleep } from '../driver/time.ts';
+import { forEachPeer, row, type Workload, withPeer } from '../driver/workload.ts';
+import type { MetricRow } from '../report.ts';
+import type { Peer } from '../servers/peer.ts';
+
+/**
+ * Workload 1: one writer and N readers of one document. The writer inserts one character
+ * at a time; each sample is the time from its local change to a reader having applied it,
+ * all in one process and one clock. The next edit starts once every reader has the last.
+ */
+export const editLatency: Workload = {
+  id: 'edit-latency',
+  title: '1. Edit latency',
+  async run(ctx) {
+    const { readerCounts, warmupEdits, edits, editTimeoutMs } = ctx.config.latency;
+    const outcomes = await forEachPeer(ctx, 'edit latency', (name) =>
+      withPeer(ctx, name, async (peer) => {
+        const byReaders = new Map<number, LatencySummary>();
+        for (const readers of readerCounts) {
+          byReaders.set(readers, await measure(peer, readers, warmupEdits, edits, editTimeoutMs));
+        }
+        return byReaders;
+      }),
+    );
+    const rows: MetricRow[] = [];
+    for (const readers of readerCounts) {
+      rows.push(
+        row(
+          outcomes,
+          `p50, ${readers} reader${readers > 1 ? 's' : ''}`,
+          'ms',
+          'lower',
+          (m) => m.get(readers)?.p50 ?? null,
+        ),
+      );
+      rows.push(
+        row(
+          outcomes,
+          `p99, ${readers} reader${readers > 1 ? 's' : ''}`,
+          'ms',
+          'lower',
+          (m) => m.get(readers)?.p99 ?? null,
+        ),
+      );
+    }
+    return {
+      id: this.id,
+      title: this.title,
+      rows,
+      notes: [
+        `${edits} single-character edits after ${warmupEdits} warm-up edits, each from the writer's local change to the reader's apply; a reader that has not applied an edit within ${editTimeoutMs} ms counts as ∞. scopesync on PUBLIC_RW/_/bench-latency-N through its y-websocket-compatible endpoint, every client with its own key.`,
+        'Readers and writer share the load generator process, so with 100 readers the last reader to be scheduled waits for the others: the N = 100 figures include that queueing, equally for every server.',
+      ],
+      details: Object.fromEntries(
+        Object.entries(outcomes).map(([name, o]) => [
+          name,
+          o.ok ? Object.fromEntries(o.value) : { error: o.error },
+        ]),
+      ),
+    };
+  },
+};
+
+async function measure(
+  peer: Peer,
+  readerCount: number,
+  warmupEdits: number,
+  edits: number,
+  editTimeoutMs: number,
+): Promise<LatencySummary> {
+  const docName = `PUBLIC_RW/_/bench-latency-${readerCount}`;
+  const [writer] = await openClients(peer, [{ docName }]);
+  const readers = await openClients(
+    peer,
+    Array.from({ length: readerCount }, () => ({ docName })),
+  );
+  try {
+    const text = writer!.doc.getText('text');
+    const writerId = writer!.doc.clientID;
+    const samples: number[] = [];
+    let lost = 0;
+    for (let i = 0; i < warmupEdits + edits; i++) {
+      const start = now();
+      // The update is sent from the doc's update handler, inside this call.
+      text.insert(text.length, 'x');
+      const clock = Y.getState(text.doc!.store, writerId);
+      const arrivals = await Promise.all(readers.map((r) => r.waitForClock(writerId, clock, editTimeoutMs)));
+      if (i < warmupEdits) continue;
+      for (const at of arrivals) {
+        if (at === null) lost++;
+        else samples.push(at - start);
+      }
+      // Let acknowledgements and echoes drain so they do not land in the next sample.
+      await sleep(1);
+    }
+    return summarize(samples, lost);
+  } finally {
+    await closeClients([writer!, ...readers]);
+  }
+}
