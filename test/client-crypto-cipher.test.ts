@@ -31,17 +31,18 @@ it('syncs a USER_PRIVATE doc with the real cipher; the relay holds only envelope
   const relay: Relay = createRelay({ dataDir: dir, port: 0, rateLimit: false, log: () => undefined });
   cleanups.push(() => relay.close());
   const { url } = await relay.listen();
-  const registered = (await (
-    await fetch(`${url}/keys`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{"device_name":"me"}',
-    })
-  ).json()) as { key: string; user_id: string };
-
-  // Both devices derive the same identity from the user's root seed and share the doc key
-  // (in the product it is wrapped under the KEK and stored; here one keyring stands for that).
+  // The relay verifies every envelope against the author's registered signing key, so the
+  // user is created with the identity's public keys (the runtime needs no proof of possession).
   const identity = deriveIdentity(generateRootSeed());
+  const created = await relay.runtime.createUser({
+    deviceName: 'me',
+    signPk: Buffer.from(identity.signPublicKey).toString('base64url'),
+    boxPk: Buffer.from(identity.boxPublicKey).toString('base64url'),
+  });
+  const registered = { key: created.key, user_id: created.userId };
+
+  // Both devices hold the same identity and share the doc key (in the product it is wrapped
+  // under the KEK and stored on the relay; here one keyring stands for that).
   const keyrings = new Map<string, MemoryDocKeyring>();
   const cipherFor: DocCipherProvider = (docName) => {
     let keyring = keyrings.get(docName);

@@ -20,6 +20,7 @@ import { connections } from './workloads/connections.ts';
 import { durability } from './workloads/durability.ts';
 import { editLatency } from './workloads/edit-latency.ts';
 import { editingTraces } from './workloads/editing-traces.ts';
+import { encryptionCost } from './workloads/encryption-cost.ts';
 import { fanout } from './workloads/fanout.ts';
 
 const WORKLOADS: readonly Workload[] = [
@@ -29,6 +30,7 @@ const WORKLOADS: readonly Workload[] = [
   editingTraces,
   coldStart,
   durability,
+  encryptionCost,
 ];
 
 /** The filesystem the servers' data lives on (fsync cost depends on it), e.g. "ext4 on /dev/vda". */

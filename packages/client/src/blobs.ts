@@ -1,6 +1,8 @@
 import { blobAddress, isShareLevel, type ShareLevel, SyncError } from '@scopesync/core';
 import type { DocCipher } from './doc-cipher.ts';
 import type { DocHandle } from './doc-handle.ts';
+import { hasDocKeys } from './doc-keys.ts';
+import type { Encryption } from './encryption.ts';
 import { type HttpApi, segment } from './http-api.ts';
 import type { SyncClient } from './sync-client.ts';
 
@@ -46,6 +48,17 @@ export interface BlobsContext {
   readonly http: HttpApi;
   /** The cipher of an encrypted blob; rejects BadRequest when the client has none. */
   readonly cipher: (docName: string) => Promise<DocCipher>;
+  /** The built-in encryption, when encrypted docs use it (no `cipherFor`). */
+  readonly builtIn: () => Encryption | undefined;
+}
+
+/** Options of {@link Blobs.share} and {@link Blobs.revoke}. */
+export interface BlobShareOptions {
+  /**
+   * Whether the blob is end-to-end encrypted. Default: encrypted when this device holds keys
+   * for it (it opened it with `{ encrypted: true }` before).
+   */
+  readonly encrypted?: boolean | undefined;
 }
 
 /**
@@ -76,12 +89,17 @@ export class Blobs {
       headers['if-match'] = String(options.ifVersion);
     }
     const body = options.encrypted ? await (await this.#ctx.cipher(address.name)).seal(bytes) : bytes;
+    // Created end-to-end encrypted: the relay then refuses it as a plaintext doc.
+    if (options.encrypted) headers['x-scopesync-encrypted'] = '1';
     const meta = await this.#ctx.http.json<RawBlobMeta>({
       method: 'PUT',
       path: `/blob/${segment(id)}`,
       bytes: body,
       headers,
     });
+    // The blob exists now: its key can be stored for the owner's other devices.
+    const encryption = options.encrypted ? this.#ctx.builtIn() : undefined;
+    if (encryption) await encryption.prepareSend(address.name);
     return toMeta(meta, id);
   }
 
@@ -90,7 +108,12 @@ export class Blobs {
     const address = blobAddress(id);
     const response = await this.#ctx.http.send({ method: 'GET', path: `/blob/${segment(id)}` });
     const data = new Uint8Array(await response.arrayBuffer());
-    const bytes = options.encrypted ? await (await this.#ctx.cipher(address.name)).open(data) : data;
+    let bytes: Uint8Array = data;
+    if (options.encrypted) {
+      const cipher = await this.#ctx.cipher(address.name);
+      // From the relay: checked as strictly as a synced envelope (writer allowed, epoch floor).
+      bytes = await (cipher.openFromRelay ? cipher.openFromRelay(data) : cipher.open(data));
+    }
     return { bytes, version: parseEtag(response.headers.get('etag')) };
   }
 
@@ -111,23 +134,79 @@ export class Blobs {
 
   /**
    * Shares a blob with another user. The owner shares; sharing with yourself or an invalid
-   * level is BadRequest, an unknown user NotFound.
+   * level is BadRequest, an unknown user NotFound. For an end-to-end encrypted blob the
+   * document key is then sealed to the sharee's public key with a signed grant stored on the
+   * relay (Conflict when the sharee has registered no keys yet); a read_only sharee can read
+   * but the relay refuses its envelopes.
    */
-  async share(id: string, userId: string, level: ShareLevel): Promise<BlobShare> {
-    blobAddress(id);
+  async share(
+    id: string,
+    userId: string,
+    level: ShareLevel,
+    options: BlobShareOptions = {},
+  ): Promise<BlobShare> {
+    const address = blobAddress(id);
     if (!isShareLevel(level)) throw new SyncError('BadRequest', 'level must be read_only or read_write');
     const answer = await this.#ctx.http.json<RawShare>({
       method: 'POST',
       path: `/share/${segment(id)}`,
       json: { user_id: userId, access_level: level },
     });
+    const encryption = await this.#encryptionFor(id, options);
+    if (encryption) await encryption.grant(address.name, userId, level);
     return toShare(answer);
   }
 
-  /** Revokes a share; the sharee's live subscription closes at once. NotFound if there was none. */
-  async revoke(id: string, userId: string): Promise<void> {
+  /**
+   * Revokes a share; the sharee's live subscription closes at once. NotFound if there was
+   * none. For an end-to-end encrypted blob the key then rotates to a new epoch: the new key is
+   * sealed to the remaining members and a snapshot under it replaces the relay's log, so the
+   * revoked user cannot read anything written afterwards (the relay also refuses envelopes
+   * under the old key from then on). Resolves once that is done.
+   */
+  async revoke(id: string, userId: string, options: BlobShareOptions = {}): Promise<void> {
     blobAddress(id);
     await this.#ctx.http.send({ method: 'DELETE', path: `/share/${segment(id)}/${segment(userId)}` });
+    if (await this.#encryptionFor(id, options)) await this.rotateKey(id);
+  }
+
+  /**
+   * Rotates an end-to-end encrypted blob's key (owner only): a new epoch sealed to the current
+   * members, a snapshot under it replacing the relay's log, and the old epoch refused from then
+   * on. {@link revoke} does this itself; call it again if a revocation's rotation failed
+   * (offline), or to rotate on a schedule.
+   */
+  async rotateKey(id: string): Promise<void> {
+    const address = blobAddress(id);
+    const encryption = this.#ctx.builtIn();
+    if (!encryption)
+      throw new SyncError('BadRequest', 'key rotation needs the built-in encryption (no cipherFor)');
+    const handle = this.#ctx.client.doc(address, { encrypted: true });
+    try {
+      // Everything written so far must be in the snapshot: catch up and send our edits first.
+      await handle.whenSynced;
+      await handle.whenAcked();
+      const keys = await encryption.docKeys(address.name);
+      await keys.rotate();
+      await handle.replaceBySnapshot();
+      await keys.requireCurrentEpoch();
+    } finally {
+      await handle.release();
+    }
+  }
+
+  /** The built-in encryption when blob `id` is end-to-end encrypted (and the client uses it). */
+  async #encryptionFor(id: string, options: BlobShareOptions): Promise<Encryption | undefined> {
+    const encryption = this.#ctx.builtIn();
+    if (!encryption || options.encrypted === false) return undefined;
+    if (options.encrypted === true) return encryption;
+    if (await hasDocKeys(this.#ctx.client.store.kv, blobAddress(id).name)) return encryption;
+    // A device that never opened the blob: the relay knows its mode.
+    const meta = await this.#ctx.http.json<{ encrypted?: unknown }>({
+      method: 'GET',
+      path: `/blob/${segment(id)}/meta`,
+    });
+    return meta.encrypted === true ? encryption : undefined;
   }
 
   /** Everyone a blob is shared with. */

@@ -21,7 +21,7 @@ export const KV_TABLES = {
   identity: 'identity',
   /** HTTP operations queued while offline (userdata deletes), keyed by a sortable id. */
   outbox: 'outbox',
-  /** Wrapped document keys and other key material of the `DocCipher`, keyed as it likes. */
+  /** Key material, never in the clear: the wrapped root seed, wrapped document keys (`doc:<name>`). */
   keys: 'keys',
 } as const;
 

@@ -17,6 +17,11 @@ export interface DocCipher {
   sealSnapshot(stateUpdate: Uint8Array): Uint8Array | Promise<Uint8Array>;
   /** Verifies and decrypts an update or snapshot envelope, returning its Yjs update. */
   open(envelope: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /**
+   * Like {@link open}, for envelopes arriving from the relay, when the cipher checks those more
+   * strictly than its own local log (who may write now, epoch floors). Default: `open`.
+   */
+  openFromRelay?(envelope: Uint8Array): Uint8Array | Promise<Uint8Array>;
 }
 
 /**

@@ -10,6 +10,12 @@ import {
   SyncError,
   type WriteFlag,
 } from '@scopesync/core';
+import {
+  Awareness,
+  applyAwarenessUpdate,
+  encodeAwarenessUpdate,
+  removeAwarenessStates,
+} from 'y-protocols/awareness';
 import * as Y from 'yjs';
 import { Deferred } from './deferred.ts';
 import type { LocalDocLog } from './local-doc-log.ts';
@@ -58,8 +64,20 @@ export interface DocHandleContext {
   nextRef(): number;
   /** Whether the socket is open now. */
   isOnline(): boolean;
-  /** Opens an envelope (encrypted docs only). */
+  /** Opens an envelope received from the relay (encrypted docs only), checking it strictly. */
   open(envelope: Uint8Array): Promise<Uint8Array>;
+  /** Opens an envelope from the local log (encrypted docs only). */
+  openLocal(envelope: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Runs before stored envelopes are sent on a socket (encrypted docs): the relay must know
+   * our keys, and the doc key must be stored before anything sealed under it. A failure holds
+   * the outbox back (retried with backoff).
+   */
+  prepareSend(): Promise<void>;
+  /** The relay stored one of our envelopes (encrypted docs). */
+  afterAck(): Promise<void>;
+  /** Fetches document keys the relay holds for us (a rotation happened). */
+  refreshKeys(): Promise<void>;
   /** Seals a whole-state snapshot (encrypted docs only). */
   sealSnapshot(state: Uint8Array): Promise<Uint8Array>;
   /** Called when the last reference is released or the handle is revoked. */
@@ -73,6 +91,14 @@ export interface DocHandleContext {
 /** Origins of transactions the handle makes itself, so its update listener can tell them from user edits. */
 const REMOTE = Symbol('scopesync:remote');
 const LOAD = Symbol('scopesync:load');
+/** Edits made again after a key rotation (not user edits, but stored and sent like them). */
+const RESEAL = Symbol('scopesync:reseal');
+
+/** Consecutive reseals after epoch conflicts before the edits are given up as refused. */
+const MAX_RESEALS = 2;
+
+/** How long a released handle keeps syncing to get its last edits acknowledged, milliseconds. */
+const DRAIN_TIMEOUT_MS = 30_000;
 
 /** Error kinds after which a refused write is dropped (it would be refused again); others are retried. */
 const FINAL_REFUSALS: ReadonlySet<ErrorKind> = new Set<ErrorKind>([
@@ -133,6 +159,25 @@ export class DocHandle {
   #lastWrite: Promise<void> = Promise.resolve();
   #serverSeq = 0;
   #resetting: Promise<void> | undefined;
+  /** Created on first use of {@link awareness}, so docs nobody shows presence for stay silent. */
+  #awareness: Awareness | undefined;
+  /** True once the relay granted access on the current socket: awareness may flow. */
+  #admitted = false;
+  /** Encrypted docs: `prepareSend` succeeded on the current socket, envelopes may go. */
+  #prepared = false;
+  #prepareTimer: ReturnType<typeof setTimeout> | undefined;
+  #prepareAttempts = 0;
+  /** Encrypted docs: an entry could not be opened yet (its key unreachable); read on later. */
+  #refetchTimer: ReturnType<typeof setTimeout> | undefined;
+  #refetchAttempts = 0;
+  /** Encrypted docs: local edits being sealed again under a rotated key. */
+  #resealing: Promise<void> | undefined;
+  /** Reseals since the last acknowledged edit. */
+  #reseals = 0;
+  /** Set while a released handle waits for its outbox to drain: the socket closing ends the wait. */
+  #onDetach: (() => void) | undefined;
+  /** Encrypted docs: waiters of {@link replaceBySnapshot}, by request ref. */
+  readonly #snapshotWaiters = new Map<number, Deferred<void>>();
 
   constructor(ctx: DocHandleContext, flags: DocFlags) {
     this.#ctx = ctx;
@@ -148,6 +193,26 @@ export class DocHandle {
   /** The Y.Doc. It is replaced (and 'reset' emitted) only when a refused edit must be undone. */
   get doc(): Y.Doc {
     return this.#doc;
+  }
+
+  /**
+   * Presence on this doc (cursors, selections, names): a y-protocols `Awareness` shared with
+   * every client subscribed to it, read-only sharees included. Created on first use — only
+   * then does this client announce itself. Its local state is sent on every change and again
+   * after each reconnect; remote states are dropped while offline and when the handle closes.
+   * The relay sets `state.user.id` of every state to its sender's user id (the rest of
+   * `state.user`, e.g. name and colour, is the sender's), so `user.id` can be trusted.
+   * Bound to the first `doc`; it keeps working across `reset`.
+   */
+  get awareness(): Awareness {
+    if (!this.#awareness) {
+      const awareness = new Awareness(this.#doc);
+      awareness.on('update', this.#onAwarenessUpdate);
+      this.#awareness = awareness;
+      if (this.#closed) awareness.destroy();
+      else if (this.#admitted) this.#announceAwareness();
+    }
+    return this.#awareness;
   }
 
   /** Resolves once the doc holds everything the local store had. */
@@ -246,7 +311,33 @@ export class DocHandle {
     await this.whenStored().catch(() => undefined);
     // Someone opened the doc again while its last writes were being stored: keep it.
     if (this.#refs > 0) return;
+    if (this.#log.pendingCount > 0 && this.#ctx.isOnline()) {
+      // Edits the relay does not have yet: keep syncing in the background until it does (or
+      // the socket goes), instead of leaving them in the outbox until the doc is opened again.
+      void this.#closeWhenDrained();
+      return;
+    }
     this.#close('released');
+  }
+
+  async #closeWhenDrained(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, DRAIN_TIMEOUT_MS);
+      const stopPending = this.on('pending', (n) => {
+        if (n === 0) done();
+      });
+      const stopClosed = this.on('closed', done);
+      this.#onDetach = done;
+      function done(): void {
+        clearTimeout(timer);
+        stopPending();
+        stopClosed();
+        resolve();
+      }
+      if (this.#log.pendingCount === 0) done();
+    });
+    this.#onDetach = undefined;
+    if (this.#refs === 0) this.#close('released');
   }
 
   /** @internal Takes one more reference (the client returns an open handle again). */
@@ -262,6 +353,8 @@ export class DocHandle {
         this.#inFlight.clear();
         this.#sent.clear();
         this.#relayStateVector = undefined;
+        // The relay dropped our presence with the old subscription: announce again once admitted.
+        this.#admitted = false;
         this.#sendSubscribe();
       }
     }
@@ -282,7 +375,18 @@ export class DocHandle {
 
   /** @internal The socket closed: everything in flight will be re-sent on the next socket. */
   detach(): void {
+    this.#onDetach?.();
     this.#subscribed = false;
+    this.#admitted = false;
+    this.#prepared = false;
+    this.#clearPrepareTimer();
+    for (const waiter of this.#snapshotWaiters.values()) {
+      waiter.reject(
+        new SyncError('Unavailable', `the connection closed before the snapshot of ${this.name} was stored`),
+      );
+    }
+    this.#snapshotWaiters.clear();
+    this.#dropRemoteAwareness();
     this.#awaitingSync = false;
     this.#relayStateVector = undefined;
     this.#inFlight.clear();
@@ -394,6 +498,7 @@ export class DocHandle {
   /** Sends stored local entries if the socket is open and the relay lets us write. */
   #sendLocal(entries: readonly { seq: number; payload: Uint8Array }[]): void {
     if (!this.#subscribed || this.#access !== 'read-write') return;
+    if (this.encrypted && !this.#prepared) return;
     const fresh = entries.filter((e) => !this.#sent.has(e.seq));
     if (fresh.length === 0) return;
     if (this.encrypted) {
@@ -518,8 +623,11 @@ export class DocHandle {
         await this.#onEncEntries(message.headSeq, message.entries);
         return;
       case 'awareness':
+        // Before first use there is nobody to show it to; first use asks for the states.
+        if (this.#awareness) applyAwarenessUpdate(this.#awareness, message.update, REMOTE);
+        return;
       case 'query-awareness':
-        // Awareness is not part of the multiplexed client yet.
+        if (this.#awareness) this.#sendAwareness();
         return;
       default:
         // Client-to-relay messages have no business arriving here.
@@ -557,6 +665,11 @@ export class DocHandle {
 
   async #onPermission(access: DocAccess, reason: string): Promise<void> {
     this.#access = access;
+    const admitted = this.#subscribed && access !== 'none';
+    if (admitted && !this.#admitted) {
+      this.#admitted = true;
+      if (this.#awareness) this.#announceAwareness();
+    }
     this.#events.emit('permission', { access, reason });
     await this.#log.updateMeta({ access, accessReason: reason });
     if (access === 'none') {
@@ -585,7 +698,54 @@ export class DocHandle {
       this.#answerStep1(this.#relayStateVector);
       this.#relayStateVector = undefined;
     }
+    if (this.encrypted) {
+      await this.#prepareAndFlush();
+      return;
+    }
     await this.#flush();
+  }
+
+  /** Encrypted docs: readies the relay for our envelopes, then sends the outbox; retries on failure. */
+  async #prepareAndFlush(): Promise<void> {
+    this.#clearPrepareTimer();
+    if (!this.#subscribed || this.#access !== 'read-write') return;
+    try {
+      await this.#ctx.prepareSend();
+    } catch (error) {
+      this.#events.emit(
+        'error',
+        asSyncError(error, 'Unavailable', `preparing ${this.name} for sending failed`),
+      );
+      if (error instanceof SyncError && error.kind !== 'Unavailable') return; // would fail again
+      // Edits stay in the outbox; try again while the socket lasts.
+      const delay = Math.min(30_000, 500 * 2 ** this.#prepareAttempts++);
+      this.#prepareTimer = setTimeout(() => {
+        this.#prepareTimer = undefined;
+        void this.#prepareAndFlush();
+      }, delay);
+      return;
+    }
+    this.#prepareAttempts = 0;
+    if (!this.#subscribed || this.#access !== 'read-write') return;
+    this.#prepared = true;
+    await this.#flush();
+  }
+
+  #clearPrepareTimer(): void {
+    if (this.#prepareTimer !== undefined) clearTimeout(this.#prepareTimer);
+    this.#prepareTimer = undefined;
+    if (this.#refetchTimer !== undefined) clearTimeout(this.#refetchTimer);
+    this.#refetchTimer = undefined;
+  }
+
+  /** Encrypted docs: reads the log on from the entry that could not be opened yet, later. */
+  #scheduleRefetch(): void {
+    if (this.#refetchTimer !== undefined || !this.#subscribed) return;
+    const delay = Math.min(30_000, 1000 * 2 ** this.#refetchAttempts++);
+    this.#refetchTimer = setTimeout(() => {
+      this.#refetchTimer = undefined;
+      if (this.#subscribed) this.#ctx.send({ type: 'enc-fetch', sinceSeq: this.#serverSeq });
+    }, delay);
   }
 
   async #onAck(ref: number, serverSeq: number): Promise<void> {
@@ -594,12 +754,24 @@ export class DocHandle {
     this.#inFlight.delete(ref);
     if (flight.kind === 'snapshot') {
       await this.#log.updateMeta({ relayEntriesSinceSnapshot: 0 });
+      this.#snapshotWaiters.get(ref)?.resolve();
+      this.#snapshotWaiters.delete(ref);
       return;
     }
     for (const s of flight.seqs) this.#sent.delete(s);
+    this.#reseals = 0;
     await this.#log.markAcked(flight.seqs, this.encrypted ? serverSeq : 0);
+    if (this.encrypted && serverSeq > this.#serverSeq) {
+      // Our own entry is part of the relay's log too (it is not echoed back to us). Entries of
+      // others committed before it reached us first: the relay pushes in commit order.
+      this.#serverSeq = serverSeq;
+      await this.#log.updateMeta({ lastServerSeq: serverSeq });
+    }
     this.#events.emit('pending', this.#log.pendingCount);
-    if (this.encrypted) void this.#maybeUploadSnapshot();
+    if (this.encrypted) {
+      this.#ctx.afterAck().catch((error) => this.#fail(error, 'Unavailable'));
+      void this.#maybeUploadSnapshot();
+    }
   }
 
   async #onError(ref: number, kind: ErrorKind, text: string): Promise<void> {
@@ -607,6 +779,7 @@ export class DocHandle {
     if (ref === 0) {
       // The relay ended this doc's subscription.
       this.#subscribed = false;
+      this.#admitted = false;
       this.#awaitingSync = false;
       this.#synced.reject(error);
       this.#events.emit('error', error);
@@ -621,9 +794,19 @@ export class DocHandle {
     if (flight.kind === 'snapshot') {
       // A snapshot the relay would not take costs nothing: the log stays as it is.
       await this.#log.updateMeta({ relayEntriesSinceSnapshot: 0 });
+      this.#snapshotWaiters.get(ref)?.reject(error);
+      this.#snapshotWaiters.delete(ref);
       return;
     }
     for (const s of flight.seqs) this.#sent.delete(s);
+    if (this.encrypted && kind === 'Conflict' && this.#reseals < MAX_RESEALS) {
+      // Sealed under a key the owner has since rotated: seal the same edits again under the
+      // new key instead of dropping them. (Counted: a Conflict that a new key does not cure
+      // falls through to the refusal below.)
+      if (!this.#resealing) this.#reseals++;
+      await this.#resealAfterRotation(error);
+      return;
+    }
     this.#events.emit('error', error);
     if (FINAL_REFUSALS.has(kind)) {
       // The relay will never take these edits: drop them and rebuild from confirmed state;
@@ -636,20 +819,49 @@ export class DocHandle {
     headSeq: number,
     entries: readonly { seq: number; envelope: Uint8Array }[],
   ): Promise<void> {
+    // Waiting to read on from an entry we could not open yet: later entries come again with
+    // the re-fetch, in order.
+    if (this.#refetchTimer !== undefined) return;
     for (const entry of entries) {
       if (entry.seq <= this.#serverSeq) continue;
       let update: Uint8Array;
       try {
         update = await this.#ctx.open(entry.envelope);
       } catch (error) {
+        const failure = asSyncError(
+          error,
+          'InvalidMessage',
+          `entry ${entry.seq} of ${this.name} did not open`,
+        );
         this.#events.emit(
           'error',
-          asSyncError(error, 'InvalidMessage', `entry ${entry.seq} of ${this.name} did not open`),
+          new SyncError(failure.kind, `refused entry ${entry.seq} of ${this.name}: ${failure.message}`, {
+            cause: error,
+          }),
+        );
+        // A key we could not fetch (the relay unreachable over HTTP): stop here and read on
+        // from this entry after the next reconnect. Anything else is a bad envelope: refuse it,
+        // never apply it, never store it, and read on.
+        if (failure.kind === 'Unavailable') {
+          this.#scheduleRefetch();
+          return;
+        }
+        this.#serverSeq = entry.seq;
+        continue;
+      }
+      try {
+        Y.applyUpdate(this.#doc, update, REMOTE);
+      } catch (error) {
+        // Authentic but not a Yjs update (a member's buggy client): refused like a bad envelope.
+        this.#events.emit(
+          'error',
+          new SyncError('InvalidMessage', `refused entry ${entry.seq} of ${this.name}: not a Yjs update`, {
+            cause: error,
+          }),
         );
         this.#serverSeq = entry.seq;
         continue;
       }
-      Y.applyUpdate(this.#doc, update, REMOTE);
       this.#serverSeq = entry.seq;
       // Stored as received: ciphertext at rest.
       await this.#log.appendRemote(entry.envelope, entry.seq);
@@ -658,9 +870,70 @@ export class DocHandle {
       });
       this.#events.emit('remote-update', { update });
     }
+    this.#refetchAttempts = 0;
     void this.#compact();
     if (this.#awaitingSync && this.#serverSeq >= headSeq) this.#markSynced();
     void this.#maybeUploadSnapshot();
+  }
+
+  /**
+   * @internal Encrypted docs: replaces the relay's log by one snapshot of the whole doc, sealed
+   * under the current key (after a key rotation, so the relay raises the doc's epoch floor and
+   * nothing under the old key remains). Waits until the doc is synced and every local edit
+   * acknowledged; resolves once the relay stored the snapshot.
+   */
+  async replaceBySnapshot(): Promise<void> {
+    if (!this.encrypted) throw new SyncError('BadRequest', `${this.name} is not encrypted`);
+    await this.whenSynced;
+    await this.whenAcked();
+    if (!this.#subscribed || this.#access !== 'read-write') {
+      throw new SyncError('Unavailable', `${this.name} is not writable on the relay right now`);
+    }
+    const snapshot = await this.#ctx.sealSnapshot(Y.encodeStateAsUpdate(this.#doc));
+    const ref = this.#ctx.nextRef();
+    const waiter = new Deferred<void>();
+    // Through the newest entry we hold; an empty log has nothing to replace: append it instead.
+    const sent =
+      this.#serverSeq > 0
+        ? this.#ctx.send({ type: 'enc-snapshot', ref, throughSeq: this.#serverSeq, snapshot })
+        : this.#ctx.send({ type: 'enc-append', ref, envelope: snapshot });
+    if (!sent)
+      throw new SyncError(
+        'Unavailable',
+        `the connection closed before the snapshot of ${this.name} was sent`,
+      );
+    this.#inFlight.set(ref, { kind: 'snapshot', seqs: [] });
+    this.#snapshotWaiters.set(ref, waiter);
+    await waiter.promise;
+  }
+
+  /**
+   * An append was refused as sealed under an old epoch: fetch the rotated key, rebuild the doc
+   * from what the relay confirmed, and make the unconfirmed edits again (sealed under the new
+   * key, stored and sent as new local edits).
+   */
+  #resealAfterRotation(cause: SyncError): Promise<void> {
+    this.#resealing ??= (async () => {
+      try {
+        await this.#ctx.refreshKeys();
+        await this.#lastWrite.catch(() => undefined);
+        const pending = await this.#log.loadPending();
+        const updates = await Promise.all(pending.map((e) => this.#ctx.openLocal(e.payload)));
+        await this.#reset(true);
+        if (updates.length > 0 && !this.#closed) {
+          // Not LOAD/REMOTE: the update listener stores and sends them like fresh edits.
+          Y.applyUpdate(this.#doc, Y.mergeUpdates(updates), RESEAL);
+          await this.#lastWrite;
+        }
+      } catch (error) {
+        this.#events.emit('error', cause);
+        this.#events.emit('error', asSyncError(error, 'Internal', `sealing ${this.name} again failed`));
+        await this.#reset(true);
+      } finally {
+        this.#resealing = undefined;
+      }
+    })();
+    return this.#resealing;
   }
 
   /**
@@ -682,6 +955,49 @@ export class DocHandle {
     if (this.#ctx.send({ type: 'enc-snapshot', ref, throughSeq, snapshot })) {
       this.#inFlight.set(ref, { kind: 'snapshot', seqs: [] });
     }
+  }
+
+  // ---------------------------------------------------------------- awareness
+
+  readonly #onAwarenessUpdate = (
+    changes: { added: number[]; updated: number[]; removed: number[] },
+    origin: unknown,
+  ): void => {
+    const awareness = this.#awareness;
+    if (!awareness || origin === REMOTE) return;
+    const id = awareness.clientID;
+    // Only our own state is ours to publish: the relay strips entries for other clients anyway.
+    if (changes.added.includes(id) || changes.updated.includes(id) || changes.removed.includes(id)) {
+      this.#sendAwareness();
+    }
+  };
+
+  #sendAwareness(): void {
+    const awareness = this.#awareness;
+    if (!awareness || !this.#admitted) return;
+    this.#ctx.send({ type: 'awareness', update: encodeAwarenessUpdate(awareness, [awareness.clientID]) });
+  }
+
+  /** (Re)joins the doc's presence on a fresh subscription: our state, then everyone else's. */
+  #announceAwareness(): void {
+    const awareness = this.#awareness;
+    if (!awareness) return;
+    const local = awareness.getLocalState();
+    // Peers saw our state removed (at clock + 1) when the old socket went: re-announcing at the
+    // old clock would be ignored, so bump it. setLocalState sends through the update listener.
+    if (local !== null) awareness.setLocalState(local);
+    this.#ctx.send({ type: 'query-awareness' });
+  }
+
+  /** Everyone else's presence is stale once we stop hearing from the relay. */
+  #dropRemoteAwareness(): void {
+    const awareness = this.#awareness;
+    if (!awareness) return;
+    const others = [...awareness.getStates().keys()].filter((id) => id !== awareness.clientID);
+    if (others.length > 0) removeAwarenessStates(awareness, others, REMOTE);
+    // Forget their clocks too: after a reconnect the relay re-sends each state at the clock we
+    // already saw, which y-protocols would otherwise ignore as old news.
+    for (const id of [...awareness.meta.keys()]) if (id !== awareness.clientID) awareness.meta.delete(id);
   }
 
   // ---------------------------------------------------------------- reset and close
@@ -719,6 +1035,9 @@ export class DocHandle {
 
   #close(reason: string): void {
     if (this.#closed) return;
+    // Destroying announces our departure (a null state) while still subscribed, then stops its timer.
+    this.#awareness?.destroy();
+    this.#clearPrepareTimer();
     if (this.#subscribed) this.#ctx.send({ type: 'unsubscribe' });
     this.detach();
     this.#closed = true;

@@ -1,6 +1,7 @@
 import { isLevel, isUserId, type KeyValueStore, type Level, SyncError } from '@scopesync/core';
 import { KV_TABLES } from './client-store.ts';
 import type { HttpApi } from './http-api.ts';
+import { type ProvenKeys, provenKeysJson } from './key-api.ts';
 
 /** Who this client is, as the relay last confirmed it. */
 export interface Identity {
@@ -86,6 +87,14 @@ export interface ResolveIdentityOptions {
   readonly deviceName?: string | undefined;
   /** Receives the key as soon as it is known, so the validation request carries it. */
   readonly useKey: (apiKey: string | undefined) => void;
+  /**
+   * The public keys to register with a new device, with their proof. When the relay already
+   * knows the signing key (a device that imported the recovery phrase), registering links
+   * this device to that user instead of making a new one.
+   */
+  readonly proveKeys?: (() => Promise<ProvenKeys>) | undefined;
+  /** Told the user id the relay registered the proven keys for. */
+  readonly keysRegistered?: ((userId: string) => Promise<void>) | undefined;
 }
 
 /**
@@ -121,10 +130,18 @@ export async function resolveIdentity(options: ResolveIdentityOptions): Promise<
   }
   if (apiKey === undefined && options.deviceName !== undefined) {
     options.useKey(undefined);
+    let proven: ProvenKeys | undefined;
+    try {
+      proven = await options.proveKeys?.();
+    } catch (error) {
+      // A relay without key registration, or a runtime without Ed25519: register without
+      // keys; encryption registers them on first use (PUT /users/<id>/keys).
+      if (!(error instanceof SyncError) || !['NotFound', 'Unavailable'].includes(error.kind)) throw error;
+    }
     const registered = await options.http.json<{ key?: unknown; user_id?: unknown }>({
       method: 'POST',
       path: '/keys',
-      json: { device_name: options.deviceName },
+      json: { device_name: options.deviceName, ...(proven ? provenKeysJson(proven) : {}) },
     });
     if (typeof registered.key !== 'string' || !isUserId(registered.user_id)) {
       throw new SyncError('InvalidMessage', 'POST /keys answered without a key and user id');
@@ -134,6 +151,7 @@ export async function resolveIdentity(options: ResolveIdentityOptions): Promise<
     level = 1;
     // Store it before anything else can fail: the key is shown only once.
     await store(kv, key, { url, userId, level, deviceName: options.deviceName }, apiKey);
+    if (proven) await options.keysRegistered?.(userId);
   }
   options.useKey(apiKey);
   if (apiKey === undefined) return { userId: undefined, level: 0, apiKey: undefined };

@@ -1,6 +1,6 @@
 export type { BackoffOptions } from './backoff.ts';
 export { backoffDelay, DEFAULT_BACKOFF } from './backoff.ts';
-export type { BlobContent, BlobMeta, BlobPutOptions, BlobShare } from './blobs.ts';
+export type { BlobContent, BlobMeta, BlobPutOptions, BlobShare, BlobShareOptions } from './blobs.ts';
 export { Blobs } from './blobs.ts';
 export type { ClientStore } from './client-store.ts';
 export { defaultClientStore, indexedDbClientStore, KV_TABLES, memoryClientStore } from './client-store.ts';
@@ -8,12 +8,15 @@ export type { ConnectionStatus, WebSocketClass, WebSocketLike } from './connecti
 export type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
 export type { DocFlags, DocHandleEvents } from './doc-handle.ts';
 export { DocHandle } from './doc-handle.ts';
+export { Encryption } from './encryption.ts';
 export type { FetchFunction } from './http-api.ts';
 export type { IndexedDbOptions } from './indexed-db-database.ts';
 export { DEFAULT_DATABASE_NAME, ScopesyncDatabase } from './indexed-db-database.ts';
 export { IndexedDbDocStore } from './indexed-db-doc-store.ts';
 export { IndexedDbKeyValueStore } from './indexed-db-key-value-store.ts';
+export type { PublicKeys } from './key-api.ts';
 export type { DocMeta } from './local-doc-log.ts';
+export type { SeedLocation } from './seed-store.ts';
 export type { ClientOptions, DocOptions, SyncClientEvents } from './sync-client.ts';
 export { createClient, SyncClient } from './sync-client.ts';
 export type { Unsubscribe } from './typed-events.ts';

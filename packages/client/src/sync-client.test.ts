@@ -253,7 +253,9 @@ describe('permissions', () => {
     const again = offline.blobs.open('readonly');
     await again.whenLoaded;
     expect(again.access).toBe('read');
-    await expect(again.transact((d) => d.getMap('m').set('x', 1))).rejects.toMatchObject({ kind: 'Forbidden' });
+    await expect(again.transact((d) => d.getMap('m').set('x', 1))).rejects.toMatchObject({
+      kind: 'Forbidden',
+    });
     expect(again.pending).toBe(0);
   });
 
@@ -387,16 +389,18 @@ function contains(haystack: Uint8Array, needle: string): boolean {
 }
 
 describe('encrypted documents', () => {
-  it('refuses to open a USER_PRIVATE doc without a cipher', async () => {
-    const relay = new FakeRelay();
-    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()() });
-    expect(() => a.doc(`USER_PRIVATE/${ALICE}/diary`)).toThrow(
-      expect.objectContaining({ kind: 'BadRequest' }),
-    );
-    await expect(a.userData.set('USER_PRIVATE', ALICE, 'diary', { text: 'x' })).rejects.toMatchObject({
-      kind: 'BadRequest',
-    });
-    expect(relay.received.filter((f) => f.docName.startsWith('USER_PRIVATE'))).toEqual([]);
+  it('without a cipher, seals USER_PRIVATE docs with the built-in encryption: never plaintext, even unsent', async () => {
+    const relay = new FakeRelay(); // no key routes: the envelopes stay in the outbox
+    const store = profile()();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store });
+    const diary = a.doc(`USER_PRIVATE/${ALICE}/diary`);
+    await diary.transact((d) => d.getText('t').insert(0, 'built-in secret'));
+    await diary.whenStored();
+    const entries = await store.docs.load(diary.name);
+    expect(entries.length).toBeGreaterThan(0);
+    for (const entry of entries) expect(contains(entry.data, 'built-in secret')).toBe(false);
+    for (const frame of relay.rawFrames) expect(contains(frame, 'built-in secret')).toBe(false);
+    expect(relay.received.filter((f) => f.message.type === 'enc-append')).toEqual([]);
   });
 
   it('syncs through the encrypted channel: no plaintext on the wire or at rest', async () => {

@@ -18,9 +18,12 @@ import { type ClientStore, defaultClientStore } from './client-store.ts';
 import { Connection, type ConnectionStatus, type WebSocketClass } from './connection.ts';
 import type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
 import { type DocFlags, DocHandle } from './doc-handle.ts';
+import { Encryption } from './encryption.ts';
 import { type FetchFunction, HttpApi } from './http-api.ts';
 import { type Identity, resolveIdentity } from './identity.ts';
+import { KeyApi } from './key-api.ts';
 import { LocalDocLog, type PayloadCodec, PLAINTEXT_CODEC } from './local-doc-log.ts';
+import { fileSeedStore, storeSeedStore } from './seed-store.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
 import { UserData } from './user-data.ts';
 
@@ -35,8 +38,21 @@ export interface ClientOptions {
   /** Where the client keeps its data. Default: IndexedDB in browsers, memory elsewhere. Closed by {@link SyncClient.close}. */
   readonly store?: ClientStore | undefined;
   /**
-   * The cipher of each encrypted doc (USER_PRIVATE docs, encrypted blobs). Without it,
-   * opening those fails with a clear error: they are never synced or stored as plaintext.
+   * Makes this device another device of the user whose 24-word recovery phrase this is (see
+   * `client.encryption.exportRecoveryPhrase()`): same keys, so it reads and edits the same
+   * private docs. With no API key stored yet, registering (`deviceName`) links this device to
+   * that user and gets it its own API key.
+   */
+  readonly recoveryPhrase?: string | undefined;
+  /**
+   * Node: keep the root seed in this file (mode 0600, created on first use) instead of the
+   * client store. Without it the seed sits in the store, wrapped under the device key.
+   */
+  readonly seedFile?: string | undefined;
+  /**
+   * Your own cipher for encrypted docs (USER_PRIVATE docs, encrypted blobs), replacing the
+   * built-in end-to-end encryption (`client.encryption`). Either way they are never synced or
+   * stored as plaintext.
    */
   readonly cipherFor?: DocCipherProvider | undefined;
   /** The WebSocket class. Default: the global `WebSocket` (pass `ws`'s in Node 20). */
@@ -113,6 +129,15 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     apiKey: () => apiKey,
     timeoutMs: settings.requestTimeoutMs,
   });
+  const keyApi = new KeyApi(http);
+  let userId: string | undefined;
+  const encryption = new Encryption({
+    kv: store.kv,
+    api: keyApi,
+    seeds: options.seedFile === undefined ? storeSeedStore(store.kv) : fileSeedStore(options.seedFile),
+    recoveryPhrase: options.recoveryPhrase,
+    userId: () => userId,
+  });
   let identity: Identity;
   try {
     identity = await resolveIdentity({
@@ -120,11 +145,20 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
       http,
       url,
       apiKey: options.apiKey,
-      deviceName: options.deviceName,
+      // A recovery phrase links this device to its user: registering needs a name for it.
+      deviceName: options.deviceName ?? (options.recoveryPhrase !== undefined ? 'linked device' : undefined),
+      // A new device registers its public keys (with a proof) in the same call; a device with
+      // the recovery phrase proves the user's key and joins that user.
+      proveKeys:
+        options.cipherFor === undefined || options.recoveryPhrase !== undefined
+          ? () => encryption.provenKeys()
+          : undefined,
+      keysRegistered: (id) => encryption.registered(id),
       useKey: (key) => {
         apiKey = key;
       },
     });
+    userId = identity.userId;
   } catch (error) {
     await Promise.allSettled([store.docs.close(), store.kv.close()]);
     throw error;
@@ -139,6 +173,7 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     store,
     http,
     identity,
+    encryption,
     cipherFor: options.cipherFor,
     WebSocket: WebSocketImpl,
     backoff: options.backoff,
@@ -158,6 +193,7 @@ export interface SyncClientInit {
   readonly store: ClientStore;
   readonly http: HttpApi;
   readonly identity: Identity;
+  readonly encryption: Encryption;
   readonly cipherFor: DocCipherProvider | undefined;
   readonly WebSocket: WebSocketClass;
   readonly backoff: Partial<BackoffOptions> | undefined;
@@ -178,7 +214,13 @@ export class SyncClient {
   readonly userData: UserData;
   /** Collaborative and raw blobs, and their shares. */
   readonly blobs: Blobs;
-  /** The local store (the `keys` table of its kv store is free for the DocCipher's wrapped keys). */
+  /**
+   * End-to-end encryption: this user's identity (root seed, recovery phrase, public keys) and
+   * the keys of USER_PRIVATE docs and encrypted blobs. Used automatically unless `cipherFor`
+   * was given.
+   */
+  readonly encryption: Encryption;
+  /** The local store. Its kv table `keys` holds the built-in encryption's records (`root-seed`, `registration`, `doc:<name>`); a custom DocCipher may add its own. */
   readonly store: ClientStore;
   /** The relay's base URL. */
   readonly url: string;
@@ -202,6 +244,7 @@ export class SyncClient {
     this.#http = init.http;
     this.#identity = init.identity;
     this.#cipherFor = init.cipherFor;
+    this.encryption = init.encryption;
     const wsBase = init.url.replace(/^http/, 'ws');
     const key = init.identity.apiKey;
     this.#connection = new Connection({
@@ -230,7 +273,12 @@ export class SyncClient {
       isConnecting: () => this.#connection.status === 'connecting',
       emitError: (error) => this.#events.emit('error', error),
     });
-    this.blobs = new Blobs({ client: this, http: init.http, cipher: (name) => this.cipherOf(name) });
+    this.blobs = new Blobs({
+      client: this,
+      http: init.http,
+      cipher: (name) => this.cipherOf(name),
+      builtIn: () => (this.#cipherFor === undefined ? this.encryption : undefined),
+    });
   }
 
   /** This client's user id; undefined for a guest (or before the relay ever confirmed the key). */
@@ -292,9 +340,9 @@ export class SyncClient {
     }
     const encrypted = address.kind === 'doc' ? isEncryptedScope(address.scope) : options.encrypted === true;
     let codec: PayloadCodec = PLAINTEXT_CODEC;
+    const docName = address.name;
+    const cipher = (): Promise<DocCipher> => this.cipherOf(docName);
     if (encrypted) {
-      const docName = address.name;
-      const cipher = (): Promise<DocCipher> => this.cipherOf(docName);
       codec = {
         toUpdate: async (payload) => (await cipher()).open(payload),
         fromUpdate: async (update) => (await cipher()).seal(update),
@@ -303,6 +351,7 @@ export class SyncClient {
       // Fail at once, not at the first write: no cipher means no way to keep this doc.
       this.#requireCipher(docName);
     }
+    const builtIn = encrypted && this.#cipherFor === undefined;
     const log = new LocalDocLog(this.store.docs, this.store.kv, address.name, codec, this.#init.compactAfter);
     const handle: DocHandle = new DocHandle(
       {
@@ -314,8 +363,21 @@ export class SyncClient {
         send: (message) => this.#send(address.name, message),
         nextRef: () => ++this.#ref,
         isOnline: () => this.#connection.isOpen,
-        open: codec.toUpdate,
+        open: async (envelope) => {
+          const c = await cipher();
+          return c.openFromRelay ? c.openFromRelay(envelope) : c.open(envelope);
+        },
+        openLocal: codec.toUpdate,
         sealSnapshot: codec.snapshot,
+        prepareSend: async () => {
+          if (builtIn) await this.encryption.prepareSend(docName);
+        },
+        afterAck: async () => {
+          if (builtIn) await this.encryption.afterAck(docName);
+        },
+        refreshKeys: async () => {
+          if (builtIn) await (await this.encryption.docKeys(docName)).refreshKeys();
+        },
         onClosed: () => {
           if (this.#handles.get(address.name) === handle) this.#handles.delete(address.name);
         },
@@ -375,14 +437,14 @@ export class SyncClient {
   }
 
   #requireCipher(docName: string): DocCipherProvider {
-    if (!this.#cipherFor) {
+    if (this.#cipherFor) return this.#cipherFor;
+    if (this.#identity.apiKey === undefined) {
       throw new SyncError(
-        'BadRequest',
-        `${docName} is end-to-end encrypted and no DocCipher is configured (createClient({ cipherFor })); ` +
-          'scopesync never syncs or stores it as plaintext',
+        'Unauthorized',
+        `${docName} is end-to-end encrypted: encryption needs a registered user (an API key or deviceName)`,
       );
     }
-    return this.#cipherFor;
+    return (name) => this.encryption.docKeys(name);
   }
 
   #caller(): Caller {

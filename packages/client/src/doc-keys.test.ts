@@ -1,0 +1,154 @@
+import { MemoryKeyValueStore, SyncError } from '@scopesync/core';
+import { createDocKey, deriveIdentity, generateRootSeed, ready, sealEnvelope } from '@scopesync/crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
+import { DocKeys } from './doc-keys.ts';
+import type { KeyApi, StoredGrant } from './key-api.ts';
+
+const ME = 'user_00000000000000a1';
+const OTHER = 'user_00000000000000b2';
+
+beforeAll(() => ready());
+
+/** A relay's key routes in memory, counting requests; `offline` makes each one Unavailable. */
+function fakeApi() {
+  const docKeys = new Map<string, Uint8Array[]>();
+  const grants = new Map<string, StoredGrant[]>();
+  const calls = { docKeys: 0, putDocKey: 0 };
+  const state = { offline: false };
+  const online = (): void => {
+    if (state.offline) throw new SyncError('Unavailable', 'offline');
+  };
+  const api = {
+    async docKeys(docName: string) {
+      online();
+      calls.docKeys++;
+      return docKeys.get(docName) ?? [];
+    },
+    async putDocKey(docName: string, _keyId: string, wrapped: Uint8Array) {
+      online();
+      calls.putDocKey++;
+      docKeys.set(docName, [...(docKeys.get(docName) ?? []), wrapped]);
+    },
+    async myGrants(blobId: string) {
+      online();
+      return grants.get(blobId) ?? [];
+    },
+    async putGrant(blobId: string, _userId: string, _epoch: number, grant: StoredGrant) {
+      online();
+      grants.set(blobId, [...(grants.get(blobId) ?? []), grant]);
+    },
+    async blobOwner() {
+      online();
+      return ME;
+    },
+    async shares() {
+      online();
+      return [];
+    },
+    async userKeys() {
+      online();
+      return undefined;
+    },
+  };
+  return { api: api as unknown as KeyApi, calls, state };
+}
+
+function update(text: string): Uint8Array {
+  const doc = new Y.Doc();
+  doc.getText('t').insert(0, text);
+  return Y.encodeStateAsUpdate(doc);
+}
+
+function textOf(...updates: Uint8Array[]): string {
+  const doc = new Y.Doc();
+  for (const u of updates) Y.applyUpdate(doc, u);
+  return doc.getText('t').toString();
+}
+
+describe('DocKeys', () => {
+  const name = `USER_PRIVATE/${ME}/notes`;
+
+  it('a private doc: a second device of the user fetches the key the first one uploaded', async () => {
+    const { api } = fakeApi();
+    const identity = deriveIdentity(generateRootSeed());
+    const laptop = await DocKeys.load({ kv: new MemoryKeyValueStore(), api, identity, userId: ME }, name);
+    expect(await laptop.upload()).toBe(true);
+    const envelope = laptop.seal(update('hello'));
+
+    const phone = await DocKeys.load({ kv: new MemoryKeyValueStore(), api, identity, userId: ME }, name);
+    expect(textOf(await phone.openFromRelay(envelope))).toBe('hello');
+    expect(phone.keyring.current().id).toBe(laptop.keyring.current().id);
+  });
+
+  it('offline, a new doc gets its own key; the other device fetches it when it meets an envelope under it', async () => {
+    const { api, state } = fakeApi();
+    const identity = deriveIdentity(generateRootSeed());
+    const online = await DocKeys.load({ kv: new MemoryKeyValueStore(), api, identity, userId: ME }, name);
+    await online.upload();
+    state.offline = true;
+    const offline = await DocKeys.load({ kv: new MemoryKeyValueStore(), api, identity, userId: ME }, name);
+    expect(offline.keyring.current().id).not.toBe(online.keyring.current().id);
+    const envelope = offline.seal(update('written offline'));
+    state.offline = false;
+    await offline.upload();
+    expect(textOf(await online.openFromRelay(envelope))).toBe('written offline');
+  });
+
+  it('refuses from the relay what another author signed; asks the relay for a missing key only once', async () => {
+    const { api, calls } = fakeApi();
+    const identity = deriveIdentity(generateRootSeed());
+    const keys = await DocKeys.load({ kv: new MemoryKeyValueStore(), api, identity, userId: ME }, name);
+    const stranger = deriveIdentity(generateRootSeed());
+    const forged = sealEnvelope({
+      docName: name,
+      key: keys.keyring.current(),
+      author: { ...stranger, userId: OTHER },
+      plaintext: update('forged'),
+    });
+    await expect(keys.openFromRelay(forged)).rejects.toMatchObject({ kind: 'Forbidden' });
+
+    const unknownKey = sealEnvelope({
+      docName: name,
+      key: createDocKey(),
+      author: identity,
+      plaintext: update('x'),
+    });
+    const before = calls.docKeys;
+    await expect(keys.openFromRelay(unknownKey)).rejects.toMatchObject({ kind: 'NotFound' });
+    await expect(keys.openFromRelay(unknownKey)).rejects.toMatchObject({ kind: 'NotFound' });
+    expect(calls.docKeys - before).toBe(1);
+  });
+
+  it('a snapshot under a newer epoch raises the floor, which survives a reload', async () => {
+    const { api } = fakeApi();
+    const identity = deriveIdentity(generateRootSeed());
+    const kv = new MemoryKeyValueStore();
+    const blob = await DocKeys.load({ kv, api, identity, userId: ME }, 'blob/deck');
+    const first = blob.keyring.current();
+    const oldEnvelope = blob.seal(update('old'));
+    await blob.rotate();
+    const snapshot = blob.sealSnapshot(update('state'));
+    expect(textOf(await blob.openFromRelay(snapshot))).toBe('state');
+    expect(blob.keyring.minEpoch).toBe(2);
+    await expect(blob.openFromRelay(oldEnvelope)).rejects.toMatchObject({ kind: 'Conflict' });
+    // What this device stored itself still opens (it was checked when it arrived).
+    expect(textOf(await blob.open(oldEnvelope))).toBe('old');
+
+    const reloaded = await DocKeys.load({ kv, api, identity, userId: ME }, 'blob/deck');
+    expect(reloaded.keyring.minEpoch).toBe(2);
+    expect(reloaded.keyring.get(first.id, first.epoch)).toBeDefined();
+    await expect(reloaded.openFromRelay(oldEnvelope)).rejects.toMatchObject({ kind: 'Conflict' });
+  });
+
+  it('keeps keys at rest wrapped under the KEK only', async () => {
+    const { api } = fakeApi();
+    const identity = deriveIdentity(generateRootSeed());
+    const kv = new MemoryKeyValueStore();
+    const keys = await DocKeys.load({ kv, api, identity, userId: ME }, name);
+    const raw = keys.keyring.current().bytes;
+    const stored = JSON.stringify(await kv.list('keys'), (_k, v) => (v instanceof Uint8Array ? [...v] : v));
+    expect(stored).toContain('"wrapped"');
+    expect(stored).not.toContain(JSON.stringify([...raw]).slice(1, -1));
+  });
+});

@@ -1,0 +1,233 @@
+import { type KeyValueStore, parseDocName, type ShareLevel, SyncError } from '@scopesync/core';
+import {
+  type Identity as CryptoIdentity,
+  deriveIdentity,
+  exportRecoveryPhrase,
+  generateRootSeed,
+  importRecoveryPhrase,
+  ready,
+  signKeyProof,
+} from '@scopesync/crypto';
+import { sameBytes } from './base64.ts';
+import { KV_TABLES } from './client-store.ts';
+import { DocKeys } from './doc-keys.ts';
+import type { KeyApi, ProvenKeys, PublicKeys } from './key-api.ts';
+import type { SeedLocation, SeedStore } from './seed-store.ts';
+
+/** What {@link Encryption} needs from its client. */
+export interface EncryptionInit {
+  readonly kv: KeyValueStore;
+  readonly api: KeyApi;
+  readonly seeds: SeedStore;
+  /** Import this phrase's root seed (a second device) instead of creating one. */
+  readonly recoveryPhrase: string | undefined;
+  /** The client's user id, once known. */
+  readonly userId: () => string | undefined;
+}
+
+/** The record saying which user the relay knows this device's keys for (table `keys`). */
+interface Registration {
+  readonly userId: string;
+  readonly signPublicKey: Uint8Array;
+}
+
+const REGISTRATION = 'registration';
+
+interface Loaded {
+  readonly seed: Uint8Array;
+  readonly identity: CryptoIdentity;
+}
+
+/**
+ * End-to-end encryption of a client's USER_PRIVATE docs and encrypted blobs (DESIGN §6), on
+ * by default: `client.encryption`.
+ *
+ * On first use it creates a 32-byte root seed (or imports the recovery phrase given to
+ * `createClient`), derives the identity (signing key, box key, KEK) and registers the public
+ * keys with the relay, with a proof of the signing key. The seed is kept at rest wrapped —
+ * see {@link seedLocation}. Each encrypted doc gets random document keys, wrapped under the KEK
+ * on the device and stored on the relay for the user's other devices; shared blobs' keys
+ * travel as grants sealed to each member. Nothing leaves the device or reaches its store in
+ * the clear.
+ */
+export class Encryption {
+  readonly #init: EncryptionInit;
+  #loaded: Promise<Loaded> | undefined;
+  #registering: Promise<void> | undefined;
+  readonly #docs = new Map<string, Promise<DocKeys>>();
+
+  /** @internal Created by the client. */
+  constructor(init: EncryptionInit) {
+    this.#init = init;
+  }
+
+  /**
+   * Where the root seed is kept on this device: `store` — in the client store, AES-GCM-wrapped
+   * under the device key (in browsers a non-extractable WebCrypto key in IndexedDB); or
+   * `seed-file` — the `seedFile` given to `createClient`, mode 0600.
+   */
+  get seedLocation(): SeedLocation {
+    return this.#init.seeds.location;
+  }
+
+  /**
+   * Loads this device's identity, creating the root seed on first use, and makes sure the
+   * relay knows its public keys (when it is reachable). Conflict when this user's keys were
+   * made on another device: create the client with that device's `recoveryPhrase`.
+   */
+  async ready(): Promise<void> {
+    await this.#identity();
+    try {
+      await this.ensureRegistered();
+    } catch (error) {
+      if (!(error instanceof SyncError) || error.kind !== 'Unavailable') throw error;
+      // Offline: everything works locally; the keys are registered before anything is sent.
+    }
+  }
+
+  /**
+   * The 24-word recovery phrase of this user's root seed: show it once, to be written down.
+   * A device created with it (`createClient({ recoveryPhrase })`) is the same user, with the
+   * same keys, and reads every private doc.
+   */
+  async exportRecoveryPhrase(): Promise<string> {
+    return exportRecoveryPhrase((await this.#identity()).seed);
+  }
+
+  /** This user's public keys (what the relay publishes for others to share with them). */
+  async publicKeys(): Promise<PublicKeys> {
+    const { identity } = await this.#identity();
+    return { signPublicKey: identity.signPublicKey, boxPublicKey: identity.boxPublicKey };
+  }
+
+  /** @internal The public keys with a proof for `POST /keys` (a new device, or linking one). */
+  async provenKeys(): Promise<ProvenKeys> {
+    const { identity } = await this.#identity();
+    const challenge = await this.#init.api.challenge();
+    return {
+      keys: { signPublicKey: identity.signPublicKey, boxPublicKey: identity.boxPublicKey },
+      challenge,
+      // The identity is loaded, so libsodium is ready: crypto's one definition of the proof.
+      proof: signKeyProof(challenge, identity),
+    };
+  }
+
+  /** @internal Remembers that the relay registered this device's keys for `userId`. */
+  async registered(userId: string): Promise<void> {
+    const { identity } = await this.#identity();
+    const record: Registration = { userId, signPublicKey: identity.signPublicKey };
+    await this.#init.kv.put(KV_TABLES.keys, REGISTRATION, record);
+  }
+
+  /**
+   * @internal Makes sure the relay has this user's public keys (they verify every envelope).
+   * Registers them when the user has none; Conflict when it has others.
+   */
+  ensureRegistered(): Promise<void> {
+    this.#registering ??= this.#ensureRegistered().finally(() => {
+      this.#registering = undefined;
+    });
+    return this.#registering;
+  }
+
+  async #ensureRegistered(): Promise<void> {
+    const userId = this.#init.userId();
+    if (userId === undefined) {
+      throw new SyncError('Unauthorized', 'end-to-end encryption needs a registered user (an API key)');
+    }
+    const { identity } = await this.#identity();
+    const known = await this.#init.kv.get<Registration>(KV_TABLES.keys, REGISTRATION);
+    if (known?.userId === userId && sameBytes(known.signPublicKey, identity.signPublicKey)) return;
+    const current = await this.#init.api.userKeys(userId);
+    if (current === undefined) {
+      await this.#init.api.setUserKeys(userId, await this.provenKeys());
+    } else if (!sameBytes(current.signPublicKey, identity.signPublicKey)) {
+      throw new SyncError(
+        'Conflict',
+        `${userId}'s encryption keys were created on another device: create this client with that ` +
+          "device's recovery phrase (createClient({ recoveryPhrase }))",
+      );
+    }
+    await this.registered(userId);
+  }
+
+  /** @internal The keys and cipher of an encrypted doc on this device (loaded once). */
+  docKeys(docName: string): Promise<DocKeys> {
+    const name = parseDocName(docName).name;
+    let keys = this.#docs.get(name);
+    if (!keys) {
+      keys = this.#loadDocKeys(name);
+      this.#docs.set(name, keys);
+      // A doc whose keys could not be had now (offline, not granted yet) may get them later.
+      keys.catch(() => this.#docs.delete(name));
+    }
+    return keys;
+  }
+
+  async #loadDocKeys(docName: string): Promise<DocKeys> {
+    const { identity } = await this.#identity();
+    const userId = this.#init.userId();
+    if (userId === undefined) {
+      throw new SyncError('Unauthorized', 'end-to-end encryption needs a registered user (an API key)');
+    }
+    return DocKeys.load({ kv: this.#init.kv, api: this.#init.api, identity, userId }, docName);
+  }
+
+  /**
+   * @internal Before a doc's envelopes go to the relay: the relay must know our keys (it
+   * checks every signature) and, as the owner, the doc key must be stored there first so the
+   * user's other devices can open what follows.
+   */
+  async prepareSend(docName: string): Promise<void> {
+    await this.ensureRegistered();
+    await (await this.docKeys(docName)).upload();
+  }
+
+  /** @internal The relay stored an envelope: a blob it created now exists, so its key can follow. */
+  async afterAck(docName: string): Promise<void> {
+    await (await this.docKeys(docName)).upload();
+  }
+
+  /** @internal Seals an encrypted blob's keys to a new sharee (owner only). */
+  async grant(docName: string, userId: string, level: ShareLevel): Promise<void> {
+    await this.ensureRegistered();
+    await (await this.docKeys(docName)).grant(userId, level);
+  }
+
+  #identity(): Promise<Loaded> {
+    this.#loaded ??= this.#load();
+    this.#loaded.catch(() => {
+      this.#loaded = undefined;
+    });
+    return this.#loaded;
+  }
+
+  async #load(): Promise<Loaded> {
+    await ready();
+    const { seeds, recoveryPhrase, kv } = this.#init;
+    const stored = await seeds.load();
+    let seed: Uint8Array;
+    if (recoveryPhrase !== undefined) {
+      seed = await importRecoveryPhrase(recoveryPhrase);
+      if (stored === undefined) {
+        await seeds.save(seed, false);
+      } else if (!sameBytes(stored, seed)) {
+        // A seed this device made but never registered anywhere may give way to the phrase;
+        // one the relay knows is an identity, and replacing it would orphan its data.
+        if ((await kv.get(KV_TABLES.keys, REGISTRATION)) !== undefined) {
+          throw new SyncError(
+            'Conflict',
+            'this device already holds another identity: use a fresh store to import this recovery phrase',
+          );
+        }
+        await seeds.save(seed, true);
+      }
+    } else if (stored !== undefined) {
+      seed = stored;
+    } else {
+      seed = generateRootSeed();
+      await seeds.save(seed, false);
+    }
+    return { seed, identity: deriveIdentity(seed) };
+  }
+}

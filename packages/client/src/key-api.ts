@@ -1,0 +1,175 @@
+import { isShareLevel, type ShareLevel, SyncError } from '@scopesync/core';
+import { fromBase64, toBase64Url } from './base64.ts';
+import { type HttpApi, segment } from './http-api.ts';
+
+/** A user's public keys as the relay publishes them (undefined: none registered). */
+export interface PublicKeys {
+  readonly signPublicKey: Uint8Array;
+  readonly boxPublicKey: Uint8Array;
+}
+
+/** A sealed document key and the signed grant for it, as stored next to a share. */
+export interface StoredGrant {
+  readonly sealedKey: Uint8Array;
+  readonly grant: Uint8Array;
+}
+
+/** One member of a blob, from the share list. */
+export interface ShareEntry {
+  readonly userId: string;
+  readonly level: ShareLevel;
+}
+
+/** Public keys with the proof that their holder has the signing key (docs/encryption.md). */
+export interface ProvenKeys {
+  readonly keys: PublicKeys;
+  readonly challenge: string;
+  /** Ed25519 signature of `keyProofMessage` (from @scopesync/crypto) by the signing key. */
+  readonly proof: Uint8Array;
+}
+
+/** The JSON fields that carry {@link ProvenKeys} in `POST /keys` and `PUT /users/<id>/keys`. */
+export function provenKeysJson(proven: ProvenKeys): Record<string, string> {
+  return {
+    ...publicKeysJson(proven.keys),
+    challenge: proven.challenge,
+    proof: toBase64Url(proven.proof),
+  };
+}
+
+/**
+ * The relay routes end-to-end encryption needs (docs/encryption.md): public keys, device
+ * linking, the owner's wrapped document keys and sharees' sealed grants. Everything crossing
+ * here is public or sealed; no key that opens anything.
+ */
+export class KeyApi {
+  readonly #http: HttpApi;
+
+  constructor(http: HttpApi) {
+    this.#http = http;
+  }
+
+  /** A user's registered public keys; undefined when the user has none yet. NotFound for no such user. */
+  async userKeys(userId: string): Promise<PublicKeys | undefined> {
+    const answer = await this.#http.json<{ sign_pk?: unknown; box_pk?: unknown }>({
+      method: 'GET',
+      path: `/users/${segment(userId)}/keys`,
+    });
+    if (typeof answer.sign_pk !== 'string' || typeof answer.box_pk !== 'string') return undefined;
+    return {
+      signPublicKey: fromBase64(answer.sign_pk, 'sign_pk'),
+      boxPublicKey: fromBase64(answer.box_pk, 'box_pk'),
+    };
+  }
+
+  /** A fresh single-use challenge to sign for a key registration. */
+  async challenge(): Promise<string> {
+    const answer = await this.#http.json<{ challenge?: unknown }>({
+      method: 'POST',
+      path: '/keys/challenge',
+    });
+    if (typeof answer.challenge !== 'string') {
+      throw new SyncError('InvalidMessage', 'POST /keys/challenge answered without a challenge');
+    }
+    return answer.challenge;
+  }
+
+  /**
+   * Registers this user's public keys (a user made without them). Conflict when other keys are
+   * registered for the user, or these belong to another user.
+   */
+  async setUserKeys(userId: string, proven: ProvenKeys): Promise<void> {
+    await this.#http.send({
+      method: 'PUT',
+      path: `/users/${segment(userId)}/keys`,
+      json: provenKeysJson(proven),
+    });
+  }
+
+  /** The owner's wrapped keys of a document (`wrapDocKey` bytes), oldest epoch first. */
+  async docKeys(docName: string): Promise<Uint8Array[]> {
+    const answer = await orNone(
+      this.#http.json<{ keys?: { wrapped?: unknown }[] }>({
+        method: 'GET',
+        path: `/doc-keys/${segment(docName)}`,
+      }),
+    );
+    return (answer.keys ?? []).flatMap((k) =>
+      typeof k.wrapped === 'string' ? [fromBase64(k.wrapped, 'wrapped key')] : [],
+    );
+  }
+
+  /** Stores one wrapped key of a document on the relay (owner only; the first write of a key id wins). */
+  async putDocKey(docName: string, keyId: string, wrapped: Uint8Array): Promise<void> {
+    await this.#http.send({
+      method: 'PUT',
+      path: `/doc-keys/${segment(docName)}/${segment(keyId)}`,
+      bytes: wrapped,
+    });
+  }
+
+  /** Stores a sharee's sealed key and grant for one epoch of an encrypted blob. */
+  async putGrant(blobId: string, userId: string, epoch: number, grant: StoredGrant): Promise<void> {
+    await this.#http.send({
+      method: 'PUT',
+      path: `/blob/${segment(blobId)}/keys/${segment(userId)}`,
+      json: { epoch, sealed_key: toBase64Url(grant.sealedKey), grant: toBase64Url(grant.grant) },
+    });
+  }
+
+  /** This user's grants for an encrypted blob, oldest epoch first (empty when none). */
+  async myGrants(blobId: string): Promise<StoredGrant[]> {
+    const answer = await orNone(
+      this.#http.json<{ grants?: { sealed_key?: unknown; grant?: unknown }[] }>({
+        method: 'GET',
+        path: `/blob/${segment(blobId)}/keys/me`,
+      }),
+    );
+    return (answer.grants ?? []).flatMap((g) =>
+      typeof g.sealed_key === 'string' && typeof g.grant === 'string'
+        ? [{ sealedKey: fromBase64(g.sealed_key, 'sealed key'), grant: fromBase64(g.grant, 'grant') }]
+        : [],
+    );
+  }
+
+  /** A blob's owner; undefined when the blob does not exist (yet). */
+  async blobOwner(blobId: string): Promise<string | undefined> {
+    try {
+      const meta = await this.#http.json<{ owner?: unknown }>({
+        method: 'GET',
+        path: `/blob/${segment(blobId)}/meta`,
+      });
+      return typeof meta.owner === 'string' ? meta.owner : undefined;
+    } catch (error) {
+      if (error instanceof SyncError && error.kind === 'NotFound') return undefined;
+      throw error;
+    }
+  }
+
+  /** Everyone a blob is shared with, and at which level. */
+  async shares(blobId: string): Promise<ShareEntry[]> {
+    const answer = await this.#http.json<{ shares?: { user_id?: unknown; access_level?: unknown }[] }>({
+      method: 'GET',
+      path: `/share/${segment(blobId)}`,
+    });
+    return (answer.shares ?? []).flatMap((s) =>
+      typeof s.user_id === 'string' && isShareLevel(s.access_level)
+        ? [{ userId: s.user_id, level: s.access_level }]
+        : [],
+    );
+  }
+}
+
+/** An answer, or an empty one when the relay has nothing for us (404). */
+async function orNone<T extends object>(answer: Promise<T>): Promise<Partial<T>> {
+  try {
+    return await answer;
+  } catch (error) {
+    if (error instanceof SyncError && error.kind === 'NotFound') return {};
+    throw error;
+  }
+}
+
+function publicKeysJson(keys: PublicKeys): { sign_pk: string; box_pk: string } {
+  return { sign_pk: toBase64Url(keys.signPublicKey), box_pk: toBase64Url(keys.boxPublicKey) };
+}
