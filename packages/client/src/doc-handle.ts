@@ -174,6 +174,11 @@ export class DocHandle {
   #resealing: Promise<void> | undefined;
   /** Reseals since the last acknowledged edit. */
   #reseals = 0;
+  /** Edits the relay refused for good, counted, so whenAcked can tell a refusal from an ack. */
+  #refusals = 0;
+  /** How many of those a settled whenAcked has already reported. */
+  #refusalsReported = 0;
+  #lastRefusal: SyncError | null = null;
   /** Set while a released handle waits for its outbox to drain: the socket closing ends the wait. */
   #onDetach: (() => void) | undefined;
   /** Encrypted docs: waiters of {@link replaceBySnapshot}, by request ref. */
@@ -276,14 +281,23 @@ export class DocHandle {
     await this.#log.idle();
   }
 
-  /** Resolves once the relay has acknowledged every local edit (the outbox is empty). */
+  /**
+   * Resolves once the relay has acknowledged every local edit (the outbox is empty); rejects
+   * with the relay's error when it refused edits for good since the last whenAcked settled
+   * (they were dropped, not acked).
+   */
   whenAcked(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const check = (): boolean => {
         if (this.#log.pendingCount === 0) {
           stop();
           closed();
-          resolve();
+          // An outbox emptied by a refusal (the edits were dropped) is not an ack: the next
+          // whenAcked to settle reports it, even when the refusal came before the call.
+          const unreported = this.#refusals !== this.#refusalsReported;
+          this.#refusalsReported = this.#refusals;
+          if (unreported && this.#lastRefusal) reject(this.#lastRefusal);
+          else resolve();
           return true;
         }
         return false;
@@ -809,6 +823,8 @@ export class DocHandle {
     }
     this.#events.emit('error', error);
     if (FINAL_REFUSALS.has(kind)) {
+      this.#refusals += 1;
+      this.#lastRefusal = error;
       // The relay will never take these edits: drop them and rebuild from confirmed state;
       // the re-sync that follows brings back everything the relay has.
       await this.#reset(true);

@@ -271,6 +271,8 @@ describe('permissions', () => {
     const reset = new Promise<Y.Doc>((resolve) => doc.on('reset', ({ doc }) => resolve(doc)));
     relay.refuseNextWrite(doc.name, 'TooLarge');
     await doc.transact((d) => d.getMap('m').set('refused', 2));
+    // Waiting for the ack of a refused edit reports the refusal; it is not an ack.
+    await expect(doc.whenAcked()).rejects.toMatchObject({ kind: 'TooLarge' });
     const fresh = await reset;
     expect(errors.map((e) => e.kind)).toEqual(['TooLarge']);
     expect(fresh.getMap('m').toJSON()).toEqual({ kept: 1 });
