@@ -1,68 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { call } from './support/http-client.ts';
+import { runCli as run, startCli as start } from './support/relay-cli.ts';
 
 // The `scopesync-relay` command, run from source (no build) the way an operator runs it.
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = ['--import', 'tsx', '--conditions=source', 'apps/relay/src/cli.ts'];
-
-interface Finished {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function collect(child: ChildProcess): Promise<Finished> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
-
-function run(args: readonly string[], env: Record<string, string> = {}): Promise<Finished> {
-  const child = spawn(process.execPath, [...CLI, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: 'pipe',
-  });
-  return collect(child);
-}
-
-/** Starts `scopesync-relay start` and resolves once it prints its URL. */
-async function start(args: readonly string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [...CLI, 'start', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: 'pipe',
-  });
-  const finished = collect(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    let seen = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(seen);
-      if (match?.[1]) resolve(match[1]);
-    });
-    void finished.then((f) => reject(new Error(`the relay exited early (${f.code}): ${f.stderr}`)));
-  });
-  return { child, url, finished };
-}
 
 let dataDir: string;
 

@@ -1,20 +1,17 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { decodeMuxFrame, encodeMuxFrame, type Message, parseDocName } from '@scopesync/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { call } from './support/http-client.ts';
+import { listeningUrl, spawnCli } from './support/relay-cli.ts';
 
 // An ack means durable: stream tracked updates to a relay running as its own process on
 // SQLite, SIGKILL it mid-stream (no graceful shutdown, no flush), restart it on the same data
 // dir, and every update the relay acknowledged must be in the document.
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = ['--import', 'tsx', '--conditions=source', 'apps/relay/src/cli.ts'];
 
 let dataDir: string;
 const children = new Set<ChildProcess>();
@@ -29,28 +26,12 @@ afterAll(async () => {
 
 /** Starts `scopesync-relay start` on port 0 and resolves with its URL once it listens. */
 async function startRelay(): Promise<{ child: ChildProcess; url: string; exited: Promise<unknown> }> {
-  const child = spawn(process.execPath, [...CLI, 'start', '--port', '0', '--data-dir', dataDir], {
-    cwd: ROOT,
-    env: { ...process.env, STATIC_DIR: join(dataDir, 'no-web-app') },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const cli = spawnCli(['start', '--port', '0', '--data-dir', dataDir], {
+    STATIC_DIR: join(dataDir, 'no-web-app'),
   });
-  children.add(child);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  void exited.then(() => children.delete(child));
-  const url = await new Promise<string>((resolve, reject) => {
-    let seen = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(seen);
-      if (match?.[1]) resolve(match[1]);
-    });
-    void exited.then((how) => reject(new Error(`the relay exited early ${JSON.stringify(how)}: ${stderr}`)));
-  });
-  return { child, url, exited };
+  children.add(cli.child);
+  void cli.finished.then(() => children.delete(cli.child));
+  return { child: cli.child, url: await listeningUrl(cli), exited: cli.finished };
 }
 
 /** A multiplexed socket that records every frame it receives. */

@@ -1,28 +1,24 @@
 import { Level } from '@scopesync/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call } from './support/http-client.ts';
-import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type TestUser, useTestRelay } from './support/start-test-relay.ts';
 
 // DESIGN §1 Audit: every cross-user access and every denial appends a hash-chained entry;
 // the target reads the entries about their data, admins read all.
 
-let t: TestRelay;
-let alice: { key: string; userId: string };
-let bob: { key: string; userId: string };
-let mod: { key: string; userId: string };
-let admin: { key: string; userId: string };
+const t = useTestRelay();
+let alice: TestUser;
+let bob: TestUser;
+let mod: TestUser;
+let admin: TestUser;
 
 beforeAll(async () => {
-  t = await startTestRelay();
   alice = await t.user('alice');
   bob = await t.user('bob');
   mod = await t.user('mod', Level.Moderator);
   admin = await t.user('admin', Level.Admin);
 });
-afterAll(() => t.close());
 
-const api = (method: string, path: string, options?: Parameters<typeof call>[3]) =>
-  call(t.url, method, path, options);
+const api = t.api;
 const entriesAbout = async (key: string, target?: string) =>
   (await api('GET', `/audit?limit=1000${target ? `&target=${target}` : ''}`, { key })).json.entries as {
     accessor: string;

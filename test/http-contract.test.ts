@@ -3,25 +3,22 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { docAddress, Level, parseUserId, SYSTEM_OWNER } from '@scopesync/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { call, enc } from './support/http-client.ts';
-import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
+import { startTestRelay, type TestUser, useTestRelay } from './support/start-test-relay.ts';
 
 // The HTTP API of DESIGN §4, route by route, against a real relay on SQLite.
 
-let t: TestRelay;
-let alice: { key: string; userId: string };
-let bob: { key: string; userId: string };
+const t = useTestRelay();
+let alice: TestUser;
+let bob: TestUser;
 
 beforeAll(async () => {
-  t = await startTestRelay();
   alice = await t.user('alice');
   bob = await t.user('bob');
 });
-afterAll(() => t.close());
 
-const api = (method: string, path: string, options?: Parameters<typeof call>[3]) =>
-  call(t.url, method, path, options);
+const api = t.api;
 
 describe('keys', () => {
   it('registers a device once per call, even with the same name, and validates its key', async () => {
@@ -267,6 +264,25 @@ describe('blobs', () => {
     expect((await api('DELETE', '/blob/report.bin', { key: alice.key })).status).toBe(204);
     expect((await api('GET', '/blob/report.bin', { key: alice.key })).status).toBe(404);
     expect((await api('GET', '/blob/report.bin/meta', { key: alice.key })).status).toBe(404);
+  });
+
+  it('never gives a deleted and recreated blob a version an old If-Match or ETag holds', async () => {
+    const put = (headers: Record<string, string>) =>
+      api('PUT', '/blob/reborn.bin', { key: alice.key, body: bytes, headers });
+    expect((await put({ 'if-match': '0' })).json.version).toBe(1);
+    expect((await api('DELETE', '/blob/reborn.bin', { key: alice.key })).status).toBe(204);
+    // Created again ("must not exist" holds): its version goes on past the deleted blob's.
+    const reborn = await put({ 'if-match': '0' });
+    expect(reborn.status).toBe(200);
+    expect(reborn.json.version).toBe(2);
+    expect(reborn.headers.get('etag')).toBe('"2"');
+    // A writer still holding the first blob's version is refused, not let through.
+    expect((await put({ 'if-match': '"1"' })).status).toBe(412);
+    // A reader's cached copy of the first blob is not passed off as current.
+    const got = await api('GET', '/blob/reborn.bin', { key: alice.key, headers: { 'if-none-match': '"1"' } });
+    expect(got.status).toBe(200);
+    expect(got.headers.get('etag')).toBe('"2"');
+    expect((await api('GET', '/blob/reborn.bin/meta', { key: alice.key })).json.version).toBe(2);
   });
 
   it('hides other users’ blobs as 404 and wants a key', async () => {

@@ -1,28 +1,25 @@
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import * as syncProtocol from 'y-protocols/sync';
 import * as Y from 'yjs';
-import { call, enc } from './support/http-client.ts';
-import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
+import { enc } from './support/http-client.ts';
+import { type TestUser, useTestRelay } from './support/start-test-relay.ts';
 
 // HTTP and WebSocket are one system: HTTP writes reach live sync subscribers, and an HTTP
 // share revocation or flag change takes a live subscription away at once.
 
-let t: TestRelay;
-let alice: { key: string; userId: string };
-let bob: { key: string; userId: string };
+const t = useTestRelay();
+let alice: TestUser;
+let bob: TestUser;
 
 beforeAll(async () => {
-  t = await startTestRelay();
   alice = await t.user('alice');
   bob = await t.user('bob');
 });
-afterAll(() => t.close());
 
-const api = (method: string, path: string, options?: Parameters<typeof call>[3]) =>
-  call(t.url, method, path, options);
+const api = t.api;
 
 /** A minimal y-websocket client of the single-document endpoint. */
 function openDoc(name: string, key?: string) {

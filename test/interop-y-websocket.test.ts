@@ -1,26 +1,24 @@
 import { parseDocName } from '@scopesync/core';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
-import { call, enc } from './support/http-client.ts';
-import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
+import { enc } from './support/http-client.ts';
+import { type TestUser, useTestRelay } from './support/start-test-relay.ts';
 
 // An unmodified y-websocket client (the npm package, WebSocket from 'ws') against the real
 // relay over SQLite: it must sync, and read-only callers must be synced but never write.
 
-let t: TestRelay;
-let alice: { key: string; userId: string };
-let bob: { key: string; userId: string };
-let carol: { key: string; userId: string };
+const t = useTestRelay();
+let alice: TestUser;
+let bob: TestUser;
+let carol: TestUser;
 
 beforeAll(async () => {
-  t = await startTestRelay();
   alice = await t.user('alice');
   bob = await t.user('bob');
   carol = await t.user('carol');
 });
-afterAll(() => t.close());
 
 const providers: WebsocketProvider[] = [];
 afterEach(() => {
@@ -136,7 +134,7 @@ describe('y-websocket WebsocketProvider against the relay', () => {
     await whenSynced(owner.provider);
     owner.doc.getText('t').insert(0, 'shared text');
     await vi.waitFor(async () => expect(await t.relay.hub.head(name)).toBeGreaterThan(0));
-    const share = await call(t.url, 'POST', `/share/${enc('interop-blob-1')}`, {
+    const share = await t.api('POST', `/share/${enc('interop-blob-1')}`, {
       key: alice.key,
       body: { user_id: bob.userId, access_level: 'read_only' },
     });

@@ -1,18 +1,17 @@
-import { createPrivateKey, sign } from 'node:crypto';
 import { decodeMuxFrame, type EncEntry, encodeMuxFrame, type Message } from '@scopesync/core';
 import {
   createDocCipher,
   type DocCipher,
   deriveIdentity,
   generateRootSeed,
-  type Identity,
   MemoryDocKeyring,
   ready,
 } from '@scopesync/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
-import { call, enc } from './support/http-client.ts';
+import { enc } from './support/http-client.ts';
+import { type Device, keyRegistration } from './support/key-registration.ts';
 import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
 
 // The relay checks every encrypted envelope against the signing keys users registered, with
@@ -32,50 +31,8 @@ afterAll(async () => {
   for (const relay of relays.reverse()) await relay.close();
 });
 
-const api = (method: string, path: string, options?: Parameters<typeof call>[3]) =>
-  call(t.url, method, path, options);
-
-const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
-const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
-
-/** The registration proof of docs/encryption.md, signed the way a client signs it. */
-function proofOf(identity: Identity, challenge: string): string {
-  const key = createPrivateKey({
-    key: Buffer.concat([PKCS8_ED25519, identity.signSecretKey.subarray(0, 32)]),
-    format: 'der',
-    type: 'pkcs8',
-  });
-  const message = Buffer.concat([
-    Buffer.from('scopesync:register-keys:v1\0', 'utf8'),
-    Buffer.from(challenge, 'ascii'),
-    Buffer.from([0]),
-    identity.signPublicKey,
-    identity.boxPublicKey,
-  ]);
-  return sign(null, message, key).toString('base64url');
-}
-
-interface Device {
-  readonly key: string;
-  readonly userId: string;
-  readonly identity: Identity;
-}
-
-/** Registers a device with a fresh identity (or `identity`), proving its signing key. */
-async function register(name: string, identity = deriveIdentity(generateRootSeed())): Promise<Device> {
-  const { json: issued } = await api('POST', '/keys/challenge');
-  const answer = await api('POST', '/keys', {
-    body: {
-      device_name: name,
-      sign_pk: b64(identity.signPublicKey),
-      box_pk: b64(identity.boxPublicKey),
-      challenge: issued.challenge,
-      proof: proofOf(identity, issued.challenge),
-    },
-  });
-  expect(answer.status, JSON.stringify(answer.json)).toBe(200);
-  return { key: answer.json.key, userId: answer.json.user_id, identity };
-}
+const api: TestRelay['api'] = (method, path, options) => t.api(method, path, options);
+const { register } = keyRegistration(api);
 
 type Frame = { docName: string; message: Message };
 

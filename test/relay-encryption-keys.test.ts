@@ -1,4 +1,3 @@
-import { createPrivateKey, sign } from 'node:crypto';
 import { decodeMuxFrame, encodeMuxFrame, type Message } from '@scopesync/core';
 import {
   createDocCipher,
@@ -17,76 +16,24 @@ import {
   unwrapDocKey,
   wrapDocKey,
 } from '@scopesync/crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { call, enc } from './support/http-client.ts';
-import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
+import { enc } from './support/http-client.ts';
+import { b64, type Device, keyRegistration, proofOf } from './support/key-registration.ts';
+import { useTestRelay } from './support/start-test-relay.ts';
 
 // Public keys and sealed key grants over HTTP, with real crypto: registering a signing key
 // needs a proof of possession, one signing key is one user (a second device that imports the
 // recovery phrase joins it), and the relay keeps owner-signed grants for sharees.
 
-let t: TestRelay;
+const t = useTestRelay();
 
-beforeAll(async () => {
-  await ready();
-  t = await startTestRelay();
-});
-afterAll(() => t.close());
+beforeAll(() => ready());
 
-const api = (method: string, path: string, options?: Parameters<typeof call>[3]) =>
-  call(t.url, method, path, options);
+const api = t.api;
 
-const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
 const bytes = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64url'));
-const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
-
-/** The registration proof of docs/encryption.md: Ed25519 by the sign key over domain ‖ challenge ‖ 0 ‖ keys. */
-function proofOf(identity: Identity, challenge: string, keys: Identity = identity): string {
-  const key = createPrivateKey({
-    key: Buffer.concat([PKCS8_ED25519, identity.signSecretKey.subarray(0, 32)]),
-    format: 'der',
-    type: 'pkcs8',
-  });
-  const message = Buffer.concat([
-    Buffer.from('scopesync:register-keys:v1\0', 'utf8'),
-    Buffer.from(challenge, 'ascii'),
-    Buffer.from([0]),
-    keys.signPublicKey,
-    keys.boxPublicKey,
-  ]);
-  return sign(null, message, key).toString('base64url');
-}
-
-async function challenge(): Promise<string> {
-  const answer = await api('POST', '/keys/challenge');
-  expect(answer.status).toBe(200);
-  expect(answer.json.expires_at).toBeGreaterThan(Date.now());
-  return answer.json.challenge;
-}
-
-/** The body that registers (or links) `identity`'s keys. */
-async function keysBody(identity: Identity): Promise<Record<string, string>> {
-  const issued = await challenge();
-  return {
-    sign_pk: b64(identity.signPublicKey),
-    box_pk: b64(identity.boxPublicKey),
-    challenge: issued,
-    proof: proofOf(identity, issued),
-  };
-}
-
-interface Device {
-  readonly key: string;
-  readonly userId: string;
-  readonly identity: Identity;
-}
-
-async function register(name: string, identity = deriveIdentity(generateRootSeed())): Promise<Device> {
-  const answer = await api('POST', '/keys', { body: { device_name: name, ...(await keysBody(identity)) } });
-  expect(answer.status, JSON.stringify(answer.json)).toBe(200);
-  return { key: answer.json.key, userId: answer.json.user_id, identity };
-}
+const { challenge, keysBody, register } = keyRegistration(api);
 
 /** Appends one envelope to an encrypted doc over a fresh multiplexed socket; resolves with the answer. */
 async function appendOnce(key: string, docName: string, envelope: Uint8Array): Promise<Message> {

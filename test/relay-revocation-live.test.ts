@@ -1,23 +1,17 @@
 import { decodeMuxFrame, encodeMuxFrame, Level, type Message } from '@scopesync/core';
 import { generateApiKey, hashApiKey } from '@scopesync/relay';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
-import { call, enc } from './support/http-client.ts';
-import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
+import { enc } from './support/http-client.ts';
+import { useTestRelay } from './support/start-test-relay.ts';
 
 // Revocations reach live sockets at once: a revoked API key's sockets close with 4401 (and
 // only that key's), and a level change re-checks the user's live subscriptions.
 
-let t: TestRelay;
+const t = useTestRelay();
 
-beforeAll(async () => {
-  t = await startTestRelay();
-});
-afterAll(() => t.close());
-
-const api = (method: string, path: string, options?: Parameters<typeof call>[3]) =>
-  call(t.url, method, path, options);
+const api = t.api;
 
 /** A socket that records its frames and how it closed. */
 async function connect(path: string) {

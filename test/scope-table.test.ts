@@ -1,7 +1,6 @@
 import { type DocName, docAddress, Level, parseUserId } from '@scopesync/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call } from './support/http-client.ts';
-import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTestRelay } from './support/start-test-relay.ts';
 
 // The scope table of DESIGN §1, over HTTP, for each kind of caller. Statuses are what a
 // client sees: 200/204 allowed, 401 "bring a key", 403 refused, 404 hidden or absent,
@@ -10,13 +9,12 @@ import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
 type Actor = 'guest' | 'owner' | 'other' | 'moderator' | 'admin';
 const ACTORS: readonly Actor[] = ['guest', 'owner', 'other', 'moderator', 'admin'];
 
-let t: TestRelay;
+const t = useTestRelay();
 const keys = new Map<Actor, string | undefined>();
 let owner = '';
 let counter = 0;
 
 beforeAll(async () => {
-  t = await startTestRelay();
   const alice = await t.user('owner');
   owner = alice.userId;
   keys.set('guest', undefined);
@@ -25,7 +23,6 @@ beforeAll(async () => {
   keys.set('moderator', (await t.user('moderator', Level.Moderator)).key);
   keys.set('admin', (await t.user('admin', Level.Admin)).key);
 });
-afterAll(() => t.close());
 
 /** Creates a fresh object in the state a scope's normal writer leaves it, and returns its URL path. */
 async function fresh(scope: string, flags: { read?: 0 | 1 | 2; write?: 0 | 1 } = {}): Promise<string> {
@@ -53,7 +50,7 @@ async function fresh(scope: string, flags: { read?: 0 | 1 | 2; write?: 0 | 1 } =
 
 async function status(actor: Actor, method: string, path: string): Promise<number> {
   const body = method === 'POST' ? { value: { by: actor } } : undefined;
-  return (await call(t.url, method, path, { key: keys.get(actor), body })).status;
+  return (await t.api(method, path, { key: keys.get(actor), body })).status;
 }
 
 /** Expected statuses per actor, in ACTORS order: guest, owner, other, moderator, admin. */
@@ -154,21 +151,21 @@ describe('the scope table over HTTP', () => {
 
   it('lists only the objects each caller may read', async () => {
     const ns = `/userdata/${owner}/USER_PUBLIC`;
-    const before = (await call(t.url, 'GET', ns)).json.keys.length;
+    const before = (await t.api('GET', ns)).json.keys.length;
     await fresh('USER_PUBLIC', { read: 1 });
     await fresh('USER_PUBLIC');
-    expect((await call(t.url, 'GET', ns)).json.keys.length).toBe(before + 1);
-    expect((await call(t.url, 'GET', ns, { key: keys.get('admin') })).json.keys.length).toBe(before + 1);
-    const mine = (await call(t.url, 'GET', ns, { key: keys.get('owner') })).json.keys.length;
+    expect((await t.api('GET', ns)).json.keys.length).toBe(before + 1);
+    expect((await t.api('GET', ns, { key: keys.get('admin') })).json.keys.length).toBe(before + 1);
+    const mine = (await t.api('GET', ns, { key: keys.get('owner') })).json.keys.length;
     expect(mine).toBeGreaterThan(before + 1);
   });
 
   it('stores nothing for a refused write', async () => {
     const path = await fresh('USER_PUBLIC');
-    const before = (await call(t.url, 'GET', path)).json;
+    const before = (await t.api('GET', path)).json;
     for (const actor of ['guest', 'other'] as const) {
       expect(await status(actor, 'POST', path)).toBeGreaterThanOrEqual(400);
     }
-    expect((await call(t.url, 'GET', path)).json).toEqual(before);
+    expect((await t.api('GET', path)).json).toEqual(before);
   });
 });

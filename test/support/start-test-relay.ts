@@ -3,6 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Level, Level as Levels } from '@scopesync/core';
 import { createRelay, type Relay, type RelayOptions } from '@scopesync/relay';
+import { afterAll, beforeAll } from 'vitest';
+import { type CallOptions, call, type HttpAnswer } from './http-client.ts';
+
+/** A registered user: its API key and id. */
+export interface TestUser {
+  readonly key: string;
+  readonly userId: string;
+}
 
 /** A relay started for one test file. */
 export interface TestRelay {
@@ -14,7 +22,9 @@ export interface TestRelay {
   /** The SQLite data dir (in the OS temp dir), removed by `close()`. */
   readonly dataDir: string;
   /** Registers a user at `level` directly through the runtime (how the CLI makes admins). */
-  user(deviceName?: string, level?: Level): Promise<{ key: string; userId: string }>;
+  user(deviceName?: string, level?: Level): Promise<TestUser>;
+  /** One HTTP request to this relay (see {@link call}). */
+  api(method: string, path: string, options?: CallOptions): Promise<HttpAnswer>;
   /** Closes the relay and removes the data dir. Idempotent. */
   close(): Promise<void>;
 }
@@ -54,6 +64,7 @@ export async function startTestRelay(options: RelayOptions = {}): Promise<TestRe
     dataDir,
     user: async (deviceName = `device-${++counter}`, level: Level = Levels.User) =>
       relay.runtime.createUser({ deviceName, level }),
+    api: (method, path, options) => call(url, method, path, options),
     close: () => {
       closing ??= (async () => {
         await relay.close();
@@ -61,5 +72,39 @@ export async function startTestRelay(options: RelayOptions = {}): Promise<TestRe
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * The relay of one test file: started with `options` before its tests (in the first
+ * `beforeAll`, so later hooks can register users) and closed after them. Its members are the
+ * started relay's; using them outside tests and hooks throws.
+ */
+export function useTestRelay(options: RelayOptions = {}): TestRelay {
+  let started: TestRelay | undefined;
+  beforeAll(async () => {
+    started = await startTestRelay(options);
+  });
+  afterAll(() => started?.close());
+  const current = (): TestRelay => {
+    if (started === undefined) throw new Error('useTestRelay: the relay runs only inside tests and hooks');
+    return started;
+  };
+  return {
+    get url() {
+      return current().url;
+    },
+    get wsUrl() {
+      return current().wsUrl;
+    },
+    get relay() {
+      return current().relay;
+    },
+    get dataDir() {
+      return current().dataDir;
+    },
+    user: (deviceName, level) => current().user(deviceName, level),
+    api: (method, path, options) => current().api(method, path, options),
+    close: () => current().close(),
   };
 }

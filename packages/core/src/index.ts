@@ -40,6 +40,23 @@ export { isLevel, Level } from './levels.ts';
 export { MemoryDocStore } from './memory-doc-store.ts';
 export { MemoryKeyValueStore } from './memory-key-value-store.ts';
 export type {
+  AuditChannel,
+  AuditHead,
+  AuditQuery,
+  AuditRecord,
+  BlobWrite,
+  KeyGrantRecord,
+  KeyRecord,
+  ObjectListing,
+  ObjectPatch,
+  ObjectRecord,
+  RelayStore,
+  ShareRecord,
+  UserKeys,
+  UserRecord,
+  WrappedKeyRecord,
+} from './relay-store.ts';
+export type {
   AccessRequest,
   Action,
   Caller,

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import {
   type Action,
   type Address,
+  type AuditChannel,
   type Caller,
   callerId,
   type Decision,
@@ -10,7 +11,9 @@ import {
   isEncryptedScope,
   isLevel,
   type ObjectMeta,
+  type ObjectRecord,
   ownerForCreate,
+  type RelayStore,
   type ShareLevel,
   SyncError,
   type UserId,
@@ -18,7 +21,6 @@ import {
 import type { AuditLog } from './audit-log.ts';
 import { apiKeyOf, hashApiKey, isApiKeyShaped } from './credentials.ts';
 import type { Counter, Metrics } from './metrics.ts';
-import type { AuditChannel, ObjectRecord, RelayStore } from './relay-store.ts';
 import type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from './sync/sync-authority.ts';
 
 /** Options of {@link AccessControl}. */

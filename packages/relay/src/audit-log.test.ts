@@ -1,7 +1,7 @@
+import type { AuditQuery, AuditRecord, RelayStore } from '@scopesync/core';
 import { describe, expect, it } from 'vitest';
 import { type AuditEvent, AuditLog, GENESIS_HASH, hashAuditEntry, verifyAuditChain } from './audit-log.ts';
 import { MemoryRelayStore } from './memory-relay-store.ts';
-import type { AuditQuery, AuditRecord, RelayStore } from './relay-store.ts';
 
 const event = (n: number): AuditEvent => ({
   accessor: 'user_00000000000000b0',

@@ -1,24 +1,14 @@
 import { createHash } from 'node:crypto';
-import type { AuditChannel, AuditHead, AuditQuery, AuditRecord, RelayStore } from './relay-store.ts';
+import type { AuditHead, AuditQuery, AuditRecord, RelayStore } from '@scopesync/core';
 
 /** The `prevHash` of the first entry. */
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** What happened, before the log gives it a place in the chain. */
-export interface AuditEvent {
-  /** Who acted: a user id, `guest`, `runtime` or `mod:<name>`. */
-  readonly accessor: string;
-  /** Whose data: a user id, `mod:<name>` or the system owner. */
-  readonly target: string;
-  /** The scope, or `blob`. */
-  readonly scope: string;
-  /** The document key or blob id. */
-  readonly key: string;
-  readonly action: string;
-  readonly result: 'ok' | 'denied';
-  readonly channel: AuditChannel;
-  readonly reason: string;
-}
+/** What happened, before the log gives it a place in the chain (its id, time, seq and hashes). */
+export type AuditEvent = Pick<
+  AuditRecord,
+  'accessor' | 'target' | 'scope' | 'key' | 'action' | 'result' | 'channel' | 'reason'
+>;
 
 /** The entry name the seed specifies: `AUDIT::<requesting_user_id>::<target_user_id>::<timestamp>`. */
 export function auditId(accessor: string, target: string, ts: number): string {

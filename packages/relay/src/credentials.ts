@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { Level, SyncError, type UserId } from '@scopesync/core';
-import type { RelayStore } from './relay-store.ts';
+import { Level, type RelayStore, SyncError, type UserId } from '@scopesync/core';
 
 // API keys and user ids: how they are made, hashed and found in a request. Plain functions,
 // shared by the HTTP routes, the WebSocket upgrade and the CLI's `admin create`.

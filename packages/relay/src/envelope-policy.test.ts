@@ -1,4 +1,11 @@
-import { type Caller, isSyncError, Level, parseDocName, type UserId } from '@scopesync/core';
+import {
+  type Caller,
+  isSyncError,
+  Level,
+  type ObjectRecord,
+  parseDocName,
+  type UserId,
+} from '@scopesync/core';
 import {
   createDocCipher,
   deriveIdentity,
@@ -11,7 +18,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { toBase64Url } from './credentials.ts';
 import { createEnvelopeVerifier } from './envelope-policy.ts';
 import { MemoryRelayStore } from './memory-relay-store.ts';
-import type { ObjectRecord } from './relay-store.ts';
 
 // The policy alone, over a memory store and real envelopes. The relay wiring (104 errors on the
 // socket, the log left unchanged) is tested in test/relay-encryption-envelopes.test.ts.

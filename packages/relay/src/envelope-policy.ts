@@ -1,10 +1,17 @@
 import { timingSafeEqual } from 'node:crypto';
-import { type Caller, type DocName, isSyncError, parseDocName, SyncError } from '@scopesync/core';
+import {
+  type Caller,
+  type DocName,
+  isSyncError,
+  type ObjectRecord,
+  parseDocName,
+  type RelayStore,
+  SyncError,
+} from '@scopesync/core';
 import { ready, verifyEnvelopeSignature } from '@scopesync/crypto';
 import { publicKeyBytes } from './credentials.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 import type {} from './node-webcrypto-types.ts';
-import type { ObjectRecord, RelayStore } from './relay-store.ts';
 import type { EnvelopeVerifier } from './sync/doc-hub.ts';
 
 /** Options of {@link createEnvelopeVerifier}. */

@@ -1,3 +1,21 @@
+// The RelayStore contract lives in core so that store-sqlite can implement it; re-exported for the relay's users.
+export type {
+  AuditChannel,
+  AuditHead,
+  AuditQuery,
+  AuditRecord,
+  BlobWrite,
+  KeyGrantRecord,
+  KeyRecord,
+  ObjectListing,
+  ObjectPatch,
+  ObjectRecord,
+  RelayStore,
+  ShareRecord,
+  UserKeys,
+  UserRecord,
+  WrappedKeyRecord,
+} from '@scopesync/core';
 export type { AccessCheckOptions, AccessControlOptions, UserCaller } from './access-control.ts';
 export { AccessControl } from './access-control.ts';
 export type { AuditEvent, AuditLogOptions, AuditVerification } from './audit-log.ts';
@@ -39,23 +57,6 @@ export type { RelayAddress, RelayLimits, RelayOptions, RelayStores } from './rel
 export { createRelay, DOCS_DB_FILE, RELAY_DB_FILE, Relay } from './relay.ts';
 export type { RelayLog } from './relay-log.ts';
 export { consoleRelayLog } from './relay-log.ts';
-export type {
-  AuditChannel,
-  AuditHead,
-  AuditQuery,
-  AuditRecord,
-  BlobWrite,
-  KeyGrantRecord,
-  KeyRecord,
-  ObjectListing,
-  ObjectPatch,
-  ObjectRecord,
-  RelayStore,
-  ShareRecord,
-  UserKeys,
-  UserRecord,
-  WrappedKeyRecord,
-} from './relay-store.ts';
 export type {
   AuthoritativeWriteOptions,
   ModContext,

@@ -1,5 +1,5 @@
+import type { RelayStore } from '@scopesync/core';
 import type { Histogram } from './metrics.ts';
-import type { RelayStore } from './relay-store.ts';
 
 /**
  * Wraps a {@link RelayStore} so that every call's latency lands in `seconds` (exported at

@@ -1,20 +1,22 @@
-import { type Level, type ModGrant, SyncError } from '@scopesync/core';
-import type {
-  AuditHead,
-  AuditQuery,
-  AuditRecord,
-  BlobWrite,
-  KeyGrantRecord,
-  KeyRecord,
-  ObjectListing,
-  ObjectPatch,
-  ObjectRecord,
-  RelayStore,
-  ShareRecord,
-  UserKeys,
-  UserRecord,
-  WrappedKeyRecord,
-} from './relay-store.ts';
+import {
+  type AuditHead,
+  type AuditQuery,
+  type AuditRecord,
+  type BlobWrite,
+  type KeyGrantRecord,
+  type KeyRecord,
+  type Level,
+  type ModGrant,
+  type ObjectListing,
+  type ObjectPatch,
+  type ObjectRecord,
+  type RelayStore,
+  type ShareRecord,
+  SyncError,
+  type UserKeys,
+  type UserRecord,
+  type WrappedKeyRecord,
+} from '@scopesync/core';
 
 /** Most entries one audit query returns. */
 const MAX_AUDIT_PAGE = 10_000;
@@ -28,6 +30,8 @@ export class MemoryRelayStore implements RelayStore {
   readonly #keys = new Map<string, KeyRecord>();
   readonly #objects = new Map<string, ObjectRecord>();
   readonly #blobData = new Map<string, Uint8Array>();
+  /** name → the highest blob version it ever had; outlives the object, so versions never repeat. */
+  readonly #blobHeads = new Map<string, number>();
   /** blob id → user id → share. */
   readonly #shares = new Map<string, Map<string, ShareRecord>>();
   /** blob id → `${user id} ${epoch}` → grant. */
@@ -171,10 +175,11 @@ export class MemoryRelayStore implements RelayStore {
     const next: ObjectRecord = {
       ...base,
       size: write.data.byteLength,
-      version: current + 1,
+      version: Math.max(current, this.#blobHeads.get(name) ?? 0) + 1,
       updatedAt: write.now,
     };
     this.#objects.set(name, next);
+    this.#blobHeads.set(name, next.version);
     this.#blobData.set(name, write.data.slice());
     return { ...next };
   }

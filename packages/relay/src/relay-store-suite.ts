@@ -1,7 +1,16 @@
-import { type ErrorKind, isSyncError, Level, SYSTEM_OWNER } from '@scopesync/core';
+import {
+  type ErrorKind,
+  isSyncError,
+  Level,
+  type ObjectRecord,
+  type RelayStore,
+  type ShareLevel,
+  type ShareRecord,
+  SYSTEM_OWNER,
+  type UserRecord,
+} from '@scopesync/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sealAuditEntry, verifyAuditChain } from './audit-log.ts';
-import type { ObjectRecord, RelayStore, UserRecord } from './relay-store.ts';
 
 /** What a {@link RelayStoreSetup} hands to {@link runRelayStoreSuite} for one test. */
 export interface RelayStoreFixture {
@@ -27,6 +36,11 @@ const BOB = 'user_00000000000000b0';
 
 function user(userId: string, level = Level.User as Level): UserRecord {
   return { userId, level, deviceName: `${userId}-laptop`, signPk: 'c2lnbg', boxPk: null, createdAt: 1000 };
+}
+
+/** Alice shares blob `blobId` with Bob. */
+function share(blobId: string, level: ShareLevel, grantedAt: number): ShareRecord {
+  return { blobId, userId: BOB, level, grantedBy: ALICE, grantedAt };
 }
 
 function object(name: string, owner = ALICE): ObjectRecord {
@@ -198,41 +212,38 @@ export function runRelayStoreSuite(
       expect(await store().getBlobData('blob/other')).toBeNull();
     });
 
+    it('never gives a blob name a version it had before, across deletion', async () => {
+      const name = 'blob/notes';
+      const put = (expectedVersion?: number) =>
+        store().putBlobData(name, {
+          data: new Uint8Array([1]),
+          expectedVersion,
+          create: object(name),
+          now: 50,
+        });
+      expect((await put(0)).version).toBe(1);
+      expect((await put(1)).version).toBe(2);
+      expect(await store().deleteObject(name)).toBe(true);
+      // Created again: "must not exist" holds, and the version goes on past the deleted one's.
+      expect((await put(0)).version).toBe(3);
+      await expectKind(put(1), 'PreconditionFailed');
+      await expectKind(put(2), 'PreconditionFailed');
+      // Likewise for an object created without raw bytes (a collaborative blob).
+      await store().deleteObject(name);
+      await store().createObject(object(name));
+      expect((await store().getObject(name))?.version).toBe(0);
+      expect((await put(0)).version).toBe(4);
+    });
+
     it('keeps shares per blob and drops them with the blob', async () => {
       await store().createObject(object('blob/doc'));
-      await store().putShare({
-        blobId: 'doc',
-        userId: BOB,
-        level: 'read_only',
-        grantedBy: ALICE,
-        grantedAt: 5,
-      });
-      await store().putShare({
-        blobId: 'doc',
-        userId: BOB,
-        level: 'read_write',
-        grantedBy: ALICE,
-        grantedAt: 6,
-      });
-      await store().putShare({
-        blobId: 'other',
-        userId: BOB,
-        level: 'read_only',
-        grantedBy: ALICE,
-        grantedAt: 6,
-      });
-      expect(await store().listShares('doc')).toEqual([
-        { blobId: 'doc', userId: BOB, level: 'read_write', grantedBy: ALICE, grantedAt: 6 },
-      ]);
+      await store().putShare(share('doc', 'read_only', 5));
+      await store().putShare(share('doc', 'read_write', 6));
+      await store().putShare(share('other', 'read_only', 6));
+      expect(await store().listShares('doc')).toEqual([share('doc', 'read_write', 6)]);
       expect(await store().deleteShare('doc', BOB)).toBe(true);
       expect(await store().deleteShare('doc', BOB)).toBe(false);
-      await store().putShare({
-        blobId: 'doc',
-        userId: BOB,
-        level: 'read_only',
-        grantedBy: ALICE,
-        grantedAt: 7,
-      });
+      await store().putShare(share('doc', 'read_only', 7));
       await store().putBlobData('blob/doc', {
         data: new Uint8Array([1]),
         create: object('blob/doc'),
@@ -293,13 +304,7 @@ export function runRelayStoreSuite(
         grantedAt: epoch * 10,
       });
       await store().createObject(object('blob/doc'));
-      await store().putShare({
-        blobId: 'doc',
-        userId: BOB,
-        level: 'read_only',
-        grantedBy: ALICE,
-        grantedAt: 5,
-      });
+      await store().putShare(share('doc', 'read_only', 5));
       await store().putKeyGrant(grant(BOB, 2, 7));
       await store().putKeyGrant(grant(BOB, 1, 8));
       await store().putKeyGrant(grant(ALICE, 1, 9));
@@ -409,15 +414,9 @@ export function runRelayStoreSuite(
       if (!fixture.reopen) throw new Error('runRelayStoreSuite: a durable store needs reopen');
       await store().createUser(user(ALICE), { keyHash: 'h1', userId: ALICE, createdAt: 1, revokedAt: null });
       await store().putBlobData('blob/b', { data: new Uint8Array([4, 5]), create: object('blob/b'), now: 2 });
-      await store().putShare({
-        blobId: 'b',
-        userId: BOB,
-        level: 'read_only',
-        grantedBy: ALICE,
-        grantedAt: 3,
-      });
+      await store().putShare(share('b', 'read_only', 3));
       await store().updateObject('blob/b', { encrypted: true, minEpoch: 2 });
-      await store().putKeyGrant({
+      const keyGrant = {
         blobId: 'b',
         userId: BOB,
         epoch: 2,
@@ -425,7 +424,8 @@ export function runRelayStoreSuite(
         grant: new Uint8Array([2]),
         grantedBy: ALICE,
         grantedAt: 3,
-      });
+      };
+      await store().putKeyGrant(keyGrant);
       await store().appendAudit((head) =>
         sealAuditEntry(
           head,
@@ -442,24 +442,27 @@ export function runRelayStoreSuite(
           4,
         ),
       );
+      await store().putBlobData('blob/gone', {
+        data: new Uint8Array([1]),
+        create: object('blob/gone'),
+        now: 5,
+      });
+      await store().deleteObject('blob/gone');
       await store().close();
       const again = await fixture.reopen();
       open.push(again);
+      expect(
+        await again.putBlobData('blob/gone', {
+          data: new Uint8Array([2]),
+          create: object('blob/gone'),
+          now: 6,
+        }),
+      ).toMatchObject({ version: 2 });
       expect(await again.getUser(ALICE)).toEqual(user(ALICE));
       expect(await again.getBlobData('blob/b')).toEqual(new Uint8Array([4, 5]));
       expect(await again.listShares('b')).toHaveLength(1);
       expect(await again.getObject('blob/b')).toMatchObject({ encrypted: true, minEpoch: 2 });
-      expect(await again.listKeyGrants('b', BOB)).toEqual([
-        {
-          blobId: 'b',
-          userId: BOB,
-          epoch: 2,
-          sealedKey: new Uint8Array([1]),
-          grant: new Uint8Array([2]),
-          grantedBy: ALICE,
-          grantedAt: 3,
-        },
-      ]);
+      expect(await again.listKeyGrants('b', BOB)).toEqual([keyGrant]);
       expect((await again.findUserBySignPk('c2lnbg'))?.userId).toBe(ALICE);
       expect(await verifyAuditChain(again)).toEqual({ ok: true, entries: 1 });
     });

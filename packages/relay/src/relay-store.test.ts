@@ -1,15 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { RelayStore } from '@scopesync/core';
 import { SqliteRelayStore } from '@scopesync/store-sqlite';
 import { MemoryRelayStore } from './memory-relay-store.ts';
-import type { RelayStore } from './relay-store.ts';
 import { runRelayStoreSuite } from './relay-store-suite.ts';
 
 runRelayStoreSuite('MemoryRelayStore', async () => ({ subject: new MemoryRelayStore() }));
 
 // The relay depends on @scopesync/store-sqlite (not the other way round), so the shared suite
-// runs the SQLite store from here. The assignment also checks that it is a RelayStore.
+// runs the SQLite store from here.
 runRelayStoreSuite(
   'SqliteRelayStore',
   async () => {

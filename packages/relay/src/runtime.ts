@@ -10,12 +10,14 @@ import {
   type Level,
   type ModGrant,
   type ModName,
+  type ObjectMeta,
   parseDocName,
   parseModName,
   parseNamespace,
   parseScope,
   parseUserId,
   type ReadFlag,
+  type RelayStore,
   SyncError,
   type UserId,
   type WriteFlag,
@@ -24,7 +26,7 @@ import type { AccessControl } from './access-control.ts';
 import type { AuditLog, AuditVerification } from './audit-log.ts';
 import { type DeviceRegistration, parsePublicKey, type Registration, registerDevice } from './credentials.ts';
 import type { KeyedMutex } from './keyed-mutex.ts';
-import type { RelayStore } from './relay-store.ts';
+import { removeObject } from './remove-object.ts';
 import type { DocHub } from './sync/doc-hub.ts';
 import { parseUserValue, readUserValue, writeUserValue } from './userdata-value.ts';
 
@@ -360,13 +362,13 @@ export class RelayRuntime {
     const object = await this.#access.loadObject(address);
     if (!object) return null;
     const value = await this.#hub.read(address.name, readUserValue);
-    return {
-      value,
-      version: await this.#hub.head(address.name),
-      owner: object.owner,
-      read: object.read,
-      write: object.write,
-    };
+    return this.#valueAt(address.name, value, object);
+  }
+
+  /** `value` as the runtime returns it: with the object's owner and flags, at the document's head. */
+  async #valueAt(name: DocName, value: Record<string, unknown>, meta: ObjectMeta): Promise<RuntimeValue> {
+    const version = await this.#hub.head(name);
+    return { value, version, owner: meta.owner, read: meta.read, write: meta.write };
   }
 
   #write(
@@ -404,22 +406,12 @@ export class RelayRuntime {
       await this.#refreshAccess(address.name);
     }
     await this.#hub.transact(address.name, (doc) => writeUserValue(doc, value), RUNTIME_ORIGIN);
-    return {
-      value,
-      version: await this.#hub.head(address.name),
-      owner: meta.owner,
-      read: meta.read,
-      write: meta.write,
-    };
+    return this.#valueAt(address.name, value, meta);
   }
 
   async #delete(address: Address): Promise<boolean> {
-    return this.#mutex.run(address.name, async () => {
-      const existed = await this.#store.deleteObject(address.name);
-      await this.#hub.remove(address.name);
-      await this.#refreshAccess(address.name);
-      return existed;
-    });
+    const removal = { store: this.#store, hub: this.#hub, refreshAccess: this.#refreshAccess };
+    return this.#mutex.run(address.name, () => removeObject(removal, address.name));
   }
 }
 

@@ -1,40 +1,10 @@
 import type { AppendItem, DocStore, StoredEntry } from '@scopesync/core';
 import { SyncError } from '@scopesync/core';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { type SqliteFileOptions, SqliteHandle } from './sqlite-handle.ts';
 
-/** How hard SQLite works to make a commit survive a power loss (`PRAGMA synchronous`). */
-export type SqliteSynchronous = 'FULL' | 'NORMAL';
-
-/** Options of {@link SqliteDocStore}; every field has a default except where the data lives. */
-export interface SqliteDocStoreOptions {
-  /**
-   * The database file (created if missing), or `':memory:'`. Required unless `database` is
-   * given.
-   */
-  readonly path?: string;
-  /**
-   * An open better-sqlite3 handle to keep the document tables in, so a relay can keep one
-   * file for all its tables. The store creates its tables in it but neither changes its
-   * pragmas nor closes it: the owner configures and closes it.
-   */
-  readonly database?: Database.Database;
-  /**
-   * `FULL` (default): a resolved append survives power loss. `NORMAL`: it survives a crash
-   * of the process but the newest commits may be lost on power loss. Only applied when the
-   * store opens the file itself.
-   */
-  readonly synchronous?: SqliteSynchronous;
-  /** How long a write waits for another connection's lock before failing with Unavailable. Default 5000 ms. */
-  readonly busyTimeoutMs?: number;
-}
-
-const DEFAULTS = {
-  synchronous: 'FULL',
-  busyTimeoutMs: 5000,
-} as const satisfies Partial<SqliteDocStoreOptions>;
-
-/** Upper bound of the WAL file kept on disk after a checkpoint: large compactions must not leave it huge. */
-const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
+/** Options of {@link SqliteDocStore}: where the data lives; every other field has a default. */
+export type SqliteDocStoreOptions = SqliteFileOptions;
 
 /**
  * The tables. `doc_heads` keeps the highest seq ever assigned per document, so removing a
@@ -72,33 +42,21 @@ interface Statements {
  * and compaction is one transaction, committed before its promise resolves.
  */
 export class SqliteDocStore implements DocStore {
-  readonly #db: Database.Database;
-  readonly #ownsDb: boolean;
+  readonly #handle: SqliteHandle;
   readonly #sql: Statements;
   readonly #appendBatch: (items: readonly AppendItem[]) => number[];
   readonly #compact: (doc: string, throughSeq: number, snapshot: Uint8Array) => void;
-  #closed = false;
 
   /** Opens (creating if needed) the store at `options.path`, or inside `options.database`. */
   constructor(options: SqliteDocStoreOptions) {
-    const opts = { ...DEFAULTS, ...options };
-    if (opts.synchronous !== 'FULL' && opts.synchronous !== 'NORMAL') {
-      throw new SyncError(
-        'BadRequest',
-        `synchronous must be FULL or NORMAL, got ${String(opts.synchronous)}`,
-      );
-    }
-    this.#ownsDb = opts.database === undefined;
-    this.#db = opts.database ?? openFile(opts.path, opts.synchronous, opts.busyTimeoutMs);
-    try {
-      this.#db.exec(SCHEMA);
-      this.#sql = prepare(this.#db);
-    } catch (error) {
-      if (this.#ownsDb) this.#db.close();
-      throw toSyncError(error, 'cannot create the document tables');
-    }
+    this.#handle = new SqliteHandle(options, 'SqliteDocStore', 'the store is closed');
+    this.#sql = this.#handle.setUp('cannot create the document tables', (db) => {
+      db.exec(SCHEMA);
+      return prepare(db);
+    });
+    const db = this.#handle.db;
 
-    this.#appendBatch = this.#db.transaction((items: readonly AppendItem[]) =>
+    this.#appendBatch = db.transaction((items: readonly AppendItem[]) =>
       items.map(({ doc, data }) => {
         const seq = this.#sql.nextSeq.get(doc) as number;
         this.#sql.insert.run(doc, seq, data);
@@ -106,7 +64,7 @@ export class SqliteDocStore implements DocStore {
       }),
     );
 
-    this.#compact = this.#db.transaction((doc: string, throughSeq: number, snapshot: Uint8Array) => {
+    this.#compact = db.transaction((doc: string, throughSeq: number, snapshot: Uint8Array) => {
       if (this.#sql.exists.get(doc, throughSeq) === undefined) {
         throw new SyncError('Conflict', `no entry ${throughSeq} to compact through in ${doc}`);
       }
@@ -160,7 +118,7 @@ export class SqliteDocStore implements DocStore {
         throw new SyncError('Conflict', `no entry ${String(throughSeq)} to compact through in ${doc}`);
       }
       this.#compact(doc, throughSeq, snapshot);
-      this.#releaseFreePages();
+      this.#handle.releaseFreePages();
     });
   }
 
@@ -168,7 +126,7 @@ export class SqliteDocStore implements DocStore {
     return this.#run('remove', () => {
       checkDoc(doc);
       this.#sql.remove.run(doc);
-      this.#releaseFreePages();
+      this.#handle.releaseFreePages();
     });
   }
 
@@ -190,58 +148,12 @@ export class SqliteDocStore implements DocStore {
 
   /** Closes the file if the store opened it. Idempotent; later calls reject with Unavailable. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#ownsDb && this.#db.open) this.#db.close();
+    this.#handle.close();
   }
 
-  /**
-   * Gives the pages a compaction or removal freed back to the file system. Without it the
-   * file keeps the high-water mark of every log it ever held (a compacted 47 KiB document
-   * sat in a 9 MB file). Only for files this store opened itself: auto_vacuum must be set
-   * before the first table exists, which openFile does.
-   */
-  #releaseFreePages(): void {
-    if (this.#ownsDb) this.#db.pragma('incremental_vacuum');
-  }
-
-  /** Runs one synchronous database step, turning closed stores and SQLite errors into SyncErrors. */
   #run<T>(what: string, step: () => T): T {
-    if (this.#closed) throw new SyncError('Unavailable', 'the store is closed');
-    try {
-      return step();
-    } catch (error) {
-      throw toSyncError(error, `cannot ${what} the document log`);
-    }
+    return this.#handle.run(`cannot ${what} the document log`, step);
   }
-}
-
-function openFile(
-  path: string | undefined,
-  synchronous: SqliteSynchronous,
-  busyTimeoutMs: number,
-): Database.Database {
-  if (typeof path !== 'string' || path === '') {
-    throw new SyncError('BadRequest', 'SqliteDocStore needs a path or a database');
-  }
-  let db: Database.Database;
-  try {
-    db = new Database(path, { timeout: busyTimeoutMs });
-  } catch (error) {
-    throw toSyncError(error, `cannot open ${path}`);
-  }
-  try {
-    // Must come before the first table is created; a no-op on an older file without it.
-    db.pragma('auto_vacuum = INCREMENTAL');
-    // WAL: readers never block the writer and a commit is one sequential append to the log.
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${synchronous}`);
-    db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
-  } catch (error) {
-    db.close();
-    throw toSyncError(error, `cannot configure ${path}`);
-  }
-  return db;
 }
 
 function prepare(db: Database.Database): Statements {
@@ -285,17 +197,4 @@ function checkBytes(data: unknown, what: string): asserts data is Uint8Array {
       `${what} must be a Uint8Array, got ${data === null ? 'null' : typeof data}`,
     );
   }
-}
-
-/** SQLite result codes that mean "try again later" rather than a bug. */
-const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|NOMEM|INTERRUPT)/;
-
-function toSyncError(error: unknown, context: string): SyncError {
-  if (error instanceof SyncError) return error;
-  const code = (error as { code?: unknown } | null)?.code;
-  const message = error instanceof Error ? error.message : String(error);
-  const closed = error instanceof TypeError && /not open/.test(message);
-  const kind =
-    closed || (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) ? 'Unavailable' : 'Internal';
-  return new SyncError(kind, `${context}: ${message}`, { cause: error });
 }

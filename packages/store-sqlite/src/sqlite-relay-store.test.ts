@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isSyncError, Level } from '@scopesync/core';
+import { isSyncError, Level, type ObjectRecord } from '@scopesync/core';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteRelayStore } from './sqlite-relay-store.ts';
@@ -70,6 +70,7 @@ describe('SqliteRelayStore', () => {
         write INTEGER NOT NULL, encrypted INTEGER NOT NULL, created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0);
       INSERT INTO objects VALUES ('USER_PRIVATE/${USER}/n', '${USER}', 1, 1, 1, 1, 2, 0, 0);
+      INSERT INTO objects VALUES ('blob/old', '${USER}', 0, 0, 0, 1, 2, 3, 5);
       INSERT INTO users VALUES ('${USER}', 1, 'd', 'c2lnbg', NULL, 1);
     `);
     old.pragma('user_version = 1');
@@ -89,9 +90,18 @@ describe('SqliteRelayStore', () => {
       grantedAt: 1,
     });
     expect(await s.listKeyGrants('b')).toHaveLength(1);
+    // A blob from before blob_heads goes on from its own version.
+    const old5 = (await s.getObject('blob/old')) as ObjectRecord;
+    expect(old5.version).toBe(5);
+    const data = new Uint8Array([1]);
+    expect(await s.putBlobData('blob/old', { data, expectedVersion: 5, create: old5, now: 3 })).toMatchObject(
+      {
+        version: 6,
+      },
+    );
     const db = new Database(path, { readonly: true });
     open.push(db);
-    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.pragma('user_version', { simple: true })).toBe(3);
   });
 
   it('lives in a handle it is given, without closing it', async () => {

@@ -1,50 +1,36 @@
-import { type Level, type ModGrant, SyncError } from '@scopesync/core';
-import Database from 'better-sqlite3';
-import type { SqliteSynchronous } from './sqlite-doc-store.ts';
-import type {
-  AuditHeadRow,
-  AuditRow,
-  AuditRowQuery,
-  BlobRowWrite,
-  KeyGrantRow,
-  KeyRow,
-  ObjectRow,
-  ObjectRowListing,
-  ObjectRowPatch,
-  ShareRow,
-  UserKeysRow,
-  UserRow,
-  WrappedKeyRow,
-} from './sqlite-relay-store-records.ts';
+import {
+  type AuditHead,
+  type AuditQuery,
+  type AuditRecord,
+  type BlobWrite,
+  type KeyGrantRecord,
+  type KeyRecord,
+  type Level,
+  type ModGrant,
+  type ObjectListing,
+  type ObjectPatch,
+  type ObjectRecord,
+  type RelayStore,
+  type ShareRecord,
+  SyncError,
+  type UserKeys,
+  type UserRecord,
+  type WrappedKeyRecord,
+} from '@scopesync/core';
+import type Database from 'better-sqlite3';
+import { type SqliteFileOptions, SqliteHandle } from './sqlite-handle.ts';
 
-/** Options of {@link SqliteRelayStore}. */
-export interface SqliteRelayStoreOptions {
-  /** The database file (created if missing), or `':memory:'`. Required unless `database` is given. */
-  readonly path?: string;
-  /**
-   * An open better-sqlite3 handle to keep the relay tables in. The store creates its tables
-   * but neither changes the handle's pragmas nor closes it: its owner does.
-   */
-  readonly database?: Database.Database;
-  /** `FULL` (default): a resolved write survives power loss. `NORMAL`: it survives a crash of the process. */
-  readonly synchronous?: SqliteSynchronous;
-  /** How long a write waits for another connection's lock (e.g. the CLI's) before failing with Unavailable. */
-  readonly busyTimeoutMs?: number;
-}
-
-const DEFAULTS = {
-  synchronous: 'FULL',
-  busyTimeoutMs: 5000,
-} as const satisfies Partial<SqliteRelayStoreOptions>;
+/** Options of {@link SqliteRelayStore}: where the data lives; every other field has a default. */
+export type SqliteRelayStoreOptions = SqliteFileOptions;
 
 /** Most entries one audit query returns. */
 const MAX_AUDIT_PAGE = 10_000;
 
 /**
  * Bumped when the tables change shape; stored in `PRAGMA user_version`. 2: `objects.min_epoch`,
- * `key_grants`, `wrapped_keys`, and the index of users by signing key.
+ * `key_grants`, `wrapped_keys`, and the index of users by signing key. 3: `blob_heads`.
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS users (
@@ -81,6 +67,12 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS blob_data (
     name TEXT NOT NULL PRIMARY KEY REFERENCES objects (name) ON DELETE CASCADE,
     data BLOB NOT NULL
+  );
+  -- The highest blob version each name ever had. It outlives the object (as the DocStore's seq
+  -- heads do), so a blob deleted and created again never reuses a version an old If-Match holds.
+  CREATE TABLE IF NOT EXISTS blob_heads (
+    name    TEXT    NOT NULL PRIMARY KEY,
+    version INTEGER NOT NULL
   );
   CREATE TABLE IF NOT EXISTS shares (
     blob_id    TEXT    NOT NULL,
@@ -191,21 +183,6 @@ interface WrappedKeySql {
   wrapped: Buffer;
   created_at: number;
 }
-interface AuditSql {
-  seq: number;
-  id: string;
-  ts: number;
-  accessor: string;
-  target: string;
-  scope: string;
-  key: string;
-  action: string;
-  result: string;
-  channel: string;
-  reason: string;
-  prev_hash: string;
-  hash: string;
-}
 interface GrantSql {
   source: string;
   target: string;
@@ -213,6 +190,10 @@ interface GrantSql {
   keys: string | null;
   expires_at: number | null;
 }
+
+/** The audit columns under the record's field names: a row read with them is an AuditRecord. */
+const AUDIT_COLUMNS =
+  'seq, id, ts, accessor, target, scope, key, action, result, channel, reason, prev_hash AS prevHash, hash';
 
 const OBJECT_COLUMNS =
   'name, owner, read, write, encrypted, min_epoch, created_at, updated_at, size, version';
@@ -262,8 +243,16 @@ function prepare(db: Database.Database) {
     putBlobData: db.prepare<[string, Uint8Array]>(
       'INSERT INTO blob_data (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data',
     ),
-    bumpBlob: db.prepare<[number, number, string]>(
-      'UPDATE objects SET size = ?, version = version + 1, updated_at = ? WHERE name = ?',
+    // Reads and raises the head in one statement; `?` is the object's version + 1, which wins over
+    // a missing or lower head (blobs written before schema 3 have none).
+    nextBlobVersion: db
+      .prepare<[string, number], number>(
+        `INSERT INTO blob_heads (name, version) VALUES (?, ?)
+         ON CONFLICT (name) DO UPDATE SET version = max(version + 1, excluded.version) RETURNING version`,
+      )
+      .pluck(),
+    setBlobVersion: db.prepare<[number, number, number, string]>(
+      'UPDATE objects SET size = ?, version = ?, updated_at = ? WHERE name = ?',
     ),
     putShare: db.prepare<[string, string, string, string, number]>(
       `INSERT INTO shares (blob_id, user_id, level, granted_by, granted_at) VALUES (?, ?, ?, ?, ?)
@@ -300,18 +289,18 @@ function prepare(db: Database.Database) {
     auditHead: db.prepare<[], { seq: number; hash: string }>(
       'SELECT seq, hash FROM audit_head WHERE one = 1',
     ),
-    insertAudit: db.prepare<AuditSql>(
+    insertAudit: db.prepare<AuditRecord>(
       `INSERT INTO audit (seq, id, ts, accessor, target, scope, key, action, result, channel, reason, prev_hash, hash)
-       VALUES (@seq, @id, @ts, @accessor, @target, @scope, @key, @action, @result, @channel, @reason, @prev_hash, @hash)`,
+       VALUES (@seq, @id, @ts, @accessor, @target, @scope, @key, @action, @result, @channel, @reason, @prevHash, @hash)`,
     ),
     setAuditHead: db.prepare<[number, string]>(
       'INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?) ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash',
     ),
-    auditAll: db.prepare<[number, number, number], AuditSql>(
-      'SELECT * FROM audit WHERE seq > ? AND ts >= ? ORDER BY seq LIMIT ?',
+    auditAll: db.prepare<[number, number, number], AuditRecord>(
+      `SELECT ${AUDIT_COLUMNS} FROM audit WHERE seq > ? AND ts >= ? ORDER BY seq LIMIT ?`,
     ),
-    auditByTarget: db.prepare<[string, number, number, number], AuditSql>(
-      'SELECT * FROM audit WHERE target = ? AND seq > ? AND ts >= ? ORDER BY seq LIMIT ?',
+    auditByTarget: db.prepare<[string, number, number, number], AuditRecord>(
+      `SELECT ${AUDIT_COLUMNS} FROM audit WHERE target = ? AND seq > ? AND ts >= ? ORDER BY seq LIMIT ?`,
     ),
     deleteGrants: db.prepare<[string]>('DELETE FROM mod_grants WHERE source = ?'),
     insertGrant: db.prepare<[string, number, string, string, string | null, number | null]>(
@@ -327,61 +316,48 @@ type Statements = ReturnType<typeof prepare>;
 /**
  * The relay's durable store (users, API key hashes, object metadata and raw blob bytes,
  * shares, the audit log, mod grants) in one SQLite file: better-sqlite3, WAL, one
- * transaction per change, committed before its promise resolves. Structurally a `RelayStore`
- * of `@scopesync/relay`.
+ * transaction per change, committed before its promise resolves.
  */
-export class SqliteRelayStore {
-  readonly #db: Database.Database;
-  readonly #ownsDb: boolean;
+export class SqliteRelayStore implements RelayStore {
+  readonly #handle: SqliteHandle;
   readonly #sql: Statements;
   readonly #tx: {
-    createUser: (user: UserRow, key: KeyRow) => void;
-    setUserKeys: (userId: string, keys: UserKeysRow) => boolean;
+    createUser: (user: UserRecord, key: KeyRecord) => void;
+    setUserKeys: (userId: string, keys: UserKeys) => boolean;
     deleteShare: (blobId: string, userId: string) => boolean;
-    putBlobData: (name: string, write: BlobRowWrite) => ObjectRow;
+    putBlobData: (name: string, write: BlobWrite) => ObjectRecord;
     deleteObject: (name: string) => boolean;
-    appendAudit: (seal: (head: AuditHeadRow | null) => AuditRow) => AuditRow;
+    appendAudit: (seal: (head: AuditHead | null) => AuditRecord) => AuditRecord;
     replaceGrants: (source: string, grants: readonly ModGrant[]) => void;
   };
-  #closed = false;
 
   /** Opens (creating if needed) the store at `options.path`, or inside `options.database`. */
   constructor(options: SqliteRelayStoreOptions) {
-    const opts = { ...DEFAULTS, ...options };
-    if (opts.synchronous !== 'FULL' && opts.synchronous !== 'NORMAL') {
-      throw new SyncError(
-        'BadRequest',
-        `synchronous must be FULL or NORMAL, got ${String(opts.synchronous)}`,
-      );
-    }
-    this.#ownsDb = opts.database === undefined;
-    this.#db = opts.database ?? openFile(opts.path, opts.synchronous, opts.busyTimeoutMs);
-    try {
-      migrate(this.#db);
-      this.#sql = prepare(this.#db);
-    } catch (error) {
-      if (this.#ownsDb) this.#db.close();
-      throw toSyncError(error, 'cannot create the relay tables');
-    }
-    const sql = this.#sql;
+    this.#handle = new SqliteHandle(options, 'SqliteRelayStore', 'the relay store is closed');
+    const sql = this.#handle.setUp('cannot create the relay tables', (db) => {
+      migrate(db);
+      return prepare(db);
+    });
+    this.#sql = sql;
+    const db = this.#handle.db;
     this.#tx = {
-      createUser: this.#db.transaction((user: UserRow, key: KeyRow) => {
+      createUser: db.transaction((user: UserRecord, key: KeyRecord) => {
         checkSignPkFree(sql, user.signPk, user.userId);
         sql.insertUser.run(user.userId, user.level, user.deviceName, user.signPk, user.boxPk, user.createdAt);
         sql.insertKey.run(key.keyHash, key.userId, key.createdAt, key.revokedAt);
       }),
-      setUserKeys: this.#db.transaction((userId: string, keys: UserKeysRow) => {
+      setUserKeys: db.transaction((userId: string, keys: UserKeys) => {
         if (!sql.getUser.get(userId)) return false;
         checkSignPkFree(sql, keys.signPk, userId);
         sql.setKeys.run(keys.signPk, keys.boxPk, userId);
         return true;
       }),
-      deleteShare: this.#db.transaction((blobId: string, userId: string) => {
+      deleteShare: db.transaction((blobId: string, userId: string) => {
         const existed = sql.deleteShare.run(blobId, userId).changes > 0;
         if (existed) sql.deleteKeyGrantsOfUser.run(blobId, userId);
         return existed;
       }),
-      putBlobData: this.#db.transaction((name: string, write: BlobRowWrite) => {
+      putBlobData: db.transaction((name: string, write: BlobWrite) => {
         const existing = sql.getObject.get(name);
         const current = existing?.version ?? 0;
         if (write.expectedVersion !== undefined && write.expectedVersion !== current) {
@@ -389,10 +365,11 @@ export class SqliteRelayStore {
         }
         if (!existing) insertObject(sql, { ...write.create, name, size: 0, version: 0 });
         sql.putBlobData.run(name, write.data);
-        sql.bumpBlob.run(write.data.byteLength, write.now, name);
+        const version = sql.nextBlobVersion.get(name, current + 1) as number;
+        sql.setBlobVersion.run(write.data.byteLength, version, write.now, name);
         return toObject(sql.getObject.get(name) as ObjectSql);
       }),
-      deleteObject: this.#db.transaction((name: string) => {
+      deleteObject: db.transaction((name: string) => {
         if (name.startsWith('blob/')) {
           sql.deleteShares.run(name.slice(5));
           sql.deleteKeyGrantsOfBlob.run(name.slice(5));
@@ -402,18 +379,18 @@ export class SqliteRelayStore {
         sql.deleteWrappedKeys.run(name);
         return sql.deleteObject.run(name).changes > 0;
       }),
-      appendAudit: this.#db.transaction((seal: (head: AuditHeadRow | null) => AuditRow) => {
+      appendAudit: db.transaction((seal: (head: AuditHead | null) => AuditRecord) => {
         const head = sql.auditHead.get() ?? null;
         const entry = seal(head);
         const expected = (head?.seq ?? 0) + 1;
         if (entry.seq !== expected) {
           throw new SyncError('Conflict', `audit entry ${entry.seq} does not follow ${expected - 1}`);
         }
-        sql.insertAudit.run(fromAudit(entry));
+        sql.insertAudit.run(entry);
         sql.setAuditHead.run(entry.seq, entry.hash);
         return entry;
       }),
-      replaceGrants: this.#db.transaction((source: string, grants: readonly ModGrant[]) => {
+      replaceGrants: db.transaction((source: string, grants: readonly ModGrant[]) => {
         sql.deleteGrants.run(source);
         grants.forEach((g, i) => {
           const keys = g.keys ? JSON.stringify(g.keys) : null;
@@ -423,7 +400,7 @@ export class SqliteRelayStore {
     };
   }
 
-  async createUser(user: UserRow, firstKey: KeyRow): Promise<void> {
+  async createUser(user: UserRecord, firstKey: KeyRecord): Promise<void> {
     this.#run('create the user', () => {
       if (firstKey.userId !== user.userId)
         throw new SyncError('BadRequest', 'the first key must belong to the new user');
@@ -431,21 +408,21 @@ export class SqliteRelayStore {
     });
   }
 
-  async getUser(userId: string): Promise<UserRow | null> {
+  async getUser(userId: string): Promise<UserRecord | null> {
     return this.#run('read the user', () => {
       const row = this.#sql.getUser.get(userId);
       return row ? toUser(row) : null;
     });
   }
 
-  async findUserBySignPk(signPk: string): Promise<UserRow | null> {
+  async findUserBySignPk(signPk: string): Promise<UserRecord | null> {
     return this.#run('find the user of a signing key', () => {
       const row = this.#sql.userBySignPk.get(signPk);
       return row ? toUser(row) : null;
     });
   }
 
-  async setUserKeys(userId: string, keys: UserKeysRow): Promise<boolean> {
+  async setUserKeys(userId: string, keys: UserKeys): Promise<boolean> {
     return this.#run('set the keys of', () => this.#tx.setUserKeys(userId, keys));
   }
 
@@ -457,14 +434,14 @@ export class SqliteRelayStore {
     return this.#run('count the users', () => this.#sql.countUsers.get() as number);
   }
 
-  async addKey(key: KeyRow): Promise<void> {
+  async addKey(key: KeyRecord): Promise<void> {
     this.#run('add the key', () => {
       if (!this.#sql.getUser.get(key.userId)) throw new SyncError('NotFound', `no user ${key.userId}`);
       this.#sql.insertKey.run(key.keyHash, key.userId, key.createdAt, key.revokedAt);
     });
   }
 
-  async getKey(keyHash: string): Promise<KeyRow | null> {
+  async getKey(keyHash: string): Promise<KeyRecord | null> {
     return this.#run('read the key', () => {
       const row = this.#sql.getKey.get(keyHash);
       return row
@@ -477,21 +454,21 @@ export class SqliteRelayStore {
     return this.#run('revoke the key', () => this.#sql.revokeKey.run(at, keyHash).changes > 0);
   }
 
-  async getObject(name: string): Promise<ObjectRow | null> {
+  async getObject(name: string): Promise<ObjectRecord | null> {
     return this.#run('read the object', () => {
       const row = this.#sql.getObject.get(name);
       return row ? toObject(row) : null;
     });
   }
 
-  async createObject(record: ObjectRow): Promise<ObjectRow> {
+  async createObject(record: ObjectRecord): Promise<ObjectRecord> {
     return this.#run('create the object', () => {
       insertObject(this.#sql, record);
       return toObject(this.#sql.getObject.get(record.name) as ObjectSql);
     });
   }
 
-  async updateObject(name: string, patch: ObjectRowPatch): Promise<ObjectRow | null> {
+  async updateObject(name: string, patch: ObjectPatch): Promise<ObjectRecord | null> {
     return this.#run('update the object', () => {
       const row = this.#sql.getObject.get(name);
       if (!row) return null;
@@ -518,13 +495,18 @@ export class SqliteRelayStore {
   }
 
   async deleteObject(name: string): Promise<boolean> {
-    return this.#run('delete the object', () => this.#tx.deleteObject(name));
+    return this.#run('delete the object', () => {
+      const existed = this.#tx.deleteObject(name);
+      // A blob's raw bytes may be megabytes: give their pages back rather than keep the high-water mark.
+      if (existed) this.#handle.releaseFreePages();
+      return existed;
+    });
   }
 
-  async listObjects(listing: ObjectRowListing): Promise<ObjectRow[]> {
+  async listObjects(listing: ObjectListing): Promise<ObjectRecord[]> {
     return this.#run('list the objects', () => {
       const limit = Math.max(0, Math.floor(listing.limit));
-      const out: ObjectRow[] = [];
+      const out: ObjectRecord[] = [];
       // Names sharing a prefix are contiguous in SQLite's binary order and start at the prefix,
       // so the first name past the prefix ends the page. No LIKE: it would need escaping.
       for (const row of this.#sql.listObjects.iterate(listing.prefix, listing.after ?? '', limit)) {
@@ -542,11 +524,11 @@ export class SqliteRelayStore {
     });
   }
 
-  async putBlobData(name: string, write: BlobRowWrite): Promise<ObjectRow> {
+  async putBlobData(name: string, write: BlobWrite): Promise<ObjectRecord> {
     return this.#run('write the blob bytes of', () => this.#tx.putBlobData(name, write));
   }
 
-  async putShare(share: ShareRow): Promise<void> {
+  async putShare(share: ShareRecord): Promise<void> {
     this.#run('share', () => {
       this.#sql.putShare.run(share.blobId, share.userId, share.level, share.grantedBy, share.grantedAt);
     });
@@ -556,19 +538,19 @@ export class SqliteRelayStore {
     return this.#run('revoke the share', () => this.#tx.deleteShare(blobId, userId));
   }
 
-  async listShares(blobId: string): Promise<ShareRow[]> {
+  async listShares(blobId: string): Promise<ShareRecord[]> {
     return this.#run('list the shares', () =>
       this.#sql.listShares.all(blobId).map((r) => ({
         blobId: r.blob_id,
         userId: r.user_id,
-        level: r.level as ShareRow['level'],
+        level: r.level as ShareRecord['level'],
         grantedBy: r.granted_by,
         grantedAt: r.granted_at,
       })),
     );
   }
 
-  async putKeyGrant(grant: KeyGrantRow): Promise<void> {
+  async putKeyGrant(grant: KeyGrantRecord): Promise<void> {
     this.#run('store the key grant of', () => {
       this.#sql.putKeyGrant.run({
         blob_id: grant.blobId,
@@ -582,7 +564,7 @@ export class SqliteRelayStore {
     });
   }
 
-  async listKeyGrants(blobId: string, userId?: string): Promise<KeyGrantRow[]> {
+  async listKeyGrants(blobId: string, userId?: string): Promise<KeyGrantRecord[]> {
     return this.#run('list the key grants of', () =>
       (userId === undefined
         ? this.#sql.keyGrantsOfBlob.all(blobId)
@@ -591,7 +573,7 @@ export class SqliteRelayStore {
     );
   }
 
-  async putWrappedKey(key: WrappedKeyRow): Promise<boolean> {
+  async putWrappedKey(key: WrappedKeyRecord): Promise<boolean> {
     return this.#run(
       'store the wrapped key of',
       () =>
@@ -600,7 +582,7 @@ export class SqliteRelayStore {
     );
   }
 
-  async listWrappedKeys(docName: string): Promise<WrappedKeyRow[]> {
+  async listWrappedKeys(docName: string): Promise<WrappedKeyRecord[]> {
     return this.#run('list the wrapped keys of', () =>
       this.#sql.wrappedKeys.all(docName).map((r) => ({
         docName: r.doc_name,
@@ -612,24 +594,22 @@ export class SqliteRelayStore {
     );
   }
 
-  async appendAudit(seal: (head: AuditHeadRow | null) => AuditRow): Promise<AuditRow> {
+  async appendAudit(seal: (head: AuditHead | null) => AuditRecord): Promise<AuditRecord> {
     return this.#run('append to the audit log', () => ({ ...this.#tx.appendAudit(seal) }));
   }
 
-  async auditHead(): Promise<AuditHeadRow | null> {
+  async auditHead(): Promise<AuditHead | null> {
     return this.#run('read the audit head', () => this.#sql.auditHead.get() ?? null);
   }
 
-  async queryAudit(query: AuditRowQuery): Promise<AuditRow[]> {
+  async queryAudit(query: AuditQuery): Promise<AuditRecord[]> {
     return this.#run('query the audit log', () => {
       const limit = Math.min(Math.max(0, Math.floor(query.limit ?? MAX_AUDIT_PAGE)), MAX_AUDIT_PAGE);
       const after = query.afterSeq ?? 0;
       const since = query.since ?? Number.MIN_SAFE_INTEGER;
-      const rows =
-        query.target === undefined
-          ? this.#sql.auditAll.all(after, since, limit)
-          : this.#sql.auditByTarget.all(query.target, after, since, limit);
-      return rows.map(toAudit);
+      return query.target === undefined
+        ? this.#sql.auditAll.all(after, since, limit)
+        : this.#sql.auditByTarget.all(query.target, after, since, limit);
     });
   }
 
@@ -649,45 +629,12 @@ export class SqliteRelayStore {
 
   /** Closes the file if the store opened it. Idempotent; later calls reject with Unavailable. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#ownsDb && this.#db.open) this.#db.close();
+    this.#handle.close();
   }
 
-  /** Runs one synchronous database step, turning closed stores and SQLite errors into SyncErrors. */
   #run<T>(what: string, step: () => T): T {
-    if (this.#closed) throw new SyncError('Unavailable', 'the relay store is closed');
-    try {
-      return step();
-    } catch (error) {
-      throw toSyncError(error, `cannot ${what}`);
-    }
+    return this.#handle.run(`cannot ${what}`, step);
   }
-}
-
-function openFile(
-  path: string | undefined,
-  synchronous: SqliteSynchronous,
-  busyTimeoutMs: number,
-): Database.Database {
-  if (typeof path !== 'string' || path === '')
-    throw new SyncError('BadRequest', 'SqliteRelayStore needs a path or a database');
-  let db: Database.Database;
-  try {
-    db = new Database(path, { timeout: busyTimeoutMs });
-  } catch (error) {
-    throw toSyncError(error, `cannot open ${path}`);
-  }
-  try {
-    // WAL: the relay reads while the CLI writes (admin create, level set) and vice versa.
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${synchronous}`);
-    db.pragma('foreign_keys = ON');
-  } catch (error) {
-    db.close();
-    throw toSyncError(error, `cannot configure ${path}`);
-  }
-  return db;
 }
 
 function migrate(db: Database.Database): void {
@@ -716,7 +663,7 @@ function checkSignPkFree(sql: Statements, signPk: string | null, userId: string)
   }
 }
 
-function insertObject(sql: Statements, r: ObjectRow): void {
+function insertObject(sql: Statements, r: ObjectRecord): void {
   sql.insertObject.run(
     r.name,
     r.owner,
@@ -731,7 +678,7 @@ function insertObject(sql: Statements, r: ObjectRow): void {
   );
 }
 
-function toUser(r: UserSql): UserRow {
+function toUser(r: UserSql): UserRecord {
   return {
     userId: r.user_id,
     level: r.level as Level,
@@ -742,12 +689,12 @@ function toUser(r: UserSql): UserRow {
   };
 }
 
-function toObject(r: ObjectSql): ObjectRow {
+function toObject(r: ObjectSql): ObjectRecord {
   return {
     name: r.name,
     owner: r.owner,
-    read: r.read as ObjectRow['read'],
-    write: r.write as ObjectRow['write'],
+    read: r.read as ObjectRecord['read'],
+    write: r.write as ObjectRecord['write'],
     encrypted: r.encrypted !== 0,
     minEpoch: r.min_epoch,
     createdAt: r.created_at,
@@ -757,7 +704,7 @@ function toObject(r: ObjectSql): ObjectRow {
   };
 }
 
-function toKeyGrant(r: KeyGrantSql): KeyGrantRow {
+function toKeyGrant(r: KeyGrantSql): KeyGrantRecord {
   return {
     blobId: r.blob_id,
     userId: r.user_id,
@@ -769,42 +716,6 @@ function toKeyGrant(r: KeyGrantSql): KeyGrantRow {
   };
 }
 
-function toAudit(r: AuditSql): AuditRow {
-  return {
-    seq: r.seq,
-    id: r.id,
-    ts: r.ts,
-    accessor: r.accessor,
-    target: r.target,
-    scope: r.scope,
-    key: r.key,
-    action: r.action,
-    result: r.result as AuditRow['result'],
-    channel: r.channel as AuditRow['channel'],
-    reason: r.reason,
-    prevHash: r.prev_hash,
-    hash: r.hash,
-  };
-}
-
-function fromAudit(e: AuditRow): AuditSql {
-  return {
-    seq: e.seq,
-    id: e.id,
-    ts: e.ts,
-    accessor: e.accessor,
-    target: e.target,
-    scope: e.scope,
-    key: e.key,
-    action: e.action,
-    result: e.result,
-    channel: e.channel,
-    reason: e.reason,
-    prev_hash: e.prevHash,
-    hash: e.hash,
-  };
-}
-
 function toGrant(r: GrantSql): ModGrant {
   return {
     source: r.source,
@@ -813,23 +724,4 @@ function toGrant(r: GrantSql): ModGrant {
     ...(r.keys === null ? {} : { keys: JSON.parse(r.keys) as string[] }),
     ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
   };
-}
-
-/** SQLite result codes that mean "try again later" rather than a bug. */
-const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|NOMEM|INTERRUPT)/;
-
-function toSyncError(error: unknown, context: string): SyncError {
-  if (error instanceof SyncError) return error;
-  const code = (error as { code?: unknown } | null)?.code;
-  const message = error instanceof Error ? error.message : String(error);
-  if (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT')) {
-    // A primary-key or foreign-key clash: the caller asked for something that already exists
-    // (or refers to something that does not).
-    const kind = code === 'SQLITE_CONSTRAINT_FOREIGNKEY' ? 'NotFound' : 'Conflict';
-    return new SyncError(kind, `${context}: ${message}`, { cause: error });
-  }
-  const closed = error instanceof TypeError && /not open/.test(message);
-  const kind =
-    closed || (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) ? 'Unavailable' : 'Internal';
-  return new SyncError(kind, `${context}: ${message}`, { cause: error });
 }

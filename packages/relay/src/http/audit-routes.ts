@@ -1,5 +1,4 @@
-import { Level, SyncError } from '@scopesync/core';
-import type { AuditRecord } from '../relay-store.ts';
+import { type AuditRecord, Level, SyncError } from '@scopesync/core';
 import { intParam } from './request.ts';
 import { sendJson } from './respond.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';

@@ -1,5 +1,5 @@
-import { blobAddress, SyncError } from '@scopesync/core';
-import type { ObjectRecord } from '../relay-store.ts';
+import { blobAddress, type ObjectRecord, SyncError } from '@scopesync/core';
+import { answerDelete } from './delete-route.ts';
 import { parseVersionHeader, readBody } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
 import { deniedError, type Route, type RouteRequest, type RouteServices } from './route.ts';
@@ -102,16 +102,7 @@ export function blobRoutes(s: RouteServices): Route[] {
 
   const del = async (r: RouteRequest): Promise<void> => {
     const address = blobAddress(r.params.id as string);
-    const caller = await r.user();
-    await s.mutex.run(address.name, async () => {
-      const { decision } = await s.access.check(caller, 'delete', address, { channel: 'http' });
-      if (!decision.allowed) throw deniedError(decision, caller);
-      await s.store.deleteObject(address.name);
-      // A blob may also be a collaborative document: remove it and end its subscriptions.
-      await s.hub.remove(address.name);
-      await s.refreshAccess(address.name);
-      sendEmpty(r.res);
-    });
+    await answerDelete(s, r, await r.user(), address);
   };
 
   return [

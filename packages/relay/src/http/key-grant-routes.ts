@@ -1,8 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
-import { blobAddress, parseUserId, SyncError } from '@scopesync/core';
+import { blobAddress, type KeyGrantRecord, parseUserId, SyncError } from '@scopesync/core';
 import { ready, verifyGrantSignature } from '@scopesync/crypto';
 import { parseBase64, publicKeyBytes, toBase64Url } from '../credentials.ts';
-import type { KeyGrantRecord } from '../relay-store.ts';
 import { readJsonObject } from './request.ts';
 import { sendJson } from './respond.ts';
 import { deniedError, type Route, type RouteRequest, type RouteServices } from './route.ts';

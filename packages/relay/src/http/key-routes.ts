@@ -1,4 +1,4 @@
-import { Level, parseUserId, SyncError } from '@scopesync/core';
+import { Level, parseUserId, SyncError, type UserKeys } from '@scopesync/core';
 import {
   apiKeyOf,
   generateApiKey,
@@ -11,7 +11,6 @@ import {
   registerDevice,
   toBase64Url,
 } from '../credentials.ts';
-import type { UserKeys } from '../relay-store.ts';
 import { readJsonObject } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';

@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Caller, type Decision, type DocName, SyncError } from '@scopesync/core';
+import { type Caller, type Decision, type DocName, type RelayStore, SyncError } from '@scopesync/core';
 import type { AccessControl, UserCaller } from '../access-control.ts';
 import type { AuditLog } from '../audit-log.ts';
 import type { KeyChallenges } from '../key-proof.ts';
 import type { KeyedMutex } from '../keyed-mutex.ts';
-import type { RelayStore } from '../relay-store.ts';
 import type { DocHub } from '../sync/doc-hub.ts';
 
 /** The HTTP methods routes answer (HEAD is answered wherever GET is). */

@@ -14,8 +14,9 @@ import {
   type WriteFlag,
 } from '@scopesync/core';
 import { parseUserValue, readUserValue, writeUserValue } from '../userdata-value.ts';
+import { answerDelete } from './delete-route.ts';
 import { flagField, intParam, parseVersionHeader, readJsonObject } from './request.ts';
-import { sendEmpty, sendJson } from './respond.ts';
+import { sendJson } from './respond.ts';
 import { deniedError, type Route, type RouteRequest, type RouteServices } from './route.ts';
 
 /** The origin DocHub listeners see for writes made over HTTP. */
@@ -81,16 +82,7 @@ export function userdataRoutes(s: RouteServices): Route[] {
 
   const del = async (r: RouteRequest): Promise<void> => {
     const address = addressOf(r);
-    const caller = await r.caller();
-    await s.mutex.run(address.name, async () => {
-      const { decision } = await s.access.check(caller, 'delete', address, { channel: 'http' });
-      if (!decision.allowed) throw deniedError(decision, caller);
-      // Metadata first: from here on every check sees no object.
-      await s.store.deleteObject(address.name);
-      await s.hub.remove(address.name);
-      await s.refreshAccess(address.name);
-      sendEmpty(r.res);
-    });
+    await answerDelete(s, r, await r.caller(), address);
   };
 
   const list = async (r: RouteRequest): Promise<void> => {

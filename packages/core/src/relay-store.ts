@@ -1,4 +1,9 @@
-import type { Level, ModGrant, ReadFlag, ShareLevel, WriteFlag } from '@scopesync/core';
+import type { Level } from './levels.ts';
+import type { ModGrant, ReadFlag, ShareLevel, WriteFlag } from './rules.ts';
+
+// The storage interface of the relay's own records. It lives in core, beside DocStore and
+// KeyValueStore, so that @scopesync/store-sqlite can implement it without importing the relay
+// (which depends on the stores). Bytes are Uint8Array: core compiles without Node types.
 
 /** A registered device: one user of the relay. */
 export interface UserRecord {
@@ -50,7 +55,11 @@ export interface ObjectRecord {
   readonly updatedAt: number;
   /** Size in bytes of the raw blob bytes; 0 for documents and for blobs without raw bytes. */
   readonly size: number;
-  /** Version of the raw blob bytes: 0 before the first PUT, +1 per PUT. Documents use the DocStore head instead. */
+  /**
+   * Version of the raw blob bytes: 0 before the first PUT, then higher with every PUT. It never
+   * repeats for a name, not even after the object is deleted and created again, so an old
+   * version cannot match a newer blob. Documents use the DocStore head instead.
+   */
   readonly version: number;
 }
 
@@ -119,7 +128,7 @@ export type AuditChannel = 'http' | 'ws' | 'runtime';
 /**
  * One audit entry. `id` is `AUDIT::<requesting_user_id>::<target_user_id>::<timestamp>`;
  * `seq` orders the chain, `prevHash` is the `hash` of entry `seq - 1` (64 zeros for the
- * first), and `hash` covers every other field (see `sealAuditEntry`).
+ * first), and `hash` covers every other field (see @scopesync/relay `sealAuditEntry`).
  */
 export interface AuditRecord {
   readonly seq: number;
@@ -229,7 +238,8 @@ export interface RelayStore {
   /** The raw bytes of a blob, or null when it has none. */
   getBlobData(name: string): Promise<Uint8Array | null>;
   /**
-   * Stores a blob's raw bytes, creating the object if needed, and bumps its version.
+   * Stores a blob's raw bytes, creating the object if needed, and gives them a version higher
+   * than any this name had before (the stored one + 1, or past the last one before a deletion).
    * Throws PreconditionFailed when `expectedVersion` is given and differs from the stored
    * version (0 for an object without raw bytes or no object at all). Atomic.
    */

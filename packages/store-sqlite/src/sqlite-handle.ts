@@ -1,0 +1,99 @@
+import { SyncError } from '@scopesync/core';
+import type Database from 'better-sqlite3';
+import { openSqliteFile, type SqliteSynchronous } from './open-sqlite-file.ts';
+import { toSyncError } from './sqlite-errors.ts';
+
+/** Where a SQLite store keeps its tables: a file of its own, or an open database it is lent. */
+export interface SqliteFileOptions {
+  /** The database file (created if missing), or `':memory:'`. Required unless `database` is given. */
+  readonly path?: string;
+  /**
+   * An open better-sqlite3 handle to keep the store's tables in, so that several stores (a
+   * relay's, a client's) can share one file. The store creates its tables in it but neither
+   * changes its pragmas nor closes it: its owner configures and closes it.
+   */
+  readonly database?: Database.Database;
+  /**
+   * `FULL` (default): a resolved write survives power loss. `NORMAL`: it survives a crash of
+   * the process but the newest commits may be lost on power loss. Only applied when the
+   * store opens the file itself.
+   */
+  readonly synchronous?: SqliteSynchronous;
+  /** How long a write waits for another connection's lock (e.g. the CLI's) before failing with Unavailable. Default 5000 ms. */
+  readonly busyTimeoutMs?: number;
+}
+
+const DEFAULTS = {
+  synchronous: 'FULL',
+  busyTimeoutMs: 5000,
+} as const satisfies Partial<SqliteFileOptions>;
+
+/**
+ * A store's hold on its database: a file it opened itself ({@link openSqliteFile}; closed
+ * with the store) or a handle lent by its owner (left as it is). Runs the store's steps,
+ * turning a closed store and SQLite errors into SyncErrors.
+ */
+export class SqliteHandle {
+  /** The connection the store prepares its statements on. */
+  readonly db: Database.Database;
+  readonly #owned: boolean;
+  readonly #closedMessage: string;
+  #closed = false;
+
+  /**
+   * Opens `options.path`, or takes `options.database`. `store` names the store in errors;
+   * `closedMessage` is the Unavailable error's message once it is closed.
+   */
+  constructor(options: SqliteFileOptions, store: string, closedMessage: string) {
+    const opts = { ...DEFAULTS, ...options };
+    if (opts.synchronous !== 'FULL' && opts.synchronous !== 'NORMAL') {
+      throw new SyncError(
+        'BadRequest',
+        `synchronous must be FULL or NORMAL, got ${String(opts.synchronous)}`,
+      );
+    }
+    this.#owned = opts.database === undefined;
+    this.#closedMessage = closedMessage;
+    this.db = opts.database ?? openSqliteFile(opts.path, opts, store);
+  }
+
+  /**
+   * Runs the store's set-up (tables, statements) and resolves with its result. When it fails
+   * a file the store opened is closed again, and the error is a SyncError about `context`.
+   */
+  setUp<T>(context: string, create: (db: Database.Database) => T): T {
+    try {
+      return create(this.db);
+    } catch (error) {
+      if (this.#owned) this.db.close();
+      throw toSyncError(error, context);
+    }
+  }
+
+  /** Runs one synchronous database step: Unavailable once closed, SQLite errors as SyncErrors about `context`. */
+  run<T>(context: string, step: () => T): T {
+    if (this.#closed) throw new SyncError('Unavailable', this.#closedMessage);
+    try {
+      return step();
+    } catch (error) {
+      throw toSyncError(error, context);
+    }
+  }
+
+  /**
+   * Gives the pages a large deletion freed back to the file system: without it the file
+   * keeps the high-water mark of everything it ever held (a compacted 47 KiB document sat in a
+   * 9 MB file). Only for a file the store opened
+   * (and so created with incremental auto-vacuum); a lent database is its owner's to tend.
+   */
+  releaseFreePages(): void {
+    if (this.#owned) this.db.pragma('incremental_vacuum');
+  }
+
+  /** Closes the file if the store opened it. Idempotent; later steps fail with Unavailable. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#owned && this.db.open) this.db.close();
+  }
+}
