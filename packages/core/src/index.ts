@@ -72,6 +72,7 @@ export {
   callerId,
   decide,
   flagsForWrite,
+  HIDDEN_REASON,
   isShareLevel,
   ownerForCreate,
   RUNTIME_DEFAULT_FLAGS,

@@ -408,7 +408,9 @@ describe('decide() over every caller × scope × action × object', () => {
             if (present.allowed) continue; // e.g. an admin deleting USER_PRIVATE it cannot read
             const absent = decide({ caller, action, address, object: null, now: NOW });
             compared++;
-            if (absent.allowed || absent.hideExistence !== present.hideExistence) {
+            // The reason is sent to the caller too: it must not tell "hidden" from "absent".
+            const sameWords = !present.hideExistence || absent.reason === present.reason;
+            if (absent.allowed || absent.hideExistence !== present.hideExistence || !sameWords) {
               leaks.push(`${name} ${action} ${address.name} (${describeObject(object)})`);
             }
           }

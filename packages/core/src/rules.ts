@@ -72,8 +72,13 @@ export interface AccessRequest {
 /** The engine's answer. */
 export interface Decision {
   readonly allowed: boolean;
-  /** Why, in words a developer can act on. */
+  /**
+   * Why, in words a developer can act on — safe to send to the caller: a denial that must
+   * hide existence always reads {@link HIDDEN_REASON}, so absent and hidden look the same.
+   */
   readonly reason: string;
+  /** The engine's specific reason, also for hidden denials: for the relay's own logs, never for the caller. */
+  readonly detail: string;
   /** The access touches data belonging to someone other than the caller (audit it). */
   readonly crossUser: boolean;
   /** Append an audit entry: every cross-user access and every denial. */
@@ -87,6 +92,9 @@ export interface Decision {
   /** Whose data it is: a user id, `mod:<name>`, or the system owner. */
   readonly target: string;
 }
+
+/** The one reason every denial that hides existence gives, whether the object is absent or hidden. */
+export const HIDDEN_REASON = 'not found';
 
 /** Flags a client write gets by default, and the widest a scope allows, per scope. */
 export const SCOPE_FLAGS: Readonly<
@@ -152,12 +160,15 @@ export function decide(request: AccessRequest): Decision {
   const target = targetOf(address, object);
   const verdict = address.kind === 'blob' ? decideBlob(request, object) : decideDoc(request, address, object);
   const crossUser = isCrossUser(caller, request.action, address, object, target);
+  const hideExistence = !verdict.allowed && verdict.hide === true;
   return {
     allowed: verdict.allowed,
-    reason: verdict.reason,
+    // "owner-read" vs "no such object" would tell the caller that a hidden object exists.
+    reason: hideExistence ? HIDDEN_REASON : verdict.reason,
+    detail: verdict.reason,
     crossUser,
     audit: crossUser || !verdict.allowed,
-    hideExistence: !verdict.allowed && verdict.hide === true,
+    hideExistence,
     target,
   };
 }
