@@ -1,61 +1,35 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient, memoryClientStore } from '@scopesync/client';
 import { createRelay, type Relay } from '@scopesync/relay';
-import { build } from 'esbuild';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { type BundledPage, serveBundledPage } from './support/bundled-page.ts';
+import { CHROMIUM, hasChromium, launchChromium } from './support/chromium.ts';
 
 /*
  * The client in a real browser (Debian's Chromium via playwright-core): data written while the
  * relay is down survives a page reload (IndexedDB) and reaches the relay when it returns.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 let browser: Browser | undefined;
-let pageServer: Server | undefined;
+let page: BundledPage | undefined;
 let pageUrl = '';
 const relays: Relay[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'scopesync-browser-'));
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
-  const bundle = await build({
-    entryPoints: [join(import.meta.dirname, 'browser', 'client-page.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    conditions: ['source'],
-    write: false,
-    logLevel: 'silent',
-  });
-  const script = bundle.outputFiles[0]?.text ?? '';
-  const html =
-    '<!doctype html><meta charset="utf-8"><title>scopesync</title><script type="module" src="/client.js"></script>';
-  pageServer = createServer((req, res) => {
-    const isScript = req.url?.startsWith('/client.js') === true;
-    res.writeHead(200, {
-      'content-type': isScript ? 'text/javascript' : 'text/html',
-      'cache-control': 'no-store',
-    });
-    res.end(isScript ? script : html);
-  });
-  await new Promise<void>((resolve) => pageServer?.listen(0, '127.0.0.1', resolve));
-  pageUrl = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}/`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  if (!hasChromium()) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+  page = await serveBundledPage(join(import.meta.dirname, 'browser', 'client-page.ts'));
+  pageUrl = page.url;
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
-  await new Promise<void>((resolve) => (pageServer ? pageServer.close(() => resolve()) : resolve()));
+  await page?.close();
   for (const relay of relays) await relay.close();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -1,14 +1,12 @@
-import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createClient, memoryClientStore } from '@scopesync/client';
 import { importRecoveryPhrase } from '@scopesync/crypto';
-import { build } from 'esbuild';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { cleanUp, filesOf, findMarker, marker, startScannedRelay } from './e2e-encryption-harness.ts';
+import { type BundledPage, serveBundledPage } from './support/bundled-page.ts';
+import { CHROMIUM, hasChromium, launchChromium } from './support/chromium.ts';
 
 /*
  * The built-in end-to-end encryption in a real browser (Debian's Chromium via playwright-core):
@@ -18,47 +16,22 @@ import { cleanUp, filesOf, findMarker, marker, startScannedRelay } from './e2e-e
  * reload with the relay down.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 let browser: Browser | undefined;
-let pageServer: Server | undefined;
+let page: BundledPage | undefined;
 let pageUrl = '';
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
-  const bundle = await build({
-    entryPoints: [join(import.meta.dirname, 'e2e-encryption-browser-page.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    conditions: ['source'],
-    write: false,
-    logLevel: 'silent',
-  });
-  const script = bundle.outputFiles[0]?.text ?? '';
-  const html =
-    '<!doctype html><meta charset="utf-8"><title>scopesync</title><script type="module" src="/client.js"></script>';
-  pageServer = createServer((req, res) => {
-    const isScript = req.url?.startsWith('/client.js') === true;
-    res.writeHead(200, {
-      'content-type': isScript ? 'text/javascript' : 'text/html',
-      'cache-control': 'no-store',
-    });
-    res.end(isScript ? script : html);
-  });
-  await new Promise<void>((resolve) => pageServer?.listen(0, '127.0.0.1', resolve));
-  pageUrl = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}/`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  if (!hasChromium()) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+  page = await serveBundledPage(join(import.meta.dirname, 'e2e-encryption-browser-page.ts'));
+  pageUrl = page.url;
+  browser = await launchChromium();
 });
 
 afterEach(cleanUp);
 
 afterAll(async () => {
   await browser?.close();
-  await new Promise<void>((resolve) => (pageServer ? pageServer.close(() => resolve()) : resolve()));
+  await page?.close();
 });
 
 type Api = {

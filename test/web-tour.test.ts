@@ -7,7 +7,7 @@ import { SqliteDocStore } from '@scopesync/store-sqlite';
 import { buildWebApp } from '@scopesync/web/build';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, hasChromium, launchChromium } from './web/browser.ts';
+import { CHROMIUM, hasChromium, launchChromium } from './support/chromium.ts';
 import { byTestId, openSection, screenshot, signUp, VIEWPORT, waitForSync } from './web/tour-page.ts';
 import { TourRelay } from './web/tour-relay.ts';
 
