@@ -4,6 +4,7 @@ import {
   type DocAccess,
   decide,
   type ErrorKind,
+  HIDDEN_REASON,
   type Message,
   type ReadFlag,
   SCOPE_FLAGS,
@@ -26,7 +27,11 @@ import { Emitter, type Unsubscribe } from './typed-events.ts';
 export interface DocHandleEvents {
   /** An update from the relay (another client's edit) was applied to the doc. */
   'remote-update': { readonly update: Uint8Array };
-  /** The relay reported this client's access to the doc (on subscribe and whenever it changes). */
+  /**
+   * The relay reported this client's access to the doc (on subscribe and whenever it changes).
+   * Access 'none' with reason 'not found' before any access was granted means the doc does not
+   * exist yet (or is hidden): the handle stays open and waits ({@link DocHandle.waiting}).
+   */
   permission: { readonly access: DocAccess; readonly reason: string };
   /** The doc caught up with the relay (after every (re)connect). */
   synced: undefined;
@@ -143,6 +148,8 @@ export class DocHandle {
   readonly #incoming = new SerialQueue();
   #doc: Y.Doc;
   #access: DocAccess | undefined;
+  /** The relay answered "not found" and never granted access: waiting for the doc to appear. */
+  #waiting = false;
   #flags: DocFlags;
   #refs = 1;
   #closed = false;
@@ -227,7 +234,9 @@ export class DocHandle {
 
   /**
    * Resolves the first time the doc has caught up with the relay; rejects if the relay
-   * refuses the doc (access none) or the handle closes first.
+   * refuses the doc (access none) or the handle closes first. While the handle waits for a doc
+   * that does not exist yet ({@link waiting}) it stays pending, and resolves once the doc exists
+   * and has synced.
    */
   get whenSynced(): Promise<void> {
     return this.#synced.promise;
@@ -241,6 +250,15 @@ export class DocHandle {
   /** Access as the relay last reported it (remembered across sessions); undefined before the first answer. */
   get access(): DocAccess | undefined {
     return this.#access;
+  }
+
+  /**
+   * True while the relay answers "not found" (access none) and has never granted access: the
+   * doc does not exist yet, or this client may not see it (the relay does not tell which). The
+   * handle stays open and starts syncing when the doc becomes readable.
+   */
+  get waiting(): boolean {
+    return this.#waiting;
   }
 
   /** True once the handle has stopped syncing for good. */
@@ -448,6 +466,7 @@ export class DocHandle {
       const updates = await this.#log.load();
       const meta = this.#log.meta;
       this.#access = meta.access;
+      this.#waiting = meta.access === 'none' && meta.accessReason === HIDDEN_REASON;
       this.#serverSeq = meta.lastServerSeq;
       if (this.#flags.read === undefined && this.#flags.write === undefined) {
         this.#flags = { read: meta.read, write: meta.write };
@@ -496,7 +515,8 @@ export class DocHandle {
   };
 
   #writeRefusal(): SyncError | undefined {
-    if (this.#access === 'read' || this.#access === 'none') {
+    // Waiting for a doc to appear: the relay has not refused a write, decide() alone answers.
+    if (this.#access === 'read' || (this.#access === 'none' && !this.#waiting)) {
       return new SyncError('Forbidden', `you have ${this.#access} access to ${this.name}`);
     }
     const decision = decide({
@@ -678,6 +698,18 @@ export class DocHandle {
   }
 
   async #onPermission(access: DocAccess, reason: string): Promise<void> {
+    const granted = this.#access === 'read' || this.#access === 'read-write';
+    if (access === 'none' && reason === HIDDEN_REASON && !granted) {
+      // Never granted and "not found": absent (or hidden, which looks the same). Keep the handle
+      // and the local copy; the relay keeps the subscription waiting and sends permission again
+      // (then the sync) once the doc is readable.
+      this.#access = access;
+      this.#waiting = true;
+      this.#events.emit('permission', { access, reason });
+      await this.#log.updateMeta({ access, accessReason: reason });
+      return;
+    }
+    this.#waiting = false;
     this.#access = access;
     const admitted = this.#subscribed && access !== 'none';
     if (admitted && !this.#admitted) {

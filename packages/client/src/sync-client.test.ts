@@ -283,6 +283,47 @@ describe('permissions', () => {
     expect(relay.doc(doc.name).getMap('m').toJSON()).toEqual({ kept: 1, later: 3 });
   });
 
+  it('a doc that is "not found" on subscribe waits, keeps its local copy, and syncs once readable', async () => {
+    const relay = new FakeRelay();
+    const store = profile()();
+    const reader = await start(relay, { apiKey: relay.addUser(BOB), store });
+    const name = `USER_PUBLIC/${ALICE}/profile`;
+    relay.hide(BOB, name);
+    relay.doc(name).getMap('data').set('name', 'Alice');
+    const doc = reader.doc(name);
+    const permissions: Array<{ access: string; reason: string }> = [];
+    doc.on('permission', (p) => permissions.push({ access: p.access, reason: p.reason }));
+    let synced = false;
+    void doc.whenSynced.then(() => {
+      synced = true;
+    });
+    await vi.waitFor(() => expect(permissions).toEqual([{ access: 'none', reason: 'not found' }]));
+    expect(doc.waiting).toBe(true);
+    expect(doc.closed).toBe(false);
+    // decide() still refuses what Bob may not write.
+    await expect(doc.transact((d) => d.getMap('data').set('x', 1))).rejects.toMatchObject({
+      kind: 'Forbidden',
+    });
+    // A reconnect while waiting waits again.
+    reader.disconnect();
+    reader.connect();
+    await vi.waitFor(() => expect(permissions).toHaveLength(2));
+    expect(permissions[1]).toEqual({ access: 'none', reason: 'not found' });
+    expect(synced).toBe(false);
+    expect(doc.closed).toBe(false);
+
+    relay.reveal(BOB, name, 'read');
+    await doc.whenSynced;
+    expect(doc.doc.getMap('data').toJSON()).toEqual({ name: 'Alice' });
+    expect(doc.access).toBe('read');
+    expect(doc.waiting).toBe(false);
+    // Losing read access later is a revocation: closed, local copy dropped.
+    const closed = new Promise<string>((resolve) => doc.on('closed', ({ reason }) => resolve(reason)));
+    relay.setAccess(BOB, name, 'none');
+    expect(await closed).toMatch(/revoked/);
+    expect(await reader.store.docs.docs('USER_PUBLIC/')).toEqual([]);
+  });
+
   it('revocation closes the handle, emits permission none and drops the local copy', async () => {
     const relay = new FakeRelay();
     const reader = await start(relay, { apiKey: relay.addUser(BOB), store: profile()() });

@@ -31,6 +31,8 @@ export class FakeRelay {
   readonly #access = new Map<string, DocAccess>();
   /** Error kinds to answer the next tracked write of a doc with. */
   readonly #refuse = new Map<string, ErrorKind>();
+  /** `${userId} ${docName}` the relay answers "not found" (absent or hidden): subscriptions wait. */
+  readonly #hidden = new Set<string>();
   readonly #deleted = new Set<string>();
   #down = false;
   #userCounter = 0;
@@ -92,6 +94,34 @@ export class FakeRelay {
     }
   }
 
+  /** Makes `docName` absent (or hidden) for `userId`: a subscribe answers none / "not found" and waits. */
+  hide(userId: string, docName: string): void {
+    this.#hidden.add(`${userId} ${docName}`);
+  }
+
+  /**
+   * Makes a hidden doc readable for `userId` with `access`: waiting subscriptions start (permission,
+   * the relay's SyncStep1, and the answer to the SyncStep1 the client sent while waiting).
+   */
+  reveal(userId: string, docName: string, access: DocAccess): void {
+    this.#hidden.delete(`${userId} ${docName}`);
+    this.#access.set(`${userId} ${docName}`, access);
+    for (const socket of this.#sockets) {
+      if (socket.userId !== userId || !socket.waiting.has(docName)) continue;
+      const stateVector = socket.waiting.get(docName);
+      socket.waiting.delete(docName);
+      socket.subscriptions.add(docName);
+      socket.push(docName, { type: 'permission', access, reason: '' });
+      socket.push(docName, { type: 'sync-step1', stateVector: Y.encodeStateVector(this.doc(docName)) });
+      if (stateVector) {
+        socket.push(docName, {
+          type: 'sync-step2',
+          update: Y.encodeStateAsUpdate(this.doc(docName), stateVector),
+        });
+      }
+    }
+  }
+
   /** Makes the relay refuse the next tracked write to `docName` with `kind`. */
   refuseNextWrite(docName: string, kind: ErrorKind): void {
     this.#refuse.set(docName, kind);
@@ -148,6 +178,11 @@ export class FakeRelay {
     const access = this.#accessOf(socket.userId, docName);
     switch (message.type) {
       case 'subscribe': {
+        if (this.#hidden.has(`${socket.userId} ${docName}`)) {
+          socket.push(docName, { type: 'permission', access: 'none', reason: 'not found' });
+          socket.waiting.set(docName, null);
+          return;
+        }
         socket.push(docName, { type: 'permission', access, reason: access === 'none' ? 'no access' : '' });
         if (access === 'none') return;
         socket.subscriptions.add(docName);
@@ -158,8 +193,13 @@ export class FakeRelay {
       }
       case 'unsubscribe':
         socket.subscriptions.delete(docName);
+        socket.waiting.delete(docName);
         return;
       case 'sync-step1':
+        if (socket.waiting.has(docName)) {
+          socket.waiting.set(docName, message.stateVector);
+          return;
+        }
         socket.push(docName, {
           type: 'sync-step2',
           update: Y.encodeStateAsUpdate(this.doc(docName), message.stateVector),
@@ -327,6 +367,8 @@ class FakeSocket {
   onclose: ((event: { code: number; reason: string }) => void) | null = null;
   onerror: ((event: unknown) => void) | null = null;
   readonly subscriptions = new Set<string>();
+  /** Waiting subscriptions ("not found"), with the SyncStep1 the client sent meanwhile. */
+  readonly waiting = new Map<string, Uint8Array | null>();
   readonly #relay: FakeRelay;
   readonly userId: string | undefined;
 

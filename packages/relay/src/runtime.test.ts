@@ -42,6 +42,9 @@ describe('RelayRuntime', () => {
     expect(await runtime.get('SERVER_SCOPE/_/config')).toEqual(written);
     // The value lives in the document's data map, where sync clients see it.
     expect(await hub.read('SERVER_SCOPE/_/config' as DocName, readUserValue)).toEqual({ maxPlayers: 8 });
+    // Creating re-checks subscriptions waiting for the object.
+    expect(refreshed).toEqual(['SERVER_SCOPE/_/config']);
+    refreshed.length = 0;
     const opened = await runtime.set('SERVER_SCOPE/_/config', { maxPlayers: 9 }, { read: 2 });
     expect(opened).toMatchObject({ read: 2, write: 0 });
     expect(refreshed).toEqual(['SERVER_SCOPE/_/config']);

@@ -406,6 +406,8 @@ export class RelayRuntime {
       await this.#refreshAccess(address.name);
     }
     await this.#hub.transact(address.name, (doc) => writeUserValue(doc, value), RUNTIME_ORIGIN);
+    // Created: subscriptions waiting for it (absent until now) may read it now.
+    if (!before) await this.#refreshAccess(address.name);
     return this.#valueAt(address.name, value, meta);
   }
 

@@ -2,15 +2,16 @@ import type { DocHandle, SyncClient } from '@scopesync/client';
 import type * as Y from 'yjs';
 import { onDocChange } from './on-doc-change.ts';
 
-/** How often a document the relay reported absent is asked for again. */
+/** How long to wait before opening a document again after its handle closed (deleted, revoked). */
 const RETRY_MS = 3000;
 
 /**
  * Keeps a document someone else creates open for reading — the announcement before an admin
- * first writes it. The relay answers a subscription to a document that does not exist yet,
- * and that the caller may not create, with "no access" (it does not tell absent from hidden),
- * and the client closes the handle; this opens it again every few seconds and on reconnect,
- * so the page shows the document as soon as it exists.
+ * first writes it. A subscription to a document that does not exist yet (and that the caller
+ * may not create) waits: the handle stays open (permission none, "not found") and syncs as soon
+ * as the document is created. Only when the handle closes for good — the document was deleted,
+ * or access revoked — is it opened again (after a pause, or at once on reconnect), to wait for
+ * the next version.
  */
 export class LiveDoc {
   readonly #client: SyncClient;

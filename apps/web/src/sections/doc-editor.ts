@@ -179,6 +179,11 @@ export class DocEditor {
       );
     } else if (view === 'read-write' && !this.#item.owned) {
       this.#notice.show('ok', 'You can edit: the owner shared this document with you to read and write.');
+    } else if (view === 'none' && this.#handle.waiting && !this.#handle.closed) {
+      this.#notice.show(
+        'info',
+        'Nothing here for you yet: it was not shared with you, or it does not exist. It opens as soon as it is.',
+      );
     } else if (view !== 'none') {
       this.#notice.clear();
     }

@@ -72,6 +72,9 @@ describe('HttpApi', () => {
       doc.getMap('data').toJSON(),
     );
     expect(live).toEqual({ name: 'Ada' });
+    // Creating re-checks subscriptions waiting for the object.
+    expect(refreshed).toEqual([`USER_PUBLIC/${me.user_id}/profile`]);
+    refreshed.length = 0;
     // Narrowing the flags of an existing object re-checks live subscriptions.
     await json('POST', path, { value: { name: 'Ada' }, read: 1 }, me.key);
     expect(refreshed).toEqual([`USER_PUBLIC/${me.user_id}/profile`]);

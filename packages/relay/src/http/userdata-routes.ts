@@ -75,6 +75,8 @@ export function userdataRoutes(s: RouteServices): Route[] {
         await s.refreshAccess(address.name);
       await s.hub.transact(address.name, (doc) => writeUserValue(doc, value), HTTP_ORIGIN);
       await s.store.updateObject(address.name, { updatedAt: s.now() });
+      // Created: subscriptions waiting for it (absent until now) may read it now.
+      if (!object) await s.refreshAccess(address.name);
       const version = await s.hub.head(address.name);
       sendJson(r.res, 200, { value, version, owner: meta.owner, read: meta.read, write: meta.write });
     });

@@ -488,6 +488,65 @@ describe('SyncServer multiplexed endpoint', () => {
     expect(await b.next('error')).toMatchObject({ kind: 'BadRequest' });
   });
 
+  it('keeps a "not found" subscription waiting, silent, until the document becomes readable', async () => {
+    const f = await start({ maxDocsPerConnection: 2 });
+    const bob = await Client.open(`${f.url}/sync?key=bob-key`, true);
+    bob.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, ALICE_PUBLIC);
+    bob.send({ type: 'sync-step1', stateVector: Y.encodeStateVector(new Y.Doc()) }, ALICE_PUBLIC);
+    expect(await bob.next('permission')).toEqual({ type: 'permission', access: 'none', reason: 'not found' });
+    // While waiting: writes are refused (not subscribed yet), nothing else is answered or sent.
+    bob.send({ type: 'query-awareness' }, ALICE_PUBLIC);
+    bob.send({ type: 'tracked-update', ref: 3, update: textUpdate(new Y.Doc(), 'x') }, ALICE_PUBLIC);
+    expect(await bob.next('error', (m) => m.ref === 3)).toMatchObject({
+      kind: 'BadRequest',
+      message: 'not subscribed to this document yet: not found',
+    });
+    // It counts against maxDocsPerConnection.
+    bob.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, NOTES);
+    expect(await bob.next('permission', (_m, d) => d === NOTES)).toMatchObject({ access: 'read-write' });
+    bob.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, parseDocName('PUBLIC_RW/_/third').name);
+    expect(await bob.next('error')).toMatchObject({ ref: 0, kind: 'TooLarge' });
+    bob.send({ type: 'unsubscribe' }, NOTES);
+    await f.server.refreshAccess(ALICE_PUBLIC); // still absent: keeps waiting
+    expect(bob.frames.filter((fr) => fr.docName === ALICE_PUBLIC)).toEqual([]);
+    expect(f.authority.audits.filter((e) => e.caller === BOB)).toEqual([
+      { caller: BOB, action: 'read', name: ALICE_PUBLIC, allowed: false },
+    ]);
+
+    // Alice creates it as an owner-read draft: hidden looks the same, bob waits on.
+    const alice = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    alice.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0, read: 1 }, ALICE_PUBLIC);
+    await alice.next('permission');
+    const local = new Y.Doc();
+    alice.send({ type: 'tracked-update', ref: 1, update: textUpdate(local, 'hello') }, ALICE_PUBLIC);
+    await alice.next('ack');
+    await f.server.refreshAccess(ALICE_PUBLIC);
+    expect(bob.frames.filter((fr) => fr.docName === ALICE_PUBLIC)).toEqual([]);
+
+    // Opened to read 2: bob gets permission, the relay's SyncStep1 and the answer to his own.
+    alice.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0, read: 2 }, ALICE_PUBLIC);
+    await alice.next('permission');
+    alice.send({ type: 'tracked-update', ref: 2, update: textUpdate(local, 'well ') }, ALICE_PUBLIC);
+    await alice.next('ack', (m) => m.ref === 2);
+    expect(await bob.next('permission', (_m, d) => d === ALICE_PUBLIC)).toEqual({
+      type: 'permission',
+      access: 'read',
+      reason: '',
+    });
+    await bob.next('sync-step1', (_m, d) => d === ALICE_PUBLIC);
+    const step2 = await bob.next('sync-step2', (_m, d) => d === ALICE_PUBLIC);
+    const seen = new Y.Doc();
+    Y.applyUpdate(seen, step2.update);
+    expect(seen.getText('t').toString()).toBe('well hello');
+    // The refusal was audited once; the start as a (cross-user) read.
+    expect(f.authority.audits.filter((e) => e.caller === BOB)).toEqual([
+      { caller: BOB, action: 'read', name: ALICE_PUBLIC, allowed: false },
+      { caller: BOB, action: 'read', name: ALICE_PUBLIC, allowed: true },
+    ]);
+    alice.send({ type: 'tracked-update', ref: 3, update: textUpdate(local, 'oh ') }, ALICE_PUBLIC);
+    await bob.next('sync-update', (_m, d) => d === ALICE_PUBLIC);
+  });
+
   it('revokes a sharee at once: permission none, later writes refused', async () => {
     const f = await start();
     f.authority.objects.set(BLOB, {

@@ -13,6 +13,7 @@ import {
   type ErrorKind,
   encodeDocFrame,
   encodeMuxFrame,
+  HIDDEN_REASON,
   httpStatusOf,
   isEncryptedScope,
   isSyncError,
@@ -128,6 +129,12 @@ interface Subscription {
   /** Encrypted mode: live entries held back until the initial fetch has been sent. */
   liveBuffer: EncEntry[] | null;
   active: boolean;
+  /**
+   * Multiplexed subscriptions refused as "not found" (absent or hidden) wait here until
+   * `refreshAccess` finds them readable: the subscribe to start again, and the client's latest
+   * SyncStep1 to answer then. Nothing of the document is sent while waiting.
+   */
+  waiting: { readonly subscribe: MessageOfType<'subscribe'>; stateVector: Uint8Array | null } | null;
 }
 
 interface Room {
@@ -143,7 +150,12 @@ type Admission =
       /** The existing object's mode, when the authority knows it. */
       readonly encrypted: boolean | undefined;
     }
-  | { readonly ok: false; readonly reason: string };
+  | {
+      readonly ok: false;
+      readonly reason: string;
+      /** The denial hides existence (reason "not found"): absent and hidden look the same. */
+      readonly hidden: boolean;
+    };
 
 type WriteVerdict =
   | { readonly ok: true }
@@ -176,6 +188,8 @@ export class SyncServer {
   readonly #wss: WebSocketServer;
   readonly #conns = new Set<Connection>();
   readonly #rooms = new Map<string, Room>();
+  /** Waiting multiplexed subscriptions (see `Subscription.waiting`) by document name. */
+  readonly #waiting = new Map<string, Set<Subscription>>();
   readonly #ping: NodeJS.Timeout;
   #nextId = 1;
   /** Counts refreshAccess calls, so a subscription admitted while one ran is re-checked. */
@@ -245,13 +259,14 @@ export class SyncServer {
    * Re-checks every live subscription of `name` (after a share was revoked or the object's
    * flags changed): a subscription that lost read gets permission `none` and ends
    * (multiplexed) or its socket is closed with 4403 (single-doc); one that lost write has
-   * later writes refused at once. Resolves when every subscription has been re-checked.
+   * later writes refused at once. A waiting subscription (refused as "not found") that may read
+   * now starts: permission, then the normal sync. Resolves when every subscription has been
+   * re-checked.
    */
   async refreshAccess(name: DocName): Promise<void> {
     this.#refreshes += 1;
-    const room = this.#rooms.get(name);
-    if (!room) return;
-    await Promise.all([...room.subs].map((sub) => this.#recheck(sub)));
+    const subs = [...(this.#rooms.get(name)?.subs ?? []), ...(this.#waiting.get(name) ?? [])];
+    await Promise.all(subs.map((sub) => this.#recheck(sub)));
   }
 
   /**
@@ -503,7 +518,7 @@ export class SyncServer {
    * object that does not exist yet — when it may create it (an empty document reveals
    * nothing). The start is audited once, as a read, when the engine says so.
    */
-  async #admit(caller: Caller, address: Address): Promise<Admission> {
+  async #admit(caller: Caller, address: Address, auditRefusal = true): Promise<Admission> {
     const probe = await this.#authority.check(caller, 'read', address, NO_AUDIT);
     if (probe.decision.allowed) {
       if (!probe.decision.audit)
@@ -511,17 +526,21 @@ export class SyncServer {
       const real = await this.#authority.check(caller, 'read', address);
       return real.decision.allowed
         ? { ok: true, object: real.object, mayWrite: null, encrypted: real.encrypted }
-        : { ok: false, reason: real.decision.reason };
+        : { ok: false, reason: real.decision.reason, hidden: real.decision.hideExistence };
     }
     if (probe.object === null) {
       const create = await this.#authority.check(caller, 'write', address, NO_AUDIT);
       if (create.decision.allowed) return { ok: true, object: null, mayWrite: true, encrypted: undefined };
     }
+    // A waiting subscription's refusal was recorded when it was refused first.
+    if (!auditRefusal) {
+      return { ok: false, reason: probe.decision.reason, hidden: probe.decision.hideExistence };
+    }
     // Record the refused attempt.
     const real = await this.#authority.check(caller, 'read', address);
     return real.decision.allowed
       ? { ok: true, object: real.object, mayWrite: null, encrypted: real.encrypted }
-      : { ok: false, reason: real.decision.reason };
+      : { ok: false, reason: real.decision.reason, hidden: real.decision.hideExistence };
   }
 
   /** Authorises a write of `sub`: the audited write check and prepareWrite once per subscription. */
@@ -575,6 +594,7 @@ export class SyncServer {
   }
 
   async #recheck(sub: Subscription): Promise<void> {
+    if (sub.waiting) return this.#schedulePromote(sub);
     sub.accessEpoch += 1;
     const { caller } = sub.conn;
     try {
@@ -672,6 +692,7 @@ export class SyncServer {
       },
       liveBuffer: mode === 'encrypted' ? [] : null,
       active: true,
+      waiting: null,
     };
     conn.subs.set(address.name, sub);
     return sub;
@@ -717,6 +738,8 @@ export class SyncServer {
     sub.active = false;
     sub.hubSub?.close();
     if (sub.conn.subs.get(sub.name) === sub) sub.conn.subs.delete(sub.name);
+    const waiting = this.#waiting.get(sub.name);
+    if (waiting?.delete(sub) && waiting.size === 0) this.#waiting.delete(sub.name);
     const room = this.#rooms.get(sub.name);
     if (room?.subs.delete(sub)) {
       room.awareness.leave(sub.peer);
@@ -807,6 +830,7 @@ export class SyncServer {
       if (sub) this.#dropSub(sub);
       return;
     }
+    if (sub?.waiting) return this.#whileWaiting(sub, message);
     if (!sub?.hubSub) {
       const text = 'not subscribed to this document: send subscribe first';
       this.#sendTo(conn, address.name, { type: 'error', ref, kind: 'BadRequest', message: text });
@@ -1002,9 +1026,42 @@ export class SyncServer {
     if (conn.closed || conn.revoked) return;
     if (!admission.ok) {
       this.#denials.inc();
+      if (admission.hidden) {
+        // Absent or hidden (the same to the caller): wait until refreshAccess finds it readable.
+        const sub = this.#newSub(conn, address, message.mode, {}, null);
+        sub.waiting = { subscribe: message, stateVector: null };
+        let waiting = this.#waiting.get(name);
+        if (!waiting) {
+          waiting = new Set();
+          this.#waiting.set(name, waiting);
+        }
+        waiting.add(sub);
+        // Created or shared while we admitted: check again, after this answer.
+        if (this.#refreshes !== refreshes) void this.#schedulePromote(sub);
+      }
       this.#sendTo(conn, name, { type: 'permission', access: 'none', reason: admission.reason });
       return;
     }
+    await this.#startMux(conn, address, message, admission, refreshes, null);
+  }
+
+  /**
+   * Starts an admitted multiplexed subscription: permission, then the plaintext greeting (and
+   * the answer to `stateVector`, a SyncStep1 the client sent while its subscription waited) or
+   * the encrypted log.
+   */
+  async #startMux(
+    conn: Connection,
+    address: Address,
+    message: MessageOfType<'subscribe'>,
+    admission: Extract<Admission, { ok: true }>,
+    refreshes: number,
+    stateVector: Uint8Array | null,
+  ): Promise<void> {
+    const name = address.name;
+    const answer = (kind: ErrorKind, text: string): void => {
+      this.#sendTo(conn, name, { type: 'error', ref: 0, kind, message: text });
+    };
     // A blob's mode is fixed when it is created; told only to callers who may read it.
     if (address.kind === 'blob' && admission.encrypted !== undefined) {
       if (admission.encrypted && message.mode !== 'encrypted') return answer('BadRequest', ENCRYPTED_BLOB);
@@ -1038,6 +1095,7 @@ export class SyncServer {
     if (!sub.active) return;
     if (message.mode === 'plaintext') {
       await this.#greetPlaintext(sub);
+      if (stateVector && sub.active) await this.#handleYProtocols(sub, { type: 'sync-step1', stateVector });
       return;
     }
     // Live entries committed during the initial fetch wait in liveBuffer, so the client sees
@@ -1048,6 +1106,64 @@ export class SyncServer {
     if (!sub.active) return;
     for (const entry of buffered) {
       if (entry.seq > sent) this.#send(sub, { type: 'enc-entries', headSeq: entry.seq, entries: [entry] });
+    }
+  }
+
+  /**
+   * Re-checks a waiting subscription in its connection's frame order; resolves when done.
+   * Never rejects (a failure closes the socket, like a failing frame).
+   */
+  #schedulePromote(sub: Subscription): Promise<void> {
+    const conn = sub.conn;
+    if (conn.closed || conn.revoked) return Promise.resolve();
+    this.#enqueue(conn, () => this.#promote(sub));
+    return conn.queue;
+  }
+
+  /** Starts a waiting subscription once its caller may read the document; else it waits on. */
+  async #promote(sub: Subscription): Promise<void> {
+    const waiting = sub.waiting;
+    const { conn, address } = sub;
+    if (!waiting || !sub.active || conn.subs.get(sub.name) !== sub) return;
+    const refreshes = this.#refreshes;
+    const admission = await this.#admit(conn.caller, address, false);
+    if (!sub.active || conn.closed || conn.revoked || sub.waiting !== waiting) return;
+    if (!admission.ok) {
+      if (admission.hidden) return; // still absent or hidden: keep waiting
+      this.#denials.inc();
+      this.#sendTo(conn, sub.name, { type: 'permission', access: 'none', reason: admission.reason });
+      this.#dropSub(sub);
+      return;
+    }
+    this.#dropSub(sub);
+    await this.#startMux(conn, address, waiting.subscribe, admission, refreshes, waiting.stateVector);
+  }
+
+  /**
+   * A frame about a waiting subscription: nothing of the document is read or written. The
+   * latest SyncStep1 is kept for when the subscription starts; writes with a ref are refused as
+   * for a document not subscribed to (the same whether it is absent or hidden); everything else
+   * is dropped.
+   */
+  #whileWaiting(sub: Subscription, message: Message): void {
+    const waiting = sub.waiting;
+    if (!waiting) return;
+    switch (message.type) {
+      case 'sync-step1':
+        if (sub.mode === 'plaintext') waiting.stateVector = message.stateVector;
+        return;
+      case 'tracked-update':
+      case 'enc-append':
+      case 'enc-snapshot':
+        this.#denials.inc();
+        this.#sendTo(sub.conn, sub.name, {
+          type: 'error',
+          ref: message.ref,
+          kind: 'BadRequest',
+          message: `not subscribed to this document yet: ${HIDDEN_REASON}`,
+        });
+        return;
+      default:
     }
   }
 
