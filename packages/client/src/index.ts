@@ -1,3 +1,4 @@
+export type { AuditEntry, AuditPage, AuditQuery } from './audit.ts';
 export type { BackoffOptions } from './backoff.ts';
 export { backoffDelay, DEFAULT_BACKOFF } from './backoff.ts';
 export type { BlobContent, BlobMeta, BlobPutOptions, BlobShare, BlobShareOptions } from './blobs.ts';

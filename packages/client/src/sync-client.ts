@@ -12,6 +12,7 @@ import {
   SyncError,
   type UserId,
 } from '@scopesync/core';
+import { type AuditPage, type AuditQuery, readAudit } from './audit.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { Blobs } from './blobs.ts';
 import { type ClientStore, defaultClientStore } from './client-store.ts';
@@ -416,6 +417,14 @@ export class SyncClient {
       this.#events.clear();
     })();
     return this.#closing;
+  }
+
+  /**
+   * A page of the relay's audit log: by default the entries about this user's data ("who read
+   * my profile"), oldest first; admins may pass any `target`. Rejects with Unavailable offline.
+   */
+  audit(query?: AuditQuery): Promise<AuditPage> {
+    return readAudit(this.#http, query);
   }
 
   /** @internal Sends an HTTP request queued in the outbox, after reconnecting. */
