@@ -1,7 +1,7 @@
-import { createPublicKey, randomBytes, verify } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { SyncError } from '@scopesync/core';
-import { keyProofMessage } from '@scopesync/crypto';
-import { PUBLIC_KEY_BYTES, parseBase64 } from './credentials.ts';
+import { keyProofMessage, verifyKeyProof } from '@scopesync/crypto';
+import { parseBase64 } from './credentials.ts';
 
 // The message layout is @scopesync/crypto's keyProofMessage, the one definition the client signs.
 // Proof that whoever registers a signing key holds its secret half. Without it anyone could
@@ -18,25 +18,7 @@ import { PUBLIC_KEY_BYTES, parseBase64 } from './credentials.ts';
 
 /** Bytes of an Ed25519 signature. */
 const SIGNATURE_BYTES = 64;
-/** DER header of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows. */
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
-
-/** True when `signature` is a valid Ed25519 signature of `message` by the raw 32-byte `publicKey`. */
-export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false;
-  try {
-    const key = createPublicKey({
-      key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]),
-      format: 'der',
-      type: 'spki',
-    });
-    return verify(null, message, key, signature);
-  } catch {
-    // A point that does not decode is not a key anyone can sign with.
-    return false;
-  }
-}
 
 /** Options of {@link KeyChallenges}. */
 export interface KeyChallengesOptions {
@@ -91,7 +73,8 @@ export class KeyChallenges {
   /**
    * Redeems `challenge` and checks `proof` over it: Forbidden for an unknown, expired or already
    * used challenge, or a proof that is not `signPk`'s signature of {@link keyProofMessage}.
-   * The challenge is spent whatever the outcome, so one challenge buys one attempt.
+   * The challenge is spent whatever the outcome, so one challenge buys one attempt. Call it
+   * after `@scopesync/crypto`'s `ready()`.
    */
   redeem(challenge: unknown, proof: unknown, signPk: Uint8Array, boxPk: Uint8Array): void {
     if (typeof challenge !== 'string' || !CHALLENGE.test(challenge)) {
@@ -103,7 +86,8 @@ export class KeyChallenges {
     if (expiresAt === undefined || expiresAt < this.#now()) {
       throw new SyncError('Forbidden', 'unknown, used or expired challenge: ask POST /keys/challenge again');
     }
-    if (!verifyEd25519(signPk, keyProofMessage(challenge, signPk, boxPk), signature)) {
+    // One definition of the proof, shared with the client's signKeyProof. Needs libsodium loaded.
+    if (!verifyKeyProof(challenge, signPk, boxPk, signature)) {
       throw new SyncError('Forbidden', 'proof is not a signature of the challenge by sign_pk');
     }
   }

@@ -1,4 +1,5 @@
 import { Level, parseUserId, SyncError, type UserKeys } from '@scopesync/core';
+import { ready } from '@scopesync/crypto';
 import {
   apiKeyOf,
   generateApiKey,
@@ -36,7 +37,7 @@ export function keyRoutes(s: RouteServices): Route[] {
   const register = async (r: RouteRequest): Promise<void> => {
     const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
     const deviceName = parseDeviceName(body.device_name);
-    const keys = provenKeys(s, body);
+    const keys = await provenKeys(s, body);
     // HTTP only ever registers Users: the first admin comes from the CLI.
     if (!keys) {
       const { key, userId } = await registerDevice(s.store, { deviceName, level: Level.User }, s.now());
@@ -110,7 +111,7 @@ export function keyRoutes(s: RouteServices): Route[] {
     const caller = await r.user();
     if (caller.userId !== userId) throw new SyncError('Forbidden', 'you can only register your own keys');
     const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
-    const keys = provenKeys(s, body);
+    const keys = await provenKeys(s, body);
     if (!keys) throw new SyncError('BadRequest', 'sign_pk and box_pk are required, with challenge and proof');
     await s.mutex.run(`sign-pk:${keys.signPk}`, async () => {
       const user = await s.store.getUser(userId);
@@ -150,7 +151,7 @@ export function keyRoutes(s: RouteServices): Route[] {
  * `key-proof.ts`): null when it carries none. sign_pk and box_pk come together, each 32 bytes in
  * base64 or base64url, with `challenge` (from POST /keys/challenge) and `proof`.
  */
-function provenKeys(s: RouteServices, body: Record<string, unknown>): ProvenKeys | null {
+async function provenKeys(s: RouteServices, body: Record<string, unknown>): Promise<ProvenKeys | null> {
   const hasSign = body.sign_pk !== undefined && body.sign_pk !== null;
   const hasBox = body.box_pk !== undefined && body.box_pk !== null;
   if (!hasSign && !hasBox) return null;
@@ -165,6 +166,8 @@ function provenKeys(s: RouteServices, body: Record<string, unknown>): ProvenKeys
       'registering keys needs a proof: sign the challenge of POST /keys/challenge with the sign key (docs/encryption.md)',
     );
   }
+  // The proof is checked with libsodium (crypto's verifyKeyProof): load it first.
+  await ready();
   s.challenges.redeem(body.challenge, body.proof, sign, box);
   const keys: UserKeys & ProvenKeys = { signPk: toBase64Url(sign), boxPk: toBase64Url(box) };
   return keys;
