@@ -1,49 +1,15 @@
 import { SyncError } from '@scopesync/core';
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type * as Y from 'yjs';
 import { FakeRelay } from '../test-support/fake-relay.ts';
-import { type ClientStore, indexedDbClientStore } from './client-store.ts';
+import { profile, testClients } from '../test-support/test-clients.ts';
 import type { DocCipher } from './doc-cipher.ts';
 import { decodeEntry, EntryTag } from './local-doc-log.ts';
-import { type ClientOptions, createClient, type SyncClient } from './sync-client.ts';
 
 const ALICE = 'user_00000000000000a1';
 const BOB = 'user_00000000000000b0';
-const URL = 'http://relay.test';
-
-let clients: SyncClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients) await c.close();
-  clients = [];
-});
-
-/** A fresh IndexedDB "profile" (fake-indexeddb), reusable across client restarts. */
-function profile(): () => ClientStore {
-  const indexedDB = new IDBFactory();
-  return () => indexedDbClientStore({ name: 'scopesync', indexedDB, IDBKeyRange });
-}
-
-async function start(
-  relay: FakeRelay,
-  options: Partial<ClientOptions> & { store: ClientStore },
-): Promise<SyncClient> {
-  const client = await createClient({
-    url: URL,
-    WebSocket: relay.WebSocket,
-    fetch: relay.fetch,
-    backoff: { initialMs: 5, maxMs: 20 },
-    ...options,
-  });
-  clients.push(client);
-  return client;
-}
-
-async function stop(client: SyncClient): Promise<void> {
-  await client.close();
-  clients = clients.filter((c) => c !== client);
-}
+const { start, stop, closeAll } = testClients();
+afterEach(closeAll);
 
 const text = (handle: { doc: Y.Doc }): string => handle.doc.getText('t').toString();
 

@@ -1,39 +1,15 @@
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeRelay } from '../test-support/fake-relay.ts';
-import { type ClientStore, indexedDbClientStore, KV_TABLES } from './client-store.ts';
-import { type ClientOptions, createClient, type SyncClient } from './sync-client.ts';
+import { profile, testClients } from '../test-support/test-clients.ts';
+import { KV_TABLES } from './client-store.ts';
 import { DATA_MAP } from './user-data.ts';
 
 const ALICE = 'user_00000000000000a1';
 const BOB = 'user_00000000000000b0';
 
-let clients: SyncClient[] = [];
-afterEach(async () => {
-  for (const c of clients) await c.close();
-  clients = [];
-});
-
-function profile(): () => ClientStore {
-  const indexedDB = new IDBFactory();
-  return () => indexedDbClientStore({ name: 'scopesync', indexedDB, IDBKeyRange });
-}
-
-async function start(
-  relay: FakeRelay,
-  options: Partial<ClientOptions> & { store: ClientStore },
-): Promise<SyncClient> {
-  const client = await createClient({
-    url: 'http://relay.test',
-    WebSocket: relay.WebSocket,
-    fetch: relay.fetch,
-    backoff: { initialMs: 5, maxMs: 20 },
-    syncTimeoutMs: 2000,
-    ...options,
-  });
-  clients.push(client);
-  return client;
-}
+// A sync may wait for the fake relay to come back; bound it.
+const { start, stop, closeAll } = testClients({ syncTimeoutMs: 2000 });
+afterEach(closeAll);
 
 describe('userData', () => {
   it('sets, gets, updates field by field and replaces with set', async () => {
@@ -169,8 +145,7 @@ describe('userData', () => {
     expect(await a.userData.get('USER_PUBLIC', ALICE, 'old')).toBeUndefined();
     expect(await a.userData.list('USER_PUBLIC', ALICE)).toEqual([]);
     expect(await a.store.kv.list(KV_TABLES.outbox)).toHaveLength(1);
-    await a.close();
-    clients = [];
+    await stop(a);
 
     relay.start();
     const again = await start(relay, { apiKey: key, store: store() });
