@@ -1,0 +1,83 @@
+import type { DocName } from '@scopesync/core';
+import { describe, expect, it } from 'vitest';
+import { LocalEventBus } from './local-event-bus.ts';
+import { HTTP_ORIGIN, type RelayEvent } from './relay-events.ts';
+
+const doc = (n: string): DocName => `PUBLIC_RW/_/${n}` as DocName;
+const update = (name: DocName, byte: number): RelayEvent => ({
+  type: 'doc-updated',
+  name,
+  update: new Uint8Array([byte]),
+  seq: null,
+  origin: HTTP_ORIGIN,
+});
+
+describe('LocalEventBus', () => {
+  it('delivers synchronously while a lane is idle', () => {
+    const bus = new LocalEventBus();
+    const seen: number[] = [];
+    bus.on('doc-updated', (e) => {
+      seen.push(e.update[0] as number);
+    });
+    void bus.publish(update(doc('a'), 1));
+    expect(seen).toEqual([1]);
+  });
+
+  it('handles an access change fully before a later update of the same document', async () => {
+    const bus = new LocalEventBus();
+    const order: string[] = [];
+    let release!: () => void;
+    bus.on('access-changed', async () => {
+      order.push('recheck-start');
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      order.push('recheck-end');
+    });
+    bus.on('doc-updated', (e) => {
+      order.push(`update-${e.name}`);
+    });
+    const narrowed = bus.publish({ type: 'access-changed', name: doc('a'), cause: 'flags' });
+    const delivered = bus.publish(update(doc('a'), 1));
+    void bus.publish(update(doc('b'), 2)); // another document is not held up
+    expect(order).toEqual(['recheck-start', `update-${doc('b')}`]);
+    release();
+    await narrowed;
+    await delivered;
+    expect(order).toEqual(['recheck-start', `update-${doc('b')}`, 'recheck-end', `update-${doc('a')}`]);
+  });
+
+  it('runs serialized work between events of its lane and passes its result and errors on', async () => {
+    const bus = new LocalEventBus();
+    const order: string[] = [];
+    bus.on('access-changed', async () => {
+      await Promise.resolve();
+      order.push('event');
+    });
+    void bus.publish({ type: 'access-changed', name: doc('a'), cause: 'created' });
+    const result = bus.serialize(`doc:${doc('a')}`, async () => {
+      order.push('admit');
+      return 7;
+    });
+    await expect(result).resolves.toBe(7);
+    expect(order).toEqual(['event', 'admit']);
+    await expect(bus.serialize('x', async () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+  });
+
+  it('reports a failing handler and keeps delivering to the others', async () => {
+    const errors: unknown[] = [];
+    const bus = new LocalEventBus({ log: (_m, c) => errors.push(c.error) });
+    const seen: number[] = [];
+    bus.on('doc-updated', () => {
+      throw new Error('boom');
+    });
+    bus.on('doc-updated', async () => Promise.reject(new Error('async boom')));
+    bus.on('doc-updated', (e) => {
+      seen.push(e.update[0] as number);
+    });
+    await bus.publish(update(doc('a'), 1));
+    await bus.publish(update(doc('a'), 2));
+    expect(seen).toEqual([1, 2]);
+    expect(errors).toHaveLength(4);
+  });
+});

@@ -1,0 +1,119 @@
+import type { DocName, EncEntry, Level } from '@scopesync/core';
+
+/**
+ * Where a change came from. Listeners use it to skip a socket's own echo and to tell a change
+ * made on this relay from one another relay reported (docs/architecture.md).
+ */
+export type ChangeOrigin =
+  /** A sync socket on this relay; `session` is its id, unique within the process. */
+  | { readonly source: 'socket'; readonly session: number }
+  /** An HTTP request to this relay. */
+  | { readonly source: 'http' }
+  /** The server runtime or a mod running in this relay. */
+  | { readonly source: 'runtime' }
+  /** Another relay, through the shared event transport. */
+  | { readonly source: 'relay'; readonly relayId: string };
+
+/** The origin of HTTP writes. */
+export const HTTP_ORIGIN: ChangeOrigin = Object.freeze({ source: 'http' });
+/** The origin of the server runtime's and mods' writes. */
+export const RUNTIME_ORIGIN: ChangeOrigin = Object.freeze({ source: 'runtime' });
+
+/**
+ * A plaintext Yjs update of a document. `seq` is the store's sequence number once committed;
+ * null when the update is announced as soon as it is applied, before its commit (readers may
+ * see it early; only the writer's ack waits for durability).
+ */
+export interface DocUpdated {
+  readonly type: 'doc-updated';
+  readonly name: DocName;
+  readonly update: Uint8Array;
+  readonly seq: number | null;
+  readonly origin: ChangeOrigin;
+}
+
+/** A committed envelope of an end-to-end encrypted document, with its relay-assigned seq. */
+export interface EnvelopeAppended {
+  readonly type: 'envelope-appended';
+  readonly name: DocName;
+  readonly entry: EncEntry;
+  readonly origin: ChangeOrigin;
+}
+
+/**
+ * An awareness (presence) update of a document, already bound to its sender by the relay it
+ * arrived at.
+ */
+export interface AwarenessChanged {
+  readonly type: 'awareness-changed';
+  readonly name: DocName;
+  readonly update: Uint8Array;
+  readonly origin: ChangeOrigin;
+}
+
+/**
+ * Who may see a document may have changed: it was created, its owner or flags changed, or a
+ * share was granted, changed or revoked. Every live subscription of the document is decided
+ * again before any later event of the document is delivered.
+ */
+export interface AccessChanged {
+  readonly type: 'access-changed';
+  readonly name: DocName;
+  readonly cause: 'created' | 'flags' | 'owner' | 'share';
+}
+
+/** A document (or blob) was deleted: its subscriptions are decided again (a delete is an access change too). */
+export interface DocRemoved {
+  readonly type: 'doc-removed';
+  readonly name: DocName;
+}
+
+/** An API key was revoked: every socket that authenticated with it closes (4401). */
+export interface CredentialRevoked {
+  readonly type: 'credential-revoked';
+  /** The key's hash, as sockets remember their credential. */
+  readonly credential: string;
+}
+
+/** A user's level changed: their live sockets take the new level and every subscription of theirs is decided again. */
+export interface LevelChanged {
+  readonly type: 'level-changed';
+  readonly userId: string;
+  readonly level: Level;
+}
+
+/** Every domain event of the relay. */
+export type RelayEvent =
+  | DocUpdated
+  | EnvelopeAppended
+  | AwarenessChanged
+  | AccessChanged
+  | DocRemoved
+  | CredentialRevoked
+  | LevelChanged;
+
+/** The type tag of a relay event. */
+export type RelayEventType = RelayEvent['type'];
+
+/** The event of one type. */
+export type RelayEventOf<T extends RelayEventType> = Extract<RelayEvent, { type: T }>;
+
+/**
+ * The key events are ordered by: a document's name for document events, so that an access
+ * change is handled before any later update of the same document; the credential or user for
+ * the others.
+ */
+export function orderingKeyOf(event: RelayEvent): string {
+  switch (event.type) {
+    case 'doc-updated':
+    case 'envelope-appended':
+    case 'awareness-changed':
+    case 'access-changed':
+    case 'doc-removed':
+      return `doc:${event.name}`;
+    case 'credential-revoked':
+      return `credential:${event.credential}`;
+    case 'level-changed':
+      return `user:${event.userId}`;
+  }
+}
