@@ -21,7 +21,7 @@ import {
 import type { AuditLog } from './audit-log.ts';
 import { apiKeyOf, hashApiKey, isApiKeyShaped } from './credentials.ts';
 import type { Counter, Metrics } from './metrics.ts';
-import type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from './sync/sync-authority.ts';
+import type { CheckedAccess, CheckOptions, RequestedFlags } from './sync/sync-authority.ts';
 
 /** Options of {@link AccessControl}. */
 export interface AccessControlOptions {
@@ -47,11 +47,11 @@ export type UserCaller = Extract<Caller, { kind: 'user' }>;
 /**
  * The relay's one access path. It authenticates API keys, loads an object's metadata (with
  * its shares), asks core's `decide()` and appends the audit entry the decision calls for,
- * and records writes (owner and flags via `ownerForCreate`/`flagsForWrite`). The WebSocket
- * layer uses it as its {@link SyncAuthority}; every HTTP route and the runtime's on-behalf
- * calls use the same methods, so the channels cannot disagree.
+ * and records writes (owner and flags via `ownerForCreate`/`flagsForWrite`). The services
+ * (and through them HTTP, the sync endpoints and the runtime) use the same methods, so the
+ * channels cannot disagree.
  */
-export class AccessControl implements SyncAuthority {
+export class AccessControl {
   readonly #store: RelayStore;
   readonly #audit: AuditLog;
   readonly #now: () => number;
@@ -86,7 +86,12 @@ export class AccessControl implements SyncAuthority {
   async userOfKey(key: string): Promise<UserCaller | null> {
     // A key of the wrong shape cannot be one we issued: skip the hash and the lookup.
     if (!isApiKeyShaped(key)) return null;
-    const record = await this.#store.getKey(hashApiKey(key));
+    return this.userOfKeyHash(hashApiKey(key));
+  }
+
+  /** The user the API key with this hash belongs to while it is valid (at their current level), or null. */
+  async userOfKeyHash(keyHash: string): Promise<UserCaller | null> {
+    const record = await this.#store.getKey(keyHash);
     if (!record || record.revokedAt !== null) return null;
     const user = await this.#store.getUser(record.userId);
     if (!user || !isLevel(user.level)) return null;

@@ -11,6 +11,7 @@ import {
 import { ready, verifyEnvelopeSignature } from '@scopesync/crypto';
 import { publicKeyBytes } from './credentials.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
+import type { Locks } from './services/locks.ts';
 import type {} from './node-webcrypto-types.ts';
 import type { EnvelopeVerifier } from './sync/doc-hub.ts';
 
@@ -19,7 +20,7 @@ export interface EnvelopePolicyOptions {
   /** Where users (their registered signing keys), object metadata and shares are. */
   readonly store: RelayStore;
   /** Serialises raising a document's minimum epoch. Default: a private one. */
-  readonly mutex?: KeyedMutex;
+  readonly mutex?: Locks;
 }
 
 /**
@@ -131,7 +132,7 @@ export function createEnvelopeVerifier(options: EnvelopePolicyOptions): Envelope
  */
 async function raiseMinEpoch(
   store: RelayStore,
-  mutex: KeyedMutex,
+  mutex: Locks,
   record: ObjectRecord,
   epoch: number,
 ): Promise<void> {

@@ -38,20 +38,42 @@ export {
   parsePublicKey,
   registerDevice,
 } from './credentials.ts';
+export type { DocHold, DocHubOptions, EncryptedPage, EnvelopeVerifier, PendingWrite } from './documents/doc-hub.ts';
+export { DocHub } from './documents/doc-hub.ts';
+export { validateUpdate } from './documents/yjs-log.ts';
 export type { EnvelopePolicyOptions } from './envelope-policy.ts';
+export type { EventBus, RelayEventHandler } from './events/event-bus.ts';
+export type { EventBusLog, LocalEventBusOptions } from './events/local-event-bus.ts';
+export { LocalEventBus } from './events/local-event-bus.ts';
+export type {
+  AccessChanged,
+  AwarenessChanged,
+  ChangeOrigin,
+  CredentialRevoked,
+  DocRemoved,
+  DocUpdated,
+  EnvelopeAppended,
+  LevelChanged,
+  RelayEvent,
+  RelayEventOf,
+  RelayEventType,
+} from './events/relay-events.ts';
+export { HTTP_ORIGIN, orderingKeyOf, RUNTIME_ORIGIN } from './events/relay-events.ts';
 export { createEnvelopeVerifier } from './envelope-policy.ts';
 export type { HttpApiOptions } from './http/http-api.ts';
 export { HttpApi } from './http/http-api.ts';
 export type { StaticFilesOptions } from './http/static-files.ts';
 export { StaticFiles } from './http/static-files.ts';
 export { instrumentRelayStore } from './instrumented-relay-store.ts';
+export type { ChallengeStore } from './challenge-store.ts';
+export { MemoryChallengeStore } from './challenge-store.ts';
 export type { IssuedChallenge, KeyChallengesOptions } from './key-proof.ts';
 export { KeyChallenges, keyProofMessage } from './key-proof.ts';
 export { KeyedMutex } from './keyed-mutex.ts';
 export { MemoryRelayStore } from './memory-relay-store.ts';
 export type { Counter, Gauge, Histogram } from './metrics.ts';
 export { Metrics } from './metrics.ts';
-export type { RateLimitOptions, RateVerdict } from './rate-limiter.ts';
+export type { RateLimitBuckets, RateLimitOptions, RateVerdict } from './rate-limiter.ts';
 export { DEFAULT_RATE_LIMIT, RateLimiter } from './rate-limiter.ts';
 export type { RelayAddress, RelayLimits, RelayOptions, RelayStores } from './relay.ts';
 export { createRelay, DOCS_DB_FILE, RELAY_DB_FILE, Relay } from './relay.ts';
@@ -69,9 +91,23 @@ export type {
   RuntimeWriteOptions,
   UserDataRequest,
 } from './runtime.ts';
-export { RelayRuntime, RUNTIME_ORIGIN } from './runtime.ts';
-export type { DocHubOptions, DocListener, DocSubscription, EnvelopeVerifier } from './sync/doc-hub.ts';
-export { DocHub, validateUpdate } from './sync/doc-hub.ts';
+export { RelayRuntime } from './runtime.ts';
+export type { AccountServiceOptions } from './services/account-service.ts';
+export { AccountService } from './services/account-service.ts';
+export type { BlobBytesWrite, BlobServiceOptions } from './services/blob-service.ts';
+export { BlobService, ENCRYPTED_HEADER } from './services/blob-service.ts';
+export { deniedError } from './services/denied-error.ts';
+export type { Locks } from './services/locks.ts';
+export type {
+  ObjectServiceOptions,
+  PreparedWrite,
+  StoredValue,
+  ValueWriteOptions,
+} from './services/object-service.ts';
+export { ObjectService } from './services/object-service.ts';
+export type { ShareServiceOptions } from './services/share-service.ts';
+export { ShareService } from './services/share-service.ts';
+export { SyncAccess } from './services/sync-access.ts';
 export type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from './sync/sync-authority.ts';
 export type { SyncLog } from './sync/sync-log.ts';
 export { consoleSyncLog } from './sync/sync-log.ts';

@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { isSyncError, type SyncError } from '@scopesync/core';
 import { ready, verifyKeyProof } from '@scopesync/crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { MemoryChallengeStore } from './challenge-store.ts';
 import { KeyChallenges, keyProofMessage } from './key-proof.ts';
 
 /** An Ed25519 pair from node:crypto, with the raw 32-byte public key. */
@@ -11,9 +12,9 @@ function keyPair() {
   return { raw, privateKey };
 }
 
-function thrown(fn: () => void): SyncError {
+async function rejected(attempt: Promise<unknown>): Promise<SyncError> {
   try {
-    fn();
+    await attempt;
   } catch (error) {
     if (isSyncError(error)) return error;
     throw error;
@@ -37,50 +38,50 @@ describe('key proofs', () => {
     expect(message.subarray(domain.length + 36)).toEqual(box);
   });
 
-  it('redeems a challenge once, with a proof by the key being registered', () => {
+  it('redeems a challenge once, with a proof by the key being registered', async () => {
     const challenges = new KeyChallenges();
     const { raw, privateKey } = keyPair();
     const other = keyPair();
-    const { challenge, expiresAt } = challenges.issue();
+    const { challenge, expiresAt } = await challenges.issue();
     expect(challenge).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(expiresAt).toBeGreaterThan(Date.now());
     const proof = sign(null, keyProofMessage(challenge, raw, box), privateKey).toString('base64url');
     expect(verifyKeyProof(challenge, raw, box, Buffer.from(proof, 'base64url'))).toBe(true);
     expect(verifyKeyProof(challenge, other.raw, box, Buffer.from(proof, 'base64url'))).toBe(false);
-    challenges.redeem(challenge, proof, raw, box);
+    await challenges.redeem(challenge, proof, raw, box);
     // Single use: the same proof again is a replay.
-    expect(thrown(() => challenges.redeem(challenge, proof, raw, box)).kind).toBe('Forbidden');
+    expect((await rejected(challenges.redeem(challenge, proof, raw, box))).kind).toBe('Forbidden');
   });
 
-  it('spends a challenge on a failed attempt, and refuses proofs over other keys', () => {
+  it('spends a challenge on a failed attempt, and refuses proofs over other keys', async () => {
     const challenges = new KeyChallenges();
     const { raw, privateKey } = keyPair();
-    const { challenge } = challenges.issue();
+    const { challenge } = await challenges.issue();
     const otherBox = new Uint8Array(32).fill(9);
     // Signed over another box key: the proof must endorse exactly what is registered.
     const proof = sign(null, keyProofMessage(challenge, raw, otherBox), privateKey).toString('base64url');
-    expect(thrown(() => challenges.redeem(challenge, proof, raw, box)).message).toMatch(/not a signature/);
+    expect((await rejected(challenges.redeem(challenge, proof, raw, box))).message).toMatch(/not a signature/);
     const good = sign(null, keyProofMessage(challenge, raw, box), privateKey).toString('base64url');
-    expect(thrown(() => challenges.redeem(challenge, good, raw, box)).kind).toBe('Forbidden');
-    expect(thrown(() => challenges.redeem('short', good, raw, box)).kind).toBe('BadRequest');
-    expect(thrown(() => challenges.redeem(challenges.issue().challenge, 'AAAA', raw, box)).kind).toBe(
+    expect((await rejected(challenges.redeem(challenge, good, raw, box))).kind).toBe('Forbidden');
+    expect((await rejected(challenges.redeem('short', good, raw, box))).kind).toBe('BadRequest');
+    expect((await rejected(challenges.redeem((await challenges.issue()).challenge, 'AAAA', raw, box))).kind).toBe(
       'BadRequest',
     );
   });
 
-  it('expires challenges and forgets the oldest beyond its bound', () => {
+  it('expires challenges and forgets the oldest beyond its bound', async () => {
     let now = 1_000;
-    const challenges = new KeyChallenges({ ttlMs: 100, maxOutstanding: 2, now: () => now });
+    const challenges = new KeyChallenges({ ttlMs: 100, store: new MemoryChallengeStore(2), now: () => now });
     const { raw, privateKey } = keyPair();
     const prove = (c: string) => sign(null, keyProofMessage(c, raw, box), privateKey).toString('base64url');
-    const expired = challenges.issue().challenge;
+    const expired = (await challenges.issue()).challenge;
     now += 101;
-    expect(thrown(() => challenges.redeem(expired, prove(expired), raw, box)).message).toMatch(/expired/);
-    const first = challenges.issue().challenge;
-    const second = challenges.issue().challenge;
-    const third = challenges.issue().challenge;
-    expect(thrown(() => challenges.redeem(first, prove(first), raw, box)).kind).toBe('Forbidden');
-    challenges.redeem(second, prove(second), raw, box);
-    challenges.redeem(third, prove(third), raw, box);
+    expect((await rejected(challenges.redeem(expired, prove(expired), raw, box))).message).toMatch(/expired/);
+    const first = (await challenges.issue()).challenge;
+    const second = (await challenges.issue()).challenge;
+    const third = (await challenges.issue()).challenge;
+    expect((await rejected(challenges.redeem(first, prove(first), raw, box))).kind).toBe('Forbidden');
+    await challenges.redeem(second, prove(second), raw, box);
+    await challenges.redeem(third, prove(third), raw, box);
   });
 });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { SyncError } from '@scopesync/core';
 import { keyProofMessage, verifyKeyProof } from '@scopesync/crypto';
+import { type ChallengeStore, MemoryChallengeStore } from './challenge-store.ts';
 import { parseBase64 } from './credentials.ts';
 
 // The message layout is @scopesync/crypto's keyProofMessage, the one definition the client signs.
@@ -24,8 +25,8 @@ const CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 export interface KeyChallengesOptions {
   /** How long a challenge stays redeemable, in ms. Default 5 minutes. */
   readonly ttlMs?: number;
-  /** Most challenges outstanding at once; issuing more forgets the oldest. Default 10,000. */
-  readonly maxOutstanding?: number;
+  /** Where challenges wait to be redeemed. Default: in memory, at most 10,000 outstanding. */
+  readonly store?: ChallengeStore;
   /** Epoch milliseconds; injectable for tests. */
   readonly now?: () => number;
 }
@@ -39,34 +40,25 @@ export interface IssuedChallenge {
 }
 
 /**
- * Single-use, short-lived challenges for registration proofs, held in memory: a relay restart
- * forgets them, and the client just asks again. Bounded, so a flood of requests cannot grow it.
+ * Single-use, short-lived challenges for registration proofs: issued here, kept in a
+ * {@link ChallengeStore} (in memory by default, shared between relays when they are several).
  */
 export class KeyChallenges {
   readonly #ttlMs: number;
-  readonly #max: number;
   readonly #now: () => number;
-  /** challenge → expiry; Map order is issue order, so the first entries are the oldest. */
-  readonly #open = new Map<string, number>();
+  readonly #store: ChallengeStore;
 
   constructor(options: KeyChallengesOptions = {}) {
     this.#ttlMs = options.ttlMs ?? 5 * 60_000;
-    this.#max = Math.max(1, options.maxOutstanding ?? 10_000);
     this.#now = options.now ?? Date.now;
+    this.#store = options.store ?? new MemoryChallengeStore();
   }
 
   /** A fresh challenge. */
-  issue(): IssuedChallenge {
-    const now = this.#now();
-    this.#prune(now);
-    while (this.#open.size >= this.#max) {
-      const oldest = this.#open.keys().next().value;
-      if (oldest === undefined) break;
-      this.#open.delete(oldest);
-    }
+  async issue(): Promise<IssuedChallenge> {
     const challenge = randomBytes(32).toString('base64url');
-    const expiresAt = now + this.#ttlMs;
-    this.#open.set(challenge, expiresAt);
+    const expiresAt = this.#now() + this.#ttlMs;
+    await this.#store.issue(challenge, expiresAt);
     return { challenge, expiresAt };
   }
 
@@ -76,27 +68,17 @@ export class KeyChallenges {
    * The challenge is spent whatever the outcome, so one challenge buys one attempt. Call it
    * after `@scopesync/crypto`'s `ready()`.
    */
-  redeem(challenge: unknown, proof: unknown, signPk: Uint8Array, boxPk: Uint8Array): void {
+  async redeem(challenge: unknown, proof: unknown, signPk: Uint8Array, boxPk: Uint8Array): Promise<void> {
     if (typeof challenge !== 'string' || !CHALLENGE.test(challenge)) {
       throw new SyncError('BadRequest', 'challenge must be the string POST /keys/challenge answered');
     }
     const signature = parseBase64(proof, 'proof', SIGNATURE_BYTES, SIGNATURE_BYTES);
-    const expiresAt = this.#open.get(challenge);
-    this.#open.delete(challenge);
-    if (expiresAt === undefined || expiresAt < this.#now()) {
+    if (!(await this.#store.redeem(challenge, this.#now()))) {
       throw new SyncError('Forbidden', 'unknown, used or expired challenge: ask POST /keys/challenge again');
     }
     // One definition of the proof, shared with the client's signKeyProof. Needs libsodium loaded.
     if (!verifyKeyProof(challenge, signPk, boxPk, signature)) {
       throw new SyncError('Forbidden', 'proof is not a signature of the challenge by sign_pk');
-    }
-  }
-
-  #prune(now: number): void {
-    for (const [challenge, expiresAt] of this.#open) {
-      // Issue order is expiry order (one TTL), so the first live one ends the sweep.
-      if (expiresAt >= now) break;
-      this.#open.delete(challenge);
     }
   }
 }

@@ -1,9 +1,12 @@
+import type { Locks } from './services/locks.ts';
+
 /**
- * Runs async critical sections one at a time per key (a document name), so that an HTTP
- * check-then-write (If-Match, blob versions, create-if-absent) is not interleaved with
- * another HTTP write of the same object. Keys without waiters are forgotten.
+ * The in-process {@link Locks}: async critical sections one at a time per key (a document
+ * name), so that a check-then-write (If-Match, blob versions, create-if-absent) is not
+ * interleaved with another write of the same object on this relay. Keys without waiters are
+ * forgotten.
  */
-export class KeyedMutex {
+export class KeyedMutex implements Locks {
   readonly #tails = new Map<string, Promise<void>>();
 
   /** Runs `fn` after every earlier `run` of the same key has settled; resolves or rejects with it. */

@@ -26,8 +26,17 @@ interface Bucket {
   at: number;
 }
 
-/** A token bucket per caller id (an API key's hash, or an address for guests). */
-export class RateLimiter {
+/**
+ * Token buckets by caller id (an API key's hash, or an address for guests). One relay keeps
+ * them in memory ({@link RateLimiter}); several relays need shared buckets, so a take may be async.
+ */
+export interface RateLimitBuckets {
+  /** Takes `cost` tokens from `id`'s bucket, or says how long to wait. */
+  take(id: string, cost?: number): RateVerdict | Promise<RateVerdict>;
+}
+
+/** The in-memory {@link RateLimitBuckets}: a token bucket per caller id, the least recently used dropped past a bound. */
+export class RateLimiter implements RateLimitBuckets {
   readonly #options: Required<RateLimitOptions>;
   readonly #now: () => number;
   /** Insertion order is recency order: a used bucket is re-inserted, so the first is the stalest. */

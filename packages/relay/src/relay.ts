@@ -2,11 +2,14 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { type DocName, type DocStore, MemoryDocStore, type RelayStore, SyncError } from '@scopesync/core';
+import { type DocStore, MemoryDocStore, type RelayStore, SyncError } from '@scopesync/core';
 import { SqliteDocStore, SqliteRelayStore } from '@scopesync/store-sqlite';
 import { AccessControl } from './access-control.ts';
 import { AuditLog } from './audit-log.ts';
+import { DocHub } from './documents/doc-hub.ts';
 import { createEnvelopeVerifier } from './envelope-policy.ts';
+import type { EventBus } from './events/event-bus.ts';
+import { LocalEventBus } from './events/local-event-bus.ts';
 import { HttpApi } from './http/http-api.ts';
 import { StaticFiles } from './http/static-files.ts';
 import { instrumentRelayStore } from './instrumented-relay-store.ts';
@@ -17,7 +20,11 @@ import { Metrics } from './metrics.ts';
 import type { RateLimitOptions } from './rate-limiter.ts';
 import { consoleRelayLog, type RelayLog } from './relay-log.ts';
 import { type ModDefinition, RelayRuntime } from './runtime.ts';
-import { DocHub } from './sync/doc-hub.ts';
+import { AccountService } from './services/account-service.ts';
+import { BlobService } from './services/blob-service.ts';
+import { ObjectService } from './services/object-service.ts';
+import { ShareService } from './services/share-service.ts';
+import { SyncAccess } from './services/sync-access.ts';
 import { SyncServer, type SyncServerOptions } from './sync/sync-server.ts';
 
 /** Size limits of the relay. */
@@ -84,8 +91,10 @@ export interface RelayAddress {
 
 /**
  * A running relay: the HTTP API, the WebSocket sync endpoints (`/sync`, `/sync/<name>`), the
- * server runtime and mods, over one RelayStore and one DocStore. Create it with
- * {@link createRelay}, then `listen()`; `close()` stops it.
+ * server runtime and mods, over one RelayStore and one DocStore. It only assembles the parts
+ * (docs/architecture.md): adapters (HTTP, sync, runtime) over one service layer, which changes
+ * stores and documents and publishes domain events on the bus that sockets react to. Create it
+ * with {@link createRelay}, then `listen()`; `close()` stops it.
  */
 export class Relay {
   /** The authoritative server runtime API (and mods). */
@@ -100,6 +109,8 @@ export class Relay {
   readonly audit: AuditLog;
   /** The documents in memory. */
   readonly hub: DocHub;
+  /** The domain events every change goes out on. */
+  readonly bus: EventBus;
   /** The WebSocket endpoints. */
   readonly syncServer: SyncServer;
   readonly #server: Server;
@@ -134,59 +145,41 @@ export class Relay {
     this.access = new AccessControl({ store: this.store, audit: this.audit, metrics: this.metrics });
     const syncLog = (level: 'warn' | 'error', message: string, context?: Record<string, unknown>): void =>
       this.#log(level, message, context);
-    const mutex = new KeyedMutex();
+    this.bus = new LocalEventBus({ log: (message, context) => this.#log('error', message, context) });
+    const locks = new KeyedMutex();
+    const now = Date.now;
     this.hub = new DocHub({
       store: docStore,
+      bus: this.bus,
       metrics: this.metrics,
       log: syncLog,
       // Envelopes are checked against the users' registered signing keys (docs/encryption.md).
-      verifyEnvelope: createEnvelopeVerifier({ store: this.store, mutex }),
+      verifyEnvelope: createEnvelopeVerifier({ store: this.store, mutex: locks }),
       ...(options.docs?.idleMs === undefined ? {} : { idleMs: options.docs.idleMs }),
       ...(options.docs?.compactAfter === undefined ? {} : { compactAfter: options.docs.compactAfter }),
     });
+    const services = { access: this.access, store: this.store, hub: this.hub, bus: this.bus, locks, now };
+    const objects = new ObjectService(services);
+    const accounts = new AccountService(services);
     this.syncServer = new SyncServer({
       hub: this.hub,
-      authority: this.access,
+      bus: this.bus,
+      authority: new SyncAccess(this.access, objects),
       metrics: this.metrics,
       ...(options.limits?.sync === undefined ? {} : { limits: options.limits.sync }),
       log: syncLog,
     });
-    const refreshAccess = async (name: DocName): Promise<void> => {
-      try {
-        await this.syncServer.refreshAccess(name);
-      } catch (error) {
-        this.#log('error', 'refreshing access failed', { doc: name, error });
-      }
-    };
-    this.runtime = new RelayRuntime({
-      access: this.access,
-      audit: this.audit,
-      store: this.store,
-      hub: this.hub,
-      mutex,
-      refreshAccess,
-      levelChanged: async (userId, level) => {
-        try {
-          await this.syncServer.setUserLevel(userId, level);
-        } catch (error) {
-          this.#log('error', 're-checking subscriptions after a level change failed', { userId, error });
-        }
-      },
-    });
+    this.runtime = new RelayRuntime({ objects, accounts, audit: this.audit, store: this.store, now });
     const api = new HttpApi({
       services: {
-        access: this.access,
-        store: this.store,
+        ...services,
         audit: this.audit,
-        hub: this.hub,
-        mutex,
-        refreshAccess,
-        closeKeySockets: (keyHash) => {
-          this.syncServer.closeCredential(keyHash);
-        },
+        objects,
+        blobs: new BlobService({ ...services, objects }),
+        shares: new ShareService({ ...services, objects }),
+        accounts,
         challenges: new KeyChallenges(),
         maxBodyBytes: options.limits?.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
-        now: Date.now,
       },
       metrics: this.metrics,
       rateLimit: options.rateLimit ?? {},
@@ -270,6 +263,7 @@ export class Relay {
     await stopped;
     for (const stop of this.#stops.reverse()) await this.#step('stopping a mod', stop);
     await this.#step('flushing documents', () => this.hub.close());
+    await this.#step('draining events', () => this.bus.close());
     for (const store of this.#ownedStores) await this.#step('closing a store', () => store.close());
     this.#markClosed();
   }

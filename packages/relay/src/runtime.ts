@@ -1,16 +1,14 @@
 import {
-  type Action,
-  type Address,
   type Caller,
   type DocAddress,
   type DocName,
   docAddress,
   isEncryptedScope,
   isLevel,
+  isSyncError,
   type Level,
   type ModGrant,
   type ModName,
-  type ObjectMeta,
   parseDocName,
   parseModName,
   parseNamespace,
@@ -22,26 +20,15 @@ import {
   type UserId,
   type WriteFlag,
 } from '@scopesync/core';
-import type { AccessControl } from './access-control.ts';
 import type { AuditLog, AuditVerification } from './audit-log.ts';
 import { type DeviceRegistration, parsePublicKey, type Registration, registerDevice } from './credentials.ts';
-import type { KeyedMutex } from './keyed-mutex.ts';
-import { removeObject } from './remove-object.ts';
-import type { DocHub } from './sync/doc-hub.ts';
-import { parseUserValue, readUserValue, writeUserValue } from './userdata-value.ts';
-
-/** The origin DocHub listeners see for writes made by the server runtime and mods. */
-export const RUNTIME_ORIGIN = 'runtime';
+import { RUNTIME_ORIGIN } from './events/relay-events.ts';
+import type { AccountService } from './services/account-service.ts';
+import type { ObjectService, StoredValue, ValueWriteOptions } from './services/object-service.ts';
+import { parseUserValue } from './userdata-value.ts';
 
 /** A stored value with the relay's metadata, as the runtime returns it. */
-export interface RuntimeValue {
-  readonly value: Record<string, unknown>;
-  /** The document's head seq: it increases with every committed write. */
-  readonly version: number;
-  readonly owner: string;
-  readonly read: ReadFlag;
-  readonly write: WriteFlag;
-}
+export type RuntimeValue = StoredValue;
 
 /** Options of an authoritative or on-behalf write. */
 export interface RuntimeWriteOptions {
@@ -121,14 +108,10 @@ export interface ModHandle {
 
 /** Options of {@link RelayRuntime}. */
 export interface RelayRuntimeOptions {
-  readonly access: AccessControl;
+  readonly objects: ObjectService;
+  readonly accounts: AccountService;
   readonly audit: AuditLog;
   readonly store: RelayStore;
-  readonly hub: DocHub;
-  readonly mutex: KeyedMutex;
-  readonly refreshAccess: (name: DocName) => Promise<void>;
-  /** Called after a user's level changed, to re-check their live subscriptions; never rejects. */
-  readonly levelChanged?: ((userId: UserId, level: Level) => Promise<void>) | undefined;
   readonly now?: () => number;
 }
 
@@ -145,49 +128,41 @@ const MAX_RUNTIME_LIST = 100_000;
  * Mods reach MOD_DATA through `mod(name)`, decided with the caller kind `mod` and their grants.
  */
 export class RelayRuntime {
-  readonly #access: AccessControl;
+  readonly #objects: ObjectService;
+  readonly #accounts: AccountService;
   readonly #audit: AuditLog;
   readonly #store: RelayStore;
-  readonly #hub: DocHub;
-  readonly #mutex: KeyedMutex;
-  readonly #refreshAccess: (name: DocName) => Promise<void>;
-  readonly #levelChanged: ((userId: UserId, level: Level) => Promise<void>) | undefined;
   readonly #now: () => number;
   readonly #mods = new Map<string, ModHandle>();
 
   constructor(options: RelayRuntimeOptions) {
-    this.#access = options.access;
+    this.#objects = options.objects;
+    this.#accounts = options.accounts;
     this.#audit = options.audit;
     this.#store = options.store;
-    this.#hub = options.hub;
-    this.#mutex = options.mutex;
-    this.#refreshAccess = options.refreshAccess;
-    this.#levelChanged = options.levelChanged;
     this.#now = options.now ?? Date.now;
   }
 
   // --- authoritative -------------------------------------------------------------------
 
   /** The value at `address` (a doc name or address), or null when absent. No checks. */
-  async get(address: string | DocAddress): Promise<RuntimeValue | null> {
-    const doc = plaintextDoc(address);
-    return this.#read(doc);
+  get(address: string | DocAddress): Promise<RuntimeValue | null> {
+    return this.#objects.readValue(RUNTIME, plaintextDoc(address), 'runtime');
   }
 
   /** Replaces the value at `address`. No checks; new objects are system-owned at read 0 / write 0 unless told otherwise. */
-  async set(
+  set(
     address: string | DocAddress,
     value: Record<string, unknown>,
     options: AuthoritativeWriteOptions = {},
   ): Promise<RuntimeValue> {
-    const doc = plaintextDoc(address);
-    return this.#write(RUNTIME, doc, parseUserValue(value), options, options.owner);
+    return this.#write(RUNTIME, plaintextDoc(address), value, options);
   }
 
   /** Deletes the object at `address` (any scope; USER_PRIVATE too); false when there was none. */
-  async delete(address: string | DocAddress): Promise<boolean> {
+  delete(address: string | DocAddress): Promise<boolean> {
     const doc = typeof address === 'string' ? parseDocName(address) : address;
-    return this.#delete(doc);
+    return this.#objects.remove(RUNTIME, doc, 'runtime');
   }
 
   /** Every key in `<scope>/<namespace>/`, optionally under `prefix`, in order. No checks. */
@@ -207,39 +182,22 @@ export class RelayRuntime {
    */
   async getUserData(request: UserDataRequest): Promise<RuntimeValue | null> {
     const { caller, address } = onBehalf(request);
-    const { decision } = await this.#access.check(caller, 'read', address, { channel: 'runtime' });
-    if (!decision.allowed) {
-      if (decision.hideExistence) return null;
-      throw new SyncError('Forbidden', decision.reason);
-    }
-    if (isEncryptedScope(address.scope))
-      throw new SyncError('BadRequest', 'USER_PRIVATE is end-to-end encrypted');
-    return this.#read(address);
+    if (isEncryptedScope(address.scope)) throw new SyncError('BadRequest', 'USER_PRIVATE is end-to-end encrypted');
+    return hiddenAs(null, () => this.#objects.readValue(caller, address, 'runtime'));
   }
 
   /** Writes a user's data as `requestingUserId` would over HTTP: decided and audited. Forbidden when not allowed. */
-  async setUserData(
+  setUserData(
     request: UserDataRequest & { readonly value: Record<string, unknown> } & RuntimeWriteOptions,
   ): Promise<RuntimeValue> {
     const { caller, address } = onBehalf(request);
-    const value = parseUserValue(request.value);
-    return this.#mutex.run(address.name, async () => {
-      await this.#require(caller, 'write', address);
-      if (isEncryptedScope(address.scope))
-        throw new SyncError('BadRequest', 'USER_PRIVATE is end-to-end encrypted');
-      return this.#writeLocked(caller, address, value, request, undefined);
-    });
+    return this.#write(caller, address, request.value, request);
   }
 
   /** Deletes a user's data as `requestingUserId` would over HTTP: decided and audited. */
-  async deleteUserData(request: UserDataRequest): Promise<boolean> {
+  deleteUserData(request: UserDataRequest): Promise<boolean> {
     const { caller, address } = onBehalf(request);
-    const { decision } = await this.#access.check(caller, 'delete', address, { channel: 'runtime' });
-    if (!decision.allowed) {
-      if (decision.hideExistence) return false;
-      throw new SyncError('Forbidden', decision.reason);
-    }
-    return this.#delete(address);
+    return hiddenAs(false, () => this.#objects.remove(caller, address, 'runtime'));
   }
 
   // --- users and audit -----------------------------------------------------------------
@@ -254,11 +212,8 @@ export class RelayRuntime {
    * sees it, and the user's live sync subscriptions are re-checked at the new level before this
    * resolves.
    */
-  async setLevel(userId: string, level: Level): Promise<void> {
-    if (!isLevel(level)) throw new SyncError('BadRequest', 'level must be 0, 1, 5 or 10');
-    const id = parseUserId(userId);
-    if (!(await this.#store.setUserLevel(id, level))) throw new SyncError('NotFound', `no user ${userId}`);
-    await this.#levelChanged?.(id, level);
+  setLevel(userId: string, level: Level): Promise<void> {
+    return this.#accounts.setLevel(userId, level);
   }
 
   /**
@@ -316,25 +271,10 @@ export class RelayRuntime {
       docAddress('MOD_DATA', target?.mod ?? name, key);
     return {
       name,
-      get: async (key, target) => {
-        const address = addressOf(key, target);
-        await this.#require(await caller(), 'read', address);
-        return this.#read(address);
-      },
-      set: async (key, value, options = {}) => {
-        const address = addressOf(key, options);
-        const v = parseUserValue(value);
-        const c = await caller();
-        return this.#mutex.run(address.name, async () => {
-          await this.#require(c, 'write', address);
-          return this.#writeLocked(c, address, v, options, undefined);
-        });
-      },
-      delete: async (key, target) => {
-        const address = addressOf(key, target);
-        await this.#require(await caller(), 'delete', address);
-        return this.#delete(address);
-      },
+      get: async (key, target) => this.#objects.readValue(await caller(), addressOf(key, target), 'runtime'),
+      set: async (key, value, options = {}) =>
+        this.#write(await caller(), addressOf(key, options), value, options),
+      delete: async (key, target) => this.#objects.remove(await caller(), addressOf(key, target), 'runtime'),
       list: async (options = {}) => {
         const namespace = options.mod ?? name;
         const prefix = options.prefix ?? '';
@@ -345,7 +285,7 @@ export class RelayRuntime {
           key: prefix,
           name: `MOD_DATA/${base.namespace}/${prefix}` as DocName,
         };
-        await this.#require(await caller(), 'list', address);
+        await this.#objects.require(await caller(), 'list', address, 'runtime');
         return this.list('MOD_DATA', namespace, prefix);
       },
     };
@@ -353,67 +293,25 @@ export class RelayRuntime {
 
   // --- shared steps --------------------------------------------------------------------
 
-  async #require(caller: Caller, action: Action, address: DocAddress): Promise<void> {
-    const { decision } = await this.#access.check(caller, action, address, { channel: 'runtime' });
-    if (!decision.allowed) throw new SyncError('Forbidden', decision.reason);
-  }
-
-  async #read(address: DocAddress): Promise<RuntimeValue | null> {
-    const object = await this.#access.loadObject(address);
-    if (!object) return null;
-    const value = await this.#hub.read(address.name, readUserValue);
-    return this.#valueAt(address.name, value, object);
-  }
-
-  /** `value` as the runtime returns it: with the object's owner and flags, at the document's head. */
-  async #valueAt(name: DocName, value: Record<string, unknown>, meta: ObjectMeta): Promise<RuntimeValue> {
-    const version = await this.#hub.head(name);
-    return { value, version, owner: meta.owner, read: meta.read, write: meta.write };
-  }
-
   #write(
     caller: Caller,
     address: DocAddress,
     value: Record<string, unknown>,
-    options: RuntimeWriteOptions,
-    owner: string | undefined,
+    options: ValueWriteOptions,
   ): Promise<RuntimeValue> {
-    return this.#mutex.run(address.name, () => this.#writeLocked(caller, address, value, options, owner));
+    const v = parseUserValue(value);
+    const { read, write, ifVersion, owner } = options;
+    return this.#objects.writeValue(caller, address, v, { read, write, ifVersion, owner }, 'runtime', RUNTIME_ORIGIN);
   }
+}
 
-  /** A write, with the object's mutex held. */
-  async #writeLocked(
-    caller: Caller,
-    address: DocAddress,
-    value: Record<string, unknown>,
-    options: RuntimeWriteOptions,
-    owner: string | undefined,
-  ): Promise<RuntimeValue> {
-    const before = await this.#access.loadObject(address);
-    if (options.ifVersion !== undefined) {
-      const current = before ? await this.#hub.head(address.name) : 0;
-      if (current !== options.ifVersion) {
-        throw new SyncError('PreconditionFailed', `the version is ${current}, not ${options.ifVersion}`);
-      }
-    }
-    let meta = await this.#access.prepareWrite(caller, address, { read: options.read, write: options.write });
-    if (owner !== undefined && owner !== meta.owner) {
-      await this.#store.updateObject(address.name, { owner });
-      meta = { ...meta, owner };
-    }
-    // Subscribers who lost access are cut off before the new value is broadcast.
-    if (before && (before.read !== meta.read || before.write !== meta.write || before.owner !== meta.owner)) {
-      await this.#refreshAccess(address.name);
-    }
-    await this.#hub.transact(address.name, (doc) => writeUserValue(doc, value), RUNTIME_ORIGIN);
-    // Created: subscriptions waiting for it (absent until now) may read it now.
-    if (!before) await this.#refreshAccess(address.name);
-    return this.#valueAt(address.name, value, meta);
-  }
-
-  async #delete(address: Address): Promise<boolean> {
-    const removal = { store: this.#store, hub: this.#hub, refreshAccess: this.#refreshAccess };
-    return this.#mutex.run(address.name, () => removeObject(removal, address.name));
+/** Runs `fn`; a denial that hides existence (NotFound) answers `absent` instead, as for an absent object. */
+async function hiddenAs<T>(absent: T, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (isSyncError(error, 'NotFound')) return absent;
+    throw error;
   }
 }
 

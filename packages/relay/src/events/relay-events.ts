@@ -32,6 +32,19 @@ export interface DocUpdated {
   readonly origin: ChangeOrigin;
 }
 
+/**
+ * A plaintext Yjs update as committed, with its seq: what other relays need to follow a
+ * document (they drop duplicates and read gaps from the store). Local sockets already had
+ * it as a `doc-updated` when it was applied.
+ */
+export interface DocCommitted {
+  readonly type: 'doc-committed';
+  readonly name: DocName;
+  readonly seq: number;
+  readonly update: Uint8Array;
+  readonly origin: ChangeOrigin;
+}
+
 /** A committed envelope of an end-to-end encrypted document, with its relay-assigned seq. */
 export interface EnvelopeAppended {
   readonly type: 'envelope-appended';
@@ -85,6 +98,7 @@ export interface LevelChanged {
 /** Every domain event of the relay. */
 export type RelayEvent =
   | DocUpdated
+  | DocCommitted
   | EnvelopeAppended
   | AwarenessChanged
   | AccessChanged
@@ -106,6 +120,7 @@ export type RelayEventOf<T extends RelayEventType> = Extract<RelayEvent, { type:
 export function orderingKeyOf(event: RelayEvent): string {
   switch (event.type) {
     case 'doc-updated':
+    case 'doc-committed':
     case 'envelope-appended':
     case 'awareness-changed':
     case 'access-changed':

@@ -4,7 +4,8 @@ import type { UserCaller } from '../access-control.ts';
 import { toBase64Url } from '../credentials.ts';
 import { readBody } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
-import { deniedError, type Route, type RouteRequest, type RouteServices } from './route.ts';
+import { deniedError } from '../services/denied-error.ts';
+import type { Route, RouteRequest, RouteServices } from './route.ts';
 
 /** Largest body of `PUT /doc-keys/…`: a wrapped key is 93 bytes. */
 const MAX_WRAPPED_BODY = 1024;
@@ -70,7 +71,7 @@ export function docKeyRoutes(s: RouteServices): Route[] {
       throw new SyncError('BadRequest', 'the wrapped key holds another key id than the path names');
     }
     const epoch = new DataView(wrapped.buffer, wrapped.byteOffset, wrapped.byteLength).getUint32(1, false);
-    await s.mutex.run(address.name, async () => {
+    await s.locks.run(address.name, async () => {
       await authorize(caller, address, 'write');
       await s.store.putWrappedKey({ docName: address.name, keyId, epoch, wrapped, createdAt: s.now() });
     });

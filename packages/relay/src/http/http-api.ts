@@ -3,7 +3,7 @@ import { type Caller, SyncError } from '@scopesync/core';
 import type { UserCaller } from '../access-control.ts';
 import { apiKeyOf, hashApiKey } from '../credentials.ts';
 import type { Counter, Histogram, Metrics } from '../metrics.ts';
-import { RateLimiter, type RateLimitOptions } from '../rate-limiter.ts';
+import { type RateLimitBuckets, RateLimiter, type RateLimitOptions } from '../rate-limiter.ts';
 import type { RelayLog } from '../relay-log.ts';
 import { auditRoutes } from './audit-routes.ts';
 import { blobRoutes } from './blob-routes.ts';
@@ -21,8 +21,8 @@ import { userdataRoutes } from './userdata-routes.ts';
 export interface HttpApiOptions {
   readonly services: RouteServices;
   readonly metrics: Metrics;
-  /** Per-caller token bucket; false turns rate limiting off. */
-  readonly rateLimit: Partial<RateLimitOptions> | false;
+  /** Per-caller token buckets: options of in-memory ones, shared buckets, or false for none. */
+  readonly rateLimit: Partial<RateLimitOptions> | RateLimitBuckets | false;
   /** The web app served at `/`, if any. */
   readonly staticFiles?: StaticFiles | null | undefined;
   readonly log: RelayLog;
@@ -62,7 +62,7 @@ export class HttpApi {
   readonly #routes: readonly Route[];
   readonly #services: RouteServices;
   readonly #metrics: Metrics;
-  readonly #limiter: RateLimiter | null;
+  readonly #limiter: RateLimitBuckets | null;
   readonly #static: StaticFiles | null;
   readonly #log: RelayLog;
   readonly #started = Date.now();
@@ -76,7 +76,8 @@ export class HttpApi {
     const s = options.services;
     this.#services = s;
     this.#metrics = options.metrics;
-    this.#limiter = options.rateLimit === false ? null : new RateLimiter(options.rateLimit);
+    const limit = options.rateLimit;
+    this.#limiter = limit === false ? null : 'take' in limit ? limit : new RateLimiter(limit);
     this.#static = options.staticFiles ?? null;
     this.#log = options.log;
     this.#routes = [
@@ -131,7 +132,7 @@ export class HttpApi {
     }
     checkContentLength(req, this.#services.maxBodyBytes);
     const { segments, query } = parseRequestUrl(req.url);
-    const retryAfter = this.#rateLimit(req);
+    const retryAfter = await this.#rateLimit(req);
     if (retryAfter !== null) {
       const headers: Record<string, string> = { 'retry-after': String(retryAfter) };
       if (!req.complete) headers.connection = 'close';
@@ -176,12 +177,12 @@ export class HttpApi {
   }
 
   /** Takes a token for the caller; the seconds to wait when there is none, else null. */
-  #rateLimit(req: IncomingMessage): number | null {
+  async #rateLimit(req: IncomingMessage): Promise<number | null> {
     if (!this.#limiter) return null;
     const key = apiKeyOf(req);
     // Keys are bucketed by hash so the limiter holds no secrets; guests by their address.
     const id = key === null ? `ip:${req.socket.remoteAddress ?? 'unknown'}` : `key:${hashApiKey(key)}`;
-    const verdict = this.#limiter.take(id);
+    const verdict = await this.#limiter.take(id);
     if (verdict.ok) return null;
     this.#rateLimited.inc();
     return verdict.retryAfterSeconds;

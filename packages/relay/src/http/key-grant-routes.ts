@@ -4,7 +4,8 @@ import { ready, verifyGrantSignature } from '@scopesync/crypto';
 import { parseBase64, publicKeyBytes, toBase64Url } from '../credentials.ts';
 import { readJsonObject } from './request.ts';
 import { sendJson } from './respond.ts';
-import { deniedError, type Route, type RouteRequest, type RouteServices } from './route.ts';
+import { deniedError } from '../services/denied-error.ts';
+import type { Route, RouteRequest, RouteServices } from './route.ts';
 
 /** Largest body of `PUT /blob/<id>/keys/<user>`: a sealed key (~101 bytes) and a grant (≤ 440). */
 const MAX_GRANT_BODY = 16 * 1024;
@@ -51,7 +52,7 @@ export function keyGrantRoutes(s: RouteServices): Route[] {
     const sealedKey = parseBase64(body.sealed_key, 'sealed_key', 1, MAX_SEALED_KEY_BYTES);
     const grant = parseBase64(body.grant, 'grant', 1, MAX_GRANT_BYTES);
     // Under the blob's lock: a share revoked meanwhile (which deletes grants) cannot interleave.
-    await s.mutex.run(address.name, async () => {
+    await s.locks.run(address.name, async () => {
       const { decision } = await s.access.check(caller, 'share', address, { channel: 'http' });
       if (!decision.allowed) throw deniedError(decision, caller);
       if (userId !== caller.userId) {

@@ -30,7 +30,7 @@ type ProvenKeys = { readonly signPk: string; readonly boxPk: string };
  */
 export function keyRoutes(s: RouteServices): Route[] {
   const challenge = async (r: RouteRequest): Promise<void> => {
-    const issued = s.challenges.issue();
+    const issued = await s.challenges.issue();
     sendJson(r.res, 200, { challenge: issued.challenge, expires_at: issued.expiresAt });
   };
 
@@ -47,7 +47,7 @@ export function keyRoutes(s: RouteServices): Route[] {
     // One signing key is one user: a device proving a key that is already registered joins
     // that user (a second device that imported the recovery phrase). Serialised per key, so two
     // devices of one identity registering at once do not become two users.
-    await s.mutex.run(`sign-pk:${keys.signPk}`, async () => {
+    await s.locks.run(`sign-pk:${keys.signPk}`, async () => {
       const now = s.now();
       const existing = await s.store.findUserBySignPk(keys.signPk);
       if (existing) {
@@ -91,11 +91,8 @@ export function keyRoutes(s: RouteServices): Route[] {
     if (caller.kind === 'user' && caller.userId !== owner.userId) {
       throw new SyncError('Forbidden', 'you can only revoke your own keys');
     }
-    const keyHash = hashApiKey(key);
-    await s.store.revokeKey(keyHash, s.now());
-    // Every later request with the key is refused by authentication; its open sockets must
-    // not outlive it either.
-    s.closeKeySockets(keyHash);
+    // Every later request with the key is refused by authentication; its open sockets close too.
+    await s.accounts.revokeKey(hashApiKey(key));
     sendEmpty(r.res);
   };
 
@@ -113,7 +110,7 @@ export function keyRoutes(s: RouteServices): Route[] {
     const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
     const keys = await provenKeys(s, body);
     if (!keys) throw new SyncError('BadRequest', 'sign_pk and box_pk are required, with challenge and proof');
-    await s.mutex.run(`sign-pk:${keys.signPk}`, async () => {
+    await s.locks.run(`sign-pk:${keys.signPk}`, async () => {
       const user = await s.store.getUser(userId);
       if (!user) throw new SyncError('NotFound', `no user ${userId}`);
       // A key stored before keys were checked (not 32 bytes) signs nothing: it may be replaced.
@@ -168,7 +165,7 @@ async function provenKeys(s: RouteServices, body: Record<string, unknown>): Prom
   }
   // The proof is checked with libsodium (crypto's verifyKeyProof): load it first.
   await ready();
-  s.challenges.redeem(body.challenge, body.proof, sign, box);
+  await s.challenges.redeem(body.challenge, body.proof, sign, box);
   const keys: UserKeys & ProvenKeys = { signPk: toBase64Url(sign), boxPk: toBase64Url(box) };
   return keys;
 }

@@ -1,10 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Caller, type Decision, type DocName, type RelayStore, SyncError } from '@scopesync/core';
+import type { Caller, RelayStore } from '@scopesync/core';
 import type { AccessControl, UserCaller } from '../access-control.ts';
 import type { AuditLog } from '../audit-log.ts';
+import type { DocHub } from '../documents/doc-hub.ts';
 import type { KeyChallenges } from '../key-proof.ts';
-import type { KeyedMutex } from '../keyed-mutex.ts';
-import type { DocHub } from '../sync/doc-hub.ts';
+import type { AccountService } from '../services/account-service.ts';
+import type { BlobService } from '../services/blob-service.ts';
+import type { Locks } from '../services/locks.ts';
+import type { ObjectService } from '../services/object-service.ts';
+import type { ShareService } from '../services/share-service.ts';
 
 /** The HTTP methods routes answer (HEAD is answered wherever GET is). */
 export type RouteMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -31,21 +35,22 @@ export interface Route {
   readonly methods: Partial<Record<RouteMethod, RouteHandler>>;
 }
 
-/** What the routes work with: the relay's stores, hub and access path. */
+/** What the routes work with: the use-case services, and the stores and access path for the rest. */
 export interface RouteServices {
   readonly access: AccessControl;
   readonly store: RelayStore;
   readonly audit: AuditLog;
   readonly hub: DocHub;
-  /** Serialises HTTP writes per object, so If-Match and create-if-absent are atomic among them. */
-  readonly mutex: KeyedMutex;
-  /**
-   * Re-checks live subscriptions of a document (after a revoke, a flag change or a delete).
-   * Resolves once every subscriber that lost access has been cut off; never rejects.
-   */
-  readonly refreshAccess: (name: DocName) => Promise<void>;
-  /** Closes the live sockets that authenticated with the API key of this hash (it was just revoked). */
-  readonly closeKeySockets: (keyHash: string) => void;
+  /** Scoped documents: read, write, delete (check → If-Match → prepare → narrow → write → events). */
+  readonly objects: ObjectService;
+  /** Raw blob bytes. */
+  readonly blobs: BlobService;
+  /** Blob shares. */
+  readonly shares: ShareService;
+  /** Key revocation and levels. */
+  readonly accounts: AccountService;
+  /** Serialises check-then-write sections per name (a signing key, a blob's grants). */
+  readonly locks: Locks;
   /** Single-use challenges for proofs of a signing key (POST /keys/challenge). */
   readonly challenges: KeyChallenges;
   /** The largest request body accepted, in bytes. */
@@ -80,16 +85,4 @@ export function matchRoute(
     if (ok) return { route, params };
   }
   return null;
-}
-
-/**
- * The error for a denied decision: 404 when the decision must hide whether the object
- * exists (with a message that does not say why), 401 for a guest (a key might help),
- * else 403 with the engine's reason.
- */
-export function deniedError(decision: Decision, caller: Caller): SyncError {
-  if (decision.hideExistence) return new SyncError('NotFound', 'not found');
-  if (caller.kind === 'guest')
-    return new SyncError('Unauthorized', `an API key is required: ${decision.reason}`);
-  return new SyncError('Forbidden', decision.reason);
 }

@@ -1,7 +1,7 @@
 import { blobAddress, isShareLevel, parseUserId, SyncError } from '@scopesync/core';
 import { readJsonObject } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
-import { deniedError, type Route, type RouteRequest, type RouteServices } from './route.ts';
+import type { Route, RouteRequest, RouteServices } from './route.ts';
 
 /**
  * `POST/GET /share/<blob_id>` and `DELETE /share/<blob_id>/<user_id>`. Only the blob's owner
@@ -18,31 +18,19 @@ export function shareRoutes(s: RouteServices): Route[] {
     const userId = parseUserId(body.user_id);
     if (!isShareLevel(body.access_level))
       throw new SyncError('BadRequest', 'access_level must be read_only or read_write');
-    const level = body.access_level;
-    if (userId === caller.userId) throw new SyncError('BadRequest', 'you cannot share a blob with yourself');
-    await s.mutex.run(address.name, async () => {
-      const { decision } = await s.access.check(caller, 'share', address, { channel: 'http' });
-      if (!decision.allowed) throw deniedError(decision, caller);
-      if (!(await s.store.getUser(userId))) throw new SyncError('NotFound', `no user ${userId}`);
-      const grantedAt = s.now();
-      await s.store.putShare({ blobId: address.blobId, userId, level, grantedBy: caller.userId, grantedAt });
-      // A downgrade (read_write → read_only) must reach a live socket too.
-      await s.refreshAccess(address.name);
-      sendJson(r.res, 200, {
-        blob_id: address.blobId,
-        user_id: userId,
-        access_level: level,
-        granted_at: grantedAt,
-      });
+    const share = await s.shares.share(caller, address, userId, body.access_level);
+    sendJson(r.res, 200, {
+      blob_id: share.blobId,
+      user_id: share.userId,
+      access_level: share.level,
+      granted_at: share.grantedAt,
     });
   };
 
   const list = async (r: RouteRequest): Promise<void> => {
     const address = blobAddress(r.params.blob as string);
     const caller = await r.user();
-    const { decision } = await s.access.check(caller, 'list', address, { channel: 'http' });
-    if (!decision.allowed) throw deniedError(decision, caller);
-    const shares = await s.store.listShares(address.blobId);
+    const shares = await s.shares.list(caller, address);
     sendJson(r.res, 200, {
       blob_id: address.blobId,
       shares: shares.map((x) => ({
@@ -58,14 +46,8 @@ export function shareRoutes(s: RouteServices): Route[] {
     const address = blobAddress(r.params.blob as string);
     const userId = parseUserId(r.params.user as string);
     const caller = await r.user();
-    await s.mutex.run(address.name, async () => {
-      const { decision } = await s.access.check(caller, 'share', address, { channel: 'http' });
-      if (!decision.allowed) throw deniedError(decision, caller);
-      if (!(await s.store.deleteShare(address.blobId, userId)))
-        throw new SyncError('NotFound', `no share with ${userId}`);
-      await s.refreshAccess(address.name);
-      sendEmpty(r.res);
-    });
+    await s.shares.revoke(caller, address, userId);
+    sendEmpty(r.res);
   };
 
   return [

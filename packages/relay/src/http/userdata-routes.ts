@@ -4,7 +4,6 @@ import {
   type DocName,
   decide,
   docAddress,
-  isEncryptedScope,
   parseDocName,
   parseKey,
   parseNamespace,
@@ -13,19 +12,15 @@ import {
   SyncError,
   type WriteFlag,
 } from '@scopesync/core';
-import { parseUserValue, readUserValue, writeUserValue } from '../userdata-value.ts';
-import { answerDelete } from './delete-route.ts';
+import { HTTP_ORIGIN } from '../events/relay-events.ts';
+import { deniedError } from '../services/denied-error.ts';
+import { parseUserValue } from '../userdata-value.ts';
 import { flagField, intParam, parseVersionHeader, readJsonObject } from './request.ts';
-import { sendJson } from './respond.ts';
-import { deniedError, type Route, type RouteRequest, type RouteServices } from './route.ts';
-
-/** The origin DocHub listeners see for writes made over HTTP. */
-export const HTTP_ORIGIN = 'http';
+import { sendEmpty, sendJson } from './respond.ts';
+import type { Route, RouteRequest, RouteServices } from './route.ts';
 
 /** Keys a listing returns at most per page. */
 const MAX_LIST_LIMIT = 1000;
-
-const ENCRYPTED = 'end-to-end encrypted: use the client';
 
 function addressOf(r: RouteRequest): DocAddress {
   return docAddress(r.params.scope as string, r.params.ns as string, r.params.key as string);
@@ -34,57 +29,34 @@ function addressOf(r: RouteRequest): DocAddress {
 /**
  * `GET/POST/DELETE /userdata/<ns>/<SCOPE>/<key>` and `GET /userdata/<ns>/<SCOPE>` (listing).
  * A value is the JSON object held in the document's `Y.Map('data')`, read and written
- * through the DocHub so HTTP writes reach live WebSocket subscribers; its version is the
- * document's head seq.
+ * through the object service (the same use case as sync and the runtime), so HTTP writes reach
+ * live WebSocket subscribers; its version is the document's head seq.
  */
 export function userdataRoutes(s: RouteServices): Route[] {
   const get = async (r: RouteRequest): Promise<void> => {
-    const address = addressOf(r);
-    const caller = await r.caller();
-    const { decision, object } = await s.access.check(caller, 'read', address, { channel: 'http' });
-    if (!decision.allowed || !object) throw deniedError(decision, caller);
-    if (isEncryptedScope(address.scope)) throw new SyncError('BadRequest', ENCRYPTED);
-    const value = await s.hub.read(address.name, readUserValue);
-    const version = await s.hub.head(address.name);
-    sendJson(r.res, 200, { value, version, owner: object.owner, read: object.read, write: object.write });
+    const stored = await s.objects.readValue(await r.caller(), addressOf(r), 'http');
+    if (!stored) throw new SyncError('NotFound', 'not found');
+    sendJson(r.res, 200, stored);
   };
 
   const post = async (r: RouteRequest): Promise<void> => {
     const address = addressOf(r);
     const caller = await r.caller();
-    const ifMatch = parseVersionHeader(r.req, 'if-match');
+    const ifVersion = parseVersionHeader(r.req, 'if-match');
     const body = await readJsonObject(r.req, s.maxBodyBytes);
     if (!Object.hasOwn(body, 'value')) throw new SyncError('BadRequest', 'the body needs a "value" object');
     const value = parseUserValue(body.value);
-    const requested = {
+    const options = {
       read: flagField(body, 'read') as ReadFlag | undefined,
       write: flagField(body, 'write') as WriteFlag | undefined,
+      ifVersion,
     };
-    await s.mutex.run(address.name, async () => {
-      const { decision, object } = await s.access.check(caller, 'write', address, { channel: 'http' });
-      if (!decision.allowed) throw deniedError(decision, caller);
-      if (isEncryptedScope(address.scope)) throw new SyncError('BadRequest', ENCRYPTED);
-      const current = object ? await s.hub.head(address.name) : 0;
-      if (ifMatch !== undefined && ifMatch !== current) {
-        throw new SyncError('PreconditionFailed', `the version is ${current}, not ${ifMatch}`);
-      }
-      const meta = await s.access.prepareWrite(caller, address, requested);
-      // Narrowed flags take effect on live subscriptions before the new value is broadcast:
-      // a draft made owner-read must not reach the readers it just lost.
-      if (object && (object.read !== meta.read || object.write !== meta.write))
-        await s.refreshAccess(address.name);
-      await s.hub.transact(address.name, (doc) => writeUserValue(doc, value), HTTP_ORIGIN);
-      await s.store.updateObject(address.name, { updatedAt: s.now() });
-      // Created: subscriptions waiting for it (absent until now) may read it now.
-      if (!object) await s.refreshAccess(address.name);
-      const version = await s.hub.head(address.name);
-      sendJson(r.res, 200, { value, version, owner: meta.owner, read: meta.read, write: meta.write });
-    });
+    sendJson(r.res, 200, await s.objects.writeValue(caller, address, value, options, 'http', HTTP_ORIGIN));
   };
 
   const del = async (r: RouteRequest): Promise<void> => {
-    const address = addressOf(r);
-    await answerDelete(s, r, await r.caller(), address);
+    await s.objects.remove(await r.caller(), addressOf(r), 'http');
+    sendEmpty(r.res);
   };
 
   const list = async (r: RouteRequest): Promise<void> => {

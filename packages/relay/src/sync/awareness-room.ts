@@ -28,7 +28,12 @@ interface ClientState {
   /** The bound JSON state, or null once removed. */
   state: string | null;
   owner: AwarenessPeer;
+  /** When a state from another relay was last renewed (ms); undefined for local peers' states. */
+  remoteAt?: number;
 }
+
+/** States from another relay not renewed for this long are no longer handed to late joiners (y-protocols renews every 15 s). */
+const REMOTE_STATE_TTL_MS = 30_000;
 
 interface Entry {
   readonly clientId: number;
@@ -86,11 +91,12 @@ export class AwarenessRoom {
 
   /**
    * Applies an awareness update from `peer`, bound as described on the class, and broadcasts
-   * what it accepted. Throws SyncError('InvalidMessage') for a malformed update.
+   * what it accepted. Returns the accepted entries as one update (what other relays need), or
+   * null. Throws SyncError('InvalidMessage') for a malformed update.
    */
-  receive(peer: AwarenessPeer, update: Uint8Array): void {
+  receive(peer: AwarenessPeer, update: Uint8Array): Uint8Array | null {
     const claimed = this.#peers.get(peer);
-    if (!claimed) return;
+    if (!claimed) return null;
     const accepted: Entry[] = [];
     for (const { clientId, clock, json } of this.#decode(update)) {
       const client = this.#clients.get(clientId);
@@ -117,13 +123,38 @@ export class AwarenessRoom {
       claimed.add(clientId);
       accepted.push({ clientId, clock, state: state ?? 'null' });
     }
+    if (accepted.length === 0) return null;
+    const encoded = encodeEntries(accepted);
+    this.#broadcast(encoded);
+    return encoded;
+  }
+
+  /**
+   * Applies an update another relay accepted (already bound to its senders there) and
+   * broadcasts it to this room's peers. Its client ids belong to that relay's sockets: local
+   * peers cannot take them over, except the same user reconnecting here.
+   */
+  receiveRemote(relayId: string, update: Uint8Array, now: number = Date.now()): void {
+    const accepted: Entry[] = [];
+    for (const { clientId, clock, json } of this.#decode(update)) {
+      const client = this.#clients.get(clientId);
+      if (client && client.remoteAt === undefined) continue; // a local socket's id
+      if (client && clock < client.clock) continue;
+      const state = json === 'null' ? null : json;
+      this.#clients.set(clientId, { clock, state, owner: remotePeer(relayId, state), remoteAt: now });
+      accepted.push({ clientId, clock, state: json });
+    }
     if (accepted.length > 0) this.#broadcast(encodeEntries(accepted));
   }
 
   /** Every current state as one awareness update, or null when there is none (answers query-awareness). */
-  encodeStates(): Uint8Array | null {
+  encodeStates(now: number = Date.now()): Uint8Array | null {
     const entries: Entry[] = [];
     for (const [clientId, client] of this.#clients) {
+      if (client.remoteAt !== undefined && now - client.remoteAt > REMOTE_STATE_TTL_MS) {
+        this.#clients.delete(clientId); // its relay went quiet: the state is stale
+        continue;
+      }
       if (client.state !== null) entries.push({ clientId, clock: client.clock, state: client.state });
     }
     return entries.length > 0 ? encodeEntries(entries) : null;
@@ -151,6 +182,19 @@ export class AwarenessRoom {
       throw new SyncError('InvalidMessage', 'malformed awareness update', { cause: error });
     }
   }
+}
+
+/** The owner of a state another relay reported: it may be taken over only by the same user reconnecting here. */
+function remotePeer(relayId: string, state: string | null): AwarenessPeer {
+  let userId: string | null = null;
+  try {
+    const parsed: unknown = state === null ? null : JSON.parse(state);
+    const user = (parsed as { user?: { id?: unknown } } | null)?.user?.id;
+    if (typeof user === 'string' && user.startsWith('user_')) userId = user;
+  } catch {
+    // not JSON: nobody may take it over
+  }
+  return { userId: `relay:${relayId}`, claimKey: userId, send: () => undefined };
 }
 
 /** The state with `user.id` bound to `userId`, as JSON; null for a removal; undefined when not an object. */

@@ -27,18 +27,17 @@ export interface RequestedFlags {
 /** Options of {@link SyncAuthority.check}. */
 export interface CheckOptions {
   /**
-   * False for a probe that is not an access attempt, so it must not be audited: the sync
-   * layer asks whether a subscription could write (to announce read or read-write access),
-   * and re-checks live subscriptions in `refreshAccess`. Every real attempt (a subscription
-   * starting, the first write of a subscription) is checked with auditing. Default true.
+   * False for a probe that is not an access attempt, so it must not be audited (whether a
+   * subscription could write; a re-decision after an access change). Every real attempt (a
+   * subscription starting, a first write) is checked with auditing. Default true.
    */
   readonly audit?: boolean | undefined;
 }
 
 /**
- * Everything the sync layer needs from the relay's auth, access control and object
- * metadata. The relay implements it once (over the same `decide()` and audit log the HTTP
- * routes use), so WebSocket and HTTP cannot disagree about who may do what.
+ * Everything the sync layer needs from the relay's auth and access control. The relay
+ * implements it once, over the same `decide()`, audit log and write use case the HTTP routes
+ * and the runtime use, so that no channel can disagree about who may do what.
  */
 export interface SyncAuthority {
   /**
@@ -49,20 +48,25 @@ export interface SyncAuthority {
   authenticate(request: IncomingMessage): Promise<Caller>;
   /**
    * An opaque id of the credential an upgrade request carries (the relay: its API key's hash),
-   * or null for none. The sync layer remembers it per socket so that revoking the credential
-   * can close exactly its sockets (`SyncServer.closeCredential`). Optional.
+   * or null for none: a `credential-revoked` event names it to close exactly its sockets.
    */
   credentialOf?(request: IncomingMessage): string | null;
+  /**
+   * Who the credential (see `credentialOf`) stands for now, at the user's current level; null
+   * when it was revoked. How sockets catch up with account changes they may have missed.
+   */
+  reauthenticate?(credential: string): Promise<Caller | null>;
   /**
    * Asks `decide()` about one action on the channel `ws`, appending the audit entry it calls
    * for — unless `options.audit` is false (see {@link CheckOptions}).
    */
   check(caller: Caller, action: Action, address: Address, options?: CheckOptions): Promise<CheckedAccess>;
   /**
-   * Records that `caller` is about to write `address`: creates the object's metadata on the
-   * first write (owner, flags from `requested` over the scope defaults) or applies a flag
-   * change to an existing object. Throws SyncError (BadRequest / Forbidden) when the flags
-   * are not allowed. Resolves with the object's metadata after the change.
+   * A subscription's first write: decides `write` (audited, channel `ws`) and, when allowed,
+   * creates the object (owner, flags from `requested` over the scope defaults) or applies the
+   * requested flags — and when that changed who may read it, has every subscription of the
+   * document decided again before resolving. Throws SyncError (BadRequest / Forbidden) for flags
+   * the caller may not set.
    */
-  prepareWrite(caller: Caller, address: Address, requested?: RequestedFlags): Promise<ObjectMeta>;
+  authorizeWrite(caller: Caller, address: Address, requested: RequestedFlags): Promise<Decision>;
 }

@@ -1,0 +1,61 @@
+import { type DocName, isSyncError, Level } from '@scopesync/core';
+import { describe, expect, it } from 'vitest';
+import { decodeClusterEvent, encodeClusterEvent, isClusterEvent } from './cluster-codec.ts';
+import type { RelayEvent } from './relay-events.ts';
+
+const name = 'PUBLIC_RW/_/notes' as DocName;
+const local = { source: 'socket', session: 3 } as const;
+
+describe('cluster codec', () => {
+  it('round-trips every forwarded event, with the sender as origin', () => {
+    const events: RelayEvent[] = [
+      { type: 'doc-committed', name, seq: 7, update: new Uint8Array([1, 2, 3]), origin: local },
+      {
+        type: 'envelope-appended',
+        name: 'blob/x' as DocName,
+        entry: { seq: 9, envelope: new Uint8Array([4]) },
+        origin: local,
+      },
+      { type: 'awareness-changed', name, update: new Uint8Array([5, 6]), origin: local },
+      { type: 'access-changed', name, cause: 'share' },
+      { type: 'doc-removed', name },
+      { type: 'credential-revoked', credential: 'ab'.repeat(32) },
+      { type: 'level-changed', userId: 'user_0123456789abcdef', level: Level.Moderator },
+    ];
+    for (const event of events) {
+      expect(isClusterEvent(event)).toBe(true);
+      if (!isClusterEvent(event)) continue;
+      const { relayId, event: back } = decodeClusterEvent(encodeClusterEvent('relay-a', event));
+      expect(relayId).toBe('relay-a');
+      const expected =
+        'origin' in event ? { ...event, origin: { source: 'relay', relayId: 'relay-a' } } : event;
+      expect(back).toEqual(expected);
+    }
+  });
+
+  it('never forwards a local preview of an update', () => {
+    expect(
+      isClusterEvent({ type: 'doc-updated', name, update: new Uint8Array([1]), seq: null, origin: local }),
+    ).toBe(false);
+  });
+
+  it('refuses malformed bytes with InvalidMessage, never anything else', () => {
+    const good = encodeClusterEvent('r', { type: 'doc-removed', name });
+    const cases = [
+      new Uint8Array([]),
+      new Uint8Array([2]),
+      good.subarray(0, good.length - 1),
+      new Uint8Array([...good, 0]),
+      encodeClusterEvent('r', { type: 'doc-removed', name: '../etc/passwd' as DocName }),
+    ];
+    for (const bytes of cases) {
+      let error: unknown;
+      try {
+        decodeClusterEvent(bytes);
+      } catch (e) {
+        error = e;
+      }
+      expect(isSyncError(error, 'InvalidMessage')).toBe(true);
+    }
+  });
+});

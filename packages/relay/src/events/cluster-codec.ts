@@ -1,0 +1,135 @@
+import { type DocName, isLevel, parseDocName, SyncError } from '@scopesync/core';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
+import type { ChangeOrigin, RelayEvent } from './relay-events.ts';
+
+// The events one relay tells the others, as bytes: a version, the sender's relay id, then one
+// event — a type tag and its fields (lib0 varints, varStrings and varUint8Arrays). Updates
+// travel as bytes, not base64. `doc-updated` is never sent: other relays get `doc-committed`.
+
+const VERSION = 1;
+
+/** The event types relays forward to each other, by wire tag. */
+const TAGS = [
+  'doc-committed',
+  'envelope-appended',
+  'awareness-changed',
+  'access-changed',
+  'doc-removed',
+  'credential-revoked',
+  'level-changed',
+] as const;
+
+/** An event type that travels between relays. */
+export type ClusterEventType = (typeof TAGS)[number];
+
+/** Whether an event of this type is forwarded to the other relays. */
+export function isClusterEvent(event: RelayEvent): event is Extract<RelayEvent, { type: ClusterEventType }> {
+  return (TAGS as readonly string[]).includes(event.type);
+}
+
+const CAUSES = ['created', 'flags', 'owner', 'share'] as const;
+
+/** Encodes one forwarded event, sent by `relayId`. */
+export function encodeClusterEvent(
+  relayId: string,
+  event: Extract<RelayEvent, { type: ClusterEventType }>,
+): Uint8Array {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, VERSION);
+  encoding.writeVarString(e, relayId);
+  encoding.writeVarUint(e, TAGS.indexOf(event.type));
+  switch (event.type) {
+    case 'doc-committed':
+      encoding.writeVarString(e, event.name);
+      encoding.writeVarUint(e, event.seq);
+      encoding.writeVarUint8Array(e, event.update);
+      break;
+    case 'envelope-appended':
+      encoding.writeVarString(e, event.name);
+      encoding.writeVarUint(e, event.entry.seq);
+      encoding.writeVarUint8Array(e, event.entry.envelope);
+      break;
+    case 'awareness-changed':
+      encoding.writeVarString(e, event.name);
+      encoding.writeVarUint8Array(e, event.update);
+      break;
+    case 'access-changed':
+      encoding.writeVarString(e, event.name);
+      encoding.writeVarUint(e, CAUSES.indexOf(event.cause));
+      break;
+    case 'doc-removed':
+      encoding.writeVarString(e, event.name);
+      break;
+    case 'credential-revoked':
+      encoding.writeVarString(e, event.credential);
+      break;
+    case 'level-changed':
+      encoding.writeVarString(e, event.userId);
+      encoding.writeVarUint(e, event.level);
+      break;
+  }
+  return encoding.toUint8Array(e);
+}
+
+/**
+ * Decodes a forwarded event; its origin becomes the sending relay. Throws
+ * SyncError('InvalidMessage') for anything malformed: a relay never trusts the transport's bytes.
+ */
+export function decodeClusterEvent(bytes: Uint8Array): { relayId: string; event: RelayEvent } {
+  try {
+    const d = decoding.createDecoder(bytes);
+    if (decoding.readVarUint(d) !== VERSION) throw new Error('unknown version');
+    const relayId = decoding.readVarString(d);
+    const origin: ChangeOrigin = { source: 'relay', relayId };
+    const type = TAGS[decoding.readVarUint(d)];
+    const name = (): DocName => parseDocName(decoding.readVarString(d)).name;
+    let event: RelayEvent;
+    switch (type) {
+      case 'doc-committed':
+        event = {
+          type,
+          name: name(),
+          seq: decoding.readVarUint(d),
+          update: decoding.readVarUint8Array(d),
+          origin,
+        };
+        break;
+      case 'envelope-appended': {
+        const docName = name();
+        const seq = decoding.readVarUint(d);
+        event = { type, name: docName, entry: { seq, envelope: decoding.readVarUint8Array(d) }, origin };
+        break;
+      }
+      case 'awareness-changed':
+        event = { type, name: name(), update: decoding.readVarUint8Array(d), origin };
+        break;
+      case 'access-changed': {
+        const docName = name();
+        const cause = CAUSES[decoding.readVarUint(d)];
+        if (cause === undefined) throw new Error('unknown cause');
+        event = { type, name: docName, cause };
+        break;
+      }
+      case 'doc-removed':
+        event = { type, name: name() };
+        break;
+      case 'credential-revoked':
+        event = { type, credential: decoding.readVarString(d) };
+        break;
+      case 'level-changed': {
+        const userId = decoding.readVarString(d);
+        const level = decoding.readVarUint(d);
+        if (!isLevel(level)) throw new Error('unknown level');
+        event = { type, userId, level };
+        break;
+      }
+      default:
+        throw new Error('unknown event type');
+    }
+    if (decoding.hasContent(d)) throw new Error('trailing bytes');
+    return { relayId, event };
+  } catch (error) {
+    throw new SyncError('InvalidMessage', 'malformed event from another relay', { cause: error });
+  }
+}

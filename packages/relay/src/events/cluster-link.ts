@@ -1,0 +1,89 @@
+import { decodeClusterEvent, encodeClusterEvent, isClusterEvent } from './cluster-codec.ts';
+import type { ClusterTransport } from './cluster-transport.ts';
+import type { EventBus } from './event-bus.ts';
+import type { DocCommitted, EnvelopeAppended, RelayEvent } from './relay-events.ts';
+
+/** Options of a {@link ClusterLink}. */
+export interface ClusterLinkOptions {
+  readonly bus: EventBus;
+  readonly transport: ClusterTransport;
+  /**
+   * Takes other relays' committed document writes: it drops duplicates, reads gaps from the
+   * store and publishes them on the bus in seq order (see `DocFeed`).
+   */
+  readonly committed: (event: DocCommitted | EnvelopeAppended) => void;
+  /** Called after the transport came back: whatever was sent meanwhile is lost, so catch up. */
+  readonly catchUp: () => void;
+  readonly log: (level: 'warn' | 'error', message: string, context?: Record<string, unknown>) => void;
+}
+
+/**
+ * Joins this relay's event bus to the other relays': events that happened here (a committed
+ * update, an envelope, awareness from a local socket, access and account changes) go out on the
+ * transport, and theirs are published on this bus, where they take the same path as local ones
+ * (committed writes first pass through the document feed, which puts them in seq order).
+ */
+export class ClusterLink {
+  readonly #bus: EventBus;
+  readonly #transport: ClusterTransport;
+  readonly #log: ClusterLinkOptions['log'];
+  readonly #committed: ClusterLinkOptions['committed'];
+  /** Events that came from another relay: never sent back out. */
+  readonly #remote = new WeakSet<RelayEvent>();
+  readonly #off: Array<() => void> = [];
+  #closed = false;
+
+  constructor(options: ClusterLinkOptions) {
+    this.#bus = options.bus;
+    this.#transport = options.transport;
+    this.#log = options.log;
+    this.#committed = options.committed;
+    const forward = (event: RelayEvent): void => this.#forward(event);
+    for (const type of [
+      'doc-committed',
+      'envelope-appended',
+      'awareness-changed',
+      'access-changed',
+      'doc-removed',
+      'credential-revoked',
+      'level-changed',
+    ] as const) {
+      this.#off.push(this.#bus.on(type, forward));
+    }
+    this.#transport.onMessage((bytes) => this.#receive(bytes));
+    this.#transport.onReconnect(options.catchUp);
+  }
+
+  /** Stops forwarding and closes the transport. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const off of this.#off.splice(0)) off();
+    await this.#transport.close();
+  }
+
+  #forward(event: RelayEvent): void {
+    if (this.#closed || this.#remote.has(event) || !isClusterEvent(event)) return;
+    // Awareness only from this relay's own sockets; a relay origin means it came from elsewhere.
+    if ('origin' in event && event.origin.source === 'relay') return;
+    void this.#transport.send(encodeClusterEvent(this.#transport.relayId, event));
+  }
+
+  #receive(bytes: Uint8Array): void {
+    if (this.#closed) return;
+    let event: RelayEvent;
+    try {
+      event = decodeClusterEvent(bytes).event;
+    } catch (error) {
+      // One bad message must not stop delivery for every document (y-redis's yhub#61).
+      this.#log('warn', 'dropped a malformed message from another relay', { error });
+      return;
+    }
+    if (event.type === 'doc-committed' || event.type === 'envelope-appended') {
+      this.#committed(event);
+      return;
+    }
+    this.#remote.add(event);
+    void this.#bus.publish(event);
+  }
+}

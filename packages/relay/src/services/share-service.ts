@@ -1,0 +1,80 @@
+import {
+  type BlobAddress,
+  type RelayStore,
+  type ShareLevel,
+  type ShareRecord,
+  SyncError,
+  type UserId,
+} from '@scopesync/core';
+import type { UserCaller } from '../access-control.ts';
+import type { EventBus } from '../events/event-bus.ts';
+import type { Locks } from './locks.ts';
+import type { ObjectService } from './object-service.ts';
+
+/** Options of a {@link ShareService}. */
+export interface ShareServiceOptions {
+  readonly store: RelayStore;
+  readonly bus: EventBus;
+  readonly locks: Locks;
+  readonly objects: ObjectService;
+  /** Epoch milliseconds. */
+  readonly now: () => number;
+}
+
+/**
+ * Blob shares. Only the owner shares and revokes (core's `decide()`); the owner and sharees
+ * list. Every change is an `access-changed` event, handled by every subscription of the blob
+ * before the call returns: a revoked sharee's socket has lost the blob when the owner hears 204.
+ */
+export class ShareService {
+  readonly #store: RelayStore;
+  readonly #bus: EventBus;
+  readonly #locks: Locks;
+  readonly #objects: ObjectService;
+  readonly #now: () => number;
+
+  constructor(options: ShareServiceOptions) {
+    this.#store = options.store;
+    this.#bus = options.bus;
+    this.#locks = options.locks;
+    this.#objects = options.objects;
+    this.#now = options.now;
+  }
+
+  /** Grants (or changes) `userId`'s access to the blob. */
+  share(caller: UserCaller, address: BlobAddress, userId: UserId, level: ShareLevel): Promise<ShareRecord> {
+    if (userId === caller.userId) throw new SyncError('BadRequest', 'you cannot share a blob with yourself');
+    return this.#locks.run(address.name, async () => {
+      await this.#objects.require(caller, 'share', address, 'http');
+      if (!(await this.#store.getUser(userId))) throw new SyncError('NotFound', `no user ${userId}`);
+      const share: ShareRecord = {
+        blobId: address.blobId,
+        userId,
+        level,
+        grantedBy: caller.userId,
+        grantedAt: this.#now(),
+      };
+      await this.#store.putShare(share);
+      // A downgrade (read_write → read_only) must reach a live socket too.
+      await this.#bus.publish({ type: 'access-changed', name: address.name, cause: 'share' });
+      return share;
+    });
+  }
+
+  /** Revokes `userId`'s share; NotFound when there was none. */
+  revoke(caller: UserCaller, address: BlobAddress, userId: UserId): Promise<void> {
+    return this.#locks.run(address.name, async () => {
+      await this.#objects.require(caller, 'share', address, 'http');
+      if (!(await this.#store.deleteShare(address.blobId, userId))) {
+        throw new SyncError('NotFound', `no share with ${userId}`);
+      }
+      await this.#bus.publish({ type: 'access-changed', name: address.name, cause: 'share' });
+    });
+  }
+
+  /** The blob's shares, for its owner and sharees. */
+  async list(caller: UserCaller, address: BlobAddress): Promise<ShareRecord[]> {
+    await this.#objects.require(caller, 'list', address, 'http');
+    return this.#store.listShares(address.blobId);
+  }
+}

@@ -1,0 +1,124 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  type Address,
+  decodeDocFrame,
+  encodeDocFrame,
+  isEncryptedScope,
+  isSyncError,
+  isYProtocolsMessage,
+  type WireLimits,
+  wsCloseCodeOf,
+} from '@scopesync/core';
+import type { WebSocket, WebSocketServer } from 'ws';
+import type { DocHub } from '../documents/doc-hub.ts';
+import type { DocumentSync } from './document-sync.ts';
+import type { SocketSession } from './socket-session.ts';
+import type { Subscription, SubscriptionListener } from './subscription.ts';
+import type { SubscriptionRegistry } from './subscription-registry.ts';
+import { completeUpgrade, refuseUpgrade } from './upgrade.ts';
+
+/** Options of a {@link DocEndpoint}. */
+export interface DocEndpointOptions {
+  readonly hub: DocHub;
+  readonly registry: SubscriptionRegistry;
+  readonly documentSync: DocumentSync;
+  readonly wss: WebSocketServer;
+  readonly wireLimits: WireLimits;
+  /** Registers an accepted session with the server (heartbeat, revocation, shutdown). */
+  readonly accepted: (session: SocketSession, ws: WebSocket, onFrame: (bytes: Uint8Array) => Promise<void>, onClose: () => void) => boolean;
+}
+
+const ENCRYPTED_PRIVATE =
+  'USER_PRIVATE documents are end-to-end encrypted: sync them on /sync with the encrypted channel';
+const ENCRYPTED_BLOB =
+  'this blob is end-to-end encrypted: sync it on /sync with the encrypted channel (subscribe mode 1)';
+
+/**
+ * `/sync/<doc name>`: exactly y-protocols, so a stock y-websocket `WebsocketProvider` works
+ * unmodified. One subscription per socket, decided before the socket opens: no read access is a
+ * plain 403 (not open-then-close, which makes clients reconnect in a storm); losing it later
+ * closes the socket with 4403 (4404 when the document was deleted). y-protocols has no
+ * permission frame, so a change between read and read-write is not announced: refused writes
+ * are answered with its permission-denied message.
+ */
+export class DocEndpoint {
+  readonly #hub: DocHub;
+  readonly #registry: SubscriptionRegistry;
+  readonly #sync: DocumentSync;
+  readonly #wss: WebSocketServer;
+  readonly #wireLimits: WireLimits;
+  readonly #accepted: DocEndpointOptions['accepted'];
+  readonly #listener: SubscriptionListener = {
+    activated: () => undefined, // never waits: refused at the upgrade instead
+    accessChanged: () => undefined,
+    lost: (sub, reason, deleted) => {
+      sub.session.close(wsCloseCodeOf(deleted ? 'NotFound' : 'Forbidden'), deleted ? 'deleted' : reason);
+    },
+  };
+
+  constructor(options: DocEndpointOptions) {
+    this.#hub = options.hub;
+    this.#registry = options.registry;
+    this.#sync = options.documentSync;
+    this.#wss = options.wss;
+    this.#wireLimits = options.wireLimits;
+    this.#accepted = options.accepted;
+  }
+
+  /** Admits a session to `address` and completes the upgrade, or refuses it with plain HTTP. */
+  async open(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    session: SocketSession,
+    address: Address,
+  ): Promise<void> {
+    if (address.kind === 'doc' && isEncryptedScope(address.scope)) {
+      return refuseUpgrade(socket, 'BadRequest', ENCRYPTED_PRIVATE);
+    }
+    const admission = await this.#registry.admit({
+      session,
+      address,
+      mode: 'plaintext',
+      flags: {},
+      listener: this.#listener,
+      encode: (message) => (isYProtocolsMessage(message) ? encodeDocFrame(message) : null),
+      mayWait: false,
+      announce: (_sub, encrypted) => (encrypted === true ? ENCRYPTED_BLOB : null),
+    });
+    if (admission.kind === 'invalid') return refuseUpgrade(socket, 'BadRequest', admission.message);
+    if (admission.kind === 'refused') return refuseUpgrade(socket, 'Forbidden', admission.reason);
+    const { sub } = admission;
+    try {
+      sub.hold = await this.#hub.hold(sub.name, 'plaintext');
+    } catch (error) {
+      this.#registry.end(sub);
+      if (!isSyncError(error)) throw error;
+      return refuseUpgrade(socket, error.kind, error.message);
+    }
+    completeUpgrade(
+      this.#wss,
+      request,
+      socket,
+      head,
+      (ws) => {
+        const onClose = (): void => this.#registry.end(sub);
+        if (!this.#accepted(session, ws, (bytes) => this.#receive(sub, bytes), onClose)) return;
+        if (!sub.active) {
+          // Access was lost while the handshake completed.
+          session.close(wsCloseCodeOf('Forbidden'), 'access revoked');
+          return;
+        }
+        void session.enqueue(() => this.#sync.greetPlaintext(sub));
+      },
+      () => this.#registry.end(sub),
+    );
+  }
+
+  async #receive(sub: Subscription, bytes: Uint8Array): Promise<void> {
+    const message = decodeDocFrame(bytes, this.#wireLimits);
+    if (!sub.active) return;
+    await this.#sync.handleYProtocols(sub, message);
+  }
+}

@@ -1,0 +1,224 @@
+import { isSyncError, type MessageOfType, SyncError, type YProtocolsMessage } from '@scopesync/core';
+import * as Y from 'yjs';
+import type { DocHub, PendingWrite } from '../documents/doc-hub.ts';
+import { validateUpdate } from '../documents/yjs-log.ts';
+import type { ChangeOrigin } from '../events/relay-events.ts';
+import type { Counter } from '../metrics.ts';
+import type { Subscription } from './subscription.ts';
+import type { SubscriptionRegistry } from './subscription-registry.ts';
+import type { SyncLog } from './sync-log.ts';
+
+/** Paging of the encrypted log. */
+export interface EntryPaging {
+  /** Most entries the relay sends in one `enc-entries` frame. */
+  readonly maxEntriesPerPage: number;
+  /** Envelope bytes in one `enc-entries` frame (one bigger envelope still goes alone). */
+  readonly maxPageBytes: number;
+}
+
+/** Options of a {@link DocumentSync}. */
+export interface DocumentSyncOptions {
+  readonly hub: DocHub;
+  readonly registry: SubscriptionRegistry;
+  readonly paging: EntryPaging;
+  readonly denials: Counter;
+  readonly log: SyncLog;
+}
+
+/** The encrypted-channel requests of the multiplexed endpoint. */
+export type EncryptedRequest =
+  | MessageOfType<'enc-append'>
+  | MessageOfType<'enc-fetch'>
+  | MessageOfType<'enc-snapshot'>;
+
+/**
+ * What a subscription does with its document, whichever endpoint it came through: the
+ * plaintext greeting and SyncStep1/2, writes (authorised through the registry, acked after the
+ * commit), awareness, and the encrypted log. The endpoints only decode frames and call this.
+ */
+export class DocumentSync {
+  readonly #hub: DocHub;
+  readonly #registry: SubscriptionRegistry;
+  readonly #paging: EntryPaging;
+  readonly #denials: Counter;
+  readonly #log: SyncLog;
+
+  constructor(options: DocumentSyncOptions) {
+    this.#hub = options.hub;
+    this.#registry = options.registry;
+    this.#paging = options.paging;
+    this.#denials = options.denials;
+    this.#log = options.log;
+  }
+
+  /** Sends SyncStep1 and the current awareness states: the start of a plaintext sync. */
+  async greetPlaintext(sub: Subscription): Promise<void> {
+    const stateVector = await this.#hub.read(sub.name, (doc) => Y.encodeStateVector(doc));
+    sub.push({ type: 'sync-step1', stateVector });
+    const states = this.#registry.awarenessStates(sub.name);
+    if (states) sub.push({ type: 'awareness', update: states });
+  }
+
+  /** Handles a y-protocols message of an active plaintext (or, for awareness, any) subscription. */
+  async handleYProtocols(sub: Subscription, message: YProtocolsMessage): Promise<void> {
+    switch (message.type) {
+      case 'sync-step1': {
+        const update = await this.#hub.read(sub.name, (doc) => {
+          try {
+            return Y.encodeStateAsUpdate(doc, message.stateVector);
+          } catch (error) {
+            throw new SyncError('InvalidMessage', 'malformed state vector', { cause: error });
+          }
+        });
+        sub.push({ type: 'sync-step2', update });
+        return;
+      }
+      case 'sync-step2':
+      case 'sync-update':
+        return this.write(sub, message.update, 0);
+      case 'awareness':
+        this.#registry.receiveAwareness(sub, message.update);
+        return;
+      case 'query-awareness': {
+        const states = this.#registry.awarenessStates(sub.name);
+        if (states) sub.push({ type: 'awareness', update: states });
+        return;
+      }
+      case 'permission-denied':
+        return; // only the relay denies; a client's auth message means nothing here
+    }
+  }
+
+  /**
+   * A plaintext Yjs update from a client: `ref` > 0 for a tracked update (acked after the
+   * commit, or answered with an error), 0 for a y-protocols step2/update (not acknowledged).
+   */
+  async write(sub: Subscription, update: Uint8Array, ref: number): Promise<void> {
+    try {
+      validateUpdate(update);
+    } catch (error) {
+      if (ref === 0) throw error; // a malformed untracked update is a malformed frame: close 4400
+      sub.answer({ type: 'error', ref, kind: 'InvalidMessage', message: 'malformed Yjs update' });
+      return;
+    }
+    const verdict = await this.#registry.authorizeWrite(sub);
+    if (!verdict.ok) {
+      this.#denials.inc();
+      if (ref > 0) sub.answer({ type: 'error', ref, kind: verdict.kind, message: verdict.reason });
+      else if (await this.#carriesNews(sub, update)) {
+        sub.answer({ type: 'permission-denied', reason: verdict.reason });
+      }
+      return;
+    }
+    let pending: PendingWrite;
+    try {
+      pending = await this.#hub.enqueueUpdate(sub.name, update, originOf(sub));
+    } catch (error) {
+      if (ref === 0) throw error;
+      this.#answerError(sub, ref, error);
+      return;
+    }
+    pending.committed.then(
+      ({ seq }) => {
+        if (ref > 0) sub.answer({ type: 'ack', ref, seq });
+      },
+      (error: unknown) => {
+        if (ref > 0) return this.#answerError(sub, ref, error);
+        // The client believes the update was delivered. Closing makes it reconnect and re-sync,
+        // which sends the update again.
+        sub.session.close(4503, 'the relay could not store an update');
+      },
+    );
+  }
+
+  /** An encrypted-channel request of an active encrypted subscription. */
+  async handleEncrypted(sub: Subscription, message: EncryptedRequest): Promise<void> {
+    if (message.type === 'enc-fetch') {
+      await this.sendEntries(sub, message.sinceSeq);
+      return;
+    }
+    const verdict = await this.#registry.authorizeWrite(sub);
+    if (!verdict.ok) {
+      this.#denials.inc();
+      sub.answer({ type: 'error', ref: message.ref, kind: verdict.kind, message: verdict.reason });
+      return;
+    }
+    const context = { caller: sub.session.caller, origin: originOf(sub) };
+    if (message.type === 'enc-snapshot') {
+      try {
+        await this.#hub.snapshotEncrypted(sub.name, message.throughSeq, message.snapshot, context);
+        sub.answer({ type: 'ack', ref: message.ref, seq: message.throughSeq });
+      } catch (error) {
+        this.#answerError(sub, message.ref, error);
+      }
+      return;
+    }
+    let pending: PendingWrite;
+    try {
+      pending = await this.#hub.enqueueEncrypted(sub.name, message.envelope, context);
+    } catch (error) {
+      this.#answerError(sub, message.ref, error);
+      return;
+    }
+    pending.committed.then(
+      ({ seq }) => sub.answer({ type: 'ack', ref: message.ref, seq }),
+      (error: unknown) => this.#answerError(sub, message.ref, error),
+    );
+  }
+
+  /**
+   * The start of an encrypted sync: the log after `sinceSeq`, then the live entries committed
+   * meanwhile (held back so the client sees the log in order; those the fetch carried are not
+   * sent twice).
+   */
+  async startEncrypted(sub: Subscription, sinceSeq: number): Promise<void> {
+    const sent = await this.sendEntries(sub, sinceSeq);
+    const buffered = sub.liveBuffer ?? [];
+    sub.liveBuffer = null;
+    for (const entry of buffered) {
+      if (entry.seq > sent) sub.push({ type: 'enc-entries', headSeq: entry.seq, entries: [entry] });
+    }
+  }
+
+  /** Sends the encrypted log after `sinceSeq` in pages; returns the last seq sent (or `sinceSeq`). */
+  async sendEntries(sub: Subscription, sinceSeq: number): Promise<number> {
+    let since = sinceSeq;
+    for (let first = true; ; first = false) {
+      const page = await this.#hub.fetchEncrypted(sub.name, since, {
+        maxBytes: this.#paging.maxPageBytes,
+        maxEntries: this.#paging.maxEntriesPerPage,
+      });
+      if (!sub.active) return since;
+      const last = page.entries.at(-1)?.seq;
+      if (page.entries.length > 0 || first) {
+        sub.push({ type: 'enc-entries', headSeq: page.headSeq, entries: page.entries });
+      }
+      if (last === undefined) return since;
+      since = last;
+      if (last >= page.headSeq) return since;
+    }
+  }
+
+  /** Whether a refused update would have changed the document (only then is the refusal worth telling). */
+  async #carriesNews(sub: Subscription, update: Uint8Array): Promise<boolean> {
+    try {
+      return await this.#hub.read(sub.name, (doc) => !Y.snapshotContainsUpdate(Y.snapshot(doc), update));
+    } catch {
+      return true;
+    }
+  }
+
+  #answerError(sub: Subscription, ref: number, error: unknown): void {
+    if (isSyncError(error)) {
+      sub.answer({ type: 'error', ref, kind: error.kind, message: error.message });
+      return;
+    }
+    this.#log('error', 'a sync request failed', sub.session.context({ doc: sub.name, ref, error }));
+    sub.answer({ type: 'error', ref, kind: 'Internal', message: 'internal error' });
+  }
+}
+
+/** The origin of a subscription's writes: its socket, so its own echo is not sent back. */
+export function originOf(sub: Subscription): ChangeOrigin {
+  return { source: 'socket', session: sub.session.id };
+}

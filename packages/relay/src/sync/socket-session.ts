@@ -1,0 +1,227 @@
+import { type Caller, callerId, isSyncError, wsCloseCodeOf } from '@scopesync/core';
+import type { RawData, WebSocket } from 'ws';
+import type { Counter } from '../metrics.ts';
+import type { SyncLog } from './sync-log.ts';
+
+/** Which endpoint a socket speaks. */
+export type SessionEndpoint = 'doc' | 'mux';
+
+/** Bounds a session enforces. */
+export interface SessionLimits {
+  /** Frames waiting to be processed before the socket is closed with 4429. */
+  readonly maxPendingFrames: number;
+  /** Bytes queued for a socket that does not read before it is closed with 4503. */
+  readonly maxBufferedBytes: number;
+}
+
+/** Options of a {@link SocketSession}. */
+export interface SocketSessionOptions {
+  readonly id: number;
+  readonly endpoint: SessionEndpoint;
+  readonly caller: Caller;
+  /** The authority's id of the credential it authenticated with, or null (guest). */
+  readonly credential: string | null;
+  readonly limits: SessionLimits;
+  readonly log: SyncLog;
+  readonly framesOut: Counter;
+}
+
+/** Handles one binary frame of a session; whatever it throws closes only this socket. */
+export type FrameHandler = (bytes: Uint8Array) => Promise<void>;
+
+/** Code for a normal shutdown of the relay. */
+export const CLOSE_GOING_AWAY = 1001;
+
+/**
+ * One authenticated WebSocket: who it is (the level follows level changes), its credential,
+ * the frame queue (frames are processed one after the other, in arrival order), back-pressure
+ * (a socket that does not read is closed instead of buffering without bound) and liveness for
+ * the heartbeat. It knows nothing of documents: the endpoints and subscriptions do.
+ */
+export class SocketSession {
+  /** Unique within the process; the origin of this socket's writes. */
+  readonly id: number;
+  readonly endpoint: SessionEndpoint;
+  readonly credential: string | null;
+  readonly #limits: SessionLimits;
+  readonly #log: SyncLog;
+  readonly #framesOut: Counter;
+  #caller: Caller;
+  #ws: WebSocket | null = null;
+  #queue: Promise<void> = Promise.resolve();
+  #pending = 0;
+  #alive = true;
+  #closed = false;
+  /** Its credential was revoked: no frame of it is processed any more. */
+  #revoked = false;
+  readonly #onClosed: Array<() => void> = [];
+
+  constructor(options: SocketSessionOptions) {
+    this.id = options.id;
+    this.endpoint = options.endpoint;
+    this.#caller = options.caller;
+    this.credential = options.credential;
+    this.#limits = options.limits;
+    this.#log = options.log;
+    this.#framesOut = options.framesOut;
+  }
+
+  /** Who the socket is, at its current level. */
+  get caller(): Caller {
+    return this.#caller;
+  }
+
+  /** The caller's audit id (`user_…`, `guest`). */
+  get callerId(): string {
+    return callerId(this.#caller);
+  }
+
+  /** Closed, or refusing work because its credential was revoked. */
+  get ended(): boolean {
+    return this.#closed || this.#revoked;
+  }
+
+  /** Takes a user's new level (see the `level-changed` event). */
+  setCaller(caller: Caller): void {
+    this.#caller = caller;
+  }
+
+  /** Binds the opened WebSocket and starts reading frames into `onFrame`. */
+  attach(ws: WebSocket, onFrame: FrameHandler, onClose: () => void): void {
+    this.#ws = ws;
+    ws.on('message', (data, isBinary) => this.#receive(data, isBinary, onFrame));
+    ws.on('pong', () => {
+      this.#alive = true;
+    });
+    ws.on('error', (error) => this.#log('warn', 'sync socket error', this.context({ error })));
+    ws.on('close', () => {
+      if (this.#closed) return;
+      this.#closed = true;
+      onClose();
+      for (const resolve of this.#onClosed.splice(0)) resolve();
+    });
+  }
+
+  /** Runs `task` after the frames already queued; whatever it throws closes only this socket. */
+  enqueue(task: () => Promise<void>): Promise<void> {
+    this.#pending += 1;
+    this.#queue = this.#queue
+      .then(() => (this.ended ? undefined : task()))
+      .catch((error: unknown) => this.#fail(error))
+      .finally(() => {
+        this.#pending -= 1;
+      });
+    return this.#queue;
+  }
+
+  /** Resolves when every queued frame has been handled. */
+  idle(): Promise<void> {
+    return this.#queue;
+  }
+
+  /** Sends one encoded frame. Never throws; a socket that stopped reading is closed (4503). */
+  sendFrame(frame: Uint8Array): void {
+    const ws = this.#ws;
+    if (!ws || this.#closed || ws.readyState !== ws.OPEN) return;
+    if (ws.bufferedAmount > this.#limits.maxBufferedBytes) {
+      this.close(wsCloseCodeOf('Unavailable'), 'the client does not read its socket');
+      return;
+    }
+    ws.send(frame, (error) => {
+      if (error) this.#log('warn', 'sending a sync frame failed', this.context({ error }));
+    });
+    this.#framesOut.inc();
+  }
+
+  /** Closes the socket with a code and a reason (cut to the 123 bytes a close frame allows). */
+  close(code: number, reason: string): void {
+    const ws = this.#ws;
+    if (!ws || ws.readyState === ws.CLOSING || ws.readyState === ws.CLOSED) return;
+    ws.close(code, truncateReason(reason));
+  }
+
+  /** Stops processing frames at once and closes with 4401: its credential was revoked. */
+  revoke(reason: string): void {
+    this.#revoked = true;
+    this.close(wsCloseCodeOf('Unauthorized'), reason);
+  }
+
+  /** Whether it was revoked (an upgrade racing the revocation checks this on accept). */
+  get revoked(): boolean {
+    return this.#revoked;
+  }
+
+  /** Closes with 1001 and resolves when the close handshake finished (or the socket is gone). */
+  goAway(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#closed || !this.#ws) return resolve();
+      this.#onClosed.push(resolve);
+      this.close(CLOSE_GOING_AWAY, 'relay shutting down');
+    });
+  }
+
+  /** Kills the TCP connection without a close handshake. */
+  terminate(): void {
+    if (!this.#closed) this.#ws?.terminate();
+  }
+
+  /** One heartbeat: a socket that missed the previous pong is dropped, the others pinged. */
+  heartbeat(): void {
+    const ws = this.#ws;
+    if (!ws) return;
+    if (!this.#alive) {
+      ws.terminate();
+      return;
+    }
+    this.#alive = false;
+    try {
+      ws.ping();
+    } catch (error) {
+      this.#log('warn', 'ping failed', this.context({ error }));
+    }
+  }
+
+  /** Log context naming this socket. */
+  context(extra: Record<string, unknown>): Record<string, unknown> {
+    return { connection: this.id, endpoint: this.endpoint, caller: this.callerId, ...extra };
+  }
+
+  #receive(data: RawData, isBinary: boolean, onFrame: FrameHandler): void {
+    if (this.ended) return;
+    if (!isBinary) {
+      this.close(wsCloseCodeOf('InvalidMessage'), 'text frames are not part of the protocol');
+      return;
+    }
+    if (this.#pending >= this.#limits.maxPendingFrames) {
+      this.close(wsCloseCodeOf('RateLimited'), 'too many frames waiting to be processed');
+      return;
+    }
+    const bytes = toBytes(data);
+    void this.enqueue(() => onFrame(bytes));
+  }
+
+  #fail(error: unknown): void {
+    if (isSyncError(error)) {
+      if (error.kind !== 'InvalidMessage') {
+        this.#log('warn', 'closing a sync socket after an error', this.context({ error }));
+      }
+      this.close(wsCloseCodeOf(error.kind), error.message);
+      return;
+    }
+    this.#log('error', 'a sync handler threw; closing its socket', this.context({ error }));
+    this.close(wsCloseCodeOf('Internal'), 'internal error');
+  }
+}
+
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return new Uint8Array(Buffer.concat(data));
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Close reasons are limited to 123 bytes of UTF-8. */
+function truncateReason(reason: string): string {
+  let out = reason;
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
+  return out;
+}

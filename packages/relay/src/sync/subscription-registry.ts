@@ -1,0 +1,425 @@
+import {
+  type Address,
+  type Caller,
+  type DocName,
+  encodeDocFrame,
+  encodeMuxFrame,
+  type ErrorKind,
+  isSyncError,
+  type Message,
+} from '@scopesync/core';
+import type { EventBus } from '../events/event-bus.ts';
+import type {
+  AccessChanged,
+  ChangeOrigin,
+  DocRemoved,
+  DocUpdated,
+  EnvelopeAppended,
+} from '../events/relay-events.ts';
+import type { Counter } from '../metrics.ts';
+import { AwarenessRoom } from './awareness-room.ts';
+import type { SocketSession } from './socket-session.ts';
+import {
+  type ActiveState,
+  Subscription,
+  type SubscriptionOptions,
+  type SubscriptionState,
+} from './subscription.ts';
+import type { CheckedAccess, SyncAuthority } from './sync-authority.ts';
+import type { SyncLog } from './sync-log.ts';
+
+/** Options of a {@link SubscriptionRegistry}. */
+export interface SubscriptionRegistryOptions {
+  readonly bus: EventBus;
+  readonly authority: SyncAuthority;
+  readonly denials: Counter;
+  readonly log: SyncLog;
+  /** Awareness client ids one subscription may claim. */
+  readonly maxAwarenessClients: number;
+}
+
+/** What {@link SubscriptionRegistry.admit} needs to create a subscription. */
+export type AdmitRequest = Omit<SubscriptionOptions, 'state'> & {
+  /** Whether an absent or hidden document may be waited for (the multiplexed endpoint); else it is refused. */
+  readonly mayWait: boolean;
+  /**
+   * Called in the document's lane as soon as the subscription exists (active or waiting), before
+   * any update of the document can be pushed to it: where the endpoint announces the access.
+   * Returning a message refuses the subscription instead (BadRequest: e.g. the wrong channel for
+   * a blob's mode, which only a caller who may read it learns).
+   */
+  readonly announce?: ((sub: Subscription, encrypted: boolean | undefined) => string | null) | undefined;
+};
+
+/** The outcome of an admission. */
+export type Admission =
+  | {
+      readonly kind: 'admitted';
+      readonly sub: Subscription;
+      /** The existing object's mode, when it exists (a blob is plaintext or encrypted for good). */
+      readonly encrypted: boolean | undefined;
+    }
+  | { readonly kind: 'refused'; readonly reason: string }
+  /** The endpoint's `announce` refused it (wrong channel for the blob's mode). */
+  | { readonly kind: 'invalid'; readonly message: string };
+
+/** The verdict on a subscription's write. */
+export type WriteVerdict =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly kind: ErrorKind; readonly reason: string };
+
+interface Room {
+  readonly subs: Set<Subscription>;
+  readonly awareness: AwarenessRoom;
+}
+
+const NO_AUDIT = { audit: false } as const;
+
+/**
+ * Every live subscription of this relay, by document, and the one place that decides what
+ * each may see. Admissions, re-decisions after an access change and first writes run in the
+ * document's ordering lane of the event bus, so an access change (local or from another relay)
+ * is applied to every subscription before any later update of that document is delivered —
+ * nothing is pushed to a socket whose caller may not read the document as it is then.
+ */
+export class SubscriptionRegistry {
+  readonly #bus: EventBus;
+  readonly #authority: SyncAuthority;
+  readonly #denials: Counter;
+  readonly #log: SyncLog;
+  readonly #maxAwarenessClients: number;
+  readonly #rooms = new Map<DocName, Room>();
+  readonly #bySession = new Map<SocketSession, Set<Subscription>>();
+  readonly #unsubscribe: Array<() => void>;
+
+  constructor(options: SubscriptionRegistryOptions) {
+    this.#bus = options.bus;
+    this.#authority = options.authority;
+    this.#denials = options.denials;
+    this.#log = options.log;
+    this.#maxAwarenessClients = options.maxAwarenessClients;
+    this.#unsubscribe = [
+      this.#bus.on('doc-updated', (event) => this.#deliverUpdate(event)),
+      this.#bus.on('envelope-appended', (event) => this.#deliverEnvelope(event)),
+      this.#bus.on('awareness-changed', (event) => {
+        // Local sockets' awareness was applied where it arrived; only other relays' is applied here.
+        if (event.origin.source === 'relay') {
+          this.#rooms.get(event.name)?.awareness.receiveRemote(event.origin.relayId, event.update);
+        }
+      }),
+      this.#bus.on('access-changed', (event) => this.#redecideAll(event)),
+      this.#bus.on('doc-removed', (event) => this.#redecideAll(event)),
+    ];
+  }
+
+  /**
+   * Decides whether a socket may start syncing a document, in the document's lane: active with
+   * read (or read-write) access; active read-write on an object the caller may create that does
+   * not exist yet; waiting (absent or hidden, when `mayWait`); or refused. A cross-user read
+   * is audited when it starts; a refusal is audited as an attempt.
+   */
+  admit(request: AdmitRequest): Promise<Admission> {
+    return this.#bus.serialize(laneOf(request.address.name), async () => {
+      const { session, address } = request;
+      if (session.ended) return { kind: 'refused', reason: 'the socket closed' };
+      const decided = await this.#decide(session.caller, address, { audit: true, readAudited: false });
+      if (decided.kind !== 'active') this.#denials.inc();
+      if (decided.kind === 'active' || (decided.kind === 'hidden' && request.mayWait)) {
+        const encrypted = decided.kind === 'active' ? decided.encrypted : undefined;
+        const sub = this.#add(request, decided.kind === 'active' ? decided.state : { phase: 'waiting' });
+        const invalid = request.announce?.(sub, encrypted) ?? null;
+        if (invalid !== null) {
+          this.end(sub);
+          return { kind: 'invalid', message: invalid };
+        }
+        return { kind: 'admitted', sub, encrypted };
+      }
+      return { kind: 'refused', reason: decided.reason };
+    });
+  }
+
+  /**
+   * Authorises a write of `sub`: the audited write check and the object's preparation
+   * (creation, requested flags) once per access decision; later writes pass at once. The
+   * authority narrows access before it resolves, so the caller may then write the content.
+   */
+  async authorizeWrite(sub: Subscription): Promise<WriteVerdict> {
+    for (;;) {
+      const state = sub.state;
+      if (state.phase !== 'active') return { ok: false, kind: 'Forbidden', reason: 'not subscribed' };
+      if (state.write.status === 'authorized') return { ok: true };
+      if (state.write.status === 'denied' && state.write.audited) {
+        return { ok: false, kind: 'Forbidden', reason: state.write.reason };
+      }
+      let verdict: WriteVerdict;
+      try {
+        const decision = await this.#authority.authorizeWrite(sub.session.caller, sub.address, sub.flags);
+        verdict = decision.allowed ? { ok: true } : { ok: false, kind: 'Forbidden', reason: decision.reason };
+      } catch (error) {
+        if (!isSyncError(error)) {
+          this.#log('error', 'authorising a sync write failed', sub.session.context({ doc: sub.name, error }));
+          return { ok: false, kind: 'Internal', reason: 'the relay could not authorise the write' };
+        }
+        return { ok: false, kind: error.kind, reason: error.message };
+      }
+      // Access was decided again meanwhile: decide the write again against the new state.
+      if (sub.state !== state) continue;
+      sub.transition({
+        ...state,
+        exists: true,
+        write: verdict.ok ? { status: 'authorized' } : { status: 'denied', reason: verdict.reason, audited: true },
+      });
+      return verdict;
+    }
+  }
+
+  /**
+   * Decides every subscription of `session` again (its caller changed level), each in its
+   * document's lane. Resolves when all have been.
+   */
+  async redecideSession(session: SocketSession): Promise<void> {
+    const subs = [...(this.#bySession.get(session) ?? [])];
+    await Promise.all(
+      subs.map((sub) => this.#bus.serialize(laneOf(sub.name), () => this.#redecide(sub, false))),
+    );
+  }
+
+  /** Ends every subscription of a session (its socket closed or its credential was revoked). */
+  endSession(session: SocketSession): void {
+    for (const sub of [...(this.#bySession.get(session) ?? [])]) this.end(sub);
+    this.#bySession.delete(session);
+  }
+
+  /** Ends a subscription: it leaves its room (and the awareness of it) and releases its document. */
+  end(sub: Subscription): void {
+    if (sub.state.phase === 'ended') return;
+    sub.transition({ phase: 'ended' });
+    sub.hold?.release();
+    sub.hold = null;
+    const mine = this.#bySession.get(sub.session);
+    if (mine?.delete(sub) && mine.size === 0) this.#bySession.delete(sub.session);
+    const room = this.#rooms.get(sub.name);
+    if (room?.subs.delete(sub)) {
+      room.awareness.leave(sub.peer);
+      if (room.subs.size === 0) this.#rooms.delete(sub.name);
+    }
+  }
+
+  /**
+   * Applies an awareness update from an active subscription, bound to its caller, broadcasts
+   * it to the room and publishes what was accepted (for the other relays).
+   */
+  receiveAwareness(sub: Subscription, update: Uint8Array): void {
+    if (!sub.active) return;
+    const accepted = this.#rooms.get(sub.name)?.awareness.receive(sub.peer, update) ?? null;
+    if (accepted === null) return;
+    void this.#bus.publish({
+      type: 'awareness-changed',
+      name: sub.name,
+      update: accepted,
+      origin: { source: 'socket', session: sub.session.id },
+    });
+  }
+
+  /** The document's current awareness states as one update, or null. */
+  awarenessStates(name: DocName): Uint8Array | null {
+    return this.#rooms.get(name)?.awareness.encodeStates() ?? null;
+  }
+
+  /** Stops reacting to events. */
+  close(): void {
+    for (const off of this.#unsubscribe.splice(0)) off();
+  }
+
+  #add(request: AdmitRequest, state: SubscriptionState): Subscription {
+    const sub = new Subscription({ ...request, state });
+    let room = this.#rooms.get(sub.name);
+    if (!room) {
+      room = { subs: new Set(), awareness: new AwarenessRoom({ maxClientsPerPeer: this.#maxAwarenessClients }) };
+      this.#rooms.set(sub.name, room);
+    }
+    room.subs.add(sub);
+    if (state.phase === 'active') room.awareness.join(sub.peer);
+    let mine = this.#bySession.get(sub.session);
+    if (!mine) {
+      mine = new Set();
+      this.#bySession.set(sub.session, mine);
+    }
+    mine.add(sub);
+    return sub;
+  }
+
+  /**
+   * What `caller` may do with `address` now. `audit`: record the start of a read (and a refused
+   * attempt) as the engine asks; `readAudited`: the read was recorded already.
+   */
+  async #decide(
+    caller: Caller,
+    address: Address,
+    options: { audit: boolean; readAudited: boolean },
+  ): Promise<
+    | { kind: 'active'; state: ActiveState; encrypted: boolean | undefined }
+    | { kind: 'hidden'; reason: string }
+    | { kind: 'refused'; reason: string }
+  > {
+    const read = await this.#authority.check(caller, 'read', address, NO_AUDIT);
+    if (read.decision.allowed) {
+      let readAudited = options.readAudited || !read.decision.audit;
+      if (!readAudited) {
+        const real = await this.#authority.check(caller, 'read', address);
+        if (!real.decision.allowed) return refusal(real);
+        readAudited = true;
+      }
+      const write = await this.#authority.check(caller, 'write', address, NO_AUDIT);
+      const access = write.decision.allowed ? 'read-write' : 'read';
+      const state: ActiveState = {
+        phase: 'active',
+        access,
+        exists: true,
+        readAudited,
+        write: write.decision.allowed
+          ? { status: 'unchecked' }
+          : { status: 'denied', reason: write.decision.reason, audited: false },
+      };
+      return { kind: 'active', state, encrypted: read.encrypted };
+    }
+    if (read.object === null) {
+      // Absent: who may create it may start syncing it (an empty document reveals nothing).
+      const create = await this.#authority.check(caller, 'write', address, NO_AUDIT);
+      if (create.decision.allowed) {
+        const state: ActiveState = {
+          phase: 'active',
+          access: 'read-write',
+          exists: false,
+          readAudited: false,
+          write: { status: 'unchecked' },
+        };
+        return { kind: 'active', state, encrypted: undefined };
+      }
+    }
+    // Record the refused attempt once, when it is made.
+    return refusal(options.audit ? await this.#authority.check(caller, 'read', address) : read);
+  }
+
+  /** An access change or a removal: every subscription of the document is decided again, here, in its lane. */
+  async #redecideAll(event: AccessChanged | DocRemoved): Promise<void> {
+    const room = this.#rooms.get(event.name);
+    if (!room) return;
+    const removed = event.type === 'doc-removed';
+    await Promise.all([...room.subs].map((sub) => this.#redecide(sub, removed)));
+  }
+
+  /** Decides one subscription again and tells its endpoint what changed. Never rejects: a failure ends it. */
+  async #redecide(sub: Subscription, removed: boolean): Promise<void> {
+    const before = sub.state;
+    if (before.phase === 'ended' || sub.session.ended) return;
+    if (before.phase === 'active' && removed) {
+      // It could read the document: telling it that it was deleted reveals nothing.
+      this.#denials.inc();
+      this.#lose(sub, 'deleted', true);
+      return;
+    }
+    if (before.phase === 'waiting' && removed) return; // still absent to it: nothing to tell
+    try {
+      const decided = await this.#decide(sub.session.caller, sub.address, {
+        audit: false,
+        readAudited: before.phase === 'active' && before.readAudited && before.exists,
+      });
+      // The newest decision wins; a first write decided meanwhile notices and decides again.
+      const current = sub.state;
+      if (current.phase === 'ended') return;
+      if (decided.kind !== 'active') {
+        if (current.phase === 'waiting') return; // still absent or hidden: keep waiting
+        this.#denials.inc();
+        this.#lose(sub, decided.reason || 'access revoked', false);
+        return;
+      }
+      const next =
+        current.phase === 'active' && current.exists && current.access === decided.state.access
+          ? { ...decided.state, write: current.write } // unchanged: a checked write stays checked
+          : decided.state;
+      sub.transition(next);
+      if (current.phase === 'waiting') {
+        this.#rooms.get(sub.name)?.awareness.join(sub.peer);
+        sub.listener.activated(sub);
+        return;
+      }
+      if (current.access !== next.access) {
+        const reason = next.write.status === 'denied' ? next.write.reason : '';
+        sub.listener.accessChanged(sub, next.access, reason);
+      }
+    } catch (error) {
+      // Access could not be verified: fail closed for this subscription.
+      this.#log('error', 're-deciding sync access failed; ending the subscription', {
+        ...sub.session.context({ doc: sub.name, error }),
+      });
+      this.#lose(sub, 'access could not be verified', false);
+    }
+  }
+
+  #lose(sub: Subscription, reason: string, deleted: boolean): void {
+    this.end(sub);
+    sub.listener.lost(sub, reason, deleted);
+  }
+
+  #deliverUpdate(event: DocUpdated): void {
+    const room = this.#rooms.get(event.name);
+    if (!room) return;
+    // Each frame is encoded once per endpoint kind, not once per socket.
+    const frames = new FrameCache(event.name, { type: 'sync-update', update: event.update });
+    for (const sub of room.subs) {
+      if (sub.mode !== 'plaintext' || isEchoOf(event.origin, sub)) continue;
+      sub.pushFrame(frames.for(sub));
+    }
+  }
+
+  #deliverEnvelope(event: EnvelopeAppended): void {
+    const room = this.#rooms.get(event.name);
+    if (!room) return;
+    const frames = new FrameCache(event.name, {
+      type: 'enc-entries',
+      headSeq: event.entry.seq,
+      entries: [event.entry],
+    });
+    for (const sub of room.subs) {
+      if (sub.mode !== 'encrypted' || !sub.active || isEchoOf(event.origin, sub)) continue;
+      if (sub.liveBuffer) sub.liveBuffer.push(event.entry);
+      else sub.pushFrame(frames.for(sub));
+    }
+  }
+}
+
+/** The bus lane of a document (see `orderingKeyOf`). */
+export function laneOf(name: DocName): string {
+  return `doc:${name}`;
+}
+
+function isEchoOf(origin: ChangeOrigin, sub: Subscription): boolean {
+  return origin.source === 'socket' && origin.session === sub.session.id;
+}
+
+function refusal(checked: CheckedAccess): { kind: 'hidden' | 'refused'; reason: string } {
+  return { kind: checked.decision.hideExistence ? 'hidden' : 'refused', reason: checked.decision.reason };
+}
+
+/** One message encoded lazily for each endpoint kind. */
+class FrameCache {
+  readonly #name: DocName;
+  readonly #message: Message;
+  #doc: Uint8Array | null = null;
+  #mux: Uint8Array | null = null;
+
+  constructor(name: DocName, message: Message) {
+    this.#name = name;
+    this.#message = message;
+  }
+
+  for(sub: Subscription): Uint8Array {
+    if (sub.session.endpoint === 'doc') {
+      this.#doc ??= encodeDocFrame(this.#message as Parameters<typeof encodeDocFrame>[0]);
+      return this.#doc;
+    }
+    this.#mux ??= encodeMuxFrame(this.#name, this.#message);
+    return this.#mux;
+  }
+}

@@ -1,0 +1,145 @@
+import type { Address, DocAccess, DocName, EncEntry, Message, SubscribeMode } from '@scopesync/core';
+import type { DocHold } from '../documents/doc-hub.ts';
+import type { AwarenessPeer } from './awareness-room.ts';
+import type { SocketSession } from './socket-session.ts';
+import type { RequestedFlags } from './sync-authority.ts';
+
+/** Where a subscription stands with its first write. */
+export type WriteState =
+  /** Not attempted since the access was last decided. */
+  | { readonly status: 'unchecked' }
+  /** Checked (audited) and the object prepared: later writes go straight through. */
+  | { readonly status: 'authorized' }
+  /**
+   * Refused. Once `audited` (the first refused attempt is recorded), later writes are refused
+   * without another entry; a denial known only from a probe is checked for real on the first write.
+   */
+  | { readonly status: 'denied'; readonly reason: string; readonly audited: boolean };
+
+/**
+ * The one state of a subscription; transitions replace it whole, so a decision taken against
+ * an older state can tell (by identity) that it is stale.
+ */
+export type SubscriptionState =
+  /** The document is absent or hidden from the caller (the same to them): nothing of it is sent. */
+  | { readonly phase: 'waiting' }
+  /**
+   * Syncing. `exists` is false for an object the caller may create that nobody has yet;
+   * `readAudited` says the cross-user read this subscription makes has been audited.
+   */
+  | {
+      readonly phase: 'active';
+      readonly access: Exclude<DocAccess, 'none' | 'waiting'>;
+      readonly exists: boolean;
+      readonly readAudited: boolean;
+      readonly write: WriteState;
+    }
+  /** Over: unsubscribed, refused, revoked, deleted, or its socket closed. */
+  | { readonly phase: 'ended' };
+
+/** The state of a subscription that is syncing. */
+export type ActiveState = Extract<SubscriptionState, { phase: 'active' }>;
+
+/** What an endpoint does when the relay changes a subscription's access (the protocols differ). */
+export interface SubscriptionListener {
+  /**
+   * A waiting subscription may read now. Called in the document's lane, before any later
+   * update of it is pushed: announce it here (synchronously), start the sync after.
+   */
+  activated(sub: Subscription): void;
+  /** Its access changed between read and read-write. */
+  accessChanged(sub: Subscription, access: ActiveState['access'], reason: string): void;
+  /** It lost read access (`deleted`: the document was deleted); the subscription has ended. */
+  lost(sub: Subscription, reason: string, deleted: boolean): void;
+}
+
+/** Options of a {@link Subscription}. */
+export interface SubscriptionOptions {
+  readonly session: SocketSession;
+  readonly address: Address;
+  readonly mode: SubscribeMode;
+  /** Flags to create the object with, or change it to, on the first write. */
+  readonly flags: RequestedFlags;
+  readonly state: SubscriptionState;
+  readonly listener: SubscriptionListener;
+  /** Encodes a message for this subscription's endpoint; null when the endpoint has no such frame. */
+  readonly encode: (message: Message) => Uint8Array | null;
+}
+
+/**
+ * One socket's interest in one document. What it may see is its {@link SubscriptionState};
+ * pushes of document content go out only while it is active.
+ */
+export class Subscription {
+  readonly session: SocketSession;
+  readonly address: Address;
+  readonly name: DocName;
+  readonly mode: SubscribeMode;
+  readonly flags: RequestedFlags;
+  readonly listener: SubscriptionListener;
+  /** This subscription as a participant of the document's awareness room. */
+  readonly peer: AwarenessPeer;
+  /** Keeps the document loaded while active; set by the endpoint that started it. */
+  hold: DocHold | null = null;
+  /**
+   * Encrypted subscriptions: live entries held back until the initial fetch has been sent, so
+   * the client sees the log in order. Null once it has.
+   */
+  liveBuffer: EncEntry[] | null;
+  readonly #encode: (message: Message) => Uint8Array | null;
+  #state: SubscriptionState;
+
+  constructor(options: SubscriptionOptions) {
+    this.session = options.session;
+    this.address = options.address;
+    this.name = options.address.name;
+    this.mode = options.mode;
+    this.flags = options.flags;
+    this.listener = options.listener;
+    this.#state = options.state;
+    this.#encode = options.encode;
+    this.liveBuffer = options.mode === 'encrypted' ? [] : null;
+    this.peer = {
+      userId: options.session.callerId,
+      claimKey: options.session.caller.kind === 'user' ? options.session.callerId : null,
+      send: (update) => this.push({ type: 'awareness', update }),
+    };
+  }
+
+  /** The current state. */
+  get state(): SubscriptionState {
+    return this.#state;
+  }
+
+  /** Whether it is syncing. */
+  get active(): boolean {
+    return this.#state.phase === 'active';
+  }
+
+  /** Moves to `next`. An ended subscription stays ended. */
+  transition(next: SubscriptionState): void {
+    if (this.#state.phase === 'ended') return;
+    this.#state = next;
+  }
+
+  /** Pushes document content (updates, entries, awareness): only while active. */
+  push(message: Message): void {
+    if (this.#state.phase !== 'active') return;
+    const frame = this.#encode(message);
+    if (frame) this.session.sendFrame(frame);
+  }
+
+  /** Sends an already encoded push frame: only while active. */
+  pushFrame(frame: Uint8Array): void {
+    if (this.#state.phase === 'active') this.session.sendFrame(frame);
+  }
+
+  /**
+   * Sends an answer (permission, ack, error): it goes out even after the subscription ended,
+   * since an ack reports durability whether or not the client still listens.
+   */
+  answer(message: Message): void {
+    const frame = this.#encode(message);
+    if (frame) this.session.sendFrame(frame);
+  }
+}
