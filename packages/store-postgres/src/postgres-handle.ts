@@ -18,14 +18,14 @@ export interface PostgresStoreOptions {
   readonly schema?: string;
   /** For the pool the store opens from `url`. */
   readonly poolOptions?: PostgresPoolOptions;
-  /** Attempts of a transaction that hits a serialization failure or a deadlock before it fails with Unavailable. Default 10. */
+  /** Attempts of a transaction that hits a serialization failure or a deadlock before it fails with Unavailable. Default 20. */
   readonly maxAttempts?: number;
 }
 
 /** Isolation of a transaction the handle runs. */
 export type Isolation = 'READ COMMITTED' | 'SERIALIZABLE';
 
-const DEFAULT_MAX_ATTEMPTS = 10;
+const DEFAULT_MAX_ATTEMPTS = 20;
 
 /**
  * A store's hold on PostgreSQL: its pool (owned or lent), its schema, and the one way its

@@ -212,11 +212,11 @@ class PoolExecutor implements Executor {
   }
 
   one<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T> {
-    return this.#handle.run(context, step);
+    return this.#handle.run(`cannot ${context}`, step);
   }
 
   atomic<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T> {
-    return this.#handle.transaction(context, step);
+    return this.#handle.transaction(`cannot ${context}`, step);
   }
 }
 

@@ -32,7 +32,10 @@ export async function connectTestDatabase(): Promise<TestDatabase> {
   try {
     pool = await openPostgresPool(TEST_URL, { max: 2, connectionTimeoutMs: 5000 });
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = (error instanceof Error ? error.message : String(error)).replace(
+      /^cannot reach PostgreSQL at \S+: /,
+      '',
+    );
     throw new Error(
       `PostgreSQL is not reachable at ${redactUrl(TEST_URL)} (${reason}). Start it with ` +
         '`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, ' +
