@@ -1,0 +1,12 @@
+export type { Migration } from './migrations.ts';
+export { DEFAULT_SCHEMA, MIGRATIONS, MIGRATIONS_TABLE, migrate, SCHEMA_VERSION } from './migrations.ts';
+export type { PostgresChallengeStoreOptions } from './postgres-challenge-store.ts';
+export { PostgresChallengeStore } from './postgres-challenge-store.ts';
+export type { PostgresDocStoreOptions } from './postgres-doc-store.ts';
+export { PostgresDocStore } from './postgres-doc-store.ts';
+export { toSyncError as postgresErrorToSyncError } from './postgres-errors.ts';
+export type { PostgresStoreOptions } from './postgres-handle.ts';
+export type { PostgresPoolOptions, Queryable } from './postgres-pool.ts';
+export { openPostgresPool, redactUrl, toSafeInteger } from './postgres-pool.ts';
+export type { PostgresRelayStoreOptions, PostgresRelayStoreTx } from './postgres-relay-store.ts';
+export { PostgresRelayStore } from './postgres-relay-store.ts';
