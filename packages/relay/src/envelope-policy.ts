@@ -10,8 +10,8 @@ import {
 } from '@scopesync/core';
 import { ready, verifyEnvelopeSignature } from '@scopesync/crypto';
 import { publicKeyBytes } from './credentials.ts';
-import { KeyedMutex } from './keyed-mutex.ts';
-import type { Locks } from './services/locks.ts';
+import { KeyedMutex } from '@scopesync/core';
+import type { Locks } from '@scopesync/core';
 import type {} from './node-webcrypto-types.ts';
 import type { EnvelopeVerifier } from './sync/doc-hub.ts';
 

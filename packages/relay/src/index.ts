@@ -69,7 +69,6 @@ export type { ChallengeStore } from './challenge-store.ts';
 export { MemoryChallengeStore } from './challenge-store.ts';
 export type { IssuedChallenge, KeyChallengesOptions } from './key-proof.ts';
 export { KeyChallenges, keyProofMessage } from './key-proof.ts';
-export { KeyedMutex } from './keyed-mutex.ts';
 export { MemoryRelayStore } from './memory-relay-store.ts';
 export type { Counter, Gauge, Histogram } from './metrics.ts';
 export { Metrics } from './metrics.ts';
@@ -97,7 +96,6 @@ export { AccountService } from './services/account-service.ts';
 export type { BlobBytesWrite, BlobServiceOptions } from './services/blob-service.ts';
 export { BlobService, ENCRYPTED_HEADER } from './services/blob-service.ts';
 export { deniedError } from './services/denied-error.ts';
-export type { Locks } from './services/locks.ts';
 export type {
   ObjectServiceOptions,
   PreparedWrite,

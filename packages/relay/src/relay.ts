@@ -2,7 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { type DocStore, MemoryDocStore, type RelayStore, SyncError } from '@scopesync/core';
+import { type DocStore, type Locks, MemoryDocStore, type RelayStore, SyncError } from '@scopesync/core';
+import type { ChallengeStore } from './challenge-store.ts';
+import { ClusterLink } from './cluster/cluster-link.ts';
+import type { ClusterTransport } from './cluster/cluster-transport.ts';
 import { SqliteDocStore, SqliteRelayStore } from '@scopesync/store-sqlite';
 import { AccessControl } from './access-control.ts';
 import { AuditLog } from './audit-log.ts';
@@ -14,10 +17,10 @@ import { HttpApi } from './http/http-api.ts';
 import { StaticFiles } from './http/static-files.ts';
 import { instrumentRelayStore } from './instrumented-relay-store.ts';
 import { KeyChallenges } from './key-proof.ts';
-import { KeyedMutex } from './keyed-mutex.ts';
+import { KeyedMutex } from '@scopesync/core';
 import { MemoryRelayStore } from './memory-relay-store.ts';
 import { Metrics } from './metrics.ts';
-import type { RateLimitOptions } from './rate-limiter.ts';
+import type { RateLimitBuckets, RateLimitOptions } from './rate-limiter.ts';
 import { consoleRelayLog, type RelayLog } from './relay-log.ts';
 import { type ModDefinition, RelayRuntime } from './runtime.ts';
 import { AccountService } from './services/account-service.ts';
@@ -41,6 +44,24 @@ export interface RelayStores {
   readonly docStore: DocStore;
 }
 
+/**
+ * What several relays share besides their stores. Each part defaults to this process's own,
+ * which is right for one relay and wrong for several: give all three when relays share a database.
+ */
+export interface RelayCluster {
+  /** Events between relays (e.g. {@link RedisTransport}). */
+  readonly transport: ClusterTransport;
+  /** Locks every relay honours (e.g. PostgreSQL advisory locks); default: in process. */
+  readonly locks?: Locks | undefined;
+  /** Registration challenges any relay can redeem; default: in memory. */
+  readonly challenges?: ChallengeStore | undefined;
+  /**
+   * How often every open socket is checked against the stores, in case an access event between
+   * relays was lost (it is also done after the transport reconnects). Default 30 s.
+   */
+  readonly revalidateMs?: number | undefined;
+}
+
 /** Options of {@link createRelay}; everything has a default. */
 export interface RelayOptions {
   /** TCP port; 0 picks a free one. Default 8787. */
@@ -56,8 +77,14 @@ export interface RelayOptions {
   /** Stores to use instead of a data dir (e.g. memory stores in tests). */
   readonly stores?: RelayStores;
   readonly limits?: RelayLimits;
-  /** Per-caller token bucket for HTTP requests; false turns it off. Default: generous (see DEFAULT_RATE_LIMIT). */
-  readonly rateLimit?: Partial<RateLimitOptions> | false;
+  /**
+   * Per-caller token buckets for HTTP requests: options of in-memory ones, shared buckets (e.g.
+   * {@link RedisRateLimitBuckets} for several relays), or false for none. Default: generous
+   * in-memory buckets (see DEFAULT_RATE_LIMIT).
+   */
+  readonly rateLimit?: Partial<RateLimitOptions> | RateLimitBuckets | false;
+  /** Several relays on one database: how they share events, locks and challenges. */
+  readonly cluster?: RelayCluster | undefined;
   /** Mods to register (with their grants) and start when the relay listens. */
   readonly mods?: readonly ModDefinition[];
   /** A built web app to serve at `/` (SPA fallback to index.html). */
@@ -146,7 +173,7 @@ export class Relay {
     const syncLog = (level: 'warn' | 'error', message: string, context?: Record<string, unknown>): void =>
       this.#log(level, message, context);
     this.bus = new LocalEventBus({ log: (message, context) => this.#log('error', message, context) });
-    const locks = new KeyedMutex();
+    const locks = options.cluster?.locks ?? new KeyedMutex();
     const now = Date.now;
     this.hub = new DocHub({
       store: docStore,
@@ -178,7 +205,9 @@ export class Relay {
         blobs: new BlobService({ ...services, objects }),
         shares: new ShareService({ ...services, objects }),
         accounts,
-        challenges: new KeyChallenges(),
+        challenges: new KeyChallenges(
+          options.cluster?.challenges === undefined ? {} : { store: options.cluster.challenges },
+        ),
         maxBodyBytes: options.limits?.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
       },
       metrics: this.metrics,

@@ -2,7 +2,7 @@ import { type DocName, isSyncError, Level, MemoryDocStore, SYSTEM_OWNER } from '
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AccessControl } from './access-control.ts';
 import { AuditLog } from './audit-log.ts';
-import { KeyedMutex } from './keyed-mutex.ts';
+import { KeyedMutex } from '@scopesync/core';
 import { MemoryRelayStore } from './memory-relay-store.ts';
 import { Metrics } from './metrics.ts';
 import { RelayRuntime } from './runtime.ts';

@@ -6,6 +6,7 @@ export type { PostgresDocStoreOptions } from './postgres-doc-store.ts';
 export { PostgresDocStore } from './postgres-doc-store.ts';
 export { toSyncError as postgresErrorToSyncError } from './postgres-errors.ts';
 export type { PostgresStoreOptions } from './postgres-handle.ts';
+export { PostgresLocks } from './postgres-locks.ts';
 export type { PostgresPoolOptions, Queryable } from './postgres-pool.ts';
 export { openPostgresPool, redactUrl, toSafeInteger } from './postgres-pool.ts';
 export type { PostgresRelayStoreOptions, PostgresRelayStoreTx } from './postgres-relay-store.ts';

@@ -6,7 +6,7 @@ import type { DocHub } from '../documents/doc-hub.ts';
 import type { KeyChallenges } from '../key-proof.ts';
 import type { AccountService } from '../services/account-service.ts';
 import type { BlobService } from '../services/blob-service.ts';
-import type { Locks } from '../services/locks.ts';
+import type { Locks } from '@scopesync/core';
 import type { ObjectService } from '../services/object-service.ts';
 import type { ShareService } from '../services/share-service.ts';
 

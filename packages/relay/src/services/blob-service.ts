@@ -8,7 +8,7 @@ import {
 } from '@scopesync/core';
 import type { AccessControl } from '../access-control.ts';
 import type { EventBus } from '../events/event-bus.ts';
-import type { Locks } from './locks.ts';
+import type { Locks } from '@scopesync/core';
 import type { ObjectService } from './object-service.ts';
 
 /** The request header that creates a blob end-to-end encrypted on `PUT /blob/<id>`. */

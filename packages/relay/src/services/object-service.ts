@@ -20,7 +20,7 @@ import type { RequestedFlags } from '../sync/sync-authority.ts';
 import { readUserValue, writeUserValue } from '../userdata-value.ts';
 import { accessChangeOf } from './access-narrowing.ts';
 import { deniedError } from './denied-error.ts';
-import type { Locks } from './locks.ts';
+import type { Locks } from '@scopesync/core';
 
 /** A userdata value with the relay's metadata, as HTTP and the runtime return it. */
 export interface StoredValue {

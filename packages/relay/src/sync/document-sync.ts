@@ -101,7 +101,13 @@ export class DocumentSync {
       sub.answer({ type: 'error', ref, kind: 'InvalidMessage', message: 'malformed Yjs update' });
       return;
     }
-    const verdict = await this.#registry.authorizeWrite(sub);
+    const state = sub.state;
+    // An update that brings nothing new (a stock client answering SyncStep1 with an empty
+    // SyncStep2) needs no write access and must not create the object: the hub answers it like
+    // any write that changed nothing. Checked only until the subscription's writes are authorised.
+    const needsNothing =
+      state.phase === 'active' && state.write.status !== 'authorized' && !(await this.#carriesNews(sub, update));
+    const verdict = needsNothing ? { ok: true as const } : await this.#registry.authorizeWrite(sub);
     if (!verdict.ok) {
       this.#denials.inc();
       if (ref > 0) sub.answer({ type: 'error', ref, kind: verdict.kind, message: verdict.reason });

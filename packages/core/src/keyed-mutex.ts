@@ -1,4 +1,4 @@
-import type { Locks } from './services/locks.ts';
+import type { Locks } from './locks.ts';
 
 /**
  * The in-process {@link Locks}: async critical sections one at a time per key (a document

@@ -1,7 +1,7 @@
 import { type DocName, isLevel, parseDocName, SyncError } from '@scopesync/core';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
-import type { ChangeOrigin, RelayEvent } from './relay-events.ts';
+import type { ChangeOrigin, RelayEvent } from '../events/relay-events.ts';
 
 // The events one relay tells the others, as bytes: a version, the sender's relay id, then one
 // event — a type tag and its fields (lib0 varints, varStrings and varUint8Arrays). Updates

@@ -1,7 +1,7 @@
+import type { EventBus } from '../events/event-bus.ts';
+import type { DocCommitted, EnvelopeAppended, RelayEvent } from '../events/relay-events.ts';
 import { decodeClusterEvent, encodeClusterEvent, isClusterEvent } from './cluster-codec.ts';
 import type { ClusterTransport } from './cluster-transport.ts';
-import type { EventBus } from './event-bus.ts';
-import type { DocCommitted, EnvelopeAppended, RelayEvent } from './relay-events.ts';
 
 /** Options of a {@link ClusterLink}. */
 export interface ClusterLinkOptions {

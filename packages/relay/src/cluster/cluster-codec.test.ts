@@ -1,7 +1,7 @@
 import { type DocName, isSyncError, Level } from '@scopesync/core';
 import { describe, expect, it } from 'vitest';
+import type { RelayEvent } from '../events/relay-events.ts';
 import { decodeClusterEvent, encodeClusterEvent, isClusterEvent } from './cluster-codec.ts';
-import type { RelayEvent } from './relay-events.ts';
 
 const name = 'PUBLIC_RW/_/notes' as DocName;
 const local = { source: 'socket', session: 3 } as const;

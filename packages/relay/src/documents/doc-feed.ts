@@ -1,0 +1,192 @@
+import type { DocName, DocStore, EncEntry } from '@scopesync/core';
+import * as Y from 'yjs';
+import type { EventBus } from '../events/event-bus.ts';
+import type { ChangeOrigin, DocCommitted, EnvelopeAppended } from '../events/relay-events.ts';
+
+/** What the feed needs from the documents this relay holds. */
+export interface ReplicaTarget {
+  /**
+   * The loaded copy of a document: `head` is the seq through which it held every committed
+   * entry when it was loaded, `loadId` changes with every (re)load. Null when not loaded.
+   */
+  replicaOf(name: DocName): { readonly loadId: number; readonly head: number; readonly encrypted: boolean } | null;
+  /** Applies committed updates to the loaded copy without storing them again; false when that copy is gone. */
+  applyReplicated(name: DocName, loadId: number, updates: readonly Uint8Array[]): boolean;
+  /** The encrypted log after `sinceSeq`. */
+  fetchEncrypted(name: DocName, sinceSeq: number): Promise<{ entries: EncEntry[] }>;
+}
+
+/** Options of a {@link DocFeed}. */
+export interface DocFeedOptions {
+  readonly bus: EventBus;
+  readonly target: ReplicaTarget;
+  readonly store: DocStore;
+  /** How often followed documents are compared with the store's head, in ms; 0 never. Default 5000. */
+  readonly idleCheckMs?: number | undefined;
+  readonly log: (level: 'warn' | 'error', message: string, context?: Record<string, unknown>) => void;
+}
+
+interface Followed {
+  readonly loadId: number;
+  /** Every committed seq up to here is in this relay's copy and was delivered to its sockets. */
+  watermark: number;
+  /** Seqs past the watermark already seen (committed here, or delivered from another relay). */
+  readonly seen: Set<number>;
+  /** A read of the store under way. */
+  catchingUp: Promise<void> | null;
+}
+
+/** The origin of what the feed read from the store itself. */
+const STORE_ORIGIN: ChangeOrigin = Object.freeze({ source: 'relay', relayId: 'store' });
+
+/**
+ * Follows, across relays, the documents this relay holds: applies other relays' committed
+ * updates to the loaded copy and publishes them on the bus (`doc-updated` / `envelope-appended`
+ * with a relay origin) in seq order, drops what it has already seen, and reads whatever is
+ * missing from the store — after a gap, after the transport reconnected, and on an idle timer.
+ * The store is the truth: a lost message only delays delivery, and nothing is ever written back.
+ */
+export class DocFeed {
+  readonly #bus: EventBus;
+  readonly #target: ReplicaTarget;
+  readonly #store: DocStore;
+  readonly #log: DocFeedOptions['log'];
+  readonly #followed = new Map<DocName, Followed>();
+  readonly #off: Array<() => void>;
+  readonly #timer: NodeJS.Timeout | null;
+  #closed = false;
+
+  constructor(options: DocFeedOptions) {
+    this.#bus = options.bus;
+    this.#target = options.target;
+    this.#store = options.store;
+    this.#log = options.log;
+    // Writes committed by this relay: its copy has them already.
+    this.#off = [
+      this.#bus.on('doc-committed', (event) => {
+        if (event.origin.source !== 'relay') this.#markSeen(event.name, event.seq);
+      }),
+      this.#bus.on('envelope-appended', (event) => {
+        if (event.origin.source !== 'relay') this.#markSeen(event.name, event.entry.seq);
+      }),
+    ];
+    const every = options.idleCheckMs ?? 5000;
+    this.#timer = every > 0 ? setInterval(() => void this.catchUpAll(), every) : null;
+    this.#timer?.unref();
+  }
+
+  /** Takes another relay's committed write (see `ClusterLink`). */
+  receive(event: DocCommitted | EnvelopeAppended): void {
+    if (this.#closed) return;
+    const seq = event.type === 'doc-committed' ? event.seq : event.entry.seq;
+    const followed = this.#follow(event.name);
+    if (!followed || seq <= followed.watermark || followed.seen.has(seq)) return;
+    if (seq !== followed.watermark + 1 || followed.catchingUp) {
+      // Something before it was lost or is late: read the store from the watermark on.
+      void this.#catchUp(event.name, followed);
+      return;
+    }
+    if (event.type === 'doc-committed') {
+      if (!this.#target.applyReplicated(event.name, followed.loadId, [event.update])) return;
+      this.#advance(followed, seq);
+      void this.#bus.publish({ type: 'doc-updated', name: event.name, update: event.update, seq, origin: event.origin });
+    } else {
+      this.#advance(followed, seq);
+      void this.#bus.publish(event);
+    }
+  }
+
+  /** Compares every followed document with the store and delivers what is missing. Never rejects. */
+  async catchUpAll(): Promise<void> {
+    const work: Promise<void>[] = [];
+    for (const name of [...this.#followed.keys()]) {
+      const followed = this.#follow(name);
+      if (followed) work.push(this.#catchUp(name, followed));
+    }
+    await Promise.all(work);
+  }
+
+  /** Starts following a document this relay just loaded (so that an idle timer also covers it). */
+  follow(name: DocName): void {
+    this.#follow(name);
+  }
+
+  /** Stops following. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    for (const off of this.#off.splice(0)) off();
+    this.#followed.clear();
+  }
+
+  /** The document's state, (re)started from its loaded copy; null when this relay does not hold it. */
+  #follow(name: DocName): Followed | null {
+    const replica = this.#target.replicaOf(name);
+    if (!replica) {
+      this.#followed.delete(name);
+      return null;
+    }
+    let followed = this.#followed.get(name);
+    if (!followed || followed.loadId !== replica.loadId) {
+      followed = { loadId: replica.loadId, watermark: replica.head, seen: new Set(), catchingUp: null };
+      this.#followed.set(name, followed);
+    }
+    return followed;
+  }
+
+  #markSeen(name: DocName, seq: number): void {
+    const followed = this.#follow(name);
+    if (!followed || seq <= followed.watermark) return;
+    if (seq === followed.watermark + 1) this.#advance(followed, seq);
+    else followed.seen.add(seq);
+  }
+
+  /** Moves the watermark to `seq`, then over every seq already seen right after it. */
+  #advance(followed: Followed, seq: number): void {
+    followed.watermark = Math.max(followed.watermark, seq);
+    while (followed.seen.delete(followed.watermark + 1)) followed.watermark += 1;
+    for (const s of followed.seen) if (s <= followed.watermark) followed.seen.delete(s);
+  }
+
+  #catchUp(name: DocName, followed: Followed): Promise<void> {
+    followed.catchingUp ??= this.#readStore(name, followed)
+      .catch((error: unknown) => {
+        this.#log('warn', 'catching up a document from the store failed; retrying on the next event or tick', {
+          doc: name,
+          error,
+        });
+      })
+      .finally(() => {
+        followed.catchingUp = null;
+      });
+    return followed.catchingUp;
+  }
+
+  async #readStore(name: DocName, followed: Followed): Promise<void> {
+    const replica = this.#target.replicaOf(name);
+    if (!replica || replica.loadId !== followed.loadId) return;
+    if (replica.encrypted) {
+      const { entries } = await this.#target.fetchEncrypted(name, followed.watermark);
+      for (const entry of entries) {
+        if (entry.seq <= followed.watermark) continue;
+        const seen = followed.seen.has(entry.seq);
+        this.#advance(followed, entry.seq);
+        if (!seen) void this.#bus.publish({ type: 'envelope-appended', name, entry, origin: STORE_ORIGIN });
+      }
+      return;
+    }
+    const head = await this.#store.head(name);
+    if (head <= followed.watermark) return;
+    const entries = await this.#store.load(name, followed.watermark);
+    const last = entries.at(-1)?.seq;
+    if (last === undefined) return;
+    const missing = entries.filter((e) => e.seq > followed.watermark && !followed.seen.has(e.seq));
+    if (missing.length > 0) {
+      const updates = missing.map((e) => e.data);
+      if (!this.#target.applyReplicated(name, followed.loadId, updates)) return;
+      const update = updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates);
+      void this.#bus.publish({ type: 'doc-updated', name, update, seq: last, origin: STORE_ORIGIN });
+    }
+    this.#advance(followed, last);
+  }
+}
