@@ -41,12 +41,17 @@ export class IndexedDbDocStore implements DocStore {
     });
   }
 
-  async load(doc: string, sinceSeq = 0): Promise<StoredEntry[]> {
+  async load(doc: string, sinceSeq = 0, limit?: number): Promise<StoredEntry[]> {
     this.#open();
-    const rows = await this.#db.entries
+    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0)) {
+      throw new SyncError('BadRequest', `limit must be a non-negative integer, got ${String(limit)}`);
+    }
+    if (limit === 0) return [];
+    // The [doc+seq] index walks in seq order, so the first `limit` rows are the lowest seqs.
+    const range = this.#db.entries
       .where('[doc+seq]')
-      .between([doc, sinceSeq], [doc, Dexie.maxKey], false, true)
-      .toArray();
+      .between([doc, sinceSeq], [doc, Dexie.maxKey], false, true);
+    const rows = await (limit === undefined ? range : range.limit(limit)).toArray();
     return rows.map((row) => ({ seq: row.seq, data: row.data }));
   }
 

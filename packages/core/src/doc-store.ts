@@ -21,8 +21,13 @@ export interface DocStore {
   append(doc: string, data: Uint8Array): Promise<number>;
   /** Appends several entries in one transaction: all are stored or none. Resolves with their sequence numbers in order. */
   appendBatch(items: readonly AppendItem[]): Promise<number[]>;
-  /** The entries of a document with `seq > sinceSeq` (default: all), in sequence order. */
-  load(doc: string, sinceSeq?: number): Promise<StoredEntry[]>;
+  /**
+   * The entries of a document with `seq > sinceSeq` (default 0: all), in sequence order; at
+   * most `limit` of them, the lowest seqs first (default: no limit). Paging: pass the last
+   * seq of a page as the next `sinceSeq` until a page comes back shorter than `limit`.
+   * BadRequest when `limit` is given and is not a non-negative integer (0 loads nothing).
+   */
+  load(doc: string, sinceSeq?: number, limit?: number): Promise<StoredEntry[]>;
   /** The highest sequence number ever assigned to the document, 0 if none. */
   head(doc: string): Promise<number>;
   /**

@@ -53,11 +53,13 @@ export type {
   ObjectPatch,
   ObjectRecord,
   RelayStore,
+  RelayStoreTx,
   ShareRecord,
   UserKeys,
   UserRecord,
   WrappedKeyRecord,
 } from './relay-store.ts';
+export { forwardRelayStoreTx, RELAY_STORE_TX_METHODS } from './relay-store.ts';
 export type {
   AccessRequest,
   Action,
@@ -80,6 +82,8 @@ export {
   RUNTIME_DEFAULT_FLAGS,
   SCOPE_FLAGS,
 } from './rules.ts';
+export type { AsyncContext, TransactionTicket } from './transaction-gate.ts';
+export { TransactionGate } from './transaction-gate.ts';
 export { decodeDocFrame, decodeMuxFrame, encodeDocFrame, encodeMuxFrame } from './wire/frame.ts';
 export type {
   AckMessage,

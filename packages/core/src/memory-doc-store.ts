@@ -32,10 +32,12 @@ export class MemoryDocStore implements DocStore {
     });
   }
 
-  async load(doc: string, sinceSeq = 0): Promise<StoredEntry[]> {
+  async load(doc: string, sinceSeq = 0, limit?: number): Promise<StoredEntry[]> {
     this.#open();
+    checkLimit(limit);
     return (this.#logs.get(doc) ?? [])
       .filter((e) => e.seq > sinceSeq)
+      .slice(0, limit)
       .map((e) => ({ seq: e.seq, data: e.data.slice() }));
   }
 
@@ -70,5 +72,11 @@ export class MemoryDocStore implements DocStore {
 
   #open(): void {
     if (this.#closed) throw new SyncError('Unavailable', 'the store is closed');
+  }
+}
+
+function checkLimit(limit: number | undefined): void {
+  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0)) {
+    throw new SyncError('BadRequest', `limit must be a non-negative integer, got ${String(limit)}`);
   }
 }

@@ -191,21 +191,38 @@ export interface BlobWrite {
   readonly now: number;
 }
 
+/** RelayStore without close/transaction: what a transaction callback receives. */
+export type RelayStoreTx = Omit<RelayStore, 'close' | 'transaction'>;
+
 /**
  * Everything the relay keeps besides document content: users, API key hashes, object
  * metadata and raw blob bytes, shares, the hash-chained audit log and mod grants. Every
- * method resolves once its effect is durable for the store; multi-row changes are atomic.
- * Records returned are copies: changing them changes nothing stored.
+ * method resolves once its effect is durable for the store; each call is atomic (all of its
+ * rows change or none) and serializable with every other call and transaction. Records
+ * returned are copies: changing them changes nothing stored.
+ *
+ * Invariants every backend enforces, whoever writes (checked by `runRelayStoreSuite` in
+ * @scopesync/testing); a backend with a schema keeps them there, not in its code:
+ * - a signing key (`UserRecord.signPk`, when not null) belongs to at most one user;
+ * - an API key belongs to an existing user;
+ * - raw blob bytes belong to an existing object;
+ * - a blob version is never given to a name twice, not even after the object is deleted and
+ *   created again (the store remembers the highest version per name for its whole life);
+ * - deleting an object deletes, in the same transaction, its raw bytes, its wrapped keys and,
+ *   for `blob/<id>`, every share and key grant of blob `<id>`;
+ * - deleting a share deletes, in the same transaction, that user's key grants for the blob;
+ * - the audit log is a chain: entry `seq` follows the head (`seq = head.seq + 1`, `prevHash =
+ *   head.hash`, 64 zeros on an empty log), and the head moves with the entry, atomically.
  */
 export interface RelayStore {
   /**
    * Creates a user together with its first API key, atomically. Conflict if the user id or key
-   * hash exists, or another user holds the same `signPk`.
+   * hash exists, or another user holds the same `signPk`; BadRequest if the key names another user.
    */
   createUser(user: UserRecord, firstKey: KeyRecord): Promise<void>;
   /** The user, or null. */
   getUser(userId: string): Promise<UserRecord | null>;
-  /** The user whose registered signing key is `signPk` (compared as stored), or null. */
+  /** The one user whose registered signing key is `signPk` (compared as stored), or null. */
   findUserBySignPk(signPk: string): Promise<UserRecord | null>;
   /**
    * Replaces a user's public keys; false when there is no such user. Conflict when another user
@@ -230,7 +247,11 @@ export interface RelayStore {
   createObject(record: ObjectRecord): Promise<ObjectRecord>;
   /** Changes fields of an existing object; resolves with the result, or null when it does not exist. */
   updateObject(name: string, patch: ObjectPatch): Promise<ObjectRecord | null>;
-  /** Deletes an object with its raw bytes, shares, key grants and wrapped keys; false when it did not exist. */
+  /**
+   * Deletes an object and, atomically with it, its raw bytes, its wrapped keys and (for
+   * `blob/<id>`) the shares and key grants of blob `<id>`. False, and nothing removed, when
+   * there was no object. The blob version head of the name survives (see {@link ObjectRecord.version}).
+   */
   deleteObject(name: string): Promise<boolean>;
   /** Objects whose names start with `prefix`, after `after`, in name (code unit) order. */
   listObjects(listing: ObjectListing): Promise<ObjectRecord[]>;
@@ -264,7 +285,9 @@ export interface RelayStore {
 
   /**
    * Appends one audit entry atomically: `seal` receives the current head (null for an empty
-   * log) and returns the complete entry, whose `seq` must be head + 1. Resolves with it.
+   * log) and returns the complete entry, whose `seq` must be head + 1 and `prevHash` the head's
+   * hash (64 zeros for the first entry), else Conflict and nothing is appended. An error thrown
+   * by `seal` passes through, likewise appending nothing. Resolves with the entry.
    */
   appendAudit(seal: (head: AuditHead | null) => AuditRecord): Promise<AuditRecord>;
   /** The head the last append recorded, or null for an empty log. Kept apart from the entries so that removing the newest entry is detectable. */
@@ -277,6 +300,78 @@ export interface RelayStore {
   /** Grants whose source is `source`, or all grants. */
   listGrants(source?: string): Promise<ModGrant[]>;
 
+  /**
+   * Runs `fn` as one transaction and resolves with what it resolves with.
+   *
+   * - Atomic: everything done through `tx` commits together when `fn` resolves, or nothing
+   *   does when `fn` throws or rejects; its error then passes through unchanged.
+   * - A call through `tx` that rejects changed nothing (it is atomic on its own, like any call);
+   *   `fn` may catch the error and go on, and the calls before it still commit with the rest.
+   * - Reads through `tx` see the transaction's own writes.
+   * - Serializable: transactions run one after another with respect to each other and to calls
+   *   made on the store outside them, so no other caller ever sees a half-done transaction:
+   *   such calls wait until it has committed or rolled back. Keep `fn` short; it holds the store.
+   * - `fn` must use only `tx`. A call on the store itself (or a nested `transaction`) from
+   *   inside `fn` would wait for the transaction that waits for it; stores detect it and
+   *   reject that call with Internal instead of deadlocking. `tx` works only until `fn`
+   *   settles: later calls through it reject with Internal.
+   * - Unavailable when the store is closed; `close()` waits for an open transaction.
+   */
+  transaction<T>(fn: (tx: RelayStoreTx) => Promise<T>): Promise<T>;
+
   /** Releases the store. Idempotent; later calls reject with Unavailable. */
   close(): Promise<void>;
+}
+
+/**
+ * The names of the methods of {@link RelayStoreTx}: for stores and wrappers that forward every
+ * call. Typed so that a method added to the interface must be added here.
+ */
+export const RELAY_STORE_TX_METHODS: readonly (keyof RelayStoreTx)[] = Object.keys({
+  createUser: true,
+  getUser: true,
+  findUserBySignPk: true,
+  setUserKeys: true,
+  setUserLevel: true,
+  countUsers: true,
+  addKey: true,
+  getKey: true,
+  revokeKey: true,
+  getObject: true,
+  createObject: true,
+  updateObject: true,
+  deleteObject: true,
+  listObjects: true,
+  getBlobData: true,
+  putBlobData: true,
+  putShare: true,
+  deleteShare: true,
+  listShares: true,
+  putKeyGrant: true,
+  listKeyGrants: true,
+  putWrappedKey: true,
+  listWrappedKeys: true,
+  appendAudit: true,
+  auditHead: true,
+  queryAudit: true,
+  replaceGrants: true,
+  listGrants: true,
+} satisfies Record<keyof RelayStoreTx, true>) as (keyof RelayStoreTx)[];
+
+/**
+ * A {@link RelayStoreTx} whose every method calls the same method of `target` through `wrap`:
+ * how a store hands out a transaction's `tx` with a guard around each call, or a wrapper
+ * observes every call. `wrap` may throw or reject instead of calling.
+ */
+export function forwardRelayStoreTx(
+  target: RelayStoreTx,
+  wrap: <T>(call: () => Promise<T>) => Promise<T>,
+): RelayStoreTx {
+  const forwarded: Record<string, unknown> = {};
+  for (const name of RELAY_STORE_TX_METHODS) {
+    const method = target[name] as (...args: unknown[]) => Promise<unknown>;
+    // async: a guard that throws still makes a rejected promise, as every store method does.
+    forwarded[name] = async (...args: unknown[]) => wrap(() => method.apply(target, args));
+  }
+  return forwarded as unknown as RelayStoreTx;
 }

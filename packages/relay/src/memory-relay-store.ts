@@ -1,8 +1,10 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   type AuditHead,
   type AuditQuery,
   type AuditRecord,
   type BlobWrite,
+  forwardRelayStoreTx,
   type KeyGrantRecord,
   type KeyRecord,
   type Level,
@@ -11,8 +13,10 @@ import {
   type ObjectPatch,
   type ObjectRecord,
   type RelayStore,
+  type RelayStoreTx,
   type ShareRecord,
   SyncError,
+  TransactionGate,
   type UserKeys,
   type UserRecord,
   type WrappedKeyRecord,
@@ -21,30 +25,234 @@ import {
 /** Most entries one audit query returns. */
 const MAX_AUDIT_PAGE = 10_000;
 
+/** The `prevHash` of the first audit entry. */
+const GENESIS_HASH = '0'.repeat(64);
+
 /**
  * A {@link RelayStore} in memory: the reference implementation, for unit tests and
- * ephemeral relays. Everything is lost on close.
+ * ephemeral relays. Everything is lost on close. A transaction runs alone behind a
+ * {@link TransactionGate} and rolls back by restoring a snapshot taken when it began (a copy
+ * of every index, not of the records, which are never changed in place).
  */
 export class MemoryRelayStore implements RelayStore {
-  readonly #users = new Map<string, UserRecord>();
-  readonly #keys = new Map<string, KeyRecord>();
-  readonly #objects = new Map<string, ObjectRecord>();
-  readonly #blobData = new Map<string, Uint8Array>();
-  /** name → the highest blob version it ever had; outlives the object, so versions never repeat. */
-  readonly #blobHeads = new Map<string, number>();
-  /** blob id → user id → share. */
-  readonly #shares = new Map<string, Map<string, ShareRecord>>();
-  /** blob id → `${user id} ${epoch}` → grant. */
-  readonly #keyGrants = new Map<string, Map<string, KeyGrantRecord>>();
-  /** doc name → key id → wrapped key. */
-  readonly #wrappedKeys = new Map<string, Map<string, WrappedKeyRecord>>();
-  readonly #audit: AuditRecord[] = [];
-  #auditHead: AuditHead | null = null;
-  readonly #grants = new Map<string, ModGrant[]>();
+  readonly #data = new MemoryRelayData();
+  readonly #gate = new TransactionGate(new AsyncLocalStorage());
   #closed = false;
 
   async createUser(user: UserRecord, firstKey: KeyRecord): Promise<void> {
-    this.#open();
+    return this.#call(() => this.#data.createUser(user, firstKey));
+  }
+
+  async getUser(userId: string): Promise<UserRecord | null> {
+    return this.#call(() => this.#data.getUser(userId));
+  }
+
+  async findUserBySignPk(signPk: string): Promise<UserRecord | null> {
+    return this.#call(() => this.#data.findUserBySignPk(signPk));
+  }
+
+  async setUserKeys(userId: string, keys: UserKeys): Promise<boolean> {
+    return this.#call(() => this.#data.setUserKeys(userId, keys));
+  }
+
+  async setUserLevel(userId: string, level: Level): Promise<boolean> {
+    return this.#call(() => this.#data.setUserLevel(userId, level));
+  }
+
+  async countUsers(): Promise<number> {
+    return this.#call(() => this.#data.countUsers());
+  }
+
+  async addKey(key: KeyRecord): Promise<void> {
+    return this.#call(() => this.#data.addKey(key));
+  }
+
+  async getKey(keyHash: string): Promise<KeyRecord | null> {
+    return this.#call(() => this.#data.getKey(keyHash));
+  }
+
+  async revokeKey(keyHash: string, at: number): Promise<boolean> {
+    return this.#call(() => this.#data.revokeKey(keyHash, at));
+  }
+
+  async getObject(name: string): Promise<ObjectRecord | null> {
+    return this.#call(() => this.#data.getObject(name));
+  }
+
+  async createObject(record: ObjectRecord): Promise<ObjectRecord> {
+    return this.#call(() => this.#data.createObject(record));
+  }
+
+  async updateObject(name: string, patch: ObjectPatch): Promise<ObjectRecord | null> {
+    return this.#call(() => this.#data.updateObject(name, patch));
+  }
+
+  async deleteObject(name: string): Promise<boolean> {
+    return this.#call(() => this.#data.deleteObject(name));
+  }
+
+  async listObjects(listing: ObjectListing): Promise<ObjectRecord[]> {
+    return this.#call(() => this.#data.listObjects(listing));
+  }
+
+  async getBlobData(name: string): Promise<Uint8Array | null> {
+    return this.#call(() => this.#data.getBlobData(name));
+  }
+
+  async putBlobData(name: string, write: BlobWrite): Promise<ObjectRecord> {
+    return this.#call(() => this.#data.putBlobData(name, write));
+  }
+
+  async putShare(share: ShareRecord): Promise<void> {
+    return this.#call(() => this.#data.putShare(share));
+  }
+
+  async deleteShare(blobId: string, userId: string): Promise<boolean> {
+    return this.#call(() => this.#data.deleteShare(blobId, userId));
+  }
+
+  async listShares(blobId: string): Promise<ShareRecord[]> {
+    return this.#call(() => this.#data.listShares(blobId));
+  }
+
+  async putKeyGrant(grant: KeyGrantRecord): Promise<void> {
+    return this.#call(() => this.#data.putKeyGrant(grant));
+  }
+
+  async listKeyGrants(blobId: string, userId?: string): Promise<KeyGrantRecord[]> {
+    return this.#call(() => this.#data.listKeyGrants(blobId, userId));
+  }
+
+  async putWrappedKey(key: WrappedKeyRecord): Promise<boolean> {
+    return this.#call(() => this.#data.putWrappedKey(key));
+  }
+
+  async listWrappedKeys(docName: string): Promise<WrappedKeyRecord[]> {
+    return this.#call(() => this.#data.listWrappedKeys(docName));
+  }
+
+  async auditHead(): Promise<AuditHead | null> {
+    return this.#call(() => this.#data.auditHead());
+  }
+
+  async queryAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    return this.#call(() => this.#data.queryAudit(query));
+  }
+
+  async replaceGrants(source: string, grants: readonly ModGrant[]): Promise<void> {
+    return this.#call(() => this.#data.replaceGrants(source, grants));
+  }
+
+  async listGrants(source?: string): Promise<ModGrant[]> {
+    return this.#call(() => this.#data.listGrants(source));
+  }
+
+  async appendAudit(seal: (head: AuditHead | null) => AuditRecord): Promise<AuditRecord> {
+    return this.#call(() => this.#data.appendAudit(seal));
+  }
+
+  async transaction<T>(fn: (tx: RelayStoreTx) => Promise<T>): Promise<T> {
+    return this.#gate.exclusive(async (ticket) => {
+      this.#open();
+      const before = this.#data.snapshot();
+      const tx = forwardRelayStoreTx(this.#data, (call) => {
+        if (!ticket.open) throw new SyncError('Internal', 'this transaction has ended; its tx is closed');
+        return call();
+      });
+      try {
+        return await fn(tx);
+      } catch (error) {
+        this.#data.restore(before);
+        throw error;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    // Through the gate: an open transaction finishes first.
+    await this.#gate.run(() => {
+      this.#closed = true;
+    });
+  }
+
+  #call<T>(step: () => Promise<T>): Promise<T> {
+    return this.#gate.run(() => {
+      this.#open();
+      return step();
+    });
+  }
+
+  #open(): void {
+    if (this.#closed) throw new SyncError('Unavailable', 'the relay store is closed');
+  }
+}
+
+/** Everything a snapshot restores: the indexes, and how long the append-only audit log was. */
+interface Snapshot {
+  readonly users: Map<string, UserRecord>;
+  readonly keys: Map<string, KeyRecord>;
+  readonly objects: Map<string, ObjectRecord>;
+  readonly blobData: Map<string, Uint8Array>;
+  readonly blobHeads: Map<string, number>;
+  readonly shares: Map<string, Map<string, ShareRecord>>;
+  readonly keyGrants: Map<string, Map<string, KeyGrantRecord>>;
+  readonly wrappedKeys: Map<string, Map<string, WrappedKeyRecord>>;
+  readonly auditLength: number;
+  readonly auditHead: AuditHead | null;
+  readonly grants: Map<string, ModGrant[]>;
+}
+
+/** The data of a {@link MemoryRelayStore} and the contract's methods over it, without admission control. */
+class MemoryRelayData implements RelayStoreTx {
+  #users = new Map<string, UserRecord>();
+  #keys = new Map<string, KeyRecord>();
+  #objects = new Map<string, ObjectRecord>();
+  #blobData = new Map<string, Uint8Array>();
+  /** name → the highest blob version it ever had; outlives the object, so versions never repeat. */
+  #blobHeads = new Map<string, number>();
+  /** blob id → user id → share. */
+  #shares = new Map<string, Map<string, ShareRecord>>();
+  /** blob id → `${user id} ${epoch}` → grant. */
+  #keyGrants = new Map<string, Map<string, KeyGrantRecord>>();
+  /** doc name → key id → wrapped key. */
+  #wrappedKeys = new Map<string, Map<string, WrappedKeyRecord>>();
+  readonly #audit: AuditRecord[] = [];
+  #auditHead: AuditHead | null = null;
+  #grants = new Map<string, ModGrant[]>();
+
+  /** A copy of every index. Records and byte arrays are shared: they are replaced, never changed in place. */
+  snapshot(): Snapshot {
+    return {
+      users: new Map(this.#users),
+      keys: new Map(this.#keys),
+      objects: new Map(this.#objects),
+      blobData: new Map(this.#blobData),
+      blobHeads: new Map(this.#blobHeads),
+      shares: copyNested(this.#shares),
+      keyGrants: copyNested(this.#keyGrants),
+      wrappedKeys: copyNested(this.#wrappedKeys),
+      auditLength: this.#audit.length,
+      auditHead: this.#auditHead,
+      grants: new Map(this.#grants),
+    };
+  }
+
+  /** Puts back what {@link snapshot} took; the snapshot must not be used again. */
+  restore(s: Snapshot): void {
+    this.#users = s.users;
+    this.#keys = s.keys;
+    this.#objects = s.objects;
+    this.#blobData = s.blobData;
+    this.#blobHeads = s.blobHeads;
+    this.#shares = s.shares;
+    this.#keyGrants = s.keyGrants;
+    this.#wrappedKeys = s.wrappedKeys;
+    this.#audit.length = s.auditLength;
+    this.#auditHead = s.auditHead;
+    this.#grants = s.grants;
+  }
+
+  async createUser(user: UserRecord, firstKey: KeyRecord): Promise<void> {
     if (this.#users.has(user.userId)) throw new SyncError('Conflict', `user ${user.userId} exists`);
     if (this.#keys.has(firstKey.keyHash)) throw new SyncError('Conflict', 'that key exists');
     if (firstKey.userId !== user.userId)
@@ -55,24 +263,16 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async getUser(userId: string): Promise<UserRecord | null> {
-    this.#open();
     const user = this.#users.get(userId);
     return user ? { ...user } : null;
   }
 
   async findUserBySignPk(signPk: string): Promise<UserRecord | null> {
-    this.#open();
-    let found: UserRecord | null = null;
-    // Oldest first, like the SQLite store: a relay that predates the uniqueness rule may hold duplicates.
-    for (const user of this.#users.values()) {
-      if (user.signPk !== signPk) continue;
-      if (!found || user.createdAt < found.createdAt) found = user;
-    }
-    return found ? { ...found } : null;
+    for (const user of this.#users.values()) if (user.signPk === signPk) return { ...user };
+    return null;
   }
 
   async setUserKeys(userId: string, keys: UserKeys): Promise<boolean> {
-    this.#open();
     const user = this.#users.get(userId);
     if (!user) return false;
     this.#checkSignPkFree(keys.signPk, userId);
@@ -81,7 +281,6 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {
-    this.#open();
     const user = this.#users.get(userId);
     if (!user) return false;
     this.#users.set(userId, { ...user, level });
@@ -89,25 +288,21 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async countUsers(): Promise<number> {
-    this.#open();
     return this.#users.size;
   }
 
   async addKey(key: KeyRecord): Promise<void> {
-    this.#open();
     if (!this.#users.has(key.userId)) throw new SyncError('NotFound', `no user ${key.userId}`);
     if (this.#keys.has(key.keyHash)) throw new SyncError('Conflict', 'that key exists');
     this.#keys.set(key.keyHash, { ...key });
   }
 
   async getKey(keyHash: string): Promise<KeyRecord | null> {
-    this.#open();
     const key = this.#keys.get(keyHash);
     return key ? { ...key } : null;
   }
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {
-    this.#open();
     const key = this.#keys.get(keyHash);
     if (!key || key.revokedAt !== null) return false;
     this.#keys.set(keyHash, { ...key, revokedAt: at });
@@ -115,13 +310,11 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async getObject(name: string): Promise<ObjectRecord | null> {
-    this.#open();
     const object = this.#objects.get(name);
     return object ? { ...object } : null;
   }
 
   async createObject(record: ObjectRecord): Promise<ObjectRecord> {
-    this.#open();
     const existing = this.#objects.get(record.name);
     if (existing) return { ...existing };
     this.#objects.set(record.name, { ...record });
@@ -129,7 +322,6 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async updateObject(name: string, patch: ObjectPatch): Promise<ObjectRecord | null> {
-    this.#open();
     const existing = this.#objects.get(name);
     if (!existing) return null;
     const next = { ...existing, ...definedFields(patch) };
@@ -138,19 +330,17 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async deleteObject(name: string): Promise<boolean> {
-    this.#open();
-    const existed = this.#objects.delete(name);
+    if (!this.#objects.delete(name)) return false;
     this.#blobData.delete(name);
     this.#wrappedKeys.delete(name);
     if (name.startsWith('blob/')) {
       this.#shares.delete(name.slice(5));
       this.#keyGrants.delete(name.slice(5));
     }
-    return existed;
+    return true;
   }
 
   async listObjects(listing: ObjectListing): Promise<ObjectRecord[]> {
-    this.#open();
     const names = [...this.#objects.keys()]
       .filter((n) => n.startsWith(listing.prefix) && (listing.after === undefined || n > listing.after))
       .sort();
@@ -160,12 +350,10 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async getBlobData(name: string): Promise<Uint8Array | null> {
-    this.#open();
     return this.#blobData.get(name)?.slice() ?? null;
   }
 
   async putBlobData(name: string, write: BlobWrite): Promise<ObjectRecord> {
-    this.#open();
     const existing = this.#objects.get(name);
     const current = existing?.version ?? 0;
     if (write.expectedVersion !== undefined && write.expectedVersion !== current) {
@@ -185,14 +373,12 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async putShare(share: ShareRecord): Promise<void> {
-    this.#open();
     const shares = this.#shares.get(share.blobId) ?? new Map<string, ShareRecord>();
     this.#shares.set(share.blobId, shares);
     shares.set(share.userId, { ...share });
   }
 
   async deleteShare(blobId: string, userId: string): Promise<boolean> {
-    this.#open();
     const existed = this.#shares.get(blobId)?.delete(userId) ?? false;
     if (existed) {
       const grants = this.#keyGrants.get(blobId);
@@ -204,21 +390,18 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async listShares(blobId: string): Promise<ShareRecord[]> {
-    this.#open();
     return [...(this.#shares.get(blobId)?.values() ?? [])]
       .sort((a, b) => (a.userId < b.userId ? -1 : 1))
       .map((s) => ({ ...s }));
   }
 
   async putKeyGrant(grant: KeyGrantRecord): Promise<void> {
-    this.#open();
     const grants = this.#keyGrants.get(grant.blobId) ?? new Map<string, KeyGrantRecord>();
     this.#keyGrants.set(grant.blobId, grants);
     grants.set(`${grant.userId} ${grant.epoch}`, copyKeyGrant(grant));
   }
 
   async listKeyGrants(blobId: string, userId?: string): Promise<KeyGrantRecord[]> {
-    this.#open();
     return [...(this.#keyGrants.get(blobId)?.values() ?? [])]
       .filter((g) => userId === undefined || g.userId === userId)
       .sort((a, b) => (a.userId === b.userId ? a.epoch - b.epoch : a.userId < b.userId ? -1 : 1))
@@ -226,7 +409,6 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async putWrappedKey(key: WrappedKeyRecord): Promise<boolean> {
-    this.#open();
     const keys = this.#wrappedKeys.get(key.docName) ?? new Map<string, WrappedKeyRecord>();
     this.#wrappedKeys.set(key.docName, keys);
     if (keys.has(key.keyId)) return false;
@@ -235,30 +417,28 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async listWrappedKeys(docName: string): Promise<WrappedKeyRecord[]> {
-    this.#open();
     return [...(this.#wrappedKeys.get(docName)?.values() ?? [])]
       .sort((a, b) => a.epoch - b.epoch || (a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : 0))
       .map((k) => ({ ...k, wrapped: k.wrapped.slice() }));
   }
 
   async appendAudit(seal: (head: AuditHead | null) => AuditRecord): Promise<AuditRecord> {
-    this.#open();
     const entry = seal(this.#auditHead);
     const expected = (this.#auditHead?.seq ?? 0) + 1;
     if (entry.seq !== expected)
       throw new SyncError('Conflict', `audit entry ${entry.seq} does not follow ${expected - 1}`);
+    if (entry.prevHash !== (this.#auditHead?.hash ?? GENESIS_HASH))
+      throw new SyncError('Conflict', `audit entry ${entry.seq} does not chain to the head's hash`);
     this.#audit.push({ ...entry });
     this.#auditHead = { seq: entry.seq, hash: entry.hash };
     return { ...entry };
   }
 
   async auditHead(): Promise<AuditHead | null> {
-    this.#open();
     return this.#auditHead ? { ...this.#auditHead } : null;
   }
 
   async queryAudit(query: AuditQuery): Promise<AuditRecord[]> {
-    this.#open();
     const limit = Math.min(Math.max(0, query.limit ?? MAX_AUDIT_PAGE), MAX_AUDIT_PAGE);
     const out: AuditRecord[] = [];
     for (const entry of this.#audit) {
@@ -272,7 +452,6 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async replaceGrants(source: string, grants: readonly ModGrant[]): Promise<void> {
-    this.#open();
     if (grants.some((g) => g.source !== source))
       throw new SyncError('BadRequest', `every grant must have source ${source}`);
     if (grants.length === 0) this.#grants.delete(source);
@@ -280,17 +459,8 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async listGrants(source?: string): Promise<ModGrant[]> {
-    this.#open();
     const lists = source === undefined ? [...this.#grants.values()] : [this.#grants.get(source) ?? []];
     return lists.flat().map(copyGrant);
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-  }
-
-  #open(): void {
-    if (this.#closed) throw new SyncError('Unavailable', 'the relay store is closed');
   }
 
   #checkSignPkFree(signPk: string | null, userId: string): void {
@@ -301,6 +471,10 @@ export class MemoryRelayStore implements RelayStore {
       }
     }
   }
+}
+
+function copyNested<K, L, V>(outer: Map<K, Map<L, V>>): Map<K, Map<L, V>> {
+  return new Map([...outer].map(([key, inner]) => [key, new Map(inner)]));
 }
 
 function copyKeyGrant(grant: KeyGrantRecord): KeyGrantRecord {

@@ -1,26 +1,22 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { RelayStore } from '@scopesync/core';
-import { SqliteRelayStore } from '@scopesync/store-sqlite';
+import { runRelayStoreSuite } from '@scopesync/testing';
+import { expect } from 'vitest';
+import { instrumentRelayStore } from './instrumented-relay-store.ts';
 import { MemoryRelayStore } from './memory-relay-store.ts';
-import { runRelayStoreSuite } from './relay-store-suite.ts';
+import { Metrics } from './metrics.ts';
 
+// The SQLite store runs the same suite in @scopesync/store-sqlite.
 runRelayStoreSuite('MemoryRelayStore', async () => ({ subject: new MemoryRelayStore() }));
 
-// The relay depends on @scopesync/store-sqlite (not the other way round), so the shared suite
-// runs the SQLite store from here.
-runRelayStoreSuite(
-  'SqliteRelayStore',
-  async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'scopesync-relay-store-'));
-    const path = join(dir, 'relay.sqlite');
-    const open = (): RelayStore => new SqliteRelayStore({ path });
-    return {
-      subject: open(),
-      reopen: async () => open(),
-      teardown: () => rm(dir, { recursive: true, force: true }),
-    };
-  },
-  { durable: true },
-);
+// The relay only ever sees its store through the metrics wrapper: the contract, transactions
+// included, must hold through it too.
+runRelayStoreSuite('MemoryRelayStore behind instrumentRelayStore', async () => {
+  const metrics = new Metrics();
+  const seconds = metrics.histogram('scopesync_relay_store_seconds', 'Latency of relay store calls.');
+  return {
+    subject: instrumentRelayStore(new MemoryRelayStore(), seconds),
+    teardown: async () => {
+      // Every call the suite made was observed.
+      expect(metrics.render()).toMatch(/scopesync_relay_store_seconds_count [1-9]/);
+    },
+  };
+});

@@ -28,7 +28,7 @@ const SCHEMA = `
 interface Statements {
   readonly nextSeq: Database.Statement<[string], number>;
   readonly insert: Database.Statement<[string, number, Uint8Array]>;
-  readonly load: Database.Statement<[string, number], { seq: number; data: Buffer }>;
+  readonly load: Database.Statement<[string, number, number], { seq: number; data: Buffer }>;
   readonly head: Database.Statement<[string], number>;
   readonly exists: Database.Statement<[string, number], number>;
   readonly deleteThrough: Database.Statement<[string, number]>;
@@ -89,13 +89,17 @@ export class SqliteDocStore implements DocStore {
     });
   }
 
-  async load(doc: string, sinceSeq = 0): Promise<StoredEntry[]> {
+  async load(doc: string, sinceSeq = 0, limit?: number): Promise<StoredEntry[]> {
     return this.#run('load', () => {
       checkDoc(doc);
       if (typeof sinceSeq !== 'number' || Number.isNaN(sinceSeq)) {
         throw new SyncError('BadRequest', `sinceSeq must be a number, got ${String(sinceSeq)}`);
       }
-      return this.#sql.load.all(doc, sinceSeq).map(({ seq, data }) => ({
+      if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0)) {
+        throw new SyncError('BadRequest', `limit must be a non-negative integer, got ${String(limit)}`);
+      }
+      // LIMIT -1 is SQLite's "no limit".
+      return this.#sql.load.all(doc, sinceSeq, limit ?? -1).map(({ seq, data }) => ({
         seq,
         // A plain Uint8Array view over the Buffer better-sqlite3 copied out of the row.
         data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
@@ -167,8 +171,8 @@ function prepare(db: Database.Database): Statements {
     insert: db.prepare<[string, number, Uint8Array]>(
       'INSERT INTO doc_entries (doc, seq, data) VALUES (?, ?, ?)',
     ),
-    load: db.prepare<[string, number], { seq: number; data: Buffer }>(
-      'SELECT seq, data FROM doc_entries WHERE doc = ? AND seq > ? ORDER BY seq',
+    load: db.prepare<[string, number, number], { seq: number; data: Buffer }>(
+      'SELECT seq, data FROM doc_entries WHERE doc = ? AND seq > ? ORDER BY seq LIMIT ?',
     ),
     head: db.prepare<[string], number>('SELECT seq FROM doc_heads WHERE doc = ?').pluck(),
     exists: db

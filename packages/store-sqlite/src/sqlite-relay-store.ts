@@ -1,8 +1,10 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   type AuditHead,
   type AuditQuery,
   type AuditRecord,
   type BlobWrite,
+  forwardRelayStoreTx,
   type KeyGrantRecord,
   type KeyRecord,
   type Level,
@@ -11,13 +13,16 @@ import {
   type ObjectPatch,
   type ObjectRecord,
   type RelayStore,
+  type RelayStoreTx,
   type ShareRecord,
   SyncError,
+  TransactionGate,
   type UserKeys,
   type UserRecord,
   type WrappedKeyRecord,
 } from '@scopesync/core';
 import type Database from 'better-sqlite3';
+import { toSyncError } from './sqlite-errors.ts';
 import { type SqliteFileOptions, SqliteHandle } from './sqlite-handle.ts';
 
 /** Options of {@link SqliteRelayStore}: where the data lives; every other field has a default. */
@@ -29,8 +34,12 @@ const MAX_AUDIT_PAGE = 10_000;
 /**
  * Bumped when the tables change shape; stored in `PRAGMA user_version`. 2: `objects.min_epoch`,
  * `key_grants`, `wrapped_keys`, and the index of users by signing key. 3: `blob_heads`.
+ * 4: the contract's invariants as constraints and triggers ({@link CONSTRAINTS}).
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
+
+/** The `prevHash` of the first audit entry. */
+const GENESIS_HASH = '0'.repeat(64);
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS users (
@@ -41,9 +50,6 @@ const SCHEMA = `
     box_pk      TEXT,
     created_at  INTEGER NOT NULL
   );
-  -- Not UNIQUE: a relay from before schema 2 accepted any string and may hold duplicates. The
-  -- store refuses new ones (setUserKeys, createUser) and lookups take the oldest user.
-  CREATE INDEX IF NOT EXISTS users_sign_pk ON users (sign_pk) WHERE sign_pk IS NOT NULL;
   CREATE TABLE IF NOT EXISTS api_keys (
     key_hash   TEXT    NOT NULL PRIMARY KEY,
     user_id    TEXT    NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
@@ -68,8 +74,9 @@ const SCHEMA = `
     name TEXT NOT NULL PRIMARY KEY REFERENCES objects (name) ON DELETE CASCADE,
     data BLOB NOT NULL
   );
-  -- The highest blob version each name ever had. It outlives the object (as the DocStore's seq
-  -- heads do), so a blob deleted and created again never reuses a version an old If-Match holds.
+  -- The highest blob version each name ever had, kept by the triggers below. It outlives the
+  -- object (as the DocStore's seq heads do), so a blob deleted and created again never reuses a
+  -- version an old If-Match holds.
   CREATE TABLE IF NOT EXISTS blob_heads (
     name    TEXT    NOT NULL PRIMARY KEY,
     version INTEGER NOT NULL
@@ -132,6 +139,91 @@ const SCHEMA = `
     expires_at INTEGER,
     PRIMARY KEY (source, position)
   );
+`;
+
+/**
+ * The RelayStore contract's invariants, held by the schema so that no code path (this store,
+ * the CLI, a future one) can break them. Schema 4. Triggers rather than foreign keys where the
+ * link is not a plain column (a share's `blob_id` is the object name without `blob/`) or where
+ * rows may exist before their object (a wrapped key stored before the document's first write).
+ * A trigger's RAISE surfaces as Internal: the store checks the caller's mistakes first and
+ * reports them with their own kind, so reaching one means a bug.
+ */
+const CONSTRAINTS = `
+  -- A signing key identifies one user.
+  CREATE UNIQUE INDEX IF NOT EXISTS users_sign_pk_unique ON users (sign_pk) WHERE sign_pk IS NOT NULL;
+
+  -- Deleting an object takes everything attached to its name with it, in the same statement.
+  CREATE TRIGGER IF NOT EXISTS objects_delete_cascade AFTER DELETE ON objects BEGIN
+    DELETE FROM blob_data WHERE name = OLD.name;
+    DELETE FROM wrapped_keys WHERE doc_name = OLD.name;
+    DELETE FROM shares WHERE substr(OLD.name, 1, 5) = 'blob/' AND blob_id = substr(OLD.name, 6);
+    DELETE FROM key_grants WHERE substr(OLD.name, 1, 5) = 'blob/' AND blob_id = substr(OLD.name, 6);
+  END;
+
+  -- Revoking a share revokes the keys sealed to that user for the blob.
+  CREATE TRIGGER IF NOT EXISTS shares_delete_cascade AFTER DELETE ON shares BEGIN
+    DELETE FROM key_grants WHERE blob_id = OLD.blob_id AND user_id = OLD.user_id;
+  END;
+
+  -- Blob versions never repeat for a name: a new version must pass the name's head, and every
+  -- version an object takes raises the head, which outlives the object.
+  CREATE TRIGGER IF NOT EXISTS blob_version_fresh_insert BEFORE INSERT ON objects
+  WHEN NEW.version <> 0 AND NEW.version <= coalesce((SELECT version FROM blob_heads WHERE name = NEW.name), 0)
+  BEGIN
+    SELECT RAISE(ABORT, 'blob version repeats');
+  END;
+  CREATE TRIGGER IF NOT EXISTS blob_version_fresh_update BEFORE UPDATE OF version ON objects
+  WHEN NEW.version <> OLD.version AND NEW.version <> 0
+    AND NEW.version <= coalesce((SELECT version FROM blob_heads WHERE name = NEW.name), 0)
+  BEGIN
+    SELECT RAISE(ABORT, 'blob version repeats');
+  END;
+  CREATE TRIGGER IF NOT EXISTS blob_version_head_insert AFTER INSERT ON objects WHEN NEW.version <> 0
+  BEGIN
+    INSERT INTO blob_heads (name, version) VALUES (NEW.name, NEW.version)
+      ON CONFLICT (name) DO UPDATE SET version = max(version, excluded.version);
+  END;
+  CREATE TRIGGER IF NOT EXISTS blob_version_head_update AFTER UPDATE OF version ON objects WHEN NEW.version <> 0
+  BEGIN
+    INSERT INTO blob_heads (name, version) VALUES (NEW.name, NEW.version)
+      ON CONFLICT (name) DO UPDATE SET version = max(version, excluded.version);
+  END;
+
+  -- The audit log is a chain whose head moves with each entry.
+  CREATE TRIGGER IF NOT EXISTS audit_follows_head BEFORE INSERT ON audit
+  WHEN NEW.seq <> coalesce((SELECT seq FROM audit_head WHERE one = 1), 0) + 1
+    OR NEW.prev_hash <> coalesce((SELECT hash FROM audit_head WHERE one = 1), '${GENESIS_HASH}')
+  BEGIN
+    SELECT RAISE(ABORT, 'audit entry does not follow the head');
+  END;
+  CREATE TRIGGER IF NOT EXISTS audit_head_moves AFTER INSERT ON audit BEGIN
+    INSERT INTO audit_head (one, seq, hash) VALUES (1, NEW.seq, NEW.hash)
+      ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash;
+  END;
+`;
+
+/**
+ * Brings the data of a schema 1–3 database in line with {@link CONSTRAINTS} before they are
+ * created. Runs once, in the migration's transaction.
+ */
+const TO_SCHEMA_4 = `
+  -- Before schema 2 any string was accepted as a signing key, so a key may have several users.
+  -- The oldest keeps it (lookups already answered with the oldest); the later ones lose it and
+  -- must register a key again, which now needs proof of possession.
+  UPDATE users SET sign_pk = NULL
+  WHERE sign_pk IS NOT NULL AND user_id <> (
+    SELECT first.user_id FROM users AS first WHERE first.sign_pk = users.sign_pk
+    ORDER BY first.created_at, first.user_id LIMIT 1
+  );
+  DROP INDEX IF EXISTS users_sign_pk;
+  -- Blobs written before schema 3 have no head; their current version is where they stand.
+  INSERT INTO blob_heads (name, version) SELECT name, version FROM objects WHERE version > 0 AND true
+    ON CONFLICT (name) DO UPDATE SET version = max(version, excluded.version);
+  -- Raw bytes without their object (only a handle with foreign keys off could leave them).
+  DELETE FROM blob_data WHERE name NOT IN (SELECT name FROM objects);
+  -- A log without its head (there should be none) continues from its newest entry.
+  INSERT OR IGNORE INTO audit_head (one, seq, hash) SELECT 1, seq, hash FROM audit ORDER BY seq DESC LIMIT 1;
 `;
 
 interface UserSql {
@@ -205,14 +297,7 @@ function prepare(db: Database.Database) {
       'INSERT INTO users (user_id, level, device_name, sign_pk, box_pk, created_at) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     getUser: db.prepare<[string], UserSql>('SELECT * FROM users WHERE user_id = ?'),
-    userBySignPk: db.prepare<[string], UserSql>(
-      'SELECT * FROM users WHERE sign_pk = ? ORDER BY created_at, user_id LIMIT 1',
-    ),
-    otherUserWithSignPk: db
-      .prepare<[string, string], string>(
-        'SELECT user_id FROM users WHERE sign_pk = ? AND user_id <> ? LIMIT 1',
-      )
-      .pluck(),
+    userBySignPk: db.prepare<[string], UserSql>('SELECT * FROM users WHERE sign_pk = ?'),
     setKeys: db.prepare<[string | null, string | null, string]>(
       'UPDATE users SET sign_pk = ?, box_pk = ? WHERE user_id = ?',
     ),
@@ -235,7 +320,6 @@ function prepare(db: Database.Database) {
       'UPDATE objects SET owner = ?, read = ?, write = ?, encrypted = ?, min_epoch = ?, updated_at = ? WHERE name = ?',
     ),
     deleteObject: db.prepare<[string]>('DELETE FROM objects WHERE name = ?'),
-    deleteBlobData: db.prepare<[string]>('DELETE FROM blob_data WHERE name = ?'),
     listObjects: db.prepare<[string, string, number], ObjectSql>(
       `SELECT ${OBJECT_COLUMNS} FROM objects WHERE name >= ? AND name > ? ORDER BY name LIMIT ?`,
     ),
@@ -243,14 +327,7 @@ function prepare(db: Database.Database) {
     putBlobData: db.prepare<[string, Uint8Array]>(
       'INSERT INTO blob_data (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data',
     ),
-    // Reads and raises the head in one statement; `?` is the object's version + 1, which wins over
-    // a missing or lower head (blobs written before schema 3 have none).
-    nextBlobVersion: db
-      .prepare<[string, number], number>(
-        `INSERT INTO blob_heads (name, version) VALUES (?, ?)
-         ON CONFLICT (name) DO UPDATE SET version = max(version + 1, excluded.version) RETURNING version`,
-      )
-      .pluck(),
+    blobHead: db.prepare<[string], number>('SELECT version FROM blob_heads WHERE name = ?').pluck(),
     setBlobVersion: db.prepare<[number, number, number, string]>(
       'UPDATE objects SET size = ?, version = ?, updated_at = ? WHERE name = ?',
     ),
@@ -260,7 +337,6 @@ function prepare(db: Database.Database) {
        granted_at = excluded.granted_at`,
     ),
     deleteShare: db.prepare<[string, string]>('DELETE FROM shares WHERE blob_id = ? AND user_id = ?'),
-    deleteShares: db.prepare<[string]>('DELETE FROM shares WHERE blob_id = ?'),
     listShares: db.prepare<[string], ShareSql>('SELECT * FROM shares WHERE blob_id = ? ORDER BY user_id'),
     putKeyGrant: db.prepare<KeyGrantSql>(
       `INSERT INTO key_grants (blob_id, user_id, epoch, sealed_key, grant_data, granted_by, granted_at)
@@ -274,7 +350,6 @@ function prepare(db: Database.Database) {
     keyGrantsOfUser: db.prepare<[string, string], KeyGrantSql>(
       'SELECT * FROM key_grants WHERE blob_id = ? AND user_id = ? ORDER BY epoch',
     ),
-    deleteKeyGrantsOfBlob: db.prepare<[string]>('DELETE FROM key_grants WHERE blob_id = ?'),
     putWrappedKey: db.prepare<[string, string, number, Uint8Array, number]>(
       `INSERT INTO wrapped_keys (doc_name, key_id, epoch, wrapped, created_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (doc_name, key_id) DO NOTHING`,
@@ -282,19 +357,12 @@ function prepare(db: Database.Database) {
     wrappedKeys: db.prepare<[string], WrappedKeySql>(
       'SELECT * FROM wrapped_keys WHERE doc_name = ? ORDER BY epoch, key_id',
     ),
-    deleteWrappedKeys: db.prepare<[string]>('DELETE FROM wrapped_keys WHERE doc_name = ?'),
-    deleteKeyGrantsOfUser: db.prepare<[string, string]>(
-      'DELETE FROM key_grants WHERE blob_id = ? AND user_id = ?',
-    ),
     auditHead: db.prepare<[], { seq: number; hash: string }>(
       'SELECT seq, hash FROM audit_head WHERE one = 1',
     ),
     insertAudit: db.prepare<AuditRecord>(
       `INSERT INTO audit (seq, id, ts, accessor, target, scope, key, action, result, channel, reason, prev_hash, hash)
        VALUES (@seq, @id, @ts, @accessor, @target, @scope, @key, @action, @result, @channel, @reason, @prevHash, @hash)`,
-    ),
-    setAuditHead: db.prepare<[number, string]>(
-      'INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?) ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash',
     ),
     auditAll: db.prepare<[number, number, number], AuditRecord>(
       `SELECT ${AUDIT_COLUMNS} FROM audit WHERE seq > ? AND ts >= ? ORDER BY seq LIMIT ?`,
@@ -316,46 +384,226 @@ type Statements = ReturnType<typeof prepare>;
 /**
  * The relay's durable store (users, API key hashes, object metadata and raw blob bytes,
  * shares, the audit log, mod grants) in one SQLite file: better-sqlite3, WAL, one
- * transaction per change, committed before its promise resolves.
+ * transaction per change, committed before its promise resolves. The contract's invariants
+ * live in the schema (see {@link CONSTRAINTS}); older files are migrated when opened.
+ *
+ * `transaction()` holds a `BEGIN IMMEDIATE` transaction on the one connection across the
+ * callback's awaits; meanwhile every other call on this store waits for it (a
+ * {@link TransactionGate}) instead of running inside it. SQLite's write lock orders it against
+ * other connections to the file: their writes wait up to `busyTimeoutMs`, so another store on
+ * the same file in the same process must not write while a transaction here is open (it would
+ * block the thread, then fail with Unavailable). On a lent `database`, whoever else uses the
+ * connection must not write while a transaction is open either: the write would join it.
  */
 export class SqliteRelayStore implements RelayStore {
+  readonly #handle: SqliteHandle;
+  readonly #tables: SqliteRelayTables;
+  readonly #gate = new TransactionGate(new AsyncLocalStorage());
+
+  /**
+   * Opens (creating or migrating if needed) the store at `options.path`, or inside
+   * `options.database`, which must enforce foreign keys (better-sqlite3's default).
+   */
+  constructor(options: SqliteRelayStoreOptions) {
+    this.#handle = new SqliteHandle(options, 'SqliteRelayStore', 'the relay store is closed');
+    const sql = this.#handle.setUp('cannot create the relay tables', (db) => {
+      if (db.pragma('foreign_keys', { simple: true }) !== 1) {
+        throw new SyncError('BadRequest', 'SqliteRelayStore needs a database with foreign_keys = ON');
+      }
+      migrate(db);
+      return prepare(db);
+    });
+    this.#tables = new SqliteRelayTables(this.#handle, sql);
+  }
+
+  async createUser(user: UserRecord, firstKey: KeyRecord): Promise<void> {
+    return this.#gate.run(() => this.#tables.createUser(user, firstKey));
+  }
+
+  async getUser(userId: string): Promise<UserRecord | null> {
+    return this.#gate.run(() => this.#tables.getUser(userId));
+  }
+
+  async findUserBySignPk(signPk: string): Promise<UserRecord | null> {
+    return this.#gate.run(() => this.#tables.findUserBySignPk(signPk));
+  }
+
+  async setUserKeys(userId: string, keys: UserKeys): Promise<boolean> {
+    return this.#gate.run(() => this.#tables.setUserKeys(userId, keys));
+  }
+
+  async setUserLevel(userId: string, level: Level): Promise<boolean> {
+    return this.#gate.run(() => this.#tables.setUserLevel(userId, level));
+  }
+
+  async countUsers(): Promise<number> {
+    return this.#gate.run(() => this.#tables.countUsers());
+  }
+
+  async addKey(key: KeyRecord): Promise<void> {
+    return this.#gate.run(() => this.#tables.addKey(key));
+  }
+
+  async getKey(keyHash: string): Promise<KeyRecord | null> {
+    return this.#gate.run(() => this.#tables.getKey(keyHash));
+  }
+
+  async revokeKey(keyHash: string, at: number): Promise<boolean> {
+    return this.#gate.run(() => this.#tables.revokeKey(keyHash, at));
+  }
+
+  async getObject(name: string): Promise<ObjectRecord | null> {
+    return this.#gate.run(() => this.#tables.getObject(name));
+  }
+
+  async createObject(record: ObjectRecord): Promise<ObjectRecord> {
+    return this.#gate.run(() => this.#tables.createObject(record));
+  }
+
+  async updateObject(name: string, patch: ObjectPatch): Promise<ObjectRecord | null> {
+    return this.#gate.run(() => this.#tables.updateObject(name, patch));
+  }
+
+  async deleteObject(name: string): Promise<boolean> {
+    return this.#gate.run(async () => {
+      const existed = await this.#tables.deleteObject(name);
+      this.#tables.releaseFreePages();
+      return existed;
+    });
+  }
+
+  async listObjects(listing: ObjectListing): Promise<ObjectRecord[]> {
+    return this.#gate.run(() => this.#tables.listObjects(listing));
+  }
+
+  async getBlobData(name: string): Promise<Uint8Array | null> {
+    return this.#gate.run(() => this.#tables.getBlobData(name));
+  }
+
+  async putBlobData(name: string, write: BlobWrite): Promise<ObjectRecord> {
+    return this.#gate.run(() => this.#tables.putBlobData(name, write));
+  }
+
+  async putShare(share: ShareRecord): Promise<void> {
+    return this.#gate.run(() => this.#tables.putShare(share));
+  }
+
+  async deleteShare(blobId: string, userId: string): Promise<boolean> {
+    return this.#gate.run(() => this.#tables.deleteShare(blobId, userId));
+  }
+
+  async listShares(blobId: string): Promise<ShareRecord[]> {
+    return this.#gate.run(() => this.#tables.listShares(blobId));
+  }
+
+  async putKeyGrant(grant: KeyGrantRecord): Promise<void> {
+    return this.#gate.run(() => this.#tables.putKeyGrant(grant));
+  }
+
+  async listKeyGrants(blobId: string, userId?: string): Promise<KeyGrantRecord[]> {
+    return this.#gate.run(() => this.#tables.listKeyGrants(blobId, userId));
+  }
+
+  async putWrappedKey(key: WrappedKeyRecord): Promise<boolean> {
+    return this.#gate.run(() => this.#tables.putWrappedKey(key));
+  }
+
+  async listWrappedKeys(docName: string): Promise<WrappedKeyRecord[]> {
+    return this.#gate.run(() => this.#tables.listWrappedKeys(docName));
+  }
+
+  async appendAudit(seal: (head: AuditHead | null) => AuditRecord): Promise<AuditRecord> {
+    return this.#gate.run(() => this.#tables.appendAudit(seal));
+  }
+
+  async auditHead(): Promise<AuditHead | null> {
+    return this.#gate.run(() => this.#tables.auditHead());
+  }
+
+  async queryAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    return this.#gate.run(() => this.#tables.queryAudit(query));
+  }
+
+  async replaceGrants(source: string, grants: readonly ModGrant[]): Promise<void> {
+    return this.#gate.run(() => this.#tables.replaceGrants(source, grants));
+  }
+
+  async listGrants(source?: string): Promise<ModGrant[]> {
+    return this.#gate.run(() => this.#tables.listGrants(source));
+  }
+
+  async transaction<T>(fn: (tx: RelayStoreTx) => Promise<T>): Promise<T> {
+    return this.#gate.exclusive(async (ticket) => {
+      const db = this.#handle.db;
+      this.#handle.run('cannot begin a transaction', () => db.exec('BEGIN IMMEDIATE'));
+      const tx = forwardRelayStoreTx(this.#tables, (call) => {
+        if (!ticket.open) throw new SyncError('Internal', 'this transaction has ended; its tx is closed');
+        return call();
+      });
+      let result: T;
+      try {
+        result = await fn(tx);
+      } catch (error) {
+        this.#rollBack(error);
+        throw error;
+      }
+      this.#handle.run('cannot commit the transaction', () => {
+        try {
+          db.exec('COMMIT');
+        } catch (error) {
+          this.#rollBack(error);
+          throw error;
+        }
+      });
+      this.#tables.releaseFreePages();
+      return result;
+    });
+  }
+
+  /** Closes the file if the store opened it, after an open transaction. Idempotent; later calls reject with Unavailable. */
+  async close(): Promise<void> {
+    await this.#gate.run(() => this.#handle.close());
+  }
+
+  /** Ends the open transaction without its changes; `cause` is what made it fail. */
+  #rollBack(cause: unknown): void {
+    const db = this.#handle.db;
+    // A failed COMMIT may already have ended it, and a closed connection ended it for good.
+    if (!db.open || !db.inTransaction) return;
+    try {
+      db.exec('ROLLBACK');
+    } catch (error) {
+      throw toSyncError(error, `cannot roll back after ${String(cause)}`);
+    }
+  }
+}
+
+/**
+ * The contract's methods over the tables, without admission control: what the store runs
+ * behind its gate, and what a transaction's `tx` calls directly. Every method is one statement
+ * or one better-sqlite3 transaction, which nests as a savepoint inside `BEGIN`: a call that
+ * fails inside a transaction undoes only itself.
+ */
+class SqliteRelayTables implements RelayStoreTx {
   readonly #handle: SqliteHandle;
   readonly #sql: Statements;
   readonly #tx: {
     createUser: (user: UserRecord, key: KeyRecord) => void;
-    setUserKeys: (userId: string, keys: UserKeys) => boolean;
-    deleteShare: (blobId: string, userId: string) => boolean;
     putBlobData: (name: string, write: BlobWrite) => ObjectRecord;
-    deleteObject: (name: string) => boolean;
     appendAudit: (seal: (head: AuditHead | null) => AuditRecord) => AuditRecord;
     replaceGrants: (source: string, grants: readonly ModGrant[]) => void;
   };
+  /** A large deletion happened inside a transaction; its pages go back after the commit. */
+  #freedPages = false;
 
-  /** Opens (creating if needed) the store at `options.path`, or inside `options.database`. */
-  constructor(options: SqliteRelayStoreOptions) {
-    this.#handle = new SqliteHandle(options, 'SqliteRelayStore', 'the relay store is closed');
-    const sql = this.#handle.setUp('cannot create the relay tables', (db) => {
-      migrate(db);
-      return prepare(db);
-    });
+  constructor(handle: SqliteHandle, sql: Statements) {
+    this.#handle = handle;
     this.#sql = sql;
-    const db = this.#handle.db;
+    const db = handle.db;
     this.#tx = {
       createUser: db.transaction((user: UserRecord, key: KeyRecord) => {
-        checkSignPkFree(sql, user.signPk, user.userId);
         sql.insertUser.run(user.userId, user.level, user.deviceName, user.signPk, user.boxPk, user.createdAt);
         sql.insertKey.run(key.keyHash, key.userId, key.createdAt, key.revokedAt);
-      }),
-      setUserKeys: db.transaction((userId: string, keys: UserKeys) => {
-        if (!sql.getUser.get(userId)) return false;
-        checkSignPkFree(sql, keys.signPk, userId);
-        sql.setKeys.run(keys.signPk, keys.boxPk, userId);
-        return true;
-      }),
-      deleteShare: db.transaction((blobId: string, userId: string) => {
-        const existed = sql.deleteShare.run(blobId, userId).changes > 0;
-        if (existed) sql.deleteKeyGrantsOfUser.run(blobId, userId);
-        return existed;
       }),
       putBlobData: db.transaction((name: string, write: BlobWrite) => {
         const existing = sql.getObject.get(name);
@@ -365,29 +613,23 @@ export class SqliteRelayStore implements RelayStore {
         }
         if (!existing) insertObject(sql, { ...write.create, name, size: 0, version: 0 });
         sql.putBlobData.run(name, write.data);
-        const version = sql.nextBlobVersion.get(name, current + 1) as number;
+        // The triggers refuse a version at or below the head and raise the head to this one.
+        const version = Math.max(current, sql.blobHead.get(name) ?? 0) + 1;
         sql.setBlobVersion.run(write.data.byteLength, version, write.now, name);
         return toObject(sql.getObject.get(name) as ObjectSql);
-      }),
-      deleteObject: db.transaction((name: string) => {
-        if (name.startsWith('blob/')) {
-          sql.deleteShares.run(name.slice(5));
-          sql.deleteKeyGrantsOfBlob.run(name.slice(5));
-        }
-        // Explicit rather than ON DELETE CASCADE: a shared handle may have foreign keys off.
-        sql.deleteBlobData.run(name);
-        sql.deleteWrappedKeys.run(name);
-        return sql.deleteObject.run(name).changes > 0;
       }),
       appendAudit: db.transaction((seal: (head: AuditHead | null) => AuditRecord) => {
         const head = sql.auditHead.get() ?? null;
         const entry = seal(head);
+        // The schema refuses the same (audit_follows_head); checked here to report the caller's Conflict.
         const expected = (head?.seq ?? 0) + 1;
         if (entry.seq !== expected) {
           throw new SyncError('Conflict', `audit entry ${entry.seq} does not follow ${expected - 1}`);
         }
+        if (entry.prevHash !== (head?.hash ?? GENESIS_HASH)) {
+          throw new SyncError('Conflict', `audit entry ${entry.seq} does not chain to the head's hash`);
+        }
         sql.insertAudit.run(entry);
-        sql.setAuditHead.run(entry.seq, entry.hash);
         return entry;
       }),
       replaceGrants: db.transaction((source: string, grants: readonly ModGrant[]) => {
@@ -398,6 +640,16 @@ export class SqliteRelayStore implements RelayStore {
         });
       }),
     };
+  }
+
+  /**
+   * Gives back the pages deletions freed, unless a transaction is open: then after its commit
+   * (the store calls this again), so that a rollback has nothing to undo here.
+   */
+  releaseFreePages(): void {
+    if (!this.#freedPages || this.#handle.db.inTransaction) return;
+    this.#freedPages = false;
+    this.#handle.releaseFreePages();
   }
 
   async createUser(user: UserRecord, firstKey: KeyRecord): Promise<void> {
@@ -423,7 +675,11 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async setUserKeys(userId: string, keys: UserKeys): Promise<boolean> {
-    return this.#run('set the keys of', () => this.#tx.setUserKeys(userId, keys));
+    // users_sign_pk_unique turns a key another user holds into Conflict.
+    return this.#run(
+      'set the keys of',
+      () => this.#sql.setKeys.run(keys.signPk, keys.boxPk, userId).changes > 0,
+    );
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {
@@ -435,8 +691,8 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async addKey(key: KeyRecord): Promise<void> {
+    // The foreign key to users turns an unknown user into NotFound.
     this.#run('add the key', () => {
-      if (!this.#sql.getUser.get(key.userId)) throw new SyncError('NotFound', `no user ${key.userId}`);
       this.#sql.insertKey.run(key.keyHash, key.userId, key.createdAt, key.revokedAt);
     });
   }
@@ -496,9 +752,10 @@ export class SqliteRelayStore implements RelayStore {
 
   async deleteObject(name: string): Promise<boolean> {
     return this.#run('delete the object', () => {
-      const existed = this.#tx.deleteObject(name);
+      // objects_delete_cascade takes the raw bytes, wrapped keys, shares and key grants along.
+      const existed = this.#sql.deleteObject.run(name).changes > 0;
       // A blob's raw bytes may be megabytes: give their pages back rather than keep the high-water mark.
-      if (existed) this.#handle.releaseFreePages();
+      if (existed) this.#freedPages = true;
       return existed;
     });
   }
@@ -535,7 +792,8 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async deleteShare(blobId: string, userId: string): Promise<boolean> {
-    return this.#run('revoke the share', () => this.#tx.deleteShare(blobId, userId));
+    // shares_delete_cascade takes the user's key grants for the blob along.
+    return this.#run('revoke the share', () => this.#sql.deleteShare.run(blobId, userId).changes > 0);
   }
 
   async listShares(blobId: string): Promise<ShareRecord[]> {
@@ -595,7 +853,21 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async appendAudit(seal: (head: AuditHead | null) => AuditRecord): Promise<AuditRecord> {
-    return this.#run('append to the audit log', () => ({ ...this.#tx.appendAudit(seal) }));
+    // The caller's own error from `seal` passes through as it was, not wrapped as a store error.
+    let sealFailure: { readonly error: unknown } | undefined;
+    const guarded = (head: AuditHead | null): AuditRecord => {
+      try {
+        return seal(head);
+      } catch (error) {
+        sealFailure = { error };
+        throw error;
+      }
+    };
+    try {
+      return this.#run('append to the audit log', () => ({ ...this.#tx.appendAudit(guarded) }));
+    } catch (error) {
+      throw sealFailure ? sealFailure.error : error;
+    }
   }
 
   async auditHead(): Promise<AuditHead | null> {
@@ -627,11 +899,6 @@ export class SqliteRelayStore implements RelayStore {
     );
   }
 
-  /** Closes the file if the store opened it. Idempotent; later calls reject with Unavailable. */
-  async close(): Promise<void> {
-    this.#handle.close();
-  }
-
   #run<T>(what: string, step: () => T): T {
     return this.#handle.run(`cannot ${what}`, step);
   }
@@ -645,6 +912,8 @@ function migrate(db: Database.Database): void {
       `the relay database has schema ${version}; this relay knows up to ${SCHEMA_VERSION}`,
     );
   }
+  if (version === SCHEMA_VERSION) return;
+  // One transaction: a failed migration leaves the file as it was, at its old version.
   db.transaction(() => {
     // Schema 1 tables exist without the columns schema 2 added; CREATE IF NOT EXISTS keeps them as they are.
     const objectColumns = db.pragma('table_info(objects)') as { name: string }[];
@@ -652,15 +921,10 @@ function migrate(db: Database.Database): void {
       db.exec('ALTER TABLE objects ADD COLUMN min_epoch INTEGER NOT NULL DEFAULT 0');
     }
     db.exec(SCHEMA);
-    if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    if (version < 4) db.exec(TO_SCHEMA_4);
+    db.exec(CONSTRAINTS);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
-}
-
-/** Conflict when a user other than `userId` holds `signPk`: a signing key identifies one user. */
-function checkSignPkFree(sql: Statements, signPk: string | null, userId: string): void {
-  if (signPk !== null && sql.otherUserWithSignPk.get(signPk, userId) !== undefined) {
-    throw new SyncError('Conflict', 'that signing key is registered to another user');
-  }
 }
 
 function insertObject(sql: Statements, r: ObjectRecord): void {

@@ -110,6 +110,50 @@ export function runDocStoreSuite(name: string, setup: DocStoreSetup): void {
         expect(await s.load('doc', head + 100)).toEqual([]);
       });
 
+      it('loads at most limit entries, the lowest seqs first', async () => {
+        const s = store();
+        const seqs: number[] = [];
+        for (let i = 0; i < 6; i++) seqs.push(await s.append('doc', entry(i)));
+        await s.append('other', entry(9));
+        expect(plain(await s.load('doc', 0, 2))).toEqual([
+          [seqs[0], [...entry(0)]],
+          [seqs[1], [...entry(1)]],
+        ]);
+        expect(seqsOf(await s.load('doc', seqs[1], 3))).toEqual(seqs.slice(2, 5));
+        expect(seqsOf(await s.load('doc', seqs[4], 3))).toEqual(seqs.slice(5));
+        expect(seqsOf(await s.load('doc', undefined, 1))).toEqual(seqs.slice(0, 1));
+        expect(seqsOf(await s.load('doc', 0, 100))).toEqual(seqs);
+        expect(await s.load('doc', 0, 0)).toEqual([]);
+        expect(await s.load('unknown', 0, 3)).toEqual([]);
+        expect(seqsOf(await s.load('doc', 0, undefined))).toEqual(seqs);
+      });
+
+      it('pages through a log with limit and the last seq of each page, across a compaction', async () => {
+        const s = store();
+        const seqs: number[] = [];
+        for (let i = 0; i < 11; i++) seqs.push(await s.append('doc', entry(i)));
+        await s.compact('doc', seqs[3] as number, encodeUtf8('snap'));
+        const paged: StoredEntry[] = [];
+        let since = 0;
+        for (;;) {
+          const page = await s.load('doc', since, 3);
+          expect(page.length).toBeLessThanOrEqual(3);
+          paged.push(...page);
+          if (page.length < 3) break;
+          since = (page.at(-1) as StoredEntry).seq;
+        }
+        expect(plain(paged)).toEqual(plain(await s.load('doc')));
+        expect(seqsOf(paged)).toEqual(seqs.slice(3));
+      });
+
+      it('rejects a limit that is not a non-negative integer with BadRequest', async () => {
+        const s = store();
+        await s.append('doc', entry(1));
+        for (const limit of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+          await expectRejection(() => s.load('doc', 0, limit), 'BadRequest', `load with limit ${limit}`);
+        }
+      });
+
       it('reports the newest sequence number as head after every append', async () => {
         const s = store();
         for (let i = 0; i < 4; i++) {
