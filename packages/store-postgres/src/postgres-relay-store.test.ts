@@ -7,10 +7,8 @@ import {
   type UserRecord,
 } from '@scopesync/core';
 import { sealAuditEntry, verifyAuditChain } from '@scopesync/relay';
+import { runRelayStoreSuite } from '@scopesync/testing';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-// The shared RelayStore suite still lives in the relay and is not exported from it; it is moving
-// to @scopesync/testing as `runRelayStoreSuite`. Once it has moved, import it from there.
-import { runRelayStoreSuite } from '../../relay/src/relay-store-suite.ts';
 import { PostgresChallengeStore } from './postgres-challenge-store.ts';
 import { PostgresRelayStore } from './postgres-relay-store.ts';
 import { connectTestDatabase, TEST_POOL } from './test-postgres.ts';
@@ -32,7 +30,6 @@ runRelayStoreSuite(
       teardown: () => db.dropSchema(schema),
     };
   },
-  { durable: true },
 );
 
 const ALICE = 'user_00000000000000a1';

@@ -4,6 +4,7 @@ import {
   type Action,
   type Address,
   type Caller,
+  type Decision,
   decide,
   decodeDocFrame,
   decodeMuxFrame,
@@ -26,8 +27,10 @@ import * as encoding from 'lib0/encoding';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import * as Y from 'yjs';
+import { DocHub } from '../documents/doc-hub.ts';
+import { accessChangeOf } from '../services/access-narrowing.ts';
+import { LocalEventBus } from '../events/local-event-bus.ts';
 import { Metrics } from '../metrics.ts';
-import { DocHub } from './doc-hub.ts';
 import type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from './sync-authority.ts';
 import type { SyncLog } from './sync-log.ts';
 import { SyncServer, type SyncServerLimits } from './sync-server.ts';
@@ -47,6 +50,8 @@ class TestAuthority implements SyncAuthority {
   readonly objects = new Map<string, ObjectMeta>();
   readonly audits: Array<{ caller: string; action: Action; name: string; allowed: boolean }> = [];
   failOn: string | null = null;
+  /** Where a first write that changed who may read an object is announced (as the relay's service does). */
+  bus: LocalEventBus | null = null;
 
   async authenticate(request: IncomingMessage): Promise<Caller> {
     const key = new URL(request.url ?? '/', 'http://x').searchParams.get('key');
@@ -84,6 +89,15 @@ class TestAuthority implements SyncAuthority {
     return meta;
   }
 
+  async authorizeWrite(caller: Caller, address: Address, requested: RequestedFlags): Promise<Decision> {
+    const { decision, object } = await this.check(caller, 'write', address);
+    if (!decision.allowed) return decision;
+    const after = await this.prepareWrite(caller, address, requested);
+    const cause = accessChangeOf(object, after);
+    if (cause !== null) await this.bus?.publish({ type: 'access-changed', name: address.name, cause });
+    return decision;
+  }
+
   share(blob: string, userId: UserId, level: ShareLevel | null): void {
     const meta = this.objects.get(blob);
     if (!meta) throw new Error('no blob');
@@ -96,6 +110,7 @@ class TestAuthority implements SyncAuthority {
 
 interface Fixture {
   url: string;
+  bus: LocalEventBus;
   hub: DocHub;
   store: MemoryDocStore;
   authority: TestAuthority;
@@ -116,9 +131,11 @@ async function start(limits: Partial<SyncServerLimits> = {}): Promise<Fixture> {
   };
   const store = new MemoryDocStore();
   const metrics = new Metrics();
-  const hub = new DocHub({ store, metrics, log });
+  const bus = new LocalEventBus();
+  const hub = new DocHub({ store, bus, metrics, log });
   const authority = new TestAuthority();
-  const server = new SyncServer({ hub, authority, metrics, log, limits });
+  authority.bus = bus;
+  const server = new SyncServer({ hub, bus, authority, metrics, log, limits });
   const http: Server = createServer((_req, res) => {
     res.statusCode = 404;
     res.end();
@@ -131,7 +148,7 @@ async function start(limits: Partial<SyncServerLimits> = {}): Promise<Fixture> {
     await hub.close();
     await new Promise<void>((resolve) => http.close(() => resolve()));
   });
-  return { url: `ws://127.0.0.1:${port}`, hub, store, authority, server, metrics, logs };
+  return { url: `ws://127.0.0.1:${port}`, bus, hub, store, authority, server, metrics, logs };
 }
 
 /** A raw WebSocket client that decodes frames and lets a test wait for the next matching one. */
@@ -388,7 +405,7 @@ describe('SyncServer single-document endpoint', () => {
     const bob = await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false);
     await bob.next('sync-step1');
     f.authority.share(BLOB, BOB, null);
-    await f.server.refreshAccess(BLOB);
+    await f.bus.publish({ type: 'access-changed', name: BLOB, cause: 'flags' });
     expect((await bob.closed).code).toBe(4403);
   });
 
@@ -493,7 +510,7 @@ describe('SyncServer multiplexed endpoint', () => {
     const bob = await Client.open(`${f.url}/sync?key=bob-key`, true);
     bob.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, ALICE_PUBLIC);
     bob.send({ type: 'sync-step1', stateVector: Y.encodeStateVector(new Y.Doc()) }, ALICE_PUBLIC);
-    expect(await bob.next('permission')).toEqual({ type: 'permission', access: 'none', reason: 'not found' });
+    expect(await bob.next('permission')).toEqual({ type: 'permission', access: 'waiting', reason: '' });
     // While waiting: writes are refused (not subscribed yet), nothing else is answered or sent.
     bob.send({ type: 'query-awareness' }, ALICE_PUBLIC);
     bob.send({ type: 'tracked-update', ref: 3, update: textUpdate(new Y.Doc(), 'x') }, ALICE_PUBLIC);
@@ -507,7 +524,7 @@ describe('SyncServer multiplexed endpoint', () => {
     bob.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, parseDocName('PUBLIC_RW/_/third').name);
     expect(await bob.next('error')).toMatchObject({ ref: 0, kind: 'TooLarge' });
     bob.send({ type: 'unsubscribe' }, NOTES);
-    await f.server.refreshAccess(ALICE_PUBLIC); // still absent: keeps waiting
+    await f.bus.publish({ type: 'access-changed', name: ALICE_PUBLIC, cause: 'flags' }); // still absent: keeps waiting
     expect(bob.frames.filter((fr) => fr.docName === ALICE_PUBLIC)).toEqual([]);
     expect(f.authority.audits.filter((e) => e.caller === BOB)).toEqual([
       { caller: BOB, action: 'read', name: ALICE_PUBLIC, allowed: false },
@@ -520,7 +537,7 @@ describe('SyncServer multiplexed endpoint', () => {
     const local = new Y.Doc();
     alice.send({ type: 'tracked-update', ref: 1, update: textUpdate(local, 'hello') }, ALICE_PUBLIC);
     await alice.next('ack');
-    await f.server.refreshAccess(ALICE_PUBLIC);
+    await f.bus.publish({ type: 'access-changed', name: ALICE_PUBLIC, cause: 'flags' });
     expect(bob.frames.filter((fr) => fr.docName === ALICE_PUBLIC)).toEqual([]);
 
     // Opened to read 2: bob gets permission, the relay's SyncStep1 and the answer to his own.
@@ -563,13 +580,13 @@ describe('SyncServer multiplexed endpoint', () => {
     await bob.next('ack');
 
     f.authority.share(BLOB, BOB, 'read_only');
-    await f.server.refreshAccess(BLOB);
+    await f.bus.publish({ type: 'access-changed', name: BLOB, cause: 'flags' });
     expect(await bob.next('permission')).toMatchObject({ access: 'read' });
     bob.send({ type: 'tracked-update', ref: 2, update: textUpdate(local, 'b') }, BLOB);
     expect(await bob.next('error', (m) => m.ref === 2)).toMatchObject({ kind: 'Forbidden' });
 
     f.authority.share(BLOB, BOB, null);
-    await f.server.refreshAccess(BLOB);
+    await f.bus.publish({ type: 'access-changed', name: BLOB, cause: 'flags' });
     expect(await bob.next('permission')).toMatchObject({ access: 'none' });
     bob.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) }, BLOB);
     expect(await bob.next('error')).toMatchObject({ ref: 0, kind: 'BadRequest' });
@@ -582,6 +599,7 @@ describe('SyncServer multiplexed endpoint', () => {
     c.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, NOTES);
     await c.next('permission');
     await f.hub.remove(NOTES);
+    await f.bus.publish({ type: 'doc-removed', name: NOTES });
     expect(await c.next('permission')).toEqual({ type: 'permission', access: 'none', reason: 'deleted' });
   });
 
