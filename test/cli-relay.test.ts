@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { SETTINGS } from 'scopesync-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { call } from './support/http-client.ts';
@@ -115,9 +116,72 @@ describe('scopesync-relay', () => {
   it('explains its usage', async () => {
     const bad = await run(['launch']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('scopesync-relay start');
+    expect(bad.stderr.trim()).toBe(
+      'scopesync-relay: unknown command: launch (scopesync-relay --help lists commands and settings)',
+    );
     expect((await run(['admin', 'create', '--data-dir', dataDir])).code).toBe(2);
     expect((await run(['audit', 'verify', '--data-dir', join(dataDir, 'nothing-here')])).code).toBe(1);
-    expect((await run(['--help'])).code).toBe(0);
+    expect((await run([])).code).toBe(2);
+  });
+
+  it('lists every setting in --help with its flag, environment variable and default', async () => {
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(SETTINGS.length).toBeGreaterThanOrEqual(20);
+    for (const s of SETTINGS) {
+      expect(help.stdout).toContain(`--${s.flag}`);
+      expect(help.stdout).toContain(`(${s.env}`);
+      expect(help.stdout).toContain(`default ${s.shownDefault})`);
+    }
+    expect(help.stdout).toContain('scopesync-relay backup --out DIR');
+    expect(help.stdout).toContain('scopesync-relay restore --from DIR');
+  });
+
+  it.each([
+    { args: ['--port', 'abc'], env: {}, says: '--port must be a whole number 0–65535, got "abc"' },
+    { args: ['--port', '70000'], env: {}, says: '--port must be a whole number 0–65535' },
+    { args: ['--max-body-bytes=-5'], env: {}, says: '--max-body-bytes must be a whole number ≥ 1, got "-5"' },
+    { args: ['--max-frame-bytes', '-5'], env: {}, says: '--max-frame-bytes needs a value' },
+    { args: ['--compact-after', '1'], env: {}, says: '--compact-after must be a whole number ≥ 2' },
+    { args: ['--bogus'], env: {}, says: 'unknown option --bogus' },
+    { args: ['--example-mod=yes'], env: {}, says: '--example-mod takes no value' },
+    { args: [], env: { PORT: 'eighty' }, says: 'PORT must be a whole number 0–65535, got "eighty"' },
+    { args: [], env: { SCOPESYNC_RATE_LIMIT: 'maybe' }, says: 'SCOPESYNC_RATE_LIMIT must be on or off' },
+    {
+      args: [],
+      env: { SCOPESYNC_DOC_IDLE_MS: '1.5' },
+      says: 'SCOPESYNC_DOC_IDLE_MS must be a whole number ≥ 0',
+    },
+  ])('refuses $args $env in one line with exit code 2', async ({ args, env, says }) => {
+    const refused = await run(['start', '--data-dir', join(dataDir, 'never'), ...args], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stdout).toBe('');
+    const lines = refused.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(says);
+  });
+
+  it('applies settings from flags and variables, the flag winning', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'scopesync-cli-'));
+    // The variable allows big bodies, the flag does not: the flag wins. The rate limit comes
+    // from variables only: a burst of 3, then one request a second.
+    const relay = await start(['--port', '0', '--data-dir', dir, '--max-body-bytes', '200'], {
+      SCOPESYNC_MAX_BODY_BYTES: '1000000',
+      SCOPESYNC_RATE_LIMIT_BURST: '3',
+      SCOPESYNC_RATE_LIMIT_PER_SECOND: '1',
+      STATIC_DIR: join(dir, 'no-web-app'),
+    });
+    try {
+      const big = await call(relay.url, 'POST', '/keys', { body: { device_name: 'x'.repeat(300) } });
+      expect(big.status).toBe(413);
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await call(relay.url, 'GET', '/keys/validate')).status);
+      expect(statuses.slice(0, 2)).not.toContain(429);
+      expect(statuses[3]).toBe(429);
+    } finally {
+      relay.child.kill('SIGTERM');
+      await relay.finished;
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,8 +1,11 @@
 import { existsSync } from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';
 
-/** Debian's chromium: the browser tests never download one. */
-export const CHROMIUM = '/usr/bin/chromium';
+/**
+ * Debian's chromium (the root `pretest` script, scripts/ensure-chromium.mjs, installs it), or
+ * the binary SCOPESYNC_CHROMIUM names: the browser tests never download one.
+ */
+export const CHROMIUM = process.env.SCOPESYNC_CHROMIUM || '/usr/bin/chromium';
 
 /** True when the browser tests can run here. */
 export function hasChromium(): boolean {

@@ -8,12 +8,25 @@ import {
   type ModDefinition,
   RELAY_DB_FILE,
   type Relay,
+  type RelayLog,
+  type RelayOptions,
   type RelayStore,
   registerDevice,
   verifyAuditChain,
 } from '@scopesync/relay';
 import { SqliteRelayStore } from '@scopesync/store-sqlite';
+import { backupDataDir, restoreDataDir } from './backup.ts';
 import { GuestbookMod } from './example-mod.ts';
+import {
+  isOn,
+  LOG_LEVELS,
+  type LogLevel,
+  type ResolvedSettings,
+  resolveSettings,
+  SETTINGS,
+  SettingError,
+  settingsHelp,
+} from './settings.ts';
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -24,27 +37,33 @@ export interface CliIo {
   readonly onStarted?: (relay: Relay) => void;
 }
 
-const DEFAULT_PORT = 8787;
-const DEFAULT_DATA_DIR = './data';
 /** The demo web app's build, served at `/` when present (apps/web/dist, seen from src/ or dist/). */
 const WEB_DIST = fileURLToPath(new URL('../../web/dist', import.meta.url));
 
 const USAGE = `scopesync-relay — the scopesync relay
 
-  scopesync-relay start [--port N] [--host H] [--data-dir DIR] [--static-dir DIR] [--example-mod]
-      run the relay (env PORT, HOST, DATA_DIR, STATIC_DIR); defaults: 8787, 127.0.0.1, ./data,
-      the demo web app from apps/web/dist when it is built
+  scopesync-relay start [settings]
+      run the relay; SIGTERM or SIGINT stops it (WebSockets closed with 1001, writes committed)
   scopesync-relay admin create --device-name NAME [--data-dir DIR]
       register a new Admin and print {"key": "…", "user_id": "…"} (the key is shown once)
   scopesync-relay level set USER_ID LEVEL [--data-dir DIR]
       set a user's level: 0 guest, 1 user, 5 moderator, 10 admin (or the names)
   scopesync-relay audit verify [--data-dir DIR]
       check the audit log's hash chain: "ok N entries", or name the first broken entry
+  scopesync-relay backup --out DIR [--data-dir DIR]
+      copy relay.sqlite and docs.sqlite into a new directory with a manifest, safely while the
+      relay runs (SQLite's online backup; never copy the live files by hand)
+  scopesync-relay restore --from DIR [--data-dir DIR] [--force]
+      put a backup into a data dir; refuses one that is not empty (unless --force) and one a
+      running relay holds
+
+Settings of start (a flag wins over its environment variable, which wins over the default):
+${settingsHelp()}
 `;
 
 const LEVEL_NAMES: Readonly<Record<string, Level>> = { guest: 0, user: 1, moderator: 5, admin: 10 };
 
-/** A usage mistake: exit code 2 with the message and the usage. */
+/** A usage mistake: one line on stderr, exit code 2. */
 class UsageError extends Error {}
 
 /**
@@ -52,24 +71,31 @@ class UsageError extends Error {}
  * `start` resolves only once the relay has been stopped (see `onStarted`).
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const usageError = (message: string): number => {
+    io.err(`scopesync-relay: ${message} (scopesync-relay --help lists commands and settings)`);
+    return 2;
+  };
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
   } catch (error) {
-    io.err(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-    return 2;
+    return usageError(describeParseError(error));
   }
   const { positionals, values } = parsed;
-  const dataDir = resolve(values['data-dir'] ?? io.env.DATA_DIR ?? DEFAULT_DATA_DIR);
+  if (values.help || positionals[0] === 'help') {
+    io.out(USAGE);
+    return 0;
+  }
+  if (positionals.length === 0) {
+    io.err(USAGE);
+    return 2;
+  }
+  const dataDir = resolve(values['data-dir'] ?? (io.env.DATA_DIR || DEFAULT_DATA_DIR));
   const command = positionals.slice(0, 2).join(' ');
   try {
-    if (values.help || positionals.length === 0 || positionals[0] === 'help') {
-      io.out(USAGE);
-      return positionals.length === 0 && !values.help ? 2 : 0;
-    }
     switch (positionals[0]) {
       case 'start':
-        return await start(values, dataDir, io);
+        return await start(values, io);
       case 'admin':
         if (command !== 'admin create') throw new UsageError(`unknown command: ${command}`);
         return await adminCreate(values['device-name'], dataDir, io);
@@ -79,14 +105,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       case 'audit':
         if (command !== 'audit verify') throw new UsageError(`unknown command: ${command}`);
         return await auditVerify(dataDir, io);
+      case 'backup':
+        return await backup(values.out, dataDir, io);
+      case 'restore':
+        return await restore(values.from, dataDir, values.force === true, io);
       default:
         throw new UsageError(`unknown command: ${positionals[0]}`);
     }
   } catch (error) {
-    if (error instanceof UsageError) {
-      io.err(`${error.message}\n\n${USAGE}`);
-      return 2;
-    }
+    if (error instanceof UsageError || error instanceof SettingError) return usageError(error.message);
     io.err(
       `scopesync-relay: ${isSyncError(error) || error instanceof Error ? error.message : String(error)}`,
     );
@@ -94,45 +121,115 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
 }
 
+const DEFAULT_DATA_DIR = './data';
+
+/** Every flag: the settings of `start` (switches are booleans) and the commands' own. */
+const OPTIONS = {
+  ...Object.fromEntries(
+    SETTINGS.map((s) => [
+      s.flag,
+      { type: s.placeholder === '' ? ('boolean' as const) : ('string' as const) },
+    ]),
+  ),
+  // Also a setting; named here so that the other commands' `values` know it.
+  'data-dir': { type: 'string' },
+  'device-name': { type: 'string' },
+  out: { type: 'string' },
+  from: { type: 'string' },
+  force: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 function parse(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    strict: true,
-    options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      'data-dir': { type: 'string' },
-      'static-dir': { type: 'string' },
-      'device-name': { type: 'string' },
-      'example-mod': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  return parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: OPTIONS });
+}
+
+/** parseArgs' errors in one short line ("unknown option --x", "--port needs a value"). */
+function describeParseError(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  const option = /'(-[^' ]+)/.exec(message ?? '')?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) return `unknown option ${option}`;
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
+    if (/ambiguous/.test(message ?? ''))
+      return `${option} needs a value; write ${option}=VALUE for one that starts with -`;
+    if (/does not take/.test(message ?? '')) return `${option} takes no value`;
+    return `${option} needs a value`;
+  }
+  return (message ?? String(error)).split('\n')[0] ?? 'invalid arguments';
 }
 
 type Values = ReturnType<typeof parse>['values'];
 
-async function start(values: Values, dataDir: string, io: CliIo): Promise<number> {
-  const rawPort = values.port ?? io.env.PORT ?? String(DEFAULT_PORT);
-  if (!/^\d{1,5}$/.test(rawPort) || Number(rawPort) > 65535)
-    throw new UsageError(`--port must be 0–65535, got ${rawPort}`);
+/** The relay's options from the resolved settings. */
+function relayOptions(settings: ResolvedSettings): RelayOptions {
+  const int = (flag: string): number => Number(settings.get(flag));
   const staticDir =
-    values['static-dir'] ??
-    io.env.STATIC_DIR ??
-    (existsSync(join(WEB_DIST, 'index.html')) ? WEB_DIST : undefined);
-  const mods: ModDefinition[] = values['example-mod'] ? [new GuestbookMod()] : [];
-  const relay = createRelay({
-    port: Number(rawPort),
-    host: values.host ?? io.env.HOST ?? '127.0.0.1',
-    dataDir,
+    settings.get('static-dir') ?? (existsSync(join(WEB_DIST, 'index.html')) ? WEB_DIST : undefined);
+  const mods: ModDefinition[] = isOn(settings.get('example-mod')) ? [new GuestbookMod()] : [];
+  return {
+    port: int('port'),
+    host: settings.get('host') ?? '127.0.0.1',
+    dataDir: resolve(settings.get('data-dir') ?? DEFAULT_DATA_DIR),
     mods,
     ...(staticDir === undefined ? {} : { staticDir: resolve(staticDir) }),
-  });
+    limits: {
+      maxBodyBytes: int('max-body-bytes'),
+      sync: {
+        maxFrameBytes: int('max-frame-bytes'),
+        maxDocsPerConnection: int('max-docs-per-connection'),
+        maxStringBytes: int('max-string-bytes'),
+        maxEntriesPerPage: int('max-entries-per-page'),
+        maxPageBytes: int('max-page-bytes'),
+        maxPendingFrames: int('max-pending-frames'),
+        maxBufferedBytes: int('max-buffered-bytes'),
+        maxAwarenessClients: int('max-awareness-clients'),
+      },
+    },
+    rateLimit:
+      settings.get('rate-limit') === 'off'
+        ? false
+        : {
+            capacity: int('rate-limit-burst'),
+            refillPerSecond: int('rate-limit-per-second'),
+            maxBuckets: int('rate-limit-callers'),
+          },
+    docs: { idleMs: int('doc-idle-ms'), compactAfter: int('compact-after') },
+    closeGraceMs: int('close-grace-ms'),
+    log: jsonLinesLog((settings.get('log-level') ?? 'warn') as LogLevel),
+  };
+}
+
+/** The relay's log as JSON lines on stderr, from `least` up. */
+function jsonLinesLog(least: LogLevel): RelayLog {
+  const shown = new Set(LOG_LEVELS.slice(LOG_LEVELS.indexOf(least)));
+  return (level, message, context) => {
+    if (!shown.has(level)) return;
+    const entry: Record<string, unknown> = {
+      time: new Date().toISOString(),
+      level,
+      source: 'relay',
+      message,
+      ...context,
+    };
+    const cause = context?.error;
+    if (cause instanceof Error)
+      entry.error = { name: cause.name, message: cause.message, stack: cause.stack };
+    process.stderr.write(`${JSON.stringify(entry)}\n`);
+  };
+}
+
+async function start(values: Values, io: CliIo): Promise<number> {
+  const flags: Record<string, string | undefined> = {};
+  for (const s of SETTINGS) {
+    const value = (values as Readonly<Record<string, string | boolean | undefined>>)[s.flag];
+    flags[s.flag] = value === true ? 'on' : typeof value === 'string' ? value : undefined;
+  }
+  const options = relayOptions(resolveSettings(flags, io.env));
+  const relay = createRelay(options);
   try {
     const { url } = await relay.listen();
     io.out(
-      `scopesync relay listening on ${url} (data in ${dataDir}${staticDir ? `, web app from ${staticDir}` : ''})`,
+      `scopesync relay listening on ${url} (data in ${options.dataDir}${options.staticDir ? `, web app from ${options.staticDir}` : ''})`,
     );
   } catch (error) {
     await relay.close();
@@ -141,6 +238,28 @@ async function start(values: Values, dataDir: string, io: CliIo): Promise<number
   io.onStarted?.(relay);
   // Whoever stops the relay (a signal handler, a test), `start` returns once it has stopped.
   await relay.whenClosed;
+  return 0;
+}
+
+async function backup(out: string | undefined, dataDir: string, io: CliIo): Promise<number> {
+  if (out === undefined) throw new UsageError('backup needs --out DIR');
+  const manifest = await backupDataDir(dataDir, resolve(out));
+  const files = Object.entries(manifest.files).map(
+    ([name, file]) => `${name} (schema ${file.schema_version}, ${file.bytes} bytes)`,
+  );
+  io.out(`backed up ${dataDir} to ${resolve(out)}: ${files.join(', ')}`);
+  return 0;
+}
+
+async function restore(
+  from: string | undefined,
+  dataDir: string,
+  force: boolean,
+  io: CliIo,
+): Promise<number> {
+  if (from === undefined) throw new UsageError('restore needs --from DIR');
+  const manifest = await restoreDataDir(resolve(from), dataDir, { force });
+  io.out(`restored ${dataDir} from ${resolve(from)} (backup of ${manifest.started_at})`);
   return 0;
 }
 

@@ -1,0 +1,283 @@
+import { DEFAULT_RATE_LIMIT, DEFAULT_SYNC_LIMITS } from '@scopesync/relay';
+
+/** A setting of `scopesync-relay start`: one flag, one environment variable, one default. */
+export interface Setting {
+  /** The flag without its dashes: `port` for `--port`. */
+  readonly flag: string;
+  readonly env: string;
+  /** What `--help` and docs/relay.md show as the default. */
+  readonly shownDefault: string;
+  /** The value when neither the flag nor the variable is given; undefined = unset. */
+  readonly defaultValue: string | undefined;
+  /** The placeholder in `--help` (`N`, `DIR`, `on|off`); '' for a switch, a flag without a value. */
+  readonly placeholder: string;
+  readonly meaning: string;
+  /** Checks a raw value; returns an error phrase ("must be …") or null. */
+  readonly check: (raw: string) => string | null;
+}
+
+/** The log levels `--log-level` accepts, least to most severe. */
+export const LOG_LEVELS = ['info', 'warn', 'error'] as const;
+/** A log level of `--log-level`. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const MIB = 1024 * 1024;
+
+function integer(min: number, max = Number.MAX_SAFE_INTEGER): (raw: string) => string | null {
+  return (raw) =>
+    /^\d{1,16}$/.test(raw) && Number(raw) >= min && Number(raw) <= max
+      ? null
+      : max === Number.MAX_SAFE_INTEGER
+        ? `must be a whole number ≥ ${min}`
+        : `must be a whole number ${min}–${max}`;
+}
+
+function oneOf(...choices: readonly string[]): (raw: string) => string | null {
+  const listed = choices.length === 2 ? choices.join(' or ') : `one of ${choices.join(', ')}`;
+  return (raw) => (choices.includes(raw) ? null : `must be ${listed}`);
+}
+
+/** What the variable of a switch may say; the flag alone means on. */
+const SWITCH_VALUES = ['on', 'off', '1', '0', 'true', 'false'];
+
+/** True when a switch's resolved value turns it on. */
+export function isOn(value: string | undefined): boolean {
+  return value === 'on' || value === '1' || value === 'true';
+}
+
+const nonEmpty = (raw: string): string | null => (raw === '' ? 'must not be empty' : null);
+
+function setting(
+  flag: string,
+  env: string,
+  placeholder: string,
+  defaultValue: string | number | undefined,
+  meaning: string,
+  check: (raw: string) => string | null,
+  shownDefault = defaultValue === undefined ? '—' : String(defaultValue),
+): Setting {
+  const value = defaultValue === undefined ? undefined : String(defaultValue);
+  return { flag, env, placeholder, defaultValue: value, shownDefault, meaning, check };
+}
+
+const limit = DEFAULT_SYNC_LIMITS;
+
+/**
+ * Every setting of `scopesync-relay start`, in `--help` order. A flag wins over its variable,
+ * the variable over the default. PORT, HOST, DATA_DIR and STATIC_DIR keep the short names
+ * platforms and the README use; the rest carry the SCOPESYNC_ prefix so that a generic name in
+ * someone's environment is not taken for a relay setting.
+ */
+export const SETTINGS: readonly Setting[] = [
+  setting('port', 'PORT', 'N', 8787, 'TCP port; 0 picks a free one', integer(0, 65535)),
+  setting(
+    'host',
+    'HOST',
+    'HOST',
+    '127.0.0.1',
+    'interface to listen on; 0.0.0.0 (or ::) serves other machines',
+    nonEmpty,
+  ),
+  setting(
+    'data-dir',
+    'DATA_DIR',
+    'DIR',
+    './data',
+    'directory of relay.sqlite and docs.sqlite, created if missing',
+    nonEmpty,
+  ),
+  setting(
+    'static-dir',
+    'STATIC_DIR',
+    'DIR',
+    undefined,
+    'a built web app served at / (SPA fallback)',
+    nonEmpty,
+    'apps/web/dist when built',
+  ),
+  setting(
+    'example-mod',
+    'SCOPESYNC_EXAMPLE_MOD',
+    '',
+    'off',
+    'run the example guestbook mod',
+    oneOf(...SWITCH_VALUES),
+  ),
+  setting(
+    'max-body-bytes',
+    'SCOPESYNC_MAX_BODY_BYTES',
+    'N',
+    16 * MIB,
+    'largest HTTP request body; larger ones answer 413',
+    integer(1),
+  ),
+  setting(
+    'max-frame-bytes',
+    'SCOPESYNC_MAX_FRAME_BYTES',
+    'N',
+    limit.maxFrameBytes,
+    'largest WebSocket frame; larger ones close the socket with 1009',
+    integer(1),
+  ),
+  setting(
+    'max-docs-per-connection',
+    'SCOPESYNC_MAX_DOCS_PER_CONNECTION',
+    'N',
+    limit.maxDocsPerConnection,
+    'documents one multiplexed socket may subscribe to at once',
+    integer(1),
+  ),
+  setting(
+    'max-string-bytes',
+    'SCOPESYNC_MAX_STRING_BYTES',
+    'N',
+    limit.maxStringBytes,
+    'longest string (document name, reason) in a frame, in UTF-8 bytes',
+    integer(1),
+  ),
+  setting(
+    'max-entries-per-page',
+    'SCOPESYNC_MAX_ENTRIES_PER_PAGE',
+    'N',
+    limit.maxEntriesPerPage,
+    'most entries in one enc-entries frame',
+    integer(1),
+  ),
+  setting(
+    'max-page-bytes',
+    'SCOPESYNC_MAX_PAGE_BYTES',
+    'N',
+    limit.maxPageBytes,
+    'envelope bytes in one enc-entries frame',
+    integer(1),
+  ),
+  setting(
+    'max-pending-frames',
+    'SCOPESYNC_MAX_PENDING_FRAMES',
+    'N',
+    limit.maxPendingFrames,
+    'frames of one socket waiting to be processed before it is closed with 4429',
+    integer(1),
+  ),
+  setting(
+    'max-buffered-bytes',
+    'SCOPESYNC_MAX_BUFFERED_BYTES',
+    'N',
+    limit.maxBufferedBytes,
+    'bytes queued for a socket that does not read before it is closed with 4503',
+    integer(1),
+  ),
+  setting(
+    'max-awareness-clients',
+    'SCOPESYNC_MAX_AWARENESS_CLIENTS',
+    'N',
+    limit.maxAwarenessClients,
+    'awareness client ids one subscription may claim',
+    integer(1),
+  ),
+  setting(
+    'rate-limit',
+    'SCOPESYNC_RATE_LIMIT',
+    'on|off',
+    'on',
+    'per-caller token bucket for HTTP requests (per API key, per address for guests)',
+    oneOf('on', 'off'),
+  ),
+  setting(
+    'rate-limit-burst',
+    'SCOPESYNC_RATE_LIMIT_BURST',
+    'N',
+    DEFAULT_RATE_LIMIT.capacity,
+    'requests a caller may send at once',
+    integer(1),
+  ),
+  setting(
+    'rate-limit-per-second',
+    'SCOPESYNC_RATE_LIMIT_PER_SECOND',
+    'N',
+    DEFAULT_RATE_LIMIT.refillPerSecond,
+    'sustained requests per second per caller; over it, 429 with Retry-After',
+    integer(1),
+  ),
+  setting(
+    'rate-limit-callers',
+    'SCOPESYNC_RATE_LIMIT_CALLERS',
+    'N',
+    DEFAULT_RATE_LIMIT.maxBuckets,
+    'callers tracked at most; the least recent are forgotten (and start with a full bucket)',
+    integer(1),
+  ),
+  setting(
+    'doc-idle-ms',
+    'SCOPESYNC_DOC_IDLE_MS',
+    'MS',
+    30_000,
+    'how long a document nobody uses stays in memory',
+    integer(0),
+  ),
+  setting(
+    'compact-after',
+    'SCOPESYNC_COMPACT_AFTER',
+    'N',
+    500,
+    'stored updates of a document before the relay compacts them into one',
+    integer(2),
+  ),
+  setting(
+    'close-grace-ms',
+    'SCOPESYNC_CLOSE_GRACE_MS',
+    'MS',
+    5000,
+    'on SIGTERM, how long HTTP requests in flight may finish before they are cut',
+    integer(0),
+  ),
+  setting(
+    'log-level',
+    'SCOPESYNC_LOG_LEVEL',
+    'LEVEL',
+    'warn',
+    'least severe log line written to stderr (JSON lines): info, warn or error',
+    oneOf(...LOG_LEVELS),
+  ),
+];
+
+/** A setting given an invalid value, a missing value or an unknown name: exit code 2. */
+export class SettingError extends Error {}
+
+/** The resolved settings of `start`, by flag name; unset optional settings are absent. */
+export type ResolvedSettings = ReadonlyMap<string, string>;
+
+/**
+ * Resolves every setting: the flag if given, else the environment variable if set (an empty
+ * variable counts as unset), else the default. Throws {@link SettingError} naming the flag or
+ * the variable whose value is invalid.
+ */
+export function resolveSettings(
+  flags: Readonly<Record<string, string | undefined>>,
+  env: Readonly<Record<string, string | undefined>>,
+): ResolvedSettings {
+  const resolved = new Map<string, string>();
+  for (const s of SETTINGS) {
+    const fromFlag = flags[s.flag];
+    const fromEnv = env[s.env] === '' ? undefined : env[s.env];
+    const [source, raw] =
+      fromFlag !== undefined
+        ? [`--${s.flag}`, fromFlag]
+        : fromEnv !== undefined
+          ? [s.env, fromEnv]
+          : [null, s.defaultValue];
+    if (raw === undefined) continue;
+    const problem = source === null ? null : s.check(raw);
+    if (problem !== null) throw new SettingError(`${source} ${problem}, got ${JSON.stringify(raw)}`);
+    resolved.set(s.flag, raw);
+  }
+  return resolved;
+}
+
+/** The settings block of `--help`: each flag with its variable and default, then its meaning. */
+export function settingsHelp(): string {
+  return SETTINGS.map(
+    (s) =>
+      `    --${s.flag}${s.placeholder ? ` ${s.placeholder}` : ''}  (${s.env}${s.placeholder ? '' : '=1'}, default ${s.shownDefault})\n        ${s.meaning}`,
+  ).join('\n');
+}
