@@ -5,16 +5,21 @@ import { parseArgs } from 'node:util';
 import { isLevel, isSyncError, type Level } from '@scopesync/core';
 import {
   createRelay,
+  encodeClusterEvent,
   type ModDefinition,
   RELAY_DB_FILE,
+  RedisTransport,
   type Relay,
+  type RelayEvent,
   type RelayLog,
   type RelayOptions,
   type RelayStore,
   registerDevice,
   verifyAuditChain,
 } from '@scopesync/relay';
+import { PostgresRelayStore, redactUrl } from '@scopesync/store-postgres';
 import { SqliteRelayStore } from '@scopesync/store-sqlite';
+import { openEngines } from './engines.ts';
 import { backupDataDir, restoreDataDir } from './backup.ts';
 import { GuestbookMod } from './example-mod.ts';
 import {
@@ -91,6 +96,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return 2;
   }
   const dataDir = resolve(values['data-dir'] ?? (io.env.DATA_DIR || DEFAULT_DATA_DIR));
+  const databaseUrl = values['database-url'] ?? (io.env.DATABASE_URL || undefined);
+  const target: StoreTarget =
+    databaseUrl === undefined
+      ? { dataDir }
+      : { databaseUrl, schema: values['database-schema'] ?? (io.env.SCOPESYNC_DATABASE_SCHEMA || 'scopesync') };
+  const redis = values['redis-url'] ?? (io.env.REDIS_URL || undefined);
   const command = positionals.slice(0, 2).join(' ');
   try {
     switch (positionals[0]) {
@@ -98,13 +109,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return await start(values, io);
       case 'admin':
         if (command !== 'admin create') throw new UsageError(`unknown command: ${command}`);
-        return await adminCreate(values['device-name'], dataDir, io);
+        return await adminCreate(values['device-name'], target, io);
       case 'level':
         if (command !== 'level set') throw new UsageError(`unknown command: ${command}`);
-        return await levelSet(positionals[2], positionals[3], dataDir, io);
+        return await levelSet(positionals[2], positionals[3], target, redis, io);
       case 'audit':
         if (command !== 'audit verify') throw new UsageError(`unknown command: ${command}`);
-        return await auditVerify(dataDir, io);
+        return await auditVerify(target, io);
       case 'backup':
         return await backup(values.out, dataDir, io);
       case 'restore':
@@ -224,20 +235,52 @@ async function start(values: Values, io: CliIo): Promise<number> {
     const value = (values as Readonly<Record<string, string | boolean | undefined>>)[s.flag];
     flags[s.flag] = value === true ? 'on' : typeof value === 'string' ? value : undefined;
   }
-  const options = relayOptions(resolveSettings(flags, io.env));
-  const relay = createRelay(options);
+  const settings = resolveSettings(flags, io.env);
+  const options = relayOptions(settings);
+  const databaseUrl = settings.get('database-url');
+  if (databaseUrl === undefined && settings.get('redis-url') !== undefined) {
+    throw new SettingError('--redis-url needs --database-url: relays share their state through PostgreSQL');
+  }
+  const engines =
+    databaseUrl === undefined
+      ? null
+      : await openEngines({
+          databaseUrl,
+          databaseSchema: settings.get('database-schema') ?? 'scopesync',
+          redisUrl: settings.get('redis-url'),
+          redisPrefix: settings.get('redis-prefix') ?? 'scopesync',
+          rateLimit: options.rateLimit === false || options.rateLimit === undefined ? false : (options.rateLimit as { capacity: number; refillPerSecond: number }),
+          log: options.log ?? (() => undefined),
+        });
+  const { dataDir, ...rest } = options;
+  const relay = createRelay(
+    engines === null
+      ? options
+      : {
+          ...rest,
+          stores: engines.stores,
+          cluster: engines.cluster,
+          ...(engines.rateLimit === undefined ? {} : { rateLimit: engines.rateLimit }),
+        },
+  );
+  const where =
+    engines === null
+      ? `data in ${dataDir}`
+      : `data in PostgreSQL ${redactUrl(databaseUrl as string)}${settings.get('redis-url') ? ', fan-out through Redis' : ''}`;
   try {
     const { url } = await relay.listen();
     io.out(
-      `scopesync relay listening on ${url} (data in ${options.dataDir}${options.staticDir ? `, web app from ${options.staticDir}` : ''})`,
+      `scopesync relay listening on ${url} (${where}${options.staticDir ? `, web app from ${options.staticDir}` : ''})`,
     );
   } catch (error) {
     await relay.close();
+    await engines?.close();
     throw error;
   }
   io.onStarted?.(relay);
   // Whoever stops the relay (a signal handler, a test), `start` returns once it has stopped.
   await relay.whenClosed;
+  await engines?.close();
   return 0;
 }
 
@@ -263,14 +306,25 @@ async function restore(
   return 0;
 }
 
+/** Where the admin commands find the relay's records: its SQLite data dir, or PostgreSQL. */
+type StoreTarget =
+  | { readonly dataDir: string }
+  | { readonly databaseUrl: string; readonly schema: string };
+
 async function withStore<T>(
-  dataDir: string,
+  target: StoreTarget,
   create: boolean,
   fn: (store: RelayStore) => Promise<T>,
 ): Promise<T> {
-  if (create) mkdirSync(dataDir, { recursive: true });
-  else if (!existsSync(join(dataDir, RELAY_DB_FILE))) throw new Error(`no relay data in ${dataDir}`);
-  const store: RelayStore = new SqliteRelayStore({ path: join(dataDir, RELAY_DB_FILE) });
+  let store: RelayStore;
+  if ('databaseUrl' in target) {
+    store = await PostgresRelayStore.open({ url: target.databaseUrl, schema: target.schema });
+  } else {
+    const { dataDir } = target;
+    if (create) mkdirSync(dataDir, { recursive: true });
+    else if (!existsSync(join(dataDir, RELAY_DB_FILE))) throw new Error(`no relay data in ${dataDir}`);
+    store = new SqliteRelayStore({ path: join(dataDir, RELAY_DB_FILE) });
+  }
   try {
     return await fn(store);
   } finally {
@@ -278,9 +332,9 @@ async function withStore<T>(
   }
 }
 
-async function adminCreate(deviceName: string | undefined, dataDir: string, io: CliIo): Promise<number> {
+async function adminCreate(deviceName: string | undefined, target: StoreTarget, io: CliIo): Promise<number> {
   if (deviceName === undefined) throw new UsageError('admin create needs --device-name NAME');
-  const { key, userId } = await withStore(dataDir, true, (store) =>
+  const { key, userId } = await withStore(target, true, (store) =>
     registerDevice(store, { deviceName, level: 10 }),
   );
   io.out(JSON.stringify({ key, user_id: userId }));
@@ -290,7 +344,8 @@ async function adminCreate(deviceName: string | undefined, dataDir: string, io: 
 async function levelSet(
   userId: string | undefined,
   rawLevel: string | undefined,
-  dataDir: string,
+  target: StoreTarget,
+  redisUrl: string | undefined,
   io: CliIo,
 ): Promise<number> {
   if (userId === undefined || rawLevel === undefined) throw new UsageError('level set needs USER_ID LEVEL');
@@ -298,17 +353,34 @@ async function levelSet(
     LEVEL_NAMES[rawLevel.toLowerCase()] ?? (/^\d+$/.test(rawLevel) ? Number(rawLevel) : Number.NaN);
   if (!isLevel(level))
     throw new UsageError(`LEVEL must be 0, 1, 5, 10 or guest, user, moderator, admin; got ${rawLevel}`);
-  const found = await withStore(dataDir, false, (store) => store.setUserLevel(userId, level));
+  const found = await withStore(target, false, (store) => store.setUserLevel(userId, level));
   if (!found) {
-    io.err(`scopesync-relay: no user ${userId} in ${dataDir}`);
+    io.err(`scopesync-relay: no user ${userId} in ${describeTarget(target)}`);
     return 1;
   }
+  // Running relays hear it at once through Redis; without it, they re-check open sockets
+  // against the database within their revalidation period.
+  if (redisUrl !== undefined) await announce(redisUrl, { type: 'level-changed', userId, level });
   io.out(`${userId} is now level ${level}`);
   return 0;
 }
 
-async function auditVerify(dataDir: string, io: CliIo): Promise<number> {
-  const result = await withStore(dataDir, false, (store) => verifyAuditChain(store));
+/** Tells the running relays about an account change, through the same channel they use. */
+async function announce(redisUrl: string, event: RelayEvent & { type: 'level-changed' }): Promise<void> {
+  const transport = await RedisTransport.connect({ url: redisUrl, relayId: 'cli' });
+  try {
+    await transport.send(encodeClusterEvent(transport.relayId, event));
+  } finally {
+    await transport.close();
+  }
+}
+
+function describeTarget(target: StoreTarget): string {
+  return 'databaseUrl' in target ? `PostgreSQL ${redactUrl(target.databaseUrl)}` : target.dataDir;
+}
+
+async function auditVerify(target: StoreTarget, io: CliIo): Promise<number> {
+  const result = await withStore(target, false, (store) => verifyAuditChain(store));
   if (result.ok) {
     io.out(`ok ${result.entries} entries`);
     return 0;

@@ -47,6 +47,19 @@ export function isOn(value: string | undefined): boolean {
 
 const nonEmpty = (raw: string): string | null => (raw === '' ? 'must not be empty' : null);
 
+function urlWith(...protocols: readonly string[]): (raw: string) => string | null {
+  return (raw) => {
+    try {
+      return protocols.includes(new URL(raw).protocol) ? null : `must be a ${protocols.join(' or ')}// URL`;
+    } catch {
+      return `must be a ${protocols.join(' or ')}// URL`;
+    }
+  };
+}
+
+const postgresUrl = urlWith('postgres:', 'postgresql:');
+const redisUrl = urlWith('redis:', 'rediss:');
+
 function setting(
   flag: string,
   env: string,
@@ -85,6 +98,38 @@ export const SETTINGS: readonly Setting[] = [
     './data',
     'directory of relay.sqlite and docs.sqlite, created if missing',
     nonEmpty,
+  ),
+  setting(
+    'database-url',
+    'DATABASE_URL',
+    'URL',
+    undefined,
+    'postgres://… — keep everything in PostgreSQL instead of --data-dir, so several relays can share it',
+    postgresUrl,
+  ),
+  setting(
+    'database-schema',
+    'SCOPESYNC_DATABASE_SCHEMA',
+    'NAME',
+    'scopesync',
+    'the PostgreSQL schema of the relay tables (created and migrated at start)',
+    (raw) => (/^[a-z_][a-z0-9_]{0,62}$/.test(raw) ? null : 'must be a lowercase SQL identifier'),
+  ),
+  setting(
+    'redis-url',
+    'REDIS_URL',
+    'URL',
+    undefined,
+    'redis://… — live updates, presence and access changes between relays (with --database-url)',
+    redisUrl,
+  ),
+  setting(
+    'redis-prefix',
+    'SCOPESYNC_REDIS_PREFIX',
+    'NAME',
+    'scopesync',
+    'prefix of the Redis channel and keys, so deployments can share a Redis',
+    (raw) => (/^[A-Za-z0-9_.:-]{1,64}$/.test(raw) ? null : 'must be 1–64 of A-Z a-z 0-9 _ . : -'),
   ),
   setting(
     'static-dir',

@@ -38,6 +38,8 @@ export {
   parsePublicKey,
   registerDevice,
 } from './credentials.ts';
+export type { DocFeedOptions, ReplicaTarget } from './documents/doc-feed.ts';
+export { DocFeed } from './documents/doc-feed.ts';
 export type { DocHold, DocHubOptions, EncryptedPage, EnvelopeVerifier, PendingWrite } from './documents/doc-hub.ts';
 export { DocHub } from './documents/doc-hub.ts';
 export { validateUpdate } from './documents/yjs-log.ts';
@@ -49,6 +51,7 @@ export type {
   AccessChanged,
   AwarenessChanged,
   ChangeOrigin,
+  DocCommitted,
   CredentialRevoked,
   DocRemoved,
   DocUpdated,
@@ -66,6 +69,15 @@ export type { StaticFilesOptions } from './http/static-files.ts';
 export { StaticFiles } from './http/static-files.ts';
 export { instrumentRelayStore } from './instrumented-relay-store.ts';
 export type { ChallengeStore } from './challenge-store.ts';
+export type { ClusterEventType } from './cluster/cluster-codec.ts';
+export { decodeClusterEvent, encodeClusterEvent } from './cluster/cluster-codec.ts';
+export type { ClusterLinkOptions } from './cluster/cluster-link.ts';
+export { ClusterLink } from './cluster/cluster-link.ts';
+export type { ClusterTransport } from './cluster/cluster-transport.ts';
+export type { RedisRateLimitOptions } from './cluster/redis-rate-limit.ts';
+export { RedisRateLimitBuckets } from './cluster/redis-rate-limit.ts';
+export type { RedisTransportOptions } from './cluster/redis-transport.ts';
+export { RedisTransport } from './cluster/redis-transport.ts';
 export { MemoryChallengeStore } from './challenge-store.ts';
 export type { IssuedChallenge, KeyChallengesOptions } from './key-proof.ts';
 export { KeyChallenges, keyProofMessage } from './key-proof.ts';
@@ -74,7 +86,7 @@ export type { Counter, Gauge, Histogram } from './metrics.ts';
 export { Metrics } from './metrics.ts';
 export type { RateLimitBuckets, RateLimitOptions, RateVerdict } from './rate-limiter.ts';
 export { DEFAULT_RATE_LIMIT, RateLimiter } from './rate-limiter.ts';
-export type { RelayAddress, RelayLimits, RelayOptions, RelayStores } from './relay.ts';
+export type { RelayAddress, RelayCluster, RelayLimits, RelayOptions, RelayStores } from './relay.ts';
 export { createRelay, DOCS_DB_FILE, RELAY_DB_FILE, Relay } from './relay.ts';
 export type { RelayLog } from './relay-log.ts';
 export { consoleRelayLog } from './relay-log.ts';
