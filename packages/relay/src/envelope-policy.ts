@@ -10,9 +10,9 @@ import {
 } from '@scopesync/core';
 import { ready, verifyEnvelopeSignature } from '@scopesync/crypto';
 import { publicKeyBytes } from './credentials.ts';
+import type { EnvelopeVerifier } from './documents/doc-hub.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 import type {} from './node-webcrypto-types.ts';
-import type { EnvelopeVerifier } from './sync/doc-hub.ts';
 
 /** Options of {@link createEnvelopeVerifier}. */
 export interface EnvelopePolicyOptions {

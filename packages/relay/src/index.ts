@@ -38,8 +38,35 @@ export {
   parsePublicKey,
   registerDevice,
 } from './credentials.ts';
+export type {
+  DocHubOptions,
+  EncryptedPage,
+  EncryptedWriteContext,
+  EnvelopeVerifier,
+  PendingWrite,
+} from './documents/doc-hub.ts';
+export { DocHub } from './documents/doc-hub.ts';
+export type { DocHold } from './documents/doc-registry.ts';
+export { validateUpdate } from './documents/yjs-log.ts';
 export type { EnvelopePolicyOptions } from './envelope-policy.ts';
 export { createEnvelopeVerifier } from './envelope-policy.ts';
+export type { EventBus, RelayEventHandler } from './events/event-bus.ts';
+export type { EventBusLog, LocalEventBusOptions } from './events/local-event-bus.ts';
+export { LocalEventBus } from './events/local-event-bus.ts';
+export type {
+  AccessChanged,
+  AwarenessChanged,
+  ChangeOrigin,
+  CredentialRevoked,
+  DocRemoved,
+  DocUpdated,
+  EnvelopeAppended,
+  LevelChanged,
+  RelayEvent,
+  RelayEventOf,
+  RelayEventType,
+} from './events/relay-events.ts';
+export { HTTP_ORIGIN, orderingKeyOf, RUNTIME_ORIGIN } from './events/relay-events.ts';
 export type { HttpApiOptions } from './http/http-api.ts';
 export { HttpApi } from './http/http-api.ts';
 export type { StaticFilesOptions } from './http/static-files.ts';
@@ -69,9 +96,7 @@ export type {
   RuntimeWriteOptions,
   UserDataRequest,
 } from './runtime.ts';
-export { RelayRuntime, RUNTIME_ORIGIN } from './runtime.ts';
-export type { DocHubOptions, DocListener, DocSubscription, EnvelopeVerifier } from './sync/doc-hub.ts';
-export { DocHub, validateUpdate } from './sync/doc-hub.ts';
+export { RelayRuntime } from './runtime.ts';
 export type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from './sync/sync-authority.ts';
 export type { SyncLog } from './sync/sync-log.ts';
 export { consoleSyncLog } from './sync/sync-log.ts';

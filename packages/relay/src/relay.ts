@@ -6,7 +6,10 @@ import { type DocName, type DocStore, MemoryDocStore, type RelayStore, SyncError
 import { SqliteDocStore, SqliteRelayStore } from '@scopesync/store-sqlite';
 import { AccessControl } from './access-control.ts';
 import { AuditLog } from './audit-log.ts';
+import { DocHub } from './documents/doc-hub.ts';
 import { createEnvelopeVerifier } from './envelope-policy.ts';
+import type { EventBus } from './events/event-bus.ts';
+import { LocalEventBus } from './events/local-event-bus.ts';
 import { HttpApi } from './http/http-api.ts';
 import { StaticFiles } from './http/static-files.ts';
 import { instrumentRelayStore } from './instrumented-relay-store.ts';
@@ -17,7 +20,6 @@ import { Metrics } from './metrics.ts';
 import type { RateLimitOptions } from './rate-limiter.ts';
 import { consoleRelayLog, type RelayLog } from './relay-log.ts';
 import { type ModDefinition, RelayRuntime } from './runtime.ts';
-import { DocHub } from './sync/doc-hub.ts';
 import { SyncServer, type SyncServerOptions } from './sync/sync-server.ts';
 
 /** Size limits of the relay. */
@@ -100,6 +102,8 @@ export class Relay {
   readonly audit: AuditLog;
   /** The documents in memory. */
   readonly hub: DocHub;
+  /** The typed domain events by which changes reach sockets. */
+  readonly bus: EventBus;
   /** The WebSocket endpoints. */
   readonly syncServer: SyncServer;
   readonly #server: Server;
@@ -135,8 +139,12 @@ export class Relay {
     const syncLog = (level: 'warn' | 'error', message: string, context?: Record<string, unknown>): void =>
       this.#log(level, message, context);
     const mutex = new KeyedMutex();
+    this.bus = new LocalEventBus({
+      log: (message, context) => this.#log('error', message, context),
+    });
     this.hub = new DocHub({
       store: docStore,
+      bus: this.bus,
       metrics: this.metrics,
       log: syncLog,
       // Envelopes are checked against the users' registered signing keys (docs/encryption.md).
@@ -146,6 +154,7 @@ export class Relay {
     });
     this.syncServer = new SyncServer({
       hub: this.hub,
+      bus: this.bus,
       authority: this.access,
       metrics: this.metrics,
       ...(options.limits?.sync === undefined ? {} : { limits: options.limits.sync }),
@@ -163,6 +172,7 @@ export class Relay {
       audit: this.audit,
       store: this.store,
       hub: this.hub,
+      bus: this.bus,
       mutex,
       refreshAccess,
       levelChanged: async (userId, level) => {
@@ -179,6 +189,7 @@ export class Relay {
         store: this.store,
         audit: this.audit,
         hub: this.hub,
+        bus: this.bus,
         mutex,
         refreshAccess,
         closeKeySockets: (keyHash) => {
@@ -270,6 +281,7 @@ export class Relay {
     await stopped;
     for (const stop of this.#stops.reverse()) await this.#step('stopping a mod', stop);
     await this.#step('flushing documents', () => this.hub.close());
+    await this.#step('closing the event bus', () => this.bus.close());
     for (const store of this.#ownedStores) await this.#step('closing a store', () => store.close());
     this.#markClosed();
   }

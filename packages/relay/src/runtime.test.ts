@@ -2,11 +2,12 @@ import { type DocName, isSyncError, Level, MemoryDocStore, SYSTEM_OWNER } from '
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AccessControl } from './access-control.ts';
 import { AuditLog } from './audit-log.ts';
+import { DocHub } from './documents/doc-hub.ts';
+import { LocalEventBus } from './events/local-event-bus.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 import { MemoryRelayStore } from './memory-relay-store.ts';
 import { Metrics } from './metrics.ts';
 import { RelayRuntime } from './runtime.ts';
-import { DocHub } from './sync/doc-hub.ts';
 import { readUserValue } from './userdata-value.ts';
 
 describe('RelayRuntime', () => {
@@ -20,13 +21,15 @@ describe('RelayRuntime', () => {
     const metrics = new Metrics();
     const audit = new AuditLog({ store });
     const access = new AccessControl({ store, audit, metrics });
-    hub = new DocHub({ store: new MemoryDocStore(), metrics, log: () => undefined });
+    const bus = new LocalEventBus();
+    hub = new DocHub({ store: new MemoryDocStore(), bus, metrics, log: () => undefined });
     refreshed = [];
     runtime = new RelayRuntime({
       access,
       audit,
       store,
       hub,
+      bus,
       mutex: new KeyedMutex(),
       refreshAccess: async (name) => {
         refreshed.push(name);

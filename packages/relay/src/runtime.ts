@@ -25,13 +25,12 @@ import {
 import type { AccessControl } from './access-control.ts';
 import type { AuditLog, AuditVerification } from './audit-log.ts';
 import { type DeviceRegistration, parsePublicKey, type Registration, registerDevice } from './credentials.ts';
+import type { DocHub } from './documents/doc-hub.ts';
+import type { EventBus } from './events/event-bus.ts';
+import { RUNTIME_ORIGIN } from './events/relay-events.ts';
 import type { KeyedMutex } from './keyed-mutex.ts';
 import { removeObject } from './remove-object.ts';
-import type { DocHub } from './sync/doc-hub.ts';
 import { parseUserValue, readUserValue, writeUserValue } from './userdata-value.ts';
-
-/** The origin DocHub listeners see for writes made by the server runtime and mods. */
-export const RUNTIME_ORIGIN = 'runtime';
 
 /** A stored value with the relay's metadata, as the runtime returns it. */
 export interface RuntimeValue {
@@ -125,6 +124,8 @@ export interface RelayRuntimeOptions {
   readonly audit: AuditLog;
   readonly store: RelayStore;
   readonly hub: DocHub;
+  /** The relay's domain events, e.g. to announce a removed document. */
+  readonly bus: EventBus;
   readonly mutex: KeyedMutex;
   readonly refreshAccess: (name: DocName) => Promise<void>;
   /** Called after a user's level changed, to re-check their live subscriptions; never rejects. */
@@ -149,6 +150,7 @@ export class RelayRuntime {
   readonly #audit: AuditLog;
   readonly #store: RelayStore;
   readonly #hub: DocHub;
+  readonly #bus: EventBus;
   readonly #mutex: KeyedMutex;
   readonly #refreshAccess: (name: DocName) => Promise<void>;
   readonly #levelChanged: ((userId: UserId, level: Level) => Promise<void>) | undefined;
@@ -160,6 +162,7 @@ export class RelayRuntime {
     this.#audit = options.audit;
     this.#store = options.store;
     this.#hub = options.hub;
+    this.#bus = options.bus;
     this.#mutex = options.mutex;
     this.#refreshAccess = options.refreshAccess;
     this.#levelChanged = options.levelChanged;
@@ -412,7 +415,12 @@ export class RelayRuntime {
   }
 
   async #delete(address: Address): Promise<boolean> {
-    const removal = { store: this.#store, hub: this.#hub, refreshAccess: this.#refreshAccess };
+    const removal = {
+      store: this.#store,
+      hub: this.#hub,
+      bus: this.#bus,
+      refreshAccess: this.#refreshAccess,
+    };
     return this.#mutex.run(address.name, () => removeObject(removal, address.name));
   }
 }

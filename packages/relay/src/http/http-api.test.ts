@@ -4,11 +4,12 @@ import { MemoryDocStore } from '@scopesync/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AccessControl } from '../access-control.ts';
 import { AuditLog } from '../audit-log.ts';
+import { DocHub } from '../documents/doc-hub.ts';
+import { LocalEventBus } from '../events/local-event-bus.ts';
 import { KeyChallenges } from '../key-proof.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { MemoryRelayStore } from '../memory-relay-store.ts';
 import { Metrics } from '../metrics.ts';
-import { DocHub } from '../sync/doc-hub.ts';
 import { HttpApi } from './http-api.ts';
 
 // The HttpApi alone, over memory stores: routing, errors and the refresh hook. The full
@@ -24,7 +25,8 @@ describe('HttpApi', () => {
     const store = new MemoryRelayStore();
     const metrics = new Metrics();
     const audit = new AuditLog({ store });
-    hub = new DocHub({ store: new MemoryDocStore(), metrics, log: () => undefined });
+    const bus = new LocalEventBus();
+    hub = new DocHub({ store: new MemoryDocStore(), bus, metrics, log: () => undefined });
     refreshed = [];
     const api = new HttpApi({
       services: {
@@ -32,6 +34,7 @@ describe('HttpApi', () => {
         store,
         audit,
         hub,
+        bus,
         mutex: new KeyedMutex(),
         refreshAccess: async (name) => {
           refreshed.push(name);

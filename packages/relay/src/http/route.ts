@@ -2,9 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Caller, type Decision, type DocName, type RelayStore, SyncError } from '@scopesync/core';
 import type { AccessControl, UserCaller } from '../access-control.ts';
 import type { AuditLog } from '../audit-log.ts';
+import type { DocHub } from '../documents/doc-hub.ts';
+import type { EventBus } from '../events/event-bus.ts';
 import type { KeyChallenges } from '../key-proof.ts';
 import type { KeyedMutex } from '../keyed-mutex.ts';
-import type { DocHub } from '../sync/doc-hub.ts';
 
 /** The HTTP methods routes answer (HEAD is answered wherever GET is). */
 export type RouteMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -37,6 +38,8 @@ export interface RouteServices {
   readonly store: RelayStore;
   readonly audit: AuditLog;
   readonly hub: DocHub;
+  /** The relay's domain events, e.g. to announce a removed document. */
+  readonly bus: EventBus;
   /** Serialises HTTP writes per object, so If-Match and create-if-absent are atomic among them. */
   readonly mutex: KeyedMutex;
   /**

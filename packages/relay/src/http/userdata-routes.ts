@@ -13,14 +13,12 @@ import {
   SyncError,
   type WriteFlag,
 } from '@scopesync/core';
+import { HTTP_ORIGIN } from '../events/relay-events.ts';
 import { parseUserValue, readUserValue, writeUserValue } from '../userdata-value.ts';
 import { answerDelete } from './delete-route.ts';
 import { flagField, intParam, parseVersionHeader, readJsonObject } from './request.ts';
 import { sendJson } from './respond.ts';
 import { deniedError, type Route, type RouteRequest, type RouteServices } from './route.ts';
-
-/** The origin DocHub listeners see for writes made over HTTP. */
-export const HTTP_ORIGIN = 'http';
 
 /** Keys a listing returns at most per page. */
 const MAX_LIST_LIMIT = 1000;

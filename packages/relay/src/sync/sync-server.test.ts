@@ -26,8 +26,11 @@ import * as encoding from 'lib0/encoding';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import * as Y from 'yjs';
+import { DocHub } from '../documents/doc-hub.ts';
+import type { EventBus } from '../events/event-bus.ts';
+import { LocalEventBus } from '../events/local-event-bus.ts';
+import { RUNTIME_ORIGIN } from '../events/relay-events.ts';
 import { Metrics } from '../metrics.ts';
-import { DocHub } from './doc-hub.ts';
 import type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from './sync-authority.ts';
 import type { SyncLog } from './sync-log.ts';
 import { SyncServer, type SyncServerLimits } from './sync-server.ts';
@@ -97,6 +100,7 @@ class TestAuthority implements SyncAuthority {
 interface Fixture {
   url: string;
   hub: DocHub;
+  bus: EventBus;
   store: MemoryDocStore;
   authority: TestAuthority;
   server: SyncServer;
@@ -116,9 +120,10 @@ async function start(limits: Partial<SyncServerLimits> = {}): Promise<Fixture> {
   };
   const store = new MemoryDocStore();
   const metrics = new Metrics();
-  const hub = new DocHub({ store, metrics, log });
+  const bus = new LocalEventBus();
+  const hub = new DocHub({ store, bus, metrics, log });
   const authority = new TestAuthority();
-  const server = new SyncServer({ hub, authority, metrics, log, limits });
+  const server = new SyncServer({ hub, bus, authority, metrics, log, limits });
   const http: Server = createServer((_req, res) => {
     res.statusCode = 404;
     res.end();
@@ -131,7 +136,7 @@ async function start(limits: Partial<SyncServerLimits> = {}): Promise<Fixture> {
     await hub.close();
     await new Promise<void>((resolve) => http.close(() => resolve()));
   });
-  return { url: `ws://127.0.0.1:${port}`, hub, store, authority, server, metrics, logs };
+  return { url: `ws://127.0.0.1:${port}`, hub, bus, store, authority, server, metrics, logs };
 }
 
 /** A raw WebSocket client that decodes frames and lets a test wait for the next matching one. */
@@ -581,7 +586,9 @@ describe('SyncServer multiplexed endpoint', () => {
     const c = await Client.open(`${f.url}/sync`, true);
     c.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, NOTES);
     await c.next('permission');
+    // As removeObject does: remove the content, then announce it.
     await f.hub.remove(NOTES);
+    await f.bus.publish({ type: 'doc-removed', name: NOTES });
     expect(await c.next('permission')).toEqual({ type: 'permission', access: 'none', reason: 'deleted' });
   });
 
@@ -635,7 +642,8 @@ describe('SyncServer multiplexed endpoint', () => {
 
   it('pages a long encrypted log', async () => {
     const f = await start({ maxEntriesPerPage: 2 });
-    for (let i = 1; i <= 5; i++) await f.hub.appendEncrypted(ALICE_PRIVATE, new Uint8Array([i]));
+    for (let i = 1; i <= 5; i++)
+      await f.hub.appendEncrypted(ALICE_PRIVATE, new Uint8Array([i]), { origin: RUNTIME_ORIGIN });
     const c = await Client.open(`${f.url}/sync?key=alice-key`, true);
     c.send({ type: 'subscribe', mode: 'encrypted', sinceSeq: 0 }, ALICE_PRIVATE);
     const seqs: number[] = [];

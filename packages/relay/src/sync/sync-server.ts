@@ -30,15 +30,13 @@ import {
 } from '@scopesync/core';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import * as Y from 'yjs';
+import type { DocHub, PendingWrite } from '../documents/doc-hub.ts';
+import type { DocHold } from '../documents/doc-registry.ts';
+import { validateUpdate } from '../documents/yjs-log.ts';
+import type { EventBus } from '../events/event-bus.ts';
+import type { ChangeOrigin, DocRemoved, DocUpdated, EnvelopeAppended } from '../events/relay-events.ts';
 import type { Counter, Gauge, Metrics } from '../metrics.ts';
 import { type AwarenessPeer, AwarenessRoom } from './awareness-room.ts';
-import {
-  type DocHub,
-  type DocListener,
-  type DocSubscription,
-  type PendingWrite,
-  validateUpdate,
-} from './doc-hub.ts';
 import type { RequestedFlags, SyncAuthority } from './sync-authority.ts';
 import { consoleSyncLog, type SyncLog } from './sync-log.ts';
 import { parseSyncPath } from './sync-path.ts';
@@ -78,6 +76,8 @@ export const DEFAULT_SYNC_LIMITS: SyncServerLimits = Object.freeze({
 /** Options of a {@link SyncServer}; every optional field has a default. */
 export interface SyncServerOptions {
   readonly hub: DocHub;
+  /** Where document changes arrive from (the hub's, and removals); the server never closes it. */
+  readonly bus: EventBus;
   readonly authority: SyncAuthority;
   readonly metrics: Metrics;
   readonly limits?: Partial<SyncServerLimits> | undefined;
@@ -90,6 +90,8 @@ export interface SyncServerOptions {
 
 interface Connection {
   readonly id: number;
+  /** The origin of this socket's writes, by which it recognises their echo on the bus. */
+  readonly origin: ChangeOrigin;
   readonly kind: 'doc' | 'mux';
   /** Who the socket authenticated as; the level follows `setUserLevel`. */
   caller: Caller;
@@ -124,7 +126,8 @@ interface Subscription {
   denialAudited: boolean;
   /** Bumped by every access re-check, so a write authorised concurrently is re-authorised. */
   accessEpoch: number;
-  hubSub: DocSubscription | null;
+  /** Keeps the document open while subscribed; set once the subscription receives the bus's events. */
+  hold: DocHold | null;
   readonly peer: AwarenessPeer;
   /** Encrypted mode: live entries held back until the initial fetch has been sent. */
   liveBuffer: EncEntry[] | null;
@@ -190,6 +193,9 @@ export class SyncServer {
   readonly #rooms = new Map<string, Room>();
   /** Waiting multiplexed subscriptions (see `Subscription.waiting`) by document name. */
   readonly #waiting = new Map<string, Set<Subscription>>();
+  /** Subscriptions that receive the bus's events, by document name. */
+  readonly #listening = new Map<string, Set<Subscription>>();
+  readonly #unlisten: Array<() => void>;
   readonly #ping: NodeJS.Timeout;
   #nextId = 1;
   /** Counts refreshAccess calls, so a subscription admitted while one ran is re-checked. */
@@ -205,6 +211,12 @@ export class SyncServer {
 
   constructor(options: SyncServerOptions) {
     this.#hub = options.hub;
+    const bus = options.bus;
+    this.#unlisten = [
+      bus.on('doc-updated', (event) => this.#onDocUpdated(event)),
+      bus.on('envelope-appended', (event) => this.#onEnvelopeAppended(event)),
+      bus.on('doc-removed', (event) => this.#onDocRemoved(event)),
+    ];
     this.#authority = options.authority;
     this.#limits = { ...DEFAULT_SYNC_LIMITS, ...definedOnly(options.limits ?? {}) };
     this.#wireLimits = {
@@ -321,6 +333,7 @@ export class SyncServer {
   async #close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#ping);
+    for (const off of this.#unlisten) off();
     const conns = [...this.#conns];
     const closed = conns.map(
       (conn) =>
@@ -392,7 +405,7 @@ export class SyncServer {
     const conn = this.#newConnection('doc', caller, credential);
     const sub = this.#newSub(conn, address, 'plaintext', {}, admission.mayWrite);
     try {
-      sub.hubSub = await this.#hub.subscribe(address.name, 'plaintext', this.#listener(sub));
+      await this.#attach(sub);
     } catch (error) {
       this.#dropSub(sub);
       if (!isSyncError(error)) throw error;
@@ -439,8 +452,10 @@ export class SyncServer {
   }
 
   #newConnection(kind: Connection['kind'], caller: Caller, credential: string | null): Connection {
+    const id = this.#nextId++;
     return {
-      id: this.#nextId++,
+      id,
+      origin: { source: 'socket', session: id },
       kind,
       caller,
       userId: callerId(caller),
@@ -684,7 +699,7 @@ export class SyncServer {
       writeChecked: false,
       denialAudited: false,
       accessEpoch: 0,
-      hubSub: null,
+      hold: null,
       peer: {
         userId: conn.userId,
         claimKey: conn.caller.kind === 'user' ? conn.userId : null,
@@ -698,26 +713,52 @@ export class SyncServer {
     return sub;
   }
 
-  #listener(sub: Subscription): DocListener {
-    return {
-      update: (update, origin) => {
-        if (sub.active && origin !== sub) this.#send(sub, { type: 'sync-update', update });
-      },
-      encrypted: (entry, origin) => {
-        if (!sub.active || origin === sub) return;
-        if (sub.liveBuffer) sub.liveBuffer.push(entry);
-        else this.#send(sub, { type: 'enc-entries', headSeq: entry.seq, entries: [entry] });
-      },
-      removed: () => {
-        if (!sub.active) return;
-        if (sub.conn.kind === 'mux') {
-          this.#send(sub, { type: 'permission', access: 'none', reason: 'deleted' });
-          this.#dropSub(sub);
-        } else {
-          this.#closeConn(sub.conn, wsCloseCodeOf('NotFound'), 'deleted');
-        }
-      },
-    };
+  /**
+   * Holds the document for `sub` and starts delivering the bus's events of it. The initial
+   * sync reads the document afterwards, so nothing applied before this is missed.
+   */
+  async #attach(sub: Subscription): Promise<void> {
+    const hold = await this.#hub.hold(sub.name, sub.mode);
+    if (!sub.active) {
+      hold.release();
+      return;
+    }
+    sub.hold = hold;
+    let subs = this.#listening.get(sub.name);
+    if (!subs) {
+      subs = new Set();
+      this.#listening.set(sub.name, subs);
+    }
+    subs.add(sub);
+  }
+
+  #onDocUpdated(event: DocUpdated): void {
+    for (const sub of this.#listening.get(event.name) ?? []) {
+      if (sub.active && sub.mode === 'plaintext' && !isEcho(sub, event.origin)) {
+        this.#send(sub, { type: 'sync-update', update: event.update });
+      }
+    }
+  }
+
+  #onEnvelopeAppended(event: EnvelopeAppended): void {
+    for (const sub of this.#listening.get(event.name) ?? []) {
+      if (!sub.active || sub.mode !== 'encrypted' || isEcho(sub, event.origin)) continue;
+      if (sub.liveBuffer) sub.liveBuffer.push(event.entry);
+      else this.#send(sub, { type: 'enc-entries', headSeq: event.entry.seq, entries: [event.entry] });
+    }
+  }
+
+  /** The document was removed: its subscriptions end (multiplexed) or their sockets close (single-doc). */
+  #onDocRemoved(event: DocRemoved): void {
+    for (const sub of [...(this.#listening.get(event.name) ?? [])]) {
+      if (!sub.active) continue;
+      if (sub.conn.kind === 'mux') {
+        this.#send(sub, { type: 'permission', access: 'none', reason: 'deleted' });
+        this.#dropSub(sub);
+      } else {
+        this.#closeConn(sub.conn, wsCloseCodeOf('NotFound'), 'deleted');
+      }
+    }
   }
 
   #join(sub: Subscription): void {
@@ -736,7 +777,9 @@ export class SyncServer {
   #dropSub(sub: Subscription): void {
     if (!sub.active) return;
     sub.active = false;
-    sub.hubSub?.close();
+    sub.hold?.release();
+    const listening = this.#listening.get(sub.name);
+    if (listening?.delete(sub) && listening.size === 0) this.#listening.delete(sub.name);
     if (sub.conn.subs.get(sub.name) === sub) sub.conn.subs.delete(sub.name);
     const waiting = this.#waiting.get(sub.name);
     if (waiting?.delete(sub) && waiting.size === 0) this.#waiting.delete(sub.name);
@@ -831,7 +874,7 @@ export class SyncServer {
       return;
     }
     if (sub?.waiting) return this.#whileWaiting(sub, message);
-    if (!sub?.hubSub) {
+    if (!sub?.hold) {
       const text = 'not subscribed to this document: send subscribe first';
       this.#sendTo(conn, address.name, { type: 'error', ref, kind: 'BadRequest', message: text });
       return;
@@ -916,7 +959,7 @@ export class SyncServer {
     }
     let pending: PendingWrite;
     try {
-      pending = await this.#hub.enqueueUpdate(sub.name, update, sub);
+      pending = await this.#hub.enqueueUpdate(sub.name, update, sub.conn.origin);
     } catch (error) {
       if (ref === 0) throw error;
       this.#answerError(sub, ref, error);
@@ -958,7 +1001,7 @@ export class SyncServer {
       this.#send(sub, { type: 'error', ref: message.ref, kind: verdict.kind, message: verdict.reason });
       return;
     }
-    const context = { caller: sub.conn.caller, origin: sub };
+    const context = { caller: sub.conn.caller, origin: sub.conn.origin };
     if (message.type === 'enc-snapshot') {
       try {
         await this.#hub.snapshotEncrypted(sub.name, message.throughSeq, message.snapshot, context);
@@ -1078,16 +1121,13 @@ export class SyncServer {
     };
     const sub = this.#newSub(conn, address, message.mode, flags, mayWrite);
     try {
-      sub.hubSub = await this.#hub.subscribe(name, message.mode, this.#listener(sub));
+      await this.#attach(sub);
     } catch (error) {
       this.#dropSub(sub);
       if (!isSyncError(error)) throw error;
       return answer(error.kind, error.message);
     }
-    if (!sub.active) {
-      sub.hubSub.close();
-      return;
-    }
+    if (!sub.active) return;
     this.#join(sub);
     this.#send(sub, { type: 'permission', access: accessOf(sub), reason: '' });
     // Access may have changed while we admitted: re-check (it announces any change itself).
@@ -1222,6 +1262,11 @@ export class SyncServer {
   #context(conn: Connection, extra: Record<string, unknown>): Record<string, unknown> {
     return { connection: conn.id, endpoint: conn.kind, caller: conn.userId, ...extra };
   }
+}
+
+/** Whether a change came from the subscription's own socket, which has it already. */
+function isEcho(sub: Subscription, origin: ChangeOrigin): boolean {
+  return origin.source === 'socket' && origin.session === sub.conn.id;
 }
 
 function accessOf(sub: Subscription): DocAccess {
