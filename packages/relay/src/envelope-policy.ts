@@ -1,8 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
+import type { Locks } from '@scopesync/core';
 import {
   type Caller,
   type DocName,
   isSyncError,
+  KeyedMutex,
   type ObjectRecord,
   parseDocName,
   type RelayStore,
@@ -10,10 +12,8 @@ import {
 } from '@scopesync/core';
 import { ready, verifyEnvelopeSignature } from '@scopesync/crypto';
 import { publicKeyBytes } from './credentials.ts';
-import { KeyedMutex } from '@scopesync/core';
-import type { Locks } from '@scopesync/core';
+import type { EnvelopeVerifier } from './documents/doc-hub.ts';
 import type {} from './node-webcrypto-types.ts';
-import type { EnvelopeVerifier } from './sync/doc-hub.ts';
 
 /** Options of {@link createEnvelopeVerifier}. */
 export interface EnvelopePolicyOptions {

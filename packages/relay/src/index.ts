@@ -27,6 +27,17 @@ export {
   sealAuditEntry,
   verifyAuditChain,
 } from './audit-log.ts';
+export type { ChallengeStore } from './challenge-store.ts';
+export { MemoryChallengeStore } from './challenge-store.ts';
+export type { ClusterEventType } from './cluster/cluster-codec.ts';
+export { decodeClusterEvent, encodeClusterEvent } from './cluster/cluster-codec.ts';
+export type { ClusterLinkOptions } from './cluster/cluster-link.ts';
+export { ClusterLink } from './cluster/cluster-link.ts';
+export type { ClusterTransport } from './cluster/cluster-transport.ts';
+export type { RedisRateLimitOptions } from './cluster/redis-rate-limit.ts';
+export { RedisRateLimitBuckets } from './cluster/redis-rate-limit.ts';
+export type { RedisTransportOptions } from './cluster/redis-transport.ts';
+export { RedisTransport } from './cluster/redis-transport.ts';
 export type { DeviceRegistration, Registration } from './credentials.ts';
 export {
   apiKeyOf,
@@ -40,10 +51,18 @@ export {
 } from './credentials.ts';
 export type { DocFeedOptions, ReplicaTarget } from './documents/doc-feed.ts';
 export { DocFeed } from './documents/doc-feed.ts';
-export type { DocHold, DocHubOptions, EncryptedPage, EnvelopeVerifier, PendingWrite } from './documents/doc-hub.ts';
+export type {
+  DocHubOptions,
+  EncryptedPage,
+  EncryptedWriteContext,
+  EnvelopeVerifier,
+  PendingWrite,
+} from './documents/doc-hub.ts';
 export { DocHub } from './documents/doc-hub.ts';
+export type { DocHold } from './documents/doc-registry.ts';
 export { validateUpdate } from './documents/yjs-log.ts';
 export type { EnvelopePolicyOptions } from './envelope-policy.ts';
+export { createEnvelopeVerifier } from './envelope-policy.ts';
 export type { EventBus, RelayEventHandler } from './events/event-bus.ts';
 export type { EventBusLog, LocalEventBusOptions } from './events/local-event-bus.ts';
 export { LocalEventBus } from './events/local-event-bus.ts';
@@ -51,8 +70,8 @@ export type {
   AccessChanged,
   AwarenessChanged,
   ChangeOrigin,
-  DocCommitted,
   CredentialRevoked,
+  DocCommitted,
   DocRemoved,
   DocUpdated,
   EnvelopeAppended,
@@ -62,23 +81,11 @@ export type {
   RelayEventType,
 } from './events/relay-events.ts';
 export { HTTP_ORIGIN, orderingKeyOf, RUNTIME_ORIGIN } from './events/relay-events.ts';
-export { createEnvelopeVerifier } from './envelope-policy.ts';
 export type { HttpApiOptions } from './http/http-api.ts';
 export { HttpApi } from './http/http-api.ts';
 export type { StaticFilesOptions } from './http/static-files.ts';
 export { StaticFiles } from './http/static-files.ts';
 export { instrumentRelayStore } from './instrumented-relay-store.ts';
-export type { ChallengeStore } from './challenge-store.ts';
-export type { ClusterEventType } from './cluster/cluster-codec.ts';
-export { decodeClusterEvent, encodeClusterEvent } from './cluster/cluster-codec.ts';
-export type { ClusterLinkOptions } from './cluster/cluster-link.ts';
-export { ClusterLink } from './cluster/cluster-link.ts';
-export type { ClusterTransport } from './cluster/cluster-transport.ts';
-export type { RedisRateLimitOptions } from './cluster/redis-rate-limit.ts';
-export { RedisRateLimitBuckets } from './cluster/redis-rate-limit.ts';
-export type { RedisTransportOptions } from './cluster/redis-transport.ts';
-export { RedisTransport } from './cluster/redis-transport.ts';
-export { MemoryChallengeStore } from './challenge-store.ts';
 export type { IssuedChallenge, KeyChallengesOptions } from './key-proof.ts';
 export { KeyChallenges, keyProofMessage } from './key-proof.ts';
 export { MemoryRelayStore } from './memory-relay-store.ts';

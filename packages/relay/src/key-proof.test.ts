@@ -60,13 +60,15 @@ describe('key proofs', () => {
     const otherBox = new Uint8Array(32).fill(9);
     // Signed over another box key: the proof must endorse exactly what is registered.
     const proof = sign(null, keyProofMessage(challenge, raw, otherBox), privateKey).toString('base64url');
-    expect((await rejected(challenges.redeem(challenge, proof, raw, box))).message).toMatch(/not a signature/);
+    expect((await rejected(challenges.redeem(challenge, proof, raw, box))).message).toMatch(
+      /not a signature/,
+    );
     const good = sign(null, keyProofMessage(challenge, raw, box), privateKey).toString('base64url');
     expect((await rejected(challenges.redeem(challenge, good, raw, box))).kind).toBe('Forbidden');
     expect((await rejected(challenges.redeem('short', good, raw, box))).kind).toBe('BadRequest');
-    expect((await rejected(challenges.redeem((await challenges.issue()).challenge, 'AAAA', raw, box))).kind).toBe(
-      'BadRequest',
-    );
+    expect(
+      (await rejected(challenges.redeem((await challenges.issue()).challenge, 'AAAA', raw, box))).kind,
+    ).toBe('BadRequest');
   });
 
   it('expires challenges and forgets the oldest beyond its bound', async () => {

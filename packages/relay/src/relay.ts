@@ -2,13 +2,21 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { type DocStore, type Locks, MemoryDocStore, type RelayStore, SyncError } from '@scopesync/core';
-import type { ChallengeStore } from './challenge-store.ts';
-import { ClusterLink } from './cluster/cluster-link.ts';
-import type { ClusterTransport } from './cluster/cluster-transport.ts';
+import {
+  type DocStore,
+  KeyedMutex,
+  type Locks,
+  MemoryDocStore,
+  type RelayStore,
+  SyncError,
+} from '@scopesync/core';
 import { SqliteDocStore, SqliteRelayStore } from '@scopesync/store-sqlite';
 import { AccessControl } from './access-control.ts';
 import { AuditLog } from './audit-log.ts';
+import type { ChallengeStore } from './challenge-store.ts';
+import { ClusterLink } from './cluster/cluster-link.ts';
+import type { ClusterTransport } from './cluster/cluster-transport.ts';
+import { DocFeed } from './documents/doc-feed.ts';
 import { DocHub } from './documents/doc-hub.ts';
 import { createEnvelopeVerifier } from './envelope-policy.ts';
 import type { EventBus } from './events/event-bus.ts';
@@ -17,7 +25,6 @@ import { HttpApi } from './http/http-api.ts';
 import { StaticFiles } from './http/static-files.ts';
 import { instrumentRelayStore } from './instrumented-relay-store.ts';
 import { KeyChallenges } from './key-proof.ts';
-import { KeyedMutex } from '@scopesync/core';
 import { MemoryRelayStore } from './memory-relay-store.ts';
 import { Metrics } from './metrics.ts';
 import type { RateLimitBuckets, RateLimitOptions } from './rate-limiter.ts';
@@ -28,6 +35,7 @@ import { BlobService } from './services/blob-service.ts';
 import { ObjectService } from './services/object-service.ts';
 import { ShareService } from './services/share-service.ts';
 import { SyncAccess } from './services/sync-access.ts';
+import type { SyncLog } from './sync/sync-log.ts';
 import { SyncServer, type SyncServerOptions } from './sync/sync-server.ts';
 
 /** Size limits of the relay. */
@@ -49,8 +57,11 @@ export interface RelayStores {
  * which is right for one relay and wrong for several: give all three when relays share a database.
  */
 export interface RelayCluster {
-  /** Events between relays (e.g. {@link RedisTransport}). */
-  readonly transport: ClusterTransport;
+  /**
+   * Events between relays (e.g. `RedisTransport`). Without one, relays still converge: each
+   * compares the documents its sockets hold with the store every few seconds.
+   */
+  readonly transport?: ClusterTransport | undefined;
   /** Locks every relay honours (e.g. PostgreSQL advisory locks); default: in process. */
   readonly locks?: Locks | undefined;
   /** Registration challenges any relay can redeem; default: in memory. */
@@ -148,6 +159,7 @@ export class Relay {
   #address: RelayAddress | null = null;
   #listening: Promise<RelayAddress> | null = null;
   #closing: Promise<void> | null = null;
+  #leaveCluster: (() => Promise<void>) | null = null;
   #markClosed!: () => void;
   /** Settles once `close()` has finished, whoever called it. */
   readonly whenClosed: Promise<void> = new Promise((resolve) => {
@@ -197,6 +209,7 @@ export class Relay {
       log: syncLog,
     });
     this.runtime = new RelayRuntime({ objects, accounts, audit: this.audit, store: this.store, now });
+    if (options.cluster) this.#joinCluster(options.cluster, docStore, syncLog);
     const api = new HttpApi({
       services: {
         ...services,
@@ -230,6 +243,31 @@ export class Relay {
         socket.destroy();
       }
     });
+  }
+
+  /**
+   * Follows the other relays: their committed writes and events arrive through the transport
+   * (if any), gaps and lost messages are read from the store, and open sockets are checked
+   * against the stores periodically and after the transport reconnects.
+   */
+  #joinCluster(cluster: RelayCluster, docStore: DocStore, log: SyncLog): void {
+    const feed = new DocFeed({ bus: this.bus, target: this.hub, store: docStore, log });
+    const catchUp = (): void => {
+      void feed.catchUpAll();
+      void this.syncServer.revalidate();
+    };
+    const transport = cluster.transport;
+    const link =
+      transport === undefined
+        ? null
+        : new ClusterLink({ bus: this.bus, transport, committed: (event) => feed.receive(event), catchUp, log });
+    const timer = setInterval(() => void this.syncServer.revalidate(), cluster.revalidateMs ?? 30_000);
+    timer.unref();
+    this.#leaveCluster = async () => {
+      clearInterval(timer);
+      await link?.close();
+      feed.close();
+    };
   }
 
   /** `http://host:port` once listening; throws Unavailable before. */
@@ -282,6 +320,7 @@ export class Relay {
       if (!this.#server.listening) resolve();
       else this.#server.close(() => resolve());
     });
+    await this.#step('leaving the cluster', () => this.#leaveCluster?.());
     await this.#step('closing WebSockets', () => this.syncServer.close());
     this.#server.closeIdleConnections();
     const grace = this.#options.closeGraceMs ?? DEFAULTS.closeGraceMs;

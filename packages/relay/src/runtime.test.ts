@@ -1,12 +1,14 @@
-import { type DocName, isSyncError, Level, MemoryDocStore, SYSTEM_OWNER } from '@scopesync/core';
+import { type DocName, isSyncError, KeyedMutex, Level, MemoryDocStore, SYSTEM_OWNER } from '@scopesync/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AccessControl } from './access-control.ts';
 import { AuditLog } from './audit-log.ts';
-import { KeyedMutex } from '@scopesync/core';
+import { DocHub } from './documents/doc-hub.ts';
+import { LocalEventBus } from './events/local-event-bus.ts';
 import { MemoryRelayStore } from './memory-relay-store.ts';
 import { Metrics } from './metrics.ts';
 import { RelayRuntime } from './runtime.ts';
-import { DocHub } from './sync/doc-hub.ts';
+import { AccountService } from './services/account-service.ts';
+import { ObjectService } from './services/object-service.ts';
 import { readUserValue } from './userdata-value.ts';
 
 describe('RelayRuntime', () => {
@@ -20,17 +22,22 @@ describe('RelayRuntime', () => {
     const metrics = new Metrics();
     const audit = new AuditLog({ store });
     const access = new AccessControl({ store, audit, metrics });
-    hub = new DocHub({ store: new MemoryDocStore(), metrics, log: () => undefined });
+    const bus = new LocalEventBus();
+    hub = new DocHub({ store: new MemoryDocStore(), bus, metrics, log: () => undefined });
     refreshed = [];
+    // What subscriptions would see, in order: an access change must come before the content.
+    bus.on('access-changed', (event) => {
+      refreshed.push(event.name);
+    });
+    bus.on('doc-updated', (event) => {
+      refreshed.push(`update ${event.name}`);
+    });
+    const services = { access, store, hub, bus, locks: new KeyedMutex(), now: Date.now };
     runtime = new RelayRuntime({
-      access,
+      objects: new ObjectService(services),
+      accounts: new AccountService(services),
       audit,
       store,
-      hub,
-      mutex: new KeyedMutex(),
-      refreshAccess: async (name) => {
-        refreshed.push(name);
-      },
     });
   });
   afterEach(() => hub.close());
@@ -42,12 +49,12 @@ describe('RelayRuntime', () => {
     expect(await runtime.get('SERVER_SCOPE/_/config')).toEqual(written);
     // The value lives in the document's data map, where sync clients see it.
     expect(await hub.read('SERVER_SCOPE/_/config' as DocName, readUserValue)).toEqual({ maxPlayers: 8 });
-    // Creating re-checks subscriptions waiting for the object.
-    expect(refreshed).toEqual(['SERVER_SCOPE/_/config']);
+    // Creating re-decides subscriptions waiting for the object before its content goes out.
+    expect(refreshed).toEqual(['SERVER_SCOPE/_/config', 'update SERVER_SCOPE/_/config']);
     refreshed.length = 0;
     const opened = await runtime.set('SERVER_SCOPE/_/config', { maxPlayers: 9 }, { read: 2 });
     expect(opened).toMatchObject({ read: 2, write: 0 });
-    expect(refreshed).toEqual(['SERVER_SCOPE/_/config']);
+    expect(refreshed).toEqual(['SERVER_SCOPE/_/config', 'update SERVER_SCOPE/_/config']);
     const stale = await runtime.set('SERVER_SCOPE/_/config', {}, { ifVersion: 1 }).catch((e: unknown) => e);
     expect(isSyncError(stale, 'PreconditionFailed')).toBe(true);
     expect(await runtime.list('SERVER_SCOPE', '_')).toEqual(['config']);

@@ -182,7 +182,8 @@ export class RelayRuntime {
    */
   async getUserData(request: UserDataRequest): Promise<RuntimeValue | null> {
     const { caller, address } = onBehalf(request);
-    if (isEncryptedScope(address.scope)) throw new SyncError('BadRequest', 'USER_PRIVATE is end-to-end encrypted');
+    if (isEncryptedScope(address.scope))
+      throw new SyncError('BadRequest', 'USER_PRIVATE is end-to-end encrypted');
     return hiddenAs(null, () => this.#objects.readValue(caller, address, 'runtime'));
   }
 
@@ -301,7 +302,14 @@ export class RelayRuntime {
   ): Promise<RuntimeValue> {
     const v = parseUserValue(value);
     const { read, write, ifVersion, owner } = options;
-    return this.#objects.writeValue(caller, address, v, { read, write, ifVersion, owner }, 'runtime', RUNTIME_ORIGIN);
+    return this.#objects.writeValue(
+      caller,
+      address,
+      v,
+      { read, write, ifVersion, owner },
+      'runtime',
+      RUNTIME_ORIGIN,
+    );
   }
 }
 

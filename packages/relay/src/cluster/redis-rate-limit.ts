@@ -1,4 +1,3 @@
-import { createClient } from '@redis/client';
 import { SyncError } from '@scopesync/core';
 import {
   DEFAULT_RATE_LIMIT,
@@ -7,6 +6,7 @@ import {
   type RateLimitOptions,
   type RateVerdict,
 } from '../rate-limiter.ts';
+import { newRedisClient, type RedisClient } from './redis-client.ts';
 
 /** Options of {@link RedisRateLimitBuckets.connect}. */
 export interface RedisRateLimitOptions extends Partial<RateLimitOptions> {
@@ -40,7 +40,7 @@ if ok == 1 then return -1 end
 return math.max(1, math.ceil((cost - tokens) / rate))
 `;
 
-type Client = ReturnType<typeof createClient>;
+type Client = RedisClient;
 
 /**
  * {@link RateLimitBuckets} shared by every relay through Redis, so a caller's budget is the
@@ -66,12 +66,7 @@ export class RedisRateLimitBuckets implements RateLimitBuckets {
 
   /** Connects; rejects with SyncError('Unavailable') when Redis cannot be reached. */
   static async connect(options: RedisRateLimitOptions): Promise<RedisRateLimitBuckets> {
-    const client = createClient({
-      url: options.url,
-      name: 'scopesync-rate-limit',
-      disableOfflineQueue: true,
-      socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
-    });
+    const client = newRedisClient(options.url, 'scopesync-rate-limit');
     client.on('error', () => undefined); // reported by the transport; takes fall back meanwhile
     try {
       await client.connect();

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { createClient } from '@redis/client';
 import { SyncError } from '@scopesync/core';
 import type { ClusterTransport } from './cluster-transport.ts';
+import { newRedisClient, type RedisClient } from './redis-client.ts';
 
 /** Options of {@link RedisTransport.connect}. */
 export interface RedisTransportOptions {
@@ -19,7 +19,7 @@ export interface RedisTransportOptions {
     | undefined;
 }
 
-type Client = ReturnType<typeof createClient>;
+type Client = RedisClient;
 
 /**
  * A {@link ClusterTransport} over Redis pub/sub: one channel, a dedicated subscriber
@@ -55,14 +55,9 @@ export class RedisTransport implements ClusterTransport {
    */
   static async connect(options: RedisTransportOptions): Promise<RedisTransport> {
     const relayId = options.relayId ?? randomBytes(8).toString('hex');
-    const clientOptions = {
-      url: options.url,
-      disableOfflineQueue: true,
-      socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
-    };
     // Named, so an operator (or a test) can tell the connections apart in CLIENT LIST.
-    const publisher = createClient({ ...clientOptions, name: `scopesync-${relayId}-pub` });
-    const subscriber = createClient({ ...clientOptions, name: `scopesync-${relayId}-sub` });
+    const publisher = newRedisClient(options.url, `scopesync-${relayId}-pub`);
+    const subscriber = newRedisClient(options.url, `scopesync-${relayId}-sub`);
     const transport = new RedisTransport({ ...options, relayId }, publisher, subscriber);
     const timeoutMs = options.connectTimeoutMs ?? 5000;
     let timer: NodeJS.Timeout | undefined;

@@ -9,9 +9,13 @@ export interface ReplicaTarget {
    * The loaded copy of a document: `head` is the seq through which it held every committed
    * entry when it was loaded, `loadId` changes with every (re)load. Null when not loaded.
    */
-  replicaOf(name: DocName): { readonly loadId: number; readonly head: number; readonly encrypted: boolean } | null;
+  replicaOf(
+    name: DocName,
+  ): { readonly loadId: number; readonly head: number; readonly encrypted: boolean } | null;
   /** Applies committed updates to the loaded copy without storing them again; false when that copy is gone. */
   applyReplicated(name: DocName, loadId: number, updates: readonly Uint8Array[]): boolean;
+  /** Names of the documents someone holds here: the ones to keep current. */
+  heldNames(): Iterable<DocName>;
   /** The encrypted log after `sinceSeq`. */
   fetchEncrypted(name: DocName, sinceSeq: number): Promise<{ entries: EncEntry[] }>;
 }
@@ -89,7 +93,13 @@ export class DocFeed {
     if (event.type === 'doc-committed') {
       if (!this.#target.applyReplicated(event.name, followed.loadId, [event.update])) return;
       this.#advance(followed, seq);
-      void this.#bus.publish({ type: 'doc-updated', name: event.name, update: event.update, seq, origin: event.origin });
+      void this.#bus.publish({
+        type: 'doc-updated',
+        name: event.name,
+        update: event.update,
+        seq,
+        origin: event.origin,
+      });
     } else {
       this.#advance(followed, seq);
       void this.#bus.publish(event);
@@ -99,16 +109,11 @@ export class DocFeed {
   /** Compares every followed document with the store and delivers what is missing. Never rejects. */
   async catchUpAll(): Promise<void> {
     const work: Promise<void>[] = [];
-    for (const name of [...this.#followed.keys()]) {
+    for (const name of new Set([...this.#followed.keys(), ...this.#target.heldNames()])) {
       const followed = this.#follow(name);
       if (followed) work.push(this.#catchUp(name, followed));
     }
     await Promise.all(work);
-  }
-
-  /** Starts following a document this relay just loaded (so that an idle timer also covers it). */
-  follow(name: DocName): void {
-    this.#follow(name);
   }
 
   /** Stops following. Idempotent. */
@@ -151,10 +156,14 @@ export class DocFeed {
   #catchUp(name: DocName, followed: Followed): Promise<void> {
     followed.catchingUp ??= this.#readStore(name, followed)
       .catch((error: unknown) => {
-        this.#log('warn', 'catching up a document from the store failed; retrying on the next event or tick', {
-          doc: name,
-          error,
-        });
+        this.#log(
+          'warn',
+          'catching up a document from the store failed; retrying on the next event or tick',
+          {
+            doc: name,
+            error,
+          },
+        );
       })
       .finally(() => {
         followed.catchingUp = null;

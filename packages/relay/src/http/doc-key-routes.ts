@@ -2,9 +2,9 @@ import { type Address, parseDocName, SyncError } from '@scopesync/core';
 import { WRAPPED_DOC_KEY_BYTES } from '@scopesync/crypto';
 import type { UserCaller } from '../access-control.ts';
 import { toBase64Url } from '../credentials.ts';
+import { deniedError } from '../services/denied-error.ts';
 import { readBody } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
-import { deniedError } from '../services/denied-error.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';
 
 /** Largest body of `PUT /doc-keys/…`: a wrapped key is 93 bytes. */

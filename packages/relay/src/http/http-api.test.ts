@@ -1,17 +1,21 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MemoryDocStore } from '@scopesync/core';
+import { KeyedMutex, MemoryDocStore } from '@scopesync/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AccessControl } from '../access-control.ts';
 import { AuditLog } from '../audit-log.ts';
+import { DocHub } from '../documents/doc-hub.ts';
+import { LocalEventBus } from '../events/local-event-bus.ts';
 import { KeyChallenges } from '../key-proof.ts';
-import { KeyedMutex } from '../keyed-mutex.ts';
 import { MemoryRelayStore } from '../memory-relay-store.ts';
 import { Metrics } from '../metrics.ts';
-import { DocHub } from '../sync/doc-hub.ts';
+import { AccountService } from '../services/account-service.ts';
+import { BlobService } from '../services/blob-service.ts';
+import { ObjectService } from '../services/object-service.ts';
+import { ShareService } from '../services/share-service.ts';
 import { HttpApi } from './http-api.ts';
 
-// The HttpApi alone, over memory stores: routing, errors and the refresh hook. The full
+// The HttpApi alone, over memory stores and the services: routing, errors and the access events. The full
 // contract runs against a real relay in test/http-contract.test.ts.
 
 describe('HttpApi', () => {
@@ -24,22 +28,29 @@ describe('HttpApi', () => {
     const store = new MemoryRelayStore();
     const metrics = new Metrics();
     const audit = new AuditLog({ store });
-    hub = new DocHub({ store: new MemoryDocStore(), metrics, log: () => undefined });
+    const bus = new LocalEventBus();
+    hub = new DocHub({ store: new MemoryDocStore(), bus, metrics, log: () => undefined });
     refreshed = [];
+    // What subscriptions would see, in order: an access change must come before the content.
+    bus.on('access-changed', (event) => {
+      refreshed.push(event.name);
+    });
+    bus.on('doc-updated', (event) => {
+      refreshed.push(`update ${event.name}`);
+    });
+    const access = new AccessControl({ store, audit, metrics });
+    const core = { access, store, hub, bus, locks: new KeyedMutex(), now: Date.now };
+    const objects = new ObjectService(core);
     const api = new HttpApi({
       services: {
-        access: new AccessControl({ store, audit, metrics }),
-        store,
+        ...core,
         audit,
-        hub,
-        mutex: new KeyedMutex(),
-        refreshAccess: async (name) => {
-          refreshed.push(name);
-        },
-        closeKeySockets: () => undefined,
+        objects,
+        blobs: new BlobService({ ...core, objects }),
+        shares: new ShareService({ ...core, objects }),
+        accounts: new AccountService(core),
         challenges: new KeyChallenges(),
         maxBodyBytes: 1024,
-        now: Date.now,
       },
       metrics,
       rateLimit: false,
@@ -72,12 +83,13 @@ describe('HttpApi', () => {
       doc.getMap('data').toJSON(),
     );
     expect(live).toEqual({ name: 'Ada' });
-    // Creating re-checks subscriptions waiting for the object.
-    expect(refreshed).toEqual([`USER_PUBLIC/${me.user_id}/profile`]);
+    // Creating re-decides subscriptions waiting for the object, before its content goes out.
+    const name = `USER_PUBLIC/${me.user_id}/profile`;
+    expect(refreshed).toEqual([name, `update ${name}`]);
     refreshed.length = 0;
-    // Narrowing the flags of an existing object re-checks live subscriptions.
-    await json('POST', path, { value: { name: 'Ada' }, read: 1 }, me.key);
-    expect(refreshed).toEqual([`USER_PUBLIC/${me.user_id}/profile`]);
+    // Narrowing the flags of an existing object re-decides live subscriptions before the write.
+    await json('POST', path, { value: { name: 'Eve' }, read: 1 }, me.key);
+    expect(refreshed).toEqual([name, `update ${name}`]);
   });
 
   it('answers every error as {error, message} with the mapped status', async () => {

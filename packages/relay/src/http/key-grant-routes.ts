@@ -2,9 +2,9 @@ import { timingSafeEqual } from 'node:crypto';
 import { blobAddress, type KeyGrantRecord, parseUserId, SyncError } from '@scopesync/core';
 import { ready, verifyGrantSignature } from '@scopesync/crypto';
 import { parseBase64, publicKeyBytes, toBase64Url } from '../credentials.ts';
+import { deniedError } from '../services/denied-error.ts';
 import { readJsonObject } from './request.ts';
 import { sendJson } from './respond.ts';
-import { deniedError } from '../services/denied-error.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';
 
 /** Largest body of `PUT /blob/<id>/keys/<user>`: a sealed key (~101 bytes) and a grant (≤ 440). */

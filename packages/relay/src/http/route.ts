@@ -1,12 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Caller, RelayStore } from '@scopesync/core';
+import type { Caller, Locks, RelayStore } from '@scopesync/core';
 import type { AccessControl, UserCaller } from '../access-control.ts';
 import type { AuditLog } from '../audit-log.ts';
 import type { DocHub } from '../documents/doc-hub.ts';
 import type { KeyChallenges } from '../key-proof.ts';
 import type { AccountService } from '../services/account-service.ts';
 import type { BlobService } from '../services/blob-service.ts';
-import type { Locks } from '@scopesync/core';
 import type { ObjectService } from '../services/object-service.ts';
 import type { ShareService } from '../services/share-service.ts';
 

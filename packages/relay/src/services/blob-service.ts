@@ -1,3 +1,4 @@
+import type { Locks } from '@scopesync/core';
 import {
   type BlobAddress,
   type Caller,
@@ -8,7 +9,6 @@ import {
 } from '@scopesync/core';
 import type { AccessControl } from '../access-control.ts';
 import type { EventBus } from '../events/event-bus.ts';
-import type { Locks } from '@scopesync/core';
 import type { ObjectService } from './object-service.ts';
 
 /** The request header that creates a blob end-to-end encrypted on `PUT /blob/<id>`. */
@@ -57,7 +57,11 @@ export class BlobService {
   }
 
   /** Stores new raw bytes (If-Match versions; creating the blob on the first put). Resolves with its metadata. */
-  put(caller: Caller & { kind: 'user'; userId: UserId }, address: BlobAddress, write: BlobBytesWrite): Promise<ObjectRecord> {
+  put(
+    caller: Caller & { kind: 'user'; userId: UserId },
+    address: BlobAddress,
+    write: BlobBytesWrite,
+  ): Promise<ObjectRecord> {
     return this.#locks.run(address.name, async () => {
       await this.#objects.require(caller, 'write', address, 'http');
       const existing = await this.#store.getObject(address.name);
@@ -79,7 +83,8 @@ export class BlobService {
         create,
         now,
       });
-      if (!existing) await this.#bus.publish({ type: 'access-changed', name: address.name, cause: 'created' });
+      if (!existing)
+        await this.#bus.publish({ type: 'access-changed', name: address.name, cause: 'created' });
       return record;
     });
   }

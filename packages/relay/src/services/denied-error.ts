@@ -7,6 +7,7 @@ import { type Caller, type Decision, SyncError } from '@scopesync/core';
  */
 export function deniedError(decision: Decision, caller: Caller): SyncError {
   if (decision.hideExistence) return new SyncError('NotFound', 'not found');
-  if (caller.kind === 'guest') return new SyncError('Unauthorized', `an API key is required: ${decision.reason}`);
+  if (caller.kind === 'guest')
+    return new SyncError('Unauthorized', `an API key is required: ${decision.reason}`);
   return new SyncError('Forbidden', decision.reason);
 }

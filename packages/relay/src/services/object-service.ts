@@ -1,10 +1,11 @@
+import type { Locks } from '@scopesync/core';
 import {
   type Action,
   type Address,
   type AuditChannel,
   type Caller,
-  type DocAddress,
   type Decision,
+  type DocAddress,
   isEncryptedScope,
   type ObjectMeta,
   type ReadFlag,
@@ -20,7 +21,6 @@ import type { RequestedFlags } from '../sync/sync-authority.ts';
 import { readUserValue, writeUserValue } from '../userdata-value.ts';
 import { accessChangeOf } from './access-narrowing.ts';
 import { deniedError } from './denied-error.ts';
-import type { Locks } from '@scopesync/core';
 
 /** A userdata value with the relay's metadata, as HTTP and the runtime return it. */
 export interface StoredValue {
@@ -83,7 +83,12 @@ export class ObjectService {
    * Decides `action` for `caller` (audited on `channel`) and throws the channel-neutral denial
    * (see `deniedError`) when it is refused. The server runtime is authoritative: never checked.
    */
-  async require(caller: Caller, action: Action, address: Address, channel: AuditChannel): Promise<Decision | null> {
+  async require(
+    caller: Caller,
+    action: Action,
+    address: Address,
+    channel: AuditChannel,
+  ): Promise<Decision | null> {
     if (caller.kind === 'runtime') return null;
     const { decision } = await this.#access.check(caller, action, address, { channel });
     if (!decision.allowed) throw deniedError(decision, caller);
@@ -105,7 +110,8 @@ export class ObjectService {
     const before = await this.#access.loadObject(address);
     let after = await this.#access.prepareWrite(caller, address, requested);
     if (owner !== undefined && owner !== after.owner) {
-      if (caller.kind !== 'runtime') throw new SyncError('Forbidden', 'only the server runtime sets an owner');
+      if (caller.kind !== 'runtime')
+        throw new SyncError('Forbidden', 'only the server runtime sets an owner');
       await this.#store.updateObject(address.name, { owner });
       after = { ...after, owner };
     }
@@ -119,7 +125,12 @@ export class ObjectService {
    * allowed, prepares the object and narrows access (see {@link prepareWrite}), under the
    * object's lock so that creating it is atomic. Resolves with the decision.
    */
-  authorizeWrite(caller: Caller, address: Address, requested: RequestedFlags, channel: AuditChannel): Promise<Decision> {
+  authorizeWrite(
+    caller: Caller,
+    address: Address,
+    requested: RequestedFlags,
+    channel: AuditChannel,
+  ): Promise<Decision> {
     return this.#locks.run(address.name, async () => {
       const { decision } = await this.#access.check(caller, 'write', address, { channel });
       if (decision.allowed) await this.prepareWrite(caller, address, requested);

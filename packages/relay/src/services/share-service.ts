@@ -1,3 +1,4 @@
+import type { Locks } from '@scopesync/core';
 import {
   type BlobAddress,
   type RelayStore,
@@ -8,7 +9,6 @@ import {
 } from '@scopesync/core';
 import type { UserCaller } from '../access-control.ts';
 import type { EventBus } from '../events/event-bus.ts';
-import type { Locks } from '@scopesync/core';
 import type { ObjectService } from './object-service.ts';
 
 /** Options of a {@link ShareService}. */

@@ -26,7 +26,12 @@ export interface DocEndpointOptions {
   readonly wss: WebSocketServer;
   readonly wireLimits: WireLimits;
   /** Registers an accepted session with the server (heartbeat, revocation, shutdown). */
-  readonly accepted: (session: SocketSession, ws: WebSocket, onFrame: (bytes: Uint8Array) => Promise<void>, onClose: () => void) => boolean;
+  readonly accepted: (
+    session: SocketSession,
+    ws: WebSocket,
+    onFrame: (bytes: Uint8Array) => Promise<void>,
+    onClose: () => void,
+  ) => boolean;
 }
 
 const ENCRYPTED_PRIVATE =

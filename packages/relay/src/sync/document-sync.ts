@@ -106,7 +106,9 @@ export class DocumentSync {
     // SyncStep2) needs no write access and must not create the object: the hub answers it like
     // any write that changed nothing. Checked only until the subscription's writes are authorised.
     const needsNothing =
-      state.phase === 'active' && state.write.status !== 'authorized' && !(await this.#carriesNews(sub, update));
+      state.phase === 'active' &&
+      state.write.status !== 'authorized' &&
+      !(await this.#carriesNews(sub, update));
     const verdict = needsNothing ? { ok: true as const } : await this.#registry.authorizeWrite(sub);
     if (!verdict.ok) {
       this.#denials.inc();

@@ -2,8 +2,8 @@ import {
   type Address,
   type DocName,
   decodeMuxFrame,
-  encodeMuxFrame,
   type ErrorKind,
+  encodeMuxFrame,
   HIDDEN_REASON,
   isEncryptedScope,
   isSyncError,
@@ -123,7 +123,9 @@ export class MuxEndpoint {
     if (entry && sub?.state.phase === 'waiting') return this.#whileWaiting(entry, message);
     if (!sub?.active) {
       const text = 'not subscribed to this document: send subscribe first';
-      session.sendFrame(encodeMuxFrame(address.name, { type: 'error', ref, kind: 'BadRequest', message: text }));
+      session.sendFrame(
+        encodeMuxFrame(address.name, { type: 'error', ref, kind: 'BadRequest', message: text }),
+      );
       return;
     }
     switch (message.type) {
@@ -131,7 +133,8 @@ export class MuxEndpoint {
       case 'sync-step2':
       case 'sync-update':
       case 'tracked-update':
-        if (sub.mode !== 'plaintext') return this.#refuse(sub, ref, 'BadRequest', 'this subscription is encrypted');
+        if (sub.mode !== 'plaintext')
+          return this.#refuse(sub, ref, 'BadRequest', 'this subscription is encrypted');
         if (message.type === 'tracked-update') return this.#sync.write(sub, message.update, message.ref);
         return this.#sync.handleYProtocols(sub, message);
       case 'awareness':
@@ -148,7 +151,11 @@ export class MuxEndpoint {
     }
   }
 
-  async #subscribe(session: SocketSession, address: Address, message: MessageOfType<'subscribe'>): Promise<void> {
+  async #subscribe(
+    session: SocketSession,
+    address: Address,
+    message: MessageOfType<'subscribe'>,
+  ): Promise<void> {
     const name = address.name;
     const entries = this.#entries.get(session);
     if (!entries) return;
@@ -178,7 +185,11 @@ export class MuxEndpoint {
       mayWait: true,
       announce: (sub, encrypted) => {
         // A blob's mode is fixed when it is created; told only to callers who may read it.
-        if (address.kind === 'blob' && encrypted !== undefined && encrypted !== (message.mode === 'encrypted')) {
+        if (
+          address.kind === 'blob' &&
+          encrypted !== undefined &&
+          encrypted !== (message.mode === 'encrypted')
+        ) {
           return encrypted ? ENCRYPTED_BLOB : PLAINTEXT_BLOB;
         }
         entry = { sub, subscribe: message, stateVector: null };
@@ -189,7 +200,9 @@ export class MuxEndpoint {
     });
     if (admission.kind === 'invalid') return refuse('BadRequest', admission.message);
     if (admission.kind === 'refused') {
-      session.sendFrame(encodeMuxFrame(name, { type: 'permission', access: 'none', reason: admission.reason }));
+      session.sendFrame(
+        encodeMuxFrame(name, { type: 'permission', access: 'none', reason: admission.reason }),
+      );
       return;
     }
     if (entry !== null && admission.sub.active) await this.#start(entry);
@@ -223,7 +236,8 @@ export class MuxEndpoint {
     await this.#sync.greetPlaintext(sub);
     const stateVector = entry.stateVector;
     entry.stateVector = null;
-    if (stateVector && sub.active) await this.#sync.handleYProtocols(sub, { type: 'sync-step1', stateVector });
+    if (stateVector && sub.active)
+      await this.#sync.handleYProtocols(sub, { type: 'sync-step1', stateVector });
   }
 
   /**

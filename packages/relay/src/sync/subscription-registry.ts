@@ -2,9 +2,9 @@ import {
   type Address,
   type Caller,
   type DocName,
+  type ErrorKind,
   encodeDocFrame,
   encodeMuxFrame,
-  type ErrorKind,
   isSyncError,
   type Message,
 } from '@scopesync/core';
@@ -157,7 +157,11 @@ export class SubscriptionRegistry {
         verdict = decision.allowed ? { ok: true } : { ok: false, kind: 'Forbidden', reason: decision.reason };
       } catch (error) {
         if (!isSyncError(error)) {
-          this.#log('error', 'authorising a sync write failed', sub.session.context({ doc: sub.name, error }));
+          this.#log(
+            'error',
+            'authorising a sync write failed',
+            sub.session.context({ doc: sub.name, error }),
+          );
           return { ok: false, kind: 'Internal', reason: 'the relay could not authorise the write' };
         }
         return { ok: false, kind: error.kind, reason: error.message };
@@ -167,7 +171,9 @@ export class SubscriptionRegistry {
       sub.transition({
         ...state,
         exists: true,
-        write: verdict.ok ? { status: 'authorized' } : { status: 'denied', reason: verdict.reason, audited: true },
+        write: verdict.ok
+          ? { status: 'authorized' }
+          : { status: 'denied', reason: verdict.reason, audited: true },
       });
       return verdict;
     }
@@ -235,7 +241,10 @@ export class SubscriptionRegistry {
     const sub = new Subscription({ ...request, state });
     let room = this.#rooms.get(sub.name);
     if (!room) {
-      room = { subs: new Set(), awareness: new AwarenessRoom({ maxClientsPerPeer: this.#maxAwarenessClients }) };
+      room = {
+        subs: new Set(),
+        awareness: new AwarenessRoom({ maxClientsPerPeer: this.#maxAwarenessClients }),
+      };
       this.#rooms.set(sub.name, room);
     }
     room.subs.add(sub);

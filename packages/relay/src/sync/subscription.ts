@@ -1,5 +1,5 @@
 import type { Address, DocAccess, DocName, EncEntry, Message, SubscribeMode } from '@scopesync/core';
-import type { DocHold } from '../documents/doc-hub.ts';
+import type { DocHold } from '../documents/doc-registry.ts';
 import type { AwarenessPeer } from './awareness-room.ts';
 import type { SocketSession } from './socket-session.ts';
 import type { RequestedFlags } from './sync-authority.ts';

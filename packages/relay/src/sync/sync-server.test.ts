@@ -28,9 +28,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import * as Y from 'yjs';
 import { DocHub } from '../documents/doc-hub.ts';
-import { accessChangeOf } from '../services/access-narrowing.ts';
 import { LocalEventBus } from '../events/local-event-bus.ts';
+import { RUNTIME_ORIGIN } from '../events/relay-events.ts';
 import { Metrics } from '../metrics.ts';
+import { accessChangeOf } from '../services/access-narrowing.ts';
 import type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from './sync-authority.ts';
 import type { SyncLog } from './sync-log.ts';
 import { SyncServer, type SyncServerLimits } from './sync-server.ts';
@@ -653,7 +654,8 @@ describe('SyncServer multiplexed endpoint', () => {
 
   it('pages a long encrypted log', async () => {
     const f = await start({ maxEntriesPerPage: 2 });
-    for (let i = 1; i <= 5; i++) await f.hub.appendEncrypted(ALICE_PRIVATE, new Uint8Array([i]));
+    for (let i = 1; i <= 5; i++)
+      await f.hub.appendEncrypted(ALICE_PRIVATE, new Uint8Array([i]), { origin: RUNTIME_ORIGIN });
     const c = await Client.open(`${f.url}/sync?key=alice-key`, true);
     c.send({ type: 'subscribe', mode: 'encrypted', sinceSeq: 0 }, ALICE_PRIVATE);
     const seqs: number[] = [];

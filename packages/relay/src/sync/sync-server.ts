@@ -1,11 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import {
-  type Caller,
-  DEFAULT_WIRE_LIMITS,
-  isSyncError,
-  type WireLimits,
-} from '@scopesync/core';
+import { type Caller, DEFAULT_WIRE_LIMITS, isSyncError, type WireLimits } from '@scopesync/core';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { DocHub } from '../documents/doc-hub.ts';
 import type { EventBus } from '../events/event-bus.ts';
@@ -14,7 +9,12 @@ import type { Counter, Gauge, Metrics } from '../metrics.ts';
 import { DocEndpoint } from './doc-endpoint.ts';
 import { DocumentSync } from './document-sync.ts';
 import { MuxEndpoint } from './mux-endpoint.ts';
-import { CLOSE_GOING_AWAY, type FrameHandler, type SessionEndpoint, SocketSession } from './socket-session.ts';
+import {
+  CLOSE_GOING_AWAY,
+  type FrameHandler,
+  type SessionEndpoint,
+  SocketSession,
+} from './socket-session.ts';
 import { SubscriptionRegistry } from './subscription-registry.ts';
 import type { SyncAuthority } from './sync-authority.ts';
 import { consoleSyncLog, type SyncLog } from './sync-log.ts';

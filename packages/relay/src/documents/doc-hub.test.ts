@@ -8,9 +8,11 @@ import {
 } from '@scopesync/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as Y from 'yjs';
+import { LocalEventBus } from '../events/local-event-bus.ts';
+import { type ChangeOrigin, type RelayEvent, RUNTIME_ORIGIN } from '../events/relay-events.ts';
 import { Metrics } from '../metrics.ts';
+import type { SyncLog } from '../sync/sync-log.ts';
 import { DocHub, type DocHubOptions } from './doc-hub.ts';
-import type { SyncLog } from './sync-log.ts';
 
 const NOTES = parseDocName('PUBLIC_RW/_/notes').name;
 const OTHER = parseDocName('PUBLIC_RW/_/other').name;
@@ -53,15 +55,25 @@ const hubs: DocHub[] = [];
 function makeHub(
   store = new TestStore(),
   options: Partial<DocHubOptions> = {},
-): { hub: DocHub; store: TestStore; logs: unknown[][] } {
+): { hub: DocHub; store: TestStore; logs: unknown[][]; events: RelayEvent[] } {
   const logs: unknown[][] = [];
   const log: SyncLog = (...args) => {
     logs.push(args);
   };
-  const hub = new DocHub({ store, metrics: new Metrics(), log, ...options });
+  const bus = new LocalEventBus();
+  const events: RelayEvent[] = [];
+  bus.on('doc-updated', (e) => {
+    events.push(e);
+  });
+  bus.on('envelope-appended', (e) => {
+    events.push(e);
+  });
+  const hub = new DocHub({ store, bus, metrics: new Metrics(), log, ...options });
   hubs.push(hub);
-  return { hub, store, logs };
+  return { hub, store, logs, events };
 }
+
+const SOCKET: ChangeOrigin = { source: 'socket', session: 1 };
 
 afterEach(async () => {
   await Promise.all(hubs.splice(0).map((h) => h.close()));
@@ -88,7 +100,7 @@ describe('DocHub plaintext writes', () => {
     store.gate = gate.promise;
     let settled = false;
     const write = hub
-      .transact(NOTES, (doc) => doc.getMap('data').set('title', 'hello'))
+      .transact(NOTES, (doc) => doc.getMap('data').set('title', 'hello'), RUNTIME_ORIGIN)
       .then((r) => {
         settled = true;
         return r;
@@ -104,20 +116,24 @@ describe('DocHub plaintext writes', () => {
 
   it('does not append when the transaction changes nothing', async () => {
     const { hub, store } = makeHub();
-    await hub.transact(NOTES, (doc) => doc.getMap('data').set('a', 1));
-    const result = await hub.transact(NOTES, () => undefined);
+    await hub.transact(NOTES, (doc) => doc.getMap('data').set('a', 1), RUNTIME_ORIGIN);
+    const result = await hub.transact(NOTES, () => undefined, RUNTIME_ORIGIN);
     expect(result).toEqual({ seq: 1 });
     expect(store.batches).toHaveLength(1);
   });
 
   it('discards the changes of a transaction that throws', async () => {
     const { hub, store } = makeHub();
-    await hub.transact(NOTES, (doc) => doc.getMap('data').set('a', 1));
+    await hub.transact(NOTES, (doc) => doc.getMap('data').set('a', 1), RUNTIME_ORIGIN);
     await expect(
-      hub.transact(NOTES, (doc) => {
-        doc.getMap('data').set('b', 2);
-        throw new Error('boom');
-      }),
+      hub.transact(
+        NOTES,
+        (doc) => {
+          doc.getMap('data').set('b', 2);
+          throw new Error('boom');
+        },
+        RUNTIME_ORIGIN,
+      ),
     ).rejects.toThrow('boom');
     expect(await hub.read(NOTES, (doc) => doc.getMap('data').toJSON())).toEqual({ a: 1 });
     expect(await contentOf(store, NOTES)).toEqual({ a: 1 });
@@ -125,13 +141,15 @@ describe('DocHub plaintext writes', () => {
 
   it('refuses a malformed update before it touches the store or the document', async () => {
     const { hub, store } = makeHub();
-    await hub.applyUpdate(NOTES, updateSetting('a', 1));
+    await hub.applyUpdate(NOTES, updateSetting('a', 1), RUNTIME_ORIGIN);
     for (const garbage of [
       new Uint8Array([1, 2, 3, 4, 5, 250, 251]),
       new Uint8Array([0]),
       new Uint8Array([200, 200, 200]),
     ]) {
-      await expect(hub.applyUpdate(NOTES, garbage)).rejects.toMatchObject({ kind: 'InvalidMessage' });
+      await expect(hub.applyUpdate(NOTES, garbage, RUNTIME_ORIGIN)).rejects.toMatchObject({
+        kind: 'InvalidMessage',
+      });
     }
     expect(store.batches).toHaveLength(1);
     expect(await hub.read(NOTES, (doc) => doc.getMap('data').toJSON())).toEqual({ a: 1 });
@@ -140,8 +158,8 @@ describe('DocHub plaintext writes', () => {
   it('acks a duplicate update without storing it again', async () => {
     const { hub, store } = makeHub();
     const update = updateSetting('a', 1);
-    expect(await hub.applyUpdate(NOTES, update)).toEqual({ seq: 1 });
-    expect(await hub.applyUpdate(NOTES, update)).toEqual({ seq: 1 });
+    expect(await hub.applyUpdate(NOTES, update, RUNTIME_ORIGIN)).toEqual({ seq: 1 });
+    expect(await hub.applyUpdate(NOTES, update, RUNTIME_ORIGIN)).toEqual({ seq: 1 });
     expect(await store.load(NOTES)).toHaveLength(1);
   });
 
@@ -150,9 +168,9 @@ describe('DocHub plaintext writes', () => {
     const gate = deferred();
     store.gate = gate.promise;
     const update = updateSetting('a', 1);
-    const first = hub.applyUpdate(NOTES, update);
+    const first = hub.applyUpdate(NOTES, update, RUNTIME_ORIGIN);
     let duplicateAcked = false;
-    const second = hub.applyUpdate(NOTES, update).then((r) => {
+    const second = hub.applyUpdate(NOTES, update, RUNTIME_ORIGIN).then((r) => {
       duplicateAcked = true;
       return r;
     });
@@ -169,7 +187,7 @@ describe('DocHub plaintext writes', () => {
     const client = new Y.Doc();
     updateSetting('a', 1, client);
     const second = updateSetting('b', 2, client); // depends on the first, which never arrives
-    expect(await hub.applyUpdate(NOTES, second)).toEqual({ seq: 1 });
+    expect(await hub.applyUpdate(NOTES, second, RUNTIME_ORIGIN)).toEqual({ seq: 1 });
     expect(await store.load(NOTES)).toHaveLength(1);
   });
 
@@ -179,9 +197,9 @@ describe('DocHub plaintext writes', () => {
     await hub.read(NOTES, () => undefined);
     await hub.read(OTHER, () => undefined);
     const results = await Promise.all([
-      hub.applyUpdate(NOTES, updateSetting('a', 1)),
-      hub.applyUpdate(OTHER, updateSetting('b', 2)),
-      hub.transact(NOTES, (doc) => doc.getMap('data').set('c', 3)),
+      hub.applyUpdate(NOTES, updateSetting('a', 1), RUNTIME_ORIGIN),
+      hub.applyUpdate(OTHER, updateSetting('b', 2), RUNTIME_ORIGIN),
+      hub.transact(NOTES, (doc) => doc.getMap('data').set('c', 3), RUNTIME_ORIGIN),
     ]);
     expect(store.batches).toHaveLength(1);
     expect(store.batches[0]?.map((i) => i.doc)).toEqual([NOTES, OTHER, NOTES]);
@@ -190,74 +208,114 @@ describe('DocHub plaintext writes', () => {
 
   it('rejects the writers of a failed commit, keeps serving, and does not remember what failed', async () => {
     const { hub, store, logs } = makeHub();
-    await hub.applyUpdate(NOTES, updateSetting('a', 1));
+    await hub.applyUpdate(NOTES, updateSetting('a', 1), RUNTIME_ORIGIN);
     store.failNext = new Error('disk full');
     const lost = updateSetting('b', 2);
-    await expect(hub.applyUpdate(NOTES, lost)).rejects.toBeInstanceOf(SyncError);
+    await expect(hub.applyUpdate(NOTES, lost, RUNTIME_ORIGIN)).rejects.toBeInstanceOf(SyncError);
     expect(logs.some(([level]) => level === 'error')).toBe(true);
     // The failed update is not in the relay's document any more, so sending it again stores it.
     expect(await hub.read(NOTES, (doc) => doc.getMap('data').toJSON())).toEqual({ a: 1 });
-    expect(await hub.applyUpdate(NOTES, lost)).toEqual({ seq: 2 });
+    expect(await hub.applyUpdate(NOTES, lost, RUNTIME_ORIGIN)).toEqual({ seq: 2 });
     expect(await contentOf(store, NOTES)).toEqual({ a: 1, b: 2 });
   });
 
-  it('delivers updates to subscribers at once, with their origin, and acks only after the commit', async () => {
-    const { hub, store } = makeHub();
-    const seen: Array<{ update: Uint8Array; origin: unknown }> = [];
-    const sub = await hub.subscribe(NOTES, 'plaintext', {
-      update: (update, origin) => seen.push({ update, origin }),
-    });
+  it('announces updates on the bus at once, with their origin, and acks only after the commit', async () => {
+    const { hub, store, events } = makeHub();
     const gate = deferred();
     store.gate = gate.promise;
     let acked = false;
-    const write = hub.applyUpdate(NOTES, updateSetting('a', 1), 'socket-1').then(() => {
+    const update = updateSetting('a', 1);
+    const write = hub.applyUpdate(NOTES, update, SOCKET).then(() => {
       acked = true;
     });
     await vi.waitFor(() => expect(store.batches).toHaveLength(1));
     // Readers have it while the store is still committing; the writer has no ack yet.
-    expect(seen).toHaveLength(1);
-    expect(seen[0]?.origin).toBe('socket-1');
+    expect(events).toEqual([{ type: 'doc-updated', name: NOTES, update, seq: null, origin: SOCKET }]);
     expect(acked).toBe(false);
     gate.resolve();
     await write;
     expect(acked).toBe(true);
-    expect(seen).toHaveLength(1);
-    sub.close();
-    sub.close();
+    expect(events).toHaveLength(1);
+  });
+
+  it('announces what a transaction changed, and nothing for one that changed nothing or threw', async () => {
+    const { hub, events } = makeHub();
+    await hub.transact(NOTES, (doc) => doc.getMap('data').set('a', 1), RUNTIME_ORIGIN);
+    await hub.transact(NOTES, () => undefined, RUNTIME_ORIGIN);
+    await expect(
+      hub.transact(
+        NOTES,
+        (doc) => {
+          doc.getMap('data').set('b', 2);
+          throw new Error('boom');
+        },
+        RUNTIME_ORIGIN,
+      ),
+    ).rejects.toThrow('boom');
+    expect(events).toHaveLength(1);
+    const reader = new Y.Doc();
+    const first = events[0];
+    if (first?.type !== 'doc-updated') throw new Error('expected a doc-updated event');
+    expect(first.origin).toBe(RUNTIME_ORIGIN);
+    Y.applyUpdate(reader, first.update);
+    expect(reader.getMap('data').toJSON()).toEqual({ a: 1 });
+  });
+
+  it('leaves no gap for a reader that listens, then holds and reads', async () => {
+    const { hub, events } = makeHub();
+    await hub.applyUpdate(NOTES, updateSetting('before', 1), RUNTIME_ORIGIN);
+    events.length = 0; // the reader starts listening now
+    const holding = hub.hold(NOTES, 'plaintext');
+    const during = hub.applyUpdate(NOTES, updateSetting('during', 2), RUNTIME_ORIGIN);
+    const hold = await holding;
+    const state = await hub.read(NOTES, (doc) => Y.encodeStateAsUpdate(doc));
+    await hub.applyUpdate(NOTES, updateSetting('after', 3), RUNTIME_ORIGIN);
+    await during;
+    const reader = new Y.Doc();
+    Y.applyUpdate(reader, state);
+    for (const e of events) if (e.type === 'doc-updated') Y.applyUpdate(reader, e.update);
+    expect(reader.getMap('data').toJSON()).toEqual({ before: 1, during: 2, after: 3 });
+    hold.release();
   });
 
   it('reloads an evicted document from the store', async () => {
     const { hub, store } = makeHub(new TestStore(), { idleMs: 1 });
-    await hub.transact(NOTES, (doc) => doc.getMap('data').set('a', 1));
+    await hub.transact(NOTES, (doc) => doc.getMap('data').set('a', 1), RUNTIME_ORIGIN);
     await vi.waitFor(() => expect(hub.openDocs).toBe(0));
     expect(await hub.read(NOTES, (doc) => doc.getMap('data').toJSON())).toEqual({ a: 1 });
     expect(await store.load(NOTES)).toHaveLength(1);
   });
 
-  it('keeps a subscribed document in memory', async () => {
+  it('keeps a held document in memory until every hold is released', async () => {
     const { hub } = makeHub(new TestStore(), { idleMs: 1 });
-    const sub = await hub.subscribe(NOTES, 'plaintext', {});
+    const first = await hub.hold(NOTES, 'plaintext');
+    const second = await hub.hold(NOTES, 'plaintext');
     await new Promise((r) => setTimeout(r, 20));
     expect(hub.openDocs).toBe(1);
-    sub.close();
+    first.release();
+    first.release(); // idempotent: does not release the second hold
+    await new Promise((r) => setTimeout(r, 20));
+    expect(hub.openDocs).toBe(1);
+    second.release();
     await vi.waitFor(() => expect(hub.openDocs).toBe(0));
   });
 
   it('refuses plaintext access to USER_PRIVATE documents', async () => {
     const { hub } = makeHub();
-    await expect(hub.applyUpdate(PRIVATE, updateSetting('a', 1))).rejects.toMatchObject({
+    await expect(hub.applyUpdate(PRIVATE, updateSetting('a', 1), RUNTIME_ORIGIN)).rejects.toMatchObject({
       kind: 'BadRequest',
     });
-    await expect(hub.subscribe(PRIVATE, 'plaintext', {})).rejects.toMatchObject({ kind: 'BadRequest' });
+    await expect(hub.hold(PRIVATE, 'plaintext')).rejects.toMatchObject({ kind: 'BadRequest' });
+    await expect(hub.hold(NOTES, 'encrypted')).rejects.toMatchObject({ kind: 'BadRequest' });
   });
 
   it('close() commits what is pending and is idempotent', async () => {
     const { hub, store } = makeHub();
-    const write = hub.applyUpdate(NOTES, updateSetting('a', 1));
+    const write = hub.applyUpdate(NOTES, updateSetting('a', 1), RUNTIME_ORIGIN);
     await Promise.all([hub.close(), hub.close()]);
     expect(await write).toEqual({ seq: 1 });
     expect(await store.load(NOTES)).toHaveLength(1);
-    await expect(hub.applyUpdate(NOTES, updateSetting('b', 1))).rejects.toMatchObject({
+    await expect(hub.applyUpdate(NOTES, updateSetting('b', 1), RUNTIME_ORIGIN)).rejects.toMatchObject({
       kind: 'Unavailable',
     });
   });
@@ -266,7 +324,8 @@ describe('DocHub plaintext writes', () => {
 describe('DocHub compaction', () => {
   it('merges the log after compactAfter entries without losing content', async () => {
     const { hub, store } = makeHub(new TestStore(), { compactAfter: 5 });
-    for (let i = 0; i < 12; i++) await hub.transact(NOTES, (doc) => doc.getMap('data').set(`k${i}`, i));
+    for (let i = 0; i < 12; i++)
+      await hub.transact(NOTES, (doc) => doc.getMap('data').set(`k${i}`, i), RUNTIME_ORIGIN);
     await hub.close();
     expect((await store.load(NOTES)).length).toBeLessThan(12);
     expect(await store.head(NOTES)).toBe(12);
@@ -279,9 +338,11 @@ describe('DocHub compaction', () => {
     const { hub } = makeHub(store, { compactAfter: 3 });
     const gate = deferred();
     store.compactGate = gate.promise;
-    for (let i = 0; i < 3; i++) await hub.transact(NOTES, (doc) => doc.getMap('data').set(`k${i}`, i));
+    for (let i = 0; i < 3; i++)
+      await hub.transact(NOTES, (doc) => doc.getMap('data').set(`k${i}`, i), RUNTIME_ORIGIN);
     // Compaction has read the log and now waits; these land after what it read.
-    for (let i = 3; i < 6; i++) await hub.transact(NOTES, (doc) => doc.getMap('data').set(`k${i}`, i));
+    for (let i = 3; i < 6; i++)
+      await hub.transact(NOTES, (doc) => doc.getMap('data').set(`k${i}`, i), RUNTIME_ORIGIN);
     gate.resolve();
     await hub.close();
     const expected = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`k${i}`, i]));
@@ -292,10 +353,10 @@ describe('DocHub compaction', () => {
   it('compacts deleted content away', async () => {
     const { hub, store } = makeHub(new TestStore(), { compactAfter: 4 });
     const big = 'x'.repeat(10_000);
-    await hub.transact(NOTES, (doc) => doc.getText('t').insert(0, big));
-    await hub.transact(NOTES, (doc) => doc.getText('t').delete(0, big.length));
-    await hub.transact(NOTES, (doc) => doc.getText('t').insert(0, 'small'));
-    await hub.transact(NOTES, (doc) => doc.getText('t').insert(0, '!'));
+    await hub.transact(NOTES, (doc) => doc.getText('t').insert(0, big), RUNTIME_ORIGIN);
+    await hub.transact(NOTES, (doc) => doc.getText('t').delete(0, big.length), RUNTIME_ORIGIN);
+    await hub.transact(NOTES, (doc) => doc.getText('t').insert(0, 'small'), RUNTIME_ORIGIN);
+    await hub.transact(NOTES, (doc) => doc.getText('t').insert(0, '!'), RUNTIME_ORIGIN);
     await hub.close();
     const entries: StoredEntry[] = await store.load(NOTES);
     expect(entries).toHaveLength(1);
@@ -304,22 +365,24 @@ describe('DocHub compaction', () => {
 });
 
 describe('DocHub remove', () => {
-  it('removes the document from memory and store and tells subscribers', async () => {
+  it('removes the document from memory and store, even while held', async () => {
     const { hub, store } = makeHub();
-    await hub.transact(NOTES, (doc) => doc.getMap('data').set('a', 1));
-    const removed = vi.fn();
-    await hub.subscribe(NOTES, 'plaintext', { removed });
+    await hub.transact(NOTES, (doc) => doc.getMap('data').set('a', 1), RUNTIME_ORIGIN);
+    const hold = await hub.hold(NOTES, 'plaintext');
     await hub.remove(NOTES);
-    expect(removed).toHaveBeenCalledTimes(1);
+    expect(hub.openDocs).toBe(0);
+    hold.release();
     expect(await store.load(NOTES)).toEqual([]);
     expect(await hub.read(NOTES, (doc) => doc.getMap('data').toJSON())).toEqual({});
     // Sequence numbers are never reused, so the relay's version keeps increasing.
-    expect(await hub.transact(NOTES, (doc) => doc.getMap('data').set('b', 1))).toEqual({ seq: 2 });
+    expect(await hub.transact(NOTES, (doc) => doc.getMap('data').set('b', 1), RUNTIME_ORIGIN)).toEqual({
+      seq: 2,
+    });
   });
 
   it('commits pending writes before removing', async () => {
     const { hub, store } = makeHub();
-    const write = hub.applyUpdate(NOTES, updateSetting('a', 1));
+    const write = hub.applyUpdate(NOTES, updateSetting('a', 1), RUNTIME_ORIGIN);
     await hub.remove(NOTES);
     expect(await write).toEqual({ seq: 1 });
     expect(await store.load(NOTES)).toEqual([]);
@@ -331,8 +394,8 @@ describe('DocHub encrypted channel', () => {
 
   it('appends envelopes with relay-assigned seqs and fetches them', async () => {
     const { hub } = makeHub();
-    expect(await hub.appendEncrypted(PRIVATE, envelope(1))).toEqual({ seq: 1 });
-    expect(await hub.appendEncrypted(PRIVATE, envelope(2))).toEqual({ seq: 2 });
+    expect(await hub.appendEncrypted(PRIVATE, envelope(1), { origin: RUNTIME_ORIGIN })).toEqual({ seq: 1 });
+    expect(await hub.appendEncrypted(PRIVATE, envelope(2), { origin: RUNTIME_ORIGIN })).toEqual({ seq: 2 });
     expect(await hub.fetchEncrypted(PRIVATE, 0)).toEqual({
       headSeq: 2,
       entries: [
@@ -346,19 +409,41 @@ describe('DocHub encrypted channel', () => {
     expect(page.headSeq).toBe(2);
   });
 
-  it('pushes committed envelopes to encrypted subscribers', async () => {
-    const { hub } = makeHub();
-    const seen: number[] = [];
-    await hub.subscribe(BLOB, 'encrypted', { encrypted: (entry) => seen.push(entry.seq) });
-    await hub.appendEncrypted(BLOB, envelope(1));
-    await hub.appendEncrypted(BLOB, envelope(2));
-    expect(seen).toEqual([1, 2]);
+  it('announces envelopes only once committed, with their seq and origin', async () => {
+    const { hub, store, events } = makeHub();
+    const gate = deferred();
+    store.gate = gate.promise;
+    const first = hub.appendEncrypted(BLOB, envelope(1), { origin: SOCKET });
+    await vi.waitFor(() => expect(store.batches).toHaveLength(1));
+    expect(events).toEqual([]);
+    gate.resolve();
+    await first;
+    store.gate = null;
+    await hub.appendEncrypted(BLOB, envelope(2), { origin: RUNTIME_ORIGIN });
+    expect(events).toEqual([
+      { type: 'envelope-appended', name: BLOB, entry: { seq: 1, envelope: envelope(1) }, origin: SOCKET },
+      {
+        type: 'envelope-appended',
+        name: BLOB,
+        entry: { seq: 2, envelope: envelope(2) },
+        origin: RUNTIME_ORIGIN,
+      },
+    ]);
+  });
+
+  it('announces nothing for an envelope whose commit failed', async () => {
+    const { hub, store, events } = makeHub();
+    store.failNext = new Error('disk full');
+    await expect(hub.appendEncrypted(BLOB, envelope(1), { origin: SOCKET })).rejects.toMatchObject({
+      kind: 'Unavailable',
+    });
+    expect(events).toEqual([]);
   });
 
   it('replaces entries by a client snapshot', async () => {
     const { hub } = makeHub();
-    for (let i = 1; i <= 3; i++) await hub.appendEncrypted(PRIVATE, envelope(i));
-    await hub.snapshotEncrypted(PRIVATE, 2, envelope(7));
+    for (let i = 1; i <= 3; i++) await hub.appendEncrypted(PRIVATE, envelope(i), { origin: RUNTIME_ORIGIN });
+    await hub.snapshotEncrypted(PRIVATE, 2, envelope(7), { origin: RUNTIME_ORIGIN });
     expect(await hub.fetchEncrypted(PRIVATE, 0)).toEqual({
       headSeq: 3,
       entries: [
@@ -366,7 +451,9 @@ describe('DocHub encrypted channel', () => {
         { seq: 3, envelope: envelope(3) },
       ],
     });
-    await expect(hub.snapshotEncrypted(PRIVATE, 1, envelope(8))).rejects.toMatchObject({ kind: 'Conflict' });
+    await expect(
+      hub.snapshotEncrypted(PRIVATE, 1, envelope(8), { origin: RUNTIME_ORIGIN }),
+    ).rejects.toMatchObject({ kind: 'Conflict' });
   });
 
   it('checks sizes and runs the verification hook before storing', async () => {
@@ -374,26 +461,36 @@ describe('DocHub encrypted channel', () => {
       if (bytes[0] !== 9) throw new SyncError('Forbidden', 'bad signature');
     });
     const { hub, store } = makeHub(new TestStore(), { maxEnvelopeBytes: 8, verifyEnvelope: verify });
-    await expect(hub.appendEncrypted(PRIVATE, new Uint8Array(9).fill(9))).rejects.toMatchObject({
+    await expect(
+      hub.appendEncrypted(PRIVATE, new Uint8Array(9).fill(9), { origin: RUNTIME_ORIGIN }),
+    ).rejects.toMatchObject({
       kind: 'TooLarge',
     });
-    await expect(hub.appendEncrypted(PRIVATE, new Uint8Array(0))).rejects.toMatchObject({
+    await expect(
+      hub.appendEncrypted(PRIVATE, new Uint8Array(0), { origin: RUNTIME_ORIGIN }),
+    ).rejects.toMatchObject({
       kind: 'InvalidMessage',
     });
-    await expect(hub.appendEncrypted(PRIVATE, new Uint8Array([1, 2]))).rejects.toMatchObject({
+    await expect(
+      hub.appendEncrypted(PRIVATE, new Uint8Array([1, 2]), { origin: RUNTIME_ORIGIN }),
+    ).rejects.toMatchObject({
       kind: 'Forbidden',
     });
     expect(store.batches).toHaveLength(0);
     const caller = { kind: 'guest' } as const;
-    expect(await hub.appendEncrypted(PRIVATE, envelope(1), { caller })).toEqual({ seq: 1 });
+    expect(await hub.appendEncrypted(PRIVATE, envelope(1), { caller, origin: RUNTIME_ORIGIN })).toEqual({
+      seq: 1,
+    });
     expect(verify).toHaveBeenLastCalledWith(PRIVATE, caller, envelope(1));
   });
 
   it('keeps the plaintext and encrypted channels of a blob apart', async () => {
     const { hub } = makeHub();
-    await hub.appendEncrypted(BLOB, envelope(1));
+    await hub.appendEncrypted(BLOB, envelope(1), { origin: RUNTIME_ORIGIN });
     await expect(hub.read(BLOB, () => undefined)).rejects.toMatchObject({ kind: 'Conflict' });
-    await expect(hub.appendEncrypted(parseDocName('PUBLIC_RW/_/x').name, envelope(1))).rejects.toMatchObject({
+    await expect(
+      hub.appendEncrypted(parseDocName('PUBLIC_RW/_/x').name, envelope(1), { origin: RUNTIME_ORIGIN }),
+    ).rejects.toMatchObject({
       kind: 'BadRequest',
     });
   });

@@ -1,0 +1,99 @@
+import { type AppendItem, type DocName, MemoryDocStore, parseDocName } from '@scopesync/core';
+import { describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
+import { Metrics } from '../metrics.ts';
+import { CommitBatcher } from './commit-batcher.ts';
+import { type DocEntry, DocRegistry } from './doc-registry.ts';
+
+const A = parseDocName('PUBLIC_RW/_/a').name;
+const B = parseDocName('PUBLIC_RW/_/b').name;
+
+class CountingStore extends MemoryDocStore {
+  batches: AppendItem[][] = [];
+  failNext = false;
+  override async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
+    this.batches.push([...items]);
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('disk full');
+    }
+    return super.appendBatch(items);
+  }
+}
+
+function setup(): {
+  store: CountingStore;
+  batcher: CommitBatcher;
+  entry: (name: DocName) => Promise<DocEntry>;
+  logs: unknown[];
+} {
+  const store = new CountingStore();
+  const logs: unknown[] = [];
+  const log = (...args: unknown[]): void => {
+    logs.push(args);
+  };
+  const registry = new DocRegistry({
+    store,
+    log,
+    idleMs: 60_000,
+    compactAfter: 500,
+    openDocs: new Metrics().gauge('g', 'g'),
+  });
+  const batcher = new CommitBatcher({ store, metrics: new Metrics(), log });
+  const entry = async (name: DocName): Promise<DocEntry> => {
+    const e = await registry.acquire(name, 'plaintext');
+    registry.release(e);
+    return e;
+  };
+  return { store, batcher, entry, logs };
+}
+
+const update = (value: string): Uint8Array => {
+  const doc = new Y.Doc();
+  doc.getText('t').insert(0, value);
+  return Y.encodeStateAsUpdate(doc);
+};
+
+describe('CommitBatcher', () => {
+  it('commits the writes of one tick in one batch, in order, and calls onCommit with each seq', async () => {
+    const { store, batcher, entry } = setup();
+    const [a, b] = [await entry(A), await entry(B)];
+    const seen: number[] = [];
+    const results = await Promise.all([
+      batcher.enqueue(a, 'plaintext', update('1')),
+      batcher.enqueue(b, 'plaintext', update('2'), (seq) => seen.push(seq)),
+      batcher.enqueue(a, 'plaintext', update('3'), (seq) => seen.push(seq)),
+    ]);
+    expect(store.batches).toHaveLength(1);
+    expect(results).toEqual([{ seq: 1 }, { seq: 1 }, { seq: 2 }]);
+    expect(seen).toEqual([1, 2]);
+    expect(a.headSeq).toBe(2);
+    expect(a.inflight.size).toBe(0);
+  });
+
+  it('refuses every writer of a failed batch, marks their documents stale and fails no-ops that waited', async () => {
+    const { store, batcher, entry, logs } = setup();
+    const a = await entry(A);
+    store.failNext = true;
+    const onCommit = (): void => {
+      throw new Error('must not be called');
+    };
+    const write = batcher.enqueue(a, 'plaintext', update('1'), onCommit);
+    const noop = batcher.noop(a);
+    await expect(write).rejects.toMatchObject({ kind: 'Unavailable' });
+    await expect(noop).rejects.toMatchObject({ kind: 'Unavailable' });
+    expect(a.stale).toBe(true);
+    expect(a.inflight.size).toBe(0);
+    expect(logs).toHaveLength(1);
+  });
+
+  it('answers a no-op with the head once earlier writes committed; flush waits for everything', async () => {
+    const { batcher, entry } = setup();
+    const a = await entry(A);
+    void batcher.enqueue(a, 'plaintext', update('1'));
+    expect(await batcher.noop(a)).toEqual({ seq: 1 });
+    void batcher.enqueue(a, 'plaintext', update('2'));
+    await batcher.flush();
+    expect(a.headSeq).toBe(2);
+  });
+});

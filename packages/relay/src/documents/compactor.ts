@@ -1,0 +1,81 @@
+import { type DocStore, isSyncError } from '@scopesync/core';
+import type { Counter, Metrics } from '../metrics.ts';
+import type { SyncLog } from '../sync/sync-log.ts';
+import type { DocEntry } from './doc-registry.ts';
+import { mergeLog } from './yjs-log.ts';
+
+/** Options of a {@link Compactor}. */
+export interface CompactorOptions {
+  readonly store: DocStore;
+  readonly metrics: Metrics;
+  readonly log: SyncLog;
+  /** Compact again once the log has grown by this many entries since the last attempt. */
+  readonly compactAfter: number;
+  /** Called when a compaction of the entry has settled (it may be evictable again). */
+  readonly settled?: ((entry: DocEntry) => void) | undefined;
+}
+
+/**
+ * Keeps plaintext document logs short: once a log has grown by `compactAfter` entries it is
+ * replaced by one merged update. Never loses an append that races it: only the entries
+ * committed when the log was read are replaced.
+ */
+export class Compactor {
+  readonly #store: DocStore;
+  readonly #log: SyncLog;
+  readonly #compactAfter: number;
+  readonly #settled: ((entry: DocEntry) => void) | undefined;
+  readonly #running = new Set<Promise<void>>();
+  readonly #done: Counter;
+  #closed = false;
+
+  constructor(options: CompactorOptions) {
+    this.#store = options.store;
+    this.#log = options.log;
+    this.#compactAfter = options.compactAfter;
+    this.#settled = options.settled;
+    this.#done = options.metrics.counter('scopesync_compactions_total', 'Plaintext document logs compacted.');
+  }
+
+  /** Starts compacting the entry's log if it is due and none is running. */
+  consider(entry: DocEntry): void {
+    if (this.#closed || entry.mode !== 'plaintext' || entry.removed || entry.compaction) return;
+    if (entry.logEntries < entry.compactAt) return;
+    const run = this.#compact(entry).finally(() => {
+      entry.compaction = null;
+      entry.compactAt = entry.logEntries + this.#compactAfter;
+      this.#running.delete(run);
+      this.#settled?.(entry);
+    });
+    entry.compaction = run;
+    this.#running.add(run);
+  }
+
+  /** Starts no more compactions and waits for the running ones. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#running]);
+  }
+
+  /**
+   * Replaces the committed log by one update holding the same content. Anything appended after
+   * the log was read gets a higher seq and stays, so no update is lost.
+   */
+  async #compact(entry: DocEntry): Promise<void> {
+    try {
+      const stored = await this.#store.load(entry.name);
+      const last = stored.at(-1);
+      if (!last || stored.length < 2) return;
+      const snapshot = mergeLog(stored);
+      await this.#store.compact(entry.name, last.seq, snapshot);
+      entry.logEntries = Math.max(1, entry.logEntries - (stored.length - 1));
+      this.#done.inc();
+    } catch (error) {
+      // Conflict: the document was removed meanwhile, nothing to do. Anything else: the log is
+      // intact (compaction is atomic), so report and carry on; the next commit retries.
+      if (!isSyncError(error, 'Conflict') && !this.#closed) {
+        this.#log('warn', 'compacting a document failed; its log is unchanged', { doc: entry.name, error });
+      }
+    }
+  }
+}

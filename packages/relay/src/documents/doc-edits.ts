@@ -1,0 +1,73 @@
+import { SyncError } from '@scopesync/core';
+import * as Y from 'yjs';
+import type { ChangeOrigin } from '../events/relay-events.ts';
+import type { DocEntry } from './doc-registry.ts';
+
+/**
+ * Runs `fn` on the entry's loaded document in one Yjs transaction and returns the update it
+ * made, or null when it changed nothing. `fn` must be synchronous; if it throws, the entry is
+ * marked stale (its changes are in memory but will not be stored) and the error passes on.
+ */
+export function transactOn(
+  entry: DocEntry,
+  fn: (doc: Y.Doc) => void,
+  origin: ChangeOrigin,
+): Uint8Array | null {
+  const doc = entry.doc as Y.Doc;
+  let update: Uint8Array | null = null;
+  const capture = (u: Uint8Array): void => {
+    update = update === null ? u : Y.mergeUpdates([update, u]);
+  };
+  doc.on('update', capture);
+  entry.writing = true;
+  try {
+    doc.transact((tr) => {
+      const result: unknown = fn(tr.doc);
+      if (result !== null && typeof result === 'object' && 'then' in result) {
+        // Changes after an await would land outside this transaction, uncaptured and unstored.
+        throw new SyncError('BadRequest', 'DocHub.transact needs a synchronous function');
+      }
+    }, origin);
+  } catch (error) {
+    // Reload before the next use, so the discarded changes vanish from memory too.
+    if (update !== null) entry.stale = true;
+    throw error;
+  } finally {
+    entry.writing = false;
+    doc.off('update', capture);
+  }
+  return update;
+}
+
+/**
+ * Applies a validated Yjs update to the entry's loaded document; returns whether it must be
+ * stored. That includes an update whose dependencies are missing: it changes only the pending
+ * set, but would be lost when the document is evicted or the relay restarts if not stored.
+ * Throws SyncError('InvalidMessage') (and marks the entry stale) when integration fails.
+ */
+export function applyOn(entry: DocEntry, update: Uint8Array, origin: ChangeOrigin): boolean {
+  const doc = entry.doc as Y.Doc;
+  const pendingBefore = doc.store.pendingStructs?.update ?? null;
+  const pendingDsBefore = doc.store.pendingDs;
+  let changed = false;
+  const onUpdate = (): void => {
+    changed = true;
+  };
+  doc.on('update', onUpdate);
+  entry.writing = true;
+  try {
+    Y.applyUpdate(doc, update, origin);
+  } catch (error) {
+    // Decoding passed but integration failed half-way: the doc may hold part of it.
+    entry.stale = true;
+    throw new SyncError('InvalidMessage', 'the Yjs update could not be applied', { cause: error });
+  } finally {
+    entry.writing = false;
+    doc.off('update', onUpdate);
+  }
+  return (
+    changed ||
+    (doc.store.pendingStructs?.update ?? null) !== pendingBefore ||
+    doc.store.pendingDs !== pendingDsBefore
+  );
+}

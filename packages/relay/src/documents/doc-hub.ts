@@ -1,0 +1,387 @@
+import type { Caller, DocName, DocStore, EncEntry, SubscribeMode } from '@scopesync/core';
+import { SyncError } from '@scopesync/core';
+import type * as Y from 'yjs';
+import type { EventBus } from '../events/event-bus.ts';
+import type { ChangeOrigin } from '../events/relay-events.ts';
+import type { Metrics } from '../metrics.ts';
+import { consoleSyncLog, type SyncLog } from '../sync/sync-log.ts';
+import { assertChannel, assertEnvelopeSize } from './channel-rules.ts';
+import { CommitBatcher } from './commit-batcher.ts';
+import { Compactor } from './compactor.ts';
+import { applyOn, transactOn } from './doc-edits.ts';
+import { type DocEntry, type DocHold, DocRegistry } from './doc-registry.ts';
+import { cutPage, validateUpdate } from './yjs-log.ts';
+
+/**
+ * Checks an encrypted envelope (or snapshot) before the hub stores it; throws a SyncError to
+ * refuse it. The relay cannot decrypt, but it can verify the author's signature.
+ */
+export type EnvelopeVerifier = (name: DocName, caller: Caller, envelope: Uint8Array) => Promise<void>;
+
+/** Options of a {@link DocHub}; every optional field has a default. */
+export interface DocHubOptions {
+  /** Where every document's log lives. The hub never closes it. */
+  readonly store: DocStore;
+  /** Where the hub announces document changes (`doc-updated`, `envelope-appended`). The hub never closes it. */
+  readonly bus: EventBus;
+  readonly metrics: Metrics;
+  /** How long a document nobody uses stays in memory, in ms. Default 30 s. */
+  readonly idleMs?: number | undefined;
+  /** Compact a plaintext document's log once it holds this many entries. Default 500. */
+  readonly compactAfter?: number | undefined;
+  /** Largest encrypted envelope or snapshot accepted, in bytes. Default 16 MiB. */
+  readonly maxEnvelopeBytes?: number | undefined;
+  /** Checks each encrypted envelope and snapshot before it is stored. Default: none. */
+  readonly verifyEnvelope?: EnvelopeVerifier | undefined;
+  /** Where handled failures are reported. Default: JSON lines on stderr. */
+  readonly log?: SyncLog | undefined;
+}
+
+const DEFAULTS = {
+  idleMs: 30_000,
+  compactAfter: 500,
+  maxEnvelopeBytes: 16 * 1024 * 1024,
+};
+
+/** A write the hub has applied in memory; `committed` settles once the store committed (or refused) it. */
+export interface PendingWrite {
+  readonly committed: Promise<{ seq: number }>;
+}
+
+/** Who writes an envelope, for its verification, and where the write comes from. */
+export interface EncryptedWriteContext {
+  /** The writer, passed to `verifyEnvelope`. Default: the server runtime. */
+  readonly caller?: Caller | undefined;
+  /** Announced with the committed envelope, e.g. so a socket can skip its own echo. */
+  readonly origin: ChangeOrigin;
+}
+
+/** One page of an encrypted document's log. */
+export interface EncryptedPage {
+  /** The highest seq the store has assigned in this document (0 if none); at least the last entry's seq. */
+  readonly headSeq: number;
+  /** Entries after the requested seq, in seq order. Fewer than exist when `maxBytes`/`maxEntries` cut the page. */
+  readonly entries: EncEntry[];
+}
+
+const RUNTIME: Caller = { kind: 'runtime' };
+
+/**
+ * The relay's documents, and the only path by which one changes. A plaintext write is applied
+ * in memory and announced on the bus (`doc-updated`, seq null) at once, committed with every
+ * other write of the same tick, and only then acknowledged to its writer — so no writer drops
+ * an update the store may still lose. An encrypted envelope (opaque, with a relay-assigned
+ * seq) is announced (`envelope-appended`) once committed. Documents stay in memory while held
+ * or busy, are evicted after `idleMs`, and plaintext logs are compacted as they grow.
+ */
+export class DocHub {
+  readonly #store: DocStore;
+  readonly #bus: EventBus;
+  readonly #maxEnvelopeBytes: number;
+  readonly #verifyEnvelope: EnvelopeVerifier | undefined;
+  readonly #registry: DocRegistry;
+  readonly #batcher: CommitBatcher;
+  readonly #compactor: Compactor;
+  readonly #ops = new Set<Promise<unknown>>();
+  #closed = false;
+  #closing: Promise<void> | null = null;
+
+  constructor(options: DocHubOptions) {
+    this.#store = options.store;
+    this.#bus = options.bus;
+    this.#maxEnvelopeBytes = options.maxEnvelopeBytes ?? DEFAULTS.maxEnvelopeBytes;
+    this.#verifyEnvelope = options.verifyEnvelope;
+    const log = options.log ?? consoleSyncLog;
+    const compactAfter = Math.max(2, options.compactAfter ?? DEFAULTS.compactAfter);
+    const { metrics } = options;
+    this.#registry = new DocRegistry({
+      store: this.#store,
+      log,
+      idleMs: options.idleMs ?? DEFAULTS.idleMs,
+      compactAfter,
+      openDocs: metrics.gauge('scopesync_sync_open_docs', 'Documents held in memory by the relay.'),
+    });
+    this.#compactor = new Compactor({
+      store: this.#store,
+      metrics,
+      log,
+      compactAfter,
+      settled: (entry) => this.#registry.maybeIdle(entry),
+    });
+    this.#batcher = new CommitBatcher({
+      store: this.#store,
+      metrics,
+      log,
+      afterCommit: (entries) => {
+        for (const entry of entries) this.#compactor.consider(entry);
+      },
+    });
+  }
+
+  /**
+   * The loaded copy of a document, for following it across relays (see `DocFeed`): `head` is
+   * the seq through which it held every committed entry when loaded, `loadId` changes with
+   * every load. Null when it is not in memory (or is being loaded).
+   */
+  replicaOf(name: DocName): { loadId: number; head: number; encrypted: boolean } | null {
+    return this.#registry.replicaOf(name);
+  }
+
+  /** Names of the documents someone holds (subscribed sockets): what this relay must keep current. */
+  heldNames(): Iterable<DocName> {
+    return this.#registry.heldNames();
+  }
+
+  /**
+   * Applies updates another relay committed (they are in the store already) to the loaded copy
+   * `loadId`, without storing them again. False when that copy is no longer in memory.
+   */
+  applyReplicated(name: DocName, loadId: number, updates: readonly Uint8Array[]): boolean {
+    return this.#registry.applyReplicated(name, loadId, updates);
+  }
+
+  /** Documents currently held in memory. */
+  get openDocs(): number {
+    return this.#registry.size;
+  }
+
+  /**
+   * Runs `fn` on the document in one Yjs transaction and stores the resulting update.
+   * Resolves once the store committed it (with its seq), or with the current head when `fn`
+   * changed nothing. `fn` must be synchronous; if it throws, its changes are discarded.
+   */
+  async transact(name: DocName, fn: (doc: Y.Doc) => void, origin: ChangeOrigin): Promise<{ seq: number }> {
+    return (await this.enqueueTransact(name, fn, origin)).committed;
+  }
+
+  /**
+   * Like {@link transact}, but resolves as soon as the change is applied in memory (and
+   * announced); the returned `committed` settles after the commit.
+   */
+  enqueueTransact(name: DocName, fn: (doc: Y.Doc) => void, origin: ChangeOrigin): Promise<PendingWrite> {
+    return this.#op(async () => {
+      assertChannel(name, 'plaintext');
+      const entry = await this.#registry.acquire(name, 'plaintext');
+      try {
+        const update = transactOn(entry, fn, origin);
+        if (update === null) return { committed: this.#batcher.noop(entry) };
+        return { committed: this.#writePlaintext(entry, update, origin) };
+      } finally {
+        this.#registry.release(entry);
+      }
+    });
+  }
+
+  /**
+   * Applies a Yjs update (v1) received from a client and stores it. A malformed update is
+   * refused with SyncError('InvalidMessage') before it touches the store or the document.
+   * Resolves once committed, or with the current head when it brought nothing new.
+   */
+  async applyUpdate(name: DocName, update: Uint8Array, origin: ChangeOrigin): Promise<{ seq: number }> {
+    return (await this.enqueueUpdate(name, update, origin)).committed;
+  }
+
+  /**
+   * Like {@link applyUpdate}, but resolves as soon as the update is applied in memory (and
+   * announced), so a socket can process its next frame in order while the commit is pending.
+   */
+  enqueueUpdate(name: DocName, update: Uint8Array, origin: ChangeOrigin): Promise<PendingWrite> {
+    return this.#op(async () => {
+      assertChannel(name, 'plaintext');
+      validateUpdate(update);
+      const entry = await this.#registry.acquire(name, 'plaintext');
+      try {
+        if (!applyOn(entry, update, origin)) return { committed: this.#batcher.noop(entry) };
+        return { committed: this.#writePlaintext(entry, update, origin) };
+      } finally {
+        this.#registry.release(entry);
+      }
+    });
+  }
+
+  /** Runs `fn` on the loaded document and returns its result. `fn` must not change the document. */
+  read<T>(name: DocName, fn: (doc: Y.Doc) => T): Promise<T> {
+    return this.#op(async () => {
+      assertChannel(name, 'plaintext');
+      const entry = await this.#registry.acquire(name, 'plaintext');
+      try {
+        return fn(entry.doc as Y.Doc);
+      } finally {
+        this.#registry.release(entry);
+      }
+    });
+  }
+
+  /** The store's head seq of the document: the relay's version of the object (0 if never written). */
+  head(name: DocName): Promise<number> {
+    return this.#op(async () => {
+      const entry = this.#registry.peek(name);
+      const stored = await this.#store.head(name);
+      return entry ? Math.max(entry.headSeq, stored) : stored;
+    });
+  }
+
+  /**
+   * Keeps the document loaded (plaintext) or open (encrypted) until the hold is released; a
+   * held document is never evicted. Plaintext mode loads it first: anything applied after this
+   * resolves is announced on the bus, anything before is in the document — so a reader that
+   * listens on the bus, then holds and reads the state, misses nothing.
+   */
+  hold(name: DocName, mode: SubscribeMode): Promise<DocHold> {
+    return this.#op(async () => {
+      assertChannel(name, mode);
+      return this.#registry.hold(name, mode);
+    });
+  }
+
+  /**
+   * Removes the document from memory and from the store, after its pending writes. Writes that
+   * arrive afterwards start a new document. Announcing the removal is the caller's job.
+   */
+  remove(name: DocName): Promise<void> {
+    return this.#op(async () => {
+      await this.#registry.remove(name);
+    });
+  }
+
+  /**
+   * Appends an encrypted envelope to the document's log (after `verifyEnvelope`, if set) and
+   * resolves with its seq once committed; it is announced on the bus then.
+   */
+  async appendEncrypted(
+    name: DocName,
+    envelope: Uint8Array,
+    context: EncryptedWriteContext,
+  ): Promise<{ seq: number }> {
+    return (await this.enqueueEncrypted(name, envelope, context)).committed;
+  }
+
+  /** Like {@link appendEncrypted}, but resolves once the envelope is queued for the next commit. */
+  enqueueEncrypted(
+    name: DocName,
+    envelope: Uint8Array,
+    context: EncryptedWriteContext,
+  ): Promise<PendingWrite> {
+    return this.#op(async () => {
+      assertChannel(name, 'encrypted');
+      assertEnvelopeSize(envelope, 'envelope', this.#maxEnvelopeBytes);
+      if (this.#verifyEnvelope) await this.#verifyEnvelope(name, context.caller ?? RUNTIME, envelope);
+      const entry = await this.#registry.acquire(name, 'encrypted');
+      try {
+        const { origin } = context;
+        // Encrypted entries carry their relay-assigned seq, so they can only go out once committed.
+        const announce = (seq: number): void => {
+          void this.#bus.publish({ type: 'envelope-appended', name, entry: { seq, envelope }, origin });
+        };
+        return { committed: this.#batcher.enqueue(entry, 'encrypted', envelope, announce) };
+      } finally {
+        this.#registry.release(entry);
+      }
+    });
+  }
+
+  /**
+   * Entries of an encrypted document after `sinceSeq`, in seq order. `maxBytes`/`maxEntries`
+   * cut the page (at least one entry is returned when any exists); fetch again from the last
+   * entry's seq while it is below `headSeq`.
+   */
+  fetchEncrypted(
+    name: DocName,
+    sinceSeq: number,
+    page?: { maxBytes?: number | undefined; maxEntries?: number | undefined },
+  ): Promise<EncryptedPage> {
+    return this.#op(async () => {
+      assertChannel(name, 'encrypted');
+      const entry = await this.#registry.acquire(name, 'encrypted');
+      try {
+        // Head first: every entry up to it is committed, so the load below includes it.
+        const head = await this.#store.head(name);
+        const stored = await this.#store.load(name, sinceSeq);
+        const entries = cutPage(stored, page?.maxBytes ?? Number.POSITIVE_INFINITY, page?.maxEntries);
+        const last = entries.at(-1)?.seq ?? 0;
+        return {
+          headSeq: Math.max(head, last),
+          entries: entries.map((e) => ({ seq: e.seq, envelope: e.data })),
+        };
+      } finally {
+        this.#registry.release(entry);
+      }
+    });
+  }
+
+  /**
+   * Replaces every entry of an encrypted document up to `throughSeq` by `snapshot` (a client's
+   * encrypted compaction). Throws Conflict when `throughSeq` is not an existing entry's seq.
+   */
+  snapshotEncrypted(
+    name: DocName,
+    throughSeq: number,
+    snapshot: Uint8Array,
+    context: EncryptedWriteContext,
+  ): Promise<void> {
+    return this.#op(async () => {
+      assertChannel(name, 'encrypted');
+      assertEnvelopeSize(snapshot, 'snapshot', this.#maxEnvelopeBytes);
+      if (!Number.isSafeInteger(throughSeq) || throughSeq < 1) {
+        throw new SyncError('BadRequest', 'throughSeq must be a positive integer');
+      }
+      if (this.#verifyEnvelope) await this.#verifyEnvelope(name, context.caller ?? RUNTIME, snapshot);
+      const entry = await this.#registry.acquire(name, 'encrypted');
+      try {
+        await this.#store.compact(name, throughSeq, snapshot);
+      } finally {
+        this.#registry.release(entry);
+      }
+    });
+  }
+
+  /** Resolves once every write queued so far has been committed or refused. */
+  flush(): Promise<void> {
+    return this.#batcher.flush();
+  }
+
+  /** Commits everything pending, waits for running compactions, then drops every document. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    // Operations already started finish (and their writes get committed); new ones are refused.
+    while (this.#ops.size > 0) await Promise.allSettled([...this.#ops]);
+    await this.#batcher.flush();
+    await this.#compactor.close();
+    this.#registry.close();
+  }
+
+  /**
+   * Announces a plaintext update already applied in memory, then queues its commit. Readers get
+   * it before the commit, as the peers do: waiting for fsync doubled edit latency. That is safe
+   * because only the ack waits for durability — a writer keeps an update in its outbox until
+   * acked and resends it, and a reader that holds an update the store then lost pushes it back
+   * on its next sync exchange. The announcement is not awaited: the bus orders it per document,
+   * and the commit must not wait for delivery.
+   */
+  #writePlaintext(entry: DocEntry, update: Uint8Array, origin: ChangeOrigin): Promise<{ seq: number }> {
+    const name = entry.name;
+    void this.#bus.publish({ type: 'doc-updated', name, update, seq: null, origin });
+    // Committed, it goes to whoever follows the document's seqs (other relays).
+    const committed = (seq: number): void => {
+      void this.#bus.publish({ type: 'doc-committed', name, seq, update, origin });
+    };
+    return this.#batcher.enqueue(entry, 'plaintext', update, committed);
+  }
+
+  /** Runs a public operation: refused once closing, tracked so that close() can wait for it. */
+  #op<T>(run: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new SyncError('Unavailable', 'the relay is shutting down'));
+    const op = run();
+    this.#ops.add(op);
+    const done = (): void => {
+      this.#ops.delete(op);
+    };
+    op.then(done, done);
+    return op;
+  }
+}

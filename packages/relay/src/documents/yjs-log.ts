@@ -1,0 +1,72 @@
+import { type StoredEntry, SyncError } from '@scopesync/core';
+import * as Y from 'yjs';
+
+/**
+ * Throws SyncError('InvalidMessage') unless `update` decodes as a complete Yjs v1 update.
+ * Decoding reads every struct and the delete set without touching any document.
+ */
+export function validateUpdate(update: Uint8Array): void {
+  if (!(update instanceof Uint8Array) || update.length < 2) {
+    throw new SyncError('InvalidMessage', 'a Yjs update needs at least 2 bytes');
+  }
+  try {
+    Y.decodeUpdate(update);
+  } catch (error) {
+    throw new SyncError('InvalidMessage', 'malformed Yjs update', { cause: error });
+  }
+}
+
+/**
+ * Applies a stored plaintext log to `doc`, skipping entries that do not decode as Yjs updates
+ * (garbage a client pushed through another channel must not make the document unloadable).
+ * Returns how many were skipped.
+ */
+export function applyLog(doc: Y.Doc, stored: readonly StoredEntry[]): number {
+  let skipped = 0;
+  for (const e of stored) {
+    try {
+      Y.decodeUpdate(e.data);
+    } catch {
+      skipped += 1;
+      continue;
+    }
+    Y.applyUpdate(doc, e.data);
+  }
+  return skipped;
+}
+
+/**
+ * Merges a plaintext log into one update holding the same content. It goes through a fresh
+ * garbage-collecting Y.Doc (as y-leveldb does) so that deleted content shrinks to GC structs;
+ * pending structs (updates whose dependencies never arrived) are kept by `encodeStateAsUpdate`.
+ */
+export function mergeLog(stored: readonly StoredEntry[]): Uint8Array {
+  const doc = new Y.Doc({ gc: true });
+  try {
+    doc.transact(() => applyLog(doc, stored));
+    return Y.encodeStateAsUpdate(doc);
+  } finally {
+    doc.destroy();
+  }
+}
+
+/**
+ * The longest prefix of `stored` within `maxBytes` and `maxEntries`, but never empty when
+ * `stored` is not: one entry larger than `maxBytes` still goes alone, or a reader could never
+ * get past it.
+ */
+export function cutPage(
+  stored: readonly StoredEntry[],
+  maxBytes: number,
+  maxEntries: number | undefined,
+): readonly StoredEntry[] {
+  const limit = maxEntries ?? Number.POSITIVE_INFINITY;
+  let bytes = 0;
+  let count = 0;
+  for (const e of stored) {
+    if (count > 0 && (bytes + e.data.length > maxBytes || count >= limit)) break;
+    bytes += e.data.length;
+    count += 1;
+  }
+  return count === stored.length ? stored : stored.slice(0, count);
+}
