@@ -1039,7 +1039,13 @@ export class SyncServer {
         // Created or shared while we admitted: check again, after this answer.
         if (this.#refreshes !== refreshes) void this.#schedulePromote(sub);
       }
-      this.#sendTo(conn, name, { type: 'permission', access: 'none', reason: admission.reason });
+      this.#sendTo(
+        conn,
+        name,
+        admission.hidden
+          ? { type: 'permission', access: 'waiting', reason: '' }
+          : { type: 'permission', access: 'none', reason: admission.reason },
+      );
       return;
     }
     await this.#startMux(conn, address, message, admission, refreshes, null);
