@@ -35,7 +35,9 @@ export interface DocHandleEvents {
   /**
    * The relay reported this client's access to the doc (on subscribe and whenever it changes).
    * Access 'waiting' means the doc does not exist yet (or is hidden): the handle stays open and
-   * waits ({@link DocHandle.waiting}). Access 'none' means the subscription ended.
+   * waits ({@link DocHandle.waiting}) — unless this client could read it before, when it was
+   * deleted or unshared meanwhile and the handle closes as on a revocation. Access 'none' means
+   * the subscription ended.
    */
   permission: { readonly access: DocAccess; readonly reason: string };
   /** The doc caught up with the relay (after every (re)connect). */
