@@ -176,7 +176,7 @@ describe('encrypted blobs', () => {
     });
     expect(await rawSend(relay.wsUrl, cy.apiKey, 'blob/board', stale)).toMatchObject({
       type: 'error',
-      kind: 'Conflict',
+      kind: 'KeyRotated',
     });
 
     // Everything the relay now holds is under the new key: Bob's keys open none of it.

@@ -186,8 +186,10 @@ export async function rawSend(
       ws.on('message', (data: Buffer) => {
         const { message } = decodeMuxFrame(new Uint8Array(data));
         if (message.type === 'permission') {
-          if (message.access === 'none') reject(new Error(`no access: ${message.reason}`));
-          else
+          // Waiting (absent or hidden) is no access either: nothing may be written meanwhile.
+          if (message.access === 'none' || message.access === 'waiting') {
+            reject(new Error(`no access: ${message.reason || message.access}`));
+          } else
             ws.send(
               encodeMuxFrame(
                 docName,

@@ -244,7 +244,7 @@ describe('tampered envelopes', () => {
     // Sent to the relay instead, it is refused there.
     expect(await rawSend(relay.wsUrl, bob.apiKey, 'blob/board', stale)).toMatchObject({
       type: 'error',
-      kind: 'Conflict',
+      kind: 'KeyRotated',
     });
   });
 

@@ -893,7 +893,8 @@ async function runSession(
         if (message.access === 'read-write') {
           check(writable !== false, () => `read-write access to ${canonical} for ${actor.name}`);
         }
-        if (message.access !== 'none') {
+        // Waiting (absent or hidden) grants nothing: frames about it are answered as unsubscribed.
+        if (message.access === 'read' || message.access === 'read-write') {
           check(mayRead(f, actor, canonical) !== false, () => `access to ${canonical} for ${actor.name}`);
           s.subs.set(canonical, s.requested.get(canonical) ?? 'plaintext');
         } else s.subs.delete(canonical);
@@ -962,7 +963,10 @@ async function runSession(
         if (message.type === 'subscribe' && mayRead(f, actor, canonical) === false) {
           check(
             answered(
-              (m) => (m.type === 'permission' && m.access === 'none') || (m.type === 'error' && m.ref === 0),
+              // An absent or hidden document waits; either way nothing of it is sent.
+              (m) =>
+                (m.type === 'permission' && (m.access === 'none' || m.access === 'waiting')) ||
+                (m.type === 'error' && m.ref === 0),
             ),
             () => 'no refusal of a subscription',
           );

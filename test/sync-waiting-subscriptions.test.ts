@@ -7,7 +7,7 @@ import { type TestUser, useTestRelay } from './support/start-test-relay.ts';
 
 /*
  * Subscribing to a document that does not exist yet (and that the caller may not create)
- * waits instead of failing: the relay answers permission none / "not found" and keeps the
+ * waits instead of failing: the relay answers permission `waiting` and keeps the
  * subscription; once the document is created (or opened to the caller) it sends permission
  * and syncs it. Hidden and absent documents wait alike. The real relay and the real client.
  */
@@ -56,7 +56,7 @@ describe('subscriptions to documents that do not exist yet', () => {
     void handle.whenSynced.then(() => {
       synced = true;
     });
-    await vi.waitFor(() => expect(seen.permissions).toEqual([{ access: 'none', reason: 'not found' }]));
+    await vi.waitFor(() => expect(seen.permissions).toEqual([{ access: 'waiting', reason: '' }]));
     expect(handle.waiting).toBe(true);
     expect(handle.closed).toBe(false);
     // Bob may not write it: decide() refuses locally, as before.
@@ -94,7 +94,7 @@ describe('subscriptions to documents that do not exist yet', () => {
     const name = `USER_PUBLIC/${alice.userId}/card`;
     const waiting = b.doc(name);
     const seen = watch(waiting);
-    await vi.waitFor(() => expect(seen.permissions).toEqual([{ access: 'none', reason: 'not found' }]));
+    await vi.waitFor(() => expect(seen.permissions).toEqual([{ access: 'waiting', reason: '' }]));
 
     const mine = a.doc(name);
     await mine.whenSynced;
@@ -123,7 +123,7 @@ describe('subscriptions to documents that do not exist yet', () => {
     const absent = b.doc(`USER_PUBLIC/${alice.userId}/nothing-here`);
     const seen = watch(handle);
     const seenAbsent = watch(absent);
-    await vi.waitFor(() => expect(seen.permissions).toEqual([{ access: 'none', reason: 'not found' }]));
+    await vi.waitFor(() => expect(seen.permissions).toEqual([{ access: 'waiting', reason: '' }]));
     await vi.waitFor(() => expect(seenAbsent.permissions).toEqual(seen.permissions));
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(data(handle.doc)).toEqual({});
@@ -147,7 +147,7 @@ describe('subscriptions to documents that do not exist yet', () => {
     const b = await client(bob);
     const handle = b.doc('PUBLIC_READ/_/announcement');
     const seen = watch(handle);
-    await vi.waitFor(() => expect(seen.permissions).toEqual([{ access: 'none', reason: 'not found' }]));
+    await vi.waitFor(() => expect(seen.permissions).toEqual([{ access: 'waiting', reason: '' }]));
     const posted = await t.api('POST', '/userdata/_/PUBLIC_READ/announcement', {
       key: admin.key,
       body: { value: { text: 'maintenance tonight' } },
@@ -168,7 +168,7 @@ describe('subscriptions to documents that do not exist yet', () => {
     await own.whenAcked();
     const handle = b.doc(own.name);
     const seen = watch(handle);
-    await vi.waitFor(() => expect(seen.permissions).toEqual([{ access: 'none', reason: 'not found' }]));
+    await vi.waitFor(() => expect(seen.permissions).toEqual([{ access: 'waiting', reason: '' }]));
 
     await a.blobs.share('board', bob.userId, 'read_only');
     await handle.whenSynced;

@@ -9,6 +9,8 @@ export type { ConnectionStatus, WebSocketClass, WebSocketLike } from './connecti
 export type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
 export type { DocFlags, DocHandleEvents } from './doc-handle.ts';
 export { DocHandle } from './doc-handle.ts';
+export type { DocOrigin } from './doc-origin.ts';
+export { DOC_ORIGINS, docOriginOf } from './doc-origin.ts';
 export { Encryption } from './encryption.ts';
 export type { FetchFunction } from './http-api.ts';
 export type { IndexedDbOptions } from './indexed-db-database.ts';

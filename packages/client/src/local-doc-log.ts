@@ -1,4 +1,11 @@
-import { type DocStore, type KeyValueStore, type ReadFlag, SyncError, type WriteFlag } from '@scopesync/core';
+import {
+  type DocAccess,
+  type DocStore,
+  type KeyValueStore,
+  type ReadFlag,
+  SyncError,
+  type WriteFlag,
+} from '@scopesync/core';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import * as Y from 'yjs';
@@ -59,8 +66,8 @@ export function decodeEntry(seq: number, data: Uint8Array): LogEntry {
 /** What the client remembers about a document between sessions (the `docs` table). */
 export interface DocMeta {
   readonly name: string;
-  /** Access as the relay last reported it. */
-  access?: 'none' | 'read' | 'read-write' | undefined;
+  /** Access as the relay last reported it ('none' only in records written before 'waiting' existed). */
+  access?: DocAccess | undefined;
   accessReason?: string | undefined;
   /** Object flags the client asked for (subscribe). */
   read?: ReadFlag | undefined;

@@ -249,7 +249,7 @@ describe('permissions', () => {
     expect(relay.doc(doc.name).getMap('m').toJSON()).toEqual({ kept: 1, later: 3 });
   });
 
-  it('a doc that is "not found" on subscribe waits, keeps its local copy, and syncs once readable', async () => {
+  it('a doc that is absent or hidden on subscribe waits, keeps its local copy, and syncs once readable', async () => {
     const relay = new FakeRelay();
     const store = profile()();
     const reader = await start(relay, { apiKey: relay.addUser(BOB), store });
@@ -263,7 +263,7 @@ describe('permissions', () => {
     void doc.whenSynced.then(() => {
       synced = true;
     });
-    await vi.waitFor(() => expect(permissions).toEqual([{ access: 'none', reason: 'not found' }]));
+    await vi.waitFor(() => expect(permissions).toEqual([{ access: 'waiting', reason: '' }]));
     expect(doc.waiting).toBe(true);
     expect(doc.closed).toBe(false);
     // decide() still refuses what Bob may not write.
@@ -274,7 +274,7 @@ describe('permissions', () => {
     reader.disconnect();
     reader.connect();
     await vi.waitFor(() => expect(permissions).toHaveLength(2));
-    expect(permissions[1]).toEqual({ access: 'none', reason: 'not found' });
+    expect(permissions[1]).toEqual({ access: 'waiting', reason: '' });
     expect(synced).toBe(false);
     expect(doc.closed).toBe(false);
 
@@ -438,6 +438,30 @@ describe('encrypted documents', () => {
     });
     for (const frame of relay.rawFrames) expect(contains(frame, secret)).toBe(false);
     for (const entry of await storeA.docs.load(name)) expect(contains(entry.data, secret)).toBe(false);
+  });
+
+  it('seals an edit again when the relay says the key rotated, but drops one refused as a plain Conflict', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()(), cipherFor: testCipher });
+    const diary = a.doc(`USER_PRIVATE/${ALICE}/diary`);
+    await diary.whenSynced;
+    const errors: SyncError[] = [];
+    diary.on('error', (e) => errors.push(e));
+    const appends = (): number => relay.received.filter((f) => f.message.type === 'enc-append').length;
+
+    relay.refuseNextWrite(diary.name, 'KeyRotated');
+    await diary.transact((d) => d.getText('t').insert(0, 'kept'));
+    await diary.whenAcked();
+    expect(errors).toEqual([]);
+    expect(appends()).toBe(2); // refused once, then sealed again and stored
+    expect(relay.encLogs.get(diary.name)).toHaveLength(1);
+
+    relay.refuseNextWrite(diary.name, 'Conflict');
+    await diary.transact((d) => d.getText('t').insert(4, ' lost'));
+    await expect(diary.whenAcked()).rejects.toMatchObject({ kind: 'Conflict' });
+    await vi.waitFor(() => expect(text(diary)).toBe('kept'));
+    expect(appends()).toBe(3); // not sealed again
+    expect(errors.map((e) => e.kind)).toEqual(['Conflict']);
   });
 
   it('keeps userData of USER_PRIVATE encrypted and readable by the owner’s other device', async () => {

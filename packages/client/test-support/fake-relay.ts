@@ -31,7 +31,7 @@ export class FakeRelay {
   readonly #access = new Map<string, DocAccess>();
   /** Error kinds to answer the next tracked write of a doc with. */
   readonly #refuse = new Map<string, ErrorKind>();
-  /** `${userId} ${docName}` the relay answers "not found" (absent or hidden): subscriptions wait. */
+  /** `${userId} ${docName}` the relay answers `waiting` (absent or hidden): subscriptions wait. */
   readonly #hidden = new Set<string>();
   readonly #deleted = new Set<string>();
   #down = false;
@@ -94,7 +94,7 @@ export class FakeRelay {
     }
   }
 
-  /** Makes `docName` absent (or hidden) for `userId`: a subscribe answers none / "not found" and waits. */
+  /** Makes `docName` absent (or hidden) for `userId`: a subscribe answers `waiting` and waits. */
   hide(userId: string, docName: string): void {
     this.#hidden.add(`${userId} ${docName}`);
   }
@@ -122,7 +122,7 @@ export class FakeRelay {
     }
   }
 
-  /** Makes the relay refuse the next tracked write to `docName` with `kind`. */
+  /** Makes the relay refuse the next tracked write or encrypted append to `docName` with `kind`. */
   refuseNextWrite(docName: string, kind: ErrorKind): void {
     this.#refuse.set(docName, kind);
   }
@@ -179,7 +179,7 @@ export class FakeRelay {
     switch (message.type) {
       case 'subscribe': {
         if (this.#hidden.has(`${socket.userId} ${docName}`)) {
-          socket.push(docName, { type: 'permission', access: 'none', reason: 'not found' });
+          socket.push(docName, { type: 'permission', access: 'waiting', reason: '' });
           socket.waiting.set(docName, null);
           return;
         }
@@ -230,8 +230,15 @@ export class FakeRelay {
         return;
       }
       case 'enc-append': {
-        if (access !== 'read-write') {
-          socket.push(docName, { type: 'error', ref: message.ref, kind: 'Forbidden', message: 'read-only' });
+        const refusal = this.#refuse.get(docName) ?? (access === 'read-write' ? undefined : 'Forbidden');
+        if (refusal) {
+          this.#refuse.delete(docName);
+          socket.push(docName, {
+            type: 'error',
+            ref: message.ref,
+            kind: refusal,
+            message: `refused: ${refusal}`,
+          });
           return;
         }
         const seq = this.#nextSeq(docName);
@@ -367,7 +374,7 @@ class FakeSocket {
   onclose: ((event: { code: number; reason: string }) => void) | null = null;
   onerror: ((event: unknown) => void) | null = null;
   readonly subscriptions = new Set<string>();
-  /** Waiting subscriptions ("not found"), with the SyncStep1 the client sent meanwhile. */
+  /** Waiting subscriptions, with the SyncStep1 the client sent meanwhile. */
   readonly waiting = new Map<string, Uint8Array | null>();
   readonly #relay: FakeRelay;
   readonly userId: string | undefined;

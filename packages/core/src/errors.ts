@@ -8,6 +8,11 @@ export const ErrorKind = {
   Forbidden: 'Forbidden',
   NotFound: 'NotFound',
   Conflict: 'Conflict',
+  /**
+   * The envelope's key epoch is one the document has moved past: fetch the current key and
+   * seal again. (Not a plain Conflict, so a client re-seals only when sealing again can help.)
+   */
+  KeyRotated: 'KeyRotated',
   PreconditionFailed: 'PreconditionFailed',
   TooLarge: 'TooLarge',
   RateLimited: 'RateLimited',
@@ -25,6 +30,7 @@ const HTTP_STATUS: Record<ErrorKind, number> = {
   Forbidden: 403,
   NotFound: 404,
   Conflict: 409,
+  KeyRotated: 409,
   PreconditionFailed: 412,
   TooLarge: 413,
   RateLimited: 429,
@@ -40,6 +46,7 @@ const WS_CLOSE_CODE: Record<ErrorKind, number> = {
   Forbidden: 4403,
   NotFound: 4404,
   Conflict: 4409,
+  KeyRotated: 4409,
   PreconditionFailed: 4412,
   TooLarge: 4413,
   RateLimited: 4429,
@@ -75,7 +82,11 @@ export function httpStatusOf(kind: ErrorKind): number {
   return HTTP_STATUS[kind];
 }
 
-/** The error kind a client reports for an HTTP status it received (unknown 4xx → BadRequest, 5xx → Unavailable). */
+/**
+ * The error kind a client reports for an HTTP status it received (unknown 4xx → BadRequest, 5xx →
+ * Unavailable). A status several kinds share maps to the first listed (409 → Conflict): a
+ * response body naming the kind is what tells them apart.
+ */
 export function kindOfHttpStatus(status: number): ErrorKind {
   for (const kind of Object.keys(HTTP_STATUS) as ErrorKind[]) {
     if (HTTP_STATUS[kind] === status && kind !== 'InvalidMessage') return kind;

@@ -130,8 +130,8 @@ describe('createEnvelopeVerifier', () => {
     expect((await store.getObject(blob))?.minEpoch).toBe(0);
     await verify(blob, user(OWNER), seal(OWNER, blob, 'snapshot', rotated));
     expect((await store.getObject(blob))?.minEpoch).toBe(2);
-    expect(await kindOf(verify(blob, user(WRITER), seal(WRITER, blob, 'update', old)))).toBe('Conflict');
-    expect(await kindOf(verify(blob, user(OWNER), seal(OWNER, blob, 'snapshot', old)))).toBe('Conflict');
+    expect(await kindOf(verify(blob, user(WRITER), seal(WRITER, blob, 'update', old)))).toBe('KeyRotated');
+    expect(await kindOf(verify(blob, user(OWNER), seal(OWNER, blob, 'snapshot', old)))).toBe('KeyRotated');
     await verify(blob, user(WRITER), seal(WRITER, blob, 'update', rotated));
   });
 

@@ -34,7 +34,7 @@ export interface EnvelopePolicyOptions {
  *   the header names that user (Forbidden);
  * - that user may write: the owner of a USER_PRIVATE namespace; the owner or a read_write
  *   sharee of an encrypted blob (Forbidden for anyone else, read_only sharees included);
- * - its key epoch is not below the document's minimum (Conflict). A snapshot under a newer
+ * - its key epoch is not below the document's minimum (KeyRotated). A snapshot under a newer
  *   epoch — the owner rotating the key — raises the minimum; only the owner may do that.
  *
  * The server runtime is authoritative and holds no signing key: its envelopes are checked for
@@ -104,10 +104,13 @@ export function createEnvelopeVerifier(options: EnvelopePolicyOptions): Envelope
       header = verifyEnvelopeSignature(envelope, isAuthor, { docName: name, minEpoch });
     } catch (error) {
       if (refusal !== null && isSyncError(error, 'Forbidden')) throw new SyncError('Forbidden', refusal);
+      // The only Conflict the signature check raises is an epoch below the floor: tell the
+      // writer it is a rotation, the one refusal that sealing again under the new key cures.
       if (isSyncError(error, 'Conflict')) {
         throw new SyncError(
-          'Conflict',
+          'KeyRotated',
           `${error.message}: the document key was rotated; fetch the new key and seal again`,
+          { cause: error },
         );
       }
       throw error;

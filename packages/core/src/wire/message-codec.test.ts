@@ -33,6 +33,7 @@ const OUR_MESSAGES: Message[] = [
   { type: 'permission', access: 'read-write', reason: '' },
   { type: 'permission', access: 'read', reason: 'shared read_only' },
   { type: 'permission', access: 'none', reason: 'share revoked — ünïcödé 🔒' },
+  { type: 'permission', access: 'waiting', reason: '' },
   { type: 'unsubscribe' },
   { type: 'ack', ref: 1, seq: 0 },
   { type: 'ack', ref: Number.MAX_SAFE_INTEGER, seq: 123_456_789_012 },
@@ -166,6 +167,13 @@ describe('round trips', () => {
     expect(encodeMuxFrame('', { type: 'permission', access: 'read-write', reason: '' })).toEqual(
       bytes(0, 101, 2, 0),
     );
+    // Appended after read-write: the values a deployed peer knows keep their numbers.
+    expect(encodeMuxFrame('', { type: 'permission', access: 'waiting', reason: '' })).toEqual(
+      bytes(0, 101, 3, 0),
+    );
+    expect(encodeMuxFrame('', { type: 'permission', access: 'none', reason: '' })).toEqual(
+      bytes(0, 101, 0, 0),
+    );
   });
 });
 
@@ -208,7 +216,7 @@ describe('readers reject bad input with InvalidMessage', () => {
     ['subscribe read flag 4', bytes(100, 0, 0, 4, 2), /read flag 4/],
     ['subscribe write flag 3', bytes(100, 0, 0, 3, 3), /write flag 3/],
     ['a truncated subscribe', bytes(100, 0, 0, 3), /truncated write flag/],
-    ['permission access 3', bytes(101, 3, 0), /access 3/],
+    ['permission access 4', bytes(101, 4, 0), /access 4/],
     ['ack ref 0', bytes(103, 0, 1), /ref must be positive/],
     ['tracked update ref 0', bytes(105, 0, 0), /ref must be positive/],
     ['enc append ref 0', bytes(110, 0, 0), /ref must be positive/],

@@ -51,8 +51,17 @@ export const SUBSCRIBE_MODES = ['plaintext', 'encrypted'] as const;
 /** A subscription mode: `plaintext` (Yjs sync) or `encrypted` (append-only envelope log). */
 export type SubscribeMode = (typeof SUBSCRIBE_MODES)[number];
 
-/** A caller's access to a document, by wire value (the index in this list). */
-export const DOC_ACCESS_LEVELS = ['none', 'read', 'read-write'] as const;
+/**
+ * A caller's access to a document, by wire value (the index in this list; new values are
+ * appended, never inserted):
+ *
+ * - `none` (0): the subscription ended (never granted, revoked, deleted); the reason says why.
+ * - `read` (1), `read-write` (2): the subscription is active at that access.
+ * - `waiting` (3): the document is absent or hidden from the caller (the same to them). The
+ *   subscription stays and starts by itself with a later permission `read`/`read-write` when
+ *   the document becomes readable; nothing of the document is sent meanwhile.
+ */
+export const DOC_ACCESS_LEVELS = ['none', 'read', 'read-write', 'waiting'] as const;
 
 /** A caller's access to a document as the relay announces it in a permission message. */
 export type DocAccess = (typeof DOC_ACCESS_LEVELS)[number];

@@ -51,11 +51,14 @@ export interface SubscribeMessage {
   readonly write?: WriteFlag | undefined;
 }
 
-/** The relay's answer to subscribe, and a notice whenever the caller's access changes (`none` ends it). */
+/**
+ * The relay's answer to subscribe, and a notice whenever the caller's access changes: `none`
+ * ends the subscription, `waiting` keeps it without sending anything of the document.
+ */
 export interface PermissionMessage {
   readonly type: 'permission';
   readonly access: DocAccess;
-  /** Why, when access is narrower than asked; "" when granted. */
+  /** Why, when access is narrower than asked; "" when granted or waiting. */
   readonly reason: string;
 }
 
