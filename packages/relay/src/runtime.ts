@@ -146,12 +146,12 @@ export class RelayRuntime {
   // --- authoritative -------------------------------------------------------------------
 
   /** The value at `address` (a doc name or address), or null when absent. No checks. */
-  get(address: string | DocAddress): Promise<RuntimeValue | null> {
+  async get(address: string | DocAddress): Promise<RuntimeValue | null> {
     return this.#objects.readValue(RUNTIME, plaintextDoc(address), 'runtime');
   }
 
   /** Replaces the value at `address`. No checks; new objects are system-owned at read 0 / write 0 unless told otherwise. */
-  set(
+  async set(
     address: string | DocAddress,
     value: Record<string, unknown>,
     options: AuthoritativeWriteOptions = {},
@@ -160,7 +160,7 @@ export class RelayRuntime {
   }
 
   /** Deletes the object at `address` (any scope; USER_PRIVATE too); false when there was none. */
-  delete(address: string | DocAddress): Promise<boolean> {
+  async delete(address: string | DocAddress): Promise<boolean> {
     const doc = typeof address === 'string' ? parseDocName(address) : address;
     return this.#objects.remove(RUNTIME, doc, 'runtime');
   }
@@ -188,7 +188,7 @@ export class RelayRuntime {
   }
 
   /** Writes a user's data as `requestingUserId` would over HTTP: decided and audited. Forbidden when not allowed. */
-  setUserData(
+  async setUserData(
     request: UserDataRequest & { readonly value: Record<string, unknown> } & RuntimeWriteOptions,
   ): Promise<RuntimeValue> {
     const { caller, address } = onBehalf(request);
@@ -196,7 +196,7 @@ export class RelayRuntime {
   }
 
   /** Deletes a user's data as `requestingUserId` would over HTTP: decided and audited. */
-  deleteUserData(request: UserDataRequest): Promise<boolean> {
+  async deleteUserData(request: UserDataRequest): Promise<boolean> {
     const { caller, address } = onBehalf(request);
     return hiddenAs(false, () => this.#objects.remove(caller, address, 'runtime'));
   }

@@ -79,9 +79,6 @@ export class DocEndpoint {
     session: SocketSession,
     address: Address,
   ): Promise<void> {
-    if (address.kind === 'doc' && isEncryptedScope(address.scope)) {
-      return refuseUpgrade(socket, 'BadRequest', ENCRYPTED_PRIVATE);
-    }
     const admission = await this.#registry.admit({
       session,
       address,
@@ -90,7 +87,13 @@ export class DocEndpoint {
       listener: this.#listener,
       encode: (message) => (isYProtocolsMessage(message) ? encodeDocFrame(message) : null),
       mayWait: false,
-      announce: (_sub, encrypted) => (encrypted === true ? ENCRYPTED_BLOB : null),
+      // Told only to callers who may read it: the channel a document needs.
+      announce: (_sub, encrypted) =>
+        address.kind === 'doc' && isEncryptedScope(address.scope)
+          ? ENCRYPTED_PRIVATE
+          : encrypted === true
+            ? ENCRYPTED_BLOB
+            : null,
     });
     if (admission.kind === 'invalid') return refuseUpgrade(socket, 'BadRequest', admission.message);
     if (admission.kind === 'refused') return refuseUpgrade(socket, 'Forbidden', admission.reason);
