@@ -98,7 +98,9 @@ describe('client ⇄ real relay', () => {
     const name = `USER_PUBLIC/${a.userId}/journal`;
     const da = a.doc(name);
     const db = b.doc(name);
-    await Promise.all([da.whenSynced, db.whenSynced]);
+    await da.whenSynced;
+    // Nobody wrote it yet: to b it does not exist, so b waits for it.
+    await vi.waitFor(() => expect(db.access).toBe('waiting'));
     await stopRelay(first);
     await da.transact((d) => d.getText('t').insert(0, 'written while the relay was down'));
     expect(da.pending).toBe(1);

@@ -49,7 +49,10 @@ export async function openEngines(settings: EngineSettings): Promise<OpenedEngin
     for (const close of closers.reverse()) await close().catch(() => undefined);
   };
   try {
-    const pool = await openPostgresPool(settings.databaseUrl, { max: 20, applicationName: 'scopesync-relay' });
+    const pool = await openPostgresPool(settings.databaseUrl, {
+      max: 20,
+      applicationName: 'scopesync-relay',
+    });
     closers.push(() => pool.end());
     const schema = settings.databaseSchema;
     const relayStore = await PostgresRelayStore.open({ pool, schema });

@@ -19,8 +19,8 @@ import {
 } from '@scopesync/relay';
 import { PostgresRelayStore, redactUrl } from '@scopesync/store-postgres';
 import { SqliteRelayStore } from '@scopesync/store-sqlite';
-import { openEngines } from './engines.ts';
 import { backupDataDir, restoreDataDir } from './backup.ts';
+import { openEngines } from './engines.ts';
 import { GuestbookMod } from './example-mod.ts';
 import {
   isOn,
@@ -100,7 +100,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const target: StoreTarget =
     databaseUrl === undefined
       ? { dataDir }
-      : { databaseUrl, schema: values['database-schema'] ?? (io.env.SCOPESYNC_DATABASE_SCHEMA || 'scopesync') };
+      : {
+          databaseUrl,
+          schema: values['database-schema'] ?? (io.env.SCOPESYNC_DATABASE_SCHEMA || 'scopesync'),
+        };
   const redis = values['redis-url'] ?? (io.env.REDIS_URL || undefined);
   const command = positionals.slice(0, 2).join(' ');
   try {
@@ -142,8 +145,11 @@ const OPTIONS = {
       { type: s.placeholder === '' ? ('boolean' as const) : ('string' as const) },
     ]),
   ),
-  // Also a setting; named here so that the other commands' `values` know it.
+  // Also settings; named here so that the other commands' `values` know them.
   'data-dir': { type: 'string' },
+  'database-url': { type: 'string' },
+  'database-schema': { type: 'string' },
+  'redis-url': { type: 'string' },
   'device-name': { type: 'string' },
   out: { type: 'string' },
   from: { type: 'string' },
@@ -249,7 +255,10 @@ async function start(values: Values, io: CliIo): Promise<number> {
           databaseSchema: settings.get('database-schema') ?? 'scopesync',
           redisUrl: settings.get('redis-url'),
           redisPrefix: settings.get('redis-prefix') ?? 'scopesync',
-          rateLimit: options.rateLimit === false || options.rateLimit === undefined ? false : (options.rateLimit as { capacity: number; refillPerSecond: number }),
+          rateLimit:
+            options.rateLimit === false || options.rateLimit === undefined
+              ? false
+              : (options.rateLimit as { capacity: number; refillPerSecond: number }),
           log: options.log ?? (() => undefined),
         });
   const { dataDir, ...rest } = options;
@@ -307,9 +316,7 @@ async function restore(
 }
 
 /** Where the admin commands find the relay's records: its SQLite data dir, or PostgreSQL. */
-type StoreTarget =
-  | { readonly dataDir: string }
-  | { readonly databaseUrl: string; readonly schema: string };
+type StoreTarget = { readonly dataDir: string } | { readonly databaseUrl: string; readonly schema: string };
 
 async function withStore<T>(
   target: StoreTarget,

@@ -35,10 +35,10 @@ export {
   unreachable,
   wsCloseCodeOf,
 } from './errors.ts';
-export { KeyedMutex } from './keyed-mutex.ts';
 export type { KeyValueStore, KvEntry, KvOp, KvValue } from './key-value-store.ts';
-export type { Locks } from './locks.ts';
+export { KeyedMutex } from './keyed-mutex.ts';
 export { isLevel, Level } from './levels.ts';
+export type { Locks } from './locks.ts';
 export { MemoryDocStore } from './memory-doc-store.ts';
 export { MemoryKeyValueStore } from './memory-key-value-store.ts';
 export type {

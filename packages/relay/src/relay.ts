@@ -260,7 +260,13 @@ export class Relay {
     const link =
       transport === undefined
         ? null
-        : new ClusterLink({ bus: this.bus, transport, committed: (event) => feed.receive(event), catchUp, log });
+        : new ClusterLink({
+            bus: this.bus,
+            transport,
+            committed: (event) => feed.receive(event),
+            catchUp,
+            log,
+          });
     const timer = setInterval(() => void this.syncServer.revalidate(), cluster.revalidateMs ?? 30_000);
     timer.unref();
     this.#leaveCluster = async () => {

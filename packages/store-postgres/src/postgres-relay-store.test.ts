@@ -20,17 +20,14 @@ afterAll(() => db.end());
 const open = (schema: string): Promise<PostgresRelayStore> =>
   PostgresRelayStore.open({ url: db.url, schema, poolOptions: TEST_POOL });
 
-runRelayStoreSuite(
-  'PostgresRelayStore',
-  async () => {
-    const schema = db.newSchema();
-    return {
-      subject: await open(schema),
-      reopen: () => open(schema),
-      teardown: () => db.dropSchema(schema),
-    };
-  },
-);
+runRelayStoreSuite('PostgresRelayStore', async () => {
+  const schema = db.newSchema();
+  return {
+    subject: await open(schema),
+    reopen: () => open(schema),
+    teardown: () => db.dropSchema(schema),
+  };
+});
 
 const ALICE = 'user_00000000000000a1';
 

@@ -121,7 +121,7 @@ export class DocEditor {
       }),
       onDocChange(handle, showTitle),
       handle.on('permission', ({ access }) => {
-        if (access !== 'none') this.#granted = true;
+        if (access === 'read' || access === 'read-write') this.#granted = true;
         this.#renderAccess();
       }),
       handle.on('error', (error) => this.#notice.error(error, 'save this edit')),
@@ -179,7 +179,7 @@ export class DocEditor {
       );
     } else if (view === 'read-write' && !this.#item.owned) {
       this.#notice.show('ok', 'You can edit: the owner shared this document with you to read and write.');
-    } else if (view === 'none' && this.#handle.waiting && !this.#handle.closed) {
+    } else if (view === 'waiting' && this.#handle.waiting && !this.#handle.closed) {
       this.#notice.show(
         'info',
         'Nothing here for you yet: it was not shared with you, or it does not exist. It opens as soon as it is.',

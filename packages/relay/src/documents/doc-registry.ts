@@ -126,7 +126,12 @@ export class DocRegistry {
     if (!entry || !doc || entry.stale || entry.removed || entry.loadId !== loadId) return false;
     entry.writing = true;
     try {
-      doc.transact(() => applyLog(doc, updates.map((data, i) => ({ seq: i, data }))));
+      doc.transact(() =>
+        applyLog(
+          doc,
+          updates.map((data, i) => ({ seq: i, data })),
+        ),
+      );
     } finally {
       entry.writing = false;
     }

@@ -140,8 +140,9 @@ export class ObjectService {
 
   /** The value at `address` as `caller` may read it (audited); null when absent. Denials throw. */
   async readValue(caller: Caller, address: DocAddress, channel: AuditChannel): Promise<StoredValue | null> {
-    refuseEncrypted(address);
+    // Decided first: to whoever may not read it, a private value is as absent as any other.
     await this.require(caller, 'read', address, channel);
+    refuseEncrypted(address);
     const object = await this.#access.loadObject(address);
     if (!object) return null;
     const value = await this.#hub.read(address.name, readUserValue);
@@ -201,6 +202,6 @@ export class ObjectService {
 
 function refuseEncrypted(address: DocAddress): void {
   if (isEncryptedScope(address.scope)) {
-    throw new SyncError('BadRequest', 'USER_PRIVATE is end-to-end encrypted: use the client');
+    throw new SyncError('BadRequest', 'end-to-end encrypted: use the client');
   }
 }
