@@ -1,7 +1,7 @@
 import type { DocName, DocStore, EncEntry } from '@scopesync/core';
 import * as Y from 'yjs';
 import type { EventBus } from '../events/event-bus.ts';
-import type { ChangeOrigin, DocCommitted, EnvelopeAppended } from '../events/relay-events.ts';
+import { type ChangeOrigin, type DocCommitted, docLane, type EnvelopeAppended } from '../events/relay-events.ts';
 
 /** What the feed needs from the documents this relay holds. */
 export interface ReplicaTarget {
@@ -38,6 +38,25 @@ interface Followed {
   readonly seen: Set<number>;
   /** A read of the store under way. */
   catchingUp: Promise<void> | null;
+}
+
+/** One update holding them all; entries that are not Yjs updates (skipped on apply) are left out. */
+function merged(updates: readonly Uint8Array[]): Uint8Array {
+  if (updates.length === 1) return updates[0] as Uint8Array;
+  try {
+    return Y.mergeUpdates(updates as Uint8Array[]);
+  } catch {
+    return Y.mergeUpdates(updates.filter(isYjsUpdate) as Uint8Array[]);
+  }
+}
+
+function isYjsUpdate(update: Uint8Array): boolean {
+  try {
+    Y.decodeUpdate(update);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The origin of what the feed read from the store itself. */
@@ -79,8 +98,18 @@ export class DocFeed {
     this.#timer?.unref();
   }
 
-  /** Takes another relay's committed write (see `ClusterLink`). */
+  /**
+   * Takes another relay's committed write (see `ClusterLink`). It is applied in the document's
+   * lane of the bus, behind any access change that relay published before it: until that change
+   * has been applied to every subscription here, the write is neither in this relay's copy (a
+   * SyncStep1 answer could carry it) nor sent to anyone.
+   */
   receive(event: DocCommitted | EnvelopeAppended): void {
+    if (this.#closed) return;
+    void this.#bus.serialize(docLane(event.name), async () => this.#apply(event));
+  }
+
+  #apply(event: DocCommitted | EnvelopeAppended): void {
     if (this.#closed) return;
     const seq = event.type === 'doc-committed' ? event.seq : event.entry.seq;
     const followed = this.#follow(event.name);
@@ -154,6 +183,7 @@ export class DocFeed {
   }
 
   #catchUp(name: DocName, followed: Followed): Promise<void> {
+    // Read outside the lane; applied in it (like `receive`), behind access changes.
     followed.catchingUp ??= this.#readStore(name, followed)
       .catch((error: unknown) => {
         this.#log(
@@ -176,12 +206,14 @@ export class DocFeed {
     if (!replica || replica.loadId !== followed.loadId) return;
     if (replica.encrypted) {
       const { entries } = await this.#target.fetchEncrypted(name, followed.watermark);
-      for (const entry of entries) {
-        if (entry.seq <= followed.watermark) continue;
-        const seen = followed.seen.has(entry.seq);
-        this.#advance(followed, entry.seq);
-        if (!seen) void this.#bus.publish({ type: 'envelope-appended', name, entry, origin: STORE_ORIGIN });
-      }
+      await this.#bus.serialize(docLane(name), async () => {
+        for (const entry of entries) {
+          if (entry.seq <= followed.watermark) continue;
+          const seen = followed.seen.has(entry.seq);
+          this.#advance(followed, entry.seq);
+          if (!seen) void this.#bus.publish({ type: 'envelope-appended', name, entry, origin: STORE_ORIGIN });
+        }
+      });
       return;
     }
     const head = await this.#store.head(name);
@@ -190,12 +222,16 @@ export class DocFeed {
     const last = entries.at(-1)?.seq;
     if (last === undefined) return;
     const missing = entries.filter((e) => e.seq > followed.watermark && !followed.seen.has(e.seq));
-    if (missing.length > 0) {
-      const updates = missing.map((e) => e.data);
-      if (!this.#target.applyReplicated(name, followed.loadId, updates)) return;
-      const update = updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates);
-      void this.#bus.publish({ type: 'doc-updated', name, update, seq: last, origin: STORE_ORIGIN });
-    }
-    this.#advance(followed, last);
+    await this.#bus.serialize(docLane(name), async () => {
+      if (this.#followed.get(name) !== followed) return;
+      const fresh = missing.filter((e) => e.seq > followed.watermark && !followed.seen.has(e.seq));
+      if (fresh.length > 0) {
+        const updates = fresh.map((e) => e.data);
+        if (!this.#target.applyReplicated(name, followed.loadId, updates)) return;
+        // Published, not awaited: it runs in this lane right after this task.
+        void this.#bus.publish({ type: 'doc-updated', name, update: merged(updates), seq: last, origin: STORE_ORIGIN });
+      }
+      this.#advance(followed, last);
+    });
   }
 }

@@ -112,6 +112,11 @@ export type RelayEventType = RelayEvent['type'];
 /** The event of one type. */
 export type RelayEventOf<T extends RelayEventType> = Extract<RelayEvent, { type: T }>;
 
+/** The ordering lane of a document's events (see `orderingKeyOf`, `EventBus.serialize`). */
+export function docLane(name: DocName): string {
+  return `doc:${name}`;
+}
+
 /**
  * The key events are ordered by: a document's name for document events, so that an access
  * change is handled before any later update of the same document; the credential or user for
@@ -125,7 +130,7 @@ export function orderingKeyOf(event: RelayEvent): string {
     case 'awareness-changed':
     case 'access-changed':
     case 'doc-removed':
-      return `doc:${event.name}`;
+      return docLane(event.name);
     case 'credential-revoked':
       return `credential:${event.credential}`;
     case 'level-changed':

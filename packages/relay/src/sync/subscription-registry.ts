@@ -9,12 +9,13 @@ import {
   type Message,
 } from '@scopesync/core';
 import type { EventBus } from '../events/event-bus.ts';
-import type {
-  AccessChanged,
-  ChangeOrigin,
-  DocRemoved,
-  DocUpdated,
-  EnvelopeAppended,
+import {
+  type AccessChanged,
+  type ChangeOrigin,
+  type DocRemoved,
+  type DocUpdated,
+  docLane,
+  type EnvelopeAppended,
 } from '../events/relay-events.ts';
 import type { Counter } from '../metrics.ts';
 import { AwarenessRoom } from './awareness-room.ts';
@@ -119,7 +120,7 @@ export class SubscriptionRegistry {
    * is audited when it starts; a refusal is audited as an attempt.
    */
   admit(request: AdmitRequest): Promise<Admission> {
-    return this.#bus.serialize(laneOf(request.address.name), async () => {
+    return this.#bus.serialize(docLane(request.address.name), async () => {
       const { session, address } = request;
       if (session.ended) return { kind: 'refused', reason: 'the socket closed' };
       const decided = await this.#decide(session.caller, address, { audit: true, readAudited: false });
@@ -186,7 +187,7 @@ export class SubscriptionRegistry {
   async redecideSession(session: SocketSession): Promise<void> {
     const subs = [...(this.#bySession.get(session) ?? [])];
     await Promise.all(
-      subs.map((sub) => this.#bus.serialize(laneOf(sub.name), () => this.#redecide(sub, false))),
+      subs.map((sub) => this.#bus.serialize(docLane(sub.name), () => this.#redecide(sub, false))),
     );
   }
 
@@ -396,11 +397,6 @@ export class SubscriptionRegistry {
       else sub.pushFrame(frames.for(sub));
     }
   }
-}
-
-/** The bus lane of a document (see `orderingKeyOf`). */
-export function laneOf(name: DocName): string {
-  return `doc:${name}`;
 }
 
 function isEchoOf(origin: ChangeOrigin, sub: Subscription): boolean {
