@@ -15,6 +15,9 @@ import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import type { TestRelay } from './start-test-relay.ts';
 
+/** Where a test socket connects: a relay in this process or in a child. */
+export type RelayEndpoint = Pick<TestRelay, 'wsUrl' | 'api'>;
+
 // Sockets that speak the sync protocols at frame level and remember everything they received,
 // for tests that must show a frame never arrived. "Never" is bounded by a fence: a write made
 // after the operation under test that the socket must receive, so anything the relay sent
@@ -92,11 +95,11 @@ export class MuxSocket {
   closedWith: { code: number; reason: string } | null = null;
   readonly closed: Promise<{ code: number; reason: string }>;
   readonly #wakers = new Set<() => void>();
-  readonly #relay: TestRelay;
+  readonly #relay: RelayEndpoint;
   #fenceDoc: string | null = null;
   #nextRef = 1;
 
-  private constructor(relay: TestRelay, ws: WebSocket) {
+  private constructor(relay: RelayEndpoint, ws: WebSocket) {
     this.#relay = relay;
     this.ws = ws;
     ws.on('message', (data: Buffer) => {
@@ -116,7 +119,7 @@ export class MuxSocket {
   }
 
   /** Opens `/sync` with `key` (a guest without one); rejects if the upgrade is refused. */
-  static async open(relay: TestRelay, key?: string): Promise<MuxSocket> {
+  static async open(relay: RelayEndpoint, key?: string): Promise<MuxSocket> {
     const query = key === undefined ? '' : `?key=${encodeURIComponent(key)}`;
     const ws = new WebSocket(`${relay.wsUrl}/sync${query}`);
     const socket = new MuxSocket(relay, ws);
@@ -266,7 +269,7 @@ export class DocClient {
   readonly frames: { readonly message: Message; readonly bytes: Uint8Array }[] = [];
   readonly #wakers = new Set<() => void>();
 
-  constructor(relay: TestRelay, docName: string, key: string) {
+  constructor(relay: RelayEndpoint, docName: string, key: string) {
     this.provider = new WebsocketProvider(`${relay.wsUrl}/sync`, docName, this.doc, {
       WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
       params: { key },
@@ -370,7 +373,7 @@ export class RawDocSocket {
   }
 
   /** Opens `/sync/<doc>` with `key`; rejects with the status if the upgrade is refused. */
-  static async open(relay: TestRelay, doc: string, key: string): Promise<RawDocSocket> {
+  static async open(relay: RelayEndpoint, doc: string, key: string): Promise<RawDocSocket> {
     const ws = new WebSocket(`${relay.wsUrl}/sync/${encodeURIComponent(doc)}?key=${encodeURIComponent(key)}`);
     const socket = new RawDocSocket(ws);
     await new Promise<void>((resolve, reject) => {

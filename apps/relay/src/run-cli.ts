@@ -104,7 +104,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
           databaseUrl,
           schema: values['database-schema'] ?? (io.env.SCOPESYNC_DATABASE_SCHEMA || 'scopesync'),
         };
-  const redis = values['redis-url'] ?? (io.env.REDIS_URL || undefined);
+  const redisUrl = values['redis-url'] ?? (io.env.REDIS_URL || undefined);
+  const redis =
+    redisUrl === undefined
+      ? undefined
+      : { url: redisUrl, prefix: values['redis-prefix'] ?? (io.env.SCOPESYNC_REDIS_PREFIX || 'scopesync') };
   const command = positionals.slice(0, 2).join(' ');
   try {
     switch (positionals[0]) {
@@ -150,6 +154,7 @@ const OPTIONS = {
   'database-url': { type: 'string' },
   'database-schema': { type: 'string' },
   'redis-url': { type: 'string' },
+  'redis-prefix': { type: 'string' },
   'device-name': { type: 'string' },
   out: { type: 'string' },
   from: { type: 'string' },
@@ -352,7 +357,7 @@ async function levelSet(
   userId: string | undefined,
   rawLevel: string | undefined,
   target: StoreTarget,
-  redisUrl: string | undefined,
+  redis: { readonly url: string; readonly prefix: string } | undefined,
   io: CliIo,
 ): Promise<number> {
   if (userId === undefined || rawLevel === undefined) throw new UsageError('level set needs USER_ID LEVEL');
@@ -367,14 +372,17 @@ async function levelSet(
   }
   // Running relays hear it at once through Redis; without it, they re-check open sockets
   // against the database within their revalidation period.
-  if (redisUrl !== undefined) await announce(redisUrl, { type: 'level-changed', userId, level });
+  if (redis !== undefined) await announce(redis, { type: 'level-changed', userId, level });
   io.out(`${userId} is now level ${level}`);
   return 0;
 }
 
 /** Tells the running relays about an account change, through the same channel they use. */
-async function announce(redisUrl: string, event: RelayEvent & { type: 'level-changed' }): Promise<void> {
-  const transport = await RedisTransport.connect({ url: redisUrl, relayId: 'cli' });
+async function announce(
+  redis: { readonly url: string; readonly prefix: string },
+  event: RelayEvent & { type: 'level-changed' },
+): Promise<void> {
+  const transport = await RedisTransport.connect({ url: redis.url, prefix: redis.prefix, relayId: 'cli' });
   try {
     await transport.send(encodeClusterEvent(transport.relayId, event));
   } finally {

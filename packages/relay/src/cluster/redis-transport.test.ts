@@ -51,7 +51,7 @@ describe('RedisTransport', () => {
     try {
       // Only b's subscriber connection: other test files may share this Redis.
       const list = String(await admin.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub']));
-      const line = list.split('\n').find((l) => l.includes(`name=scopesync-b-${prefix}-sub`));
+      const line = list.split('\n').find((l) => l.includes(`name=scopesync-${prefix}-b-${prefix}-sub`));
       const id = /\bid=(\d+)/.exec(line ?? '')?.[1];
       if (id === undefined) throw new Error('the subscriber connection is not in CLIENT LIST');
       await admin.sendCommand(['CLIENT', 'KILL', 'ID', id]);

@@ -56,8 +56,9 @@ export class RedisTransport implements ClusterTransport {
   static async connect(options: RedisTransportOptions): Promise<RedisTransport> {
     const relayId = options.relayId ?? randomBytes(8).toString('hex');
     // Named, so an operator (or a test) can tell the connections apart in CLIENT LIST.
-    const publisher = newRedisClient(options.url, `scopesync-${relayId}-pub`);
-    const subscriber = newRedisClient(options.url, `scopesync-${relayId}-sub`);
+    const name = `scopesync-${options.prefix ?? 'scopesync'}-${relayId}`;
+    const publisher = newRedisClient(options.url, `${name}-pub`);
+    const subscriber = newRedisClient(options.url, `${name}-sub`);
     const transport = new RedisTransport({ ...options, relayId }, publisher, subscriber);
     const timeoutMs = options.connectTimeoutMs ?? 5000;
     let timer: NodeJS.Timeout | undefined;
