@@ -61,6 +61,13 @@ export async function openEngines(settings: EngineSettings): Promise<OpenedEngin
     closers.push(() => docStore.close());
     const challenges = await PostgresChallengeStore.open({ pool, schema });
     closers.push(() => challenges.close());
+    // A held lock keeps its connection: locks get a pool of their own, so that the queries
+    // run under them can never wait for a connection that a lock holder keeps.
+    const lockPool = await openPostgresPool(settings.databaseUrl, {
+      max: 10,
+      applicationName: 'scopesync-relay-locks',
+    });
+    closers.push(() => lockPool.end());
     let transport: ClusterTransport | undefined;
     let rateLimit: RedisRateLimitBuckets | undefined;
     if (settings.redisUrl !== undefined) {
@@ -83,7 +90,7 @@ export async function openEngines(settings: EngineSettings): Promise<OpenedEngin
     }
     return {
       stores: { relayStore, docStore },
-      cluster: { transport, locks: new PostgresLocks(pool, schema), challenges },
+      cluster: { transport, locks: new PostgresLocks(lockPool, schema), challenges },
       rateLimit,
       close: closeAll,
     };
