@@ -1,0 +1,119 @@
+import type { KeyGrantRecord, Level, ModGrant, ObjectRecord, UserRecord } from '@scopesync/core';
+
+// Rows of the SQLite relay store as better-sqlite3 returns them, and their records.
+
+/** A `users` row. */
+export interface UserSql {
+  user_id: string;
+  level: number;
+  device_name: string;
+  sign_pk: string | null;
+  box_pk: string | null;
+  created_at: number;
+}
+/** An `api_keys` row. */
+export interface KeySql {
+  key_hash: string;
+  user_id: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+/** An `objects` row. */
+export interface ObjectSql {
+  name: string;
+  owner: string;
+  read: number;
+  write: number;
+  encrypted: number;
+  min_epoch: number;
+  created_at: number;
+  updated_at: number;
+  size: number;
+  version: number;
+}
+/** A `shares` row. */
+export interface ShareSql {
+  blob_id: string;
+  user_id: string;
+  level: string;
+  granted_by: string;
+  granted_at: number;
+}
+/** A `key_grants` row. */
+export interface KeyGrantSql {
+  blob_id: string;
+  user_id: string;
+  epoch: number;
+  sealed_key: Buffer;
+  grant_data: Buffer;
+  granted_by: string;
+  granted_at: number;
+}
+/** A `wrapped_keys` row. */
+export interface WrappedKeySql {
+  doc_name: string;
+  key_id: string;
+  epoch: number;
+  wrapped: Buffer;
+  created_at: number;
+}
+/** A `mod_grants` row. */
+export interface GrantSql {
+  source: string;
+  target: string;
+  permission: string;
+  keys: string | null;
+  expires_at: number | null;
+}
+
+/** The record of a `users` row. */
+export function toUser(r: UserSql): UserRecord {
+  return {
+    userId: r.user_id,
+    level: r.level as Level,
+    deviceName: r.device_name,
+    signPk: r.sign_pk,
+    boxPk: r.box_pk,
+    createdAt: r.created_at,
+  };
+}
+
+/** The record of an `objects` row. */
+export function toObject(r: ObjectSql): ObjectRecord {
+  return {
+    name: r.name,
+    owner: r.owner,
+    read: r.read as ObjectRecord['read'],
+    write: r.write as ObjectRecord['write'],
+    encrypted: r.encrypted !== 0,
+    minEpoch: r.min_epoch,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    size: r.size,
+    version: r.version,
+  };
+}
+
+/** The record of a `key_grants` row (with copies of its bytes). */
+export function toKeyGrant(r: KeyGrantSql): KeyGrantRecord {
+  return {
+    blobId: r.blob_id,
+    userId: r.user_id,
+    epoch: r.epoch,
+    sealedKey: new Uint8Array(r.sealed_key),
+    grant: new Uint8Array(r.grant_data),
+    grantedBy: r.granted_by,
+    grantedAt: r.granted_at,
+  };
+}
+
+/** The grant of a `mod_grants` row. */
+export function toGrant(r: GrantSql): ModGrant {
+  return {
+    source: r.source,
+    target: r.target,
+    permission: r.permission as ModGrant['permission'],
+    ...(r.keys === null ? {} : { keys: JSON.parse(r.keys) as string[] }),
+    ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
+  };
+}
