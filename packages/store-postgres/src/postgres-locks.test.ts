@@ -34,9 +34,20 @@ describe('PostgresLocks', () => {
     await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).run('doc-1', section)));
     expect(counter).toBe(20);
     expect(most).toBe(1);
-    // Another key is not held up by a held one.
+    // Another key is not held up by a held one. Wait until it is held: taking it takes a
+    // connection and a round trip, which the other key may well beat.
     let release!: () => void;
-    const held = a.run('doc-2', () => new Promise<void>((resolve) => (release = resolve)));
+    let entered!: () => void;
+    const isHeld = new Promise<void>((resolve) => (entered = resolve));
+    const held = a.run(
+      'doc-2',
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+          entered();
+        }),
+    );
+    await isHeld;
     await b.run('doc-3', async () => undefined);
     release();
     await held;

@@ -249,6 +249,78 @@ describe('PostgresRelayStore.transaction', () => {
     expect(await verifyAuditChain(b)).toEqual({ ok: true, entries: 12 });
   });
 
+  it('runs transactions of one store side by side: one can wait for another to commit', async () => {
+    const [store] = (await fixture.relays(1)) as [PostgresRelayStore];
+    let letFirstFinish = (): void => undefined;
+    const secondCommitted = new Promise<void>((resolve) => {
+      letFirstFinish = resolve;
+    });
+    // Run one after another (as a store-wide gate would), the first would wait for ever.
+    const first = store.transaction(async (tx) => {
+      await tx.createObject(object('PUBLIC_RW/_/first'));
+      await secondCommitted;
+      return tx.getObject('PUBLIC_RW/_/second');
+    });
+    await store.transaction(async (tx) => {
+      await tx.createObject(object('PUBLIC_RW/_/second'));
+    });
+    letFirstFinish();
+    // SERIALIZABLE: the first began before the second committed, so it does not see its row.
+    expect(await first).toBeNull();
+    expect(await store.getObject('PUBLIC_RW/_/first')).toEqual(object('PUBLIC_RW/_/first'));
+  });
+
+  it('serves other callers of the store while a transaction is open, refusing only calls from its callback', async () => {
+    const [store] = (await fixture.relays(1)) as [PostgresRelayStore];
+    let opened = (): void => undefined;
+    const isOpen = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let fromCallback: Promise<string> | undefined;
+    let afterwards: Promise<unknown> | undefined;
+    const transaction = store.transaction(async (tx) => {
+      await tx.createObject(object('PUBLIC_RW/_/inside'));
+      fromCallback = kindOf(store.getObject('PUBLIC_RW/_/inside'));
+      // A continuation that outlives the callback is an ordinary caller again.
+      afterwards = released
+        .then(() => new Promise((resolve) => setTimeout(resolve, 10)))
+        .then(() => store.getObject('PUBLIC_RW/_/inside'));
+      opened();
+      await released;
+    });
+    await isOpen;
+    // Other requests of this relay run meanwhile (and see nothing uncommitted), reads and writes.
+    expect(await store.getObject('PUBLIC_RW/_/inside')).toBeNull();
+    expect(await store.createObject(object('PUBLIC_RW/_/outside'))).toEqual(object('PUBLIC_RW/_/outside'));
+    release();
+    await transaction;
+    expect(await fromCallback).toBe('Internal');
+    expect(await afterwards).toEqual(object('PUBLIC_RW/_/inside'));
+  });
+
+  it('passes a seal error inside a transaction through unchanged, and goes on', async () => {
+    const [store] = (await fixture.relays(1)) as [PostgresRelayStore];
+    const boom = new Error('seal failed');
+    await store.transaction(async (tx) => {
+      await audit(tx, 'a');
+      const error = await tx
+        .appendAudit(() => {
+          throw boom;
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(error).toBe(boom);
+      await audit(tx, 'b');
+    });
+    expect((await store.queryAudit({})).map((e) => e.key)).toEqual(['a', 'b']);
+  });
+
   it('refuses calls on tx after the transaction ended, and transactions after close', async () => {
     const [store] = (await fixture.relays(1)) as [PostgresRelayStore];
     let kept: { getUser(id: string): Promise<unknown> } | undefined;

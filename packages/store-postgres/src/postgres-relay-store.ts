@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   type AuditHead,
   type AuditQuery,
@@ -203,20 +204,48 @@ interface Executor {
   atomic<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T>;
 }
 
-/** Outside a transaction: statements autocommit; atomic steps get a READ COMMITTED transaction of their own. */
+/**
+ * One run of a transaction's callback, as the store's async context carries it into every call
+ * the callback makes. Open until the callback settles: a continuation that outlives it (a timer
+ * it set, a promise it did not await) is an ordinary caller again.
+ */
+interface CallbackScope {
+  open: boolean;
+}
+
+/**
+ * Outside a transaction: statements autocommit; atomic steps get a READ COMMITTED transaction of
+ * their own. Refuses a call made from inside one of this store's transaction callbacks, which
+ * would run beside the transaction instead of in it: blocked by the transaction's row locks,
+ * it would wait for the transaction that waits for it.
+ */
 class PoolExecutor implements Executor {
   readonly #handle: PostgresHandle;
+  readonly #scope: AsyncLocalStorage<CallbackScope>;
 
-  constructor(handle: PostgresHandle) {
+  constructor(handle: PostgresHandle, scope: AsyncLocalStorage<CallbackScope>) {
     this.#handle = handle;
+    this.#scope = scope;
   }
 
-  one<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T> {
+  async one<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T> {
+    refuseReentry(this.#scope);
     return this.#handle.run(`cannot ${context}`, step);
   }
 
-  atomic<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T> {
+  async atomic<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T> {
+    refuseReentry(this.#scope);
     return this.#handle.transaction(`cannot ${context}`, step);
+  }
+}
+
+/** Throws SyncError('Internal') when called from inside an open transaction callback of the store `scope` belongs to. */
+function refuseReentry(scope: AsyncLocalStorage<CallbackScope>): void {
+  if (scope.getStore()?.open) {
+    throw new SyncError(
+      'Internal',
+      'a transaction callback called the store itself; it must use the tx it was given',
+    );
   }
 }
 
@@ -243,8 +272,10 @@ class TxExecutor implements Executor {
   }
 
   atomic<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T> {
+    if (this.#ended) {
+      return Promise.reject(new SyncError('Internal', 'this transaction has ended; its tx is closed'));
+    }
     const run = async (): Promise<T> => {
-      if (this.#ended) throw new SyncError('Internal', 'the transaction has ended; use the store');
       const client = this.#client;
       try {
         await client.query('SAVEPOINT scopesync_step');
@@ -270,10 +301,10 @@ class TxExecutor implements Executor {
     return result;
   }
 
-  /** Waits for the calls already made, then refuses any later one. */
+  /** Refuses every later call at once, then waits for the calls already made. */
   async end(): Promise<void> {
-    await this.#queue;
     this.#ended = true;
+    await this.#queue;
   }
 }
 
@@ -582,14 +613,21 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
   }
 
   async appendAudit(seal: (head: AuditHead | null) => AuditRecord): Promise<AuditRecord> {
-    return this.#x.atomic('append to the audit log', async (q) => {
+    const outcome = await this.#x.atomic('append to the audit log', async (q) => {
       // The head row is locked until this transaction (the audited one, inside `transaction`)
       // commits: appenders on every relay chain one after another.
       const locked = (await q.query<{ seq: bigint; hash: string }>(this.#sql.lockAuditHead)).rows[0];
       if (!locked) throw new SyncError('Internal', 'the audit head row is missing');
       const seq = toSafeInteger(locked.seq, 'audit seq');
       const head = seq === 0 ? null : { seq, hash: locked.hash };
-      const entry = { ...seal(head) };
+      let entry: AuditRecord;
+      try {
+        entry = { ...seal(head) };
+      } catch (error) {
+        // The caller's own error, to pass on unchanged: returned rather than thrown so that
+        // neither the retry nor the error mapping around this step sees it. Nothing is written.
+        return { refused: error };
+      }
       if (entry.seq !== seq + 1) {
         throw new SyncError('Conflict', `audit entry ${entry.seq} does not follow ${seq}`);
       }
@@ -615,8 +653,10 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
         entry.hash,
       ]);
       await q.query(this.#sql.setAuditHead, [entry.seq, entry.hash]);
-      return entry;
+      return { entry };
     });
+    if ('refused' in outcome) throw outcome.refused;
+    return outcome.entry;
   }
 
   async auditHead(): Promise<AuditHead | null> {
@@ -679,12 +719,20 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
 export class PostgresRelayStore extends PostgresRelayMethods implements RelayStore {
   readonly #handle: PostgresHandle;
   readonly #sql: Sql;
+  /**
+   * Marks the calls made from inside this store's own transaction callbacks. One per store, so
+   * that only those are told apart: other stores (other relays) on the same pool or database,
+   * and every other caller of this one, run beside an open transaction as usual.
+   */
+  readonly #scope: AsyncLocalStorage<CallbackScope>;
 
   private constructor(handle: PostgresHandle) {
     const sql = statements(handle.schema);
-    super(new PoolExecutor(handle), sql);
+    const scope = new AsyncLocalStorage<CallbackScope>();
+    super(new PoolExecutor(handle, scope), sql);
     this.#handle = handle;
     this.#sql = sql;
+    this.#scope = scope;
   }
 
   /**
@@ -698,20 +746,35 @@ export class PostgresRelayStore extends PostgresRelayMethods implements RelaySto
   /**
    * Runs `fn` in one SERIALIZABLE transaction: everything done through `tx` commits together
    * when `fn` resolves, or not at all when it rejects (with its error, unchanged); `tx` reads see
-   * its own writes; concurrent transactions, on any relay, behave as if run one at a time. On a
-   * serialization failure or deadlock the whole of `fn` runs again (up to `maxAttempts`, then
-   * Unavailable), so `fn` must have no effect outside `tx` before it resolves. Calls on `tx`
-   * run one at a time; a call that rejects changes nothing and `tx` stays usable.
+   * its own writes; concurrent transactions, on any relay, behave as if run one at a time.
+   *
+   * `fn` may run more than once: on a serialization failure or deadlock the transaction rolls
+   * back and the whole of `fn` runs again with a fresh `tx` (up to `maxAttempts`, then
+   * Unavailable), so `fn` must have no effect outside `tx` before it resolves.
+   *
+   * Calls on `tx` run one at a time; a call that rejects changes nothing and `tx` stays usable.
+   * `tx` closes when `fn` settles: later calls through it reject with Internal. A call on this
+   * store itself (or a nested `transaction`) made from inside `fn`, which would run outside the
+   * transaction and could wait for its locks, rejects with Internal; other callers, and other
+   * stores on the same database, are not held up by an open transaction beyond PostgreSQL's
+   * own row locks.
    */
   async transaction<T>(fn: (tx: PostgresRelayStoreTx) => Promise<T>): Promise<T> {
+    refuseReentry(this.#scope);
     for (let attempt = 1; ; attempt++) {
       this.#handle.checkOpen();
       let failure: { error: unknown } | undefined;
       try {
         return await this.#handle.once(async (client) => {
           const executor = new TxExecutor(client);
+          const scope: CallbackScope = { open: true };
           try {
-            const result = await fn(new PostgresRelayMethods(executor, this.#sql));
+            let result: T;
+            try {
+              result = await this.#scope.run(scope, () => fn(new PostgresRelayMethods(executor, this.#sql)));
+            } finally {
+              scope.open = false;
+            }
             await executor.end();
             if (executor.mustRetry)
               throw new RetryTransaction('a statement of the transaction must be retried');
