@@ -66,7 +66,7 @@ export class RedisRateLimitBuckets implements RateLimitBuckets {
 
   /** Connects; rejects with SyncError('Unavailable') when Redis cannot be reached. */
   static async connect(options: RedisRateLimitOptions): Promise<RedisRateLimitBuckets> {
-    const client = newRedisClient(options.url, 'scopesync-rate-limit');
+    const client = await newRedisClient(options.url, 'scopesync-rate-limit');
     client.on('error', () => undefined); // reported by the transport; takes fall back meanwhile
     try {
       await client.connect();

@@ -57,8 +57,8 @@ export class RedisTransport implements ClusterTransport {
     const relayId = options.relayId ?? randomBytes(8).toString('hex');
     // Named, so an operator (or a test) can tell the connections apart in CLIENT LIST.
     const name = `scopesync-${options.prefix ?? 'scopesync'}-${relayId}`;
-    const publisher = newRedisClient(options.url, `${name}-pub`);
-    const subscriber = newRedisClient(options.url, `${name}-sub`);
+    const publisher = await newRedisClient(options.url, `${name}-pub`);
+    const subscriber = await newRedisClient(options.url, `${name}-sub`);
     const transport = new RedisTransport({ ...options, relayId }, publisher, subscriber);
     const timeoutMs = options.connectTimeoutMs ?? 5000;
     let timer: NodeJS.Timeout | undefined;
