@@ -106,6 +106,13 @@ describe('the relay, as operators see it', () => {
       body: JSON.stringify({ value: { a: 1 } }),
     });
     expect(denied.status).toBe(403);
+    await vi.waitFor(() =>
+      expect(lines).toContainEqual({
+        level: 'notice',
+        message: 'http request',
+        context: expect.objectContaining({ denied: true, status: 403, caller: other.userId }),
+      }),
+    );
     expect(lines).toContainEqual({
       level: 'notice',
       message: 'access denied',

@@ -125,7 +125,12 @@ export class HttpApi {
     });
     const seen: RequestSeen = { route: null, caller: null };
     // 'close' follows 'finish', and also comes alone for an answer cut short: one line either way.
-    res.on('close', () => this.#log('info', 'http request', requestLogContext(req, res, seen, started)));
+    res.on('close', () => {
+      // A refused caller (401, 403) is a denial: operators filter on `notice` to see them all.
+      const denied = res.statusCode === 401 || res.statusCode === 403;
+      const context = requestLogContext(req, res, seen, started);
+      this.#log(denied ? 'notice' : 'info', 'http request', denied ? { ...context, denied } : context);
+    });
     this.#handle(req, res, seen).catch((error: unknown) => this.#fail(req, res, error));
   }
 
