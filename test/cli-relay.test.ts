@@ -1,9 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { decodeMuxFrame, encodeMuxFrame } from '@scopesync/core';
 import Database from 'better-sqlite3';
 import { SETTINGS } from 'scopesync-relay';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { call } from './support/http-client.ts';
 import { runCli as run, startCli as start } from './support/relay-cli.ts';
@@ -45,6 +46,7 @@ describe('scopesync-relay', () => {
       // The CLI changes levels while the relay runs (WAL): the next request sees it.
       const set = await run(['level', 'set', user.user_id, 'moderator', '--data-dir', dataDir]);
       expect(set.code).toBe(0);
+      expect(set.stdout).toContain('open WebSockets keep the old level until they reconnect');
       expect((await call(relay.url, 'GET', '/keys/validate', { key: user.key })).json.level).toBe(5);
       expect((await run(['level', 'set', user.user_id, '7', '--data-dir', dataDir])).code).toBe(2);
       expect((await run(['level', 'set', 'user_0000000000000000', '5', '--data-dir', dataDir])).code).toBe(1);
@@ -72,6 +74,129 @@ describe('scopesync-relay', () => {
     const stopped = await relay.finished;
     expect(stopped.code).toBe(0);
     expect(stopped.stderr).toBe('');
+  });
+
+  it('level set --relay-url demotes a moderator through the running relay: open sockets follow at once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'scopesync-cli-'));
+    const admin = JSON.parse(
+      (await run(['admin', 'create', '--data-dir', dir, '--device-name', 'ops'])).stdout,
+    ) as { key: string; user_id: string };
+    const relay = await start(['--port', '0', '--data-dir', dir, '--log-level', 'info'], {
+      STATIC_DIR: join(dir, 'no-web-app'),
+    });
+    const ws: WebSocket[] = [];
+    let owner = { key: '', user_id: '' };
+    try {
+      const register = async (name: string) =>
+        (await call(relay.url, 'POST', '/keys', { body: { device_name: name } })).json as {
+          key: string;
+          user_id: string;
+        };
+      owner = await register('owner');
+      const mod = await register('mod');
+      const withKey = { SCOPESYNC_ADMIN_KEY: admin.key };
+      const promoted = await run(
+        ['level', 'set', mod.user_id, 'moderator', '--relay-url', relay.url],
+        withKey,
+      );
+      expect(promoted.code).toBe(0);
+      expect(promoted.stdout).toContain(`${mod.user_id} is now level 5`);
+      const name = `USER_PUBLIC/${owner.user_id}/profile`;
+      expect(
+        (
+          await call(relay.url, 'POST', `/userdata/${owner.user_id}/USER_PUBLIC/profile`, {
+            key: owner.key,
+            body: { value: { bio: 'hello' } },
+          })
+        ).status,
+      ).toBe(200);
+
+      // The moderator's multiplexed socket may write the owner's USER_PUBLIC profile…
+      const socket = new WebSocket(`${relay.url.replace('http', 'ws')}/sync`, {
+        headers: { 'x-api-key': mod.key },
+      });
+      ws.push(socket);
+      const access: string[] = [];
+      socket.on('message', (data: Buffer) => {
+        const { message } = decodeMuxFrame(new Uint8Array(data));
+        if (message.type === 'permission') access.push(message.access);
+      });
+      await new Promise((resolve) => socket.on('open', resolve));
+      socket.send(encodeMuxFrame(name, { type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }));
+      await vi.waitFor(() => expect(access).toEqual(['read-write']));
+
+      // …until an admin demotes them through the relay: the open socket is told at once.
+      const refused = await run([
+        'level',
+        'set',
+        mod.user_id,
+        'user',
+        '--relay-url',
+        relay.url,
+        '--key',
+        owner.key,
+      ]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('answered 403');
+      expect((await run(['level', 'set', mod.user_id, 'user', '--relay-url', relay.url])).code).toBe(2);
+      const missing = await run(
+        ['level', 'set', 'user_0000000000000000', 'user', '--relay-url', relay.url],
+        withKey,
+      );
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain('answered 404');
+      expect(access).toEqual(['read-write']);
+
+      const demoted = await run(['level', 'set', mod.user_id, 'user', '--relay-url', relay.url], withKey);
+      expect(demoted.code).toBe(0);
+      await vi.waitFor(() => expect(access).toEqual(['read-write', 'read']));
+      expect((await call(relay.url, 'GET', '/keys/validate', { key: mod.key })).json.level).toBe(1);
+      const audit = await call(relay.url, 'GET', `/audit?target=${mod.user_id}`, { key: admin.key });
+      expect(
+        (audit.json.entries as { action: string; accessor: string; result: string }[])
+          .filter((e) => e.action === 'set-level')
+          .map((e) => [e.accessor, e.result]),
+      ).toEqual([
+        [admin.user_id, 'ok'],
+        [owner.user_id, 'denied'],
+        [admin.user_id, 'ok'],
+      ]);
+      socket.close();
+    } finally {
+      for (const socket of ws) socket.terminate();
+      relay.child.kill('SIGTERM');
+    }
+    const stopped = await relay.finished;
+    expect(stopped.code).toBe(0);
+    // --log-level info: one JSON line per request and per socket, and never a key.
+    const lines = stopped.stderr
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 'info',
+        message: 'http request',
+        method: 'PUT',
+        route: '/users/:id/level',
+        status: 204,
+        caller: admin.user_id,
+      }),
+    );
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 'notice',
+        message: 'http request',
+        route: '/users/:id/level',
+        status: 403,
+        denied: true,
+        caller: owner.user_id,
+      }),
+    );
+    expect(lines).toContainEqual(expect.objectContaining({ message: 'socket opened', endpoint: 'mux' }));
+    expect(lines).toContainEqual(expect.objectContaining({ message: 'socket closed', endpoint: 'mux' }));
+    expect(stopped.stderr).not.toContain(admin.key);
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('verifies the audit chain and names an edited entry', async () => {

@@ -71,6 +71,13 @@ describe('several relays on one PostgreSQL database, through Redis', () => {
       } finally {
         late.destroy();
       }
+      // /metrics shows the traffic between relays and the reads of the store for what one missed.
+      const metrics = await (await fetch(`${(relays[1] as ClusterRelay).url}/metrics`)).text();
+      expect(metrics).toMatch(/^scopesync_cluster_events_sent_total\{type="doc-committed"\} [1-9]/m);
+      expect(metrics).toMatch(/^scopesync_cluster_events_received_total\{type="doc-committed"\} [1-9]/m);
+      expect(metrics).toMatch(/^scopesync_cluster_messages_dropped_total 0$/m);
+      expect(metrics).toMatch(/^scopesync_feed_catchups_total \d+$/m);
+      expect(metrics).toMatch(/^scopesync_feed_catchup_entries_total \d+$/m);
     } finally {
       stock.destroy();
       await ours.close();

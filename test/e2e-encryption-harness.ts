@@ -21,6 +21,8 @@ export interface ScannedRelay extends TestRelay {
 export interface Device {
   readonly client: SyncClient;
   readonly indexedDB: IDBFactory;
+  /** Every API key the client sent in an HTTP request: none of them may show in a relay log. */
+  readonly apiKeys: ReadonlySet<string>;
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -30,7 +32,10 @@ export async function cleanUp(): Promise<void> {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 }
 
-/** Starts a relay on a fresh SQLite data dir, capturing its logs. */
+/**
+ * Starts a relay on a fresh SQLite data dir, capturing its logs at every level, `info`
+ * (one line per HTTP request and per socket opened and closed) and `notice` (denials) included.
+ */
 export async function startScannedRelay(dataDir?: string): Promise<ScannedRelay> {
   const logs: string[] = [];
   const relay = await startTestRelay({
@@ -51,15 +56,21 @@ export async function openDevice(
   options: Partial<ClientOptions> = {},
   indexedDB: IDBFactory = new IDBFactory(),
 ): Promise<Device> {
+  const apiKeys = new Set<string>();
   const client = await createClient({
     url,
     WebSocket,
     store: indexedDbClientStore({ indexedDB, IDBKeyRange }),
     backoff: { initialMs: 20, maxMs: 200 },
+    fetch: (input, init) => {
+      const key = new Headers(init?.headers).get('x-api-key');
+      if (key) apiKeys.add(key);
+      return fetch(input, init);
+    },
     ...options,
   });
   cleanups.push(() => client.close());
-  return { client, indexedDB };
+  return { client, indexedDB, apiKeys };
 }
 
 /** Every file of a directory tree (the relay's SQLite files, WAL and SHM included). */

@@ -88,6 +88,13 @@ describe('USER_PRIVATE docs, end-to-end encrypted', () => {
     for (const d of Object.values(devices)) await d.client.close();
     const stored = await everythingStored(relay, devices);
     for (const m of [inNotes, inSettings, fromPhone, offline]) expect(findMarker(m, stored)).toEqual([]);
+    // The scan covered the relay's request and socket lines, and no API key is in any line.
+    expect(relay.logs.some((line) => line.startsWith('info http request'))).toBe(true);
+    expect(relay.logs.some((line) => line.startsWith('info socket opened'))).toBe(true);
+    expect(relay.logs.some((line) => line.startsWith('info socket closed'))).toBe(true);
+    const keys = [...laptop.apiKeys, ...phone.apiKeys, ...restarted.apiKeys];
+    expect(keys.length).toBeGreaterThan(0);
+    for (const key of keys) expect(findMarker(key, stored)).toEqual([]);
     // Nor is the root seed itself: it is kept wrapped under the device key.
     const seed = await importRecoveryPhrase(phrase);
     for (const device of Object.values(devices)) {

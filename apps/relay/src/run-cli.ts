@@ -51,8 +51,12 @@ const USAGE = `scopesync-relay — the scopesync relay
       run the relay; SIGTERM or SIGINT stops it (WebSockets closed with 1001, writes committed)
   scopesync-relay admin create --device-name NAME [--data-dir DIR]
       register a new Admin and print {"key": "…", "user_id": "…"} (the key is shown once)
-  scopesync-relay level set USER_ID LEVEL [--data-dir DIR]
-      set a user's level: 0 guest, 1 user, 5 moderator, 10 admin (or the names)
+  scopesync-relay level set USER_ID LEVEL --relay-url URL [--key ADMIN_KEY]
+      set a user's level through a running relay (PUT /users/<id>/level as an Admin; the key
+      also from SCOPESYNC_ADMIN_KEY): the user's open WebSockets follow at once
+  scopesync-relay level set USER_ID LEVEL [--data-dir DIR | --database-url URL [--redis-url URL]]
+      set a user's level in the store directly: 0 guest, 1 user, 5 moderator, 10 admin (or the
+      names); running relays see it on the next request, open WebSockets later (see docs/relay.md)
   scopesync-relay audit verify [--data-dir DIR]
       check the audit log's hash chain: "ok N entries", or name the first broken entry
   scopesync-relay backup --out DIR [--data-dir DIR]
@@ -119,7 +123,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return await adminCreate(values['device-name'], target, io);
       case 'level':
         if (command !== 'level set') throw new UsageError(`unknown command: ${command}`);
-        return await levelSet(positionals[2], positionals[3], target, redis, io);
+        return await levelSet(positionals[2], positionals[3], target, redis, io, {
+          relayUrl: values['relay-url'],
+          key: values.key ?? (io.env.SCOPESYNC_ADMIN_KEY || undefined),
+        });
       case 'audit':
         if (command !== 'audit verify') throw new UsageError(`unknown command: ${command}`);
         return await auditVerify(target, io);
@@ -156,6 +163,8 @@ const OPTIONS = {
   'redis-url': { type: 'string' },
   'redis-prefix': { type: 'string' },
   'device-name': { type: 'string' },
+  'relay-url': { type: 'string' },
+  key: { type: 'string' },
   out: { type: 'string' },
   from: { type: 'string' },
   force: { type: 'boolean' },
@@ -359,22 +368,77 @@ async function levelSet(
   target: StoreTarget,
   redis: { readonly url: string; readonly prefix: string } | undefined,
   io: CliIo,
+  through: { readonly relayUrl: string | undefined; readonly key: string | undefined },
 ): Promise<number> {
   if (userId === undefined || rawLevel === undefined) throw new UsageError('level set needs USER_ID LEVEL');
   const level =
     LEVEL_NAMES[rawLevel.toLowerCase()] ?? (/^\d+$/.test(rawLevel) ? Number(rawLevel) : Number.NaN);
   if (!isLevel(level))
     throw new UsageError(`LEVEL must be 0, 1, 5, 10 or guest, user, moderator, admin; got ${rawLevel}`);
+  if (through.relayUrl !== undefined)
+    return levelSetThroughRelay(userId, level, through.relayUrl, through.key, io);
+  if (through.key !== undefined && io.env.SCOPESYNC_ADMIN_KEY !== through.key)
+    throw new UsageError('--key goes with --relay-url');
   const found = await withStore(target, false, (store) => store.setUserLevel(userId, level));
   if (!found) {
     io.err(`scopesync-relay: no user ${userId} in ${describeTarget(target)}`);
     return 1;
   }
-  // Running relays hear it at once through Redis; without it, they re-check open sockets
-  // against the database within their revalidation period.
+  // Running relays hear it at once through Redis; without it, PostgreSQL relays re-check open
+  // sockets against the database within their revalidation period, and a SQLite relay's open
+  // sockets keep the old level until they reconnect.
   if (redis !== undefined) await announce(redis, { type: 'level-changed', userId, level });
-  io.out(`${userId} is now level ${level}`);
+  const sockets =
+    redis !== undefined
+      ? 'running relays were told through Redis and apply it to open WebSockets at once'
+      : 'databaseUrl' in target
+        ? 'running relays apply it to open WebSockets within their revalidation period (30 s); add --redis-url to tell them at once'
+        : 'open WebSockets keep the old level until they reconnect; use --relay-url to apply it at once';
+  io.out(`${userId} is now level ${level} (${sockets})`);
   return 0;
+}
+
+/** `level set --relay-url`: the running relay changes the level itself (PUT /users/<id>/level). */
+async function levelSetThroughRelay(
+  userId: string,
+  level: Level,
+  relayUrl: string,
+  key: string | undefined,
+  io: CliIo,
+): Promise<number> {
+  if (key === undefined)
+    throw new UsageError('--relay-url needs an admin key: --key KEY or SCOPESYNC_ADMIN_KEY');
+  let url: URL;
+  try {
+    url = new URL(
+      `users/${encodeURIComponent(userId)}/level`,
+      relayUrl.endsWith('/') ? relayUrl : `${relayUrl}/`,
+    );
+  } catch {
+    throw new UsageError(`--relay-url must be an http:// or https:// URL, got ${JSON.stringify(relayUrl)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new UsageError(`--relay-url must be an http:// or https:// URL, got ${JSON.stringify(relayUrl)}`);
+  const response = await fetch(url, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', 'x-api-key': key },
+    body: JSON.stringify({ level }),
+  });
+  if (response.status === 204) {
+    io.out(
+      `${userId} is now level ${level} (applied by the relay at ${url.origin}, open WebSockets included)`,
+    );
+    return 0;
+  }
+  const text = await response.text();
+  let message = text.slice(0, 300);
+  try {
+    message = String((JSON.parse(text) as { message?: unknown }).message ?? message);
+  } catch {
+    // Not our error format (a proxy's page): show the start of it.
+  }
+  io.err(`scopesync-relay: the relay at ${url.origin} answered ${response.status}: ${message}`);
+  return 1;
 }
 
 /** Tells the running relays about an account change, through the same channel they use. */

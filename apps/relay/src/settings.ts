@@ -1,4 +1,4 @@
-import { DEFAULT_RATE_LIMIT, DEFAULT_SYNC_LIMITS } from '@scopesync/relay';
+import { DEFAULT_RATE_LIMIT, DEFAULT_SYNC_LIMITS, RELAY_LOG_LEVELS } from '@scopesync/relay';
 
 /** A setting of `scopesync-relay start`: one flag, one environment variable, one default. */
 export interface Setting {
@@ -16,8 +16,11 @@ export interface Setting {
   readonly check: (raw: string) => string | null;
 }
 
-/** The log levels `--log-level` accepts, least to most severe. */
-export const LOG_LEVELS = ['info', 'warn', 'error'] as const;
+/**
+ * The log levels `--log-level` accepts, least to most severe: `info` (one line per HTTP request
+ * and per socket opened and closed), `notice` (access denials), `warn`, `error`.
+ */
+export const LOG_LEVELS = RELAY_LOG_LEVELS;
 /** A log level of `--log-level`. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -281,7 +284,7 @@ export const SETTINGS: readonly Setting[] = [
     'SCOPESYNC_LOG_LEVEL',
     'LEVEL',
     'warn',
-    'least severe log line written to stderr (JSON lines): info, warn or error',
+    'least severe log line written to stderr (JSON lines): info (requests, sockets), notice (access denials), warn or error',
     oneOf(...LOG_LEVELS),
   ),
 ];

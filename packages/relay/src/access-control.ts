@@ -21,6 +21,7 @@ import {
 import type { AuditLog } from './audit-log.ts';
 import { apiKeyOf, hashApiKey, isApiKeyShaped } from './credentials.ts';
 import type { Counter, Metrics } from './metrics.ts';
+import type { RelayLog } from './relay-log.ts';
 import type { CheckedAccess, CheckOptions, RequestedFlags } from './sync/sync-authority.ts';
 
 /** Options of {@link AccessControl}. */
@@ -30,6 +31,8 @@ export interface AccessControlOptions {
   readonly metrics: Metrics;
   /** Epoch milliseconds; injectable for tests. */
   readonly now?: () => number;
+  /** Where each denial is reported (`notice`, `denied: true`). Default: nowhere. */
+  readonly log?: RelayLog | undefined;
 }
 
 /** How often a write refreshes an object's `updatedAt` at most, in ms: a busy document is not one metadata write per keystroke. */
@@ -57,8 +60,10 @@ export class AccessControl {
   readonly #now: () => number;
   readonly #denials: Counter;
   readonly #audited: Counter;
+  readonly #log: RelayLog;
 
   constructor(options: AccessControlOptions) {
+    this.#log = options.log ?? (() => undefined);
     this.#store = options.store;
     this.#audit = options.audit;
     this.#now = options.now ?? Date.now;
@@ -137,7 +142,17 @@ export class AccessControl {
   ): Promise<Decision> {
     const decision = decide({ caller, action, address, object, now: this.#now() });
     if (options.audit === false) return decision;
-    if (!decision.allowed) this.#denials.inc();
+    if (!decision.allowed) {
+      this.#denials.inc();
+      this.#log('notice', 'access denied', {
+        denied: true,
+        caller: callerId(caller),
+        action,
+        object: address.name,
+        channel: options.channel ?? 'ws',
+        reason: decision.reason,
+      });
+    }
     if (decision.audit) await this.audit(caller, action, address, decision, options.channel ?? 'ws');
     return decision;
   }

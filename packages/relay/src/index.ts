@@ -89,14 +89,14 @@ export { instrumentRelayStore } from './instrumented-relay-store.ts';
 export type { IssuedChallenge, KeyChallengesOptions } from './key-proof.ts';
 export { KeyChallenges, keyProofMessage } from './key-proof.ts';
 export { MemoryRelayStore } from './memory-relay-store.ts';
-export type { Counter, Gauge, Histogram } from './metrics.ts';
+export type { Counter, Gauge, Histogram, LabeledCounter } from './metrics.ts';
 export { Metrics } from './metrics.ts';
 export type { RateLimitBuckets, RateLimitOptions, RateVerdict } from './rate-limiter.ts';
 export { DEFAULT_RATE_LIMIT, RateLimiter } from './rate-limiter.ts';
 export type { RelayAddress, RelayCluster, RelayLimits, RelayOptions, RelayStores } from './relay.ts';
 export { createRelay, DOCS_DB_FILE, RELAY_DB_FILE, Relay } from './relay.ts';
-export type { RelayLog } from './relay-log.ts';
-export { consoleRelayLog } from './relay-log.ts';
+export type { RelayLog, RelayLogLevel } from './relay-log.ts';
+export { consoleRelayLog, RELAY_LOG_LEVELS } from './relay-log.ts';
 export type {
   AuthoritativeWriteOptions,
   ModContext,

@@ -3,6 +3,12 @@ export interface Counter {
   inc(by?: number): void;
 }
 
+/** A family of counters told apart by one label (`scopesync_events_total{type="…"}`). */
+export interface LabeledCounter {
+  /** The counter for one value of the label. */
+  labels(value: string): Counter;
+}
+
 /** A value that goes up and down. */
 export interface Gauge {
   set(value: number): void;
@@ -17,6 +23,7 @@ export interface Histogram {
 
 type Metric =
   | { type: 'counter'; help: string; value: number }
+  | { type: 'labeled-counter'; help: string; label: string; values: Map<string, number> }
   | { type: 'gauge'; help: string; value: number; read?: () => number }
   | {
       type: 'histogram';
@@ -40,6 +47,25 @@ export class Metrics {
       inc: (by = 1) => {
         m.value += by;
       },
+    };
+  }
+
+  /**
+   * Registers (or returns the existing) family of counters `name` with one label. The
+   * `initial` values are listed (at 0) before anything is counted, so dashboards see them.
+   */
+  labeledCounter(name: string, help: string, label: string, initial: readonly string[] = []): LabeledCounter {
+    const m = this.#get(name, () => ({ type: 'labeled-counter', help, label, values: new Map() })) as Extract<
+      Metric,
+      { type: 'labeled-counter' }
+    >;
+    for (const value of initial) if (!m.values.has(value)) m.values.set(value, 0);
+    return {
+      labels: (value) => ({
+        inc: (by = 1) => {
+          m.values.set(value, (m.values.get(value) ?? 0) + by);
+        },
+      }),
     };
   }
 
@@ -87,8 +113,14 @@ export class Metrics {
   render(): string {
     const lines: string[] = [];
     for (const [name, m] of this.#metrics) {
-      lines.push(`# HELP ${name} ${m.help}`, `# TYPE ${name} ${m.type}`);
-      if (m.type === 'histogram') {
+      lines.push(
+        `# HELP ${name} ${m.help}`,
+        `# TYPE ${name} ${m.type === 'labeled-counter' ? 'counter' : m.type}`,
+      );
+      if (m.type === 'labeled-counter') {
+        for (const [value, count] of m.values)
+          lines.push(`${name}{${m.label}="${escapeLabel(value)}"} ${count}`);
+      } else if (m.type === 'histogram') {
         m.buckets.forEach((bound, i) => {
           lines.push(`${name}_bucket{le="${bound}"} ${m.counts[i] ?? 0}`);
         });
@@ -113,4 +145,9 @@ export class Metrics {
     this.#metrics.set(name, created);
     return created;
   }
+}
+
+/** A label value as the text format wants it: backslash, quote and newline escaped. */
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }

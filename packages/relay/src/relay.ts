@@ -20,6 +20,7 @@ import { DocFeed } from './documents/doc-feed.ts';
 import { DocHub } from './documents/doc-hub.ts';
 import { createEnvelopeVerifier } from './envelope-policy.ts';
 import type { EventBus } from './events/event-bus.ts';
+import { countEvents } from './events/event-metrics.ts';
 import { LocalEventBus } from './events/local-event-bus.ts';
 import { HttpApi } from './http/http-api.ts';
 import { StaticFiles } from './http/static-files.ts';
@@ -181,10 +182,24 @@ export class Relay {
       ),
     );
     this.audit = new AuditLog({ store: this.store });
-    this.access = new AccessControl({ store: this.store, audit: this.audit, metrics: this.metrics });
-    const syncLog = (level: 'warn' | 'error', message: string, context?: Record<string, unknown>): void =>
-      this.#log(level, message, context);
-    this.bus = new LocalEventBus({ log: (message, context) => this.#log('error', message, context) });
+    this.access = new AccessControl({
+      store: this.store,
+      audit: this.audit,
+      metrics: this.metrics,
+      log: this.#log,
+    });
+    const syncLog: SyncLog = (level, message, context) => this.#log(level, message, context);
+    const handlerFailures = this.metrics.counter(
+      'scopesync_event_handler_failures_total',
+      'Event handlers and serialized tasks on the bus that failed (each is logged as an error).',
+    );
+    this.bus = new LocalEventBus({
+      log: (message, context) => {
+        handlerFailures.inc();
+        this.#log('error', message, context);
+      },
+    });
+    countEvents(this.bus, this.metrics);
     const locks = options.cluster?.locks ?? new KeyedMutex();
     const now = Date.now;
     this.hub = new DocHub({
@@ -251,7 +266,13 @@ export class Relay {
    * against the stores periodically and after the transport reconnects.
    */
   #joinCluster(cluster: RelayCluster, docStore: DocStore, log: SyncLog): void {
-    const feed = new DocFeed({ bus: this.bus, target: this.hub, store: docStore, log });
+    const feed = new DocFeed({
+      bus: this.bus,
+      target: this.hub,
+      store: docStore,
+      log,
+      metrics: this.metrics,
+    });
     const catchUp = (): void => {
       void feed.catchUpAll();
       void this.syncServer.revalidate();
@@ -266,6 +287,7 @@ export class Relay {
             committed: (event) => feed.receive(event),
             catchUp,
             log,
+            metrics: this.metrics,
           });
     const timer = setInterval(() => void this.syncServer.revalidate(), cluster.revalidateMs ?? 30_000);
     timer.unref();

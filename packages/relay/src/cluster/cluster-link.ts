@@ -1,5 +1,7 @@
 import type { EventBus } from '../events/event-bus.ts';
+import { RELAY_EVENT_TYPES } from '../events/event-metrics.ts';
 import type { DocCommitted, EnvelopeAppended, RelayEvent } from '../events/relay-events.ts';
+import type { Counter, LabeledCounter, Metrics } from '../metrics.ts';
 import { decodeClusterEvent, encodeClusterEvent, isClusterEvent } from './cluster-codec.ts';
 import type { ClusterTransport } from './cluster-transport.ts';
 
@@ -15,6 +17,8 @@ export interface ClusterLinkOptions {
   /** Called after the transport came back: whatever was sent meanwhile is lost, so catch up. */
   readonly catchUp: () => void;
   readonly log: (level: 'warn' | 'error', message: string, context?: Record<string, unknown>) => void;
+  /** Where events sent to and received from other relays are counted. */
+  readonly metrics?: Metrics | undefined;
 }
 
 /**
@@ -31,9 +35,32 @@ export class ClusterLink {
   /** Events that came from another relay: never sent back out. */
   readonly #remote = new WeakSet<RelayEvent>();
   readonly #off: Array<() => void> = [];
+  readonly #sent: LabeledCounter | null;
+  readonly #received: LabeledCounter | null;
+  readonly #dropped: Counter | null;
   #closed = false;
 
   constructor(options: ClusterLinkOptions) {
+    const m = options.metrics;
+    this.#sent =
+      m?.labeledCounter(
+        'scopesync_cluster_events_sent_total',
+        'Events sent to the other relays, by type.',
+        'type',
+        RELAY_EVENT_TYPES.filter((t) => t !== 'doc-updated'),
+      ) ?? null;
+    this.#received =
+      m?.labeledCounter(
+        'scopesync_cluster_events_received_total',
+        'Events received from the other relays, by type.',
+        'type',
+        RELAY_EVENT_TYPES.filter((t) => t !== 'doc-updated'),
+      ) ?? null;
+    this.#dropped =
+      m?.counter(
+        'scopesync_cluster_messages_dropped_total',
+        'Messages from other relays dropped because they could not be decoded.',
+      ) ?? null;
     this.#bus = options.bus;
     this.#transport = options.transport;
     this.#log = options.log;
@@ -66,6 +93,7 @@ export class ClusterLink {
     if (this.#closed || this.#remote.has(event) || !isClusterEvent(event)) return;
     // Awareness only from this relay's own sockets; a relay origin means it came from elsewhere.
     if ('origin' in event && event.origin.source === 'relay') return;
+    this.#sent?.labels(event.type).inc();
     void this.#transport.send(encodeClusterEvent(this.#transport.relayId, event));
   }
 
@@ -76,9 +104,11 @@ export class ClusterLink {
       event = decodeClusterEvent(bytes).event;
     } catch (error) {
       // One bad message must not stop delivery for every document (y-redis's yhub#61).
+      this.#dropped?.inc();
       this.#log('warn', 'dropped a malformed message from another relay', { error });
       return;
     }
+    this.#received?.labels(event.type).inc();
     if (event.type === 'doc-committed' || event.type === 'envelope-appended') {
       this.#committed(event);
       return;

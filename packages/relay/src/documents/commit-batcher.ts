@@ -39,6 +39,7 @@ export class CommitBatcher {
   readonly #commitFailures: Counter;
   readonly #committedWrites: Counter;
   readonly #commitSeconds: Histogram;
+  readonly #batchSize: Histogram;
 
   constructor(options: CommitBatcherOptions) {
     this.#store = options.store;
@@ -60,6 +61,11 @@ export class CommitBatcher {
     this.#commitSeconds = m.histogram(
       'scopesync_store_commit_seconds',
       'Time to commit one batch of writes.',
+    );
+    this.#batchSize = m.histogram(
+      'scopesync_store_commit_batch_size',
+      'Document writes in one committed batch.',
+      [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
     );
   }
 
@@ -151,6 +157,7 @@ export class CommitBatcher {
     }
     this.#commits.inc();
     this.#committedWrites.inc(batch.length);
+    this.#batchSize.observe(batch.length);
     this.#commitSeconds.observe((performance.now() - started) / 1000);
     const touched = new Set<DocEntry>();
     batch.forEach((w, i) => {

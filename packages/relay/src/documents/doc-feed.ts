@@ -1,7 +1,13 @@
 import type { DocName, DocStore, EncEntry } from '@scopesync/core';
 import * as Y from 'yjs';
 import type { EventBus } from '../events/event-bus.ts';
-import { type ChangeOrigin, type DocCommitted, docLane, type EnvelopeAppended } from '../events/relay-events.ts';
+import {
+  type ChangeOrigin,
+  type DocCommitted,
+  docLane,
+  type EnvelopeAppended,
+} from '../events/relay-events.ts';
+import type { Counter, Metrics } from '../metrics.ts';
 
 /** What the feed needs from the documents this relay holds. */
 export interface ReplicaTarget {
@@ -28,6 +34,8 @@ export interface DocFeedOptions {
   /** How often followed documents are compared with the store's head, in ms; 0 never. Default 5000. */
   readonly idleCheckMs?: number | undefined;
   readonly log: (level: 'warn' | 'error', message: string, context?: Record<string, unknown>) => void;
+  /** Where catch-ups from the store are counted. */
+  readonly metrics?: Metrics | undefined;
 }
 
 interface Followed {
@@ -77,9 +85,21 @@ export class DocFeed {
   readonly #followed = new Map<DocName, Followed>();
   readonly #off: Array<() => void>;
   readonly #timer: NodeJS.Timeout | null;
+  readonly #catchUps: Counter | null;
+  readonly #caughtUp: Counter | null;
   #closed = false;
 
   constructor(options: DocFeedOptions) {
+    this.#catchUps =
+      options.metrics?.counter(
+        'scopesync_feed_catchups_total',
+        'Reads of the store for writes of other relays this relay missed (gap, reconnect, idle check).',
+      ) ?? null;
+    this.#caughtUp =
+      options.metrics?.counter(
+        'scopesync_feed_catchup_entries_total',
+        'Entries delivered from the store by those reads.',
+      ) ?? null;
     this.#bus = options.bus;
     this.#target = options.target;
     this.#store = options.store;
@@ -184,6 +204,7 @@ export class DocFeed {
 
   #catchUp(name: DocName, followed: Followed): Promise<void> {
     // Read outside the lane; applied in it (like `receive`), behind access changes.
+    if (followed.catchingUp === null) this.#catchUps?.inc();
     followed.catchingUp ??= this.#readStore(name, followed)
       .catch((error: unknown) => {
         this.#log(
@@ -211,7 +232,9 @@ export class DocFeed {
           if (entry.seq <= followed.watermark) continue;
           const seen = followed.seen.has(entry.seq);
           this.#advance(followed, entry.seq);
-          if (!seen) void this.#bus.publish({ type: 'envelope-appended', name, entry, origin: STORE_ORIGIN });
+          if (seen) continue;
+          this.#caughtUp?.inc();
+          void this.#bus.publish({ type: 'envelope-appended', name, entry, origin: STORE_ORIGIN });
         }
       });
       return;
@@ -228,8 +251,15 @@ export class DocFeed {
       if (fresh.length > 0) {
         const updates = fresh.map((e) => e.data);
         if (!this.#target.applyReplicated(name, followed.loadId, updates)) return;
+        this.#caughtUp?.inc(fresh.length);
         // Published, not awaited: it runs in this lane right after this task.
-        void this.#bus.publish({ type: 'doc-updated', name, update: merged(updates), seq: last, origin: STORE_ORIGIN });
+        void this.#bus.publish({
+          type: 'doc-updated',
+          name,
+          update: merged(updates),
+          seq: last,
+          origin: STORE_ORIGIN,
+        });
       }
       this.#advance(followed, last);
     });

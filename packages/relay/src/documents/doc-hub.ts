@@ -100,6 +100,14 @@ export class DocHub {
       idleMs: options.idleMs ?? DEFAULTS.idleMs,
       compactAfter,
       openDocs: metrics.gauge('scopesync_sync_open_docs', 'Documents held in memory by the relay.'),
+      loaded: metrics.counter(
+        'scopesync_docs_loaded_total',
+        'Documents loaded from the store into memory (a plaintext document, or an encrypted log’s head).',
+      ),
+      evicted: metrics.counter(
+        'scopesync_docs_evicted_total',
+        'Documents dropped from memory after nobody used them for the idle time.',
+      ),
     });
     this.#compactor = new Compactor({
       store: this.#store,

@@ -1,7 +1,7 @@
 import type { DocName, DocStore, SubscribeMode } from '@scopesync/core';
 import { SyncError } from '@scopesync/core';
 import * as Y from 'yjs';
-import type { Gauge } from '../metrics.ts';
+import type { Counter, Gauge } from '../metrics.ts';
 import type { SyncLog } from '../sync/sync-log.ts';
 import { applyLog } from './yjs-log.ts';
 
@@ -71,6 +71,10 @@ export interface DocRegistryOptions {
   readonly compactAfter: number;
   /** Reports how many documents are in memory. */
   readonly openDocs: Gauge;
+  /** Counts loads from the store (a plaintext document, or an encrypted log's head). */
+  readonly loaded?: Counter | undefined;
+  /** Counts documents dropped from memory after their idle time. */
+  readonly evicted?: Counter | undefined;
 }
 
 /**
@@ -84,6 +88,8 @@ export class DocRegistry {
   readonly #idleMs: number;
   readonly #compactAfter: number;
   readonly #openDocs: Gauge;
+  readonly #loaded: Counter | undefined;
+  readonly #evicted: Counter | undefined;
   readonly #entries = new Map<string, DocEntry>();
   readonly #removals = new Map<string, Promise<void>>();
   #closed = false;
@@ -94,6 +100,8 @@ export class DocRegistry {
     this.#idleMs = options.idleMs;
     this.#compactAfter = options.compactAfter;
     this.#openDocs = options.openDocs;
+    this.#loaded = options.loaded;
+    this.#evicted = options.evicted;
   }
 
   /** Documents currently in memory. */
@@ -221,6 +229,7 @@ export class DocRegistry {
         this.maybeIdle(entry); // try again later
         return;
       }
+      this.#evicted?.inc();
       this.#drop(entry);
     }, this.#idleMs);
     entry.idleTimer.unref();
@@ -282,6 +291,7 @@ export class DocRegistry {
             entry.headKnown = true;
             entry.loadedThrough = head;
             entry.loadId = nextLoadId++;
+            this.#loaded?.inc();
           })
           .finally(() => {
             entry.loading = null;
@@ -333,6 +343,7 @@ export class DocRegistry {
       entry.loadId = nextLoadId++;
       entry.logEntries = stored.length;
       entry.compactAt = stored.length + this.#compactAfter;
+      this.#loaded?.inc();
     } finally {
       entry.catchup = null;
     }

@@ -1,16 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Caller, SyncError } from '@scopesync/core';
+import { type Caller, callerId, SyncError } from '@scopesync/core';
 import type { UserCaller } from '../access-control.ts';
 import { apiKeyOf, hashApiKey } from '../credentials.ts';
 import type { Counter, Histogram, Metrics } from '../metrics.ts';
 import { type RateLimitBuckets, RateLimiter, type RateLimitOptions } from '../rate-limiter.ts';
 import type { RelayLog } from '../relay-log.ts';
+import { accountRoutes } from './account-routes.ts';
 import { auditRoutes } from './audit-routes.ts';
 import { blobRoutes } from './blob-routes.ts';
 import { docKeyRoutes } from './doc-key-routes.ts';
 import { keyGrantRoutes } from './key-grant-routes.ts';
 import { keyRoutes } from './key-routes.ts';
 import { checkContentLength, parseRequestUrl } from './request.ts';
+import { type RequestSeen, requestLogContext } from './request-log.ts';
 import { errorOf, sendEmpty, sendError, sendJson } from './respond.ts';
 import { matchRoute, type Route, type RouteMethod, type RouteRequest, type RouteServices } from './route.ts';
 import { shareRoutes } from './share-routes.ts';
@@ -82,6 +84,7 @@ export class HttpApi {
     this.#log = options.log;
     this.#routes = [
       ...keyRoutes(s),
+      ...accountRoutes(s),
       ...userdataRoutes(s),
       ...docKeyRoutes(s),
       ...keyGrantRoutes(s),
@@ -120,10 +123,18 @@ export class HttpApi {
       if (res.statusCode >= 500) this.#serverErrors.inc();
       else if (res.statusCode >= 400) this.#clientErrors.inc();
     });
-    this.#handle(req, res).catch((error: unknown) => this.#fail(req, res, error));
+    const seen: RequestSeen = { route: null, caller: null };
+    // 'close' follows 'finish', and also comes alone for an answer cut short: one line either way.
+    res.on('close', () => {
+      // A refused caller (401, 403) is a denial: operators filter on `notice` to see them all.
+      const denied = res.statusCode === 401 || res.statusCode === 403;
+      const context = requestLogContext(req, res, seen, started);
+      this.#log(denied ? 'notice' : 'info', 'http request', denied ? { ...context, denied } : context);
+    });
+    this.#handle(req, res, seen).catch((error: unknown) => this.#fail(req, res, error));
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async #handle(req: IncomingMessage, res: ServerResponse, seen: RequestSeen): Promise<void> {
     for (const [name, value] of Object.entries(CORS_HEADERS)) res.setHeader(name, value);
     const method = req.method ?? 'GET';
     if (method === 'OPTIONS') {
@@ -141,6 +152,7 @@ export class HttpApi {
     }
 
     const match = matchRoute(this.#routes, segments);
+    if (match) seen.route = `/${match.route.pattern.join('/')}`;
     if (!match) {
       if (segments[0] === 'sync')
         throw new SyncError('BadRequest', 'this is a WebSocket endpoint: connect with an Upgrade');
@@ -164,7 +176,10 @@ export class HttpApi {
       params: match.params,
       query,
       caller: () => {
-        caller ??= this.#services.access.authenticate(req);
+        caller ??= this.#services.access.authenticate(req).then((c) => {
+          seen.caller = callerId(c);
+          return c;
+        });
         return caller;
       },
       user: async () => {

@@ -48,6 +48,14 @@ export function checkContentLength(request: IncomingMessage, max: number): numbe
   return length;
 }
 
+/** Body bytes read from each request so far (for the request log line). */
+const bodyBytes = new WeakMap<IncomingMessage, number>();
+
+/** How many body bytes the relay read from `request` (0 when it never read the body). */
+export function bodyBytesRead(request: IncomingMessage): number {
+  return bodyBytes.get(request) ?? 0;
+}
+
 /**
  * Reads the whole body, up to `max` bytes. Rejects with TooLarge as soon as more arrives
  * (without buffering the rest) and with BadRequest when the client aborts.
@@ -75,6 +83,7 @@ export function readBody(request: IncomingMessage, max: number): Promise<Uint8Ar
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.byteLength;
+      bodyBytes.set(request, size);
       if (size > max) finish(new SyncError('TooLarge', `the body is larger than ${max} bytes`));
       else chunks.push(chunk);
     };

@@ -24,6 +24,18 @@ export interface SocketSessionOptions {
   readonly limits: SessionLimits;
   readonly log: SyncLog;
   readonly framesOut: Counter;
+  /** The document of a single-document socket (for its log lines); absent for a multiplexed one. */
+  readonly doc?: string | undefined;
+}
+
+/** What a socket did, for its closing log line. */
+export interface SessionStats {
+  readonly framesIn: number;
+  readonly framesOut: number;
+  /** Since the session was created (the upgrade), in ms. */
+  readonly ms: number;
+  /** The close code the socket ended with (1006 when it was cut). */
+  readonly code: number | null;
 }
 
 /** Handles one binary frame of a session; whatever it throws closes only this socket. */
@@ -43,6 +55,8 @@ export class SocketSession {
   readonly id: number;
   readonly endpoint: SessionEndpoint;
   readonly credential: string | null;
+  /** The document of a single-document socket, else undefined. */
+  readonly doc: string | undefined;
   readonly #limits: SessionLimits;
   readonly #log: SyncLog;
   readonly #framesOut: Counter;
@@ -55,9 +69,14 @@ export class SocketSession {
   /** Its credential was revoked: no frame of it is processed any more. */
   #revoked = false;
   readonly #onClosed: Array<() => void> = [];
+  readonly #startedAt = performance.now();
+  #framesInCount = 0;
+  #framesOutCount = 0;
+  #closeCode: number | null = null;
 
   constructor(options: SocketSessionOptions) {
     this.id = options.id;
+    this.doc = options.doc;
     this.endpoint = options.endpoint;
     this.#caller = options.caller;
     this.credential = options.credential;
@@ -94,9 +113,10 @@ export class SocketSession {
       this.#alive = true;
     });
     ws.on('error', (error) => this.#log('warn', 'sync socket error', this.context({ error })));
-    ws.on('close', () => {
+    ws.on('close', (code) => {
       if (this.#closed) return;
       this.#closed = true;
+      this.#closeCode = code;
       onClose();
       for (const resolve of this.#onClosed.splice(0)) resolve();
     });
@@ -131,6 +151,7 @@ export class SocketSession {
       if (error) this.#log('warn', 'sending a sync frame failed', this.context({ error }));
     });
     this.#framesOut.inc();
+    this.#framesOutCount += 1;
   }
 
   /** Closes the socket with a code and a reason (cut to the 123 bytes a close frame allows). */
@@ -181,9 +202,20 @@ export class SocketSession {
     }
   }
 
+  /** Frames in and out, age and close code, for the log line when it closes. */
+  stats(): SessionStats {
+    return {
+      framesIn: this.#framesInCount,
+      framesOut: this.#framesOutCount,
+      ms: Math.round(performance.now() - this.#startedAt),
+      code: this.#closeCode,
+    };
+  }
+
   /** Log context naming this socket. */
   context(extra: Record<string, unknown>): Record<string, unknown> {
-    return { connection: this.id, endpoint: this.endpoint, caller: this.callerId, ...extra };
+    const doc = this.doc === undefined ? {} : { doc: this.doc };
+    return { connection: this.id, endpoint: this.endpoint, caller: this.callerId, ...doc, ...extra };
   }
 
   #receive(data: RawData, isBinary: boolean, onFrame: FrameHandler): void {
@@ -196,6 +228,7 @@ export class SocketSession {
       this.close(wsCloseCodeOf('RateLimited'), 'too many frames waiting to be processed');
       return;
     }
+    this.#framesInCount += 1;
     const bytes = toBytes(data);
     void this.enqueue(() => onFrame(bytes));
   }

@@ -5,7 +5,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import type { DocHub } from '../documents/doc-hub.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { CredentialRevoked, LevelChanged } from '../events/relay-events.ts';
-import type { Counter, Gauge, Metrics } from '../metrics.ts';
+import type { Counter, Gauge, LabeledCounter, Metrics } from '../metrics.ts';
 import { DocEndpoint } from './doc-endpoint.ts';
 import { DocumentSync } from './document-sync.ts';
 import { MuxEndpoint } from './mux-endpoint.ts';
@@ -99,6 +99,8 @@ export class SyncServer {
   readonly #framesIn: Counter;
   readonly #framesOut: Counter;
   readonly #denials: Counter;
+  readonly #opened: LabeledCounter;
+  readonly #closedSockets: LabeledCounter;
 
   constructor(options: SyncServerOptions) {
     this.#hub = options.hub;
@@ -121,6 +123,18 @@ export class SyncServer {
     this.#connections = m.gauge('scopesync_sync_connections', 'Open sync WebSockets.');
     this.#framesIn = m.counter('scopesync_sync_messages_received_total', 'Sync frames received.');
     this.#framesOut = m.counter('scopesync_sync_messages_sent_total', 'Sync frames sent.');
+    this.#opened = m.labeledCounter(
+      'scopesync_sync_sockets_opened_total',
+      'Sync WebSockets opened, by endpoint (doc: /sync/<name>, mux: /sync).',
+      'endpoint',
+      ['doc', 'mux'],
+    );
+    this.#closedSockets = m.labeledCounter(
+      'scopesync_sync_sockets_closed_total',
+      'Sync WebSockets closed, by endpoint.',
+      'endpoint',
+      ['doc', 'mux'],
+    );
     this.#denials = m.counter(
       'scopesync_sync_denials_total',
       'Sync requests refused: upgrades, subscriptions, writes and revoked subscriptions.',
@@ -259,7 +273,12 @@ export class SyncServer {
     }
     if (this.#closed) return refuseUpgrade(socket, 'Unavailable', 'the relay is shutting down');
     const credential = this.#authority.credentialOf?.(request) ?? null;
-    const session = this.#newSession(target.kind, caller, credential);
+    const session = this.#newSession(
+      target.kind,
+      caller,
+      credential,
+      target.kind === 'doc' ? target.address.name : undefined,
+    );
     if (target.kind === 'doc') {
       await this.#docEndpoint.open(request, socket, head, session, target.address);
       return;
@@ -277,12 +296,18 @@ export class SyncServer {
     );
   }
 
-  #newSession(endpoint: SessionEndpoint, caller: Caller, credential: string | null): SocketSession {
+  #newSession(
+    endpoint: SessionEndpoint,
+    caller: Caller,
+    credential: string | null,
+    doc: string | undefined,
+  ): SocketSession {
     return new SocketSession({
       id: this.#nextId++,
       endpoint,
       caller,
       credential,
+      doc,
       limits: this.#limits,
       log: this.#log,
       framesOut: this.#framesOut,
@@ -293,6 +318,8 @@ export class SyncServer {
   #accept(session: SocketSession, ws: WebSocket, onFrame: FrameHandler, onClose: () => void): boolean {
     this.#sessions.add(session);
     this.#connections.inc();
+    this.#opened.labels(session.endpoint).inc();
+    this.#log('info', 'socket opened', session.context({}));
     session.attach(
       ws,
       (bytes) => {
@@ -303,6 +330,13 @@ export class SyncServer {
         onClose();
         this.#registry.endSession(session);
         if (this.#sessions.delete(session)) this.#connections.dec();
+        this.#closedSockets.labels(session.endpoint).inc();
+        const { framesIn, framesOut, ms, code } = session.stats();
+        this.#log(
+          'info',
+          'socket closed',
+          session.context({ code, ms, frames_in: framesIn, frames_out: framesOut }),
+        );
       },
     );
     if (this.#closed) {

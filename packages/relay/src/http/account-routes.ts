@@ -1,0 +1,43 @@
+import { isLevel, Level, parseUserId, SyncError } from '@scopesync/core';
+import { readJsonObject } from './request.ts';
+import { sendEmpty } from './respond.ts';
+import type { Route, RouteRequest, RouteServices } from './route.ts';
+
+/** Largest body of a level change: `{"level": 10}` and some room. */
+const MAX_LEVEL_BODY_BYTES = 1024;
+
+/**
+ * `PUT /users/<id>/level` with `{"level": 0|1|5|10}`: an Admin sets a user's level through the
+ * running relay (what `scopesync-relay level set --relay-url` calls). It goes through
+ * `AccountService.setLevel`, so the user's open sockets are decided again at the new level
+ * before the answer: 204. 401 without a key, 403 for anyone but an Admin, 404 for an unknown
+ * user. Every attempt by a user — granted or refused — is audited, with the user as target.
+ */
+export function accountRoutes(s: RouteServices): Route[] {
+  const setLevel = async (r: RouteRequest): Promise<void> => {
+    const caller = await r.user();
+    const target = parseUserId(r.params.id ?? '');
+    const audit = (result: 'ok' | 'denied', reason: string) =>
+      s.audit.record({
+        accessor: caller.userId,
+        target,
+        scope: 'account',
+        key: 'level',
+        action: 'set-level',
+        result,
+        channel: 'http',
+        reason,
+      });
+    if (caller.level < Level.Admin) {
+      await audit('denied', 'only admins change levels');
+      throw new SyncError('Forbidden', 'only admins change levels');
+    }
+    const body = await readJsonObject(r.req, Math.min(MAX_LEVEL_BODY_BYTES, s.maxBodyBytes));
+    const level = body.level;
+    if (!isLevel(level)) throw new SyncError('BadRequest', 'level must be 0, 1, 5 or 10');
+    await s.accounts.setLevel(target, level);
+    await audit('ok', `level set to ${level}`);
+    sendEmpty(r.res, 204);
+  };
+  return [{ pattern: ['users', ':id', 'level'], methods: { PUT: setLevel } }];
+}
