@@ -107,23 +107,38 @@ export class ObjectService {
     requested: RequestedFlags,
     owner?: string | undefined,
   ): Promise<PreparedWrite> {
+    const prepared = await this.#prepareObject(caller, address, requested, owner);
+    await this.#narrow(address, prepared);
+    return prepared;
+  }
+
+  /** The metadata half of {@link prepareWrite}: creates or changes the object, publishes nothing. */
+  async #prepareObject(
+    caller: Caller,
+    address: Address,
+    requested: RequestedFlags,
+    owner?: string | undefined,
+  ): Promise<PreparedWrite> {
     const before = await this.#access.loadObject(address);
     let after = await this.#access.prepareWrite(caller, address, requested);
     if (owner !== undefined && owner !== after.owner) {
-      if (caller.kind !== 'runtime')
-        throw new SyncError('Forbidden', 'only the server runtime sets an owner');
+      if (caller.kind !== 'runtime') throw new SyncError('Forbidden', 'only the server runtime sets an owner');
       await this.#store.updateObject(address.name, { owner });
       after = { ...after, owner };
     }
+    return { before, after };
+  }
+
+  /** Has every subscription decided again when `prepared` changed who may see the object. */
+  async #narrow(address: Address, { before, after }: PreparedWrite): Promise<void> {
     const cause = accessChangeOf(before, after);
     if (cause !== null) await this.#bus.publish({ type: 'access-changed', name: address.name, cause });
-    return { before, after };
   }
 
   /**
    * The first write of a sync subscription: decides `write` (audited on `channel`) and, when
-   * allowed, prepares the object and narrows access (see {@link prepareWrite}), under the
-   * object's lock so that creating it is atomic. Resolves with the decision.
+   * allowed, prepares the object under its lock (so that creating it is atomic), then narrows
+   * access (see {@link prepareWrite}). Resolves with the decision.
    */
   authorizeWrite(
     caller: Caller,
