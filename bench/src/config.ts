@@ -37,6 +37,24 @@ export interface BenchConfig {
     readonly stepMs: number;
     readonly keys: number;
   };
+  /** Several server processes on one PostgreSQL + Redis (workloads 7 and 8). */
+  readonly cluster: {
+    readonly latency: {
+      readonly readerCounts: readonly number[];
+      readonly warmupEdits: number;
+      readonly edits: number;
+      readonly editTimeoutMs: number;
+    };
+    readonly fanout: {
+      /** Numbers of server processes the clients are spread over. */
+      readonly sizes: readonly number[];
+      readonly docs: number;
+      readonly clientsPerDoc: number;
+      readonly rates: readonly number[];
+      readonly stepMs: number;
+      readonly p99LimitMs: number;
+    };
+  };
   /** The whole run is abandoned (with what it has) after this long. */
   readonly runTimeoutMs: number;
 }
@@ -55,6 +73,17 @@ const full: BenchConfig = {
   traces: { paperOps: null, replayTimeoutMs: 300_000 },
   coldStart: { docs: 1000, updatesPerDoc: 20, rounds: 5 },
   durability: { concurrency: [1, 16], stepMs: 8000, keys: 500 },
+  cluster: {
+    latency: { readerCounts: [1, 10], warmupEdits: 30, edits: 500, editTimeoutMs: 2000 },
+    fanout: {
+      sizes: [1, 2, 3],
+      docs: 500,
+      clientsPerDoc: 3,
+      rates: [100, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000],
+      stepMs: 6000,
+      p99LimitMs: 50,
+    },
+  },
   runTimeoutMs: 60 * 60_000,
 };
 
@@ -72,6 +101,18 @@ const quick: BenchConfig = {
   traces: { paperOps: 40_000, replayTimeoutMs: 60_000 },
   coldStart: { docs: 1000, updatesPerDoc: 20, rounds: 2 },
   durability: { concurrency: [1, 16], stepMs: 2000, keys: 200 },
+  // Kept small: six deployments of up to three processes each fit in about a minute.
+  cluster: {
+    latency: { readerCounts: [1, 10], warmupEdits: 10, edits: 60, editTimeoutMs: 2000 },
+    fanout: {
+      sizes: [1, 2, 3],
+      docs: 50,
+      clientsPerDoc: 3,
+      rates: [250, 1000, 2000, 4000],
+      stepMs: 1000,
+      p99LimitMs: 50,
+    },
+  },
   runTimeoutMs: 5 * 60_000,
 };
 

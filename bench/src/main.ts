@@ -3,20 +3,24 @@
  * reference y-websocket server and Hocuspocus, one server at a time on loopback, and writes
  * bench/results.md and bench/results.json.
  *
- * Flags: --quick, --only=<workload id,...>, --peers=<name,...>, --keep (keep the temp dir).
+ * Flags: --quick, --only=<workload id,...>, --peers=<name,...>, --keep (keep the temp dir),
+ * --out=<dir> (write results.md/json there instead of bench/, e.g. for a partial run).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { configFor } from './config.ts';
 import type { Workload, WorkloadContext } from './driver/workload.ts';
 import { BENCH_DIR, makeRunDir, removeDir } from './paths.ts';
 import { type RunReport, type WorkloadReport, writeReport } from './report.ts';
+import { clusterBackends, startCluster } from './servers/cluster.ts';
 import { START } from './servers/index.ts';
 import { PEER_NAMES, type PeerName } from './servers/peer.ts';
+import { clusterFanout } from './workloads/cluster-fanout.ts';
 import { coldStart } from './workloads/cold-start.ts';
 import { connections } from './workloads/connections.ts';
+import { crossRelayLatency } from './workloads/cross-relay-latency.ts';
 import { durability } from './workloads/durability.ts';
 import { editLatency } from './workloads/edit-latency.ts';
 import { editingTraces } from './workloads/editing-traces.ts';
@@ -31,6 +35,8 @@ const WORKLOADS: readonly Workload[] = [
   coldStart,
   durability,
   encryptionCost,
+  crossRelayLatency,
+  clusterFanout,
 ];
 
 /** The filesystem the servers' data lives on (fsync cost depends on it), e.g. "ext4 on /dev/vda". */
@@ -55,7 +61,12 @@ async function main(): Promise<void> {
   const peers = (flag('peers')?.split(',') ?? [...PEER_NAMES]) as PeerName[];
   for (const p of peers) if (!PEER_NAMES.includes(p)) throw new Error(`unknown peer ${p}`);
   const workloads = WORKLOADS.filter((w) => !only || only.includes(w.id));
+  for (const id of only ?? [])
+    if (!WORKLOADS.some((w) => w.id === id)) throw new Error(`unknown workload ${id}`);
+  const outDir = resolve(flag('out') ?? BENCH_DIR);
+  await mkdir(outDir, { recursive: true });
   const runDir = await makeRunDir();
+  const backends = clusterBackends();
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const log = (message: string): void => {
@@ -74,6 +85,14 @@ async function main(): Promise<void> {
       await mkdir(dir, { recursive: true });
       const peer = await START[name]({ dataDir: dir, logFile: join(runDir, `${n}-${name}.log`) });
       return { peer, dataDir: dir };
+    },
+    startCluster(name, size) {
+      const n = ++instances;
+      return startCluster(name, {
+        size,
+        backends,
+        logFile: (i) => join(runDir, `${n}-${name}-cluster-${i + 1}.log`),
+      });
     },
   };
   const reports: WorkloadReport[] = [];
@@ -98,7 +117,7 @@ async function main(): Promise<void> {
   // The run stops by itself: past its time limit it writes what it has and exits.
   const watchdog = setTimeout(() => {
     log(`run exceeded ${config.runTimeoutMs / 1000} s; writing partial results`);
-    void writeReport(BENCH_DIR, report(false)).finally(() => process.exit(2));
+    void writeReport(outDir, report(false)).finally(() => process.exit(2));
   }, config.runTimeoutMs);
   watchdog.unref();
   log(`mode ${config.mode}; peers ${peers.join(', ')}; server data and logs in ${runDir}`);
@@ -108,10 +127,10 @@ async function main(): Promise<void> {
       failures = [];
       const result = await workload.run(ctx);
       reports.push({ ...result, notes: [...result.notes, ...failures] });
-      await writeReport(BENCH_DIR, report(false));
+      await writeReport(outDir, report(false));
     }
-    await writeReport(BENCH_DIR, report(true));
-    log(`wrote ${join(BENCH_DIR, 'results.md')} and results.json`);
+    await writeReport(outDir, report(true));
+    log(`wrote ${join(outDir, 'results.md')} and results.json`);
   } finally {
     clearTimeout(watchdog);
     if (process.argv.includes('--keep')) log(`kept ${runDir}`);

@@ -34,19 +34,23 @@ export async function openClient(peer: Peer, spec: ClientSpec, timeoutMs = 15_00
 
 /**
  * Opens every client, at most `concurrency` handshakes at a time, and waits until each has
- * synced. On any failure the ones already open are dropped and the error is passed on.
+ * synced. With several peers (processes of one deployment), client `i` goes to
+ * `peers[i % peers.length]`. On any failure the ones already open are dropped and the error
+ * is passed on.
  */
 export async function openClients(
-  peer: Peer,
+  peers: Peer | readonly Peer[],
   specs: readonly ClientSpec[],
   concurrency = 32,
   deadlineMs = 180_000,
 ): Promise<SyncClient[]> {
+  const targets: readonly Peer[] = Array.isArray(peers) ? peers : [peers as Peer];
+  if (targets.length === 0) throw new Error('openClients needs at least one peer');
   const opened: SyncClient[] = [];
   try {
     // pool() returns results in spec order.
     return await pool(specs.length, concurrency, deadlineMs, async (i) => {
-      const client = await openClient(peer, specs[i]!);
+      const client = await openClient(targets[i % targets.length]!, specs[i]!);
       opened.push(client);
       return client;
     });

@@ -1,5 +1,6 @@
 import type { BenchConfig } from '../config.ts';
 import type { Cell, MetricRow, WorkloadReport } from '../report.ts';
+import type { Cluster, ClusterPeerName } from '../servers/cluster.ts';
 import type { Peer, PeerName } from '../servers/peer.ts';
 
 /** What a workload gets from the run. */
@@ -12,6 +13,11 @@ export interface WorkloadContext {
    * earlier instance stored. Returns the peer and its data directory.
    */
   startPeer(name: PeerName, dataDir?: string): Promise<{ peer: Peer; dataDir: string }>;
+  /**
+   * Starts `size` processes of `name` on the run's PostgreSQL and Redis, in a fresh schema and
+   * Redis prefix that `close()` removes.
+   */
+  startCluster(name: ClusterPeerName, size: number): Promise<Cluster>;
   log(message: string): void;
   /** Records a peer's failure in full; the report lists it under the workload's notes. */
   fail(message: string): void;
@@ -36,14 +42,14 @@ export type Outcomes<T> = Partial<Record<PeerName, Outcome<T>>>;
  * Runs `measure` for each peer in turn — one server alive at a time, so none competes with
  * another for the two cores — and keeps going when one fails.
  */
-export async function forEachPeer<T>(
+export async function forEachPeer<T, N extends PeerName = PeerName>(
   ctx: WorkloadContext,
   label: string,
-  measure: (name: PeerName) => Promise<T>,
-  peers: readonly PeerName[] = ctx.peers,
+  measure: (name: N) => Promise<T>,
+  peers?: readonly N[],
 ): Promise<Outcomes<T>> {
   const outcomes: Outcomes<T> = {};
-  for (const name of peers) {
+  for (const name of peers ?? (ctx.peers as readonly N[])) {
     const started = performance.now();
     try {
       outcomes[name] = { ok: true, value: await measure(name) };
@@ -70,6 +76,21 @@ export async function withPeer<T>(
     return await fn(started.peer, started.dataDir);
   } finally {
     await started.peer.close();
+  }
+}
+
+/** Starts a multi-process deployment, runs `fn` on its members, and always tears it down. */
+export async function withCluster<T>(
+  ctx: WorkloadContext,
+  name: ClusterPeerName,
+  size: number,
+  fn: (members: readonly Peer[], cluster: Cluster) => Promise<T>,
+): Promise<T> {
+  const cluster = await ctx.startCluster(name, size);
+  try {
+    return await fn(cluster.members, cluster);
+  } finally {
+    await cluster.close();
   }
 }
 

@@ -4,6 +4,23 @@ import { SqliteDocStore } from '@scopesync/store-sqlite';
 import { type Peer, type PeerOptions, processPeer, wsBase } from './peer.ts';
 import { ServerProcess } from './server-process.ts';
 
+/** A fresh API key for one bench device, from POST /keys on the relay at `url`. */
+export async function registerKey(url: string, deviceName: string): Promise<string> {
+  const response = await fetch(`${url}/keys`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ device_name: deviceName }),
+  });
+  if (!response.ok) throw new Error(`POST /keys answered ${response.status}: ${await response.text()}`);
+  const { key } = (await response.json()) as { key: string };
+  return key;
+}
+
+/** The y-websocket-compatible endpoint of document `name` on the relay at ws base `base`. */
+export function syncUrl(base: string, name: string, key?: string): string {
+  return `${base}/sync/${encodeURIComponent(name)}${key ? `?key=${encodeURIComponent(key)}` : ''}`;
+}
+
 /**
  * Starts our relay (auth, ACL checks, audit and its SQLite store on) in a child process.
  * Bench clients register a key each via POST /keys and connect with ?key=.
@@ -20,18 +37,8 @@ export async function startScopesync(options: PeerOptions): Promise<Peer> {
   return processPeer(proc, {
     name: 'scopesync',
     framing: 'y-websocket',
-    docUrl: (name, key) =>
-      `${base}/sync/${encodeURIComponent(name)}${key ? `?key=${encodeURIComponent(key)}` : ''}`,
-    async register(deviceName) {
-      const response = await fetch(`${url}/keys`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ device_name: deviceName }),
-      });
-      if (!response.ok) throw new Error(`POST /keys answered ${response.status}: ${await response.text()}`);
-      const { key } = (await response.json()) as { key: string };
-      return key;
-    },
+    docUrl: (name, key) => syncUrl(base, name, key),
+    register: (deviceName) => registerKey(url, deviceName),
     // The document log only (docs.sqlite and its WAL), like the peers' figures; users, keys
     // and the audit chain live in relay.sqlite.
     storedBytes: async () => {

@@ -20,7 +20,14 @@ export const editLatency: Workload = {
       withPeer(ctx, name, async (peer) => {
         const byReaders = new Map<number, LatencySummary>();
         for (const readers of readerCounts) {
-          byReaders.set(readers, await measure(peer, readers, warmupEdits, edits, editTimeoutMs));
+          byReaders.set(
+            readers,
+            await measureLatency({ writer: peer, readers: peer }, readers, {
+              warmupEdits,
+              edits,
+              editTimeoutMs,
+            }),
+          );
         }
         return byReaders;
       }),
@@ -64,17 +71,26 @@ export const editLatency: Workload = {
   },
 };
 
-async function measure(
-  peer: Peer,
+/** Where the writer and the readers connect: one server, or two processes of one deployment. */
+export interface LatencyPlacement {
+  readonly writer: Peer;
+  readonly readers: Peer;
+}
+
+/**
+ * One writer on `placement.writer` and `readerCount` readers on `placement.readers`, all on
+ * one document: p50/p99 from the writer's local change to each reader's apply.
+ */
+export async function measureLatency(
+  placement: LatencyPlacement,
   readerCount: number,
-  warmupEdits: number,
-  edits: number,
-  editTimeoutMs: number,
+  options: { readonly warmupEdits: number; readonly edits: number; readonly editTimeoutMs: number },
+  docName = `PUBLIC_RW/_/bench-latency-${readerCount}`,
 ): Promise<LatencySummary> {
-  const docName = `PUBLIC_RW/_/bench-latency-${readerCount}`;
-  const [writer] = await openClients(peer, [{ docName }]);
+  const { warmupEdits, edits, editTimeoutMs } = options;
+  const [writer] = await openClients(placement.writer, [{ docName }]);
   const readers = await openClients(
-    peer,
+    placement.readers,
     Array.from({ length: readerCount }, () => ({ docName })),
   );
   try {

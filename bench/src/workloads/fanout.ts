@@ -80,15 +80,32 @@ export const fanout: Workload = {
   },
 };
 
-async function ramp(
-  peer: Peer,
-  cfg: { docs: number; clientsPerDoc: number; rates: readonly number[]; stepMs: number; p99LimitMs: number },
+/** The sizes and steps of one ramp. */
+export interface RampConfig {
+  readonly docs: number;
+  readonly clientsPerDoc: number;
+  readonly rates: readonly number[];
+  readonly stepMs: number;
+  readonly p99LimitMs: number;
+}
+
+/**
+ * Ramps the offered rate on one server, or on several processes of one deployment with the
+ * clients spread round-robin over them (client i on process i mod N, so with N > 1 every
+ * document has clients on more than one process).
+ */
+export async function ramp(
+  peers: Peer | readonly Peer[],
+  cfg: RampConfig,
   log: (m: string) => void,
+  label?: string,
 ): Promise<FanoutResult> {
+  const targets: readonly Peer[] = Array.isArray(peers) ? peers : [peers as Peer];
+  const name = label ?? targets[0]?.name ?? '?';
   const specs = Array.from({ length: cfg.docs * cfg.clientsPerDoc }, (_, i) => ({
     docName: `PUBLIC_RW/_/bench-fanout-${Math.floor(i / cfg.clientsPerDoc)}`,
   }));
-  const clients = await openClients(peer, specs, 48);
+  const clients = await openClients(targets, specs, 48);
   try {
     // inboxes[w][r]: updates written by client w that client r (same doc) has yet to apply.
     const inboxes = new Map<SyncClient, Map<SyncClient, Inbox>>();
@@ -173,7 +190,7 @@ async function ramp(
       };
       steps.push(step);
       log(
-        `  ${peer.name} ${offered}/s: sent ${step.sent.toFixed(0)}/s p50 ${step.p50.toFixed(1)} p99 ${step.p99.toFixed(1)} lost ${lost}`,
+        `  ${name} ${offered}/s: sent ${step.sent.toFixed(0)}/s p50 ${step.p50.toFixed(1)} p99 ${step.p99.toFixed(1)} lost ${lost}`,
       );
       // Let the server settle between steps.
       await sleep(200);
