@@ -1,5 +1,7 @@
 export type { BackupFile, BackupManifest, RestoreOptions } from './backup.ts';
 export { backupDataDir, MANIFEST_FILE, readManifest, restoreDataDir } from './backup.ts';
+export type { EngineSettings, OpenedEngines } from './engines.ts';
+export { openEngines } from './engines.ts';
 export type { GuestbookEntry } from './example-mod.ts';
 export { GUESTBOOK_DOC, GuestbookMod } from './example-mod.ts';
 export type { CliIo } from './run-cli.ts';
