@@ -1,7 +1,12 @@
 import type { DocName, DocStore, EncEntry } from '@scopesync/core';
 import * as Y from 'yjs';
 import type { EventBus } from '../events/event-bus.ts';
-import { type ChangeOrigin, type DocCommitted, docLane, type EnvelopeAppended } from '../events/relay-events.ts';
+import {
+  type ChangeOrigin,
+  type DocCommitted,
+  docLane,
+  type EnvelopeAppended,
+} from '../events/relay-events.ts';
 
 /** What the feed needs from the documents this relay holds. */
 export interface ReplicaTarget {
@@ -229,7 +234,13 @@ export class DocFeed {
         const updates = fresh.map((e) => e.data);
         if (!this.#target.applyReplicated(name, followed.loadId, updates)) return;
         // Published, not awaited: it runs in this lane right after this task.
-        void this.#bus.publish({ type: 'doc-updated', name, update: merged(updates), seq: last, origin: STORE_ORIGIN });
+        void this.#bus.publish({
+          type: 'doc-updated',
+          name,
+          update: merged(updates),
+          seq: last,
+          origin: STORE_ORIGIN,
+        });
       }
       this.#advance(followed, last);
     });
