@@ -91,6 +91,25 @@ describe('relay exposure', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 408/);
   });
 
+  it('refuses a write that would grow a document past the bound of its scope with 413', async () => {
+    const r = await relayWith({ docs: { maxBytesByScope: { PUBLIC_RW: 2048 } } });
+    const small = await r.api('POST', '/userdata/_/PUBLIC_RW/board', { body: { value: { note: 'hi' } } });
+    expect(small.status).toBe(200);
+    const big = await r.api('POST', '/userdata/_/PUBLIC_RW/board', {
+      body: { value: { note: 'x'.repeat(4096) } },
+    });
+    expect(big.status).toBe(413);
+    expect(big.json).toMatchObject({ error: 'TooLarge' });
+    expect((await r.api('GET', '/userdata/_/PUBLIC_RW/board')).json).toMatchObject({ value: { note: 'hi' } });
+    // Other scopes keep the default bound.
+    const user = await r.user();
+    const own = await r.api('POST', `/userdata/${user.userId}/USER_PUBLIC/profile`, {
+      key: user.key,
+      body: { value: { note: 'x'.repeat(4096) } },
+    });
+    expect(own.status).toBe(200);
+  });
+
   it('refuses to serve an empty static dir or one holding its data dir', async () => {
     const base = await mkdtemp(join(tmpdir(), 'scopesync-exposure-'));
     try {

@@ -237,7 +237,17 @@ function relayOptions(settings: ResolvedSettings): RelayOptions {
             refillPerSecond: int('rate-limit-per-second'),
             maxBuckets: int('rate-limit-callers'),
           },
-    docs: { idleMs: int('doc-idle-ms'), compactAfter: int('compact-after') },
+    docs: {
+      idleMs: int('doc-idle-ms'),
+      compactAfter: int('compact-after'),
+      maxBytes: int('max-doc-bytes'),
+      maxBytesByScope: Object.fromEntries(
+        listItems(settings.get('max-doc-bytes-by-scope')).map((item) => {
+          const [scope, bytes] = item.split('=');
+          return [scope, Number(bytes)];
+        }),
+      ),
+    },
     closeGraceMs: int('close-grace-ms'),
     log: jsonLinesLog((settings.get('log-level') ?? 'warn') as LogLevel),
   };

@@ -1,3 +1,4 @@
+import { SCOPES } from '@scopesync/core';
 import { DEFAULT_RATE_LIMIT, DEFAULT_SYNC_LIMITS, trustedProxyProblem } from '@scopesync/relay';
 
 /** A setting of `scopesync-relay start`: one flag, one environment variable, one default. */
@@ -78,6 +79,14 @@ function origin(raw: string): string | null {
   } catch {
     return `must list origins like https://app.example (got ${raw})`;
   }
+}
+
+/** `SCOPE=N` for a scope (or `blob`) and a whole number ≥ 1. */
+function scopeBound(raw: string): string | null {
+  const [scope = '', bytes = ''] = raw.split('=');
+  if (!(SCOPES as readonly string[]).includes(scope) && scope !== 'blob')
+    return `must list SCOPE=N with a scope of ${[...SCOPES, 'blob'].join(', ')} (got ${raw})`;
+  return integer(1)(bytes) === null ? null : `must list SCOPE=N with N a whole number ≥ 1 (got ${raw})`;
 }
 
 /** The items of a comma-separated list setting (see {@link listOf}). */
@@ -383,6 +392,22 @@ export const SETTINGS: readonly Setting[] = [
     DEFAULT_RATE_LIMIT.maxBuckets,
     'callers tracked at most; the least recent are forgotten (and start with a full bucket)',
     integer(1),
+  ),
+  setting(
+    'max-doc-bytes',
+    'SCOPESYNC_MAX_DOC_BYTES',
+    'N',
+    64 * MIB,
+    'largest a document may grow (bytes of its Yjs state); a write past it is refused with TooLarge',
+    integer(1),
+  ),
+  setting(
+    'max-doc-bytes-by-scope',
+    'SCOPESYNC_MAX_DOC_BYTES_BY_SCOPE',
+    'LIST',
+    undefined,
+    'per-scope bounds over --max-doc-bytes, e.g. PUBLIC_RW=1048576,blob=4194304',
+    listOf(scopeBound),
   ),
   setting(
     'doc-idle-ms',

@@ -3,11 +3,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import {
+  type DocName,
   type DocStore,
   KeyedMutex,
   type Locks,
   MemoryDocStore,
+  parseDocName,
   type RelayStore,
+  type Scope,
   SyncError,
 } from '@scopesync/core';
 import { SqliteDocStore, SqliteRelayStore } from '@scopesync/store-sqlite';
@@ -128,8 +131,17 @@ export interface RelayOptions {
     | undefined;
   /** How long a client may take to send a whole HTTP request (headers and body), in ms. Default 30000. */
   readonly requestTimeoutMs?: number | undefined;
-  /** How documents stay in memory. */
-  readonly docs?: { readonly idleMs?: number; readonly compactAfter?: number };
+  /**
+   * How documents stay in memory, and how large a plaintext document may grow (bytes of its
+   * encoded state): `maxBytes` for every scope (default 64 MiB), `maxBytesByScope` per scope
+   * (`{ PUBLIC_RW: 1048576 }`, `blob` for blobs). A write past it is refused with TooLarge.
+   */
+  readonly docs?: {
+    readonly idleMs?: number;
+    readonly compactAfter?: number;
+    readonly maxBytes?: number | undefined;
+    readonly maxBytesByScope?: Readonly<Partial<Record<Scope | 'blob', number>>> | undefined;
+  };
   /** How long close() lets HTTP requests in flight finish before cutting them, in ms. Default 5000. */
   readonly closeGraceMs?: number;
   /** Where the relay reports problems. Default: warnings and errors as JSON lines on stderr. */
@@ -147,6 +159,7 @@ const DEFAULTS = {
   maxBodyBytes: 16 * 1024 * 1024,
   closeGraceMs: 5000,
   requestTimeoutMs: 30_000,
+  maxDocBytes: 64 * 1024 * 1024,
 };
 
 /** Where a listening relay is. */
@@ -235,6 +248,7 @@ export class Relay {
       verifyEnvelope: createEnvelopeVerifier({ store: this.store, mutex: locks }),
       ...(options.docs?.idleMs === undefined ? {} : { idleMs: options.docs.idleMs }),
       ...(options.docs?.compactAfter === undefined ? {} : { compactAfter: options.docs.compactAfter }),
+      maxDocBytes: docSizeBounds(options.docs?.maxBytes, options.docs?.maxBytesByScope),
     });
     const services = { access: this.access, store: this.store, hub: this.hub, bus: this.bus, locks, now };
     const objects = new ObjectService(services);
@@ -411,6 +425,18 @@ export class Relay {
       this.#log('error', `${what} failed during close`, { error });
     }
   }
+}
+
+/** The size bound of each document, by its scope. */
+function docSizeBounds(
+  maxBytes: number | undefined,
+  byScope: Readonly<Partial<Record<Scope | 'blob', number>>> = {},
+): (name: DocName) => number {
+  const fallback = maxBytes ?? DEFAULTS.maxDocBytes;
+  return (name) => {
+    const address = parseDocName(name);
+    return byScope[address.kind === 'blob' ? 'blob' : address.scope] ?? fallback;
+  };
 }
 
 function listenOn(server: Server, port: number, host: string): Promise<void> {
