@@ -91,6 +91,35 @@ describe('relay exposure', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 408/);
   });
 
+  it('refuses a write the caller may not make before reading its body', async () => {
+    const r = await relayWith({});
+    const owner = await r.user();
+    const other = await r.user();
+    const { port } = new URL(r.url);
+    /** Sends the head and a sliver of a body that never completes; resolves with the first status line. */
+    const refusedEarly = (path: string, headers: string): Promise<string> =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1');
+        socket.on('data', (chunk) => {
+          resolve(chunk.toString().split('\r\n')[0] ?? '');
+          socket.destroy();
+        });
+        socket.on('error', reject);
+        socket.write(`${path} HTTP/1.1\r\nHost: x\r\n${headers}Content-Length: 1000000\r\n\r\n{"value"`);
+      });
+    expect(await refusedEarly(`POST /userdata/${owner.userId}/USER_PRIVATE/diary`, '')).toMatch(
+      /^HTTP\/1\.1 40[134]/,
+    );
+    expect(
+      await refusedEarly(`POST /userdata/${owner.userId}/USER_PUBLIC/profile`, `x-api-key: ${other.key}\r\n`),
+    ).toMatch(/^HTTP\/1\.1 40[34]/);
+    await r.api('PUT', '/blob/mine', { key: owner.key, body: new Uint8Array([1]) });
+    expect(await refusedEarly('PUT /blob/mine', `x-api-key: ${other.key}\r\n`)).toMatch(/^HTTP\/1\.1 40[34]/);
+    // The denial is audited once, as the full write would have been.
+    const audit = await r.relay.store.queryAudit({});
+    expect(audit.filter((e) => e.result === 'denied' && e.key === 'diary')).toHaveLength(1);
+  });
+
   it('refuses a write that would grow a document past the bound of its scope with 413', async () => {
     const r = await relayWith({ docs: { maxBytesByScope: { PUBLIC_RW: 2048 } } });
     const small = await r.api('POST', '/userdata/_/PUBLIC_RW/board', { body: { value: { note: 'hi' } } });
