@@ -15,6 +15,7 @@ import {
   type RelayOptions,
   type RelayStore,
   registerDevice,
+  staticRootProblem,
   verifyAuditChain,
 } from '@scopesync/relay';
 import { PostgresRelayStore, redactUrl } from '@scopesync/store-postgres';
@@ -26,6 +27,7 @@ import {
   isOn,
   LOG_LEVELS,
   type LogLevel,
+  listItems,
   type ResolvedSettings,
   resolveSettings,
   SETTINGS,
@@ -42,7 +44,7 @@ export interface CliIo {
   readonly onStarted?: (relay: Relay) => void;
 }
 
-/** The demo web app's build, served at `/` when present (apps/web/dist, seen from src/ or dist/). */
+/** The demo web app's build, served at `/` with --demo when present (apps/web/dist, seen from src/ or dist/). */
 const WEB_DIST = fileURLToPath(new URL('../../web/dist', import.meta.url));
 
 const USAGE = `scopesync-relay — the scopesync relay
@@ -194,8 +196,10 @@ type Values = ReturnType<typeof parse>['values'];
 /** The relay's options from the resolved settings. */
 function relayOptions(settings: ResolvedSettings): RelayOptions {
   const int = (flag: string): number => Number(settings.get(flag));
-  const staticDir =
-    settings.get('static-dir') ?? (existsSync(join(WEB_DIST, 'index.html')) ? WEB_DIST : undefined);
+  const staticDir = staticDirOf(settings);
+  const metricsPort = settings.get('metrics-port');
+  const metricsToken = settings.get('metrics-token');
+  const trustedProxies = listItems(settings.get('trusted-proxies'));
   const mods: ModDefinition[] = isOn(settings.get('example-mod')) ? [new GuestbookMod()] : [];
   return {
     port: int('port'),
@@ -203,6 +207,19 @@ function relayOptions(settings: ResolvedSettings): RelayOptions {
     dataDir: resolve(settings.get('data-dir') ?? DEFAULT_DATA_DIR),
     mods,
     ...(staticDir === undefined ? {} : { staticDir: resolve(staticDir) }),
+    corsOrigins: listItems(settings.get('cors-origins') ?? '*'),
+    ...(trustedProxies.length === 0 ? {} : { trustedProxies }),
+    ...(metricsPort === undefined && metricsToken === undefined
+      ? {}
+      : {
+          metricsEndpoint: {
+            ...(metricsToken === undefined ? {} : { token: metricsToken }),
+            ...(metricsPort === undefined
+              ? {}
+              : { port: Number(metricsPort), host: settings.get('metrics-host') ?? '127.0.0.1' }),
+          },
+        }),
+    requestTimeoutMs: int('request-timeout-ms'),
     limits: {
       maxBodyBytes: int('max-body-bytes'),
       sync: {
@@ -214,6 +231,11 @@ function relayOptions(settings: ResolvedSettings): RelayOptions {
         maxPendingFrames: int('max-pending-frames'),
         maxBufferedBytes: int('max-buffered-bytes'),
         maxAwarenessClients: int('max-awareness-clients'),
+        maxAwarenessBytes: int('max-awareness-bytes'),
+        maxFramesPerSecond: int('max-frames-per-second'),
+        maxCallerFramesPerSecond: int('max-caller-frames-per-second'),
+        maxSocketsPerCaller: int('max-sockets-per-caller'),
+        maxTotalBufferedBytes: int('max-total-buffered-bytes'),
       },
     },
     rateLimit:
@@ -224,10 +246,32 @@ function relayOptions(settings: ResolvedSettings): RelayOptions {
             refillPerSecond: int('rate-limit-per-second'),
             maxBuckets: int('rate-limit-callers'),
           },
-    docs: { idleMs: int('doc-idle-ms'), compactAfter: int('compact-after') },
+    docs: {
+      idleMs: int('doc-idle-ms'),
+      compactAfter: int('compact-after'),
+      maxBytes: int('max-doc-bytes'),
+      maxBytesByScope: Object.fromEntries(
+        listItems(settings.get('max-doc-bytes-by-scope')).map((item) => {
+          const [scope, bytes] = item.split('=');
+          return [scope, Number(bytes)];
+        }),
+      ),
+    },
     closeGraceMs: int('close-grace-ms'),
     log: jsonLinesLog((settings.get('log-level') ?? 'warn') as LogLevel),
   };
+}
+
+/**
+ * The directory served at `/`: none with --no-static; else --static-dir (or STATIC_DIR; an empty
+ * variable counts as unset, so it serves nothing rather than the working directory); else, with
+ * --demo, the demo web app when it is built; else none — a bare `start` serves only the API.
+ */
+function staticDirOf(settings: ResolvedSettings): string | undefined {
+  if (isOn(settings.get('no-static'))) return undefined;
+  const given = settings.get('static-dir');
+  if (given !== undefined) return given;
+  return isOn(settings.get('demo')) && existsSync(join(WEB_DIST, 'index.html')) ? WEB_DIST : undefined;
 }
 
 /** The relay's log as JSON lines on stderr, from `least` up. */
@@ -258,6 +302,13 @@ async function start(values: Values, io: CliIo): Promise<number> {
   const settings = resolveSettings(flags, io.env);
   const options = relayOptions(settings);
   const databaseUrl = settings.get('database-url');
+  if (options.staticDir !== undefined) {
+    const problem = staticRootProblem(
+      options.staticDir,
+      databaseUrl === undefined && options.dataDir !== undefined ? [options.dataDir] : [],
+    );
+    if (problem !== null) throw new SettingError(`--static-dir: ${problem}`);
+  }
   if (databaseUrl === undefined && settings.get('redis-url') !== undefined) {
     throw new SettingError('--redis-url needs --database-url: relays share their state through PostgreSQL');
   }
@@ -293,7 +344,7 @@ async function start(values: Values, io: CliIo): Promise<number> {
   try {
     const { url } = await relay.listen();
     io.out(
-      `scopesync relay listening on ${url} (${where}${options.staticDir ? `, web app from ${options.staticDir}` : ''})`,
+      `scopesync relay listening on ${url} (${where}${options.staticDir ? `, web app from ${options.staticDir}` : ''}${relay.metricsUrl ? `, metrics on ${relay.metricsUrl}/metrics` : ''})`,
     );
   } catch (error) {
     await relay.close();

@@ -31,4 +31,22 @@ describe('settings of scopesync-relay start', () => {
       new SettingError('SCOPESYNC_MAX_PAGE_BYTES must be a whole number ≥ 1, got "0"'),
     );
   });
+
+  it('check the lists of origins, proxies and scope bounds item by item', () => {
+    const ok = resolveSettings(
+      {
+        'cors-origins': 'https://a.example, http://localhost:5173',
+        'trusted-proxies': '10.0.0.0/8,::1',
+        'max-doc-bytes-by-scope': 'PUBLIC_RW=1024,blob=2048',
+      },
+      {},
+    );
+    expect(ok.get('trusted-proxies')).toBe('10.0.0.0/8,::1');
+    expect(() => resolveSettings({ 'cors-origins': 'https://a.example/path' }, {})).toThrow(/--cors-origins/);
+    expect(() => resolveSettings({ 'trusted-proxies': '10.0.0.0/40' }, {})).toThrow(/--trusted-proxies/);
+    expect(() => resolveSettings({}, { SCOPESYNC_MAX_DOC_BYTES_BY_SCOPE: 'NOPE=1' })).toThrow(
+      /SCOPESYNC_MAX_DOC_BYTES_BY_SCOPE/,
+    );
+    expect(() => resolveSettings({ 'metrics-token': 'short' }, {})).toThrow(/--metrics-token/);
+  });
 });

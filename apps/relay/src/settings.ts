@@ -1,4 +1,10 @@
-import { DEFAULT_RATE_LIMIT, DEFAULT_SYNC_LIMITS, RELAY_LOG_LEVELS } from '@scopesync/relay';
+import { SCOPES } from '@scopesync/core';
+import {
+  DEFAULT_RATE_LIMIT,
+  DEFAULT_SYNC_LIMITS,
+  RELAY_LOG_LEVELS,
+  trustedProxyProblem,
+} from '@scopesync/relay';
 
 /** A setting of `scopesync-relay start`: one flag, one environment variable, one default. */
 export interface Setting {
@@ -58,6 +64,42 @@ function urlWith(...protocols: readonly string[]): (raw: string) => string | nul
       return `must be a ${protocols.join(' or ')}// URL`;
     }
   };
+}
+
+/** A comma-separated list whose items each pass `item`. */
+function listOf(item: (raw: string) => string | null): (raw: string) => string | null {
+  return (raw) => {
+    const items = raw.split(',').map((part) => part.trim());
+    if (items.some((part) => part === '')) return 'must be a comma-separated list without empty items';
+    for (const part of items) {
+      const problem = item(part);
+      if (problem !== null) return problem;
+    }
+    return null;
+  };
+}
+
+/** `*` or an origin as browsers send it: scheme://host[:port], nothing after. */
+function origin(raw: string): string | null {
+  if (raw === '*') return null;
+  try {
+    return new URL(raw).origin === raw ? null : `must list origins like https://app.example (got ${raw})`;
+  } catch {
+    return `must list origins like https://app.example (got ${raw})`;
+  }
+}
+
+/** `SCOPE=N` for a scope (or `blob`) and a whole number ≥ 1. */
+function scopeBound(raw: string): string | null {
+  const [scope = '', bytes = ''] = raw.split('=');
+  if (!(SCOPES as readonly string[]).includes(scope) && scope !== 'blob')
+    return `must list SCOPE=N with a scope of ${[...SCOPES, 'blob'].join(', ')} (got ${raw})`;
+  return integer(1)(bytes) === null ? null : `must list SCOPE=N with N a whole number ≥ 1 (got ${raw})`;
+}
+
+/** The items of a comma-separated list setting (see {@link listOf}). */
+export function listItems(raw: string | undefined): string[] {
+  return raw === undefined ? [] : raw.split(',').map((part) => part.trim());
 }
 
 const postgresUrl = urlWith('postgres:', 'postgresql:');
@@ -139,9 +181,73 @@ export const SETTINGS: readonly Setting[] = [
     'STATIC_DIR',
     'DIR',
     undefined,
-    'a built web app served at / (SPA fallback)',
+    'a built web app served at / (SPA fallback); never a directory holding --data-dir',
     nonEmpty,
-    'apps/web/dist when built',
+  ),
+  setting(
+    'demo',
+    'SCOPESYNC_DEMO',
+    '',
+    'off',
+    'serve the demo web app (apps/web/dist, when built) at / unless --static-dir is given; npm start sets it',
+    oneOf(...SWITCH_VALUES),
+  ),
+  setting(
+    'no-static',
+    'SCOPESYNC_NO_STATIC',
+    '',
+    'off',
+    'serve no files at /, whatever --static-dir, STATIC_DIR or --demo say',
+    oneOf(...SWITCH_VALUES),
+  ),
+  setting(
+    'cors-origins',
+    'SCOPESYNC_CORS_ORIGINS',
+    'LIST',
+    '*',
+    'comma-separated origins browsers may call the API from; * = any (keys travel in headers, not cookies)',
+    listOf(origin),
+  ),
+  setting(
+    'trusted-proxies',
+    'SCOPESYNC_TRUSTED_PROXIES',
+    'LIST',
+    undefined,
+    'comma-separated addresses or CIDR ranges of reverse proxies whose Forwarded / X-Forwarded-For name the client',
+    listOf(trustedProxyProblem),
+  ),
+  setting(
+    'metrics-token',
+    'SCOPESYNC_METRICS_TOKEN',
+    'TOKEN',
+    undefined,
+    'GET /metrics answers only Authorization: Bearer TOKEN',
+    (raw) =>
+      /^[\x21-\x7e]{16,}$/.test(raw) ? null : 'must be at least 16 printable characters without spaces',
+  ),
+  setting(
+    'metrics-port',
+    'SCOPESYNC_METRICS_PORT',
+    'N',
+    undefined,
+    'serve /metrics on this port only (not on --port); 0 picks a free one',
+    integer(0, 65535),
+  ),
+  setting(
+    'metrics-host',
+    'SCOPESYNC_METRICS_HOST',
+    'HOST',
+    '127.0.0.1',
+    'interface of the --metrics-port listener',
+    nonEmpty,
+  ),
+  setting(
+    'request-timeout-ms',
+    'SCOPESYNC_REQUEST_TIMEOUT_MS',
+    'MS',
+    30_000,
+    'time a client has to send a whole HTTP request (headers and body); then 408',
+    integer(100),
   ),
   setting(
     'example-mod',
@@ -224,6 +330,46 @@ export const SETTINGS: readonly Setting[] = [
     integer(1),
   ),
   setting(
+    'max-awareness-bytes',
+    'SCOPESYNC_MAX_AWARENESS_BYTES',
+    'N',
+    limit.maxAwarenessBytes,
+    'awareness bytes one socket may hold over all its documents; over it, 4413',
+    integer(1),
+  ),
+  setting(
+    'max-frames-per-second',
+    'SCOPESYNC_MAX_FRAMES_PER_SECOND',
+    'N',
+    limit.maxFramesPerSecond,
+    'sustained frames per second one socket may send (burst twice that); over it, 4429',
+    integer(1),
+  ),
+  setting(
+    'max-caller-frames-per-second',
+    'SCOPESYNC_MAX_CALLER_FRAMES_PER_SECOND',
+    'N',
+    limit.maxCallerFramesPerSecond,
+    'the same over all sockets of one user (or one guest address)',
+    integer(1),
+  ),
+  setting(
+    'max-sockets-per-caller',
+    'SCOPESYNC_MAX_SOCKETS_PER_CALLER',
+    'N',
+    limit.maxSocketsPerCaller,
+    'open sockets per user (or guest address); one more is refused with HTTP 429',
+    integer(1),
+  ),
+  setting(
+    'max-total-buffered-bytes',
+    'SCOPESYNC_MAX_TOTAL_BUFFERED_BYTES',
+    'N',
+    limit.maxTotalBufferedBytes,
+    'bytes queued for all sockets together; past it, sockets with unsent data are closed with 4503',
+    integer(1),
+  ),
+  setting(
     'rate-limit',
     'SCOPESYNC_RATE_LIMIT',
     'on|off',
@@ -254,6 +400,22 @@ export const SETTINGS: readonly Setting[] = [
     DEFAULT_RATE_LIMIT.maxBuckets,
     'callers tracked at most; the least recent are forgotten (and start with a full bucket)',
     integer(1),
+  ),
+  setting(
+    'max-doc-bytes',
+    'SCOPESYNC_MAX_DOC_BYTES',
+    'N',
+    64 * MIB,
+    'largest a document may grow (bytes of its Yjs state); a write past it is refused with TooLarge',
+    integer(1),
+  ),
+  setting(
+    'max-doc-bytes-by-scope',
+    'SCOPESYNC_MAX_DOC_BYTES_BY_SCOPE',
+    'LIST',
+    undefined,
+    'per-scope bounds over --max-doc-bytes, e.g. PUBLIC_RW=1048576,blob=4194304',
+    listOf(scopeBound),
   ),
   setting(
     'doc-idle-ms',

@@ -121,6 +121,35 @@ describe('AccessControl', () => {
     expect(await verifyAuditChain(store)).toEqual({ ok: true, entries: 4 });
   });
 
+  it('appends a repeated denial once per window, with the count of the repeats, so guests cannot fill the log', async () => {
+    const draft = docAddress('USER_PRIVATE', alice.userId, 'draft');
+    await access.prepareWrite(userOf(alice), draft);
+    const guest: Caller = { kind: 'guest' };
+    for (let i = 0; i < 200; i++)
+      expect((await access.check(guest, 'read', draft)).decision.allowed).toBe(false);
+    // Another target is its own entry.
+    const other = docAddress('USER_PRIVATE', alice.userId, 'other');
+    await access.prepareWrite(userOf(alice), other);
+    await access.check(guest, 'read', other);
+    let entries = await store.queryAudit({});
+    expect(entries.filter((e) => e.accessor === 'guest')).toHaveLength(2);
+    now += 61_000;
+    await access.check(guest, 'read', draft);
+    entries = await store.queryAudit({});
+    const guests = entries.filter((e) => e.accessor === 'guest' && e.key === 'draft');
+    expect(guests).toHaveLength(2);
+    expect(guests[1]?.reason).toMatch(/\+199 repeats not logged/);
+
+    // Spread over many targets, one caller still appends a bounded number of entries.
+    const many = Array.from({ length: 100 }, (_, i) => docAddress('USER_PRIVATE', alice.userId, `n${i}`));
+    for (const address of many) await access.prepareWrite(userOf(alice), address);
+    for (const address of many) await access.check(guest, 'read', address);
+    const before = entries.length;
+    entries = await store.queryAudit({});
+    expect(entries.length - before).toBeLessThanOrEqual(50);
+    expect(await verifyAuditChain(store)).toMatchObject({ ok: true });
+  });
+
   it('refreshes updatedAt on writes at most once a second', async () => {
     const address = docAddress('PUBLIC_RW', '_', 'board');
     await access.prepareWrite({ kind: 'guest' }, address);

@@ -20,6 +20,7 @@ import {
 } from '@scopesync/core';
 import type { AuditLog } from './audit-log.ts';
 import { apiKeyOf, hashApiKey, isApiKeyShaped } from './credentials.ts';
+import { DenialAuditThrottle, type DenialAuditThrottleOptions } from './denial-audit-throttle.ts';
 import type { Counter, Metrics } from './metrics.ts';
 import type { RelayLog } from './relay-log.ts';
 import type { CheckedAccess, CheckOptions, RequestedFlags } from './sync/sync-authority.ts';
@@ -33,6 +34,8 @@ export interface AccessControlOptions {
   readonly now?: () => number;
   /** Where each denial is reported (`notice`, `denied: true`). Default: nowhere. */
   readonly log?: RelayLog | undefined;
+  /** How repeated denials are kept from filling the audit log (see {@link DenialAuditThrottle}). */
+  readonly denialAudit?: Omit<DenialAuditThrottleOptions, 'now'>;
 }
 
 /** How often a write refreshes an object's `updatedAt` at most, in ms: a busy document is not one metadata write per keystroke. */
@@ -61,12 +64,19 @@ export class AccessControl {
   readonly #denials: Counter;
   readonly #audited: Counter;
   readonly #log: RelayLog;
+  readonly #denialThrottle: DenialAuditThrottle;
+  readonly #denialsFolded: Counter;
 
   constructor(options: AccessControlOptions) {
     this.#log = options.log ?? (() => undefined);
     this.#store = options.store;
     this.#audit = options.audit;
     this.#now = options.now ?? Date.now;
+    this.#denialThrottle = new DenialAuditThrottle({ ...options.denialAudit, now: () => this.#now() });
+    this.#denialsFolded = options.metrics.counter(
+      'scopesync_audit_denials_folded_total',
+      'Repeated denials counted into a later audit entry instead of appended.',
+    );
     this.#denials = options.metrics.counter(
       'scopesync_access_denials_total',
       'Access checks decide() denied (all channels).',
@@ -153,7 +163,23 @@ export class AccessControl {
         reason: decision.reason,
       });
     }
-    if (decision.audit) await this.audit(caller, action, address, decision, options.channel ?? 'ws');
+    if (!decision.audit) return decision;
+    let audited = decision;
+    if (!decision.allowed) {
+      // Denials cost the caller nothing: repeats are counted, not appended (see DenialAuditThrottle).
+      const verdict = this.#denialThrottle.admit(
+        callerId(caller),
+        `${action} ${options.channel ?? 'ws'}`,
+        address.name,
+      );
+      if (!verdict.append) {
+        this.#denialsFolded.inc();
+        return decision;
+      }
+      if (verdict.folded > 0)
+        audited = { ...decision, reason: `${decision.reason} (+${verdict.folded} repeats not logged)` };
+    }
+    await this.audit(caller, action, address, audited, options.channel ?? 'ws');
     return decision;
   }
 

@@ -81,10 +81,11 @@ export type {
   RelayEventType,
 } from './events/relay-events.ts';
 export { HTTP_ORIGIN, orderingKeyOf, RUNTIME_ORIGIN } from './events/relay-events.ts';
+export { ClientAddress, trustedProxyProblem } from './http/client-address.ts';
 export type { HttpApiOptions } from './http/http-api.ts';
 export { HttpApi } from './http/http-api.ts';
 export type { StaticFilesOptions } from './http/static-files.ts';
-export { StaticFiles } from './http/static-files.ts';
+export { StaticFiles, staticRootProblem } from './http/static-files.ts';
 export { instrumentRelayStore } from './instrumented-relay-store.ts';
 export type { IssuedChallenge, KeyChallengesOptions } from './key-proof.ts';
 export { KeyChallenges, keyProofMessage } from './key-proof.ts';

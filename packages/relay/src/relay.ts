@@ -3,11 +3,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import {
+  type DocName,
   type DocStore,
   KeyedMutex,
   type Locks,
   MemoryDocStore,
+  parseDocName,
   type RelayStore,
+  type Scope,
   SyncError,
 } from '@scopesync/core';
 import { SqliteDocStore, SqliteRelayStore } from '@scopesync/store-sqlite';
@@ -22,6 +25,7 @@ import { createEnvelopeVerifier } from './envelope-policy.ts';
 import type { EventBus } from './events/event-bus.ts';
 import { countEvents } from './events/event-metrics.ts';
 import { LocalEventBus } from './events/local-event-bus.ts';
+import { ClientAddress } from './http/client-address.ts';
 import { HttpApi } from './http/http-api.ts';
 import { StaticFiles } from './http/static-files.ts';
 import { instrumentRelayStore } from './instrumented-relay-store.ts';
@@ -99,10 +103,46 @@ export interface RelayOptions {
   readonly cluster?: RelayCluster | undefined;
   /** Mods to register (with their grants) and start when the relay listens. */
   readonly mods?: readonly ModDefinition[];
-  /** A built web app to serve at `/` (SPA fallback to index.html). */
+  /**
+   * A built web app to serve at `/` (SPA fallback to index.html). Default: none. An empty path
+   * and a directory that equals or contains `dataDir` are refused (BadRequest): the relay never
+   * serves its working directory or its own data.
+   */
   readonly staticDir?: string;
-  /** How documents stay in memory. */
-  readonly docs?: { readonly idleMs?: number; readonly compactAfter?: number };
+  /**
+   * Origins browsers may call the HTTP API from. Default: any (`*`) — API keys travel in
+   * headers, never cookies, so another origin's page has no ambient credential to use.
+   */
+  readonly corsOrigins?: readonly string[] | undefined;
+  /**
+   * Reverse proxies (addresses, CIDR ranges) whose `Forwarded` / `X-Forwarded-For` name the
+   * client for per-address rate limits and caps. Default: none (the TCP peer is the client).
+   */
+  readonly trustedProxies?: readonly string[] | undefined;
+  /**
+   * GET /metrics: `token` requires `Authorization: Bearer <token>`; `port` (and `host`, default
+   * 127.0.0.1) moves it to a listener of its own, and the main port no longer answers it.
+   */
+  readonly metricsEndpoint?:
+    | {
+        readonly token?: string | undefined;
+        readonly port?: number | undefined;
+        readonly host?: string | undefined;
+      }
+    | undefined;
+  /** How long a client may take to send a whole HTTP request (headers and body), in ms. Default 30000. */
+  readonly requestTimeoutMs?: number | undefined;
+  /**
+   * How documents stay in memory, and how large a plaintext document may grow (bytes of its
+   * encoded state): `maxBytes` for every scope (default 64 MiB), `maxBytesByScope` per scope
+   * (`{ PUBLIC_RW: 1048576 }`, `blob` for blobs). A write past it is refused with TooLarge.
+   */
+  readonly docs?: {
+    readonly idleMs?: number;
+    readonly compactAfter?: number;
+    readonly maxBytes?: number | undefined;
+    readonly maxBytesByScope?: Readonly<Partial<Record<Scope | 'blob', number>>> | undefined;
+  };
   /** How long close() lets HTTP requests in flight finish before cutting them, in ms. Default 5000. */
   readonly closeGraceMs?: number;
   /** Where the relay reports problems. Default: warnings and errors as JSON lines on stderr. */
@@ -119,6 +159,8 @@ const DEFAULTS = {
   host: '127.0.0.1',
   maxBodyBytes: 16 * 1024 * 1024,
   closeGraceMs: 5000,
+  requestTimeoutMs: 30_000,
+  maxDocBytes: 64 * 1024 * 1024,
 };
 
 /** Where a listening relay is. */
@@ -153,6 +195,8 @@ export class Relay {
   /** The WebSocket endpoints. */
   readonly syncServer: SyncServer;
   readonly #server: Server;
+  readonly #metricsServer: Server | null;
+  #metricsAddress: RelayAddress | null = null;
   readonly #options: RelayOptions;
   readonly #log: RelayLog;
   readonly #ownedStores: { close(): Promise<void> }[];
@@ -170,6 +214,14 @@ export class Relay {
   /** Use {@link createRelay}. */
   constructor(options: RelayOptions = {}) {
     this.#options = options;
+    const staticFiles =
+      options.staticDir === undefined
+        ? null
+        : new StaticFiles({
+            root: options.staticDir,
+            ...(options.dataDir === undefined ? {} : { forbidden: [options.dataDir] }),
+          });
+    const clientAddress = new ClientAddress(options.trustedProxies ?? []);
     this.#log = options.log ?? consoleRelayLog;
     this.metrics = new Metrics();
     const { relayStore, docStore, owned } = openStores(options);
@@ -211,6 +263,7 @@ export class Relay {
       verifyEnvelope: createEnvelopeVerifier({ store: this.store, mutex: locks }),
       ...(options.docs?.idleMs === undefined ? {} : { idleMs: options.docs.idleMs }),
       ...(options.docs?.compactAfter === undefined ? {} : { compactAfter: options.docs.compactAfter }),
+      maxDocBytes: docSizeBounds(options.docs?.maxBytes, options.docs?.maxBytesByScope),
     });
     const services = { access: this.access, store: this.store, hub: this.hub, bus: this.bus, locks, now };
     const objects = new ObjectService(services);
@@ -221,6 +274,7 @@ export class Relay {
       authority: new SyncAccess(this.access, objects),
       metrics: this.metrics,
       ...(options.limits?.sync === undefined ? {} : { limits: options.limits.sync }),
+      clientAddress: (request) => clientAddress.of(request),
       log: syncLog,
     });
     this.runtime = new RelayRuntime({ objects, accounts, audit: this.audit, store: this.store, now });
@@ -240,10 +294,27 @@ export class Relay {
       },
       metrics: this.metrics,
       rateLimit: options.rateLimit ?? {},
-      staticFiles: options.staticDir === undefined ? null : new StaticFiles({ root: options.staticDir }),
+      staticFiles,
+      clientAddress,
+      corsOrigins: options.corsOrigins,
+      metricsAccess: {
+        token: options.metricsEndpoint?.token,
+        served: options.metricsEndpoint?.port === undefined,
+      },
       log: this.#log,
     });
-    this.#server = createServer((req, res) => api.handle(req, res));
+    const requestTimeout = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
+    const timeouts = {
+      requestTimeout,
+      headersTimeout: Math.min(requestTimeout, 60_000),
+      // How often Node checks those timeouts; its default (30 s) would make a short timeout moot.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(requestTimeout / 4))),
+    };
+    this.#server = createServer(timeouts, (req, res) => api.handle(req, res));
+    this.#metricsServer =
+      options.metricsEndpoint?.port === undefined
+        ? null
+        : createServer(timeouts, (req, res) => api.handleMetrics(req, res));
     this.#server.on('upgrade', (req, socket, head) => {
       try {
         const result: unknown = this.syncServer.handleUpgrade(req, socket, head);
@@ -318,19 +389,20 @@ export class Relay {
       if (typeof stop === 'function') this.#stops.push(stop as () => unknown);
     }
     const host = this.#options.host ?? DEFAULTS.host;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error): void =>
-        reject(new SyncError('Unavailable', `cannot listen: ${error.message}`, { cause: error }));
-      this.#server.once('error', onError);
-      this.#server.listen(this.#options.port ?? DEFAULTS.port, host, () => {
-        this.#server.off('error', onError);
-        resolve();
-      });
-    });
-    const { port } = this.#server.address() as AddressInfo;
-    const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
-    this.#address = { port, url: `http://${shownHost}:${port}` };
+    await listenOn(this.#server, this.#options.port ?? DEFAULTS.port, host);
+    this.#address = addressOf(this.#server, host);
+    const metricsServer = this.#metricsServer;
+    if (metricsServer !== null) {
+      const metricsHost = this.#options.metricsEndpoint?.host ?? DEFAULTS.host;
+      await listenOn(metricsServer, this.#options.metricsEndpoint?.port ?? 0, metricsHost);
+      this.#metricsAddress = addressOf(metricsServer, metricsHost);
+    }
     return this.#address;
+  }
+
+  /** `http://host:port` of the metrics listener (with `metricsEndpoint.port`), or null. */
+  get metricsUrl(): string | null {
+    return this.#metricsAddress?.url ?? null;
   }
 
   /**
@@ -348,6 +420,10 @@ export class Relay {
       if (!this.#server.listening) resolve();
       else this.#server.close(() => resolve());
     });
+    if (this.#metricsServer?.listening) {
+      this.#metricsServer.close();
+      this.#metricsServer.closeAllConnections();
+    }
     await this.#step('leaving the cluster', () => this.#leaveCluster?.());
     await this.#step('closing WebSockets', () => this.syncServer.close());
     this.#server.closeIdleConnections();
@@ -371,6 +447,36 @@ export class Relay {
       this.#log('error', `${what} failed during close`, { error });
     }
   }
+}
+
+/** The size bound of each document, by its scope. */
+function docSizeBounds(
+  maxBytes: number | undefined,
+  byScope: Readonly<Partial<Record<Scope | 'blob', number>>> = {},
+): (name: DocName) => number {
+  const fallback = maxBytes ?? DEFAULTS.maxDocBytes;
+  return (name) => {
+    const address = parseDocName(name);
+    return byScope[address.kind === 'blob' ? 'blob' : address.scope] ?? fallback;
+  };
+}
+
+function listenOn(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void =>
+      reject(new SyncError('Unavailable', `cannot listen: ${error.message}`, { cause: error }));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function addressOf(server: Server, host: string): RelayAddress {
+  const { port } = server.address() as AddressInfo;
+  const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  return { port, url: `http://${shownHost}:${port}` };
 }
 
 /** Creates a relay (not yet listening): `const relay = createRelay({port: 0}); await relay.listen()`. */

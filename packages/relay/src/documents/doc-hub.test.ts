@@ -495,3 +495,35 @@ describe('DocHub encrypted channel', () => {
     });
   });
 });
+
+describe('DocHub size bound', () => {
+  const text = (doc: Y.Doc, s: string): Uint8Array => {
+    const before = Y.encodeStateVector(doc);
+    doc.getText('t').insert(doc.getText('t').length, s);
+    return Y.encodeStateAsUpdate(doc, before);
+  };
+
+  it('refuses a write that would grow a document past the bound of its scope, with TooLarge', async () => {
+    const { hub, store } = makeHub(new TestStore(), {
+      maxDocBytes: (name) => (name === NOTES ? 300 : 10_000),
+    });
+    const client = new Y.Doc();
+    const first = text(client, 'a'.repeat(150));
+    await hub.applyUpdate(NOTES, first, RUNTIME_ORIGIN);
+    const refused = await hub
+      .applyUpdate(NOTES, text(client, 'b'.repeat(200)), RUNTIME_ORIGIN)
+      .catch((e) => e);
+    expect(refused).toBeInstanceOf(SyncError);
+    expect((refused as SyncError).kind).toBe('TooLarge');
+    // What the document already holds still passes (a reconnecting client's SyncStep2).
+    await hub.applyUpdate(NOTES, first, RUNTIME_ORIGIN);
+    const viaTransact = await hub
+      .transact(NOTES, (doc) => doc.getText('t').insert(0, 'c'.repeat(200)), RUNTIME_ORIGIN)
+      .catch((e) => e);
+    expect((viaTransact as SyncError).kind).toBe('TooLarge');
+    expect(await hub.read(NOTES, (doc) => doc.getText('t').toString())).toBe('a'.repeat(150));
+    expect(await store.head(NOTES)).toBe(1);
+    // Another scope's bound is its own.
+    await hub.applyUpdate(OTHER, text(new Y.Doc(), 'd'.repeat(500)), RUNTIME_ORIGIN);
+  });
+});

@@ -1,6 +1,6 @@
 import type { Caller, DocName, DocStore, EncEntry, SubscribeMode } from '@scopesync/core';
 import { SyncError } from '@scopesync/core';
-import type * as Y from 'yjs';
+import * as Y from 'yjs';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ChangeOrigin } from '../events/relay-events.ts';
 import type { Metrics } from '../metrics.ts';
@@ -29,6 +29,11 @@ export interface DocHubOptions {
   readonly idleMs?: number | undefined;
   /** Compact a plaintext document's log once it holds this many entries. Default 500. */
   readonly compactAfter?: number | undefined;
+  /**
+   * Largest a plaintext document may grow, in bytes of its encoded state, by name (so by scope);
+   * a write that would pass it is refused with TooLarge. Default: no bound.
+   */
+  readonly maxDocBytes?: ((name: DocName) => number) | undefined;
   /** Largest encrypted envelope or snapshot accepted, in bytes. Default 16 MiB. */
   readonly maxEnvelopeBytes?: number | undefined;
   /** Checks each encrypted envelope and snapshot before it is stored. Default: none. */
@@ -78,6 +83,7 @@ export class DocHub {
   readonly #store: DocStore;
   readonly #bus: EventBus;
   readonly #maxEnvelopeBytes: number;
+  readonly #maxDocBytes: ((name: DocName) => number) | null;
   readonly #verifyEnvelope: EnvelopeVerifier | undefined;
   readonly #registry: DocRegistry;
   readonly #batcher: CommitBatcher;
@@ -90,6 +96,7 @@ export class DocHub {
     this.#store = options.store;
     this.#bus = options.bus;
     this.#maxEnvelopeBytes = options.maxEnvelopeBytes ?? DEFAULTS.maxEnvelopeBytes;
+    this.#maxDocBytes = options.maxDocBytes ?? null;
     this.#verifyEnvelope = options.verifyEnvelope;
     const log = options.log ?? consoleSyncLog;
     const compactAfter = Math.max(2, options.compactAfter ?? DEFAULTS.compactAfter);
@@ -173,6 +180,12 @@ export class DocHub {
       try {
         const update = transactOn(entry, fn, origin);
         if (update === null) return { committed: this.#batcher.noop(entry) };
+        if (!this.#fits(entry, update)) {
+          // Already applied in memory: reload before the next use, so it vanishes there too.
+          entry.stale = true;
+          throw this.#tooLarge(entry);
+        }
+        entry.stateBytes += update.byteLength;
         return { committed: this.#writePlaintext(entry, update, origin) };
       } finally {
         this.#registry.release(entry);
@@ -199,12 +212,28 @@ export class DocHub {
       validateUpdate(update);
       const entry = await this.#registry.acquire(name, 'plaintext');
       try {
+        // Over the bound, only what the document already holds passes (a reconnecting client's
+        // SyncStep2), so a full document does not close its readers' sockets in a loop.
+        if (!this.#fits(entry, update) && !holdsAlready(entry, update)) throw this.#tooLarge(entry);
         if (!applyOn(entry, update, origin)) return { committed: this.#batcher.noop(entry) };
+        entry.stateBytes += update.byteLength;
         return { committed: this.#writePlaintext(entry, update, origin) };
       } finally {
         this.#registry.release(entry);
       }
     });
+  }
+
+  /** Whether `update` may be added to the entry's document under the size cap. */
+  #fits(entry: DocEntry, update: Uint8Array): boolean {
+    return (
+      this.#maxDocBytes === null || entry.stateBytes + update.byteLength <= this.#maxDocBytes(entry.name)
+    );
+  }
+
+  #tooLarge(entry: DocEntry): SyncError {
+    const max = this.#maxDocBytes?.(entry.name) ?? 0;
+    return new SyncError('TooLarge', `the document would grow past ${max} bytes, the bound of its scope`);
   }
 
   /** Runs `fn` on the loaded document and returns its result. `fn` must not change the document. */
@@ -391,5 +420,14 @@ export class DocHub {
     };
     op.then(done, done);
     return op;
+  }
+}
+
+/** Whether the entry's document already contains everything `update` carries. */
+function holdsAlready(entry: DocEntry, update: Uint8Array): boolean {
+  try {
+    return Y.snapshotContainsUpdate(Y.snapshot(entry.doc as Y.Doc), update);
+  } catch {
+    return false;
   }
 }

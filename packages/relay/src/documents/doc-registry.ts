@@ -35,6 +35,11 @@ export interface DocEntry {
   headKnown: boolean;
   /** Entries in the stored log (approximate), to decide when to compact. */
   logEntries: number;
+  /**
+   * Bytes of the plaintext document: its encoded state when loaded, plus every update applied
+   * since (an upper bound, exact again at the next load). What the per-document size cap checks.
+   */
+  stateBytes: number;
   /** Compact once `logEntries` reaches this; pushed back after every attempt so failures do not spin. */
   compactAt: number;
   /** Settles when every write queued so far for this document has settled. */
@@ -342,6 +347,7 @@ export class DocRegistry {
       entry.loadedThrough = Math.max(head, stored.at(-1)?.seq ?? 0);
       entry.loadId = nextLoadId++;
       entry.logEntries = stored.length;
+      entry.stateBytes = Y.encodeStateAsUpdate(doc).byteLength;
       entry.compactAt = stored.length + this.#compactAfter;
       this.#loaded?.inc();
     } finally {
@@ -376,6 +382,7 @@ function newEntry(name: DocName): DocEntry {
     loadedThrough: 0,
     headKnown: false,
     logEntries: 0,
+    stateBytes: 0,
     compactAt: Number.POSITIVE_INFINITY,
     tail: Promise.resolve(),
     holds: 0,

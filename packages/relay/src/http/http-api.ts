@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Caller, callerId, SyncError } from '@scopesync/core';
 import type { UserCaller } from '../access-control.ts';
@@ -8,6 +9,7 @@ import type { RelayLog } from '../relay-log.ts';
 import { accountRoutes } from './account-routes.ts';
 import { auditRoutes } from './audit-routes.ts';
 import { blobRoutes } from './blob-routes.ts';
+import { ClientAddress } from './client-address.ts';
 import { docKeyRoutes } from './doc-key-routes.ts';
 import { keyGrantRoutes } from './key-grant-routes.ts';
 import { keyRoutes } from './key-routes.ts';
@@ -27,6 +29,15 @@ export interface HttpApiOptions {
   readonly rateLimit: Partial<RateLimitOptions> | RateLimitBuckets | false;
   /** The web app served at `/`, if any. */
   readonly staticFiles?: StaticFiles | null | undefined;
+  /** Where a request comes from (trusted proxies); default: the TCP peer. */
+  readonly clientAddress?: ClientAddress | undefined;
+  /** Origins a browser may call the API from; undefined or `['*']`: any (see {@link corsHeaders}). */
+  readonly corsOrigins?: readonly string[] | undefined;
+  /**
+   * GET /metrics: `token` makes it answer only `Authorization: Bearer <token>`; `served: false`
+   * leaves it to a listener of its own (see {@link HttpApi.handleMetrics}). Default: served, open.
+   */
+  readonly metricsAccess?: { readonly token?: string | undefined; readonly served?: boolean } | undefined;
   readonly log: RelayLog;
 }
 
@@ -45,8 +56,6 @@ const API_PREFIXES: ReadonlySet<string> = new Set([
 ]);
 
 const CORS_HEADERS: Readonly<Record<string, string>> = {
-  // API keys travel in headers, never cookies, so any origin may call the relay.
-  'access-control-allow-origin': '*',
   'access-control-allow-methods': 'GET, HEAD, POST, PUT, DELETE, OPTIONS',
   'access-control-allow-headers':
     'content-type, x-api-key, authorization, if-match, if-none-match, x-scopesync-encrypted',
@@ -66,6 +75,10 @@ export class HttpApi {
   readonly #metrics: Metrics;
   readonly #limiter: RateLimitBuckets | null;
   readonly #static: StaticFiles | null;
+  readonly #clientAddress: ClientAddress;
+  readonly #corsOrigins: ReadonlySet<string> | null;
+  readonly #metricsToken: Buffer | null;
+  readonly #metricsServed: boolean;
   readonly #log: RelayLog;
   readonly #started = Date.now();
   readonly #requests: Counter;
@@ -81,6 +94,12 @@ export class HttpApi {
     const limit = options.rateLimit;
     this.#limiter = limit === false ? null : 'take' in limit ? limit : new RateLimiter(limit);
     this.#static = options.staticFiles ?? null;
+    this.#clientAddress = options.clientAddress ?? new ClientAddress();
+    const origins = options.corsOrigins;
+    this.#corsOrigins = origins === undefined || origins.includes('*') ? null : new Set(origins);
+    const token = options.metricsAccess?.token;
+    this.#metricsToken = token === undefined ? null : Buffer.from(token);
+    this.#metricsServed = options.metricsAccess?.served ?? true;
     this.#log = options.log;
     this.#routes = [
       ...keyRoutes(s),
@@ -92,7 +111,9 @@ export class HttpApi {
       ...shareRoutes(s),
       ...auditRoutes(s),
       { pattern: ['health'], methods: { GET: (r) => this.#health(r) } },
-      { pattern: ['metrics'], methods: { GET: (r) => this.#metricsText(r) } },
+      ...(this.#metricsServed
+        ? [{ pattern: ['metrics'], methods: { GET: (r: RouteRequest) => this.#metricsText(r) } }]
+        : []),
     ];
     const m = options.metrics;
     this.#requests = m.counter('scopesync_http_requests_total', 'HTTP requests received.');
@@ -134,8 +155,24 @@ export class HttpApi {
     this.#handle(req, res, seen).catch((error: unknown) => this.#fail(req, res, error));
   }
 
+  /** Answers a request on the metrics listener: GET /metrics (with its token, if any), else 404. Never throws. */
+  handleMetrics(req: IncomingMessage, res: ServerResponse): void {
+    const run = async (): Promise<void> => {
+      const { segments } = parseRequestUrl(req.url);
+      if (
+        segments.length !== 1 ||
+        segments[0] !== 'metrics' ||
+        (req.method !== 'GET' && req.method !== 'HEAD')
+      )
+        throw new SyncError('NotFound', 'this listener serves GET /metrics only');
+      await this.#metricsText({ req, res } as RouteRequest);
+    };
+    req.on('error', () => undefined);
+    run().catch((error: unknown) => this.#fail(req, res, error));
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse, seen: RequestSeen): Promise<void> {
-    for (const [name, value] of Object.entries(CORS_HEADERS)) res.setHeader(name, value);
+    this.#setCorsHeaders(req, res);
     const method = req.method ?? 'GET';
     if (method === 'OPTIONS') {
       sendEmpty(res, 204);
@@ -196,7 +233,7 @@ export class HttpApi {
     if (!this.#limiter) return null;
     const key = apiKeyOf(req);
     // Keys are bucketed by hash so the limiter holds no secrets; guests by their address.
-    const id = key === null ? `ip:${req.socket.remoteAddress ?? 'unknown'}` : `key:${hashApiKey(key)}`;
+    const id = key === null ? `ip:${this.#clientAddress.of(req)}` : `key:${hashApiKey(key)}`;
     const verdict = await this.#limiter.take(id);
     if (verdict.ok) return null;
     this.#rateLimited.inc();
@@ -207,7 +244,25 @@ export class HttpApi {
     sendJson(r.res, 200, { status: 'ok', uptime_seconds: Math.round((Date.now() - this.#started) / 1000) });
   }
 
+  /**
+   * CORS: with no allow-list, any origin (API keys travel in headers, never cookies, so a page
+   * on another origin has no ambient credential to abuse); with one, only the listed origins are
+   * told they may read answers, and the answer varies by Origin.
+   */
+  #setCorsHeaders(req: IncomingMessage, res: ServerResponse): void {
+    const origin = req.headers.origin;
+    if (this.#corsOrigins !== null) {
+      res.setHeader('vary', 'origin');
+      if (origin === undefined || !this.#corsOrigins.has(origin)) return;
+    }
+    res.setHeader('access-control-allow-origin', this.#corsOrigins === null ? '*' : (origin as string));
+    for (const [name, value] of Object.entries(CORS_HEADERS)) res.setHeader(name, value);
+  }
+
   async #metricsText(r: RouteRequest): Promise<void> {
+    if (this.#metricsToken !== null && !bearerMatches(r.req, this.#metricsToken)) {
+      throw new SyncError('Unauthorized', 'GET /metrics needs Authorization: Bearer <metrics token>');
+    }
     const text = this.#metrics.render();
     r.res.writeHead(200, {
       'content-type': 'text/plain; version=0.0.4; charset=utf-8',
@@ -235,4 +290,12 @@ export class HttpApi {
       res.destroy();
     }
   }
+}
+
+/** Whether the request carries `Authorization: Bearer <token>`, compared in constant time. */
+function bearerMatches(req: IncomingMessage, token: Buffer): boolean {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (!match?.[1]) return false;
+  const given = Buffer.from(match[1]);
+  return given.length === token.length && timingSafeEqual(given, token);
 }

@@ -1,7 +1,8 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, realpathSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { extname, join, resolve, sep } from 'node:path';
+import { dirname, extname, join, resolve, sep } from 'node:path';
+import { SyncError } from '@scopesync/core';
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
@@ -30,6 +31,41 @@ export interface StaticFilesOptions {
   readonly root: string;
   /** The page answered for unknown extension-less paths (client-side routes). Default `index.html`. */
   readonly fallback?: string;
+  /**
+   * Directories that must never be served (the relay's data dir): a root that equals or contains
+   * one of them is refused at construction.
+   */
+  readonly forbidden?: readonly string[];
+}
+
+/**
+ * Why `root` must not be served given the `forbidden` directories, or null when it may: an
+ * empty root (which would resolve to the working directory) or a root that equals or contains a
+ * forbidden directory, compared by real path where the paths exist.
+ */
+export function staticRootProblem(root: string, forbidden: readonly string[] = []): string | null {
+  if (root.trim() === '')
+    return 'the static directory must not be empty (it would serve the working directory)';
+  const realRoot = realPathOf(resolve(root));
+  for (const dir of forbidden) {
+    const realDir = realPathOf(resolve(dir));
+    if (realDir === realRoot || realDir.startsWith(realRoot === sep ? sep : realRoot + sep)) {
+      return `the static directory ${realRoot} contains the data directory ${realDir}: refusing to serve it`;
+    }
+  }
+  return null;
+}
+
+/** The real path of `path`, or of its nearest existing ancestor joined with the rest. */
+function realPathOf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    const parent = dirname(path);
+    return parent === path
+      ? path
+      : join(realPathOf(parent), path.slice(parent.length + (parent.endsWith(sep) ? 0 : 1)));
+  }
 }
 
 /**
@@ -42,7 +78,10 @@ export class StaticFiles {
   readonly #fallback: string;
   #realRoot: Promise<string | null> | null = null;
 
+  /** Throws BadRequest for an empty root or one that equals or contains a forbidden directory. */
   constructor(options: StaticFilesOptions) {
+    const problem = staticRootProblem(options.root, options.forbidden);
+    if (problem !== null) throw new SyncError('BadRequest', problem);
     this.#root = resolve(options.root);
     this.#fallback = options.fallback ?? 'index.html';
   }

@@ -15,6 +15,7 @@ import {
 import { HTTP_ORIGIN } from '../events/relay-events.ts';
 import { deniedError } from '../services/denied-error.ts';
 import { parseUserValue } from '../userdata-value.ts';
+import { refuseBeforeBody } from './early-denial.ts';
 import { flagField, intParam, parseVersionHeader, readJsonObject } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';
@@ -43,6 +44,7 @@ export function userdataRoutes(s: RouteServices): Route[] {
     const address = addressOf(r);
     const caller = await r.caller();
     const ifVersion = parseVersionHeader(r.req, 'if-match');
+    await refuseBeforeBody(s, caller, address);
     const body = await readJsonObject(r.req, s.maxBodyBytes);
     if (!Object.hasOwn(body, 'value')) throw new SyncError('BadRequest', 'the body needs a "value" object');
     const value = parseUserValue(body.value);

@@ -122,7 +122,8 @@ export class ObjectService {
     const before = await this.#access.loadObject(address);
     let after = await this.#access.prepareWrite(caller, address, requested);
     if (owner !== undefined && owner !== after.owner) {
-      if (caller.kind !== 'runtime') throw new SyncError('Forbidden', 'only the server runtime sets an owner');
+      if (caller.kind !== 'runtime')
+        throw new SyncError('Forbidden', 'only the server runtime sets an owner');
       await this.#store.updateObject(address.name, { owner });
       after = { ...after, owner };
     }

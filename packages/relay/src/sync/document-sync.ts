@@ -22,6 +22,8 @@ export interface DocumentSyncOptions {
   readonly registry: SubscriptionRegistry;
   readonly paging: EntryPaging;
   readonly denials: Counter;
+  /** SyncStep1 frames left unanswered because their socket's send buffer was full. */
+  readonly skippedSteps?: Counter | undefined;
   readonly log: SyncLog;
 }
 
@@ -42,8 +44,10 @@ export class DocumentSync {
   readonly #paging: EntryPaging;
   readonly #denials: Counter;
   readonly #log: SyncLog;
+  readonly #skippedSteps: Pick<Counter, 'inc'>;
 
   constructor(options: DocumentSyncOptions) {
+    this.#skippedSteps = options.skippedSteps ?? { inc: () => undefined };
     this.#hub = options.hub;
     this.#registry = options.registry;
     this.#paging = options.paging;
@@ -63,6 +67,13 @@ export class DocumentSync {
   async handleYProtocols(sub: Subscription, message: YProtocolsMessage): Promise<void> {
     switch (message.type) {
       case 'sync-step1': {
+        // A client that has not read what it was sent gets no new copy of the document on top:
+        // encoding it would cost the event loop and the memory the bound exists to protect. It
+        // asks again (SyncStep1) when it resyncs or reconnects.
+        if (sub.session.congested) {
+          this.#skippedSteps.inc();
+          return;
+        }
         const update = await this.#hub.read(sub.name, (doc) => {
           try {
             return Y.encodeStateAsUpdate(doc, message.stateVector);
@@ -77,6 +88,7 @@ export class DocumentSync {
       case 'sync-update':
         return this.write(sub, message.update, 0);
       case 'awareness':
+        sub.session.holdAwareness(sub.name, message.update.byteLength);
         this.#registry.receiveAwareness(sub, message.update);
         return;
       case 'query-awareness': {

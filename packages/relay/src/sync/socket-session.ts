@@ -1,6 +1,7 @@
-import { type Caller, callerId, isSyncError, wsCloseCodeOf } from '@scopesync/core';
+import { type Caller, callerId, isSyncError, SyncError, wsCloseCodeOf } from '@scopesync/core';
 import type { RawData, WebSocket } from 'ws';
 import type { Counter } from '../metrics.ts';
+import type { RateLimiter } from '../rate-limiter.ts';
 import type { SyncLog } from './sync-log.ts';
 
 /** Which endpoint a socket speaks. */
@@ -12,6 +13,42 @@ export interface SessionLimits {
   readonly maxPendingFrames: number;
   /** Bytes queued for a socket that does not read before it is closed with 4503. */
   readonly maxBufferedBytes: number;
+  /** Sustained frames per second one socket may send (burst: twice as many); over it, 4429. */
+  readonly maxFramesPerSecond: number;
+  /** Awareness bytes one socket may hold on the relay, over all its documents; over it, 4413. */
+  readonly maxAwarenessBytes: number;
+}
+
+/**
+ * The bytes handed to every socket and not yet written out, against one bound for the process:
+ * past it, a socket that has anything of its own still queued is closed (4503) instead of
+ * queueing more.
+ */
+export class SendBudget {
+  #queued = 0;
+  readonly #max: number;
+
+  constructor(maxBytes: number) {
+    this.#max = maxBytes;
+  }
+
+  /** Bytes queued now. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /** Whether `bytes` more fit. */
+  fits(bytes: number): boolean {
+    return this.#queued + bytes <= this.#max;
+  }
+
+  add(bytes: number): void {
+    this.#queued += bytes;
+  }
+
+  release(bytes: number): void {
+    this.#queued = Math.max(0, this.#queued - bytes);
+  }
 }
 
 /** Options of a {@link SocketSession}. */
@@ -26,6 +63,12 @@ export interface SocketSessionOptions {
   readonly framesOut: Counter;
   /** The document of a single-document socket (for its log lines); absent for a multiplexed one. */
   readonly doc?: string | undefined;
+  /** Who is rate-limited together: the user, or the guest's address. */
+  readonly callerKey?: string | undefined;
+  /** Frame buckets shared by all sockets of a caller (keyed by `callerKey`); none: no per-caller limit. */
+  readonly callerFrames?: RateLimiter | undefined;
+  /** The process-wide bound on queued outgoing bytes; none: only the per-socket bound. */
+  readonly sendBudget?: SendBudget | undefined;
 }
 
 /** What a socket did, for its closing log line. */
@@ -60,6 +103,15 @@ export class SocketSession {
   readonly #limits: SessionLimits;
   readonly #log: SyncLog;
   readonly #framesOut: Counter;
+  readonly #callerKey: string;
+  readonly #callerFrames: RateLimiter | null;
+  readonly #sendBudget: SendBudget | null;
+  /** This socket's own frame bucket. */
+  #tokens: number;
+  #tokensAt = performance.now();
+  /** Awareness bytes this socket holds per document. */
+  readonly #awareness = new Map<string, number>();
+  #awarenessBytes = 0;
   #caller: Caller;
   #ws: WebSocket | null = null;
   #queue: Promise<void> = Promise.resolve();
@@ -68,6 +120,8 @@ export class SocketSession {
   #closed = false;
   /** Its credential was revoked: no frame of it is processed any more. */
   #revoked = false;
+  /** It sent frames faster than its rate limit: no frame of it is processed any more. */
+  #throttled = false;
   readonly #onClosed: Array<() => void> = [];
   readonly #startedAt = performance.now();
   #framesInCount = 0;
@@ -83,6 +137,42 @@ export class SocketSession {
     this.#limits = options.limits;
     this.#log = options.log;
     this.#framesOut = options.framesOut;
+    this.#callerKey = options.callerKey ?? callerId(options.caller);
+    this.#callerFrames = options.callerFrames ?? null;
+    this.#sendBudget = options.sendBudget ?? null;
+    this.#tokens = 2 * options.limits.maxFramesPerSecond;
+  }
+
+  /** Who is rate-limited together with this socket (the user, or the guest's address). */
+  get callerKey(): string {
+    return this.#callerKey;
+  }
+
+  /**
+   * Its send buffer is over a quarter of its bound: answers that can be asked again (SyncStep2
+   * to a SyncStep1) are skipped rather than queued behind what the client has not read yet.
+   */
+  get congested(): boolean {
+    const ws = this.#ws;
+    return ws !== null && ws.bufferedAmount > this.#limits.maxBufferedBytes / 4;
+  }
+
+  /**
+   * Records that this socket's awareness on document `name` is now `bytes` (0 when it left);
+   * throws TooLarge when the socket's total would pass its bound.
+   */
+  holdAwareness(name: string, bytes: number): void {
+    const before = this.#awareness.get(name) ?? 0;
+    const total = this.#awarenessBytes - before + bytes;
+    if (total > this.#limits.maxAwarenessBytes) {
+      throw new SyncError(
+        'TooLarge',
+        `awareness of this socket would exceed ${this.#limits.maxAwarenessBytes} bytes`,
+      );
+    }
+    this.#awarenessBytes = total;
+    if (bytes === 0) this.#awareness.delete(name);
+    else this.#awareness.set(name, bytes);
   }
 
   /** Who the socket is, at its current level. */
@@ -97,7 +187,7 @@ export class SocketSession {
 
   /** Closed, or refusing work because its credential was revoked. */
   get ended(): boolean {
-    return this.#closed || this.#revoked;
+    return this.#closed || this.#revoked || this.#throttled;
   }
 
   /** Takes a user's new level (see the `level-changed` event). */
@@ -126,6 +216,9 @@ export class SocketSession {
   enqueue(task: () => Promise<void>): Promise<void> {
     this.#pending += 1;
     this.#queue = this.#queue
+      // Each frame starts in a macrotask of its own: a socket with many queued frames (SyncStep1
+      // against a large document, say) lets other sockets, timers and HTTP requests in between.
+      .then(yieldToEventLoop)
       .then(() => (this.ended ? undefined : task()))
       .catch((error: unknown) => this.#fail(error))
       .finally(() => {
@@ -147,7 +240,14 @@ export class SocketSession {
       this.close(wsCloseCodeOf('Unavailable'), 'the client does not read its socket');
       return;
     }
+    const budget = this.#sendBudget;
+    if (budget !== null && !budget.fits(frame.byteLength) && ws.bufferedAmount > 0) {
+      this.close(wsCloseCodeOf('Unavailable'), 'the relay is short of send buffer: reconnect later');
+      return;
+    }
+    budget?.add(frame.byteLength);
     ws.send(frame, (error) => {
+      budget?.release(frame.byteLength);
       if (error) this.#log('warn', 'sending a sync frame failed', this.context({ error }));
     });
     this.#framesOut.inc();
@@ -228,9 +328,25 @@ export class SocketSession {
       this.close(wsCloseCodeOf('RateLimited'), 'too many frames waiting to be processed');
       return;
     }
+    if (!this.#takeFrameToken()) {
+      this.#throttled = true; // stop processing what is queued: the socket is going
+      this.close(wsCloseCodeOf('RateLimited'), 'too many frames: slow down');
+      return;
+    }
     this.#framesInCount += 1;
     const bytes = toBytes(data);
     void this.enqueue(() => onFrame(bytes));
+  }
+
+  /** One token from this socket's bucket and from its caller's; false when either is empty. */
+  #takeFrameToken(): boolean {
+    const perSecond = this.#limits.maxFramesPerSecond;
+    const now = performance.now();
+    this.#tokens = Math.min(2 * perSecond, this.#tokens + ((now - this.#tokensAt) / 1000) * perSecond);
+    this.#tokensAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return this.#callerFrames === null || this.#callerFrames.take(this.#callerKey).ok;
   }
 
   #fail(error: unknown): void {
@@ -244,6 +360,10 @@ export class SocketSession {
     this.#log('error', 'a sync handler threw; closing its socket', this.context({ error }));
     this.close(wsCloseCodeOf('Internal'), 'internal error');
   }
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function toBytes(data: RawData): Uint8Array {

@@ -203,6 +203,7 @@ export class SubscriptionRegistry {
     sub.transition({ phase: 'ended' });
     sub.hold?.release();
     sub.hold = null;
+    sub.session.holdAwareness(sub.name, 0);
     const mine = this.#bySession.get(sub.session);
     if (mine?.delete(sub) && mine.size === 0) this.#bySession.delete(sub.session);
     const room = this.#rooms.get(sub.name);

@@ -671,3 +671,57 @@ describe('SyncServer multiplexed endpoint', () => {
     expect(seqs).toEqual([1, 2, 3, 4, 5]);
   });
 });
+
+describe('SyncServer bounds: one caller cannot take the relay from the others', () => {
+  it('closes a socket that sends frames faster than its rate with 4429, and only that one', async () => {
+    const f = await start({ maxFramesPerSecond: 5 });
+    const flood = await Client.open(`${f.url}/sync/${NOTES}?key=alice-key`, false);
+    const calm = await Client.open(`${f.url}/sync/${NOTES}?key=bob-key`, false);
+    for (let i = 0; i < 50; i++) flood.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
+    expect((await flood.closed).code).toBe(4429);
+    calm.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
+    await calm.next('sync-step2');
+  });
+
+  it('limits the frames of one caller over all its sockets', async () => {
+    const f = await start({ maxFramesPerSecond: 1000, maxCallerFramesPerSecond: 5 });
+    const sockets = await Promise.all(
+      [1, 2, 3].map(() => Client.open(`${f.url}/sync/${NOTES}?key=alice-key`, false)),
+    );
+    for (const s of sockets)
+      for (let i = 0; i < 6; i++) s.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
+    const first = await Promise.race(sockets.map((s) => s.closed));
+    expect(first.code).toBe(4429);
+    const bob = await Client.open(`${f.url}/sync/${NOTES}?key=bob-key`, false);
+    bob.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
+    await bob.next('sync-step2');
+  });
+
+  it('refuses one socket too many for a caller with HTTP 429, guests counted by address', async () => {
+    const f = await start({ maxSocketsPerCaller: 2 });
+    const a1 = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    await Client.open(`${f.url}/sync/${NOTES}?key=alice-key`, false);
+    expect(await upgradeStatus(`${f.url}/sync?key=alice-key`)).toBe(429);
+    await Client.open(`${f.url}/sync?key=bob-key`, true);
+    await Client.open(`${f.url}/sync`, true);
+    await Client.open(`${f.url}/sync`, true);
+    expect(await upgradeStatus(`${f.url}/sync`)).toBe(429);
+    // A closed socket gives its place back.
+    a1.ws.close();
+    await a1.closed;
+    await expect.poll(() => f.server.connections).toBe(4);
+    await Client.open(`${f.url}/sync?key=alice-key`, true);
+  });
+
+  it('closes a socket whose awareness grows past its byte bound with 4413', async () => {
+    const f = await start({ maxAwarenessBytes: 200 });
+    const a = await Client.open(`${f.url}/sync/${NOTES}?key=alice-key`, false);
+    a.send({ type: 'awareness', update: awarenessUpdate([{ clientId: 1, clock: 1, state: { n: 'x' } }]) });
+    await a.next('awareness');
+    a.send({
+      type: 'awareness',
+      update: awarenessUpdate([{ clientId: 1, clock: 2, state: { n: 'x'.repeat(500) } }]),
+    });
+    expect((await a.closed).code).toBe(4413);
+  });
+});

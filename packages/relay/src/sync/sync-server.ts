@@ -6,12 +6,14 @@ import type { DocHub } from '../documents/doc-hub.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { CredentialRevoked, LevelChanged } from '../events/relay-events.ts';
 import type { Counter, Gauge, LabeledCounter, Metrics } from '../metrics.ts';
+import { RateLimiter } from '../rate-limiter.ts';
 import { DocEndpoint } from './doc-endpoint.ts';
 import { DocumentSync } from './document-sync.ts';
 import { MuxEndpoint } from './mux-endpoint.ts';
 import {
   CLOSE_GOING_AWAY,
   type FrameHandler,
+  SendBudget,
   type SessionEndpoint,
   SocketSession,
 } from './socket-session.ts';
@@ -39,6 +41,16 @@ export interface SyncServerLimits {
   readonly maxBufferedBytes: number;
   /** Awareness client ids one subscription may claim. */
   readonly maxAwarenessClients: number;
+  /** Awareness bytes one socket may hold, over all its documents; over it, 4413. */
+  readonly maxAwarenessBytes: number;
+  /** Sustained frames per second one socket may send (burst: twice as many); over it, 4429. */
+  readonly maxFramesPerSecond: number;
+  /** Sustained frames per second one caller (user, or guest address) may send over all its sockets; over it, 4429. */
+  readonly maxCallerFramesPerSecond: number;
+  /** Sockets one caller (user, or guest address) may hold open; one more is refused with HTTP 429. */
+  readonly maxSocketsPerCaller: number;
+  /** Bytes queued for all sockets together; past it, sockets with unsent data are closed with 4503. */
+  readonly maxTotalBufferedBytes: number;
 }
 
 /** The limits a {@link SyncServer} applies unless told otherwise. */
@@ -51,6 +63,11 @@ export const DEFAULT_SYNC_LIMITS: SyncServerLimits = Object.freeze({
   maxPendingFrames: 10_000,
   maxBufferedBytes: 64 * 1024 * 1024,
   maxAwarenessClients: 8,
+  maxAwarenessBytes: 256 * 1024,
+  maxFramesPerSecond: 2000,
+  maxCallerFramesPerSecond: 10_000,
+  maxSocketsPerCaller: 256,
+  maxTotalBufferedBytes: 1024 * 1024 * 1024,
 });
 
 /** Options of a {@link SyncServer}; every optional field has a default. */
@@ -64,6 +81,8 @@ export interface SyncServerOptions {
   readonly pingIntervalMs?: number | undefined;
   /** How long close() waits for sockets to finish their close handshake. Default 2 s. */
   readonly closeGraceMs?: number | undefined;
+  /** The address a guest's upgrade comes from (trusted proxies); default: the TCP peer. */
+  readonly clientAddress?: ((request: IncomingMessage) => string) | undefined;
   readonly log?: SyncLog | undefined;
 }
 
@@ -101,6 +120,12 @@ export class SyncServer {
   readonly #denials: Counter;
   readonly #opened: LabeledCounter;
   readonly #closedSockets: LabeledCounter;
+  readonly #clientAddress: (request: IncomingMessage) => string;
+  readonly #callerFrames: RateLimiter;
+  readonly #sendBudget: SendBudget;
+  /** Sockets per caller key, counted from authentication (so upgrades in flight count too). */
+  readonly #perCaller = new Map<string, number>();
+  readonly #counted = new Set<SocketSession>();
 
   constructor(options: SyncServerOptions) {
     this.#hub = options.hub;
@@ -113,6 +138,12 @@ export class SyncServer {
     };
     this.#log = options.log ?? consoleSyncLog;
     this.#closeGraceMs = options.closeGraceMs ?? 2000;
+    this.#clientAddress = options.clientAddress ?? ((request) => request.socket.remoteAddress ?? 'unknown');
+    this.#callerFrames = new RateLimiter({
+      capacity: 2 * this.#limits.maxCallerFramesPerSecond,
+      refillPerSecond: this.#limits.maxCallerFramesPerSecond,
+    });
+    this.#sendBudget = new SendBudget(this.#limits.maxTotalBufferedBytes);
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -151,6 +182,10 @@ export class SyncServer {
       registry: this.#registry,
       paging: { maxEntriesPerPage: this.#limits.maxEntriesPerPage, maxPageBytes: this.#limits.maxPageBytes },
       denials: this.#denials,
+      skippedSteps: m.counter(
+        'scopesync_sync_step1_skipped_total',
+        'SyncStep1 frames left unanswered because their socket had not read what it was sent.',
+      ),
       log: this.#log,
     });
     this.#docEndpoint = new DocEndpoint({
@@ -272,13 +307,35 @@ export class SyncServer {
       return refuseUpgrade(socket, error.kind, error.message);
     }
     if (this.#closed) return refuseUpgrade(socket, 'Unavailable', 'the relay is shutting down');
+    const callerKey = caller.kind === 'user' ? `user:${caller.userId}` : `ip:${this.#clientAddress(request)}`;
+    if ((this.#perCaller.get(callerKey) ?? 0) >= this.#limits.maxSocketsPerCaller) {
+      this.#denials.inc();
+      return refuseUpgrade(socket, 'RateLimited', 'too many open sockets for this caller');
+    }
     const credential = this.#authority.credentialOf?.(request) ?? null;
     const session = this.#newSession(
       target.kind,
       caller,
       credential,
       target.kind === 'doc' ? target.address.name : undefined,
+      callerKey,
     );
+    this.#count(session);
+    try {
+      await this.#open(request, socket, head, session, target);
+    } finally {
+      // Refused or abandoned before it opened: it holds no place any more.
+      if (!this.#sessions.has(session)) this.#uncount(session);
+    }
+  }
+
+  async #open(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    session: SocketSession,
+    target: NonNullable<ReturnType<typeof parseSyncPath>>,
+  ): Promise<void> {
     if (target.kind === 'doc') {
       await this.#docEndpoint.open(request, socket, head, session, target.address);
       return;
@@ -301,6 +358,7 @@ export class SyncServer {
     caller: Caller,
     credential: string | null,
     doc: string | undefined,
+    callerKey: string,
   ): SocketSession {
     return new SocketSession({
       id: this.#nextId++,
@@ -311,7 +369,23 @@ export class SyncServer {
       limits: this.#limits,
       log: this.#log,
       framesOut: this.#framesOut,
+      callerKey,
+      callerFrames: this.#callerFrames,
+      sendBudget: this.#sendBudget,
     });
+  }
+
+  #count(session: SocketSession): void {
+    this.#counted.add(session);
+    this.#perCaller.set(session.callerKey, (this.#perCaller.get(session.callerKey) ?? 0) + 1);
+  }
+
+  /** Gives back the session's place in its caller's count; idempotent. */
+  #uncount(session: SocketSession): void {
+    if (!this.#counted.delete(session)) return;
+    const left = (this.#perCaller.get(session.callerKey) ?? 1) - 1;
+    if (left > 0) this.#perCaller.set(session.callerKey, left);
+    else this.#perCaller.delete(session.callerKey);
   }
 
   /** Registers an opened socket; false (and the socket closed) when it must not live. */
@@ -329,6 +403,7 @@ export class SyncServer {
       () => {
         onClose();
         this.#registry.endSession(session);
+        this.#uncount(session);
         if (this.#sessions.delete(session)) this.#connections.dec();
         this.#closedSockets.labels(session.endpoint).inc();
         const { framesIn, framesOut, ms, code } = session.stats();

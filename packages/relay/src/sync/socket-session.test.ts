@@ -1,0 +1,120 @@
+import { EventEmitter } from 'node:events';
+import { isSyncError } from '@scopesync/core';
+import { describe, expect, it } from 'vitest';
+import type { WebSocket } from 'ws';
+import { Metrics } from '../metrics.ts';
+import { SendBudget, type SessionLimits, SocketSession } from './socket-session.ts';
+
+const LIMITS: SessionLimits = {
+  maxPendingFrames: 100,
+  maxBufferedBytes: 1000,
+  maxFramesPerSecond: 1000,
+  maxAwarenessBytes: 100,
+};
+
+/** A stand-in for an open `ws` socket whose send buffer the test sets. */
+class FakeSocket extends EventEmitter {
+  readonly OPEN = 1;
+  readonly CLOSING = 2;
+  readonly CLOSED = 3;
+  readyState = 1;
+  bufferedAmount = 0;
+  readonly sent: Uint8Array[] = [];
+  closedWith: number | null = null;
+  send(frame: Uint8Array, done: (error?: Error) => void): void {
+    this.sent.push(frame);
+    setImmediate(() => done());
+  }
+  close(code: number): void {
+    this.closedWith = code;
+    this.readyState = this.CLOSING;
+  }
+}
+
+function session(limits: Partial<SessionLimits> = {}, budget?: SendBudget): SocketSession {
+  return new SocketSession({
+    id: 1,
+    endpoint: 'mux',
+    caller: { kind: 'guest' },
+    credential: null,
+    limits: { ...LIMITS, ...limits },
+    log: () => undefined,
+    framesOut: new Metrics().counter('frames', 'frames'),
+    ...(budget === undefined ? {} : { sendBudget: budget }),
+  });
+}
+
+describe('SocketSession', () => {
+  it('lets the event loop run between two queued frames', async () => {
+    const s = session();
+    let otherWorkRan = false;
+    void s.enqueue(async () => {
+      setImmediate(() => {
+        otherWorkRan = true;
+      });
+    });
+    let seenBySecond: boolean | null = null;
+    await s.enqueue(async () => {
+      seenBySecond = otherWorkRan;
+    });
+    expect(seenBySecond).toBe(true);
+  });
+
+  it('is congested once a quarter of its send buffer bound is queued', () => {
+    const s = session();
+    const ws = new FakeSocket();
+    s.attach(
+      ws as unknown as WebSocket,
+      async () => undefined,
+      () => undefined,
+    );
+    expect(s.congested).toBe(false);
+    ws.bufferedAmount = 251;
+    expect(s.congested).toBe(true);
+  });
+
+  it('bounds the awareness bytes it holds over all its documents', () => {
+    const s = session();
+    s.holdAwareness('a', 60);
+    s.holdAwareness('a', 70); // replaces, not adds
+    const error = (() => {
+      try {
+        s.holdAwareness('b', 40);
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(isSyncError(error, 'TooLarge')).toBe(true);
+    s.holdAwareness('a', 0); // left the document
+    s.holdAwareness('b', 90);
+  });
+
+  it('closes a socket with unsent data when the relay-wide send budget is spent', async () => {
+    const budget = new SendBudget(10);
+    const slow = session({}, budget);
+    const slowWs = new FakeSocket();
+    slow.attach(
+      slowWs as unknown as WebSocket,
+      async () => undefined,
+      () => undefined,
+    );
+    slow.sendFrame(new Uint8Array(8));
+    expect(budget.queued).toBe(8);
+    slowWs.bufferedAmount = 8;
+    slow.sendFrame(new Uint8Array(8));
+    expect(slowWs.closedWith).toBe(4503);
+    // A socket that keeps up still gets its frame, and the budget comes back once written.
+    const fast = session({}, budget);
+    const fastWs = new FakeSocket();
+    fast.attach(
+      fastWs as unknown as WebSocket,
+      async () => undefined,
+      () => undefined,
+    );
+    fast.sendFrame(new Uint8Array(8));
+    expect(fastWs.sent).toHaveLength(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(budget.queued).toBe(0);
+  });
+});
