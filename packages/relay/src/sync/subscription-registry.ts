@@ -5,6 +5,7 @@ import {
   type ErrorKind,
   encodeDocFrame,
   encodeMuxFrame,
+  HIDDEN_REASON,
   isSyncError,
   type Message,
 } from '@scopesync/core';
@@ -18,6 +19,7 @@ import {
   type EnvelopeAppended,
 } from '../events/relay-events.ts';
 import type { Counter } from '../metrics.ts';
+import { couldCreate } from '../services/existence.ts';
 import { AwarenessRoom } from './awareness-room.ts';
 import type { SocketSession } from './socket-session.ts';
 import {
@@ -75,6 +77,9 @@ interface Room {
 }
 
 const NO_AUDIT = { audit: false } as const;
+
+/** What a write to a document the socket is not subscribed to is told (the multiplexed endpoint's words). */
+export const NOT_SUBSCRIBED = 'not subscribed to this document: send subscribe first';
 
 /**
  * Every live subscription of this relay, by document, and the one place that decides what
@@ -149,6 +154,7 @@ export class SubscriptionRegistry {
       const state = sub.state;
       if (state.phase !== 'active') return { ok: false, kind: 'Forbidden', reason: 'not subscribed' };
       if (state.write.status === 'authorized') return { ok: true };
+      if (state.posing) return this.#unmask(sub, state);
       if (state.write.status === 'denied' && state.write.audited) {
         return { ok: false, kind: 'Forbidden', reason: state.write.reason };
       }
@@ -217,7 +223,7 @@ export class SubscriptionRegistry {
    * it to the room and publishes what was accepted (for the other relays).
    */
   receiveAwareness(sub: Subscription, update: Uint8Array): void {
-    if (!sub.active) return;
+    if (!sub.active || sub.posing) return;
     const accepted = this.#rooms.get(sub.name)?.awareness.receive(sub.peer, update) ?? null;
     if (accepted === null) return;
     void this.#bus.publish({
@@ -238,6 +244,21 @@ export class SubscriptionRegistry {
     for (const off of this.#unsubscribe.splice(0)) off();
   }
 
+  /**
+   * The first write of a posing subscription: recorded as the refused attempt it is, then the
+   * subscription ends as if someone had just created the object, and the write is refused as
+   * one to a document not subscribed to. It never writes into the hidden object, even where
+   * the caller may write without reading (staff on an owner-read draft).
+   */
+  async #unmask(sub: Subscription, state: ActiveState): Promise<WriteVerdict> {
+    await this.#authority.check(sub.session.caller, 'read', sub.address);
+    if (sub.state === state) {
+      this.#denials.inc();
+      this.#lose(sub, HIDDEN_REASON, false);
+    }
+    return { ok: false, kind: 'BadRequest', reason: NOT_SUBSCRIBED };
+  }
+
   #add(request: AdmitRequest, state: SubscriptionState): Subscription {
     const sub = new Subscription({ ...request, state });
     let room = this.#rooms.get(sub.name);
@@ -249,7 +270,7 @@ export class SubscriptionRegistry {
       this.#rooms.set(sub.name, room);
     }
     room.subs.add(sub);
-    if (state.phase === 'active') room.awareness.join(sub.peer);
+    if (state.phase === 'active' && !state.posing) room.awareness.join(sub.peer);
     let mine = this.#bySession.get(sub.session);
     if (!mine) {
       mine = new Set();
@@ -286,6 +307,7 @@ export class SubscriptionRegistry {
         phase: 'active',
         access,
         exists: true,
+        posing: false,
         readAudited,
         write: write.decision.allowed
           ? { status: 'unchecked' }
@@ -293,14 +315,21 @@ export class SubscriptionRegistry {
       };
       return { kind: 'active', state, encrypted: read.encrypted };
     }
-    if (read.object === null) {
-      // Absent: who may create it may start syncing it (an empty document reveals nothing).
-      const create = await this.#authority.check(caller, 'write', address, NO_AUDIT);
-      if (create.decision.allowed) {
+    // Absent: who may create it may start syncing it (an empty document reveals nothing). Hidden
+    // from a caller who could create it were it absent: the same answer (posing), so that
+    // nothing tells the two apart before the caller tries to create it.
+    const posing = read.object !== null && read.decision.hideExistence && couldCreate(caller, address);
+    if (read.object === null || posing) {
+      const create =
+        posing || (await this.#authority.check(caller, 'write', address, NO_AUDIT)).decision.allowed;
+      if (create) {
+        // The refused read of a hidden object is recorded for its owner (the caller cannot see that).
+        if (posing && options.audit) await this.#authority.check(caller, 'read', address);
         const state: ActiveState = {
           phase: 'active',
           access: 'read-write',
           exists: false,
+          posing,
           readAudited: false,
           write: { status: 'unchecked' },
         };
@@ -323,7 +352,7 @@ export class SubscriptionRegistry {
   async #redecide(sub: Subscription, removed: boolean): Promise<void> {
     const before = sub.state;
     if (before.phase === 'ended' || sub.session.ended) return;
-    if (before.phase === 'active' && removed) {
+    if (before.phase === 'active' && removed && !before.posing) {
       // It could read the document: telling it that it was deleted reveals nothing.
       this.#denials.inc();
       this.#lose(sub, 'deleted', true);
@@ -342,6 +371,25 @@ export class SubscriptionRegistry {
         if (current.phase === 'waiting') return; // still absent or hidden: keep waiting
         this.#denials.inc();
         this.#lose(sub, decided.reason || 'access revoked', false);
+        return;
+      }
+      if (decided.state.posing) {
+        // Posing is only ever where a subscription starts: one let in to an absent object that
+        // someone else then created loses it (the object is not the caller's), as before.
+        if (current.phase === 'active' && current.posing) return;
+        if (current.phase === 'waiting') return;
+        this.#denials.inc();
+        this.#lose(sub, HIDDEN_REASON, false);
+        return;
+      }
+      if (current.phase === 'active' && current.posing) {
+        // The hidden object became absent (deleted: nothing to tell) or readable (announced
+        // and started like a waiting subscription that may read now).
+        sub.transition(decided.state);
+        if (decided.state.exists) {
+          this.#rooms.get(sub.name)?.awareness.join(sub.peer);
+          sub.listener.activated(sub);
+        }
         return;
       }
       const next =
@@ -392,7 +440,7 @@ export class SubscriptionRegistry {
       entries: [event.entry],
     });
     for (const sub of room.subs) {
-      if (sub.mode !== 'encrypted' || !sub.active || isEchoOf(event.origin, sub)) continue;
+      if (sub.mode !== 'encrypted' || !sub.active || sub.posing || isEchoOf(event.origin, sub)) continue;
       if (sub.liveBuffer) sub.liveBuffer.push(event.entry);
       else sub.pushFrame(frames.for(sub));
     }
