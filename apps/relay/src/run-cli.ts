@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isLevel, isSyncError, type Level } from '@scopesync/core';
 import {
+  AUDIT_ANCHOR_FILE,
+  AUDIT_KEY_FILE,
   createRelay,
   encodeClusterEvent,
   type ModDefinition,
@@ -14,6 +16,8 @@ import {
   type RelayLog,
   type RelayOptions,
   type RelayStore,
+  readAuditAnchor,
+  readAuditKey,
   registerDevice,
   verifyAuditChain,
 } from '@scopesync/relay';
@@ -53,8 +57,9 @@ const USAGE = `scopesync-relay — the scopesync relay
       register a new Admin and print {"key": "…", "user_id": "…"} (the key is shown once)
   scopesync-relay level set USER_ID LEVEL [--data-dir DIR]
       set a user's level: 0 guest, 1 user, 5 moderator, 10 admin (or the names)
-  scopesync-relay audit verify [--data-dir DIR]
-      check the audit log's hash chain: "ok N entries", or name the first broken entry
+  scopesync-relay audit verify [--data-dir DIR] [--audit-dir DIR | --audit-key-file F --audit-anchor-file F]
+      check the audit log's chain with the audit key and against its anchor: "ok N entries",
+      or name the first broken entry (exit 1)
   scopesync-relay backup --out DIR [--data-dir DIR]
       copy relay.sqlite and docs.sqlite into a new directory with a manifest, safely while the
       relay runs (SQLite's online backup; never copy the live files by hand)
@@ -122,7 +127,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return await levelSet(positionals[2], positionals[3], target, redis, io);
       case 'audit':
         if (command !== 'audit verify') throw new UsageError(`unknown command: ${command}`);
-        return await auditVerify(target, io);
+        return await auditVerify(target, auditFiles(values, io.env, dataDir), io);
       case 'backup':
         return await backup(values.out, dataDir, io);
       case 'restore':
@@ -217,6 +222,12 @@ function relayOptions(settings: ResolvedSettings): RelayOptions {
           },
     docs: { idleMs: int('doc-idle-ms'), compactAfter: int('compact-after') },
     closeGraceMs: int('close-grace-ms'),
+    audit: auditFilesOf(
+      settings.get('audit-dir'),
+      settings.get('audit-key-file'),
+      settings.get('audit-anchor-file'),
+      resolve(settings.get('data-dir') ?? DEFAULT_DATA_DIR),
+    ),
     log: jsonLinesLog((settings.get('log-level') ?? 'warn') as LogLevel),
   };
 }
@@ -394,10 +405,62 @@ function describeTarget(target: StoreTarget): string {
   return 'databaseUrl' in target ? `PostgreSQL ${redactUrl(target.databaseUrl)}` : target.dataDir;
 }
 
-async function auditVerify(target: StoreTarget, io: CliIo): Promise<number> {
-  const result = await withStore(target, false, (store) => verifyAuditChain(store));
+/** Where the audit key and anchor are: the files if given, else in the audit dir, else in the data dir. */
+function auditFilesOf(
+  auditDir: string | undefined,
+  keyFile: string | undefined,
+  anchorFile: string | undefined,
+  dataDir: string,
+): { keyFile: string; anchorFile: string } {
+  const dir = resolve(auditDir ?? dataDir);
+  return {
+    keyFile: resolve(keyFile ?? join(dir, AUDIT_KEY_FILE)),
+    anchorFile: resolve(anchorFile ?? join(dir, AUDIT_ANCHOR_FILE)),
+  };
+}
+
+/** The audit files of a command other than `start`, from its flags or their variables. */
+function auditFiles(
+  values: Values,
+  env: CliIo['env'],
+  dataDir: string,
+): { keyFile: string; anchorFile: string } {
+  const get = (flag: string, variable: string): string | undefined =>
+    ((values as Readonly<Record<string, unknown>>)[flag] as string | undefined) ??
+    (env[variable] || undefined);
+  return auditFilesOf(
+    get('audit-dir', 'SCOPESYNC_AUDIT_DIR'),
+    get('audit-key-file', 'SCOPESYNC_AUDIT_KEY_FILE'),
+    get('audit-anchor-file', 'SCOPESYNC_AUDIT_ANCHOR_FILE'),
+    dataDir,
+  );
+}
+
+async function auditVerify(
+  target: StoreTarget,
+  files: { keyFile: string; anchorFile: string },
+  io: CliIo,
+): Promise<number> {
+  const key = readAuditKey(files.keyFile);
+  const anchor = key === null ? null : readAuditAnchor(files.anchorFile, key);
+  if (key !== null && anchor === null) {
+    // The relay writes the anchor when it first starts with its key: its absence is a loss or a deletion.
+    io.err(
+      `audit anchor missing: ${files.anchorFile} (the relay writes it at start; restore it from a backup)`,
+    );
+    return 1;
+  }
+  const result = await withStore(target, false, (store) =>
+    verifyAuditChain(store, { key: key ?? undefined, anchor }),
+  );
   if (result.ok) {
-    io.out(`ok ${result.entries} entries`);
+    const notes: string[] = [];
+    if (key === null)
+      notes.push(`unkeyed: no audit key at ${files.keyFile}, so a recomputed or truncated log passes`);
+    else if (result.unkeyedThrough > 0) notes.push(`unkeyed up to seq ${result.unkeyedThrough}`);
+    if (anchor !== null)
+      notes.push(`anchored at seq ${anchor.seq}, ${new Date(anchor.writtenAt).toISOString()}`);
+    io.out(`ok ${result.entries} entries${notes.length ? ` (${notes.join('; ')})` : ''}`);
     return 0;
   }
   io.err(`audit chain broken at entry ${result.seq}${result.id ? ` (${result.id})` : ''}: ${result.problem}`);
