@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AuditRecord, hashAuditEntry, sealAuditEntry } from '@scopesync/relay';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from './support/http-client.ts';
 import { runCli as run, startCli as start } from './support/relay-cli.ts';
@@ -185,5 +187,52 @@ describe('scopesync-relay audit verify, with the key and anchor the relay keeps 
     const ok = await run(['audit', 'verify', '--data-dir', dir]);
     expect(ok.stderr).toBe('');
     expect(ok.stdout.trim()).toMatch(/^ok 3 entries \(unkeyed up to seq 2; anchored at seq 3, /);
+  });
+});
+
+describe('scopesync-relay audit verify on PostgreSQL, with --audit-dir', () => {
+  const DATABASE_URL = process.env.SCOPESYNC_TEST_POSTGRES_URL ?? 'postgres://root@127.0.0.1:5432/test';
+  const schema = `scopesync_audit_${randomBytes(5).toString('hex')}`;
+  let auditDir: string;
+  const engine = (): string[] => ['--database-url', DATABASE_URL, '--database-schema', schema];
+  const verify = (): ReturnType<typeof run> => run(['audit', 'verify', ...engine(), '--audit-dir', auditDir]);
+
+  async function sql(text: string): Promise<void> {
+    const db = new pg.Client({ connectionString: DATABASE_URL });
+    await db.connect();
+    try {
+      await db.query(text);
+    } finally {
+      await db.end();
+    }
+  }
+
+  beforeAll(async () => {
+    auditDir = join(work, 'pg-audit');
+    const admin = JSON.parse(
+      (await run(['admin', 'create', ...engine(), '--device-name', 'ops'])).stdout,
+    ) as {
+      key: string;
+    };
+    const relay = await start(['--port', '0', ...engine(), '--audit-dir', auditDir]);
+    for (let i = 0; i < 4; i++) await call(relay.url, 'GET', `/blob/missing-${i}`, { key: admin.key });
+    relay.child.kill('SIGTERM');
+    expect((await relay.finished).code).toBe(0);
+  });
+  afterAll(() => sql(`DROP SCHEMA IF EXISTS ${schema} CASCADE`));
+
+  it('says ok, then detects the newest entries deleted, and the log emptied', async () => {
+    const ok = await verify();
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout.trim()).toMatch(/^ok 4 entries \(anchored at seq 4, /);
+    await sql(`DELETE FROM ${schema}.audit WHERE seq > 2;
+      UPDATE ${schema}.audit_head SET seq = 2, hash = (SELECT hash FROM ${schema}.audit WHERE seq = 2)`);
+    const truncated = await verify();
+    expect(truncated.code).toBe(1);
+    expect(truncated.stderr).toContain('entries 3–4 are missing');
+    await sql(`DELETE FROM ${schema}.audit; UPDATE ${schema}.audit_head SET seq = 0, hash = repeat('0', 64)`);
+    const emptied = await verify();
+    expect(emptied.code).toBe(1);
+    expect(emptied.stderr).toContain('entries 1–4 are missing');
   });
 });

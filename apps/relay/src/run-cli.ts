@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isLevel, isSyncError, type Level } from '@scopesync/core';
@@ -127,7 +127,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return await levelSet(positionals[2], positionals[3], target, redis, io);
       case 'audit':
         if (command !== 'audit verify') throw new UsageError(`unknown command: ${command}`);
-        return await auditVerify(target, auditFiles(values, io.env, dataDir), io);
+        return await auditVerify(
+          target,
+          auditFiles(values, io.env, 'dataDir' in target ? dataDir : undefined),
+          io,
+        );
       case 'backup':
         return await backup(values.out, dataDir, io);
       case 'restore':
@@ -222,11 +226,15 @@ function relayOptions(settings: ResolvedSettings): RelayOptions {
           },
     docs: { idleMs: int('doc-idle-ms'), compactAfter: int('compact-after') },
     closeGraceMs: int('close-grace-ms'),
-    audit: auditFilesOf(
-      settings.get('audit-dir'),
-      settings.get('audit-key-file'),
-      settings.get('audit-anchor-file'),
-      resolve(settings.get('data-dir') ?? DEFAULT_DATA_DIR),
+    ...withAudit(
+      auditFilesOf(
+        settings.get('audit-dir'),
+        settings.get('audit-key-file'),
+        settings.get('audit-anchor-file'),
+        settings.get('database-url') === undefined
+          ? resolve(settings.get('data-dir') ?? DEFAULT_DATA_DIR)
+          : undefined,
+      ),
     ),
     log: jsonLinesLog((settings.get('log-level') ?? 'warn') as LogLevel),
   };
@@ -260,6 +268,12 @@ async function start(values: Values, io: CliIo): Promise<number> {
   const settings = resolveSettings(flags, io.env);
   const options = relayOptions(settings);
   const databaseUrl = settings.get('database-url');
+  if (databaseUrl !== undefined && options.audit === undefined) {
+    options.log?.(
+      'warn',
+      'the audit chain is unkeyed and unanchored: give every relay the same --audit-dir (docs/security.md)',
+    );
+  }
   if (databaseUrl === undefined && settings.get('redis-url') !== undefined) {
     throw new SettingError('--redis-url needs --database-url: relays share their state through PostgreSQL');
   }
@@ -405,14 +419,30 @@ function describeTarget(target: StoreTarget): string {
   return 'databaseUrl' in target ? `PostgreSQL ${redactUrl(target.databaseUrl)}` : target.dataDir;
 }
 
-/** Where the audit key and anchor are: the files if given, else in the audit dir, else in the data dir. */
+/** Where the audit key and anchor live. */
+interface AuditFiles {
+  readonly keyFile: string;
+  readonly anchorFile: string;
+}
+
+function withAudit(files: AuditFiles | undefined): Pick<RelayOptions, 'audit'> {
+  return files === undefined ? {} : { audit: files };
+}
+
+/**
+ * Where the audit key and anchor are: the files if given, else in the audit dir, else in the
+ * SQLite data dir. Undefined for a PostgreSQL relay given none of them: there is no directory
+ * of its own to put them in, and relays sharing a database must share the key.
+ */
 function auditFilesOf(
   auditDir: string | undefined,
   keyFile: string | undefined,
   anchorFile: string | undefined,
-  dataDir: string,
-): { keyFile: string; anchorFile: string } {
-  const dir = resolve(auditDir ?? dataDir);
+  dataDir: string | undefined,
+): AuditFiles | undefined {
+  const base = auditDir ?? (keyFile === undefined ? dataDir : dirname(keyFile));
+  if (base === undefined) return undefined;
+  const dir = resolve(base);
   return {
     keyFile: resolve(keyFile ?? join(dir, AUDIT_KEY_FILE)),
     anchorFile: resolve(anchorFile ?? join(dir, AUDIT_ANCHOR_FILE)),
@@ -420,11 +450,7 @@ function auditFilesOf(
 }
 
 /** The audit files of a command other than `start`, from its flags or their variables. */
-function auditFiles(
-  values: Values,
-  env: CliIo['env'],
-  dataDir: string,
-): { keyFile: string; anchorFile: string } {
+function auditFiles(values: Values, env: CliIo['env'], dataDir: string | undefined): AuditFiles | undefined {
   const get = (flag: string, variable: string): string | undefined =>
     ((values as Readonly<Record<string, unknown>>)[flag] as string | undefined) ??
     (env[variable] || undefined);
@@ -436,14 +462,10 @@ function auditFiles(
   );
 }
 
-async function auditVerify(
-  target: StoreTarget,
-  files: { keyFile: string; anchorFile: string },
-  io: CliIo,
-): Promise<number> {
-  const key = readAuditKey(files.keyFile);
-  const anchor = key === null ? null : readAuditAnchor(files.anchorFile, key);
-  if (key !== null && anchor === null) {
+async function auditVerify(target: StoreTarget, files: AuditFiles | undefined, io: CliIo): Promise<number> {
+  const key = files === undefined ? null : readAuditKey(files.keyFile);
+  const anchor = files === undefined || key === null ? null : readAuditAnchor(files.anchorFile, key);
+  if (files !== undefined && key !== null && anchor === null) {
     // The relay writes the anchor when it first starts with its key: its absence is a loss or a deletion.
     io.err(
       `audit anchor missing: ${files.anchorFile} (the relay writes it at start; restore it from a backup)`,
@@ -455,9 +477,10 @@ async function auditVerify(
   );
   if (result.ok) {
     const notes: string[] = [];
-    if (key === null)
-      notes.push(`unkeyed: no audit key at ${files.keyFile}, so a recomputed or truncated log passes`);
-    else if (result.unkeyedThrough > 0) notes.push(`unkeyed up to seq ${result.unkeyedThrough}`);
+    if (key === null) {
+      const where = files === undefined ? 'no --audit-dir given' : `no audit key at ${files.keyFile}`;
+      notes.push(`unkeyed: ${where}, so a recomputed or truncated log passes`);
+    } else if (result.unkeyedThrough > 0) notes.push(`unkeyed up to seq ${result.unkeyedThrough}`);
     if (anchor !== null)
       notes.push(`anchored at seq ${anchor.seq}, ${new Date(anchor.writtenAt).toISOString()}`);
     io.out(`ok ${result.entries} entries${notes.length ? ` (${notes.join('; ')})` : ''}`);

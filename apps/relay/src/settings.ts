@@ -138,7 +138,7 @@ export const SETTINGS: readonly Setting[] = [
     undefined,
     'directory of the audit key (audit.key, created 0600) and anchor (audit-anchor.json); keep it out of the database’s reach',
     nonEmpty,
-    'the data dir',
+    'the data dir; none with --database-url (unkeyed)',
   ),
   setting(
     'audit-key-file',
