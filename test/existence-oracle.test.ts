@@ -193,6 +193,23 @@ describe('a moderator probing an owner-read draft', () => {
       });
       expect(shape(ha, [draft]), method).toEqual(shape(hb, [absent]));
     }
+    // The runtime acting on the moderator's behalf answers alike.
+    const onBehalf = async (key: string): Promise<string> => {
+      const request = {
+        requestingUserId: moderator.userId,
+        requestingUserLevel: Level.Moderator,
+        targetUserId: alice.userId,
+        scope: 'USER_PUBLIC',
+        key,
+      };
+      const read = await t.relay.runtime.getUserData(request);
+      const write = await t.relay.runtime.setUserData({ ...request, value: { x: 1 }, ifVersion: 999 }).then(
+        () => 'written',
+        (error: Error) => error.message,
+      );
+      return JSON.stringify({ read, write }).split(key).join('<key>');
+    };
+    expect(await onBehalf(draft)).toBe(await onBehalf(absent));
     const ownerView = await t.api('GET', `/userdata/${alice.userId}/USER_PUBLIC/${draft}`, {
       key: alice.key,
     });
