@@ -268,12 +268,6 @@ async function start(values: Values, io: CliIo): Promise<number> {
   const settings = resolveSettings(flags, io.env);
   const options = relayOptions(settings);
   const databaseUrl = settings.get('database-url');
-  if (databaseUrl !== undefined && options.audit === undefined) {
-    options.log?.(
-      'warn',
-      'the audit chain is unkeyed and unanchored: give every relay the same --audit-dir (docs/security.md)',
-    );
-  }
   if (databaseUrl === undefined && settings.get('redis-url') !== undefined) {
     throw new SettingError('--redis-url needs --database-url: relays share their state through PostgreSQL');
   }
@@ -308,6 +302,12 @@ async function start(values: Values, io: CliIo): Promise<number> {
       : `data in PostgreSQL ${redactUrl(databaseUrl as string)}${settings.get('redis-url') ? ', fan-out through Redis' : ''}`;
   try {
     const { url } = await relay.listen();
+    if (databaseUrl !== undefined && options.audit === undefined) {
+      options.log?.(
+        'warn',
+        'the audit chain is unkeyed and unanchored: give every relay the same --audit-dir (docs/security.md)',
+      );
+    }
     io.out(
       `scopesync relay listening on ${url} (${where}${options.staticDir ? `, web app from ${options.staticDir}` : ''})`,
     );
