@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Level } from '@scopesync/core';
+import * as encoding from 'lib0/encoding';
 import { afterEach, describe, expect, it } from 'vitest';
 import { enc, type HttpAnswer } from './support/http-client.ts';
 import { type TestUser, useTestRelay } from './support/start-test-relay.ts';
@@ -162,6 +163,44 @@ describe('a stranger probing a blob id someone else holds', () => {
     await socket.fence();
     expect(socket.framesCarrying('LATER-EDIT')).toEqual([]);
     expect(socket.lastPermission(doc)?.access).toBe('read-write');
+  });
+});
+
+/** One awareness entry whose state carries `marker`. */
+function presence(marker: string): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, 1);
+  encoding.writeVarUint(encoder, Math.floor(Math.random() * 1_000_000) + 1);
+  encoding.writeVarUint(encoder, 1);
+  encoding.writeVarString(encoder, JSON.stringify({ marker }));
+  return encoding.toUint8Array(encoder);
+}
+
+describe('strangers on the same blob id', () => {
+  it('see each other’s presence alike whether the id is free or taken, and the owner sees none of it', async () => {
+    const owner = await t.user('owner');
+    const hidden = await hiddenBlob(owner);
+    const ownerSocket = await mux(owner.key);
+    await ownerSocket.prepareFence();
+    await ownerSocket.subscribe(`blob/${hidden}`);
+    const probe = async (id: string): Promise<boolean> => {
+      const doc = `blob/${id}`;
+      const [one, two] = [await mux((await t.user('s1')).key), await mux((await t.user('s2')).key)];
+      await two.prepareFence();
+      await one.subscribe(doc);
+      await two.subscribe(doc);
+      const marker = `here-${randomUUID()}`;
+      one.send(doc, { type: 'awareness', update: presence(marker) });
+      await one.waitFor(
+        'its own presence',
+        (f) => f.message.type === 'awareness' && carries(f.bytes, marker),
+      );
+      await two.fence();
+      await ownerSocket.fence();
+      expect(ownerSocket.saw(marker)).toBe(false);
+      return two.saw(marker);
+    };
+    expect(await probe(hidden)).toBe(await probe(`b-${randomUUID()}`));
   });
 });
 

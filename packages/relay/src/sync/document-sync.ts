@@ -55,8 +55,7 @@ export class DocumentSync {
   async greetPlaintext(sub: Subscription): Promise<void> {
     const stateVector = await this.#read(sub, (doc) => Y.encodeStateVector(doc));
     sub.push({ type: 'sync-step1', stateVector });
-    if (sub.posing) return;
-    const states = this.#registry.awarenessStates(sub.name);
+    const states = this.#registry.awarenessStates(sub);
     if (states) sub.push({ type: 'awareness', update: states });
   }
 
@@ -81,8 +80,7 @@ export class DocumentSync {
         this.#registry.receiveAwareness(sub, message.update);
         return;
       case 'query-awareness': {
-        if (sub.posing) return;
-        const states = this.#registry.awarenessStates(sub.name);
+        const states = this.#registry.awarenessStates(sub);
         if (states) sub.push({ type: 'awareness', update: states });
         return;
       }

@@ -74,6 +74,11 @@ export type WriteVerdict =
 interface Room {
   readonly subs: Set<Subscription>;
   readonly awareness: AwarenessRoom;
+  /**
+   * The presence posing subscriptions share: where a hidden document is, they see each other as
+   * the would-be creators of an absent one would, and nobody of the real room sees them.
+   */
+  readonly posing: AwarenessRoom;
 }
 
 const NO_AUDIT = { audit: false } as const;
@@ -214,6 +219,7 @@ export class SubscriptionRegistry {
     const room = this.#rooms.get(sub.name);
     if (room?.subs.delete(sub)) {
       room.awareness.leave(sub.peer);
+      room.posing.leave(sub.peer);
       if (room.subs.size === 0) this.#rooms.delete(sub.name);
     }
   }
@@ -223,8 +229,14 @@ export class SubscriptionRegistry {
    * it to the room and publishes what was accepted (for the other relays).
    */
   receiveAwareness(sub: Subscription, update: Uint8Array): void {
-    if (!sub.active || sub.posing) return;
-    const accepted = this.#rooms.get(sub.name)?.awareness.receive(sub.peer, update) ?? null;
+    if (!sub.active) return;
+    const room = this.#rooms.get(sub.name);
+    if (sub.posing) {
+      // Stays among the posing subscriptions of this relay: nothing of it reaches the real room.
+      room?.posing.receive(sub.peer, update);
+      return;
+    }
+    const accepted = room?.awareness.receive(sub.peer, update) ?? null;
     if (accepted === null) return;
     void this.#bus.publish({
       type: 'awareness-changed',
@@ -234,9 +246,10 @@ export class SubscriptionRegistry {
     });
   }
 
-  /** The document's current awareness states as one update, or null. */
-  awarenessStates(name: DocName): Uint8Array | null {
-    return this.#rooms.get(name)?.awareness.encodeStates() ?? null;
+  /** The current awareness states `sub` may see (a posing one: its fellow posers') as one update, or null. */
+  awarenessStates(sub: Subscription): Uint8Array | null {
+    const room = this.#rooms.get(sub.name);
+    return (sub.posing ? room?.posing : room?.awareness)?.encodeStates() ?? null;
   }
 
   /** Stops reacting to events. */
@@ -266,11 +279,12 @@ export class SubscriptionRegistry {
       room = {
         subs: new Set(),
         awareness: new AwarenessRoom({ maxClientsPerPeer: this.#maxAwarenessClients }),
+        posing: new AwarenessRoom({ maxClientsPerPeer: this.#maxAwarenessClients }),
       };
       this.#rooms.set(sub.name, room);
     }
     room.subs.add(sub);
-    if (state.phase === 'active' && !state.posing) room.awareness.join(sub.peer);
+    if (state.phase === 'active') (state.posing ? room.posing : room.awareness).join(sub.peer);
     let mine = this.#bySession.get(sub.session);
     if (!mine) {
       mine = new Set();
@@ -386,8 +400,10 @@ export class SubscriptionRegistry {
         // The hidden object became absent (deleted: nothing to tell) or readable (announced
         // and started like a waiting subscription that may read now).
         sub.transition(decided.state);
+        const room = this.#rooms.get(sub.name);
+        room?.posing.leave(sub.peer);
+        room?.awareness.join(sub.peer);
         if (decided.state.exists) {
-          this.#rooms.get(sub.name)?.awareness.join(sub.peer);
           sub.listener.activated(sub);
         }
         return;
