@@ -898,7 +898,9 @@ async function runSession(
       const posing = posesAsAbsent(actor, canonical);
       if (['sync-step2', 'sync-update', 'enc-entries', 'awareness'].includes(message.type)) {
         check(
-          mayRead(f, actor, canonical) !== false || (posing && carriesNothing(message)),
+          // Posing: an empty document, and the presence of fellow posers (checked below: callers only).
+          mayRead(f, actor, canonical) !== false ||
+            (posing && (carriesNothing(message) || message.type === 'awareness')),
           () => `${message.type} of ${canonical} sent to ${actor.name}`,
         );
       }
@@ -931,6 +933,13 @@ async function runSession(
             boundToCaller(f, entry.json),
             () => `awareness state ${entry.json.slice(0, 200)} was relayed`,
           );
+          // A posing subscription hears only its fellow posers (here: mallory), never the real room.
+          if (posing) {
+            check(
+              entry.json === 'null' || entry.json.includes(`"${actor.userId}"`),
+              () => `awareness state ${entry.json.slice(0, 200)} reached posing ${actor.name}`,
+            );
+          }
         }
       }
     }
