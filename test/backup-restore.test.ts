@@ -128,7 +128,14 @@ describe('backup and restore', () => {
     mux.ws.close();
     await relay.stop();
 
-    expect((await readdir(out)).sort()).toEqual(['docs.sqlite', 'manifest.json', 'relay.sqlite']);
+    // The audit key and anchor come along: the restored log is verified with them.
+    expect((await readdir(out)).sort()).toEqual([
+      'audit-anchor.json',
+      'audit.key',
+      'docs.sqlite',
+      'manifest.json',
+      'relay.sqlite',
+    ]);
     const restoredDir = join(work, 'restored');
     const restore = await runCli(['restore', '--from', out, '--data-dir', restoredDir]);
     expect(restore.stderr).toBe('');

@@ -202,7 +202,7 @@ describe('scopesync-relay', () => {
   it('verifies the audit chain and names an edited entry', async () => {
     const ok = await run(['audit', 'verify', '--data-dir', dataDir]);
     expect(ok.code).toBe(0);
-    expect(ok.stdout.trim()).toMatch(/^ok [1-9]\d* entries$/);
+    expect(ok.stdout.trim()).toMatch(/^ok [1-9]\d* entries \(anchored at seq [1-9]\d*, [^)]*\)$/);
 
     const db = new Database(join(dataDir, 'relay.sqlite'));
     const row = db.prepare('SELECT seq, id FROM audit ORDER BY seq LIMIT 1').get() as {

@@ -306,6 +306,8 @@ describe('several relays on one PostgreSQL database, through Redis', () => {
     expect(verified.stderr).toBe('');
     expect(verified.code).toBe(0);
     expect(Number(/ok (\d+) entries/.exec(verified.stdout)?.[1])).toBeGreaterThanOrEqual(15);
+    // Keyed by the one key all relays share, and checked against the anchor they keep.
+    expect(verified.stdout).toMatch(/\(anchored at seq \d+, /);
   });
 
   it('a registration challenge issued by one relay is redeemed at another, once', async () => {

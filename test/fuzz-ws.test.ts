@@ -292,6 +292,22 @@ function mayRead(f: Fixture, actor: Actor, name: string): boolean | null {
   return null;
 }
 
+/**
+ * Whether `actor` is answered about `name` as about an absent object it could create
+ * (docs/security.md, "Existence"): read-write, an empty document, never anything of it.
+ */
+function posesAsAbsent(actor: Actor, name: string): boolean {
+  return actor.name === 'mallory' && (name === 'blob/alice-enc' || name === 'blob/alice-plain');
+}
+
+/** Whether a message about a document carries nothing of it (what an absent document sends). */
+function carriesNothing(message: Message): boolean {
+  if (message.type === 'sync-step2')
+    return message.update.length === 2 && message.update.every((b) => b === 0);
+  if (message.type === 'enc-entries') return message.entries.length === 0 && message.headSeq === 0;
+  return false;
+}
+
 // --- stored data ---------------------------------------------------------------------
 
 interface Stored {
@@ -879,23 +895,32 @@ async function runSession(
       }
       const writable = mayWrite(f, actor, canonical);
       const { message } = got;
+      const posing = posesAsAbsent(actor, canonical);
       if (['sync-step2', 'sync-update', 'enc-entries', 'awareness'].includes(message.type)) {
         check(
-          mayRead(f, actor, canonical) !== false,
+          // Posing: an empty document, and the presence of fellow posers (checked below: callers only).
+          mayRead(f, actor, canonical) !== false ||
+            (posing && (carriesNothing(message) || message.type === 'awareness')),
           () => `${message.type} of ${canonical} sent to ${actor.name}`,
         );
       }
       if (message.type === 'ack') {
         stats.acks += 1;
-        check(writable !== false, () => `an ack for ${canonical}, which ${actor.name} may not write`);
+        check(
+          writable !== false || (posing && message.seq === 0),
+          () => `an ack for ${canonical}, which ${actor.name} may not write`,
+        );
       }
       if (message.type === 'permission') {
         if (message.access === 'read-write') {
-          check(writable !== false, () => `read-write access to ${canonical} for ${actor.name}`);
+          check(writable !== false || posing, () => `read-write access to ${canonical} for ${actor.name}`);
         }
         // Waiting (absent or hidden) grants nothing: frames about it are answered as unsubscribed.
         if (message.access === 'read' || message.access === 'read-write') {
-          check(mayRead(f, actor, canonical) !== false, () => `access to ${canonical} for ${actor.name}`);
+          check(
+            mayRead(f, actor, canonical) !== false || (posing && message.access === 'read-write'),
+            () => `access to ${canonical} for ${actor.name}`,
+          );
           s.subs.set(canonical, s.requested.get(canonical) ?? 'plaintext');
         } else s.subs.delete(canonical);
       }
@@ -908,6 +933,13 @@ async function runSession(
             boundToCaller(f, entry.json),
             () => `awareness state ${entry.json.slice(0, 200)} was relayed`,
           );
+          // A posing subscription hears only its fellow posers (here: mallory), never the real room.
+          if (posing) {
+            check(
+              entry.json === 'null' || entry.json.includes(`"${actor.userId}"`),
+              () => `awareness state ${entry.json.slice(0, 200)} reached posing ${actor.name}`,
+            );
+          }
         }
       }
     }
@@ -960,7 +992,11 @@ async function runSession(
           );
           stats.refusalsAnswered += 1;
         }
-        if (message.type === 'subscribe' && mayRead(f, actor, canonical) === false) {
+        if (
+          message.type === 'subscribe' &&
+          mayRead(f, actor, canonical) === false &&
+          !posesAsAbsent(actor, canonical)
+        ) {
           check(
             answered(
               // An absent or hidden document waits; either way nothing of it is sent.

@@ -307,8 +307,12 @@ describe('encrypted blobs', () => {
     expect(await readerMux.write(name, byReader)).toMatchObject({ type: 'error', kind: 'Forbidden' });
     readerMux.close();
 
+    // An outsider is answered as about an absent blob it could create (docs/security.md,
+    // "Existence"); its envelope ends the subscription and is never stored.
     const outsiderMux = await openMux(outsider.key);
-    expect(await outsiderMux.subscribe(name)).toMatchObject({ access: 'waiting' });
+    expect(await outsiderMux.subscribe(name)).toMatchObject({ access: 'read-write' });
+    const byOutsider = cipherFor(outsider, name, ownerKeys).seal(update('v', 'outsider'));
+    expect(await outsiderMux.write(name, byOutsider)).toMatchObject({ type: 'error', kind: 'BadRequest' });
     outsiderMux.close();
     expect(await readLog(owner, name)).toEqual(before);
   });

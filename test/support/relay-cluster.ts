@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createClient } from '@redis/client';
 import pg from 'pg';
 import { type CallOptions, call, type HttpAnswer } from './http-client.ts';
@@ -73,7 +76,11 @@ export async function startCluster(count: number, extraFlags: readonly string[] 
   const id = randomBytes(5).toString('hex');
   const schema = `scopesync_cluster_${id}`;
   const prefix = `cluster-${id}`;
+  // One audit key and anchor for the whole cluster, outside the database (docs/security.md).
+  const auditDir = mkdtempSync(join(tmpdir(), `scopesync-cluster-audit-${id}-`));
   const engineFlags = [
+    '--audit-dir',
+    auditDir,
     '--database-url',
     CLUSTER_DATABASE_URL,
     '--database-schema',
@@ -143,6 +150,7 @@ export async function startCluster(count: number, extraFlags: readonly string[] 
       } finally {
         await db.end();
       }
+      rmSync(auditDir, { recursive: true, force: true });
     },
   };
 }

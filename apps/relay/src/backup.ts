@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
   createReadStream,
   existsSync,
   mkdirSync,
@@ -14,11 +15,18 @@ import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SyncError } from '@scopesync/core';
-import { DOCS_DB_FILE, RELAY_DB_FILE } from '@scopesync/relay';
+import { AUDIT_ANCHOR_FILE, AUDIT_KEY_FILE, DOCS_DB_FILE, RELAY_DB_FILE } from '@scopesync/relay';
 import Database from 'better-sqlite3';
 
 /** The SQLite files of a data dir, in the order they are backed up and restored. */
 const DB_FILES = [RELAY_DB_FILE, DOCS_DB_FILE] as const;
+
+/**
+ * The audit key and anchor, when they live in the data dir (the default): without the key a
+ * restored log cannot be verified. Copied before the databases, so the anchor never names an
+ * entry the copied log does not hold (docs/security.md, "Audit chain").
+ */
+const AUDIT_FILES = [AUDIT_KEY_FILE, AUDIT_ANCHOR_FILE] as const;
 
 /** The file in a backup directory that describes it; written last, so its presence means complete. */
 export const MANIFEST_FILE = 'manifest.json';
@@ -62,6 +70,15 @@ export async function backupDataDir(dataDir: string, outDir: string): Promise<Ba
   mkdirSync(outDir, { recursive: true });
   const startedAt = new Date();
   const files: Record<string, BackupFile> = {};
+  for (const name of AUDIT_FILES.filter((file) => existsSync(join(dataDir, file)))) {
+    await copyFile(join(dataDir, name), join(outDir, name));
+    chmodSync(join(outDir, name), 0o600);
+    files[name] = {
+      schema_version: 0,
+      bytes: statSync(join(outDir, name)).size,
+      sha256: await sha256Of(join(outDir, name)),
+    };
+  }
   // docs.sqlite is missing only where no relay ran yet (the CLI's `admin create` makes relay.sqlite alone).
   for (const name of DB_FILES.filter((file) => existsSync(join(dataDir, file)))) {
     const partial = join(outDir, `${name}.partial`);
@@ -107,7 +124,7 @@ export interface RestoreOptions {
  * file's SHA-256, refuses a data dir that is not empty (unless `force`) and one whose files a
  * running relay holds open, then swaps the files in. With `force`, only relay.sqlite,
  * docs.sqlite and their -wal/-shm files are replaced (or removed, when the backup has no
- * docs.sqlite); other files in the directory stay.
+ * docs.sqlite), and the audit key and anchor when the backup has them; other files stay.
  */
 export async function restoreDataDir(
   fromDir: string,
@@ -116,9 +133,10 @@ export async function restoreDataDir(
 ): Promise<BackupManifest> {
   const manifest = readManifest(fromDir);
   const names = DB_FILES.filter((name) => manifest.files[name] !== undefined);
+  const auditNames = AUDIT_FILES.filter((name) => manifest.files[name] !== undefined);
   if (!names.includes(RELAY_DB_FILE))
     throw new SyncError('BadRequest', `${fromDir} holds no ${RELAY_DB_FILE}`);
-  for (const name of names) {
+  for (const name of [...names, ...auditNames]) {
     const file = manifest.files[name];
     const path = join(fromDir, name);
     if (!file || !existsSync(path)) throw new SyncError('NotFound', `${name} is missing from ${fromDir}`);
@@ -146,6 +164,13 @@ export async function restoreDataDir(
     // A file the backup does not have goes: the data dir becomes what was backed up.
     if (names.includes(name)) renameSync(`${target}.restoring`, target);
     else rmSync(target, { force: true });
+  }
+  // The key and anchor that go with the restored log; a data dir keeps its own when the backup has none.
+  for (const name of auditNames) {
+    const target = join(dataDir, name);
+    await copyFile(join(fromDir, name), `${target}.restoring`);
+    chmodSync(`${target}.restoring`, 0o600);
+    renameSync(`${target}.restoring`, target);
   }
   return manifest;
 }

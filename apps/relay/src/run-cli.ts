@@ -1,9 +1,11 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isLevel, isSyncError, type Level } from '@scopesync/core';
 import {
+  AUDIT_ANCHOR_FILE,
+  AUDIT_KEY_FILE,
   createRelay,
   encodeClusterEvent,
   type ModDefinition,
@@ -14,6 +16,8 @@ import {
   type RelayLog,
   type RelayOptions,
   type RelayStore,
+  readAuditAnchor,
+  readAuditKey,
   registerDevice,
   staticRootProblem,
   verifyAuditChain,
@@ -59,8 +63,9 @@ const USAGE = `scopesync-relay — the scopesync relay
   scopesync-relay level set USER_ID LEVEL [--data-dir DIR | --database-url URL [--redis-url URL]]
       set a user's level in the store directly: 0 guest, 1 user, 5 moderator, 10 admin (or the
       names); running relays see it on the next request, open WebSockets later (see docs/relay.md)
-  scopesync-relay audit verify [--data-dir DIR]
-      check the audit log's hash chain: "ok N entries", or name the first broken entry
+  scopesync-relay audit verify [--data-dir DIR] [--audit-dir DIR | --audit-key-file F --audit-anchor-file F]
+      check the audit log's chain with the audit key and against its anchor: "ok N entries",
+      or name the first broken entry (exit 1)
   scopesync-relay backup --out DIR [--data-dir DIR]
       copy relay.sqlite and docs.sqlite into a new directory with a manifest, safely while the
       relay runs (SQLite's online backup; never copy the live files by hand)
@@ -131,7 +136,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         });
       case 'audit':
         if (command !== 'audit verify') throw new UsageError(`unknown command: ${command}`);
-        return await auditVerify(target, io);
+        return await auditVerify(
+          target,
+          auditFiles(values, io.env, 'dataDir' in target ? dataDir : undefined),
+          io,
+        );
       case 'backup':
         return await backup(values.out, dataDir, io);
       case 'restore':
@@ -258,6 +267,16 @@ function relayOptions(settings: ResolvedSettings): RelayOptions {
       ),
     },
     closeGraceMs: int('close-grace-ms'),
+    ...withAudit(
+      auditFilesOf(
+        settings.get('audit-dir'),
+        settings.get('audit-key-file'),
+        settings.get('audit-anchor-file'),
+        settings.get('database-url') === undefined
+          ? resolve(settings.get('data-dir') ?? DEFAULT_DATA_DIR)
+          : undefined,
+      ),
+    ),
     log: jsonLinesLog((settings.get('log-level') ?? 'warn') as LogLevel),
   };
 }
@@ -343,6 +362,12 @@ async function start(values: Values, io: CliIo): Promise<number> {
       : `data in PostgreSQL ${redactUrl(databaseUrl as string)}${settings.get('redis-url') ? ', fan-out through Redis' : ''}`;
   try {
     const { url } = await relay.listen();
+    if (databaseUrl !== undefined && options.audit === undefined) {
+      options.log?.(
+        'warn',
+        'the audit chain is unkeyed and unanchored: give every relay the same --audit-dir (docs/security.md)',
+      );
+    }
     io.out(
       `scopesync relay listening on ${url} (${where}${options.staticDir ? `, web app from ${options.staticDir}` : ''}${relay.metricsUrl ? `, metrics on ${relay.metricsUrl}/metrics` : ''})`,
     );
@@ -509,10 +534,71 @@ function describeTarget(target: StoreTarget): string {
   return 'databaseUrl' in target ? `PostgreSQL ${redactUrl(target.databaseUrl)}` : target.dataDir;
 }
 
-async function auditVerify(target: StoreTarget, io: CliIo): Promise<number> {
-  const result = await withStore(target, false, (store) => verifyAuditChain(store));
+/** Where the audit key and anchor live. */
+interface AuditFiles {
+  readonly keyFile: string;
+  readonly anchorFile: string;
+}
+
+function withAudit(files: AuditFiles | undefined): Pick<RelayOptions, 'audit'> {
+  return files === undefined ? {} : { audit: files };
+}
+
+/**
+ * Where the audit key and anchor are: the files if given, else in the audit dir, else in the
+ * SQLite data dir. Undefined for a PostgreSQL relay given none of them: there is no directory
+ * of its own to put them in, and relays sharing a database must share the key.
+ */
+function auditFilesOf(
+  auditDir: string | undefined,
+  keyFile: string | undefined,
+  anchorFile: string | undefined,
+  dataDir: string | undefined,
+): AuditFiles | undefined {
+  const base = auditDir ?? (keyFile === undefined ? dataDir : dirname(keyFile));
+  if (base === undefined) return undefined;
+  const dir = resolve(base);
+  return {
+    keyFile: resolve(keyFile ?? join(dir, AUDIT_KEY_FILE)),
+    anchorFile: resolve(anchorFile ?? join(dir, AUDIT_ANCHOR_FILE)),
+  };
+}
+
+/** The audit files of a command other than `start`, from its flags or their variables. */
+function auditFiles(values: Values, env: CliIo['env'], dataDir: string | undefined): AuditFiles | undefined {
+  const get = (flag: string, variable: string): string | undefined =>
+    ((values as Readonly<Record<string, unknown>>)[flag] as string | undefined) ??
+    (env[variable] || undefined);
+  return auditFilesOf(
+    get('audit-dir', 'SCOPESYNC_AUDIT_DIR'),
+    get('audit-key-file', 'SCOPESYNC_AUDIT_KEY_FILE'),
+    get('audit-anchor-file', 'SCOPESYNC_AUDIT_ANCHOR_FILE'),
+    dataDir,
+  );
+}
+
+async function auditVerify(target: StoreTarget, files: AuditFiles | undefined, io: CliIo): Promise<number> {
+  const key = files === undefined ? null : readAuditKey(files.keyFile);
+  const anchor = files === undefined || key === null ? null : readAuditAnchor(files.anchorFile, key);
+  if (files !== undefined && key !== null && anchor === null) {
+    // The relay writes the anchor when it first starts with its key: its absence is a loss or a deletion.
+    io.err(
+      `audit anchor missing: ${files.anchorFile} (the relay writes it at start; restore it from a backup)`,
+    );
+    return 1;
+  }
+  const result = await withStore(target, false, (store) =>
+    verifyAuditChain(store, { key: key ?? undefined, anchor }),
+  );
   if (result.ok) {
-    io.out(`ok ${result.entries} entries`);
+    const notes: string[] = [];
+    if (key === null) {
+      const where = files === undefined ? 'no --audit-dir given' : `no audit key at ${files.keyFile}`;
+      notes.push(`unkeyed: ${where}, so a recomputed or truncated log passes`);
+    } else if (result.unkeyedThrough > 0) notes.push(`unkeyed up to seq ${result.unkeyedThrough}`);
+    if (anchor !== null)
+      notes.push(`anchored at seq ${anchor.seq}, ${new Date(anchor.writtenAt).toISOString()}`);
+    io.out(`ok ${result.entries} entries${notes.length ? ` (${notes.join('; ')})` : ''}`);
     return 0;
   }
   io.err(`audit chain broken at entry ${result.seq}${result.id ? ` (${result.id})` : ''}: ${result.problem}`);

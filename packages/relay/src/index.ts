@@ -18,12 +18,29 @@ export type {
 } from '@scopesync/core';
 export type { AccessCheckOptions, AccessControlOptions, UserCaller } from './access-control.ts';
 export { AccessControl } from './access-control.ts';
-export type { AuditEvent, AuditLogOptions, AuditVerification } from './audit-log.ts';
+export type { AuditAnchor, AuditAnchorKeeperOptions } from './audit-anchor.ts';
+export {
+  AUDIT_ANCHOR_FILE,
+  AUDIT_KEY_FILE,
+  AuditAnchorKeeper,
+  loadOrCreateAuditKey,
+  readAuditAnchor,
+  readAuditKey,
+  writeAuditAnchor,
+} from './audit-anchor.ts';
+export type {
+  AuditAnchorPoint,
+  AuditEvent,
+  AuditLogOptions,
+  AuditVerification,
+  AuditVerifyOptions,
+} from './audit-log.ts';
 export {
   AuditLog,
   auditId,
   GENESIS_HASH,
   hashAuditEntry,
+  KEYED_HASH_PREFIX,
   sealAuditEntry,
   verifyAuditChain,
 } from './audit-log.ts';
@@ -94,7 +111,14 @@ export type { Counter, Gauge, Histogram, LabeledCounter } from './metrics.ts';
 export { Metrics } from './metrics.ts';
 export type { RateLimitBuckets, RateLimitOptions, RateVerdict } from './rate-limiter.ts';
 export { DEFAULT_RATE_LIMIT, RateLimiter } from './rate-limiter.ts';
-export type { RelayAddress, RelayCluster, RelayLimits, RelayOptions, RelayStores } from './relay.ts';
+export type {
+  RelayAddress,
+  RelayAuditOptions,
+  RelayCluster,
+  RelayLimits,
+  RelayOptions,
+  RelayStores,
+} from './relay.ts';
 export { createRelay, DOCS_DB_FILE, RELAY_DB_FILE, Relay } from './relay.ts';
 export type { RelayLog, RelayLogLevel } from './relay-log.ts';
 export { consoleRelayLog, RELAY_LOG_LEVELS } from './relay-log.ts';

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   type DocName,
   type DocStore,
@@ -15,6 +15,12 @@ import {
 } from '@scopesync/core';
 import { SqliteDocStore, SqliteRelayStore } from '@scopesync/store-sqlite';
 import { AccessControl } from './access-control.ts';
+import {
+  AUDIT_ANCHOR_FILE,
+  AUDIT_KEY_FILE,
+  AuditAnchorKeeper,
+  loadOrCreateAuditKey,
+} from './audit-anchor.ts';
 import { AuditLog } from './audit-log.ts';
 import type { ChallengeStore } from './challenge-store.ts';
 import { ClusterLink } from './cluster/cluster-link.ts';
@@ -147,6 +153,21 @@ export interface RelayOptions {
   readonly closeGraceMs?: number;
   /** Where the relay reports problems. Default: warnings and errors as JSON lines on stderr. */
   readonly log?: RelayLog;
+  /**
+   * The audit chain's key and its anchor outside the database (docs/security.md, "Audit
+   * chain"). The key file is created (mode 0600) when missing; several relays on one database
+   * must share it. Default with a data dir: `audit.key` and `audit-anchor.json` in it; the
+   * anchor defaults to the key's directory. Without either, the chain is unkeyed and unanchored.
+   */
+  readonly audit?: RelayAuditOptions;
+}
+
+/** Where the audit key and anchor live, and how often the anchor moves. */
+export interface RelayAuditOptions {
+  readonly keyFile?: string | undefined;
+  readonly anchorFile?: string | undefined;
+  /** How often the audit head is anchored while running, in ms. Default 10000. */
+  readonly anchorIntervalMs?: number | undefined;
 }
 
 /** The file in a data dir holding users, keys, metadata, shares, the audit log and grants. */
@@ -205,6 +226,7 @@ export class Relay {
   #listening: Promise<RelayAddress> | null = null;
   #closing: Promise<void> | null = null;
   #leaveCluster: (() => Promise<void>) | null = null;
+  readonly #anchor: AuditAnchorKeeper | null;
   #markClosed!: () => void;
   /** Settles once `close()` has finished, whoever called it. */
   readonly whenClosed: Promise<void> = new Promise((resolve) => {
@@ -233,7 +255,23 @@ export class Relay {
         'Latency of relay store calls (users, keys, metadata, audit).',
       ),
     );
-    this.audit = new AuditLog({ store: this.store });
+    const keyFile =
+      options.audit?.keyFile ?? (options.dataDir ? join(options.dataDir, AUDIT_KEY_FILE) : undefined);
+    const auditKey =
+      keyFile === undefined
+        ? undefined
+        : loadOrCreateAuditKey(keyFile, (message) => this.#log('warn', message));
+    this.audit = new AuditLog({ store: this.store, key: auditKey });
+    this.#anchor =
+      keyFile === undefined || auditKey === undefined
+        ? null
+        : new AuditAnchorKeeper({
+            store: this.store,
+            key: auditKey,
+            file: options.audit?.anchorFile ?? join(dirname(keyFile), AUDIT_ANCHOR_FILE),
+            intervalMs: options.audit?.anchorIntervalMs ?? 10_000,
+            log: this.#log,
+          });
     this.access = new AccessControl({
       store: this.store,
       audit: this.audit,
@@ -383,6 +421,7 @@ export class Relay {
   }
 
   async #listen(): Promise<RelayAddress> {
+    await this.#anchor?.start();
     for (const mod of this.#options.mods ?? []) {
       const handle = await this.runtime.registerMod(mod);
       const stop: unknown = await mod.start?.({ mod: handle, runtime: this.runtime });
@@ -436,6 +475,7 @@ export class Relay {
     for (const stop of this.#stops.reverse()) await this.#step('stopping a mod', stop);
     await this.#step('flushing documents', () => this.hub.close());
     await this.#step('draining events', () => this.bus.close());
+    await this.#step('anchoring the audit log', () => this.#anchor?.close());
     for (const store of this.#ownedStores) await this.#step('closing a store', () => store.close());
     this.#markClosed();
   }

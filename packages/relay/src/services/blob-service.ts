@@ -2,6 +2,7 @@ import type { Locks } from '@scopesync/core';
 import {
   type BlobAddress,
   type Caller,
+  isSyncError,
   type ObjectRecord,
   type RelayStore,
   SyncError,
@@ -9,6 +10,7 @@ import {
 } from '@scopesync/core';
 import type { AccessControl } from '../access-control.ts';
 import type { EventBus } from '../events/event-bus.ts';
+import { couldCreate } from './existence.ts';
 import type { ObjectService } from './object-service.ts';
 
 /** The request header that creates a blob end-to-end encrypted on `PUT /blob/<id>`. */
@@ -63,7 +65,16 @@ export class BlobService {
     write: BlobBytesWrite,
   ): Promise<ObjectRecord> {
     return this.#locks.run(address.name, async () => {
-      await this.#objects.require(caller, 'write', address, 'http');
+      try {
+        await this.#objects.require(caller, 'write', address, 'http');
+      } catch (error) {
+        // A blob hidden from the caller answers a conditional put like an absent one ("version
+        // is 0"): only an attempt that would have created the blob learns that the id is taken.
+        const conditional = write.ifVersion !== undefined && write.ifVersion !== 0;
+        if (conditional && isSyncError(error) && error.kind === 'NotFound' && couldCreate(caller, address))
+          throw new SyncError('PreconditionFailed', `version is 0, not ${write.ifVersion}`);
+        throw error;
+      }
       const existing = await this.#store.getObject(address.name);
       if (existing && existing.encrypted !== write.encrypted) {
         // Plaintext bytes must never land in an encrypted blob, nor sealed ones pass for plaintext.

@@ -177,13 +177,7 @@ export class ObjectService {
     return this.#locks.run(address.name, async () => {
       await this.require(caller, 'write', address, channel);
       refuseEncrypted(address);
-      if (options.ifVersion !== undefined) {
-        const exists = (await this.#store.getObject(address.name)) !== null;
-        const current = exists ? await this.#hub.head(address.name) : 0;
-        if (current !== options.ifVersion) {
-          throw new SyncError('PreconditionFailed', `the version is ${current}, not ${options.ifVersion}`);
-        }
-      }
+      if (options.ifVersion !== undefined) await this.#checkVersion(caller, address, options.ifVersion);
       const { after } = await this.prepareWrite(
         caller,
         address,
@@ -208,6 +202,28 @@ export class ObjectService {
       await this.#bus.publish({ type: 'doc-removed', name: address.name });
       return existed;
     });
+  }
+
+  /**
+   * If-Match. To a caller who may write but not read the object (staff on an owner-read draft),
+   * it answers like an absent object: "the version is 0" for any other version, so the object's
+   * existence and version stay hidden; If-Match 0 (create) on it fails without a version.
+   */
+  async #checkVersion(caller: Caller, address: DocAddress, ifVersion: number): Promise<void> {
+    const exists = (await this.#store.getObject(address.name)) !== null;
+    if (exists && caller.kind !== 'runtime') {
+      const { decision } = await this.#access.check(caller, 'read', address, { audit: false });
+      if (!decision.allowed) {
+        throw new SyncError(
+          'PreconditionFailed',
+          ifVersion === 0 ? 'the object exists' : `the version is 0, not ${ifVersion}`,
+        );
+      }
+    }
+    const current = exists ? await this.#hub.head(address.name) : 0;
+    if (current !== ifVersion) {
+      throw new SyncError('PreconditionFailed', `the version is ${current}, not ${ifVersion}`);
+    }
   }
 
   async #valueAt(address: Address, value: Record<string, unknown>, meta: ObjectMeta): Promise<StoredValue> {

@@ -18,6 +18,8 @@ import type { Subscription, SubscriptionListener } from './subscription.ts';
 import type { SubscriptionRegistry } from './subscription-registry.ts';
 import { completeUpgrade, refuseUpgrade } from './upgrade.ts';
 
+const EMPTY_STATE_VECTOR = new Uint8Array([0]);
+
 /** Options of a {@link DocEndpoint}. */
 export interface DocEndpointOptions {
   readonly hub: DocHub;
@@ -55,7 +57,17 @@ export class DocEndpoint {
   readonly #wireLimits: WireLimits;
   readonly #accepted: DocEndpointOptions['accepted'];
   readonly #listener: SubscriptionListener = {
-    activated: () => undefined, // never waits: refused at the upgrade instead
+    // Never waits (refused at the upgrade instead); a posing subscription whose hidden object
+    // became readable starts syncing it now.
+    activated: (sub) => {
+      void sub.session.enqueue(async () => {
+        if (!sub.active) return;
+        sub.hold ??= await this.#hub.hold(sub.name, 'plaintext');
+        await this.#sync.greetPlaintext(sub);
+        // Its SyncStep1 was answered from an empty document: send what it has not seen.
+        await this.#sync.handleYProtocols(sub, { type: 'sync-step1', stateVector: EMPTY_STATE_VECTOR });
+      });
+    },
     accessChanged: () => undefined,
     lost: (sub, reason, deleted) => {
       sub.session.close(wsCloseCodeOf(deleted ? 'NotFound' : 'Forbidden'), deleted ? 'deleted' : reason);
@@ -99,7 +111,8 @@ export class DocEndpoint {
     if (admission.kind === 'refused') return refuseUpgrade(socket, 'Forbidden', admission.reason);
     const { sub } = admission;
     try {
-      sub.hold = await this.#hub.hold(sub.name, 'plaintext');
+      // A posing subscription reads nothing of the hidden document: it holds none.
+      if (!sub.posing) sub.hold = await this.#hub.hold(sub.name, 'plaintext');
     } catch (error) {
       this.#registry.end(sub);
       if (!isSyncError(error)) throw error;

@@ -57,9 +57,9 @@ export class DocumentSync {
 
   /** Sends SyncStep1 and the current awareness states: the start of a plaintext sync. */
   async greetPlaintext(sub: Subscription): Promise<void> {
-    const stateVector = await this.#hub.read(sub.name, (doc) => Y.encodeStateVector(doc));
+    const stateVector = await this.#read(sub, (doc) => Y.encodeStateVector(doc));
     sub.push({ type: 'sync-step1', stateVector });
-    const states = this.#registry.awarenessStates(sub.name);
+    const states = this.#registry.awarenessStates(sub);
     if (states) sub.push({ type: 'awareness', update: states });
   }
 
@@ -74,7 +74,7 @@ export class DocumentSync {
           this.#skippedSteps.inc();
           return;
         }
-        const update = await this.#hub.read(sub.name, (doc) => {
+        const update = await this.#read(sub, (doc) => {
           try {
             return Y.encodeStateAsUpdate(doc, message.stateVector);
           } catch (error) {
@@ -92,7 +92,7 @@ export class DocumentSync {
         this.#registry.receiveAwareness(sub, message.update);
         return;
       case 'query-awareness': {
-        const states = this.#registry.awarenessStates(sub.name);
+        const states = this.#registry.awarenessStates(sub);
         if (states) sub.push({ type: 'awareness', update: states });
         return;
       }
@@ -121,10 +121,18 @@ export class DocumentSync {
       state.phase === 'active' &&
       state.write.status !== 'authorized' &&
       !(await this.#carriesNews(sub, update));
+    if (needsNothing && sub.posing) {
+      // Nothing to write, and nothing of the hidden document to touch: what an absent one answers.
+      if (ref > 0) sub.answer({ type: 'ack', ref, seq: 0 });
+      return;
+    }
     const verdict = needsNothing ? { ok: true as const } : await this.#registry.authorizeWrite(sub);
     if (!verdict.ok) {
       this.#denials.inc();
-      if (ref > 0) sub.answer({ type: 'error', ref, kind: verdict.kind, message: verdict.reason });
+      // Ended meanwhile (a posing subscription's first write): answered like any frame about a
+      // document not subscribed to.
+      if (ref > 0 || !sub.active)
+        sub.answer({ type: 'error', ref, kind: verdict.kind, message: verdict.reason });
       else if (await this.#carriesNews(sub, update)) {
         sub.answer({ type: 'permission-denied', reason: verdict.reason });
       }
@@ -203,6 +211,11 @@ export class DocumentSync {
   /** Sends the encrypted log after `sinceSeq` in pages; returns the last seq sent (or `sinceSeq`). */
   async sendEntries(sub: Subscription, sinceSeq: number): Promise<number> {
     let since = sinceSeq;
+    if (sub.posing) {
+      // What an absent document's log looks like.
+      sub.push({ type: 'enc-entries', headSeq: 0, entries: [] });
+      return since;
+    }
     for (let first = true; ; first = false) {
       const page = await this.#hub.fetchEncrypted(sub.name, since, {
         maxBytes: this.#paging.maxPageBytes,
@@ -219,10 +232,23 @@ export class DocumentSync {
     }
   }
 
+  /** Reads the document as `sub` may see it: a posing subscription sees an empty one, never the hidden object. */
+  #read<T>(sub: Subscription, fn: (doc: Y.Doc) => T): Promise<T> {
+    if (!sub.posing) return this.#hub.read(sub.name, fn);
+    const empty = new Y.Doc();
+    try {
+      return Promise.resolve(fn(empty));
+    } catch (error) {
+      return Promise.reject(error);
+    } finally {
+      empty.destroy();
+    }
+  }
+
   /** Whether a refused update would have changed the document (only then is the refusal worth telling). */
   async #carriesNews(sub: Subscription, update: Uint8Array): Promise<boolean> {
     try {
-      return await this.#hub.read(sub.name, (doc) => !Y.snapshotContainsUpdate(Y.snapshot(doc), update));
+      return await this.#read(sub, (doc) => !Y.snapshotContainsUpdate(Y.snapshot(doc), update));
     } catch {
       return true;
     }

@@ -35,7 +35,7 @@ export interface MuxEndpointOptions {
 interface MuxEntry {
   readonly sub: Subscription;
   readonly subscribe: MessageOfType<'subscribe'>;
-  /** The latest SyncStep1 the client sent while the subscription waited, answered when it starts. */
+  /** The latest SyncStep1 the client sent while the subscription waited or posed, answered when it starts. */
   stateVector: Uint8Array | null;
 }
 
@@ -136,6 +136,8 @@ export class MuxEndpoint {
         if (sub.mode !== 'plaintext')
           return this.#refuse(sub, ref, 'BadRequest', 'this subscription is encrypted');
         if (message.type === 'tracked-update') return this.#sync.write(sub, message.update, message.ref);
+        // Answered from an empty document while posing; kept to answer again if the object opens to it.
+        if (message.type === 'sync-step1' && sub.posing && entry) entry.stateVector = message.stateVector;
         return this.#sync.handleYProtocols(sub, message);
       case 'awareness':
       case 'query-awareness':
@@ -220,7 +222,8 @@ export class MuxEndpoint {
     const { sub } = entry;
     if (!sub.active || sub.hold) return;
     try {
-      sub.hold = await this.#hub.hold(sub.name, sub.mode);
+      // A posing subscription reads nothing of the hidden document: it holds none.
+      if (!sub.posing) sub.hold = await this.#hub.hold(sub.name, sub.mode);
     } catch (error) {
       this.#end(sub);
       if (!isSyncError(error)) throw error;
@@ -228,7 +231,7 @@ export class MuxEndpoint {
       return;
     }
     if (!sub.active) {
-      sub.hold.release();
+      sub.hold?.release();
       sub.hold = null;
       return;
     }

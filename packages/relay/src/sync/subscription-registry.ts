@@ -5,6 +5,7 @@ import {
   type ErrorKind,
   encodeDocFrame,
   encodeMuxFrame,
+  HIDDEN_REASON,
   isSyncError,
   type Message,
 } from '@scopesync/core';
@@ -18,6 +19,7 @@ import {
   type EnvelopeAppended,
 } from '../events/relay-events.ts';
 import type { Counter } from '../metrics.ts';
+import { couldCreate } from '../services/existence.ts';
 import { AwarenessRoom } from './awareness-room.ts';
 import type { SocketSession } from './socket-session.ts';
 import {
@@ -72,9 +74,17 @@ export type WriteVerdict =
 interface Room {
   readonly subs: Set<Subscription>;
   readonly awareness: AwarenessRoom;
+  /**
+   * The presence posing subscriptions share: where a hidden document is, they see each other as
+   * the would-be creators of an absent one would, and nobody of the real room sees them.
+   */
+  readonly posing: AwarenessRoom;
 }
 
 const NO_AUDIT = { audit: false } as const;
+
+/** What a write to a document the socket is not subscribed to is told (the multiplexed endpoint's words). */
+export const NOT_SUBSCRIBED = 'not subscribed to this document: send subscribe first';
 
 /**
  * Every live subscription of this relay, by document, and the one place that decides what
@@ -149,6 +159,7 @@ export class SubscriptionRegistry {
       const state = sub.state;
       if (state.phase !== 'active') return { ok: false, kind: 'Forbidden', reason: 'not subscribed' };
       if (state.write.status === 'authorized') return { ok: true };
+      if (state.posing) return this.#unmask(sub, state);
       if (state.write.status === 'denied' && state.write.audited) {
         return { ok: false, kind: 'Forbidden', reason: state.write.reason };
       }
@@ -209,6 +220,7 @@ export class SubscriptionRegistry {
     const room = this.#rooms.get(sub.name);
     if (room?.subs.delete(sub)) {
       room.awareness.leave(sub.peer);
+      room.posing.leave(sub.peer);
       if (room.subs.size === 0) this.#rooms.delete(sub.name);
     }
   }
@@ -219,7 +231,13 @@ export class SubscriptionRegistry {
    */
   receiveAwareness(sub: Subscription, update: Uint8Array): void {
     if (!sub.active) return;
-    const accepted = this.#rooms.get(sub.name)?.awareness.receive(sub.peer, update) ?? null;
+    const room = this.#rooms.get(sub.name);
+    if (sub.posing) {
+      // Stays among the posing subscriptions of this relay: nothing of it reaches the real room.
+      room?.posing.receive(sub.peer, update);
+      return;
+    }
+    const accepted = room?.awareness.receive(sub.peer, update) ?? null;
     if (accepted === null) return;
     void this.#bus.publish({
       type: 'awareness-changed',
@@ -229,14 +247,30 @@ export class SubscriptionRegistry {
     });
   }
 
-  /** The document's current awareness states as one update, or null. */
-  awarenessStates(name: DocName): Uint8Array | null {
-    return this.#rooms.get(name)?.awareness.encodeStates() ?? null;
+  /** The current awareness states `sub` may see (a posing one: its fellow posers') as one update, or null. */
+  awarenessStates(sub: Subscription): Uint8Array | null {
+    const room = this.#rooms.get(sub.name);
+    return (sub.posing ? room?.posing : room?.awareness)?.encodeStates() ?? null;
   }
 
   /** Stops reacting to events. */
   close(): void {
     for (const off of this.#unsubscribe.splice(0)) off();
+  }
+
+  /**
+   * The first write of a posing subscription: recorded as the refused attempt it is, then the
+   * subscription ends as if someone had just created the object, and the write is refused as
+   * one to a document not subscribed to. It never writes into the hidden object, even where
+   * the caller may write without reading (staff on an owner-read draft).
+   */
+  async #unmask(sub: Subscription, state: ActiveState): Promise<WriteVerdict> {
+    await this.#authority.check(sub.session.caller, 'read', sub.address);
+    if (sub.state === state) {
+      this.#denials.inc();
+      this.#lose(sub, HIDDEN_REASON, false);
+    }
+    return { ok: false, kind: 'BadRequest', reason: NOT_SUBSCRIBED };
   }
 
   #add(request: AdmitRequest, state: SubscriptionState): Subscription {
@@ -246,11 +280,12 @@ export class SubscriptionRegistry {
       room = {
         subs: new Set(),
         awareness: new AwarenessRoom({ maxClientsPerPeer: this.#maxAwarenessClients }),
+        posing: new AwarenessRoom({ maxClientsPerPeer: this.#maxAwarenessClients }),
       };
       this.#rooms.set(sub.name, room);
     }
     room.subs.add(sub);
-    if (state.phase === 'active') room.awareness.join(sub.peer);
+    if (state.phase === 'active') (state.posing ? room.posing : room.awareness).join(sub.peer);
     let mine = this.#bySession.get(sub.session);
     if (!mine) {
       mine = new Set();
@@ -287,6 +322,7 @@ export class SubscriptionRegistry {
         phase: 'active',
         access,
         exists: true,
+        posing: false,
         readAudited,
         write: write.decision.allowed
           ? { status: 'unchecked' }
@@ -294,14 +330,21 @@ export class SubscriptionRegistry {
       };
       return { kind: 'active', state, encrypted: read.encrypted };
     }
-    if (read.object === null) {
-      // Absent: who may create it may start syncing it (an empty document reveals nothing).
-      const create = await this.#authority.check(caller, 'write', address, NO_AUDIT);
-      if (create.decision.allowed) {
+    // Absent: who may create it may start syncing it (an empty document reveals nothing). Hidden
+    // from a caller who could create it were it absent: the same answer (posing), so that
+    // nothing tells the two apart before the caller tries to create it.
+    const posing = read.object !== null && read.decision.hideExistence && couldCreate(caller, address);
+    if (read.object === null || posing) {
+      const create =
+        posing || (await this.#authority.check(caller, 'write', address, NO_AUDIT)).decision.allowed;
+      if (create) {
+        // The refused read of a hidden object is recorded for its owner (the caller cannot see that).
+        if (posing && options.audit) await this.#authority.check(caller, 'read', address);
         const state: ActiveState = {
           phase: 'active',
           access: 'read-write',
           exists: false,
+          posing,
           readAudited: false,
           write: { status: 'unchecked' },
         };
@@ -324,7 +367,7 @@ export class SubscriptionRegistry {
   async #redecide(sub: Subscription, removed: boolean): Promise<void> {
     const before = sub.state;
     if (before.phase === 'ended' || sub.session.ended) return;
-    if (before.phase === 'active' && removed) {
+    if (before.phase === 'active' && removed && !before.posing) {
       // It could read the document: telling it that it was deleted reveals nothing.
       this.#denials.inc();
       this.#lose(sub, 'deleted', true);
@@ -343,6 +386,27 @@ export class SubscriptionRegistry {
         if (current.phase === 'waiting') return; // still absent or hidden: keep waiting
         this.#denials.inc();
         this.#lose(sub, decided.reason || 'access revoked', false);
+        return;
+      }
+      if (decided.state.posing) {
+        // Posing is only ever where a subscription starts: one let in to an absent object that
+        // someone else then created loses it (the object is not the caller's), as before.
+        if (current.phase === 'active' && current.posing) return;
+        if (current.phase === 'waiting') return;
+        this.#denials.inc();
+        this.#lose(sub, HIDDEN_REASON, false);
+        return;
+      }
+      if (current.phase === 'active' && current.posing) {
+        // The hidden object became absent (deleted: nothing to tell) or readable (announced
+        // and started like a waiting subscription that may read now).
+        sub.transition(decided.state);
+        const room = this.#rooms.get(sub.name);
+        room?.posing.leave(sub.peer);
+        room?.awareness.join(sub.peer);
+        if (decided.state.exists) {
+          sub.listener.activated(sub);
+        }
         return;
       }
       const next =
@@ -393,7 +457,7 @@ export class SubscriptionRegistry {
       entries: [event.entry],
     });
     for (const sub of room.subs) {
-      if (sub.mode !== 'encrypted' || !sub.active || isEchoOf(event.origin, sub)) continue;
+      if (sub.mode !== 'encrypted' || !sub.active || sub.posing || isEchoOf(event.origin, sub)) continue;
       if (sub.liveBuffer) sub.liveBuffer.push(event.entry);
       else sub.pushFrame(frames.for(sub));
     }

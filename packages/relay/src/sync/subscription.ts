@@ -26,11 +26,16 @@ export type SubscriptionState =
   /**
    * Syncing. `exists` is false for an object the caller may create that nobody has yet;
    * `readAudited` says the cross-user read this subscription makes has been audited.
+   * `posing`: the object exists but is hidden from a caller who could create it were it absent,
+   * so the subscription looks exactly like one to an absent object (docs/security.md,
+   * "Existence"): it sees an empty document, nothing of the real one, and its first write ends
+   * it as if someone had just created the object — it never writes into it.
    */
   | {
       readonly phase: 'active';
       readonly access: Exclude<DocAccess, 'none' | 'waiting'>;
       readonly exists: boolean;
+      readonly posing: boolean;
       readonly readAudited: boolean;
       readonly write: WriteState;
     }
@@ -116,6 +121,11 @@ export class Subscription {
     return this.#state.phase === 'active';
   }
 
+  /** Whether it poses as a subscription to an absent object (see {@link SubscriptionState}). */
+  get posing(): boolean {
+    return this.#state.phase === 'active' && this.#state.posing;
+  }
+
   /** Moves to `next`. An ended subscription stays ended. */
   transition(next: SubscriptionState): void {
     if (this.#state.phase === 'ended') return;
@@ -129,9 +139,9 @@ export class Subscription {
     if (frame) this.session.sendFrame(frame);
   }
 
-  /** Sends an already encoded push frame: only while active. */
+  /** Sends an already encoded push frame of the document's own traffic: only while active, never while posing. */
   pushFrame(frame: Uint8Array): void {
-    if (this.#state.phase === 'active') this.session.sendFrame(frame);
+    if (this.#state.phase === 'active' && !this.#state.posing) this.session.sendFrame(frame);
   }
 
   /**
