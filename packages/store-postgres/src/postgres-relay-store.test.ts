@@ -126,7 +126,7 @@ describe('PostgresRelayStore audit chain across relays', () => {
     });
     expect(new Set(log.map((e) => e.key))).toEqual(new Set(appended.map((e) => e.key)));
     for (const store of stores) {
-      expect(await verifyAuditChain(store)).toEqual({ ok: true, entries: 75 });
+      expect(await verifyAuditChain(store)).toMatchObject({ ok: true, entries: 75 });
       expect(await store.auditHead()).toEqual({ seq: 75, hash: log[74]?.hash });
     }
   });
@@ -164,7 +164,7 @@ describe('PostgresRelayStore audit chain across relays', () => {
     expect(await kindOf((store as PostgresRelayStore).appendAudit(() => ({ ...fork, seq: 3 })))).toBe(
       'Conflict',
     );
-    expect(await verifyAuditChain(store as PostgresRelayStore)).toEqual({ ok: true, entries: 2 });
+    expect(await verifyAuditChain(store as PostgresRelayStore)).toMatchObject({ ok: true, entries: 2 });
   });
 });
 
@@ -188,7 +188,7 @@ describe('PostgresRelayStore.transaction', () => {
     expect(seenOutside).toBeNull();
     expect(await other.getUser(ALICE)).toEqual(user(ALICE));
     expect(await other.getObject('blob/b')).toMatchObject({ version: 1, size: 2 });
-    expect(await verifyAuditChain(other)).toEqual({ ok: true, entries: 1 });
+    expect(await verifyAuditChain(other)).toMatchObject({ ok: true, entries: 1 });
   });
 
   it('keeps nothing when the callback rejects, and passes its error on unchanged', async () => {
@@ -246,7 +246,7 @@ describe('PostgresRelayStore.transaction', () => {
     expect((await a.getObject('blob/counter'))?.minEpoch).toBe(12);
     const log = await b.queryAudit({});
     expect(log.map((e) => e.key)).toEqual(Array.from({ length: 12 }, (_, i) => `epoch ${i + 1}`));
-    expect(await verifyAuditChain(b)).toEqual({ ok: true, entries: 12 });
+    expect(await verifyAuditChain(b)).toMatchObject({ ok: true, entries: 12 });
   });
 
   it('runs transactions of one store side by side: one can wait for another to commit', async () => {
