@@ -18,10 +18,33 @@ import {
   type UserRecord,
   type WrappedKeyRecord,
 } from '@scopesync/core';
-import type pg from 'pg';
-import { isConnectionError, isRetryable, toSyncError } from './postgres-errors.ts';
+import { isRetryable, toSyncError } from './postgres-errors.ts';
+import {
+  type CallbackScope,
+  type Executor,
+  PoolExecutor,
+  RetryTransaction,
+  refuseReentry,
+  TxExecutor,
+} from './postgres-executors.ts';
 import { backoff, PostgresHandle, type PostgresStoreOptions } from './postgres-handle.ts';
-import { type Queryable, toSafeInteger, toSafeIntegerOrNull } from './postgres-pool.ts';
+import { toSafeInteger, toSafeIntegerOrNull } from './postgres-pool.ts';
+import {
+  type AuditRow,
+  bytes,
+  type GrantRow,
+  type KeyGrantRow,
+  type KeyRow,
+  type ObjectRow,
+  objectValues,
+  type ShareRow,
+  toAudit,
+  toGrant,
+  toObject,
+  toUser,
+  type UserRow,
+  type WrappedKeyRow,
+} from './postgres-relay-rows.ts';
 
 /** Options of {@link PostgresRelayStore}: where the data lives; every other field has a default. */
 export type PostgresRelayStoreOptions = PostgresStoreOptions;
@@ -37,81 +60,6 @@ const MAX_AUDIT_PAGE = 10_000;
 
 /** How often createObject tries again when the row it lost a race to is deleted before it can read it. */
 const CREATE_OBJECT_ATTEMPTS = 3;
-
-// ---------------------------------------------------------------------------------------------
-// Rows
-
-interface UserRow {
-  user_id: string;
-  level: number;
-  device_name: string;
-  sign_pk: string | null;
-  box_pk: string | null;
-  created_at: bigint;
-}
-interface KeyRow {
-  key_hash: string;
-  user_id: string;
-  created_at: bigint;
-  revoked_at: bigint | null;
-}
-interface ObjectRow {
-  name: string;
-  owner: string;
-  read: number;
-  write: number;
-  encrypted: boolean;
-  min_epoch: number;
-  created_at: bigint;
-  updated_at: bigint;
-  size: bigint;
-  version: bigint;
-}
-interface ShareRow {
-  blob_id: string;
-  user_id: string;
-  level: string;
-  granted_by: string;
-  granted_at: bigint;
-}
-interface KeyGrantRow {
-  blob_id: string;
-  user_id: string;
-  epoch: number;
-  sealed_key: Buffer;
-  grant_data: Buffer;
-  granted_by: string;
-  granted_at: bigint;
-}
-interface WrappedKeyRow {
-  doc_name: string;
-  key_id: string;
-  epoch: number;
-  wrapped: Buffer;
-  created_at: bigint;
-}
-interface AuditRow {
-  seq: bigint;
-  id: string;
-  ts: bigint;
-  accessor: string;
-  target: string;
-  scope: string;
-  key: string;
-  action: string;
-  result: string;
-  channel: string;
-  reason: string;
-  prev_hash: string;
-  hash: string;
-}
-interface GrantRow {
-  source: string;
-  target: string;
-  permission: string;
-  keys: string[] | null;
-  expires_at: bigint | null;
-}
 
 const OBJECT_COLUMNS =
   'name, owner, read, write, encrypted, min_epoch, created_at, updated_at, size, version';
@@ -188,130 +136,6 @@ function statements(s: string) {
 }
 
 type Sql = ReturnType<typeof statements>;
-
-// ---------------------------------------------------------------------------------------------
-// Where the methods run
-
-/**
- * How a method's queries run: on the pool (each method its own transaction when it needs one)
- * or on the client of a {@link PostgresRelayStore.transaction}. The methods are written once,
- * against this.
- */
-interface Executor {
-  /** One statement, or reads that need no common snapshot. */
-  one<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T>;
-  /** Several statements that commit together. */
-  atomic<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T>;
-}
-
-/**
- * One run of a transaction's callback, as the store's async context carries it into every call
- * the callback makes. Open until the callback settles: a continuation that outlives it (a timer
- * it set, a promise it did not await) is an ordinary caller again.
- */
-interface CallbackScope {
-  open: boolean;
-}
-
-/**
- * Outside a transaction: statements autocommit; atomic steps get a READ COMMITTED transaction of
- * their own. Refuses a call made from inside one of this store's transaction callbacks, which
- * would run beside the transaction instead of in it: blocked by the transaction's row locks,
- * it would wait for the transaction that waits for it.
- */
-class PoolExecutor implements Executor {
-  readonly #handle: PostgresHandle;
-  readonly #scope: AsyncLocalStorage<CallbackScope>;
-
-  constructor(handle: PostgresHandle, scope: AsyncLocalStorage<CallbackScope>) {
-    this.#handle = handle;
-    this.#scope = scope;
-  }
-
-  async one<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T> {
-    refuseReentry(this.#scope);
-    return this.#handle.run(`cannot ${context}`, step);
-  }
-
-  async atomic<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T> {
-    refuseReentry(this.#scope);
-    return this.#handle.transaction(`cannot ${context}`, step);
-  }
-}
-
-/** Throws SyncError('Internal') when called from inside an open transaction callback of the store `scope` belongs to. */
-function refuseReentry(scope: AsyncLocalStorage<CallbackScope>): void {
-  if (scope.getStore()?.open) {
-    throw new SyncError(
-      'Internal',
-      'a transaction callback called the store itself; it must use the tx it was given',
-    );
-  }
-}
-
-/**
- * Inside a transaction: every method runs on its client, one at a time (calls made together
- * queue), each under a savepoint so that a method that rejects changes nothing and leaves the
- * transaction usable, as a failed call outside one would.
- */
-class TxExecutor implements Executor {
-  readonly #client: pg.PoolClient;
-  #queue: Promise<unknown> = Promise.resolve();
-  #ended = false;
-  /** A step hit a serialization failure or deadlock: the transaction must be run again, whatever the callback did with the error. */
-  mustRetry = false;
-  /** The connection failed: do not return it to the pool. */
-  broken = false;
-
-  constructor(client: pg.PoolClient) {
-    this.#client = client;
-  }
-
-  one<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T> {
-    return this.atomic(context, step);
-  }
-
-  atomic<T>(context: string, step: (q: Queryable) => Promise<T>): Promise<T> {
-    if (this.#ended) {
-      return Promise.reject(new SyncError('Internal', 'this transaction has ended; its tx is closed'));
-    }
-    const run = async (): Promise<T> => {
-      const client = this.#client;
-      try {
-        await client.query('SAVEPOINT scopesync_step');
-        const result = await step(client);
-        await client.query('RELEASE SAVEPOINT scopesync_step');
-        return result;
-      } catch (error) {
-        if (isRetryable(error)) this.mustRetry = true;
-        if (isConnectionError(error)) this.broken = true;
-        if (!this.broken) {
-          await client
-            .query('ROLLBACK TO SAVEPOINT scopesync_step; RELEASE SAVEPOINT scopesync_step')
-            .catch((rollbackError: unknown) => {
-              this.broken = isConnectionError(rollbackError);
-              this.mustRetry ||= isRetryable(rollbackError);
-            });
-        }
-        throw toSyncError(error, `cannot ${context}`);
-      }
-    };
-    const result = this.#queue.then(run, run);
-    this.#queue = result.catch(() => undefined);
-    return result;
-  }
-
-  /** Refuses every later call at once, then waits for the calls already made. */
-  async end(): Promise<void> {
-    this.#ended = true;
-    await this.#queue;
-  }
-}
-
-/** Thrown to roll back and run a transaction again; carries SQLSTATE 40001 so that it maps to Unavailable when attempts run out. */
-class RetryTransaction extends Error {
-  readonly code = '40001';
-}
 
 // ---------------------------------------------------------------------------------------------
 // The methods
@@ -807,77 +631,3 @@ export class PostgresRelayStore extends PostgresRelayMethods implements RelaySto
 
 // ---------------------------------------------------------------------------------------------
 // Conversions
-
-function objectValues(r: ObjectRecord): unknown[] {
-  return [
-    r.name,
-    r.owner,
-    r.read,
-    r.write,
-    r.encrypted,
-    r.minEpoch,
-    r.createdAt,
-    r.updatedAt,
-    r.size,
-    r.version,
-  ];
-}
-
-/** A plain Uint8Array over the bytes node-postgres decoded (a Buffer compares unequal to one in tests and to callers). */
-function bytes(data: Buffer): Uint8Array {
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-}
-
-function toUser(r: UserRow): UserRecord {
-  return {
-    userId: r.user_id,
-    level: r.level as Level,
-    deviceName: r.device_name,
-    signPk: r.sign_pk,
-    boxPk: r.box_pk,
-    createdAt: toSafeInteger(r.created_at, 'createdAt'),
-  };
-}
-
-function toObject(r: ObjectRow): ObjectRecord {
-  return {
-    name: r.name,
-    owner: r.owner,
-    read: r.read as ObjectRecord['read'],
-    write: r.write as ObjectRecord['write'],
-    encrypted: r.encrypted,
-    minEpoch: r.min_epoch,
-    createdAt: toSafeInteger(r.created_at, 'createdAt'),
-    updatedAt: toSafeInteger(r.updated_at, 'updatedAt'),
-    size: toSafeInteger(r.size, 'size'),
-    version: toSafeInteger(r.version, 'version'),
-  };
-}
-
-function toAudit(r: AuditRow): AuditRecord {
-  return {
-    seq: toSafeInteger(r.seq, 'audit seq'),
-    id: r.id,
-    ts: toSafeInteger(r.ts, 'audit ts'),
-    accessor: r.accessor,
-    target: r.target,
-    scope: r.scope,
-    key: r.key,
-    action: r.action,
-    result: r.result as AuditRecord['result'],
-    channel: r.channel as AuditRecord['channel'],
-    reason: r.reason,
-    prevHash: r.prev_hash,
-    hash: r.hash,
-  };
-}
-
-function toGrant(r: GrantRow): ModGrant {
-  return {
-    source: r.source,
-    target: r.target,
-    permission: r.permission as ModGrant['permission'],
-    ...(r.keys === null ? {} : { keys: r.keys }),
-    ...(r.expires_at === null ? {} : { expiresAt: toSafeInteger(r.expires_at, 'expiresAt') }),
-  };
-}
