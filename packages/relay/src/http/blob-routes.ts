@@ -1,6 +1,5 @@
 import { blobAddress, type ObjectRecord, SyncError } from '@scopesync/core';
 import { ENCRYPTED_HEADER } from '../services/blob-service.ts';
-import { refuseBeforeBody } from './early-denial.ts';
 import { parseVersionHeader, readBody } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';
@@ -40,7 +39,7 @@ export function blobRoutes(s: RouteServices): Route[] {
     const caller = await r.user();
     const ifVersion = parseVersionHeader(r.req, 'if-match');
     const encrypted = encryptedHeader(r.req.headers[ENCRYPTED_HEADER]);
-    await refuseBeforeBody(s, caller, address);
+    await s.blobs.refuseBeforeBody(caller, address, ifVersion);
     const data = await readBody(r.req, s.maxBodyBytes);
     const record = await s.blobs.put(caller, address, { data, ifVersion, encrypted });
     sendJson(r.res, 200, blobMetaBody(address.blobId, record), { etag: `"${record.version}"` });

@@ -65,16 +65,7 @@ export class BlobService {
     write: BlobBytesWrite,
   ): Promise<ObjectRecord> {
     return this.#locks.run(address.name, async () => {
-      try {
-        await this.#objects.require(caller, 'write', address, 'http');
-      } catch (error) {
-        // A blob hidden from the caller answers a conditional put like an absent one ("version
-        // is 0"): only an attempt that would have created the blob learns that the id is taken.
-        const conditional = write.ifVersion !== undefined && write.ifVersion !== 0;
-        if (conditional && isSyncError(error) && error.kind === 'NotFound' && couldCreate(caller, address))
-          throw new SyncError('PreconditionFailed', `version is 0, not ${write.ifVersion}`);
-        throw error;
-      }
+      await this.#requireWrite(caller, address, write.ifVersion);
       const existing = await this.#store.getObject(address.name);
       if (existing && existing.encrypted !== write.encrypted) {
         // Plaintext bytes must never land in an encrypted blob, nor sealed ones pass for plaintext.
@@ -98,6 +89,29 @@ export class BlobService {
         await this.#bus.publish({ type: 'access-changed', name: address.name, cause: 'created' });
       return record;
     });
+  }
+
+  /**
+   * Refuses, before the body of a put is read, a put the caller may not make — with the answer
+   * the put itself would give (audited). An unaudited probe first, so allowed puts cost nothing.
+   */
+  async refuseBeforeBody(caller: Caller, address: BlobAddress, ifVersion: number | undefined): Promise<void> {
+    const { decision } = await this.#access.check(caller, 'write', address, { audit: false });
+    if (!decision.allowed) await this.#requireWrite(caller, address, ifVersion);
+  }
+
+  /** Decides a put (audited); a blob hidden from the caller answers a conditional put like an absent one. */
+  async #requireWrite(caller: Caller, address: BlobAddress, ifVersion: number | undefined): Promise<void> {
+    try {
+      await this.#objects.require(caller, 'write', address, 'http');
+    } catch (error) {
+      // "Version is 0", as for an absent blob: only an attempt that would have created the blob
+      // learns that the id is taken.
+      const conditional = ifVersion !== undefined && ifVersion !== 0;
+      if (conditional && isSyncError(error) && error.kind === 'NotFound' && couldCreate(caller, address))
+        throw new SyncError('PreconditionFailed', `version is 0, not ${ifVersion}`);
+      throw error;
+    }
   }
 
   /** The raw bytes and metadata of a blob the caller may read; NotFound when it has no raw bytes. */
