@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { Level } from '@scopesync/core';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { enc } from './support/http-client.ts';
 import { type TestUser, useTestRelay } from './support/start-test-relay.ts';
 import {
   carries,
-  DocClient,
+  type DocClient,
   EMPTY_STATE_VECTOR,
   grantsRead,
-  MuxSocket,
+  type MuxSocket,
   RawDocSocket,
   update,
+  useSyncSockets,
   WAIT_MS,
 } from './support/sync-sockets.ts';
 
@@ -27,18 +28,7 @@ const t = useTestRelay();
 const SECRET = 'SECRET-DRAFT';
 const LATER = 'LATER-EDIT';
 
-const sockets: MuxSocket[] = [];
-const clients: DocClient[] = [];
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.close();
-  for (const c of clients.splice(0)) c.destroy();
-});
-
-async function mux(key: string): Promise<MuxSocket> {
-  const socket = await MuxSocket.open(t, key);
-  sockets.push(socket);
-  return socket;
-}
+const { mux, single } = useSyncSockets(t);
 
 /** A socket subscribed to `doc` before it exists, with its fence ready; whatever it was answered. */
 async function early(key: string, doc: string): Promise<MuxSocket> {
@@ -54,8 +44,7 @@ async function early(key: string, doc: string): Promise<MuxSocket> {
  * fine before the creation.
  */
 async function earlySingle(key: string, doc: string): Promise<DocClient> {
-  const client = new DocClient(t, doc, key);
-  clients.push(client);
+  const client = single(doc, key);
   await client.until('the first connection', () => client.provider.synced || client.errors > 0);
   if (client.errors === 0) await client.settle();
   return client;

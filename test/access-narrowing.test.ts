@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestRelay } from './support/start-test-relay.ts';
-import { DocClient, grantsRead, MuxSocket, update } from './support/sync-sockets.ts';
+import { grantsRead, type MuxSocket, update, useSyncSockets } from './support/sync-sockets.ts';
 
 /*
  * Narrowing an object's read flag takes effect on live subscriptions before anything written
@@ -13,24 +13,7 @@ const t = useTestRelay();
 const SECRET = 'SECRET-DRAFT';
 const LATER = 'LATER-EDIT';
 
-const sockets: MuxSocket[] = [];
-const clients: DocClient[] = [];
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.close();
-  for (const c of clients.splice(0)) c.destroy();
-});
-
-async function mux(key: string): Promise<MuxSocket> {
-  const socket = await MuxSocket.open(t, key);
-  sockets.push(socket);
-  return socket;
-}
-
-function single(name: string, key: string): DocClient {
-  const client = new DocClient(t, name, key);
-  clients.push(client);
-  return client;
-}
+const { mux, single } = useSyncSockets(t);
 
 /** Alice's USER_PUBLIC object `key`, readable by everyone (read 2), holding a public value. */
 async function publicObject(owner: { userId: string; key: string }, key: string): Promise<string> {

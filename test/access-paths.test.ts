@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Level } from '@scopesync/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { enc } from './support/http-client.ts';
 import { type TestUser, useTestRelay } from './support/start-test-relay.ts';
-import { DocClient, grantsRead, MuxSocket, update } from './support/sync-sockets.ts';
+import { grantsRead, type MuxSocket, update, useSyncSockets } from './support/sync-sockets.ts';
 
 /*
  * Every path that changes who may read or write an object reaches live sockets through the
@@ -16,25 +16,9 @@ import { DocClient, grantsRead, MuxSocket, update } from './support/sync-sockets
 const t = useTestRelay();
 const SECRET = 'SECRET-AFTER';
 
-const sockets: MuxSocket[] = [];
-const clients: DocClient[] = [];
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.close();
-  for (const c of clients.splice(0)) c.destroy();
-});
-
-async function mux(key: string): Promise<MuxSocket> {
-  const socket = await MuxSocket.open(t, key);
-  sockets.push(socket);
-  await socket.prepareFence();
-  return socket;
-}
-
-function single(name: string, key: string): DocClient {
-  const client = new DocClient(t, name, key);
-  clients.push(client);
-  return client;
-}
+const sockets = useSyncSockets(t);
+const single = sockets.single;
+const mux = (key: string): Promise<MuxSocket> => sockets.mux(key, { fence: true });
 
 /** Owner-written blob `id` (a collaborative document with one value), shared with `sharee` at `level`. */
 async function sharedBlob(

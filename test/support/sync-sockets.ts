@@ -10,6 +10,7 @@ import {
   type ReadFlag,
   type WriteFlag,
 } from '@scopesync/core';
+import { afterEach } from 'vitest';
 import WebSocket from 'ws';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
@@ -407,4 +408,35 @@ export class RawDocSocket {
   close(): void {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close();
   }
+}
+
+/** The sockets of one test file: opened through it, closed after each test. */
+export interface SyncSockets {
+  /** A multiplexed socket of `key` (its fence prepared when `fence`). */
+  mux(key: string, options?: { readonly fence?: boolean }): Promise<MuxSocket>;
+  /** A stock y-websocket client of `name` for `key`. */
+  single(name: string, key: string): DocClient;
+}
+
+/** Sockets to `relay` that are closed after every test of the file that calls this. */
+export function useSyncSockets(relay: RelayEndpoint): SyncSockets {
+  const sockets: MuxSocket[] = [];
+  const clients: DocClient[] = [];
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.close();
+    for (const c of clients.splice(0)) c.destroy();
+  });
+  return {
+    mux: async (key, options = {}) => {
+      const socket = await MuxSocket.open(relay, key);
+      sockets.push(socket);
+      if (options.fence) await socket.prepareFence();
+      return socket;
+    },
+    single: (name, key) => {
+      const client = new DocClient(relay, name, key);
+      clients.push(client);
+      return client;
+    },
+  };
 }
