@@ -225,3 +225,30 @@ async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
     redis.destroy();
   }
 }
+
+/**
+ * What a multi-process workload needs before it starts: the engines and the selected peers that
+ * run as several processes — or, when either is missing, the notes that say why it skipped.
+ */
+export async function clusterSetup(
+  selected: readonly PeerName[],
+): Promise<
+  | { readonly ok: true; readonly backends: ClusterBackends; readonly peers: ClusterPeerName[] }
+  | { readonly ok: false; readonly note: string }
+> {
+  const backends = clusterBackends();
+  const peers = selected.filter((p): p is ClusterPeerName =>
+    (CLUSTER_PEERS as readonly string[]).includes(p),
+  );
+  const unreachable = await unreachableBackends(backends);
+  if (unreachable !== null) {
+    return { ok: false, note: `skipped: ${unreachable} (set BENCH_POSTGRES_URL / BENCH_REDIS_URL)` };
+  }
+  if (peers.length === 0) {
+    return {
+      ok: false,
+      note: 'skipped: none of the selected peers runs as several processes (scopesync, hocuspocus)',
+    };
+  }
+  return { ok: true, backends, peers };
+}

@@ -1,13 +1,6 @@
 import { forEachPeer, row, type Workload, withCluster } from '../driver/workload.ts';
 import type { MetricRow } from '../report.ts';
-import {
-  CLUSTER_PEERS,
-  CLUSTER_STORE,
-  type ClusterPeerName,
-  clusterBackends,
-  redact,
-  unreachableBackends,
-} from '../servers/cluster.ts';
+import { CLUSTER_STORE, clusterSetup, redact } from '../servers/cluster.ts';
 import { type FanoutResult, ramp } from './fanout.ts';
 
 /**
@@ -20,23 +13,11 @@ export const clusterFanout: Workload = {
   title: '8. Fan-out across relays',
   async run(ctx) {
     const cfg = ctx.config.cluster.fanout;
-    const backends = clusterBackends();
-    const peers = ctx.peers.filter((p): p is ClusterPeerName =>
-      (CLUSTER_PEERS as readonly string[]).includes(p),
-    );
-    const unreachable = await unreachableBackends(backends);
-    if (unreachable !== null || peers.length === 0) {
-      return {
-        id: this.id,
-        title: this.title,
-        rows: [],
-        notes: [
-          unreachable === null
-            ? 'skipped: none of the selected peers runs as several processes (scopesync, hocuspocus)'
-            : `skipped: ${unreachable} (set BENCH_POSTGRES_URL / BENCH_REDIS_URL)`,
-        ],
-      };
+    const setup = await clusterSetup(ctx.peers);
+    if (!setup.ok) {
+      return { id: this.id, title: this.title, rows: [], notes: [setup.note] };
     }
+    const { backends, peers } = setup;
     const problemNotes: string[] = [];
     const outcomes = await forEachPeer(
       ctx,

@@ -1,14 +1,7 @@
 import type { LatencySummary } from '../driver/stats.ts';
 import { forEachPeer, row, type Workload, withCluster, withPeer } from '../driver/workload.ts';
 import type { MetricRow } from '../report.ts';
-import {
-  CLUSTER_PEERS,
-  CLUSTER_STORE,
-  type ClusterPeerName,
-  clusterBackends,
-  redact,
-  unreachableBackends,
-} from '../servers/cluster.ts';
+import { CLUSTER_STORE, clusterSetup, redact } from '../servers/cluster.ts';
 import { measureLatency } from './edit-latency.ts';
 
 /** Where the writer and readers sit, in the order the rows are reported. */
@@ -40,24 +33,11 @@ export const crossRelayLatency: Workload = {
   title: '7. Edit latency across relays',
   async run(ctx) {
     const cfg = ctx.config.cluster.latency;
-    const backends = clusterBackends();
-    const peers = ctx.peers.filter((p): p is ClusterPeerName =>
-      (CLUSTER_PEERS as readonly string[]).includes(p),
-    );
-    const unreachable = await unreachableBackends(backends);
-    if (unreachable !== null || peers.length === 0) {
-      return {
-        id: this.id,
-        title: this.title,
-        rows: [],
-        notes: [
-          unreachable === null
-            ? 'skipped: none of the selected peers runs as several processes (scopesync, hocuspocus)'
-            : `skipped: ${unreachable} (set BENCH_POSTGRES_URL / BENCH_REDIS_URL)`,
-          Y_REDIS_ANCHOR,
-        ],
-      };
+    const setup = await clusterSetup(ctx.peers);
+    if (!setup.ok) {
+      return { id: this.id, title: this.title, rows: [], notes: [setup.note, Y_REDIS_ANCHOR] };
     }
+    const { backends, peers } = setup;
     const options = { warmupEdits: cfg.warmupEdits, edits: cfg.edits, editTimeoutMs: cfg.editTimeoutMs };
     const outcomes = await forEachPeer(
       ctx,
