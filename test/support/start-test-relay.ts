@@ -42,7 +42,8 @@ export async function startTestRelay(options: RelayOptions = {}): Promise<TestRe
     host: '127.0.0.1',
     closeGraceMs: 1000,
     log: (level, message, context) => {
-      if (level !== 'info') console.error(`[relay ${level}] ${message}`, context?.error ?? '');
+      if (level === 'warn' || level === 'error')
+        console.error(`[relay ${level}] ${message}`, context?.error ?? '');
     },
     ...options,
     ...(options.stores === undefined ? { dataDir } : {}),
