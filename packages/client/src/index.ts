@@ -1,3 +1,6 @@
+// What an app branches on, from the contract the client shares with the relay.
+export type { DocAccess } from '@scopesync/core';
+export { ErrorKind, isSyncError, SyncError } from '@scopesync/core';
 export type { AuditEntry, AuditPage, AuditQuery } from './audit.ts';
 export type { BackoffOptions } from './backoff.ts';
 export { backoffDelay, DEFAULT_BACKOFF } from './backoff.ts';
