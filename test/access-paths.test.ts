@@ -3,7 +3,13 @@ import { Level } from '@scopesync/core';
 import { describe, expect, it } from 'vitest';
 import { enc } from './support/http-client.ts';
 import { type TestUser, useTestRelay } from './support/start-test-relay.ts';
-import { grantsRead, type MuxSocket, update, useSyncSockets } from './support/sync-sockets.ts';
+import {
+  type DocClient,
+  grantsRead,
+  type MuxSocket,
+  update,
+  useSyncSockets,
+} from './support/sync-sockets.ts';
 
 /*
  * Every path that changes who may read or write an object reaches live sockets through the
@@ -48,6 +54,25 @@ async function expectCutOff(socket: MuxSocket, doc: string, text: string): Promi
 }
 
 /** Alice's public USER_PUBLIC object `key` (read 2). */
+/**
+ * A stock client's edit after it lost write access: answered with permission-denied, and
+ * `watcher` (fenced) never sees it.
+ */
+async function expectEditRefused(
+  client: DocClient,
+  field: string,
+  text: string,
+  watcher: MuxSocket,
+): Promise<void> {
+  const from = client.frames.length;
+  client.doc.getMap('data').set(field, text);
+  await client.until('permission-denied', () =>
+    client.frames.slice(from).some((f) => f.message.type === 'permission-denied'),
+  );
+  await watcher.fence();
+  expect(watcher.saw(text)).toBe(false);
+}
+
 async function publicObject(alice: TestUser, key: string): Promise<string> {
   const created = await t.api('POST', `/userdata/${alice.userId}/USER_PUBLIC/${key}`, {
     key: alice.key,
@@ -100,13 +125,7 @@ describe('share downgrade read_write → read_only', () => {
       body: { user_id: sharee.userId, access_level: 'read_only' },
     });
     expect(downgraded.status).toBe(200);
-    const from = client.frames.length;
-    client.doc.getMap('data').set('title', 'SHAREE-EDIT');
-    await client.until('permission-denied', () =>
-      client.frames.slice(from).some((f) => f.message.type === 'permission-denied'),
-    );
-    await ownerSocket.fence();
-    expect(ownerSocket.saw('SHAREE-EDIT')).toBe(false);
+    await expectEditRefused(client, 'title', 'SHAREE-EDIT', ownerSocket);
   });
 });
 
@@ -217,13 +236,7 @@ describe('level change (runtime.setLevel demoting a moderator)', () => {
     await client.settle();
 
     await t.relay.runtime.setLevel(mod.userId, Level.User);
-    const from = client.frames.length;
-    client.doc.getMap('data').set('text', 'DEFACED');
-    await client.until('permission-denied', () =>
-      client.frames.slice(from).some((f) => f.message.type === 'permission-denied'),
-    );
-    await aliceSocket.fence();
-    expect(aliceSocket.saw('DEFACED')).toBe(false);
+    await expectEditRefused(client, 'text', 'DEFACED', aliceSocket);
   });
 });
 

@@ -2,11 +2,10 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeMuxFrame, encodeMuxFrame, type Message, parseDocName } from '@scopesync/core';
+import { parseDocName } from '@scopesync/core';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import * as Y from 'yjs';
+import { openMux, servedItems, streamAckedWrites } from './support/acked-writes.ts';
 import { call } from './support/http-client.ts';
 import { listeningUrl, runCli, spawnCli } from './support/relay-cli.ts';
 
@@ -38,32 +37,6 @@ async function startRelay(dataDir: string) {
   return { url, stop };
 }
 
-/** A multiplexed socket that collects frames. */
-async function openMux(url: string, key: string) {
-  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/sync?key=${key}`);
-  const frames: Message[] = [];
-  const waiters: Array<() => void> = [];
-  ws.on('message', (data: Buffer) => {
-    frames.push(decodeMuxFrame(new Uint8Array(data)).message);
-    for (const wake of waiters.splice(0)) wake();
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  const next = async <T extends Message['type']>(type: T): Promise<Extract<Message, { type: T }>> => {
-    for (;;) {
-      const i = frames.findIndex((m) => m.type === type);
-      if (i >= 0) return frames.splice(i, 1)[0] as Extract<Message, { type: T }>;
-      await new Promise<void>((resolve) => waiters.push(resolve));
-    }
-  };
-  const send = (docName: string, message: Message): void => {
-    if (ws.readyState === ws.OPEN) ws.send(encodeMuxFrame(docName, message));
-  };
-  return { ws, next, send, waiters };
-}
-
 describe('backup and restore', () => {
   it('restores, from a backup taken under write load, every write acked before it began', async () => {
     const live = join(work, 'live');
@@ -76,29 +49,9 @@ describe('backup and restore', () => {
     expect(await mux.next('permission')).toMatchObject({ access: 'read-write' });
 
     // Document writes (docs.sqlite): tracked updates, each appending its number, acked one by one.
-    const local = new Y.Doc();
-    const items = local.getArray<number>('items');
-    const acked = new Set<number>();
-    let sent = 0;
+    const writes = streamAckedWrites(mux, name, { nextTick: (fn) => setTimeout(fn, 1) });
+    const { acked } = writes;
     let writing = true;
-    mux.ws.on('message', (data: Buffer) => {
-      const { message } = decodeMuxFrame(new Uint8Array(data));
-      if (message.type === 'ack') acked.add(message.ref);
-    });
-    const pump = (): void => {
-      if (!writing || mux.ws.readyState !== mux.ws.OPEN) return;
-      while (sent - acked.size < 20) {
-        sent += 1;
-        let update: Uint8Array | undefined;
-        local.once('update', (u: Uint8Array) => {
-          update = u;
-        });
-        items.push([sent]);
-        mux.send(name, { type: 'tracked-update', ref: sent, update: update as Uint8Array });
-      }
-      setTimeout(pump, 1);
-    };
-    pump();
     // Relay-store writes (relay.sqlite): registrations, each acked by its 200.
     const users: string[] = [];
     const registering = (async () => {
@@ -107,13 +60,7 @@ describe('backup and restore', () => {
         if (answer.status === 200) users.push((answer.json as { key: string }).key);
       }
     })();
-    await new Promise<void>((resolve) => {
-      const check = (): void => {
-        if (acked.size >= 300 && users.length >= 20) resolve();
-        else mux.waiters.push(check);
-      };
-      check();
-    });
+    await mux.until(() => acked.size >= 300 && users.length >= 20);
 
     const ackedBefore = new Set(acked);
     const usersBefore = [...users];
@@ -124,6 +71,7 @@ describe('backup and restore', () => {
     // Writes went on during the backup.
     expect(acked.size).toBeGreaterThan(ackedBefore.size);
     writing = false;
+    writes.stop();
     await registering;
     mux.ws.close();
     await relay.stop();
@@ -143,15 +91,8 @@ describe('backup and restore', () => {
 
     const restored = await startRelay(restoredDir);
     try {
-      const reader = await openMux(restored.url, key);
-      reader.send(name, { type: 'subscribe', mode: 'plaintext', sinceSeq: 0 });
-      expect(await reader.next('permission')).toMatchObject({ access: 'read-write' });
-      reader.send(name, { type: 'sync-step1', stateVector: new Uint8Array([0]) });
-      const doc = new Y.Doc();
-      Y.applyUpdate(doc, (await reader.next('sync-step2')).update);
-      const present = new Set(doc.getArray<number>('items').toArray());
+      const present = await servedItems(restored.url, key, name);
       expect([...ackedBefore].filter((ref) => !present.has(ref))).toEqual([]);
-      reader.ws.close();
       for (const userKey of usersBefore) {
         expect((await call(restored.url, 'GET', '/keys/validate', { key: userKey })).status).toBe(200);
       }
