@@ -45,7 +45,9 @@ try {
 
 // What the friend sees, through the relay.
 console.log(`recovery phrase: ${phrase.split(' ').length} words`);
-console.log(`friend reads profile: ${JSON.stringify(await friend.userData.get('USER_PUBLIC', me, 'profile'))}`);
+console.log(
+  `friend reads profile: ${JSON.stringify(await friend.userData.get('USER_PUBLIC', me, 'profile'))}`,
+);
 const shared = friend.blobs.open('notes/design');
 await shared.whenSynced;
 console.log(`friend reads design: ${shared.doc.getText('body').toString()}`);
