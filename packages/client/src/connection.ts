@@ -163,6 +163,8 @@ export class Connection {
         },
         (error: unknown) => {
           if (attempt !== this.#attempts) return;
+          // The app says this user may not sign in: stop, as for a refused key.
+          if (error instanceof SyncError && error.kind === 'Unauthorized') return this.#authFailed(error);
           console.error('scopesync: could not get a credential to connect with', error);
           this.#scheduleReconnect();
         },
