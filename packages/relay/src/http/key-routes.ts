@@ -80,10 +80,12 @@ export function keyRoutes(s: RouteServices): Route[] {
   };
 
   const validate = async (r: RouteRequest): Promise<void> => {
-    if (apiKeyOf(r.req) === null)
+    const key = apiKeyOf(r.req);
+    if (key === null)
       throw new SyncError('Unauthorized', 'no API key: send x-api-key, Authorization: Bearer or ?key=');
     // An API key or, when the relay accepts them, an app token (docs/auth.md).
-    const user = await r.user();
+    const user = await s.access.authenticateKey(key);
+    if (user.kind !== 'user') throw new SyncError('Unauthorized', 'invalid or revoked API key');
     sendJson(r.res, 200, { valid: true, user_id: user.userId, level: user.level });
   };
 
