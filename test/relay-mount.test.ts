@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRelay, type Relay } from '@scopesync/relay';
 import express from 'express';
+import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mustOpen, openSocket } from './support/auth-sockets.ts';
 import { call, enc } from './support/http-client.ts';
@@ -101,5 +102,16 @@ describe('a relay mounted into an existing server', () => {
       relay.handleUpgrade(req, socket, head);
     });
     await expectServes(await listen(server), relay);
+  });
+
+  it('Fastify: attach() to fastify.server', async () => {
+    const app = Fastify();
+    app.get('/hello', async (_req, reply) => reply.type('text/plain').send('hello from the app'));
+    await app.ready();
+    const relay = relayFor();
+    await relay.attach(app.server, { path: '/scopesync' });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    cleanup.push(() => app.close());
+    await expectServes(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, relay);
   });
 });
