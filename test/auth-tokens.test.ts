@@ -1,7 +1,10 @@
 import { Level } from '@scopesync/core';
 import { userIdForSubject } from '@scopesync/relay';
 import { SignJWT } from 'jose';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
+import { WebsocketProvider } from 'y-websocket';
+import * as Y from 'yjs';
 import { mustOpen, openSocket, type Transport } from './support/auth-sockets.ts';
 import { enc } from './support/http-client.ts';
 import { useTestRelay } from './support/start-test-relay.ts';
@@ -109,6 +112,37 @@ describe('a valid token', () => {
     expect([401, 403]).toContain(guest.ok ? 101 : guest.status);
     mux.ws.close();
     single.ws.close();
+  });
+});
+
+describe('a stock y-websocket provider', () => {
+  it.each<[string, (token: string) => { protocols?: string[]; params?: Record<string, string> }]>([
+    ['protocols', (token) => ({ protocols: ['scopesync', `bearer.${token}`] })],
+    ['params', (token) => ({ params: { key: token } })],
+  ])('writes as the token’s user with the token in its %s option', async (_how, credential) => {
+    const token = await mint('frank@app');
+    const userId = userIdForSubject(ISSUER, 'frank@app');
+    const name = `USER_PUBLIC/${userId}/wall-${Object.keys(credential(token))[0]}`;
+    const doc = new Y.Doc();
+    const provider = new WebsocketProvider(`${t.wsUrl}/sync`, name, doc, {
+      WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
+      disableBc: true,
+      ...credential(token),
+    });
+    try {
+      doc.getMap('data').set('from', 'y-websocket');
+      // Only the owner may write USER_PUBLIC: the write arriving proves the token signed it in.
+      await vi.waitFor(
+        async () => {
+          const stored = await t.api('GET', `/userdata/${userId}/USER_PUBLIC/${name.split('/')[2]}`);
+          expect(stored.json?.value).toEqual({ from: 'y-websocket' });
+        },
+        { timeout: 5000, interval: 100 },
+      );
+    } finally {
+      provider.destroy();
+      doc.destroy();
+    }
   });
 });
 
