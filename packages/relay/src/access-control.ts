@@ -19,7 +19,7 @@ import {
   type UserId,
 } from '@scopesync/core';
 import type { AuditLog } from './audit-log.ts';
-import { isJwtShaped } from './auth/jwt-verifier.ts';
+import { isJwtShaped, MAX_TOKEN_LENGTH } from './auth/jwt-verifier.ts';
 import { isTokenCredential, type TokenUsers, tokenExpiryOf } from './auth/token-users.ts';
 import { apiKeyOf, hashApiKey, isApiKeyShaped } from './credentials.ts';
 import { DenialAuditThrottle, type DenialAuditThrottleOptions } from './denial-audit-throttle.ts';
@@ -135,7 +135,7 @@ export class AccessControl {
       if (!user) throw new SyncError('Unauthorized', 'invalid or revoked API key');
       return { caller: user, credential: keyHash };
     }
-    if (this.#tokens !== null && isJwtShaped(key)) {
+    if (this.#tokens !== null && key.length <= MAX_TOKEN_LENGTH) {
       const { caller, credential } = await this.#tokens.authenticate(key);
       return { caller, credential };
     }

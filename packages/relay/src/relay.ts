@@ -23,7 +23,7 @@ import {
   loadOrCreateAuditKey,
 } from './audit-anchor.ts';
 import { AuditLog } from './audit-log.ts';
-import { type JwtAuthOptions, JwtVerifier } from './auth/jwt-verifier.ts';
+import { type JwtAuthOptions, JwtVerifier, type VerifiedToken } from './auth/jwt-verifier.ts';
 import { type AttachOptions, attachToServer } from './auth/mount.ts';
 import { TokenUsers } from './auth/token-users.ts';
 import type { ChallengeStore } from './challenge-store.ts';
@@ -178,6 +178,13 @@ export interface RelayAuthOptions {
    */
   readonly jwt?: JwtAuthOptions | undefined;
   /**
+   * Instead of `jwt`: the app's own check of a token (an opaque session id, a token of another
+   * format), like Hocuspocus's `onAuthenticate`. It answers `{ userId, level, expiresAt }` (see
+   * `userIdForSubject`; `level: null` leaves the stored level alone) or throws to refuse. Tokens of
+   * an API key's shape (43 base64url characters) are taken for API keys, not passed to it.
+   */
+  readonly verifyToken?: ((token: string) => Promise<VerifiedToken>) | undefined;
+  /**
    * `open` (default): `POST /keys` registers new users. `closed`: it refuses them (403); a device
    * proving the signing key of an existing user still joins that user, and keys for existing users
    * come from `runtime.issueKey`, `POST /users/<id>/api-keys` (admins) or the CLI.
@@ -314,15 +321,16 @@ export class Relay {
     const now = Date.now;
     const accounts = new AccountService({ store: this.store, bus: this.bus, now });
     const jwt = options.auth?.jwt;
+    const verifyToken = options.auth?.verifyToken;
+    if (jwt !== undefined && verifyToken !== undefined)
+      throw new SyncError('BadRequest', 'give auth.jwt or auth.verifyToken, not both');
+    const verifier = verifyToken !== undefined ? { verify: verifyToken } : jwt && new JwtVerifier(jwt);
     this.access = new AccessControl({
       store: this.store,
       audit: this.audit,
       metrics: this.metrics,
       log: this.#log,
-      tokens:
-        jwt === undefined
-          ? undefined
-          : new TokenUsers({ verifier: new JwtVerifier(jwt), store: this.store, accounts, now }),
+      tokens: verifier ? new TokenUsers({ verifier, store: this.store, accounts, now }) : undefined,
     });
     this.hub = new DocHub({
       store: docStore,

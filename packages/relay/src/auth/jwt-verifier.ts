@@ -73,7 +73,7 @@ const PUBLIC_KEY_ALGORITHMS = [
   'Ed25519',
 ];
 /** Longest token accepted, in characters: bounds the work a garbage header can cause. */
-const MAX_TOKEN_LENGTH = 8192;
+export const MAX_TOKEN_LENGTH = 8192;
 /** Three base64url parts: the shape of a compact JWS. */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 

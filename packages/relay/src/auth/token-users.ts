@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
-import { isLevel, Level, type RelayStore, SyncError, type UserId } from '@scopesync/core';
+import { isLevel, isUserId, Level, type RelayStore, SyncError, type UserId } from '@scopesync/core';
 import type { AccountService } from '../services/account-service.ts';
-import type { JwtVerifier } from './jwt-verifier.ts';
+import type { VerifiedToken } from './jwt-verifier.ts';
+
+/**
+ * Checks one token and says who it is: the relay's `JwtVerifier`, or the app's own function
+ * (`auth.verifyToken`, Hocuspocus's `onAuthenticate`). Throws (any error) to refuse it.
+ */
+export interface TokenVerifier {
+  verify(token: string): Promise<VerifiedToken>;
+}
 
 /** A signed-in user, as `AccessControl` hands it on. */
 export interface TokenCaller {
@@ -21,7 +29,7 @@ export interface TokenAuthentication {
 
 /** Options of {@link TokenUsers}. */
 export interface TokenUsersOptions {
-  readonly verifier: JwtVerifier;
+  readonly verifier: TokenVerifier;
   readonly store: RelayStore;
   /** Level changes a token brings go through it, so open subscriptions are decided again. */
   readonly accounts: AccountService;
@@ -47,7 +55,7 @@ export function tokenExpiryOf(credential: string): number | null {
  * so the user's open subscriptions are decided again at once.
  */
 export class TokenUsers {
-  readonly #verifier: JwtVerifier;
+  readonly #verifier: TokenVerifier;
   readonly #store: RelayStore;
   readonly #accounts: AccountService;
   readonly #now: () => number;
@@ -61,7 +69,7 @@ export class TokenUsers {
 
   /** Authenticates a token; Unauthorized when it is invalid or expired. */
   async authenticate(token: string): Promise<TokenAuthentication> {
-    const verified = await this.#verifier.verify(token);
+    const verified = await this.#verify(token);
     const user = await this.#userOf(verified.userId, verified.level);
     let level = user.level;
     if (verified.level !== null && verified.level !== level) {
@@ -75,6 +83,25 @@ export class TokenUsers {
       expiresAt: verified.expiresAt,
       credential: `jwt:${verified.expiresAt}:${verified.userId}:${hash}`,
     };
+  }
+
+  /** The verifier's answer, checked: any failure or malformed answer is Unauthorized (401 / 4401). */
+  async #verify(token: string): Promise<VerifiedToken> {
+    let verified: VerifiedToken;
+    try {
+      verified = await this.#verifier.verify(token);
+    } catch (error) {
+      if (error instanceof SyncError && error.kind === 'Unauthorized') throw error;
+      throw new SyncError('Unauthorized', 'invalid token', { cause: error });
+    }
+    if (
+      !isUserId(verified?.userId) ||
+      (verified.level !== null && !isLevel(verified.level)) ||
+      !Number.isFinite(verified.expiresAt)
+    )
+      throw new SyncError('Unauthorized', 'invalid token: the verifier gave no user id, level or expiry');
+    if (verified.expiresAt <= this.#now()) throw new SyncError('Unauthorized', 'invalid token: expired');
+    return verified;
   }
 
   /**
