@@ -2,13 +2,15 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { isLevel, isSyncError, type Level } from '@scopesync/core';
+import { isLevel, isSyncError, type Level, parseUserId } from '@scopesync/core';
 import {
   AUDIT_ANCHOR_FILE,
   AUDIT_KEY_FILE,
   createRelay,
   encodeClusterEvent,
+  issueApiKey,
   type ModDefinition,
+  parseDeviceName,
   RELAY_DB_FILE,
   RedisTransport,
   type Relay,
@@ -24,6 +26,7 @@ import {
 } from '@scopesync/relay';
 import { PostgresRelayStore, redactUrl } from '@scopesync/store-postgres';
 import { SqliteRelayStore } from '@scopesync/store-sqlite';
+import { authOptionsOf } from './auth-settings.ts';
 import { backupDataDir, restoreDataDir } from './backup.ts';
 import { openEngines } from './engines.ts';
 import { GuestbookMod } from './example-mod.ts';
@@ -57,6 +60,9 @@ const USAGE = `scopesync-relay — the scopesync relay
       run the relay; SIGTERM or SIGINT stops it (WebSockets closed with 1001, writes committed)
   scopesync-relay admin create --device-name NAME [--data-dir DIR]
       register a new Admin and print {"key": "…", "user_id": "…"} (the key is shown once)
+  scopesync-relay issue-key --user USER_ID [--device-name NAME] [--data-dir DIR | --database-url URL]
+      issue a new API key for an existing user and print {"key": "…", "user_id": "…"} (shown once;
+      the relay keeps its hash): how users get keys with --registration closed (docs/auth.md)
   scopesync-relay level set USER_ID LEVEL --relay-url URL [--key ADMIN_KEY]
       set a user's level through a running relay (PUT /users/<id>/level as an Admin; the key
       also from SCOPESYNC_ADMIN_KEY): the user's open WebSockets follow at once
@@ -128,6 +134,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       case 'admin':
         if (command !== 'admin create') throw new UsageError(`unknown command: ${command}`);
         return await adminCreate(values['device-name'], target, io);
+      case 'issue-key':
+        if (positionals.length > 1) throw new UsageError(`unknown command: ${command}`);
+        return await issueKey(values.user, values['device-name'], target, io);
       case 'level':
         if (command !== 'level set') throw new UsageError(`unknown command: ${command}`);
         return await levelSet(positionals[2], positionals[3], target, redis, io, {
@@ -174,6 +183,7 @@ const OPTIONS = {
   'redis-url': { type: 'string' },
   'redis-prefix': { type: 'string' },
   'device-name': { type: 'string' },
+  user: { type: 'string' },
   'relay-url': { type: 'string' },
   key: { type: 'string' },
   out: { type: 'string' },
@@ -278,6 +288,7 @@ function relayOptions(settings: ResolvedSettings): RelayOptions {
       ),
     ),
     log: jsonLinesLog((settings.get('log-level') ?? 'warn') as LogLevel),
+    auth: authOptionsOf(settings),
   };
 }
 
@@ -435,6 +446,20 @@ async function adminCreate(deviceName: string | undefined, target: StoreTarget, 
     registerDevice(store, { deviceName, level: 10 }),
   );
   io.out(JSON.stringify({ key, user_id: userId }));
+  return 0;
+}
+
+async function issueKey(
+  userId: string | undefined,
+  deviceName: string | undefined,
+  target: StoreTarget,
+  io: CliIo,
+): Promise<number> {
+  if (userId === undefined) throw new UsageError('issue-key needs --user USER_ID');
+  const id = parseUserId(userId);
+  if (deviceName !== undefined) parseDeviceName(deviceName);
+  const { key } = await withStore(target, false, (store) => issueApiKey(store, id));
+  io.out(JSON.stringify({ key, user_id: id }));
   return 0;
 }
 

@@ -18,7 +18,10 @@ export interface WebSocketLike {
 }
 
 /** A WebSocket class: the global `WebSocket` in browsers, `ws`'s `WebSocket` in Node 20. */
-export type WebSocketClass = new (url: string) => object;
+export type WebSocketClass = new (url: string, protocols?: string[]) => object;
+
+/** The subprotocol the relay answers; the credential rides beside it as `bearer.<credential>`. */
+const SYNC_SUBPROTOCOL = 'scopesync';
 
 /** The connection's state. */
 export type ConnectionStatus = 'offline' | 'connecting' | 'online' | 'auth-failed' | 'closed';
@@ -35,8 +38,18 @@ export interface ConnectionEvents {
 
 /** How a {@link Connection} reaches the relay. */
 export interface ConnectionOptions {
-  /** The full WebSocket URL (`ws://host/sync?key=…`). */
+  /** The full WebSocket URL (`ws://host/sync`). */
   readonly url: string;
+  /**
+   * The API key or token to authenticate with, asked before every attempt; sent in the
+   * subprotocol (`scopesync, bearer.<credential>`), never in the URL. Undefined: a guest.
+   */
+  readonly credential?: (() => string | undefined | Promise<string | undefined>) | undefined;
+  /**
+   * Asked for a fresh token after the relay closed an open socket with 4401 (the token
+   * expired): the connection then reconnects instead of stopping.
+   */
+  readonly refreshCredential?: (() => Promise<unknown>) | undefined;
   readonly WebSocket: WebSocketClass;
   readonly backoff?: Partial<BackoffOptions>;
   /**
@@ -71,6 +84,8 @@ export class Connection {
   #attempt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wanted = false;
+  /** Counts connection attempts, so a credential that arrives after a stop() opens nothing. */
+  #attempts = 0;
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
@@ -106,6 +121,7 @@ export class Connection {
   /** Closes the socket and stops reconnecting until {@link start}. */
   stop(): void {
     this.#wanted = false;
+    this.#attempts++;
     this.#clearTimer();
     const socket = this.#socket;
     const wasOpen = this.isOpen;
@@ -138,9 +154,32 @@ export class Connection {
   #connect(): void {
     if (!this.#wanted) return;
     this.#setStatus('connecting');
+    const attempt = ++this.#attempts;
+    Promise.resolve()
+      .then(() => this.#options.credential?.())
+      .then(
+        (credential) => {
+          if (attempt === this.#attempts) this.#open(credential);
+        },
+        (error: unknown) => {
+          if (attempt !== this.#attempts) return;
+          // The app says this user may not sign in: stop, as for a refused key.
+          if (error instanceof SyncError && error.kind === 'Unauthorized') return this.#authFailed(error);
+          console.error('scopesync: could not get a credential to connect with', error);
+          this.#scheduleReconnect();
+        },
+      );
+  }
+
+  #open(credential: string | undefined): void {
+    if (!this.#wanted) return;
     let socket: WebSocketLike;
     try {
-      socket = new this.#options.WebSocket(this.#options.url) as WebSocketLike;
+      const protocols = credential === undefined ? undefined : [SYNC_SUBPROTOCOL, `bearer.${credential}`];
+      socket =
+        protocols === undefined
+          ? (new this.#options.WebSocket(this.#options.url) as WebSocketLike)
+          : (new this.#options.WebSocket(this.#options.url, protocols) as WebSocketLike);
     } catch (error) {
       console.error('scopesync: could not create a WebSocket', error);
       this.#scheduleReconnect();
@@ -174,6 +213,18 @@ export class Connection {
 
   async #afterClose(code: number, reason: string, opened: boolean): Promise<void> {
     const kind = kindOfWsCloseCode(code);
+    if (kind === 'Unauthorized' && opened && this.#wanted && this.#options.refreshCredential) {
+      // The token expired while the socket was open: get a fresh one and come back.
+      const refreshed = await this.#options.refreshCredential().then(
+        () => true,
+        () => false,
+      );
+      if (refreshed) {
+        this.#setStatus('connecting');
+        this.#scheduleReconnect();
+        return;
+      }
+    }
     if (AUTH_KINDS.has(kind)) {
       this.#authFailed(
         new SyncError(kind as ErrorKind, reason || `the relay closed the socket with ${code}`),

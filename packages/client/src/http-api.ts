@@ -1,4 +1,5 @@
 import { isErrorKind, kindOfHttpStatus, SyncError } from '@scopesync/core';
+import type { TokenSource } from './token-source.ts';
 
 /** The `fetch` function the client uses (the global one by default). */
 export type FetchFunction = (input: string, init?: RequestInit) => Promise<Response>;
@@ -10,6 +11,11 @@ export interface HttpApiOptions {
   readonly fetch: FetchFunction;
   /** The API key to send, read at every request (it may be learnt after construction). */
   readonly apiKey: () => string | undefined;
+  /**
+   * The app's token, sent as `Authorization: Bearer` instead of the API key when given; a request
+   * refused with 401 is sent once more with a fresh token.
+   */
+  readonly token?: TokenSource | undefined;
   /** Give up on a request after this long (milliseconds). */
   readonly timeoutMs: number;
 }
@@ -45,9 +51,21 @@ export class HttpApi {
 
   /** Sends a request; resolves with the response when its status is 2xx, throws a SyncError otherwise. */
   async send(request: HttpRequest): Promise<Response> {
+    const tokens = this.#options.token;
+    if (tokens === undefined) return this.#send(request, this.#options.apiKey(), undefined);
+    try {
+      return await this.#send(request, undefined, await tokens.current());
+    } catch (error) {
+      // The cached token expired or was refused: one more try with a fresh one.
+      if (!(error instanceof SyncError) || error.kind !== 'Unauthorized') throw error;
+      return this.#send(request, undefined, await tokens.refresh());
+    }
+  }
+
+  async #send(request: HttpRequest, key: string | undefined, token: string | undefined): Promise<Response> {
     const headers: Record<string, string> = { ...request.headers };
-    const key = this.#options.apiKey();
     if (key !== undefined) headers['x-api-key'] = key;
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
     let body: BodyInit | undefined;
     if (request.json !== undefined) {
       headers['content-type'] = 'application/json';

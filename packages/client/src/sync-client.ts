@@ -25,6 +25,7 @@ import { type Identity, resolveIdentity } from './identity.ts';
 import { KeyApi } from './key-api.ts';
 import { LocalDocLog, type PayloadCodec, PLAINTEXT_CODEC } from './local-doc-log.ts';
 import { fileSeedStore, storeSeedStore } from './seed-store.ts';
+import { resolveTokenIdentity, type TokenProvider, TokenSource } from './token-source.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
 import { UserData } from './user-data.ts';
 
@@ -34,6 +35,12 @@ export interface ClientOptions {
   readonly url: string;
   /** An API key. Without one the client uses the key stored from an earlier session, registers `deviceName`, or is a guest. */
   readonly apiKey?: string | undefined;
+  /**
+   * A token from the app's own auth server instead of an API key (docs/auth.md): a string, or a
+   * function returning a fresh one (called again on reconnect when it is about to expire, and
+   * when the relay refuses it). Sent as `Authorization: Bearer` and in the WebSocket subprotocol.
+   */
+  readonly token?: TokenProvider | undefined;
   /** Registers a new device (POST /keys) when there is no key yet; the key is kept, encrypted, in the store. */
   readonly deviceName?: string | undefined;
   /** Where the client keeps its data. Default: IndexedDB in browsers, memory elsewhere. Closed by {@link SyncClient.close}. */
@@ -124,10 +131,12 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
   const fetchFn = options.fetch ?? (globalThis.fetch?.bind(globalThis) as FetchFunction | undefined);
   if (!fetchFn) throw new SyncError('BadRequest', 'no fetch function: pass { fetch }');
   let apiKey: string | undefined;
+  const tokens = options.token === undefined ? undefined : new TokenSource(options.token);
   const http = new HttpApi({
     baseUrl: url,
     fetch: fetchFn,
     apiKey: () => apiKey,
+    token: tokens,
     timeoutMs: settings.requestTimeoutMs,
   });
   const keyApi = new KeyApi(http);
@@ -141,24 +150,27 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
   });
   let identity: Identity;
   try {
-    identity = await resolveIdentity({
-      kv: store.kv,
-      http,
-      url,
-      apiKey: options.apiKey,
-      // A recovery phrase links this device to its user: registering needs a name for it.
-      deviceName: options.deviceName ?? (options.recoveryPhrase !== undefined ? 'linked device' : undefined),
-      // A new device registers its public keys (with a proof) in the same call; a device with
-      // the recovery phrase proves the user's key and joins that user.
-      proveKeys:
-        options.cipherFor === undefined || options.recoveryPhrase !== undefined
-          ? () => encryption.provenKeys()
-          : undefined,
-      keysRegistered: (id) => encryption.registered(id),
-      useKey: (key) => {
-        apiKey = key;
-      },
-    });
+    identity = tokens
+      ? await resolveTokenIdentity(http)
+      : await resolveIdentity({
+          kv: store.kv,
+          http,
+          url,
+          apiKey: options.apiKey,
+          // A recovery phrase links this device to its user: registering needs a name for it.
+          deviceName:
+            options.deviceName ?? (options.recoveryPhrase !== undefined ? 'linked device' : undefined),
+          // A new device registers its public keys (with a proof) in the same call; a device with
+          // the recovery phrase proves the user's key and joins that user.
+          proveKeys:
+            options.cipherFor === undefined || options.recoveryPhrase !== undefined
+              ? () => encryption.provenKeys()
+              : undefined,
+          keysRegistered: (id) => encryption.registered(id),
+          useKey: (key) => {
+            apiKey = key;
+          },
+        });
     userId = identity.userId;
   } catch (error) {
     await Promise.allSettled([store.docs.close(), store.kv.close()]);
@@ -176,6 +188,7 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     identity,
     encryption,
     cipherFor: options.cipherFor,
+    tokens,
     WebSocket: WebSocketImpl,
     backoff: options.backoff,
     random: options.random,
@@ -196,6 +209,8 @@ export interface SyncClientInit {
   readonly identity: Identity;
   readonly encryption: Encryption;
   readonly cipherFor: DocCipherProvider | undefined;
+  /** The app's token, when the client signs in with one instead of an API key. */
+  readonly tokens?: TokenSource | undefined;
   readonly WebSocket: WebSocketClass;
   readonly backoff: Partial<BackoffOptions> | undefined;
   readonly random: (() => number) | undefined;
@@ -248,8 +263,12 @@ export class SyncClient {
     this.encryption = init.encryption;
     const wsBase = init.url.replace(/^http/, 'ws');
     const key = init.identity.apiKey;
+    const tokens = init.tokens;
     this.#connection = new Connection({
-      url: `${wsBase}/sync${key === undefined ? '' : `?key=${encodeURIComponent(key)}`}`,
+      // The credential rides in the subprotocol, never in the URL (proxy logs).
+      url: `${wsBase}/sync`,
+      credential: tokens ? () => tokens.current() : () => key,
+      ...(tokens ? { refreshCredential: () => tokens.refresh() } : {}),
       WebSocket: init.WebSocket,
       ...(init.backoff === undefined ? {} : { backoff: init.backoff }),
       ...(init.random === undefined ? {} : { random: init.random }),
@@ -447,7 +466,7 @@ export class SyncClient {
 
   #requireCipher(docName: string): DocCipherProvider {
     if (this.#cipherFor) return this.#cipherFor;
-    if (this.#identity.apiKey === undefined) {
+    if (this.#identity.apiKey === undefined && this.#init.tokens === undefined) {
       throw new SyncError(
         'Unauthorized',
         `${docName} is end-to-end encrypted: encryption needs a registered user (an API key or deviceName)`,
@@ -494,7 +513,7 @@ export class SyncClient {
   }
 
   async #checkAuth(): Promise<'ok' | 'unauthorized' | 'unknown'> {
-    if (this.#identity.apiKey === undefined) return 'unknown';
+    if (this.#identity.apiKey === undefined && this.#init.tokens === undefined) return 'unknown';
     try {
       const answer = await this.#http.json<{ valid?: unknown }>({ method: 'GET', path: '/keys/validate' });
       return answer.valid === false ? 'unauthorized' : 'ok';

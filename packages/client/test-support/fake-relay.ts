@@ -50,9 +50,9 @@ export class FakeRelay {
   constructor() {
     const relay = this;
     this.WebSocket = class {
-      constructor(url: string) {
+      constructor(url: string, protocols?: string[]) {
         // biome-ignore lint/correctness/noConstructorReturn: a fake standing in for a class.
-        return relay.#connect(url);
+        return relay.#connect(url, protocols);
       }
     };
     this.fetch = (input, init) => this.#fetch(input, init);
@@ -147,9 +147,11 @@ export class FakeRelay {
     return this.#access.get(`${userId} ${docName}`) ?? 'read-write';
   }
 
-  #connect(url: string): FakeSocket {
+  #connect(url: string, protocols: string[] = []): FakeSocket {
     this.connectAttempts++;
-    const key = new URL(url).searchParams.get('key') ?? undefined;
+    // The credential as the real relay reads it: the `bearer.` subprotocol, else `?key=`.
+    const offered = protocols.find((p) => p.startsWith('bearer.'))?.slice('bearer.'.length);
+    const key = offered ?? new URL(url).searchParams.get('key') ?? undefined;
     const user = key === undefined ? undefined : this.#keys.get(key);
     const socket = new FakeSocket(this, user?.userId);
     setTimeout(() => {

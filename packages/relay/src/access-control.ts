@@ -19,6 +19,8 @@ import {
   type UserId,
 } from '@scopesync/core';
 import type { AuditLog } from './audit-log.ts';
+import { isJwtShaped, MAX_TOKEN_LENGTH } from './auth/jwt-verifier.ts';
+import { isTokenCredential, type TokenUsers, tokenExpiryOf } from './auth/token-users.ts';
 import { apiKeyOf, hashApiKey, isApiKeyShaped } from './credentials.ts';
 import { DenialAuditThrottle, type DenialAuditThrottleOptions } from './denial-audit-throttle.ts';
 import type { Counter, Metrics } from './metrics.ts';
@@ -36,6 +38,15 @@ export interface AccessControlOptions {
   readonly log?: RelayLog | undefined;
   /** How repeated denials are kept from filling the audit log (see {@link DenialAuditThrottle}). */
   readonly denialAudit?: Omit<DenialAuditThrottleOptions, 'now'>;
+  /** The app's tokens (JWTs), when the relay accepts them (docs/auth.md). Default: API keys only. */
+  readonly tokens?: TokenUsers | undefined;
+}
+
+/** Who a request's credential stands for, and the id its sockets remember it by. */
+export interface Authenticated {
+  readonly caller: Caller;
+  /** An API key's hash, a token's `jwt:…` id (see `TokenUsers`), or null for a guest. */
+  readonly credential: string | null;
 }
 
 /** How often a write refreshes an object's `updatedAt` at most, in ms: a busy document is not one metadata write per keystroke. */
@@ -66,8 +77,13 @@ export class AccessControl {
   readonly #log: RelayLog;
   readonly #denialThrottle: DenialAuditThrottle;
   readonly #denialsFolded: Counter;
+  readonly #tokens: TokenUsers | null;
+  /** What each request authenticated as, so an upgrade's credential is the one its caller came from. */
+  readonly #authenticated = new WeakMap<IncomingMessage, Promise<Authenticated>>();
+  readonly #settled = new WeakMap<IncomingMessage, Authenticated>();
 
   constructor(options: AccessControlOptions) {
+    this.#tokens = options.tokens ?? null;
     this.#log = options.log ?? (() => undefined);
     this.#store = options.store;
     this.#audit = options.audit;
@@ -84,17 +100,64 @@ export class AccessControl {
     this.#audited = options.metrics.counter('scopesync_audit_entries_total', 'Audit entries appended.');
   }
 
-  /** The caller behind a request's API key (see `apiKeyOf`); Guest without one. Unauthorized for an unknown or revoked key. */
-  authenticate(request: IncomingMessage): Promise<Caller> {
-    return this.authenticateKey(apiKeyOf(request));
+  /**
+   * The caller behind a request's credential (see `apiKeyOf`): an API key, or an app token when
+   * the relay accepts them; Guest without one. Unauthorized for an unknown, revoked, invalid or
+   * expired one. The one way HTTP routes and WebSocket upgrades authenticate.
+   */
+  async authenticate(request: IncomingMessage): Promise<Caller> {
+    return (await this.authenticateRequest(request)).caller;
   }
 
-  /** The caller an API key stands for; Guest for null. Unauthorized for an unknown or revoked key. */
+  /** Like {@link authenticate}, with the credential's id; memoized per request. */
+  authenticateRequest(request: IncomingMessage): Promise<Authenticated> {
+    let result = this.#authenticated.get(request);
+    if (!result) {
+      result = this.#authenticateCredential(apiKeyOf(request)).then((authenticated) => {
+        this.#settled.set(request, authenticated);
+        return authenticated;
+      });
+      this.#authenticated.set(request, result);
+    }
+    return result;
+  }
+
+  /** The caller a credential (API key or token) stands for; Guest for null. Unauthorized for an invalid one. */
   async authenticateKey(key: string | null): Promise<Caller> {
-    if (key === null) return { kind: 'guest' };
-    const user = await this.userOfKey(key);
-    if (!user) throw new SyncError('Unauthorized', 'invalid or revoked API key');
-    return user;
+    return (await this.#authenticateCredential(key)).caller;
+  }
+
+  async #authenticateCredential(key: string | null): Promise<Authenticated> {
+    if (key === null) return { caller: { kind: 'guest' }, credential: null };
+    if (isApiKeyShaped(key)) {
+      const keyHash = hashApiKey(key);
+      const user = await this.userOfKeyHash(keyHash);
+      if (!user) throw new SyncError('Unauthorized', 'invalid or revoked API key');
+      return { caller: user, credential: keyHash };
+    }
+    if (this.#tokens !== null && key.length <= MAX_TOKEN_LENGTH) {
+      const { caller, credential } = await this.#tokens.authenticate(key);
+      return { caller, credential };
+    }
+    throw new SyncError(
+      'Unauthorized',
+      isJwtShaped(key) ? 'this relay does not accept tokens' : 'invalid or revoked API key',
+    );
+  }
+
+  /**
+   * Who a socket's credential id stands for now (at the user's current level): null once the
+   * key was revoked or the token expired.
+   */
+  reauthenticate(credential: string): Promise<UserCaller | null> {
+    if (isTokenCredential(credential))
+      return this.#tokens?.reauthenticate(credential) ?? Promise.resolve(null);
+    return this.userOfKeyHash(credential);
+  }
+
+  /** When a credential id stops being valid on its own (a token's `exp`, epoch ms), or null (API keys). */
+  expiryOf(credential: string): number | null {
+    return tokenExpiryOf(credential);
   }
 
   /** The user an API key belongs to while it is valid, or null. */
@@ -119,8 +182,14 @@ export class AccessControl {
     return record ? this.#meta(address, record) : null;
   }
 
-  /** The hash of the API key a request carries (see `apiKeyOf`), or null: how sockets remember their key. */
+  /**
+   * The id of the credential a request authenticated with (see {@link authenticateRequest}): an
+   * API key's hash, a token's `jwt:…` id, or null — how sockets remember their key or token. For
+   * a request not authenticated yet, the hash of whatever credential it carries.
+   */
   credentialOf(request: IncomingMessage): string | null {
+    const settled = this.#settled.get(request);
+    if (settled) return settled.credential;
     const key = apiKeyOf(request);
     return key === null ? null : hashApiKey(key);
   }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Level, type RelayStore, SyncError, type UserId } from '@scopesync/core';
+import { credentialOfProtocols } from './auth/subprotocol.ts';
 
 // API keys and user ids: how they are made, hashed and found in a request. Plain functions,
 // shared by the HTTP routes, the WebSocket upgrade and the CLI's `admin create`.
@@ -40,8 +41,10 @@ export function newUserId(deviceName: string): UserId {
 }
 
 /**
- * The API key a request carries: `x-api-key`, else `Authorization: Bearer <key>`, else the
- * `key` query parameter (browsers cannot set headers on a WebSocket). Null when there is none.
+ * The credential (an API key or an app token) a request carries: `x-api-key`, else
+ * `Authorization: Bearer <credential>`, else the WebSocket subprotocol `bearer.<credential>`
+ * (browsers cannot set headers on a WebSocket), else the `key` query parameter (stock
+ * y-websocket clients). Null when there is none.
  */
 export function apiKeyOf(request: IncomingMessage): string | null {
   const header = request.headers['x-api-key'];
@@ -51,6 +54,8 @@ export function apiKeyOf(request: IncomingMessage): string | null {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     if (match?.[1]) return match[1];
   }
+  const offered = credentialOfProtocols(request.headers['sec-websocket-protocol']);
+  if (offered !== null) return offered;
   const url = request.url ?? '';
   const query = url.indexOf('?');
   if (query >= 0) {
@@ -139,6 +144,22 @@ export function publicKeyBytes(stored: string | null): Uint8Array | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Issues a new API key for an existing user (a device of theirs); stores only its hash. NotFound
+ * when there is no such user. Trusted callers only: the runtime, an admin route, the CLI.
+ */
+export async function issueApiKey(
+  store: RelayStore,
+  userId: string,
+  now: number = Date.now(),
+): Promise<Registration> {
+  const user = await store.getUser(userId);
+  if (!user) throw new SyncError('NotFound', `no user ${userId}`);
+  const key = generateApiKey();
+  await store.addKey({ keyHash: hashApiKey(key), userId: user.userId, createdAt: now, revokedAt: null });
+  return { key, userId: user.userId as UserId };
 }
 
 /**

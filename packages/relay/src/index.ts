@@ -44,6 +44,10 @@ export {
   sealAuditEntry,
   verifyAuditChain,
 } from './audit-log.ts';
+export type { JwtAuthOptions, JwtClaimsOptions, JwtKeySource, VerifiedToken } from './auth/jwt-verifier.ts';
+export { isJwtShaped, JwtVerifier, userIdForSubject } from './auth/jwt-verifier.ts';
+export type { AttachOptions } from './auth/mount.ts';
+export { BEARER_PROTOCOL_PREFIX, SYNC_SUBPROTOCOL, subprotocolsFor } from './auth/subprotocol.ts';
 export type { ChallengeStore } from './challenge-store.ts';
 export { MemoryChallengeStore } from './challenge-store.ts';
 export type { ClusterEventType } from './cluster/cluster-codec.ts';
@@ -61,6 +65,7 @@ export {
   generateApiKey,
   hashApiKey,
   isApiKeyShaped,
+  issueApiKey,
   newUserId,
   parseDeviceName,
   parsePublicKey,
@@ -114,6 +119,7 @@ export { DEFAULT_RATE_LIMIT, RateLimiter } from './rate-limiter.ts';
 export type {
   RelayAddress,
   RelayAuditOptions,
+  RelayAuthOptions,
   RelayCluster,
   RelayLimits,
   RelayOptions,
@@ -135,7 +141,7 @@ export type {
   UserDataRequest,
 } from './runtime.ts';
 export { RelayRuntime } from './runtime.ts';
-export type { AccountServiceOptions } from './services/account-service.ts';
+export type { AccountServiceOptions, IssueKeyOptions } from './services/account-service.ts';
 export { AccountService } from './services/account-service.ts';
 export type { BlobBytesWrite, BlobServiceOptions } from './services/blob-service.ts';
 export { BlobService, ENCRYPTED_HEADER } from './services/blob-service.ts';

@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import {
   type DocName,
   type DocStore,
@@ -22,6 +23,9 @@ import {
   loadOrCreateAuditKey,
 } from './audit-anchor.ts';
 import { AuditLog } from './audit-log.ts';
+import { type JwtAuthOptions, JwtVerifier, type VerifiedToken } from './auth/jwt-verifier.ts';
+import { type AttachOptions, attachToServer } from './auth/mount.ts';
+import { TokenUsers } from './auth/token-users.ts';
 import type { ChallengeStore } from './challenge-store.ts';
 import { ClusterLink } from './cluster/cluster-link.ts';
 import type { ClusterTransport } from './cluster/cluster-transport.ts';
@@ -33,6 +37,7 @@ import { countEvents } from './events/event-metrics.ts';
 import { LocalEventBus } from './events/local-event-bus.ts';
 import { ClientAddress } from './http/client-address.ts';
 import { HttpApi } from './http/http-api.ts';
+import { loggablePath } from './http/request-log.ts';
 import { StaticFiles } from './http/static-files.ts';
 import { instrumentRelayStore } from './instrumented-relay-store.ts';
 import { KeyChallenges } from './key-proof.ts';
@@ -160,6 +165,31 @@ export interface RelayOptions {
    * anchor defaults to the key's directory. Without either, the chain is unkeyed and unanchored.
    */
   readonly audit?: RelayAuditOptions;
+  /** Who may sign in and how (docs/auth.md): the app's tokens, and whether anyone may register. */
+  readonly auth?: RelayAuthOptions | undefined;
+}
+
+/** How callers authenticate besides the API keys the relay issues (docs/auth.md). */
+export interface RelayAuthOptions {
+  /**
+   * Accept JWTs minted by the app's own auth server (key, issuer, audience, claims map). Their
+   * users are created on first use; an invalid or expired token is 401, and a socket whose token
+   * expires while open is closed with 4401.
+   */
+  readonly jwt?: JwtAuthOptions | undefined;
+  /**
+   * Instead of `jwt`: the app's own check of a token (an opaque session id, a token of another
+   * format), like Hocuspocus's `onAuthenticate`. It answers `{ userId, level, expiresAt }` (see
+   * `userIdForSubject`; `level: null` leaves the stored level alone) or throws to refuse. Tokens of
+   * an API key's shape (43 base64url characters) are taken for API keys, not passed to it.
+   */
+  readonly verifyToken?: ((token: string) => Promise<VerifiedToken>) | undefined;
+  /**
+   * `open` (default): `POST /keys` registers new users. `closed`: it refuses them (403); a device
+   * proving the signing key of an existing user still joins that user, and keys for existing users
+   * come from `runtime.issueKey`, `POST /users/<id>/api-keys` (admins) or the CLI.
+   */
+  readonly registration?: 'open' | 'closed' | undefined;
 }
 
 /** Where the audit key and anchor live, and how often the anchor moves. */
@@ -224,6 +254,9 @@ export class Relay {
   readonly #stops: (() => unknown)[] = [];
   #address: RelayAddress | null = null;
   #listening: Promise<RelayAddress> | null = null;
+  #starting: Promise<void> | null = null;
+  readonly #detach: (() => void)[] = [];
+  readonly #api: HttpApi;
   #closing: Promise<void> | null = null;
   #leaveCluster: (() => Promise<void>) | null = null;
   readonly #anchor: AuditAnchorKeeper | null;
@@ -272,12 +305,6 @@ export class Relay {
             intervalMs: options.audit?.anchorIntervalMs ?? 10_000,
             log: this.#log,
           });
-    this.access = new AccessControl({
-      store: this.store,
-      audit: this.audit,
-      metrics: this.metrics,
-      log: this.#log,
-    });
     const syncLog: SyncLog = (level, message, context) => this.#log(level, message, context);
     const handlerFailures = this.metrics.counter(
       'scopesync_event_handler_failures_total',
@@ -292,6 +319,19 @@ export class Relay {
     countEvents(this.bus, this.metrics);
     const locks = options.cluster?.locks ?? new KeyedMutex();
     const now = Date.now;
+    const accounts = new AccountService({ store: this.store, bus: this.bus, now });
+    const jwt = options.auth?.jwt;
+    const verifyToken = options.auth?.verifyToken;
+    if (jwt !== undefined && verifyToken !== undefined)
+      throw new SyncError('BadRequest', 'give auth.jwt or auth.verifyToken, not both');
+    const verifier = verifyToken !== undefined ? { verify: verifyToken } : jwt && new JwtVerifier(jwt);
+    this.access = new AccessControl({
+      store: this.store,
+      audit: this.audit,
+      metrics: this.metrics,
+      log: this.#log,
+      tokens: verifier ? new TokenUsers({ verifier, store: this.store, accounts, now }) : undefined,
+    });
     this.hub = new DocHub({
       store: docStore,
       bus: this.bus,
@@ -305,7 +345,6 @@ export class Relay {
     });
     const services = { access: this.access, store: this.store, hub: this.hub, bus: this.bus, locks, now };
     const objects = new ObjectService(services);
-    const accounts = new AccountService(services);
     this.syncServer = new SyncServer({
       hub: this.hub,
       bus: this.bus,
@@ -329,6 +368,7 @@ export class Relay {
           options.cluster?.challenges === undefined ? {} : { store: options.cluster.challenges },
         ),
         maxBodyBytes: options.limits?.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+        registration: options.auth?.registration ?? 'open',
       },
       metrics: this.metrics,
       rateLimit: options.rateLimit ?? {},
@@ -348,25 +388,48 @@ export class Relay {
       // How often Node checks those timeouts; its default (30 s) would make a short timeout moot.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(requestTimeout / 4))),
     };
+    this.#api = api;
     this.#server = createServer(timeouts, (req, res) => api.handle(req, res));
     this.#metricsServer =
       options.metricsEndpoint?.port === undefined
         ? null
         : createServer(timeouts, (req, res) => api.handleMetrics(req, res));
-    this.#server.on('upgrade', (req, socket, head) => {
-      try {
-        const result: unknown = this.syncServer.handleUpgrade(req, socket, head);
-        if (result instanceof Promise) {
-          result.catch((error: unknown) => {
-            this.#log('error', 'WebSocket upgrade failed', { url: req.url?.slice(0, 300), error });
-            socket.destroy();
-          });
-        }
-      } catch (error) {
-        this.#log('error', 'WebSocket upgrade failed', { url: req.url?.slice(0, 300), error });
-        socket.destroy();
-      }
-    });
+    this.#server.on('upgrade', this.handleUpgrade);
+  }
+
+  /**
+   * Answers one HTTP request of the API (its URL relative to where the relay is mounted): the
+   * `(req, res)` handler of the relay, for a host server or Express (`app.use('/scopesync',
+   * relay.handleRequest)`). Never throws.
+   */
+  readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    this.#api.handle(req, res);
+  };
+
+  /**
+   * Handles a WebSocket upgrade for `/sync` or `/sync/<name>` (URL relative to the mount): a host
+   * server's `'upgrade'` listener. Refused upgrades get a plain HTTP error. Never throws.
+   */
+  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    try {
+      this.syncServer.handleUpgrade(req, socket, head);
+    } catch (error) {
+      this.#log('error', 'WebSocket upgrade failed', { url: loggablePath(req.url), error });
+      socket.destroy();
+    }
+  };
+
+  /**
+   * Mounts the relay into an existing Node HTTP server (`http.Server`, the server of an Express
+   * app, Fastify's `fastify.server`) under `path` (default `/`): requests and upgrades under it go
+   * to the relay (the path stripped), all others to the server's own handlers. Starts the mods
+   * like {@link listen}; the relay opens no port of its own. `close()` detaches it again (the host
+   * server keeps running).
+   */
+  async attach(server: Server, options: AttachOptions = {}): Promise<void> {
+    if (this.#closing) throw new SyncError('Unavailable', 'the relay is closed');
+    await this.#start();
+    this.#detach.push(attachToServer(server, this, options));
   }
 
   /**
@@ -420,13 +483,21 @@ export class Relay {
     return this.#listening;
   }
 
+  /** Starts the audit anchor and the mods, once, whether the relay listens or is mounted. */
+  #start(): Promise<void> {
+    this.#starting ??= (async () => {
+      await this.#anchor?.start();
+      for (const mod of this.#options.mods ?? []) {
+        const handle = await this.runtime.registerMod(mod);
+        const stop: unknown = await mod.start?.({ mod: handle, runtime: this.runtime });
+        if (typeof stop === 'function') this.#stops.push(stop as () => unknown);
+      }
+    })();
+    return this.#starting;
+  }
+
   async #listen(): Promise<RelayAddress> {
-    await this.#anchor?.start();
-    for (const mod of this.#options.mods ?? []) {
-      const handle = await this.runtime.registerMod(mod);
-      const stop: unknown = await mod.start?.({ mod: handle, runtime: this.runtime });
-      if (typeof stop === 'function') this.#stops.push(stop as () => unknown);
-    }
+    await this.#start();
     const host = this.#options.host ?? DEFAULTS.host;
     await listenOn(this.#server, this.#options.port ?? DEFAULTS.port, host);
     this.#address = addressOf(this.#server, host);
@@ -455,6 +526,7 @@ export class Relay {
   }
 
   async #close(): Promise<void> {
+    for (const detach of this.#detach.splice(0)) detach();
     const stopped = new Promise<void>((resolve) => {
       if (!this.#server.listening) resolve();
       else this.#server.close(() => resolve());

@@ -23,7 +23,7 @@ import {
 import type { AuditLog, AuditVerification } from './audit-log.ts';
 import { type DeviceRegistration, parsePublicKey, type Registration, registerDevice } from './credentials.ts';
 import { RUNTIME_ORIGIN } from './events/relay-events.ts';
-import type { AccountService } from './services/account-service.ts';
+import type { AccountService, IssueKeyOptions } from './services/account-service.ts';
 import type { ObjectService, StoredValue, ValueWriteOptions } from './services/object-service.ts';
 import { parseUserValue } from './userdata-value.ts';
 
@@ -206,6 +206,15 @@ export class RelayRuntime {
   /** Registers a device as a new user (any level) and returns its only copy of the API key. */
   createUser(registration: DeviceRegistration): Promise<Registration> {
     return registerDevice(this.#store, registration, this.#now());
+  }
+
+  /**
+   * Issues a new API key for an EXISTING user (`{ key, userId }`; the key is shown only here, the
+   * relay keeps its hash): how an app gives its users keys when registration is closed, or a
+   * server-side client a key of its own. NotFound for an unknown user.
+   */
+  issueKey(userId: string, options: IssueKeyOptions = {}): Promise<Registration> {
+    return this.#accounts.issueKey(userId, options);
   }
 
   /**

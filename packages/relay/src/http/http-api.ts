@@ -14,7 +14,7 @@ import { docKeyRoutes } from './doc-key-routes.ts';
 import { keyGrantRoutes } from './key-grant-routes.ts';
 import { keyRoutes } from './key-routes.ts';
 import { checkContentLength, parseRequestUrl } from './request.ts';
-import { type RequestSeen, requestLogContext } from './request-log.ts';
+import { loggablePath, type RequestSeen, requestLogContext } from './request-log.ts';
 import { errorOf, sendEmpty, sendError, sendJson } from './respond.ts';
 import { matchRoute, type Route, type RouteMethod, type RouteRequest, type RouteServices } from './route.ts';
 import { shareRoutes } from './share-routes.ts';
@@ -274,7 +274,7 @@ export class HttpApi {
   #fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
     const { kind, message } = errorOf(error);
     if (kind === 'Internal')
-      this.#log('error', 'HTTP request failed', { method: req.method, url: req.url?.slice(0, 300), error });
+      this.#log('error', 'HTTP request failed', { method: req.method, path: loggablePath(req.url), error });
     if (res.headersSent) {
       // Half an answer is out: the only honest thing left is to cut the connection.
       res.destroy();

@@ -19,6 +19,10 @@ import type { Route, RouteRequest, RouteServices } from './route.ts';
 /** Largest body of a registration: a device name, two public keys, a challenge and a proof. */
 const MAX_REGISTRATION_BYTES = 16 * 1024;
 
+/** The answer to a new user's registration on a relay with registration closed. */
+const REGISTRATION_CLOSED =
+  'registration is closed on this relay: sign in through the app (a token), or ask an admin for a key (docs/auth.md)';
+
 /** Keys a request proved it holds, in the stored form (base64url). */
 type ProvenKeys = { readonly signPk: string; readonly boxPk: string };
 
@@ -40,6 +44,7 @@ export function keyRoutes(s: RouteServices): Route[] {
     const keys = await provenKeys(s, body);
     // HTTP only ever registers Users: the first admin comes from the CLI.
     if (!keys) {
+      if (s.registration === 'closed') throw new SyncError('Forbidden', REGISTRATION_CLOSED);
       const { key, userId } = await registerDevice(s.store, { deviceName, level: Level.User }, s.now());
       sendJson(r.res, 200, { key, user_id: userId, linked: false });
       return;
@@ -64,6 +69,7 @@ export function keyRoutes(s: RouteServices): Route[] {
         sendJson(r.res, 200, { key, user_id: existing.userId, linked: true });
         return;
       }
+      if (s.registration === 'closed') throw new SyncError('Forbidden', REGISTRATION_CLOSED);
       const { key, userId } = await registerDevice(
         s.store,
         { deviceName, level: Level.User, signPk: keys.signPk, boxPk: keys.boxPk },
@@ -77,8 +83,9 @@ export function keyRoutes(s: RouteServices): Route[] {
     const key = apiKeyOf(r.req);
     if (key === null)
       throw new SyncError('Unauthorized', 'no API key: send x-api-key, Authorization: Bearer or ?key=');
-    const user = await s.access.userOfKey(key);
-    if (!user) throw new SyncError('Unauthorized', 'invalid or revoked API key');
+    // An API key or, when the relay accepts them, an app token (docs/auth.md).
+    const user = await s.access.authenticateKey(key);
+    if (user.kind !== 'user') throw new SyncError('Unauthorized', 'invalid or revoked API key');
     sendJson(r.res, 200, { valid: true, user_id: user.userId, level: user.level });
   };
 

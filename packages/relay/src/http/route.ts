@@ -52,6 +52,8 @@ export interface RouteServices {
   readonly locks: Locks;
   /** Single-use challenges for proofs of a signing key (POST /keys/challenge). */
   readonly challenges: KeyChallenges;
+  /** `closed`: POST /keys refuses new users (existing users' devices may still join them). */
+  readonly registration?: 'open' | 'closed' | undefined;
   /** The largest request body accepted, in bytes. */
   readonly maxBodyBytes: number;
   /** Epoch milliseconds. */

@@ -1,4 +1,5 @@
 import { isLevel, type Level, parseUserId, type RelayStore, SyncError } from '@scopesync/core';
+import { issueApiKey, parseDeviceName, type Registration } from '../credentials.ts';
 import type { EventBus } from '../events/event-bus.ts';
 
 /** Options of an {@link AccountService}. */
@@ -9,8 +10,14 @@ export interface AccountServiceOptions {
   readonly now: () => number;
 }
 
+/** Options of {@link AccountService.issueKey}. */
+export interface IssueKeyOptions {
+  /** What the key is for (1–128 characters, no control characters); it names the key in the audit log. */
+  readonly deviceName?: string | undefined;
+}
+
 /**
- * Changes to who a caller is: revoking an API key and changing a user's level. Each is an
+ * Changes to who a caller is: issuing and revoking API keys and changing a user's level. Each is an
  * event, so the sockets that authenticated before the change follow it at once, on any relay.
  */
 export class AccountService {
@@ -22,6 +29,17 @@ export class AccountService {
     this.#store = options.store;
     this.#bus = options.bus;
     this.#now = options.now;
+  }
+
+  /**
+   * Issues a new API key for an existing user (another device of theirs, a server-side client);
+   * the answer is the only copy of the key, the store keeps its hash. NotFound for an unknown
+   * user, BadRequest for a malformed id or device name.
+   */
+  async issueKey(userId: string, options: IssueKeyOptions = {}): Promise<Registration> {
+    const id = parseUserId(userId);
+    if (options.deviceName !== undefined) parseDeviceName(options.deviceName);
+    return issueApiKey(this.#store, id, this.#now());
   }
 
   /**

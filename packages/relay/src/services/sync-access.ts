@@ -26,7 +26,11 @@ export class SyncAccess implements SyncAuthority {
   }
 
   reauthenticate(credential: string): Promise<Caller | null> {
-    return this.#access.userOfKeyHash(credential);
+    return this.#access.reauthenticate(credential);
+  }
+
+  expiryOf(credential: string): number | null {
+    return this.#access.expiryOf(credential);
   }
 
   check(caller: Caller, action: Action, address: Address, options?: CheckOptions): Promise<CheckedAccess> {

@@ -41,9 +41,9 @@ export interface CheckOptions {
  */
 export interface SyncAuthority {
   /**
-   * The caller behind an upgrade request: its API key from `x-api-key`, `Authorization:
-   * Bearer` or `?key=`; Guest when there is none. Throws SyncError('Unauthorized') for a
-   * key that is unknown or revoked.
+   * The caller behind an upgrade request: its API key or token from `x-api-key`,
+   * `Authorization: Bearer`, the `bearer.<credential>` subprotocol or `?key=`; Guest when there
+   * is none. Throws SyncError('Unauthorized') for one that is unknown, revoked or expired.
    */
   authenticate(request: IncomingMessage): Promise<Caller>;
   /**
@@ -56,6 +56,11 @@ export interface SyncAuthority {
    * when it was revoked. How sockets catch up with account changes they may have missed.
    */
   reauthenticate?(credential: string): Promise<Caller | null>;
+  /**
+   * When the credential stops being valid on its own (an app token's `exp`, epoch ms), or null:
+   * its sockets are closed with 4401 then.
+   */
+  expiryOf?(credential: string): number | null;
   /**
    * Asks `decide()` about one action on the channel `ws`, appending the audit entry it calls
    * for — unless `options.audit` is false (see {@link CheckOptions}).

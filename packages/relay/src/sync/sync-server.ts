@@ -2,9 +2,12 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type Caller, DEFAULT_WIRE_LIMITS, isSyncError, type WireLimits } from '@scopesync/core';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { ExpiryTimers } from '../auth/expiry-timers.ts';
+import { chooseSubprotocol } from '../auth/subprotocol.ts';
 import type { DocHub } from '../documents/doc-hub.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { CredentialRevoked, LevelChanged } from '../events/relay-events.ts';
+import { loggablePath } from '../http/request-log.ts';
 import type { Counter, Gauge, LabeledCounter, Metrics } from '../metrics.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { DocEndpoint } from './doc-endpoint.ts';
@@ -126,6 +129,8 @@ export class SyncServer {
   /** Sockets per caller key, counted from authentication (so upgrades in flight count too). */
   readonly #perCaller = new Map<string, number>();
   readonly #counted = new Set<SocketSession>();
+  /** Sockets that authenticated with an expiring token: closed with 4401 at its `exp`. */
+  readonly #expiries = new ExpiryTimers<SocketSession>();
 
   constructor(options: SyncServerOptions) {
     this.#hub = options.hub;
@@ -149,6 +154,9 @@ export class SyncServer {
       clientTracking: false,
       perMessageDeflate: false,
       maxPayload: this.#limits.maxFrameBytes,
+      // A client's credential may ride in the subprotocol (`scopesync, bearer.<…>`): answer
+      // `scopesync` only, so the secret is never sent back.
+      handleProtocols: (protocols) => chooseSubprotocol(protocols),
     });
     const m = options.metrics;
     this.#connections = m.gauge('scopesync_sync_connections', 'Open sync WebSockets.');
@@ -226,12 +234,12 @@ export class SyncServer {
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const onError = (error: Error): void => {
-      this.#log('warn', 'sync upgrade socket error', { error, url: redactKey(request.url) });
+      this.#log('warn', 'sync upgrade socket error', { error, url: loggablePath(request.url) });
     };
     socket.on('error', onError);
     this.#upgrade(request, socket, head)
       .catch((error: unknown) => {
-        this.#log('error', 'sync upgrade failed', { error, url: redactKey(request.url) });
+        this.#log('error', 'sync upgrade failed', { error, url: loggablePath(request.url) });
         refuseUpgrade(socket, 'Internal', 'internal error');
       })
       .finally(() => socket.off('error', onError));
@@ -273,6 +281,7 @@ export class SyncServer {
   async #close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#ping);
+    this.#expiries.clear();
     for (const off of this.#unsubscribe.splice(0)) off();
     const sessions = [...this.#sessions];
     let timer: NodeJS.Timeout | undefined;
@@ -402,6 +411,7 @@ export class SyncServer {
       },
       () => {
         onClose();
+        this.#expiries.disarm(session);
         this.#registry.endSession(session);
         this.#uncount(session);
         if (this.#sessions.delete(session)) this.#connections.dec();
@@ -423,7 +433,17 @@ export class SyncServer {
       session.revoke('API key revoked');
       return false;
     }
+    const expiresAt =
+      session.credential === null ? null : (this.#authority.expiryOf?.(session.credential) ?? null);
+    if (expiresAt !== null) this.#expiries.arm(session, expiresAt, () => this.#expire(session));
     return true;
+  }
+
+  /** Its token expired while the socket was open: it ends like a revoked one (4401). */
+  #expire(session: SocketSession): void {
+    this.#denials.inc();
+    session.revoke('token expired');
+    this.#registry.endSession(session);
   }
 
   /** Closes every socket that authenticated with the revoked credential (4401), at once. */
@@ -456,10 +476,6 @@ export class SyncServer {
     }
     await Promise.all(affected.map((session) => this.#registry.redecideSession(session)));
   }
-}
-
-function redactKey(url: string | undefined): string | undefined {
-  return url?.replace(/([?&]key=)[^&]*/g, '$1…');
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {
