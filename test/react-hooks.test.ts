@@ -30,11 +30,11 @@ describe('@scopesync/react in a browser', () => {
   let ada: Page;
   let bob: Page;
 
-  const open = async (name: string): Promise<Page> => {
+  const open = async (name: string, extra: Record<string, string> = {}): Promise<Page> => {
     const context = await browser.newContext();
     const page = await context.newPage();
     page.setDefaultTimeout(20_000);
-    const query = new URLSearchParams({ relay: relay.url, name, essay });
+    const query = new URLSearchParams({ relay: relay.url, name, essay, ...extra });
     await page.goto(`${bundle.url}?${query}`);
     await page.locator('[data-testid="status"]:text-is("online")').waitFor();
     return page;
@@ -123,5 +123,37 @@ describe('@scopesync/react in a browser', () => {
     await bob.keyboard.press('Control+End');
     await bob.keyboard.type(' Back again.');
     await poll(() => byTestId(ada, 'pad-text').textContent()).toMatch(/Back again\.$/);
+  });
+
+  it('an editor that let me type into a doc I may only read is rebuilt on the confirmed doc, my presence following it', async () => {
+    const eve = await open('Eve', { unguarded: '1' });
+    await poll(() => byTestId(eve, 'essay-text').textContent()).toBe('Carol wrote this');
+    const before = await byTestId(eve, 'essay').getAttribute('data-client-id');
+    const watcher = carol.provider(essay);
+    try {
+      await poll(() => [...watcher.awareness.getStates().keys()]).toContain(Number(before));
+      await eve.locator('[data-testid="essay"] .cm-content').click();
+      await eve.keyboard.type('!');
+      // Refused (Forbidden), the doc rebuilt from what the relay confirmed, the editor on it.
+      await poll(() => byTestId(eve, 'essay').getAttribute('data-error')).toBe('Forbidden');
+      await poll(() => byTestId(eve, 'essay').getAttribute('data-client-id')).not.toBe(before);
+      await poll(() => eve.locator('[data-testid="essay"] .cm-content').textContent()).toBe(
+        'Carol wrote this',
+      );
+      expect(await byTestId(eve, 'essay-text').textContent()).toBe('Carol wrote this');
+      // Carol sees Eve under the new doc's client id only: no ghost left behind.
+      const after = Number(await byTestId(eve, 'essay').getAttribute('data-client-id'));
+      const seenByCarol = () => [...watcher.awareness.getStates().keys()];
+      await poll(() => seenByCarol()).toContain(after);
+      await poll(() => seenByCarol()).not.toContain(Number(before));
+      // The rebuilt editor still shows Carol's edits live.
+      watcher.doc.getText('t').insert(0, '> ');
+      await poll(() => eve.locator('[data-testid="essay"] .cm-content').textContent()).toBe(
+        '> Carol wrote this',
+      );
+    } finally {
+      await watcher.destroy();
+      await eve.context().close();
+    }
   });
 });

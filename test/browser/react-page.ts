@@ -3,7 +3,8 @@
  * StrictMode (effects run twice) with the client's defaults (IndexedDB, the browser's
  * WebSocket). A shared pad is a CodeMirror 6 editor bound with y-codemirror.next to the
  * hook's provider, with no glue but `provider.bind`. Query: `relay`, `name` (mine, shown to
- * the others), `essay` (a doc to show read-only).
+ * the others), `essay` (a doc to show read-only), `unguarded` (show it editable all the same:
+ * typing is then refused and the client rebuilds the doc).
  */
 import { EditorState } from '@codemirror/state';
 import { EditorView } from '@codemirror/view';
@@ -25,10 +26,12 @@ const me = params.get('name') ?? 'anonymous';
 const color = me === 'Ada' ? '#c2185b' : '#1565c0';
 const PAD = 'PUBLIC_RW/_/pad';
 const SETTINGS = 'PUBLIC_RW/_/settings';
+const unguarded = params.has('unguarded');
 
 /** A CodeMirror editor on `Y.Text` "t" of a doc, read-only when the relay says so. */
-function CollabEditor({ name, testId }: { name: string; testId: string }) {
-  const { provider, readOnly, synced } = useDoc(name);
+function CollabEditor({ name, testId, guard }: { name: string; testId: string; guard: boolean }) {
+  const { provider, readOnly: mayNotWrite, synced, error, doc } = useDoc(name);
+  const readOnly = guard && mayNotWrite;
   const parent = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const host = parent.current;
@@ -53,7 +56,13 @@ function CollabEditor({ name, testId }: { name: string; testId: string }) {
   const text = useDocSelector(provider, (doc) => doc.getText('t').toString());
   return h(
     'section',
-    { 'data-testid': testId, 'data-synced': String(synced), 'data-readonly': String(readOnly) },
+    {
+      'data-testid': testId,
+      'data-synced': String(synced),
+      'data-readonly': String(readOnly),
+      'data-error': error?.kind ?? '',
+      'data-client-id': String(doc?.clientID ?? ''),
+    },
     h('div', { ref: parent, className: 'editor' }),
     h('pre', { 'data-testid': `${testId}-text` }, text ?? ''),
   );
@@ -101,8 +110,8 @@ function App() {
       { type: 'button', 'data-testid': 'toggle-pad', onClick: () => setPadOpen((open) => !open) },
       'Pad',
     ),
-    padOpen ? h('div', null, h(CollabEditor, { name: PAD, testId: 'pad' }), h(People)) : null,
-    essay ? h(CollabEditor, { name: essay, testId: 'essay' }) : null,
+    padOpen ? h('div', null, h(CollabEditor, { name: PAD, testId: 'pad', guard: true }), h(People)) : null,
+    essay ? h(CollabEditor, { name: essay, testId: 'essay', guard: !unguarded }) : null,
   );
 }
 
