@@ -92,13 +92,20 @@ describe('the doc provider', () => {
       () => b.destroy(),
     );
     await Promise.all([synced(a), synced(b)]);
+    const unsynced: number[] = [];
+    a.on('unsyncedChanges', (count) => unsynced.push(count));
     a.doc.getText('t').insert(0, 'hello');
     a.awareness.setLocalStateField('user', { name: 'Ada' });
     await vi.waitFor(() => expect(b.doc.getText('t').toString()).toBe('hello'));
     await vi.waitFor(() =>
       expect(othersOf(b).get(a.doc.clientID)?.user).toEqual({ id: ada.userId, name: 'Ada' }),
     );
+    await a.handle.whenAcked();
     expect(a.unsyncedChanges).toBe(0);
+    expect(a.hasUnsyncedChanges).toBe(false);
+    // Hocuspocus's unsyncedChanges: the edit waited for the relay's ack, then left the outbox.
+    expect(Math.max(...unsynced)).toBeGreaterThan(0);
+    expect(unsynced.at(-1)).toBe(0);
     expect(a.readOnly).toBe(false);
   });
 

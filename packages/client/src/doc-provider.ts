@@ -66,6 +66,7 @@ export class DocProvider {
   readonly #events = new Emitter<DocProviderEvents>();
   readonly #stops: Unsubscribe[] = [];
   #status: ProviderStatus;
+  /** What the last `sync` event said, so each change is told once. */
   #synced: boolean;
   #destroyed: Promise<void> | undefined;
 
@@ -110,12 +111,12 @@ export class DocProvider {
 
   /** True while the doc is caught up with the relay (false offline). */
   get synced(): boolean {
-    return this.#synced;
+    return this.handle.synced;
   }
 
   /** The same as {@link synced} (Hocuspocus's name). */
   get isSynced(): boolean {
-    return this.#synced;
+    return this.handle.synced;
   }
 
   /** The socket's state. */
