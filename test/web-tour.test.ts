@@ -8,7 +8,16 @@ import { buildWebApp } from '@scopesync/web/build';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM, hasChromium, launchChromium } from './support/chromium.ts';
-import { byTestId, openSection, screenshot, signUp, VIEWPORT, waitForSync } from './web/tour-page.ts';
+import {
+  byTestId,
+  editorText,
+  openSection,
+  remoteCaretNames,
+  screenshot,
+  signUp,
+  VIEWPORT,
+  waitForSync,
+} from './web/tour-page.ts';
 import { TourRelay } from './web/tour-relay.ts';
 
 /** Polls like `expect.poll`, long enough for a relay round trip or a reconnect. */
@@ -209,40 +218,51 @@ describe('the product tour in a browser', () => {
     await byTestId(pageB, 'open-doc-id').fill(docId);
     await byTestId(pageB, 'open-doc').click();
     await poll(() => byTestId(pageB, 'doc-access').textContent()).toBe('Read-only');
-    await poll(() => byTestId(pageB, 'doc-text').inputValue()).toBe('Day 1: Lisbon');
+    await poll(() => editorText(pageB)).toBe('Day 1: Lisbon');
 
-    // A types; B sees every keystroke arrive.
+    // A types; B sees every keystroke arrive, and A's caret with her name.
     await byTestId(pageA, 'doc-text').click();
-    await pageA.keyboard.press('End');
+    await pageA.keyboard.press('Control+End');
     await pageA.keyboard.type('\nDay 2: Porto');
-    await poll(() => byTestId(pageB, 'doc-text').inputValue()).toBe('Day 1: Lisbon\nDay 2: Porto');
+    await poll(() => editorText(pageB)).toBe('Day 1: Lisbon\nDay 2: Porto');
+    await poll(() => remoteCaretNames(pageB)).toEqual(['Ada Lovelace']);
 
-    // B cannot type into it.
+    // B cannot type into it: the editor is read-only.
+    expect(await byTestId(pageB, 'doc-text').getAttribute('contenteditable')).toBe('false');
     await byTestId(pageB, 'doc-text').click();
     await pageB.keyboard.type('hijack');
-    expect(await byTestId(pageB, 'doc-text').inputValue()).toBe('Day 1: Lisbon\nDay 2: Porto');
+    await pageB.keyboard.press('Enter');
+    expect(await editorText(pageB)).toBe('Day 1: Lisbon\nDay 2: Porto');
+    await waitForSync(pageB, 'online', 0);
+    expect(await editorText(pageA)).toBe('Day 1: Lisbon\nDay 2: Porto');
     await screenshot(pageB, '09-read-only-live');
   });
 
-  it('upgrades B to read-write: both edit the same text', async () => {
+  it('upgrades B to read-write: both type into the same text at once', async () => {
     await pageA
       .locator(`[data-testid="share-row"][data-user="${userB}"] [data-testid="share-row-level"]`)
       .selectOption('read_write');
     await poll(() => byTestId(pageB, 'doc-access').textContent()).toBe('Can edit');
+    await poll(() => byTestId(pageB, 'doc-text').getAttribute('contenteditable')).toBe('true');
 
+    // B at the end, A at the start, typing at the same time.
     await byTestId(pageB, 'doc-text').click();
     await pageB.keyboard.press('Control+End');
-    await pageB.keyboard.type('\nBob: I book the train');
     await byTestId(pageA, 'doc-text').click();
     await pageA.keyboard.press('Control+Home');
-    await pageA.keyboard.type('Packing list first! ');
+    await Promise.all([
+      pageB.keyboard.type('\nBob: I book the train'),
+      pageA.keyboard.type('Packing list first! '),
+    ]);
 
     const both = 'Packing list first! Day 1: Lisbon\nDay 2: Porto\nBob: I book the train';
-    await poll(() => byTestId(pageA, 'doc-text').inputValue()).toBe(both);
-    await poll(() => byTestId(pageB, 'doc-text').inputValue()).toBe(both);
-    // Each sees the other's cursor.
-    await poll(() => byTestId(pageA, 'remote-caret').count()).toBeGreaterThan(0);
-    await poll(() => byTestId(pageB, 'remote-caret').count()).toBeGreaterThan(0);
+    await poll(() => editorText(pageA)).toBe(both);
+    await poll(() => editorText(pageB)).toBe(both);
+    // Each sees the other's caret, named — and never their own.
+    await poll(() => remoteCaretNames(pageA)).toEqual(['Bob']);
+    await poll(() => remoteCaretNames(pageB)).toEqual(['Ada Lovelace']);
+    await waitForSync(pageA, 'online', 0);
+    await waitForSync(pageB, 'online', 0);
     await screenshot(pageA, '10-both-edit');
   });
 
@@ -253,7 +273,8 @@ describe('the product tour in a browser', () => {
     await poll(() => byTestId(pageA, 'share-notice').textContent()).toContain('Revoked');
     await poll(() => byTestId(pageB, 'doc-notice').textContent()).toContain('revoked');
     expect(await byTestId(pageB, 'doc-access').textContent()).toBe('No access');
-    expect(await byTestId(pageB, 'doc-text').inputValue()).toBe('');
+    // The editor and its text are gone from B's screen (and the copy from B's browser).
+    expect(await byTestId(pageB, 'doc-text').count()).toBe(0);
     await screenshot(pageB, '11-revoked');
   });
 

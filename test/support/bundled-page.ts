@@ -21,6 +21,8 @@ export async function serveBundledPage(entryPoint: string): Promise<BundledPage>
     platform: 'browser',
     target: 'es2022',
     conditions: ['source'],
+    // React picks its build from NODE_ENV: the development one, so StrictMode runs effects twice.
+    define: { 'process.env.NODE_ENV': '"development"' },
     write: false,
     logLevel: 'silent',
   });

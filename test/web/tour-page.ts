@@ -49,3 +49,24 @@ export async function waitForSync(page: Page, state: 'online' | 'offline', pendi
     { timeout: 45_000 },
   );
 }
+
+/**
+ * The text in the shared document's editor (CodeMirror), line by line as it shows it, without
+ * the others' carets (widgets inside the lines that carry their names).
+ */
+export function editorText(page: Page): Promise<string> {
+  return byTestId(page, 'doc-text').evaluate((content) =>
+    Array.from(content.querySelectorAll('.cm-line'), (line) => {
+      const copy = line.cloneNode(true) as HTMLElement;
+      copy.querySelectorAll('.cm-ySelectionCaret').forEach((caret) => {
+        caret.remove();
+      });
+      return copy.textContent ?? '';
+    }).join('\n'),
+  );
+}
+
+/** The names on the others' carets in the shared document's editor. */
+export function remoteCaretNames(page: Page): Promise<string[]> {
+  return byTestId(page, 'doc-editor').locator('.cm-ySelectionInfo').allTextContents();
+}

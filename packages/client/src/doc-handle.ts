@@ -10,18 +10,14 @@ import {
   unreachable,
   type WriteFlag,
 } from '@scopesync/core';
-import {
-  Awareness,
-  applyAwarenessUpdate,
-  encodeAwarenessUpdate,
-  removeAwarenessStates,
-} from 'y-protocols/awareness';
+import type { Awareness } from 'y-protocols/awareness';
 import * as Y from 'yjs';
 import { asSyncError } from './as-sync-error.ts';
 import { Deferred } from './deferred.ts';
 import type { DocChannel, DocChannelHost } from './doc-channel.ts';
 import type { DocHandleContext } from './doc-handle-context.ts';
 import { DOC_ORIGINS, docOriginOf } from './doc-origin.ts';
+import { DocPresence } from './doc-presence.ts';
 import { EncryptedChannel } from './encrypted-channel.ts';
 import type { LocalDocLog } from './local-doc-log.ts';
 import { PlaintextChannel } from './plaintext-channel.ts';
@@ -47,8 +43,10 @@ export interface DocHandleEvents {
   /** Something went wrong: a refused write, a refused subscription, a failed local write. */
   error: SyncError;
   /**
-   * The doc was rebuilt from confirmed state (after a refused or forbidden write) and
-   * {@link DocHandle.doc} is now a new Y.Doc: re-bind editors to `doc`.
+   * The doc was rebuilt from confirmed state (after a refused or forbidden write, or a wipe) and
+   * {@link DocHandle.doc} is now a new Y.Doc: re-bind editors to `doc`. If presence was in use,
+   * {@link DocHandle.awareness} is by then a new Awareness of the new doc (its clientID): re-bind
+   * cursor plugins to it too.
    */
   reset: { readonly doc: Y.Doc };
   /** The handle stopped syncing for good: released, revoked (access none) or the client closed. */
@@ -113,8 +111,8 @@ export class DocHandle {
   #flushAgain = false;
   #lastWrite: Promise<void> = Promise.resolve();
   #resetting: Promise<void> | undefined;
-  /** Created on first use of {@link awareness}, so docs nobody shows presence for stay silent. */
-  #awareness: Awareness | undefined;
+  /** Its awareness is created on first use, so docs nobody shows presence for stay silent. */
+  readonly #presence: DocPresence;
   /** Edits the relay refused for good, counted, so whenAcked can tell a refusal from an ack. */
   #refusals = 0;
   /** How many of those a settled whenAcked has already reported. */
@@ -131,6 +129,10 @@ export class DocHandle {
     this.encrypted = ctx.encrypted;
     this.#flags = flags;
     this.#doc = this.#newDoc();
+    this.#presence = new DocPresence({
+      send: (message) => void this.#ctx.send(message),
+      active: () => this.#phase.kind === 'active',
+    });
     const host = this.#channelHost();
     this.#channel = ctx.encrypted ? new EncryptedChannel(host) : new PlaintextChannel(host);
     void this.#load();
@@ -148,17 +150,11 @@ export class DocHandle {
    * after each reconnect; remote states are dropped while offline and when the handle closes.
    * The relay sets `state.user.id` of every state to its sender's user id (the rest of
    * `state.user`, e.g. name and colour, is the sender's), so `user.id` can be trusted.
-   * Bound to the first `doc`; it keeps working across `reset`.
+   * Its clientID is always {@link doc}'s: on 'reset' it is replaced by an Awareness of the new
+   * doc carrying the same local state (the old one is destroyed), so read it again then.
    */
   get awareness(): Awareness {
-    if (!this.#awareness) {
-      const awareness = new Awareness(this.#doc);
-      awareness.on('update', this.#onAwarenessUpdate);
-      this.#awareness = awareness;
-      if (this.closed) awareness.destroy();
-      else if (this.#phase.kind === 'active') this.#announceAwareness();
-    }
-    return this.#awareness;
+    return this.#presence.use(this.#doc, this.closed);
   }
 
   /** Resolves once the doc holds everything the local store had. */
@@ -174,6 +170,11 @@ export class DocHandle {
    */
   get whenSynced(): Promise<void> {
     return this.#synced.promise;
+  }
+
+  /** True while the doc is caught up with the relay on the current socket (false offline, and until 'synced'). */
+  get synced(): boolean {
+    return this.#phase.kind === 'active' && this.#phase.synced;
   }
 
   /** Local updates not yet acknowledged by the relay (the doc's outbox). */
@@ -341,7 +342,7 @@ export class DocHandle {
     this.#onDetach?.();
     if (this.#phase.kind !== 'idle' && !this.closed) this.#enter({ kind: 'idle' });
     this.#channel.detach();
-    this.#dropRemoteAwareness();
+    this.#presence.dropRemote();
   }
 
   /** @internal The value was deleted: drop the local copy and start over with an empty doc. */
@@ -351,6 +352,7 @@ export class DocHandle {
     this.#channel.forget();
     this.#doc.off('update', this.#onUpdate);
     this.#doc = this.#newDoc();
+    this.#presence.rebind(this.#doc);
     this.#events.emit('reset', { doc: this.#doc });
     this.#events.emit('pending', 0);
   }
@@ -552,11 +554,10 @@ export class DocHandle {
         );
         return;
       case 'awareness':
-        // Before first use there is nobody to show it to; first use asks for the states.
-        if (this.#awareness) applyAwarenessUpdate(this.#awareness, message.update, DOC_ORIGINS.relay);
+        this.#presence.receive(message.update);
         return;
       case 'query-awareness':
-        if (this.#awareness) this.#sendAwareness();
+        this.#presence.answerQuery();
         return;
       default:
         if (await this.#channel.receive(message)) return;
@@ -569,6 +570,7 @@ export class DocHandle {
   }
 
   #markSynced(): void {
+    if (this.#phase.kind === 'active') this.#enter({ ...this.#phase, synced: true });
     this.#synced.resolve();
     this.#events.emit('synced', undefined);
   }
@@ -605,8 +607,10 @@ export class DocHandle {
     this.#access = access;
     if (isSubscribed(this.#phase)) {
       const admitted = this.#phase.kind !== 'active';
-      this.#enter({ kind: 'active', access });
-      if (admitted && this.#awareness) this.#announceAwareness();
+      // A change of access on a live subscription keeps it caught up.
+      const synced = this.#phase.kind === 'active' && this.#phase.synced;
+      this.#enter({ kind: 'active', access, synced });
+      if (admitted) this.#presence.announce();
     }
     this.#events.emit('permission', { access, reason });
     await this.#log.updateMeta({ access, accessReason: reason });
@@ -654,50 +658,6 @@ export class DocHandle {
     }
   }
 
-  // ---------------------------------------------------------------- awareness
-
-  readonly #onAwarenessUpdate = (
-    changes: { added: number[]; updated: number[]; removed: number[] },
-    origin: unknown,
-  ): void => {
-    const awareness = this.#awareness;
-    if (!awareness || docOriginOf(origin)?.source === 'relay') return;
-    const id = awareness.clientID;
-    // Only our own state is ours to publish: the relay strips entries for other clients anyway.
-    if (changes.added.includes(id) || changes.updated.includes(id) || changes.removed.includes(id)) {
-      this.#sendAwareness();
-    }
-  };
-
-  #sendAwareness(): void {
-    const awareness = this.#awareness;
-    // Presence flows only on an admitted subscription.
-    if (!awareness || this.#phase.kind !== 'active') return;
-    this.#ctx.send({ type: 'awareness', update: encodeAwarenessUpdate(awareness, [awareness.clientID]) });
-  }
-
-  /** (Re)joins the doc's presence on a fresh subscription: our state, then everyone else's. */
-  #announceAwareness(): void {
-    const awareness = this.#awareness;
-    if (!awareness) return;
-    const local = awareness.getLocalState();
-    // Peers saw our state removed (at clock + 1) when the old socket went: re-announcing at the
-    // old clock would be ignored, so bump it. setLocalState sends through the update listener.
-    if (local !== null) awareness.setLocalState(local);
-    this.#ctx.send({ type: 'query-awareness' });
-  }
-
-  /** Everyone else's presence is stale once we stop hearing from the relay. */
-  #dropRemoteAwareness(): void {
-    const awareness = this.#awareness;
-    if (!awareness) return;
-    const others = [...awareness.getStates().keys()].filter((id) => id !== awareness.clientID);
-    if (others.length > 0) removeAwarenessStates(awareness, others, DOC_ORIGINS.relay);
-    // Forget their clocks too: after a reconnect the relay re-sends each state at the clock we
-    // already saw, which y-protocols would otherwise ignore as old news.
-    for (const id of [...awareness.meta.keys()]) if (id !== awareness.clientID) awareness.meta.delete(id);
-  }
-
   // ---------------------------------------------------------------- reset and close
 
   /** Rebuilds the Y.Doc from the local store (dropping unconfirmed edits when `dropPending`). */
@@ -712,6 +672,7 @@ export class DocHandle {
         const fresh = this.#newDoc();
         if (updates.length > 0) Y.applyUpdate(fresh, Y.mergeUpdates(updates), DOC_ORIGINS.reset);
         this.#doc = fresh;
+        this.#presence.rebind(fresh);
         if (dropPending) this.#channel.forget();
         this.#events.emit('reset', { doc: fresh });
         this.#events.emit('pending', this.#log.pendingCount);
@@ -728,7 +689,7 @@ export class DocHandle {
   #close(reason: string): void {
     if (this.closed) return;
     // Destroying announces our departure (a null state) while still subscribed, then stops its timer.
-    this.#awareness?.destroy();
+    this.#presence.destroy();
     if (isSubscribed(this.#phase)) this.#ctx.send({ type: 'unsubscribe' });
     this.detach();
     this.#enter({ kind: 'closed', reason });

@@ -14,6 +14,13 @@ export type { DocFlags, DocHandleEvents } from './doc-handle.ts';
 export { DocHandle } from './doc-handle.ts';
 export type { DocOrigin } from './doc-origin.ts';
 export { DOC_ORIGINS, docOriginOf } from './doc-origin.ts';
+export type {
+  DocProviderEvents,
+  ProviderBinding,
+  ProviderConnection,
+  ProviderStatus,
+} from './doc-provider.ts';
+export { DocProvider } from './doc-provider.ts';
 export { Encryption } from './encryption.ts';
 export type { FetchFunction } from './http-api.ts';
 export type { IndexedDbOptions } from './indexed-db-database.ts';

@@ -8,7 +8,8 @@ import { assert, type SyncError } from '@scopesync/core';
  * - `idle`: not subscribed (offline, or not loaded yet);
  * - `subscribing`: subscribe sent, no answer yet (also after a re-subscribe with new flags);
  * - `waiting`: the relay answered `waiting`: the doc is absent or hidden, nothing flows yet;
- * - `active`: granted `access`; the doc syncs (and may be written when `read-write`);
+ * - `active`: granted `access`; the doc syncs (and may be written when `read-write`); `synced`
+ *   once it caught up with the relay on this subscription;
  * - `ended`: the relay ended the subscription with an error; a new socket subscribes again;
  * - `closed`: the handle stopped for good (released, revoked, the client closed).
  */
@@ -16,7 +17,7 @@ export type SubscriptionPhase =
   | { readonly kind: 'idle' }
   | { readonly kind: 'subscribing' }
   | { readonly kind: 'waiting' }
-  | { readonly kind: 'active'; readonly access: 'read' | 'read-write' }
+  | { readonly kind: 'active'; readonly access: 'read' | 'read-write'; readonly synced: boolean }
   | { readonly kind: 'ended'; readonly reason: SyncError }
   | { readonly kind: 'closed'; readonly reason: string };
 

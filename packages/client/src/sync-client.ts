@@ -19,6 +19,7 @@ import { type ClientStore, defaultClientStore } from './client-store.ts';
 import { Connection, type ConnectionStatus, type WebSocketClass } from './connection.ts';
 import type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
 import { type DocFlags, DocHandle } from './doc-handle.ts';
+import { DocProvider } from './doc-provider.ts';
 import { Encryption } from './encryption.ts';
 import { type FetchFunction, HttpApi } from './http-api.ts';
 import { type Identity, resolveIdentity } from './identity.ts';
@@ -409,6 +410,15 @@ export class SyncClient {
     this.#handles.set(address.name, handle);
     if (this.#connection.isOpen) handle.attach();
     return handle;
+  }
+
+  /**
+   * Opens a document as a provider for editor bindings (y-prosemirror, TipTap, y-codemirror.next):
+   * `doc`, `awareness`, `synced` and y-websocket's events. Takes a reference like {@link doc};
+   * `provider.destroy()` gives it back.
+   */
+  provider(name: string | Address, options: DocOptions = {}): DocProvider {
+    return new DocProvider(this.doc(name, options), this);
   }
 
   /** Goes (back) online: connects and keeps reconnecting with backoff. */

@@ -30,6 +30,11 @@ export class Emitter<Events extends EventMap> {
     };
   }
 
+  /** Removes a listener added with {@link on} (the lib0 `Observable` style); unknown ones are ignored. */
+  off<K extends keyof Events>(event: K, listener: (value: Events[K]) => void): void {
+    this.#listeners.get(event)?.delete(listener as (value: never) => void);
+  }
+
   /** Calls every listener of `event` with `value`. */
   emit<K extends keyof Events>(event: K, value: Events[K]): void {
     const set = this.#listeners.get(event);

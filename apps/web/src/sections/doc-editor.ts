@@ -1,8 +1,7 @@
-import type { DocHandle, SyncClient } from '@scopesync/client';
+import { type DocHandle, DocProvider, type SyncClient } from '@scopesync/client';
 import type { Awareness } from 'y-protocols/awareness';
-import { bindHandleText } from '../collab/handle-text.ts';
+import { CodeMirrorEditor, type CursorUser } from '../collab/codemirror-editor.ts';
 import { onDocChange } from '../collab/on-doc-change.ts';
-import { type CursorUser, RemoteCursors } from '../collab/remote-cursors.ts';
 import { userColor } from '../collab/user-color.ts';
 import type { DocListItem } from '../doc-list.ts';
 import type { SyncStatus } from '../sync-status.ts';
@@ -34,15 +33,16 @@ export interface DocEditorOptions {
 }
 
 /**
- * One open shared document: its title and text (a Y.Text bound to a textarea), my access
- * as the relay reports it — live, so an upgrade to read-write or a revocation shows at once —
- * and everyone's cursors.
+ * One open shared document: its title and text (a Y.Text in a CodeMirror editor), my access
+ * as the relay reports it — live, so an upgrade to read-write or a revocation shows at once,
+ * and the editor is read-only unless I may write — and everyone's cursors.
  */
 export class DocEditor {
   /** The editor panel. */
   readonly element: HTMLElement;
+  readonly #provider: DocProvider;
   readonly #handle: DocHandle;
-  readonly #textarea: HTMLTextAreaElement;
+  readonly #editor: CodeMirrorEditor;
   readonly #title: HTMLInputElement;
   readonly #badge: HTMLElement;
   readonly #presence: HTMLElement;
@@ -50,7 +50,6 @@ export class DocEditor {
   readonly #notice = new Notice('doc-notice');
   readonly #item: DocListItem;
   readonly #cleanups: (() => void)[] = [];
-  #cursors: RemoteCursors | undefined;
   #stopPresence: (() => void) | undefined;
   /** True once the relay granted read or read-write in this session (so "none" later means revoked). */
   #granted = false;
@@ -58,15 +57,18 @@ export class DocEditor {
   constructor(options: DocEditorOptions) {
     const { client, sync, item, userId } = options;
     this.#item = item;
-    this.#handle = client.blobs.open(item.id);
+    this.#provider = new DocProvider(client.blobs.open(item.id), client);
+    const provider = this.#provider;
+    this.#handle = provider.handle;
     const handle = this.#handle;
     this.#cleanups.push(sync.watch(handle));
 
-    this.#textarea = h('textarea', {
-      rows: 7,
-      spellcheck: false,
-      'aria-label': 'Document text',
-      dataset: { testid: 'doc-text' },
+    this.#editor = new CodeMirrorEditor(provider, {
+      field: 'text',
+      me: options.me,
+      readOnly: !this.#writable(),
+      label: 'Document text',
+      testId: 'doc-text',
     });
     this.#title = h('input', {
       type: 'text',
@@ -77,7 +79,6 @@ export class DocEditor {
     this.#badge = h('span', { class: 'badge', dataset: { testid: 'doc-access' } });
     this.#presence = h('div', { class: 'presence', dataset: { testid: 'doc-presence' } });
     this.#presenceRow = h('div', { class: 'row small muted' }, 'Here now:', this.#presence);
-    const layer = h('div', { class: 'cursor-layer' });
 
     this.element = h(
       'div',
@@ -90,7 +91,7 @@ export class DocEditor {
         h('code', { dataset: { testid: 'doc-id' } }, item.id),
         copyButton(() => item.id, 'Copy id'),
       ),
-      h('div', { class: 'editor' }, this.#textarea, layer),
+      this.#editor.element,
       this.#presenceRow,
       this.#notice.element,
     );
@@ -111,13 +112,12 @@ export class DocEditor {
         });
     });
 
+    // Presence follows the awareness, which is replaced with the doc after a refused edit.
+    this.#stopPresence = watchPresence(provider.awareness, this.#presence, userId);
     this.#cleanups.push(
-      bindHandleText(handle, this.#textarea, 'text', (text) => {
-        this.#cursors?.close();
-        this.#cursors = undefined;
-        this.#cursors = new RemoteCursors(handle.awareness, text, this.#textarea, layer, options.me);
+      provider.on('reset', ({ awareness }) => {
         this.#stopPresence?.();
-        this.#stopPresence = watchPresence(handle.awareness, this.#presence, userId);
+        this.#stopPresence = watchPresence(awareness, this.#presence, userId);
       }),
       onDocChange(handle, showTitle),
       handle.on('permission', ({ access }) => {
@@ -145,10 +145,16 @@ export class DocEditor {
 
   /** Stops syncing this document (it stays in the local store). */
   async close(): Promise<void> {
-    this.#cursors?.close();
+    this.#editor.close();
     this.#stopPresence?.();
     for (const cleanup of this.#cleanups.splice(0)) cleanup();
-    await this.#handle.release();
+    await this.#provider.destroy();
+  }
+
+  /** Until the relay says I may write, a sharee's editor stays read-only: typing that would only be refused is worse than a clear "Read-only". */
+  #writable(): boolean {
+    const view = this.#access();
+    return view === 'owner' || view === 'read-write';
   }
 
   #access(): AccessView {
@@ -167,10 +173,8 @@ export class DocEditor {
     ];
     this.#badge.className = `badge ${tone}`;
     this.element.dataset.access = view;
-    // Until the relay says I may write, a sharee's editor stays read-only: typing that would
-    // only be refused is worse than a clear "Read-only".
-    const writable = view === 'owner' || view === 'read-write';
-    this.#textarea.readOnly = !writable;
+    const writable = this.#writable();
+    this.#editor.setReadOnly(!writable);
     this.#title.readOnly = !writable;
     if (view === 'read') {
       this.#notice.show(
@@ -190,11 +194,12 @@ export class DocEditor {
   }
 
   #onClosed(reason: string): void {
-    this.#cursors?.close();
-    this.#cursors = undefined;
+    // The local copy is gone (revoked): show none of it.
+    this.#editor.close();
+    this.#editor.element.hidden = true;
+    this.#stopPresence?.();
     this.#renderAccess();
-    this.#textarea.value = '';
-    this.#textarea.disabled = true;
+    this.#title.value = '';
     this.#title.disabled = true;
     replaceChildren(this.#presence);
     this.#presenceRow.hidden = true;

@@ -1,5 +1,5 @@
 import { parseBlobId } from '@scopesync/core';
-import { userColor } from '../collab/user-color.ts';
+import { userColor, userColorLight } from '../collab/user-color.ts';
 import { displayName } from '../display-name.ts';
 import { DocList, type DocListItem } from '../doc-list.ts';
 import type { TourContext, TourSection } from '../tour-context.ts';
@@ -63,7 +63,7 @@ export function sharedDocsSection(context: TourContext): TourSection {
       sync: context.sync,
       userId,
       item,
-      me: { name, color: userColor(userId) },
+      me: { name, color: userColor(userId), colorLight: userColorLight(userId) },
       onTitle: (title) => {
         const current = docs.get(id);
         if (current && title && current.title !== title) {

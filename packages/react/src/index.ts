@@ -1,0 +1,10 @@
+export type { ScopeSyncProviderProps } from './client-context.ts';
+export { ScopeSyncProvider, useClient } from './client-context.ts';
+export type { DocState } from './use-doc.ts';
+export { useDoc, useDocSelector } from './use-doc.ts';
+export type { PeerState, PresenceState } from './use-presence.ts';
+export { usePresence } from './use-presence.ts';
+export type { SyncStatusState } from './use-sync-status.ts';
+export { useSyncStatus } from './use-sync-status.ts';
+export type { UserDataState } from './use-user-data.ts';
+export { useUserData } from './use-user-data.ts';
