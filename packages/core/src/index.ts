@@ -48,6 +48,8 @@ export type {
   AuditRecord,
   BlobWrite,
   KeyGrantRecord,
+  MemberListRecord,
+  SignedHeadRecord,
   KeyRecord,
   ObjectListing,
   ObjectPatch,
