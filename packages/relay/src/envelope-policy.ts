@@ -10,7 +10,7 @@ import {
   type RelayStore,
   SyncError,
 } from '@scopesync/core';
-import { ready, verifyEnvelopeSignature } from '@scopesync/crypto';
+import { ready, verifyEnvelopeSignature, verifyMemberListChain } from '@scopesync/crypto';
 import { publicKeyBytes } from './credentials.ts';
 import type { EnvelopeVerifier } from './documents/doc-hub.ts';
 import type {} from './node-webcrypto-types.ts';
@@ -35,7 +35,11 @@ export interface EnvelopePolicyOptions {
  * - that user may write: the owner of a USER_PRIVATE namespace; the owner or a read_write
  *   sharee of an encrypted blob (Forbidden for anyone else, read_only sharees included);
  * - its key epoch is not below the document's minimum (KeyRotated). A snapshot under a newer
- *   epoch — the owner rotating the key — raises the minimum; only the owner may do that.
+ *   epoch — the owner rotating the key — raises the minimum; only the owner may do that;
+ * - an encrypted blob: it is sealed under an (epoch, key id) pair the owner-signed member list
+ *   names (Forbidden otherwise); without a member list only the owner writes; and only the
+ *   owner compacts (snapshots), so a member cannot replace the log with something others
+ *   cannot open.
  *
  * The server runtime is authoritative and holds no signing key: its envelopes are checked for
  * form, signature and document only.
@@ -116,6 +120,10 @@ export function createEnvelopeVerifier(options: EnvelopePolicyOptions): Envelope
       throw error;
     }
 
+    if (address.kind === 'blob') {
+      await checkBlobKey(store, address.blobId, name, owner, caller.userId, header);
+    }
+
     if (header.kind === 'snapshot' && header.epoch > minEpoch && record) {
       if (caller.userId !== owner) {
         throw new SyncError(
@@ -126,6 +134,44 @@ export function createEnvelopeVerifier(options: EnvelopePolicyOptions): Envelope
       await raiseMinEpoch(store, mutex, record, header.epoch);
     }
   };
+}
+
+/**
+ * An encrypted blob's envelope must be under a key its owner signed into the member list, and
+ * only the owner compacts. The chain is verified against the owner's registered key: a list the
+ * store holds but that does not verify names no key at all.
+ */
+async function checkBlobKey(
+  store: RelayStore,
+  blobId: string,
+  docName: string,
+  owner: string,
+  sender: string,
+  header: { kind: string; epoch: number; keyId: string },
+): Promise<void> {
+  if (header.kind === 'snapshot' && sender !== owner) {
+    throw new SyncError('Forbidden', 'only the owner compacts an encrypted blob (a snapshot)');
+  }
+  const stored = await store.listMemberLists(blobId);
+  if (stored.length === 0) {
+    if (sender !== owner) {
+      throw new SyncError('Forbidden', 'the blob has no member list yet: only its owner writes it');
+    }
+    return;
+  }
+  const ownerKey = publicKeyBytes((await store.getUser(owner))?.signPk ?? null);
+  if (!ownerKey) throw new SyncError('Forbidden', `no signing key is registered for the owner ${owner}`);
+  const chain = verifyMemberListChain(
+    stored.map((l) => l.list),
+    ownerKey,
+    docName,
+  );
+  if (!chain.some((l) => l.epoch === header.epoch && l.keyId === header.keyId)) {
+    throw new SyncError(
+      'Forbidden',
+      `the envelope is under key ${header.keyId} at epoch ${header.epoch}, which the owner's member list does not name`,
+    );
+  }
 }
 
 /**
