@@ -1,0 +1,33 @@
+import { exportRecoveryPhrase, generateRootSeed, ready } from '@scopesync/crypto';
+import { afterEach, expect, it, vi } from 'vitest';
+import { cleanUp, openDevice, startScannedRelay } from './e2e-encryption-harness.ts';
+afterEach(cleanUp);
+it('dbg', async () => {
+  await ready();
+  const relay = await startScannedRelay();
+  const mk = async (n: string) => {
+    const { key, userId } = await relay.user(n);
+    const d = await openDevice(relay.url, { apiKey: key, recoveryPhrase: await exportRecoveryPhrase(generateRootSeed()) });
+    await d.client.encryption.ready();
+    d.client.on('error', (e) => console.log(n, 'client error', e.kind, e.message));
+    d.client.on('tamper', (e) => console.log(n, 'tamper', e));
+    return { ...d, userId };
+  };
+  const ada = await mk('ada');
+  const bob = await mk('bob');
+  const a = ada.client.blobs.open('plans', { encrypted: true });
+  a.on('error', (e) => console.log('a err', e.kind, e.message));
+  await a.whenSynced;
+  await a.transact((d) => d.getText('t').insert(0, 'hello'));
+  await a.whenAcked();
+  console.log('acked');
+  await ada.client.blobs.share('plans', bob.userId, 'read_write');
+  console.log('shared');
+  const b = bob.client.blobs.open('plans', { encrypted: true });
+  b.on('error', (e) => console.log('b err', e.kind, e.message));
+  await b.whenSynced;
+  console.log('b synced', b.doc.getText('t').toString());
+  await b.transact((d) => d.getText('t').insert(5, ' bob'));
+  await b.whenAcked();
+  await vi.waitFor(() => expect(a.doc.getText('t').toString()).toBe('hello bob'));
+}, 20000);
