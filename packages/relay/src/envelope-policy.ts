@@ -47,6 +47,7 @@ export interface EnvelopePolicyOptions {
 export function createEnvelopeVerifier(options: EnvelopePolicyOptions): EnvelopeVerifier {
   const { store } = options;
   const mutex = options.mutex ?? new KeyedMutex();
+  const chains = new ChainCache();
 
   return async (name: DocName, caller: Caller, envelope: Uint8Array): Promise<void> => {
     await ready();
@@ -121,7 +122,7 @@ export function createEnvelopeVerifier(options: EnvelopePolicyOptions): Envelope
     }
 
     if (address.kind === 'blob') {
-      await checkBlobKey(store, address.blobId, name, owner, caller.userId, header);
+      await checkBlobKey(store, chains, address.blobId, name, owner, caller.userId, header);
     }
 
     if (header.kind === 'snapshot' && header.epoch > minEpoch && record) {
@@ -143,6 +144,7 @@ export function createEnvelopeVerifier(options: EnvelopePolicyOptions): Envelope
  */
 async function checkBlobKey(
   store: RelayStore,
+  chains: ChainCache,
   blobId: string,
   docName: string,
   owner: string,
@@ -161,12 +163,12 @@ async function checkBlobKey(
   }
   const ownerKey = publicKeyBytes((await store.getUser(owner))?.signPk ?? null);
   if (!ownerKey) throw new SyncError('Forbidden', `no signing key is registered for the owner ${owner}`);
-  const chain = verifyMemberListChain(
-    stored.map((l) => l.list),
-    ownerKey,
+  const pairs = chains.pairs(
     docName,
+    ownerKey,
+    stored.map((l) => l.list),
   );
-  if (!chain.some((l) => l.epoch === header.epoch && l.keyId === header.keyId)) {
+  if (!pairs.has(`${header.epoch}:${header.keyId}`)) {
     throw new SyncError(
       'Forbidden',
       `the envelope is under key ${header.keyId} at epoch ${header.epoch}, which the owner's member list does not name`,
@@ -189,6 +191,33 @@ async function raiseMinEpoch(
     const current = await store.getObject(record.name);
     if (current && epoch > current.minEpoch) await store.updateObject(record.name, { minEpoch: epoch });
   });
+}
+
+/**
+ * The (epoch, key id) pairs of verified member list chains, by blob: a chain is verified once
+ * (an Ed25519 check per version) and again only when a version is added or the owner key or
+ * any stored version differs from what was verified.
+ */
+class ChainCache {
+  readonly #verified = new Map<string, { ownerKey: Uint8Array; lists: Uint8Array[]; pairs: Set<string> }>();
+
+  pairs(docName: string, ownerKey: Uint8Array, lists: Uint8Array[]): Set<string> {
+    const cached = this.#verified.get(docName);
+    if (
+      cached &&
+      sameBytes(cached.ownerKey, ownerKey) &&
+      cached.lists.length === lists.length &&
+      cached.lists.every((list, i) => sameBytes(list, lists[i] as Uint8Array))
+    ) {
+      return cached.pairs;
+    }
+    const pairs = new Set(
+      verifyMemberListChain(lists, ownerKey, docName).map((l) => `${l.epoch}:${l.keyId}`),
+    );
+    if (this.#verified.size > 10_000) this.#verified.clear();
+    this.#verified.set(docName, { ownerKey, lists, pairs });
+    return pairs;
+  }
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
