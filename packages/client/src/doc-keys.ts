@@ -125,8 +125,13 @@ export class DocKeys implements DocCipher {
       keyring.add(unwrapDocKey(ctx.identity.kek, address.name, wrapped));
     const keys = new DocKeys(ctx, address, keyring, stored);
     if (keys.#lists.length > 0 && keys.#owner !== undefined) {
-      // Verified when stored; verified again against the owner key pinned now.
-      keys.#chain = verifyMemberListChain(keys.#lists, await keys.#ownerSignKey(keys.#owner), address.name);
+      // Verified when stored; verified again against the owner key pinned here (no network: this
+      // works offline).
+      const ownerKey =
+        keys.#owner === ctx.userId
+          ? ctx.identity.signPublicKey
+          : (await ctx.trust.pinned(keys.#owner))?.signPublicKey;
+      if (ownerKey) keys.#chain = verifyMemberListChain(keys.#lists, ownerKey, address.name);
     }
     if (keyring.keys().length > 0) return keys;
 
@@ -290,6 +295,10 @@ export class DocKeys implements DocCipher {
   #isWriter(authorKey: Uint8Array, userId: UserId | undefined, header: EnvelopeHeader): boolean {
     const { identity } = this.#ctx;
     if (this.address.kind === 'doc') return sameBytes(authorKey, identity.signPublicKey);
+    if (this.#chain.length === 0) {
+      // Our own new blob, before its first member list: only we write it.
+      return this.isOwner && sameBytes(authorKey, identity.signPublicKey);
+    }
     const list = this.#listFor(header);
     if (!list) return false;
     if (sameBytes(authorKey, list.ownerKey)) return userId === undefined || userId === list.ownerId;
