@@ -76,6 +76,15 @@ export class DocHistory {
     return { parent: this.#snapshot, clock: this.clock() };
   }
 
+  /**
+   * What this device has read of the other streams: published in its signed head. Its own
+   * stream is left out, as its last envelopes may still wait in the outbox; the members who read
+   * them vouch for them.
+   */
+  readClock(): StreamHead[] {
+    return [...this.#heads.values()];
+  }
+
   /** Every stream's mark, this device's own included. */
   clock(): StreamHead[] {
     const own: StreamHead[] =

@@ -545,7 +545,7 @@ export class DocKeys implements DocCipher {
         {
           memberListVersion: this.#chain.length,
           snapshot: this.#history.snapshot,
-          clock: this.#history.clock(),
+          clock: this.#history.readClock(),
         },
       ),
     );
