@@ -57,8 +57,6 @@ interface StoredDocKeys {
   readonly owner?: string | undefined;
   /** A blob's member list, every version as signed by the owner (verified), oldest first. */
   readonly lists?: Uint8Array[] | undefined;
-  /** The doc's history: this device's stream and every other stream's high-water mark. */
-  readonly history?: StoredHistory | undefined;
 }
 
 const slot = (key: { epoch: number; id: string }): string => `${key.epoch}:${key.id}`;
@@ -100,6 +98,7 @@ export class DocKeys implements DocCipher {
     address: Address,
     keyring: MemoryDocKeyring,
     stored: StoredDocKeys | undefined,
+    history: StoredHistory | undefined,
   ) {
     this.#ctx = ctx;
     this.address = address;
@@ -108,7 +107,7 @@ export class DocKeys implements DocCipher {
     this.#uploaded = new Set(stored?.uploaded ?? []);
     this.#owner = address.kind === 'doc' ? address.namespace : stored?.owner;
     this.#lists = stored?.lists ?? [];
-    this.#history = new DocHistory(stored?.history, ctx.identity.signPublicKey);
+    this.#history = new DocHistory(history, ctx.identity.signPublicKey);
   }
 
   /**
@@ -123,7 +122,8 @@ export class DocKeys implements DocCipher {
     const keyring = new MemoryDocKeyring([], { minEpoch: stored?.minEpoch ?? 0 });
     for (const wrapped of stored?.wrapped ?? [])
       keyring.add(unwrapDocKey(ctx.identity.kek, address.name, wrapped));
-    const keys = new DocKeys(ctx, address, keyring, stored);
+    const history = await ctx.kv.get<StoredHistory>(KV_TABLES.keys, historyKey(address.name));
+    const keys = new DocKeys(ctx, address, keyring, stored, history);
     if (keys.#lists.length > 0 && keys.#owner !== undefined) {
       // Verified when stored; verified again against the owner key pinned here (no network: this
       // works offline).
@@ -223,9 +223,11 @@ export class DocKeys implements DocCipher {
         ? this.#history.observeSnapshot(opened.header, envelope)
         : this.#history.observe(opened.header, envelope);
     this.#report(finding);
-    if (opened.kind === 'snapshot' && opened.epoch > this.keyring.minEpoch)
+    if (opened.kind === 'snapshot' && opened.epoch > this.keyring.minEpoch) {
       this.keyring.requireEpoch(opened.epoch);
-    await this.persist();
+      await this.persist();
+    }
+    await this.#persistHistory();
     return opened.plaintext;
   }
 
@@ -283,7 +285,7 @@ export class DocKeys implements DocCipher {
     if (chain) this.#history.sealed(envelope, chain);
     else this.#history.sealedSnapshot(envelope);
     // Persisted before the envelope leaves: a counter must never be used twice.
-    await this.persist();
+    await this.#persistHistory();
     return envelope;
   }
 
@@ -658,6 +660,11 @@ export class DocKeys implements DocCipher {
     await this.persist();
   }
 
+  /** Writes the doc's history marks (public values, small: on every envelope sealed or read). */
+  async #persistHistory(): Promise<void> {
+    await this.#ctx.kv.put(KV_TABLES.keys, historyKey(this.docName), this.#history.toStored());
+  }
+
   /** Writes the keys (wrapped under the KEK) and what this device knows about them. */
   async persist(): Promise<void> {
     const { kek } = this.#ctx.identity;
@@ -668,7 +675,6 @@ export class DocKeys implements DocCipher {
       uploaded: [...this.#uploaded],
       ...(this.#owner === undefined ? {} : { owner: this.#owner }),
       lists: this.#lists,
-      history: this.#history.toStored(),
     };
     await this.#ctx.kv.put(KV_TABLES.keys, recordKey(this.docName), record);
   }
@@ -677,6 +683,10 @@ export class DocKeys implements DocCipher {
 /** True when this device holds keys for `docName` (an encrypted doc it has opened before). */
 export async function hasDocKeys(kv: KeyValueStore, docName: string): Promise<boolean> {
   return (await kv.get(KV_TABLES.keys, recordKey(docName))) !== undefined;
+}
+
+function historyKey(docName: string): string {
+  return `history:${docName}`;
 }
 
 function recordKey(docName: string): string {
