@@ -292,6 +292,36 @@ describe('attack 2: planted keys, grants and writers', () => {
   });
 });
 
+describe('attack 2/5: an old member list served after a revocation', () => {
+  it('a member who saw the newer list refuses the older one the relay serves instead', async () => {
+    const { relay, hostile } = await setUp();
+    const ada = await member(relay, hostile, 'ada');
+    const bob = await member(relay, hostile, 'bob');
+    const cy = await member(relay, hostile, 'cy');
+    const a = open(ada, 'room');
+    await append(a, 'one ');
+    await ada.client.blobs.share('room', bob.userId, 'read_write');
+    await ada.client.blobs.share('room', cy.userId, 'read_write');
+    const b = open(bob, 'room');
+    await b.whenSynced;
+    // The relay remembers the list as bob first saw it (cy still a member, the first key).
+    const seen = (await relay.api('GET', '/blob/room/members', { key: bob.apiKey })).json as {
+      lists: string[];
+    };
+    await ada.client.blobs.revoke('room', cy.userId);
+    hostile.hooks.http = (request, answer) =>
+      request.method === 'GET' &&
+      request.path.startsWith('/blob/room/members') &&
+      request.apiKey === bob.apiKey
+        ? withJson(answer, { blob_id: 'room', lists: seen.lists.slice(0, 2) })
+        : answer;
+    // The rotation's snapshot names a key bob cannot vouch for without the newer list.
+    await append(a, 'two');
+    await vi.waitFor(() => expect(bob.tamper.map((t) => t.kind)).toContain('rollback'));
+    expect(text(b)).not.toContain('two');
+  });
+});
+
 describe('attack 3: a reader promoted to writer', () => {
   it('a read_only member’s envelope is refused by the other members whatever the relay’s share list says', async () => {
     const { relay, hostile } = await setUp();
