@@ -93,7 +93,7 @@ describe('encrypted blobs', () => {
     });
     // A modified client of the read_only sharee, sealing with the key it was granted: refused.
     const cyKeys = await cy.client.encryption.docKeys('blob/plans');
-    const forged = cyKeys.seal(Y.encodeStateAsUpdate(new Y.Doc()));
+    const forged = await cyKeys.seal(Y.encodeStateAsUpdate(new Y.Doc()));
     expect(await rawSend(relay.wsUrl, cy.apiKey, 'blob/plans', forged)).toMatchObject({
       type: 'error',
       kind: 'Forbidden',
@@ -193,7 +193,7 @@ describe('encrypted blobs', () => {
     }
     // The revoked user is refused outright.
     await expect(
-      rawSend(relay.wsUrl, bob.apiKey, 'blob/board', bobKeys.seal(Y.encodeStateAsUpdate(new Y.Doc()))),
+      rawSend(relay.wsUrl, bob.apiKey, 'blob/board', await bobKeys.seal(Y.encodeStateAsUpdate(new Y.Doc()))),
     ).rejects.toThrow(/no access/);
 
     await Promise.all([a.whenStored(), c.whenStored()]);

@@ -6,6 +6,7 @@ import {
   generateRootSeed,
   MemoryDocKeyring,
   ready,
+  signMemberList,
 } from '@scopesync/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -109,6 +110,35 @@ function update(field: string, value: string): Uint8Array {
   const doc = new Y.Doc();
   doc.getMap('data').set(field, value);
   return Y.encodeStateAsUpdate(doc);
+}
+
+/** The owner signs the next version of the blob's member list and stores it on the relay. */
+async function publishMembers(
+  owner: Device,
+  blobId: string,
+  previous: Uint8Array | undefined,
+  key: { epoch: number; id: string },
+  members: readonly { device: Device; level: 'read_only' | 'read_write' }[],
+): Promise<Uint8Array> {
+  const list = signMemberList({
+    docName: `blob/${blobId}`,
+    previous,
+    owner: { userId: owner.userId, ...owner.identity },
+    epoch: key.epoch,
+    keyId: key.id,
+    members: members.map(({ device, level }) => ({
+      userId: device.userId,
+      level,
+      signPublicKey: device.identity.signPublicKey,
+      boxPublicKey: device.identity.boxPublicKey,
+    })),
+  });
+  const put = await api('PUT', `/blob/${enc(blobId)}/members`, {
+    key: owner.key,
+    body: { list: Buffer.from(list).toString('base64url') },
+  });
+  expect(put.status).toBe(200);
+  return list;
 }
 
 function cipherFor(
@@ -230,6 +260,7 @@ describe('encrypted blobs', () => {
   const blobId = 'shared-plan';
   const name = `blob/${blobId}`;
   let ownerKeys: MemoryDocKeyring;
+  let firstList: Uint8Array;
 
   beforeAll(async () => {
     owner = await register('owner');
@@ -253,6 +284,11 @@ describe('encrypted blobs', () => {
       });
       expect(shared.status).toBe(200);
     }
+    // The owner-signed member list: who writes, and under which key.
+    firstList = await publishMembers(owner, blobId, undefined, ownerKeys.current(), [
+      { device: writer, level: 'read_write' },
+      { device: reader, level: 'read_only' },
+    ]);
   });
 
   it('marks the blob encrypted and refuses the plaintext channel for it', async () => {
@@ -325,6 +361,10 @@ describe('encrypted blobs', () => {
     const head = (await readLog(owner, name)).at(-1)?.seq as number;
     const rotated = ownerKeys.rotate();
     expect(rotated.epoch).toBe(2);
+    await publishMembers(owner, blobId, firstList, rotated, [
+      { device: writer, level: 'read_write' },
+      { device: reader, level: 'read_only' },
+    ]);
     const snapshot = cipherFor(owner, name, ownerKeys).sealSnapshot(update('v', 'rotated'));
     expect(await ownerMux.write(name, snapshot, head)).toMatchObject({ type: 'ack', seq: head });
     ownerMux.close();

@@ -85,6 +85,17 @@ describe('the product tour in a browser', () => {
     expect(userB).not.toBe(userA);
   });
 
+  it('shows both people the same safety number for their keys', async () => {
+    await byTestId(pageA, 'safety-user').fill(userB);
+    await byTestId(pageA, 'safety-compare').click();
+    await byTestId(pageB, 'safety-user').fill(userA);
+    await byTestId(pageB, 'safety-compare').click();
+    await poll(() => byTestId(pageA, 'safety-number').textContent()).toMatch(/^\d{5}( \d{5}){5}$/);
+    const seenByA = await byTestId(pageA, 'safety-number').textContent();
+    await poll(() => byTestId(pageB, 'safety-number').textContent()).toBe(seenByA);
+    await screenshot(pageA, '02b-safety-number');
+  });
+
   it('publishes a profile anyone can look up by user id', async () => {
     await openSection(pageA, 'profile');
     await byTestId(pageA, 'profile-name').fill('Ada Lovelace');

@@ -88,7 +88,7 @@ export class Blobs {
       }
       headers['if-match'] = String(options.ifVersion);
     }
-    const body = options.encrypted ? await (await this.#ctx.cipher(address.name)).seal(bytes) : bytes;
+    const body = options.encrypted ? await this.#sealRaw(address.name, bytes, options.ifVersion) : bytes;
     // Created end-to-end encrypted: the relay then refuses it as a plaintext doc.
     if (options.encrypted) headers['x-scopesync-encrypted'] = '1';
     const meta = await this.#ctx.http.json<RawBlobMeta>({
@@ -109,12 +109,19 @@ export class Blobs {
     const response = await this.#ctx.http.send({ method: 'GET', path: `/blob/${segment(id)}` });
     const data = new Uint8Array(await response.arrayBuffer());
     let bytes: Uint8Array = data;
+    const version = parseEtag(response.headers.get('etag'));
     if (options.encrypted) {
-      const cipher = await this.#ctx.cipher(address.name);
-      // From the relay: checked as strictly as a synced envelope (writer allowed, epoch floor).
-      bytes = await (cipher.openFromRelay ? cipher.openFromRelay(data) : cipher.open(data));
+      const encryption = this.#ctx.builtIn();
+      if (encryption) {
+        // From the relay: checked as strictly as a synced envelope (a writer the signed member
+        // list names, a listed key, the epoch floor), as raw bytes, at the version served.
+        bytes = await (await encryption.docKeys(address.name)).openRaw(data, version);
+      } else {
+        const cipher = await this.#ctx.cipher(address.name);
+        bytes = await (cipher.openFromRelay ? cipher.openFromRelay(data) : cipher.open(data));
+      }
     }
-    return { bytes, version: parseEtag(response.headers.get('etag')) };
+    return { bytes, version };
   }
 
   /** A raw blob's metadata. */
@@ -167,7 +174,7 @@ export class Blobs {
   async revoke(id: string, userId: string, options: BlobShareOptions = {}): Promise<void> {
     blobAddress(id);
     await this.#ctx.http.send({ method: 'DELETE', path: `/share/${segment(id)}/${segment(userId)}` });
-    if (await this.#encryptionFor(id, options)) await this.rotateKey(id);
+    if (await this.#encryptionFor(id, options)) await this.#rotate(id, userId);
   }
 
   /**
@@ -177,6 +184,11 @@ export class Blobs {
    * (offline), or to rotate on a schedule.
    */
   async rotateKey(id: string): Promise<void> {
+    await this.#rotate(id, undefined);
+  }
+
+  /** Rotates the key; `remove` leaves the signed member list (a revoked member) first. */
+  async #rotate(id: string, remove: string | undefined): Promise<void> {
     const address = blobAddress(id);
     const encryption = this.#ctx.builtIn();
     if (!encryption)
@@ -187,12 +199,22 @@ export class Blobs {
       await handle.whenSynced;
       await handle.whenAcked();
       const keys = await encryption.docKeys(address.name);
-      await keys.rotate();
+      await keys.rotate({ remove });
       await handle.replaceBySnapshot();
       await keys.requireCurrentEpoch();
     } finally {
       await handle.release();
     }
+  }
+
+  /** Raw bytes sealed as kind `raw` (the built-in cipher) naming the version this write makes when known. */
+  async #sealRaw(docName: string, bytes: Uint8Array, ifVersion: number | undefined): Promise<Uint8Array> {
+    const encryption = this.#ctx.builtIn();
+    if (!encryption) return (await this.#ctx.cipher(docName)).seal(bytes);
+    return (await encryption.docKeys(docName)).sealRaw(
+      bytes,
+      ifVersion === undefined || ifVersion === 0 ? 0 : ifVersion + 1,
+    );
   }
 
   /** The built-in encryption when blob `id` is end-to-end encrypted (and the client uses it). */

@@ -28,6 +28,8 @@ export interface DocHandleContext {
   prepareSend(): Promise<void>;
   /** The relay stored one of our envelopes (encrypted docs). */
   afterAck(): Promise<void>;
+  /** The doc caught up with the relay (encrypted docs): compare signed heads with the other members. */
+  afterSynced(): Promise<void>;
   /** Fetches document keys the relay holds for us (a rotation happened). */
   refreshKeys(): Promise<void>;
   /** Seals a whole-state snapshot (encrypted docs only). */

@@ -2,8 +2,9 @@ import { MemoryKeyValueStore, SyncError } from '@scopesync/core';
 import { createDocKey, deriveIdentity, generateRootSeed, ready, sealEnvelope } from '@scopesync/crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import { DocKeys } from './doc-keys.ts';
+import { DocKeys, type DocKeysContext } from './doc-keys.ts';
 import type { KeyApi, StoredGrant } from './key-api.ts';
+import { Trust } from './trust.ts';
 
 const ME = 'user_00000000000000a1';
 const OTHER = 'user_00000000000000b2';
@@ -14,6 +15,7 @@ beforeAll(() => ready());
 function fakeApi() {
   const docKeys = new Map<string, Uint8Array[]>();
   const grants = new Map<string, StoredGrant[]>();
+  const lists = new Map<string, Uint8Array[]>();
   const calls = { docKeys: 0, putDocKey: 0 };
   const state = { offline: false };
   const online = (): void => {
@@ -50,8 +52,40 @@ function fakeApi() {
       online();
       return undefined;
     },
+    async memberLists(blobId: string) {
+      online();
+      return lists.get(blobId) ?? [];
+    },
+    async putMemberList(blobId: string, list: Uint8Array) {
+      online();
+      lists.set(blobId, [...(lists.get(blobId) ?? []), list]);
+    },
+    async heads() {
+      online();
+      return [];
+    },
+    async putHead() {
+      online();
+    },
   };
   return { api: api as unknown as KeyApi, calls, state };
+}
+
+/** A DocKeys context for `identity` as user ME on its own store. */
+function context(
+  api: KeyApi,
+  identity: ReturnType<typeof deriveIdentity>,
+  kv = new MemoryKeyValueStore(),
+): DocKeysContext {
+  const trust = new Trust({
+    kv,
+    api,
+    self: async () => ({
+      userId: ME,
+      keys: { signPublicKey: identity.signPublicKey, boxPublicKey: identity.boxPublicKey },
+    }),
+  });
+  return { kv, api, identity, userId: ME, trust };
 }
 
 function update(text: string): Uint8Array {
@@ -72,11 +106,11 @@ describe('DocKeys', () => {
   it('a private doc: a second device of the user fetches the key the first one uploaded', async () => {
     const { api } = fakeApi();
     const identity = deriveIdentity(generateRootSeed());
-    const laptop = await DocKeys.load({ kv: new MemoryKeyValueStore(), api, identity, userId: ME }, name);
+    const laptop = await DocKeys.load(context(api, identity), name);
     expect(await laptop.upload()).toBe(true);
-    const envelope = laptop.seal(update('hello'));
+    const envelope = await laptop.seal(update('hello'));
 
-    const phone = await DocKeys.load({ kv: new MemoryKeyValueStore(), api, identity, userId: ME }, name);
+    const phone = await DocKeys.load(context(api, identity), name);
     expect(textOf(await phone.openFromRelay(envelope))).toBe('hello');
     expect(phone.keyring.current().id).toBe(laptop.keyring.current().id);
   });
@@ -84,12 +118,12 @@ describe('DocKeys', () => {
   it('offline, a new doc gets its own key; the other device fetches it when it meets an envelope under it', async () => {
     const { api, state } = fakeApi();
     const identity = deriveIdentity(generateRootSeed());
-    const online = await DocKeys.load({ kv: new MemoryKeyValueStore(), api, identity, userId: ME }, name);
+    const online = await DocKeys.load(context(api, identity), name);
     await online.upload();
     state.offline = true;
-    const offline = await DocKeys.load({ kv: new MemoryKeyValueStore(), api, identity, userId: ME }, name);
+    const offline = await DocKeys.load(context(api, identity), name);
     expect(offline.keyring.current().id).not.toBe(online.keyring.current().id);
-    const envelope = offline.seal(update('written offline'));
+    const envelope = await offline.seal(update('written offline'));
     state.offline = false;
     await offline.upload();
     expect(textOf(await online.openFromRelay(envelope))).toBe('written offline');
@@ -98,7 +132,7 @@ describe('DocKeys', () => {
   it('refuses from the relay what another author signed; asks the relay for a missing key only once', async () => {
     const { api, calls } = fakeApi();
     const identity = deriveIdentity(generateRootSeed());
-    const keys = await DocKeys.load({ kv: new MemoryKeyValueStore(), api, identity, userId: ME }, name);
+    const keys = await DocKeys.load(context(api, identity), name);
     const stranger = deriveIdentity(generateRootSeed());
     const forged = sealEnvelope({
       docName: name,
@@ -124,18 +158,19 @@ describe('DocKeys', () => {
     const { api } = fakeApi();
     const identity = deriveIdentity(generateRootSeed());
     const kv = new MemoryKeyValueStore();
-    const blob = await DocKeys.load({ kv, api, identity, userId: ME }, 'blob/deck');
+    const blob = await DocKeys.load(context(api, identity, kv), 'blob/deck');
     const first = blob.keyring.current();
-    const oldEnvelope = blob.seal(update('old'));
+    const oldEnvelope = await blob.seal(update('old'));
+    await blob.upload(); // the blob exists: its signed member list names the first key
     await blob.rotate();
-    const snapshot = blob.sealSnapshot(update('state'));
+    const snapshot = await blob.sealSnapshot(update('state'));
     expect(textOf(await blob.openFromRelay(snapshot))).toBe('state');
     expect(blob.keyring.minEpoch).toBe(2);
     await expect(blob.openFromRelay(oldEnvelope)).rejects.toMatchObject({ kind: 'Conflict' });
     // What this device stored itself still opens (it was checked when it arrived).
     expect(textOf(await blob.open(oldEnvelope))).toBe('old');
 
-    const reloaded = await DocKeys.load({ kv, api, identity, userId: ME }, 'blob/deck');
+    const reloaded = await DocKeys.load(context(api, identity, kv), 'blob/deck');
     expect(reloaded.keyring.minEpoch).toBe(2);
     expect(reloaded.keyring.get(first.id, first.epoch)).toBeDefined();
     await expect(reloaded.openFromRelay(oldEnvelope)).rejects.toMatchObject({ kind: 'Conflict' });
@@ -145,7 +180,7 @@ describe('DocKeys', () => {
     const { api } = fakeApi();
     const identity = deriveIdentity(generateRootSeed());
     const kv = new MemoryKeyValueStore();
-    const keys = await DocKeys.load({ kv, api, identity, userId: ME }, name);
+    const keys = await DocKeys.load(context(api, identity, kv), name);
     const raw = keys.keyring.current().bytes;
     const stored = JSON.stringify(await kv.list('keys'), (_k, v) => (v instanceof Uint8Array ? [...v] : v));
     expect(stored).toContain('"wrapped"');

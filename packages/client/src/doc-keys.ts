@@ -10,20 +10,30 @@ import {
   type Identity as CryptoIdentity,
   createDocKey,
   type DocKey,
+  type EnvelopeHeader,
+  type EnvelopeKind,
+  type Member,
+  type MemberList,
   MemoryDocKeyring,
   openEnvelope,
   openGrant,
   readEnvelopeHeader,
   sealEnvelope,
   sealGrant,
+  signHead,
+  signMemberList,
   unwrapDocKey,
+  verifyHead,
+  verifyMemberListChain,
   wrapDocKey,
 } from '@scopesync/crypto';
 import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
 import type { DocCipher } from './doc-cipher.ts';
+import { DocHistory, type HistoryFinding, type StoredHistory } from './doc-history.ts';
 import { docKeyRecord as recordKey } from './doc-key-record.ts';
 import type { KeyApi } from './key-api.ts';
+import type { Trust } from './trust.ts';
 
 /** What {@link DocKeys} needs from the client's encryption. */
 export interface DocKeysContext {
@@ -31,6 +41,8 @@ export interface DocKeysContext {
   readonly api: KeyApi;
   readonly identity: CryptoIdentity;
   readonly userId: string;
+  /** Pinned keys of other users, and where tamper evidence is reported. */
+  readonly trust: Trust;
 }
 
 /** A document's keys as stored on this device (table `keys`, record `doc:<name>`). */
@@ -44,11 +56,8 @@ interface StoredDocKeys {
   readonly uploaded: string[];
   /** A blob's owner, once known. */
   readonly owner?: string | undefined;
-}
-
-interface Writer {
-  readonly userId: string;
-  readonly signPublicKey: Uint8Array;
+  /** A blob's member list, every version as signed by the owner (verified), oldest first. */
+  readonly lists?: Uint8Array[] | undefined;
 }
 
 const slot = (key: { epoch: number; id: string }): string => `${key.epoch}:${key.id}`;
@@ -74,16 +83,23 @@ export class DocKeys implements DocCipher {
   readonly #ctx: DocKeysContext;
   readonly #uploaded: Set<string>;
   #owner: string | undefined;
-  #writers: Writer[] | undefined;
+  /** A blob's member list versions (bytes, and verified content), oldest first. */
+  #lists: Uint8Array[];
+  #chain: MemberList[] = [];
+  readonly #history: DocHistory;
   /** Key slots a relay refresh did not find: not asked for again in this session. */
   readonly #missing = new Set<string>();
+  /** Authors and key pairs a member list refresh did not vouch for: not asked for again in this session. */
+  readonly #unvouched = new Set<string>();
   #refreshing: Promise<boolean> | undefined;
+  #refreshingMembers: Promise<void> | undefined;
 
   private constructor(
     ctx: DocKeysContext,
     address: Address,
     keyring: MemoryDocKeyring,
     stored: StoredDocKeys | undefined,
+    history: StoredHistory | undefined,
   ) {
     this.#ctx = ctx;
     this.address = address;
@@ -91,6 +107,8 @@ export class DocKeys implements DocCipher {
     this.keyring = keyring;
     this.#uploaded = new Set(stored?.uploaded ?? []);
     this.#owner = address.kind === 'doc' ? address.namespace : stored?.owner;
+    this.#lists = stored?.lists ?? [];
+    this.#history = new DocHistory(history, ctx.identity.signPublicKey);
   }
 
   /**
@@ -105,7 +123,17 @@ export class DocKeys implements DocCipher {
     const keyring = new MemoryDocKeyring([], { minEpoch: stored?.minEpoch ?? 0 });
     for (const wrapped of stored?.wrapped ?? [])
       keyring.add(unwrapDocKey(ctx.identity.kek, address.name, wrapped));
-    const keys = new DocKeys(ctx, address, keyring, stored);
+    const history = await ctx.kv.get<StoredHistory>(KV_TABLES.keys, historyKey(address.name));
+    const keys = new DocKeys(ctx, address, keyring, stored, history);
+    if (keys.#lists.length > 0 && keys.#owner !== undefined) {
+      // Verified when stored; verified again against the owner key pinned here (no network: this
+      // works offline).
+      const ownerKey =
+        keys.#owner === ctx.userId
+          ? ctx.identity.signPublicKey
+          : (await ctx.trust.pinned(keys.#owner))?.signPublicKey;
+      if (ownerKey) keys.#chain = verifyMemberListChain(keys.#lists, ownerKey, address.name);
+    }
     if (keyring.keys().length > 0) return keys;
 
     let offline = false;
@@ -144,19 +172,27 @@ export class DocKeys implements DocCipher {
 
   // ---------------------------------------------------------------- DocCipher
 
-  /** Seals a Yjs update under the current key, signed by this user. */
-  seal(update: Uint8Array): Uint8Array {
+  /** Seals a Yjs update under the current key, signed by this user, next in this device's stream. */
+  seal(update: Uint8Array): Promise<Uint8Array> {
     return this.#seal(update, 'update');
   }
 
-  /** Seals a whole-state update as a snapshot envelope. */
-  sealSnapshot(stateUpdate: Uint8Array): Uint8Array {
+  /** Seals a whole-state update as a snapshot envelope committing to the history it covers. */
+  sealSnapshot(stateUpdate: Uint8Array): Promise<Uint8Array> {
     return this.#seal(stateUpdate, 'snapshot');
   }
 
   /**
+   * Seals raw blob bytes (kind `raw`, bound into the AD), naming the blob version this write
+   * makes when known (`ifVersion + 1`), so readers can tell an old version served as new.
+   */
+  sealRaw(bytes: Uint8Array, blobVersion = 0): Promise<Uint8Array> {
+    return this.#seal(bytes, 'raw', blobVersion);
+  }
+
+  /**
    * Opens an envelope this device stored itself (its local log): the signature and the
-   * ciphertext are checked, the author and epoch were checked when it arrived.
+   * ciphertext are checked, the author, epoch and history were checked when it arrived.
    */
   async open(envelope: Uint8Array): Promise<Uint8Array> {
     const header = readEnvelopeHeader(envelope);
@@ -169,52 +205,136 @@ export class DocKeys implements DocCipher {
   }
 
   /**
-   * Opens an envelope received from the relay, strictly: sealed for this doc, signed by a
-   * member allowed to write it (USER_PRIVATE: this user; a blob: its owner or a read_write
-   * sharee), under a key this user holds (fetched from the relay when new) at an epoch not
-   * below the floor. A snapshot under a newer epoch (a rotation) raises the floor. Throws the
-   * SyncError of the first check that fails; Unavailable when a key could not be fetched.
+   * Opens a Yjs log entry or snapshot received from the relay, strictly: sealed for this doc as
+   * a log entry (not raw bytes), signed by a member the owner-signed member list makes a writer
+   * (USER_PRIVATE: this user), under a key pair that list names and this user holds, at an
+   * epoch not below the floor, and next in its author's history (a replay, fork or rollback is
+   * refused; a gap is reported). A blob's snapshot must come from its owner. A snapshot under a
+   * newer epoch (a rotation) raises the floor. Throws the SyncError of the first check that
+   * fails; Unavailable when a key could not be fetched.
    */
   async openFromRelay(envelope: Uint8Array): Promise<Uint8Array> {
     const header = readEnvelopeHeader(envelope);
-    if (!this.keyring.get(header.keyId, header.epoch)) await this.#refreshFor(header);
-    if (this.address.kind === 'blob' && !this.#isWriter(header.authorKey, header.userId)) {
-      await this.refreshWriters();
+    if (header.kind === 'raw') {
+      throw new SyncError('Forbidden', 'raw blob bytes are not an entry of the document log');
     }
-    const opened = openEnvelope(envelope, {
-      docName: this.docName,
-      keys: (id, epoch) => this.keyring.get(id, epoch),
-      isAuthorAllowed: (key, userId) => this.#isWriter(key, userId),
-      minEpoch: this.keyring.minEpoch,
-    });
+    const opened = await this.#openChecked(envelope, header);
+    const finding =
+      opened.kind === 'snapshot'
+        ? this.#history.observeSnapshot(opened.header, envelope)
+        : this.#history.observe(opened.header, envelope);
+    this.#report(finding);
     if (opened.kind === 'snapshot' && opened.epoch > this.keyring.minEpoch) {
       this.keyring.requireEpoch(opened.epoch);
       await this.persist();
     }
+    await this.#persistHistory();
     return opened.plaintext;
   }
 
-  #seal(plaintext: Uint8Array, kind: 'update' | 'snapshot'): Uint8Array {
+  /**
+   * Opens raw blob bytes read from the relay, as strictly as a log entry, and only as raw bytes
+   * (a log entry served as the blob is refused). When the author named the version and the relay
+   * reports another, the relay is serving other bytes than that version's: refused.
+   */
+  async openRaw(envelope: Uint8Array, servedVersion: number | undefined): Promise<Uint8Array> {
+    const header = readEnvelopeHeader(envelope);
+    if (header.kind !== 'raw') throw new SyncError('Forbidden', 'a document log entry is not raw blob bytes');
+    const opened = await this.#openChecked(envelope, header);
+    if (header.blobVersion !== 0 && servedVersion !== undefined && servedVersion !== header.blobVersion) {
+      this.#report({
+        kind: 'rollback',
+        refuse: true,
+        message: `the relay serves version ${header.blobVersion} of the blob as version ${servedVersion}`,
+      });
+    }
+    return opened.plaintext;
+  }
+
+  async #openChecked(envelope: Uint8Array, header: EnvelopeHeader) {
+    if (this.address.kind === 'blob') await this.#vouchFor(header);
+    if (!this.keyring.get(header.keyId, header.epoch)) await this.#refreshFor(header);
+    return openEnvelope(envelope, {
+      docName: this.docName,
+      keys: (id, epoch) => this.keyring.get(id, epoch),
+      isAuthorAllowed: (key, userId) => this.#isWriter(key, userId, header),
+      minEpoch: this.keyring.minEpoch,
+    });
+  }
+
+  /** Reports a history finding; throws Forbidden when it refuses the envelope. */
+  #report(finding: HistoryFinding | undefined): void {
+    if (!finding) return;
+    this.#ctx.trust.reportTamper({ docName: this.docName, kind: finding.kind, message: finding.message });
+    if (finding.refuse) throw new SyncError('Forbidden', `${finding.kind}: ${finding.message}`);
+  }
+
+  async #seal(plaintext: Uint8Array, kind: EnvelopeKind, blobVersion = 0): Promise<Uint8Array> {
     const { identity, userId } = this.#ctx;
-    return sealEnvelope({
+    // Snapshots stand outside the streams (a reader past them never receives them): they commit
+    // to the streams instead.
+    const chain = kind === 'snapshot' ? undefined : this.#history.next();
+    const envelope = sealEnvelope({
       docName: this.docName,
       key: this.keyring.current(),
       author: { signPublicKey: identity.signPublicKey, signSecretKey: identity.signSecretKey, userId },
       kind,
       plaintext,
+      blobVersion,
+      ...(chain ? { chain } : { commitments: this.#history.commitments() }),
     });
+    if (chain) this.#history.sealed(envelope, chain);
+    else this.#history.sealedSnapshot(envelope);
+    // Persisted before the envelope leaves: a counter must never be used twice.
+    await this.#persistHistory();
+    return envelope;
   }
 
-  #isWriter(authorKey: Uint8Array, userId: UserId | undefined): boolean {
-    const { identity, userId: me } = this.#ctx;
+  /**
+   * Whether an envelope's author may write it: USER_PRIVATE — this user's key; a blob — the
+   * owner, or a read_write member of the latest member list version naming the envelope's key
+   * pair, with the keys that version pinned. A blob's snapshot: the owner only.
+   */
+  #isWriter(authorKey: Uint8Array, userId: UserId | undefined, header: EnvelopeHeader): boolean {
+    const { identity } = this.#ctx;
     if (this.address.kind === 'doc') return sameBytes(authorKey, identity.signPublicKey);
-    if (sameBytes(authorKey, identity.signPublicKey) && (userId === undefined || userId === me)) {
-      // Our own envelopes (another device of ours) — allowed while we may write at all.
-      return this.isOwner || (this.#writers ?? []).some((w) => w.userId === me);
+    if (this.#chain.length === 0) {
+      // Our own new blob, before its first member list: only we write it.
+      return this.isOwner && sameBytes(authorKey, identity.signPublicKey);
     }
-    return (this.#writers ?? []).some(
-      (w) => (userId === undefined || w.userId === userId) && sameBytes(w.signPublicKey, authorKey),
+    const list = this.#listFor(header);
+    if (!list) return false;
+    if (sameBytes(authorKey, list.ownerKey)) return userId === undefined || userId === list.ownerId;
+    if (header.kind === 'snapshot') return false;
+    return list.members.some(
+      (m) =>
+        m.level === 'read_write' &&
+        (userId === undefined || m.userId === userId) &&
+        sameBytes(m.signPublicKey, authorKey),
     );
+  }
+
+  /** The latest member list version naming the envelope's key pair. */
+  #listFor(header: { epoch: number; keyId: string }): MemberList | undefined {
+    for (let i = this.#chain.length - 1; i >= 0; i--) {
+      const list = this.#chain[i] as MemberList;
+      if (list.epoch === header.epoch && list.keyId === header.keyId) return list;
+    }
+    return undefined;
+  }
+
+  /** Makes sure the member list is current enough to judge this envelope (one refresh per unknown author or pair). */
+  async #vouchFor(header: EnvelopeHeader): Promise<void> {
+    if (this.isOwner && this.#chain.length === 0) return; // our own new blob: no list yet
+    const list = this.#listFor(header);
+    const known = list !== undefined && this.#isWriter(header.authorKey, header.userId, header);
+    if (known) return;
+    const slotKey = `${header.epoch}:${header.keyId}:${Array.from(header.authorKey).join(',')}`;
+    if (this.#unvouched.has(slotKey)) return;
+    await this.refreshMembers();
+    if (!this.#listFor(header) || !this.#isWriter(header.authorKey, header.userId, header)) {
+      this.#unvouched.add(slotKey);
+    }
   }
 
   // ---------------------------------------------------------------- the relay
@@ -254,18 +374,22 @@ export class DocKeys implements DocCipher {
       const blobId = this.address.blobId;
       this.#owner ??= await api.blobOwner(blobId);
       if (this.#owner === undefined) return false; // a blob nobody has written yet
-      const ownerKey = await this.#signKeyOf(this.#owner);
+      await this.refreshMembers();
+      // The owner key pinned on first use, never the one the relay hands out today.
+      const ownerKey = await this.#ownerSignKey(this.#owner);
       for (const { grant, sealedKey } of await api.myGrants(blobId)) {
         try {
-          found.push(
-            openGrant({
-              grant,
-              sealedKey,
-              recipient: identity,
-              blobId,
-              isGrantorAllowed: (key) => ownerKey !== undefined && sameBytes(key, ownerKey),
-            }).docKey,
-          );
+          const opened = openGrant({
+            grant,
+            sealedKey,
+            recipient: identity,
+            blobId,
+            isGrantorAllowed: (key) => sameBytes(key, ownerKey),
+          });
+          // Only keys the owner signed into the member list: a planted grant names no listed pair.
+          if (!this.isOwner && !this.#listFor({ epoch: opened.docKey.epoch, keyId: opened.docKey.id }))
+            continue;
+          found.push(opened.docKey);
         } catch {}
       }
     }
@@ -281,28 +405,153 @@ export class DocKeys implements DocCipher {
     return added;
   }
 
-  /** Reloads who may write a blob: its owner and read_write sharees, with their signing keys. */
-  async refreshWriters(): Promise<void> {
-    if (this.address.kind !== 'blob') return;
-    const { api } = this.#ctx;
-    const blobId = this.address.blobId;
-    this.#owner ??= await api.blobOwner(blobId);
-    const ids = new Set<string>();
-    if (this.#owner !== undefined) ids.add(this.#owner);
-    for (const share of await api.shares(blobId)) if (share.level === 'read_write') ids.add(share.userId);
-    const writers: Writer[] = [];
-    for (const userId of ids) {
-      const signPublicKey = await this.#signKeyOf(userId);
-      if (signPublicKey) writers.push({ userId, signPublicKey });
-    }
-    this.#writers = writers;
+  /** The owner's signing key: ours, or the one pinned for the owner (KeyChanged when the relay's changed). */
+  async #ownerSignKey(owner: string): Promise<Uint8Array> {
+    if (owner === this.#ctx.userId) return this.#ctx.identity.signPublicKey;
+    return (await this.#ctx.trust.keysOf(owner)).signPublicKey;
   }
 
-  async #signKeyOf(userId: string): Promise<Uint8Array | undefined> {
-    if (userId === this.#ctx.userId) return this.#ctx.identity.signPublicKey;
-    const cached = this.#writers?.find((w) => w.userId === userId);
-    if (cached) return cached.signPublicKey;
-    return (await this.#ctx.api.userKeys(userId))?.signPublicKey;
+  /**
+   * Reloads a blob's member list from the relay and verifies it: every version signed by the
+   * owner key pinned on first use, each chaining the one before, epochs only in +1 steps, and
+   * extending (never rewriting or shortening) the chain this device has seen. Forbidden, with
+   * a `tamper` event, when the relay serves a forged, forked or rolled-back list.
+   */
+  refreshMembers(): Promise<void> {
+    this.#refreshingMembers ??= this.#refreshMembers().finally(() => {
+      this.#refreshingMembers = undefined;
+    });
+    return this.#refreshingMembers;
+  }
+
+  async #refreshMembers(): Promise<void> {
+    if (this.address.kind !== 'blob') return;
+    const { api } = this.#ctx;
+    this.#owner ??= await api.blobOwner(this.address.blobId);
+    if (this.#owner === undefined) return;
+    const served = await api.memberLists(this.address.blobId);
+    const ownerKey = await this.#ownerSignKey(this.#owner);
+    let chain: MemberList[];
+    try {
+      chain = verifyMemberListChain(served, ownerKey, this.docName);
+      if (chain[0] && chain[0].ownerId !== this.#owner) {
+        throw new SyncError('Forbidden', 'the member list names another owner');
+      }
+    } catch (error) {
+      if (error instanceof SyncError && error.kind === 'Forbidden') {
+        this.#report({ kind: 'forged', refuse: true, message: `member list: ${error.message}` });
+      }
+      throw error;
+    }
+    const known = this.#lists;
+    if (served.length < known.length) {
+      this.#report({
+        kind: 'rollback',
+        refuse: true,
+        message: `the relay serves member list version ${served.length}, older than version ${known.length} seen before`,
+      });
+    }
+    for (let i = 0; i < known.length; i++) {
+      if (!sameBytes(known[i] as Uint8Array, served[i] as Uint8Array)) {
+        this.#report({
+          kind: 'fork',
+          refuse: true,
+          message: `member list version ${i + 1} differs from the one seen before`,
+        });
+      }
+    }
+    this.#lists = served;
+    this.#chain = chain;
+    await this.persist();
+  }
+
+  /** The latest member list version, once there is one. */
+  get members(): MemberList | undefined {
+    return this.#chain.at(-1);
+  }
+
+  /**
+   * Appends the next member list version (owner only) with the current key and the members
+   * `change` makes of the latest ones. A concurrent version from another of our devices is
+   * read and the change made again on top of it.
+   */
+  async #appendMembers(change: (members: Member[]) => Member[]): Promise<void> {
+    if (this.address.kind !== 'blob') return;
+    const { api, identity, userId } = this.#ctx;
+    for (let attempt = 0; ; attempt++) {
+      const previous = this.#lists.at(-1);
+      const key = this.keyring.current();
+      const list = signMemberList({
+        docName: this.docName,
+        previous,
+        owner: { userId, signPublicKey: identity.signPublicKey, signSecretKey: identity.signSecretKey },
+        epoch: key.epoch,
+        keyId: key.id,
+        members: change([...(this.#chain.at(-1)?.members ?? [])]),
+      });
+      try {
+        await api.putMemberList(this.address.blobId, list);
+      } catch (error) {
+        if (
+          attempt === 0 &&
+          error instanceof SyncError &&
+          (error.kind === 'Conflict' || error.kind === 'Forbidden')
+        ) {
+          await this.refreshMembers();
+          continue;
+        }
+        throw error;
+      }
+      this.#lists = [...this.#lists, list];
+      this.#chain = verifyMemberListChain(this.#lists, identity.signPublicKey, this.docName);
+      await this.persist();
+      return;
+    }
+  }
+
+  /**
+   * Publishes this member's signed head of the doc (what it has read) and compares the other
+   * members' heads with it: a member who read further than this device did reveals envelopes
+   * the relay withheld (reported as `tamper`). Encrypted blobs only; called after catching up.
+   */
+  async exchangeHeads(): Promise<void> {
+    if (this.address.kind !== 'blob' || this.#chain.length === 0) return;
+    const { api, identity, userId } = this.#ctx;
+    const latest = this.#chain.at(-1) as MemberList;
+    const members = new Map<string, Uint8Array>([[latest.ownerId, latest.ownerKey]]);
+    for (const m of latest.members) members.set(m.userId, m.signPublicKey);
+    for (const { userId: who, head } of await api.heads(this.address.blobId)) {
+      if (who === userId) continue;
+      let signed: ReturnType<typeof verifyHead>;
+      try {
+        signed = verifyHead(head, this.docName, (key, id) => {
+          const pinned = members.get(id);
+          return id === who && pinned !== undefined && sameBytes(pinned, key);
+        });
+      } catch {
+        continue; // a former member's or a forged head says nothing about our view
+      }
+      if (signed.memberListVersion > this.#chain.length) {
+        this.#report({
+          kind: 'withheld',
+          refuse: false,
+          message: `${who} has seen member list version ${signed.memberListVersion}, the relay served this device ${this.#chain.length}`,
+        });
+      }
+      this.#report(this.#history.compare(signed));
+    }
+    await api.putHead(
+      this.address.blobId,
+      signHead(
+        this.docName,
+        { userId, signPublicKey: identity.signPublicKey, signSecretKey: identity.signSecretKey },
+        {
+          memberListVersion: this.#chain.length,
+          snapshot: this.#history.snapshot,
+          clock: this.#history.readClock(),
+        },
+      ),
+    );
   }
 
   /**
@@ -316,6 +565,10 @@ export class DocKeys implements DocCipher {
     const { api, identity, userId } = this.#ctx;
     let changed = false;
     try {
+      if (this.address.kind === 'blob' && this.#chain.length === 0) {
+        await this.refreshMembers();
+        if (this.#chain.length === 0) await this.#appendMembers((members) => members);
+      }
       for (const key of this.keyring.keys()) {
         if (this.#uploaded.has(slot(key))) continue;
         if (this.address.kind === 'doc') {
@@ -343,60 +596,62 @@ export class DocKeys implements DocCipher {
     return true;
   }
 
-  /** Seals the current key to `userId` at `level` and stores the grant on the relay (owner only). */
+  /**
+   * Adds `userId` at `level` to the signed member list, with the keys pinned for them (KeyChanged
+   * when the relay now publishes others), then seals the doc keys to their pinned box key and
+   * stores the grants on the relay (owner only).
+   */
   async grant(userId: string, level: ShareLevel): Promise<void> {
     if (this.address.kind !== 'blob') throw new SyncError('BadRequest', 'only blobs are shared');
-    const recipient = await this.#ctx.api.userKeys(userId);
-    if (!recipient) {
-      throw new SyncError(
-        'Conflict',
-        `${userId} has no encryption keys registered yet: they must open scopesync with encryption once`,
-      );
-    }
+    if (!this.isOwner) throw new SyncError('Forbidden', 'only the owner shares an encrypted blob');
+    const keys = await this.#ctx.trust.keysOf(userId);
+    await this.#appendMembers((members) => [
+      ...members.filter((m) => m.userId !== userId),
+      { userId, level, signPublicKey: keys.signPublicKey, boxPublicKey: keys.boxPublicKey },
+    ]);
     // Every key the current log may still hold envelopes under, so the sharee reads it all.
     for (const key of this.keyring.keys()) {
       if (key.epoch < this.keyring.minEpoch) continue;
       const sealed = sealGrant({
         docKey: key,
-        recipientBoxPublicKey: recipient.boxPublicKey,
+        recipientBoxPublicKey: keys.boxPublicKey,
         grantor: this.#ctx.identity,
         blobId: this.address.blobId,
         level,
       });
       await this.#ctx.api.putGrant(this.address.blobId, userId, key.epoch, sealed);
     }
-    this.#writers = undefined;
   }
 
   /**
-   * Makes a next-epoch key current (after a member was removed) and stores it for the owner's
-   * devices and, sealed, for every remaining sharee. The caller then uploads a snapshot under
-   * it and calls {@link requireCurrentEpoch}.
+   * Makes a next-epoch key current (after a member was removed: `remove`) and signs it into the
+   * member list without that member; stores it for the owner's devices and, sealed to the box
+   * keys the list pinned, for every remaining member — never for whoever the relay lists. The
+   * caller then uploads a snapshot under it and calls {@link requireCurrentEpoch}.
    */
-  async rotate(): Promise<DocKey> {
+  async rotate(options: { readonly remove?: string | undefined } = {}): Promise<DocKey> {
     if (this.address.kind !== 'blob') throw new SyncError('BadRequest', 'only blobs rotate keys');
     if (!this.isOwner) throw new SyncError('Forbidden', 'only the owner rotates a blob key');
+    if (this.#chain.length === 0) await this.refreshMembers();
     const next = this.keyring.rotate();
     await this.persist();
+    await this.#appendMembers((members) => members.filter((m) => m.userId !== options.remove));
     await this.upload();
     const blobId = this.address.blobId;
-    for (const share of await this.#ctx.api.shares(blobId)) {
-      const recipient = await this.#ctx.api.userKeys(share.userId);
-      if (!recipient) continue;
+    for (const member of this.members?.members ?? []) {
       await this.#ctx.api.putGrant(
         blobId,
-        share.userId,
+        member.userId,
         next.epoch,
         sealGrant({
           docKey: next,
-          recipientBoxPublicKey: recipient.boxPublicKey,
+          recipientBoxPublicKey: member.boxPublicKey,
           grantor: this.#ctx.identity,
           blobId,
-          level: share.level,
+          level: member.level,
         }),
       );
     }
-    this.#writers = undefined;
     return next;
   }
 
@@ -404,6 +659,11 @@ export class DocKeys implements DocCipher {
   async requireCurrentEpoch(): Promise<void> {
     this.keyring.requireEpoch(this.keyring.current().epoch);
     await this.persist();
+  }
+
+  /** Writes the doc's history marks (public values, small: on every envelope sealed or read). */
+  async #persistHistory(): Promise<void> {
+    await this.#ctx.kv.put(KV_TABLES.keys, historyKey(this.docName), this.#history.toStored());
   }
 
   /** Writes the keys (wrapped under the KEK) and what this device knows about them. */
@@ -415,7 +675,12 @@ export class DocKeys implements DocCipher {
       minEpoch: this.keyring.minEpoch,
       uploaded: [...this.#uploaded],
       ...(this.#owner === undefined ? {} : { owner: this.#owner }),
+      lists: this.#lists,
     };
     await this.#ctx.kv.put(KV_TABLES.keys, recordKey(this.docName), record);
   }
+}
+
+function historyKey(docName: string): string {
+  return `history:${docName}`;
 }

@@ -297,6 +297,13 @@ export class EncryptedChannel implements DocChannel {
     if (this.#catchingUp && this.#serverSeq >= headSeq) {
       this.#catchingUp = false;
       host.synced();
+      // Members compare what they have read (signed heads): a relay hiding envelopes from one of
+      // them shows. A failure here is reported, never fatal to syncing.
+      host.ctx
+        .afterSynced()
+        .catch((error) =>
+          host.emit('error', asSyncError(error, 'Unavailable', `comparing heads of ${host.name} failed`)),
+        );
     }
     void this.#maybeUploadSnapshot();
   }

@@ -6,6 +6,7 @@ import type { DocKeys } from './doc-keys.ts';
 import type { KeyApi, ProvenKeys, PublicKeys } from './key-api.ts';
 import { loadCrypto, loadDocKeys } from './load-crypto.ts';
 import type { SeedLocation, SeedStore } from './seed-store.ts';
+import type { Trust } from './trust.ts';
 
 /** What {@link Encryption} needs from its client. */
 export interface EncryptionInit {
@@ -16,6 +17,8 @@ export interface EncryptionInit {
   readonly recoveryPhrase: string | undefined;
   /** The client's user id, once known. */
   readonly userId: () => string | undefined;
+  /** Pinned keys of other users and tamper reports (shared encrypted blobs). */
+  readonly trust: Trust;
 }
 
 /** The record saying which user the relay knows this device's keys for (table `keys`). */
@@ -164,7 +167,10 @@ export class Encryption {
       throw new SyncError('Unauthorized', 'end-to-end encryption needs a registered user (an API key)');
     }
     const { DocKeys } = await loadDocKeys();
-    return DocKeys.load({ kv: this.#init.kv, api: this.#init.api, identity, userId }, docName);
+    return DocKeys.load(
+      { kv: this.#init.kv, api: this.#init.api, identity, userId, trust: this.#init.trust },
+      docName,
+    );
   }
 
   /**
@@ -180,6 +186,11 @@ export class Encryption {
   /** @internal The relay stored an envelope: a blob it created now exists, so its key can follow. */
   async afterAck(docName: string): Promise<void> {
     await (await this.docKeys(docName)).upload();
+  }
+
+  /** @internal The doc caught up with the relay: exchange signed heads with the other members (blobs). */
+  async afterSynced(docName: string): Promise<void> {
+    await (await this.docKeys(docName)).exchangeHeads();
   }
 
   /** @internal Seals an encrypted blob's keys to a new sharee (owner only). */

@@ -32,6 +32,8 @@ export type { DocMeta } from './local-doc-log.ts';
 export type { SeedLocation } from './seed-store.ts';
 export type { ClientOptions, DocOptions, SyncClientEvents } from './sync-client.ts';
 export { createClient, SyncClient } from './sync-client.ts';
+export type { KeyChangedEvent, TamperEvent, TamperKind, TrustEvents } from './trust.ts';
+export { Trust } from './trust.ts';
 export type { Unsubscribe } from './typed-events.ts';
 export type { JsonObject, JsonValue, UserDataListOptions, UserDataWriteOptions } from './user-data.ts';
 export { DATA_MAP, UserData } from './user-data.ts';

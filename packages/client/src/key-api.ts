@@ -132,6 +132,47 @@ export class KeyApi {
     );
   }
 
+  /** Every version of an encrypted blob's member list, oldest first (empty when it has none). */
+  async memberLists(blobId: string): Promise<Uint8Array[]> {
+    const answer = await orNone(
+      this.#http.json<{ lists?: unknown[] }>({ method: 'GET', path: `/blob/${segment(blobId)}/members` }),
+    );
+    return (answer.lists ?? []).flatMap((l) => (typeof l === 'string' ? [fromBase64(l, 'member list')] : []));
+  }
+
+  /** Appends the next version of an encrypted blob's member list (owner only). */
+  async putMemberList(blobId: string, list: Uint8Array): Promise<void> {
+    await this.#http.send({
+      method: 'PUT',
+      path: `/blob/${segment(blobId)}/members`,
+      json: { list: toBase64Url(list) },
+    });
+  }
+
+  /** Every member's signed head of an encrypted blob. */
+  async heads(blobId: string): Promise<{ readonly userId: string; readonly head: Uint8Array }[]> {
+    const answer = await orNone(
+      this.#http.json<{ heads?: { user_id?: unknown; head?: unknown }[] }>({
+        method: 'GET',
+        path: `/blob/${segment(blobId)}/heads`,
+      }),
+    );
+    return (answer.heads ?? []).flatMap((h) =>
+      typeof h.user_id === 'string' && typeof h.head === 'string'
+        ? [{ userId: h.user_id, head: fromBase64(h.head, 'signed head') }]
+        : [],
+    );
+  }
+
+  /** Publishes this user's signed head of an encrypted blob. */
+  async putHead(blobId: string, head: Uint8Array): Promise<void> {
+    await this.#http.send({
+      method: 'PUT',
+      path: `/blob/${segment(blobId)}/heads/me`,
+      json: { head: toBase64Url(head) },
+    });
+  }
+
   /** A blob's owner; undefined when the blob does not exist (yet). */
   async blobOwner(blobId: string): Promise<string | undefined> {
     try {

@@ -27,6 +27,7 @@ import { KeyApi } from './key-api.ts';
 import { LocalDocLog, type PayloadCodec, PLAINTEXT_CODEC } from './local-doc-log.ts';
 import { fileSeedStore, storeSeedStore } from './seed-store.ts';
 import { resolveTokenIdentity, type TokenProvider, TokenSource } from './token-source.ts';
+import { type KeyChangedEvent, type TamperEvent, Trust } from './trust.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
 import { UserData } from './user-data.ts';
 
@@ -111,6 +112,13 @@ export interface SyncClientEvents {
   error: SyncError;
   /** The relay confirmed (or changed) who this client is. */
   identity: { readonly userId: string | undefined; readonly level: Level };
+  /**
+   * A user's public keys differ from the ones this client pinned: operations needing them fail
+   * with KeyChanged until `client.trust.accept(userId)` (see {@link Trust}).
+   */
+  'key-changed': KeyChangedEvent;
+  /** The relay was caught altering an encrypted document's history or membership. */
+  tamper: TamperEvent;
 }
 
 /**
@@ -142,7 +150,19 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
   });
   const keyApi = new KeyApi(http);
   let userId: string | undefined;
-  const encryption = new Encryption({
+  let encryption: Encryption | undefined;
+  const trust = new Trust({
+    kv: store.kv,
+    api: keyApi,
+    self: async () => {
+      if (userId === undefined || encryption === undefined) {
+        throw new SyncError('Unauthorized', 'comparing keys needs a registered user (an API key)');
+      }
+      return { userId, keys: await encryption.publicKeys() };
+    },
+  });
+  encryption = new Encryption({
+    trust,
     kv: store.kv,
     api: keyApi,
     seeds: options.seedFile === undefined ? storeSeedStore(store.kv) : fileSeedStore(options.seedFile),
@@ -188,6 +208,7 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     http,
     identity,
     encryption,
+    trust,
     cipherFor: options.cipherFor,
     tokens,
     WebSocket: WebSocketImpl,
@@ -209,6 +230,7 @@ export interface SyncClientInit {
   readonly http: HttpApi;
   readonly identity: Identity;
   readonly encryption: Encryption;
+  readonly trust: Trust;
   readonly cipherFor: DocCipherProvider | undefined;
   /** The app's token, when the client signs in with one instead of an API key. */
   readonly tokens?: TokenSource | undefined;
@@ -236,6 +258,11 @@ export class SyncClient {
    * the keys of USER_PRIVATE docs and encrypted blobs. Used automatically unless `cipherFor`
    * was given.
    */
+  /**
+   * Whom this client trusts for shared encrypted blobs: pinned keys of other users, safety
+   * numbers to compare them, `accept()` after a key change (see {@link Trust}).
+   */
+  readonly trust: Trust;
   readonly encryption: Encryption;
   /** The local store. Its kv table `keys` holds the built-in encryption's records (`root-seed`, `registration`, `doc:<name>`); a custom DocCipher may add its own. */
   readonly store: ClientStore;
@@ -262,6 +289,9 @@ export class SyncClient {
     this.#identity = init.identity;
     this.#cipherFor = init.cipherFor;
     this.encryption = init.encryption;
+    this.trust = init.trust;
+    this.trust.on('key-changed', (event) => this.#events.emit('key-changed', event));
+    this.trust.on('tamper', (event) => this.#events.emit('tamper', event));
     const wsBase = init.url.replace(/^http/, 'ws');
     const key = init.identity.apiKey;
     const tokens = init.tokens;
@@ -398,6 +428,9 @@ export class SyncClient {
         },
         refreshKeys: async () => {
           if (builtIn) await (await this.encryption.docKeys(docName)).refreshKeys();
+        },
+        afterSynced: async () => {
+          if (builtIn) await this.encryption.afterSynced(docName);
         },
         onClosed: () => {
           if (this.#handles.get(address.name) === handle) this.#handles.delete(address.name);

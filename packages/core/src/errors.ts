@@ -13,6 +13,12 @@ export const ErrorKind = {
    * seal again. (Not a plain Conflict, so a client re-seals only when sealing again can help.)
    */
   KeyRotated: 'KeyRotated',
+  /**
+   * A user's public keys are not the ones this client pinned when it first saw them: a new
+   * device identity, or a relay substituting keys. Nothing is sealed to or accepted from that
+   * user until the app calls `client.trust.accept(userId)` (after comparing safety numbers).
+   */
+  KeyChanged: 'KeyChanged',
   PreconditionFailed: 'PreconditionFailed',
   TooLarge: 'TooLarge',
   RateLimited: 'RateLimited',
@@ -31,6 +37,7 @@ const HTTP_STATUS: Record<ErrorKind, number> = {
   NotFound: 404,
   Conflict: 409,
   KeyRotated: 409,
+  KeyChanged: 409,
   PreconditionFailed: 412,
   TooLarge: 413,
   RateLimited: 429,
@@ -47,6 +54,7 @@ const WS_CLOSE_CODE: Record<ErrorKind, number> = {
   NotFound: 4404,
   Conflict: 4409,
   KeyRotated: 4409,
+  KeyChanged: 4409,
   PreconditionFailed: 4412,
   TooLarge: 4413,
   RateLimited: 4429,

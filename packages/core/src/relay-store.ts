@@ -122,6 +122,34 @@ export interface WrappedKeyRecord {
   readonly createdAt: number;
 }
 
+/**
+ * One version of an encrypted blob's member list, signed by the owner and chained to the version
+ * before (see @scopesync/crypto `signMemberList`). The relay keeps every version: a client
+ * verifies the whole chain, and the relay accepts envelopes only under the (epoch, key id) pairs
+ * the versions name.
+ */
+export interface MemberListRecord {
+  readonly blobId: string;
+  /** 1, 2, …: one row per version, never replaced. */
+  readonly version: number;
+  /** The document key epoch and key id this version makes valid. */
+  readonly epoch: number;
+  readonly keyId: string;
+  /** The signed list as the owner made it. */
+  readonly list: Uint8Array;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+}
+
+/** A member's signed head of an encrypted blob (see @scopesync/crypto `signHead`): opaque to the relay. */
+export interface SignedHeadRecord {
+  readonly blobId: string;
+  readonly userId: string;
+  readonly head: Uint8Array;
+  /** Epoch milliseconds. */
+  readonly updatedAt: number;
+}
+
 /** The channel an audited access came through. */
 export type AuditChannel = 'http' | 'ws' | 'runtime';
 
@@ -209,7 +237,8 @@ export type RelayStoreTx = Omit<RelayStore, 'close' | 'transaction'>;
  * - a blob version is never given to a name twice, not even after the object is deleted and
  *   created again (the store remembers the highest version per name for its whole life);
  * - deleting an object deletes, in the same transaction, its raw bytes, its wrapped keys and,
- *   for `blob/<id>`, every share and key grant of blob `<id>`;
+ *   for `blob/<id>`, every share, key grant, member list version and signed head of blob `<id>`;
+ * - a member list version is stored once: a second write of the same (blob, version) keeps the first;
  * - deleting a share deletes, in the same transaction, that user's key grants for the blob;
  * - the audit log is a chain: entry `seq` follows the head (`seq = head.seq + 1`, `prevHash =
  *   head.hash`, 64 zeros on an empty log), and the head moves with the entry, atomically.
@@ -277,6 +306,18 @@ export interface RelayStore {
   putKeyGrant(grant: KeyGrantRecord): Promise<void>;
   /** A blob's key grants (only `userId`'s when given), by user id then epoch. */
   listKeyGrants(blobId: string, userId?: string): Promise<KeyGrantRecord[]>;
+
+  /**
+   * Stores a member list version unless the blob already has that version (which is kept); true
+   * when stored. The caller checks the chain and the signature.
+   */
+  appendMemberList(record: MemberListRecord): Promise<boolean>;
+  /** A blob's member list versions, oldest first. */
+  listMemberLists(blobId: string): Promise<MemberListRecord[]>;
+  /** Creates or replaces a member's signed head of a blob. */
+  putSignedHead(record: SignedHeadRecord): Promise<void>;
+  /** A blob's signed heads, by user id. */
+  listSignedHeads(blobId: string): Promise<SignedHeadRecord[]>;
 
   /** Stores a wrapped key unless the document already has one with that key id (which is kept); true when stored. */
   putWrappedKey(key: WrappedKeyRecord): Promise<boolean>;
@@ -349,6 +390,10 @@ export const RELAY_STORE_TX_METHODS: readonly (keyof RelayStoreTx)[] = Object.ke
   listShares: true,
   putKeyGrant: true,
   listKeyGrants: true,
+  appendMemberList: true,
+  listMemberLists: true,
+  putSignedHead: true,
+  listSignedHeads: true,
   putWrappedKey: true,
   listWrappedKeys: true,
   appendAudit: true,

@@ -1,39 +1,64 @@
 import { isUserId, parseDocName, SyncError, type UserId } from '@scopesync/core';
-import { bytesEqual, checkLength, concatBytes, fromHex, readU32, toHex, utf8, writeU32 } from './bytes.ts';
+import {
+  bytesEqual,
+  checkLength,
+  checkU32,
+  concatBytes,
+  fromHex,
+  readU32,
+  toHex,
+  utf8,
+  writeU32,
+} from './bytes.ts';
 import { checkDocKey, type DocKey, KEY_ID_BYTES } from './doc-key.ts';
 import { DOC_NAME_HASH_BYTES, docNameHash } from './doc-name-hash.ts';
+import {
+  decodeClock,
+  ENVELOPE_HASH_BYTES,
+  encodeClock,
+  STREAM_ID_BYTES,
+  type StreamHead,
+} from './history-clock.ts';
 import { sodium } from './sodium.ts';
 
-// Envelope layout, version 1 (all integers big-endian):
+// Envelope layout, version 2 (all integers big-endian):
 //
 //   off     size  field
-//   0       1     version = 1
-//   1       1     kind: 1 update, 2 snapshot
+//   0       1     version = 2
+//   1       1     kind: 1 update (a Yjs log entry), 2 snapshot, 3 raw blob bytes
 //   2       4     epoch (u32)
 //   6       16    key id
 //   22      32    doc name hash = BLAKE2b-256("scopesync:doc-name:v1\0" ‖ doc name)
 //   54      32    author Ed25519 public key
-//   86      1     L = user id length: 0 (absent) or 21
-//   87      L     user id, ASCII `user_` + 16 hex
-//   87+L    4     C = ciphertext length (u32) = plaintext length + 16
-//   91+L    24    nonce (random)
-//   115+L   C     XChaCha20-Poly1305-IETF ciphertext ‖ tag; AD = bytes[0, 91+L) ‖ doc name
-//   end-64  64    Ed25519 signature over "scopesync:envelope:v1\0" ‖ bytes[0, end-64)
+//   86      8     stream id (random per device and document; zeros: unchained)
+//   94      4     counter within the stream (1, 2, …; 0: unchained)
+//   98      32    hash of the stream's previous envelope (zeros for counter 1): envelopeHash()
+//   130     4     blob version (raw bytes: the version this write makes, 0 when unknown; else 0)
+//   134     1     L = user id length: 0 (absent) or 21
+//   135     L     user id, ASCII `user_` + 16 hex
+//   135+L   4     X = commitments length (0 unless a snapshot that carries them)
+//   139+L   X     commitments: parent snapshot hash (32) ‖ clock it covers (history-clock.ts)
+//   139+L+X 4     C = ciphertext length (u32) = plaintext length + 16
+//   +4      24    nonce (random)
+//   +24     C     XChaCha20-Poly1305-IETF ciphertext ‖ tag; AD = bytes[0, nonce) ‖ doc name
+//   end-64  64    Ed25519 signature over "scopesync:envelope:v2\0" ‖ bytes[0, end-64)
 //
 // The signature covers everything before it, so the relay (which holds no key that opens the
-// ciphertext) can check who wrote an envelope; the AD binds the ciphertext to the header and the
-// full doc name. The explicit ciphertext length makes truncation a format error, not a bad signature.
+// ciphertext) can check who wrote an envelope; the AD binds the ciphertext to the header (kind,
+// blob version and history included: raw bytes cannot pass as a log entry or the other way round)
+// and the full doc name. The explicit lengths make truncation a format error, not a bad signature.
 
 /** The layout version this module writes and reads. */
-export const ENVELOPE_VERSION = 1;
+export const ENVELOPE_VERSION = 2;
 
-/** What an envelope holds: an incremental Yjs update, or a snapshot (a state update replacing earlier entries). */
-export type EnvelopeKind = 'update' | 'snapshot';
+/** What an envelope holds: an incremental Yjs update, a snapshot (a state update replacing earlier entries), or raw blob bytes. */
+export type EnvelopeKind = 'update' | 'snapshot' | 'raw';
 
-const KIND_BYTE: Record<EnvelopeKind, number> = { update: 1, snapshot: 2 };
+const KIND_BYTE: Record<EnvelopeKind, number> = { update: 1, snapshot: 2, raw: 3 };
 const KIND_OF_BYTE: ReadonlyMap<number, EnvelopeKind> = new Map([
   [1, 'update'],
   [2, 'snapshot'],
+  [3, 'raw'],
 ]);
 
 const PUBLIC_KEY_BYTES = 32;
@@ -46,13 +71,35 @@ const OFFSET_EPOCH = 2;
 const OFFSET_KEY_ID = 6;
 const OFFSET_DOC_HASH = OFFSET_KEY_ID + KEY_ID_BYTES;
 const OFFSET_AUTHOR = OFFSET_DOC_HASH + DOC_NAME_HASH_BYTES;
-const OFFSET_USER_ID_LENGTH = OFFSET_AUTHOR + PUBLIC_KEY_BYTES;
-const FIXED_HEADER_BYTES = OFFSET_USER_ID_LENGTH + 1 + 4;
+const OFFSET_STREAM = OFFSET_AUTHOR + PUBLIC_KEY_BYTES;
+const OFFSET_COUNTER = OFFSET_STREAM + STREAM_ID_BYTES;
+const OFFSET_PREVIOUS = OFFSET_COUNTER + 4;
+const OFFSET_BLOB_VERSION = OFFSET_PREVIOUS + ENVELOPE_HASH_BYTES;
+const OFFSET_USER_ID_LENGTH = OFFSET_BLOB_VERSION + 4;
+const FIXED_HEADER_BYTES = OFFSET_USER_ID_LENGTH + 1 + 4 + 4;
 
-/** Bytes an envelope adds to its plaintext when it carries no user id (21 more when it does). */
+/** Bytes an envelope adds to its plaintext when it carries no user id (21 more when it does) and no commitments. */
 export const ENVELOPE_OVERHEAD = FIXED_HEADER_BYTES + NONCE_BYTES + TAG_BYTES + SIGNATURE_BYTES;
 
-const SIGN_DOMAIN = utf8('scopesync:envelope:v1\0');
+const SIGN_DOMAIN = utf8('scopesync:envelope:v2\0');
+const NO_HASH = new Uint8Array(ENVELOPE_HASH_BYTES);
+
+/** Where an envelope stands in its author's history: see history-clock.ts. */
+export interface EnvelopeChain {
+  /** The stream id, 16 hex characters, random per device and document. */
+  readonly stream: string;
+  /** 1 for the stream's first envelope, then +1 each. */
+  readonly counter: number;
+  /** {@link envelopeHash} of the stream's previous envelope; 32 zero bytes for counter 1. */
+  readonly previous: Uint8Array;
+}
+
+/** What a snapshot commits to: the snapshot it replaces and the per-stream heads it covers. */
+export interface SnapshotCommitments {
+  /** {@link envelopeHash} of the parent snapshot; 32 zero bytes for the first. */
+  readonly parent: Uint8Array;
+  readonly clock: readonly StreamHead[];
+}
 
 /** Who seals an envelope: an Ed25519 key pair (an `Identity` fits), and optionally the user id. */
 export interface EnvelopeAuthor {
@@ -72,6 +119,12 @@ export interface SealEnvelopeOptions {
   /** Default `'update'`. */
   readonly kind?: EnvelopeKind;
   readonly plaintext: Uint8Array;
+  /** The author's history position; default unchained (stream and counter 0). */
+  readonly chain?: EnvelopeChain;
+  /** Raw bytes: the blob version this write makes (readers compare it with the relay's); default 0. */
+  readonly blobVersion?: number;
+  /** Snapshots only: what it replaces and covers. */
+  readonly commitments?: SnapshotCommitments;
 }
 
 /** The public part of an envelope, readable without any key. */
@@ -89,6 +142,12 @@ export interface EnvelopeHeader {
   readonly userId?: UserId;
   /** Bytes of ciphertext including the 16-byte tag: the plaintext is 16 bytes shorter. */
   readonly ciphertextLength: number;
+  /** The author's history position (counter 0: unchained). */
+  readonly chain: EnvelopeChain;
+  /** Raw bytes: the blob version the author wrote; 0 when unknown or not raw. */
+  readonly blobVersion: number;
+  /** A snapshot's commitments, when it carries them. */
+  readonly commitments?: SnapshotCommitments;
 }
 
 /** Decides whether a (signature-verified) author may write the document: a list of keys or a predicate. */
@@ -125,6 +184,8 @@ export interface OpenedEnvelope {
   /** The author's Ed25519 public key, verified and allowed. */
   readonly authorKey: Uint8Array;
   readonly userId?: UserId;
+  /** The verified header. */
+  readonly header: EnvelopeHeader;
 }
 
 interface Parsed {
@@ -140,13 +201,17 @@ function bad(message: string): SyncError {
 
 function parse(bytes: Uint8Array): Parsed {
   if (!(bytes instanceof Uint8Array)) throw bad('not bytes');
-  if (bytes.length < ENVELOPE_OVERHEAD) throw bad(`${bytes.length} bytes is shorter than any envelope`);
+  if (bytes.length < 1) throw bad('empty');
   if (bytes[0] !== ENVELOPE_VERSION) throw bad(`unsupported version ${bytes[0]}`);
+  if (bytes.length < ENVELOPE_OVERHEAD) throw bad(`${bytes.length} bytes is shorter than any envelope`);
   const kind = KIND_OF_BYTE.get(bytes[1] as number);
   if (kind === undefined) throw bad(`unknown kind ${bytes[1]}`);
   const userIdLength = bytes[OFFSET_USER_ID_LENGTH] as number;
   if (userIdLength !== 0 && userIdLength !== USER_ID_BYTES) throw bad('bad user id length');
-  const lengthAt = OFFSET_USER_ID_LENGTH + 1 + userIdLength;
+  const commitmentsAt = OFFSET_USER_ID_LENGTH + 1 + userIdLength;
+  if (bytes.length < commitmentsAt + 4) throw bad('truncated header');
+  const commitmentsLength = readU32(bytes, commitmentsAt);
+  const lengthAt = commitmentsAt + 4 + commitmentsLength;
   if (bytes.length < lengthAt + 4) throw bad('truncated header');
   const ciphertextLength = readU32(bytes, lengthAt);
   const nonceStart = lengthAt + 4;
@@ -156,9 +221,19 @@ function parse(bytes: Uint8Array): Parsed {
   if (bytes.length > signatureStart + SIGNATURE_BYTES) throw bad('trailing bytes after the signature');
   let userId: UserId | undefined;
   if (userIdLength > 0) {
-    const text = String.fromCharCode(...bytes.subarray(OFFSET_USER_ID_LENGTH + 1, lengthAt));
+    const text = String.fromCharCode(...bytes.subarray(OFFSET_USER_ID_LENGTH + 1, commitmentsAt));
     if (!isUserId(text)) throw bad('bad user id');
     userId = text;
+  }
+  let commitments: SnapshotCommitments | undefined;
+  if (commitmentsLength > 0) {
+    if (kind !== 'snapshot') throw bad('only snapshots carry commitments');
+    const start = commitmentsAt + 4;
+    if (commitmentsLength < ENVELOPE_HASH_BYTES + 4) throw bad('commitments too short');
+    const section = bytes.subarray(start, lengthAt);
+    const { heads, end } = decodeClock(section, ENVELOPE_HASH_BYTES);
+    if (end !== section.length) throw bad('commitments length does not match');
+    commitments = { parent: section.slice(0, ENVELOPE_HASH_BYTES), clock: heads };
   }
   const header: EnvelopeHeader = {
     version: ENVELOPE_VERSION,
@@ -166,9 +241,16 @@ function parse(bytes: Uint8Array): Parsed {
     epoch: readU32(bytes, OFFSET_EPOCH),
     keyId: toHex(bytes.subarray(OFFSET_KEY_ID, OFFSET_DOC_HASH)),
     docNameHash: bytes.slice(OFFSET_DOC_HASH, OFFSET_AUTHOR),
-    authorKey: bytes.slice(OFFSET_AUTHOR, OFFSET_USER_ID_LENGTH),
+    authorKey: bytes.slice(OFFSET_AUTHOR, OFFSET_STREAM),
     ciphertextLength,
+    chain: {
+      stream: toHex(bytes.subarray(OFFSET_STREAM, OFFSET_COUNTER)),
+      counter: readU32(bytes, OFFSET_COUNTER),
+      previous: bytes.slice(OFFSET_PREVIOUS, OFFSET_BLOB_VERSION),
+    },
+    blobVersion: readU32(bytes, OFFSET_BLOB_VERSION),
     ...(userId === undefined ? {} : { userId }),
+    ...(commitments === undefined ? {} : { commitments }),
   };
   return { header, nonceStart, signatureStart };
 }
@@ -216,7 +298,7 @@ function isAllowed(allowed: AllowedAuthors, header: EnvelopeHeader): boolean {
 
 /**
  * Seals `plaintext` for `docName` under `key` and signs it as `author`: XChaCha20-Poly1305-IETF with
- * a random nonce, AD = header (kind, epoch, key id, doc name hash, author) ‖ doc name, then Ed25519
+ * a random nonce, AD = header (kind, epoch, key id, doc name hash, author, history, blob version) ‖ doc name, then Ed25519
  * over the whole. BadRequest for malformed input (a bad doc name, key, user id, or a secret key that
  * does not belong to the public key). Requires `ready()`.
  */
@@ -240,18 +322,40 @@ export function sealEnvelope(options: SealEnvelopeOptions): Uint8Array {
       'author user id must be "user_" followed by 16 lowercase hex characters',
     );
   }
+  const chain = options.chain ?? { stream: '0'.repeat(16), counter: 0, previous: NO_HASH };
+  checkU32(chain.counter, 'counter');
+  checkLength(chain.previous, ENVELOPE_HASH_BYTES, 'previous envelope hash');
+  const stream = checkLength(fromHex(chain.stream, 'stream id'), STREAM_ID_BYTES, 'stream id');
+  const blobVersion = checkU32(options.blobVersion ?? 0, 'blob version');
+  if (options.commitments !== undefined && kind !== 'snapshot') {
+    throw new SyncError('BadRequest', 'only snapshots carry commitments');
+  }
+  const commitments =
+    options.commitments === undefined
+      ? new Uint8Array(0)
+      : concatBytes(
+          checkLength(options.commitments.parent, ENVELOPE_HASH_BYTES, 'parent snapshot hash'),
+          encodeClock(options.commitments.clock),
+        );
   const s = sodium();
   const userId = author.userId === undefined ? new Uint8Array(0) : utf8(author.userId);
-  const header = new Uint8Array(FIXED_HEADER_BYTES + userId.length);
+  const header = new Uint8Array(FIXED_HEADER_BYTES + userId.length + commitments.length);
   header[0] = ENVELOPE_VERSION;
   header[1] = kindByte;
   writeU32(header, OFFSET_EPOCH, key.epoch);
   header.set(fromHex(key.id, 'key id'), OFFSET_KEY_ID);
   header.set(docNameHash(docName), OFFSET_DOC_HASH);
   header.set(author.signPublicKey, OFFSET_AUTHOR);
+  header.set(stream, OFFSET_STREAM);
+  writeU32(header, OFFSET_COUNTER, chain.counter);
+  header.set(chain.previous, OFFSET_PREVIOUS);
+  writeU32(header, OFFSET_BLOB_VERSION, blobVersion);
   header[OFFSET_USER_ID_LENGTH] = userId.length;
   header.set(userId, OFFSET_USER_ID_LENGTH + 1);
-  writeU32(header, OFFSET_USER_ID_LENGTH + 1 + userId.length, plaintext.length + TAG_BYTES);
+  const commitmentsAt = OFFSET_USER_ID_LENGTH + 1 + userId.length;
+  writeU32(header, commitmentsAt, commitments.length);
+  header.set(commitments, commitmentsAt + 4);
+  writeU32(header, commitmentsAt + 4 + commitments.length, plaintext.length + TAG_BYTES);
   const nonce = s.randombytes_buf(NONCE_BYTES);
   const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(
     plaintext,
@@ -333,5 +437,6 @@ export function openEnvelope(bytes: Uint8Array, options: OpenEnvelopeOptions): O
     epoch: header.epoch,
     authorKey: header.authorKey,
     ...(header.userId === undefined ? {} : { userId: header.userId }),
+    header,
   };
 }

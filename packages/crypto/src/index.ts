@@ -9,11 +9,13 @@ export { DOC_NAME_HASH_BYTES, docNameHash } from './doc-name-hash.ts';
 export type {
   AllowedAuthors,
   EnvelopeAuthor,
+  EnvelopeChain,
   EnvelopeHeader,
   EnvelopeKind,
   OpenEnvelopeOptions,
   OpenedEnvelope,
   SealEnvelopeOptions,
+  SnapshotCommitments,
   VerifyEnvelopeOptions,
 } from './envelope.ts';
 export {
@@ -26,11 +28,27 @@ export {
 } from './envelope.ts';
 export type { GrantInfo, OpenedGrant, OpenGrantOptions, SealedGrant, SealGrantOptions } from './grant.ts';
 export { openGrant, readGrant, sealGrant, verifyGrantSignature } from './grant.ts';
+export type { StreamHead } from './history-clock.ts';
+export { ENVELOPE_HASH_BYTES, envelopeHash, newStreamId, STREAM_ID_BYTES } from './history-clock.ts';
 export type { Identity } from './identity.ts';
 export { deriveIdentity, generateRootSeed, ROOT_SEED_BYTES } from './identity.ts';
 export { keyProofMessage, signKeyProof, verifyKeyProof } from './key-proof.ts';
+export type { Member, MemberList, SignMemberListOptions } from './member-list.ts';
+export {
+  checkMemberListStep,
+  memberListHash,
+  memberListKeys,
+  readMemberList,
+  signMemberList,
+  verifyMemberList,
+  verifyMemberListChain,
+} from './member-list.ts';
 export type { MemoryDocKeyringOptions } from './memory-doc-keyring.ts';
 export { MemoryDocKeyring } from './memory-doc-keyring.ts';
 export { exportRecoveryPhrase, importRecoveryPhrase, RECOVERY_PHRASE_WORDS } from './recovery-phrase.ts';
+export type { KeyOwner } from './safety-number.ts';
+export { safetyNumber } from './safety-number.ts';
+export type { SignedHead } from './signed-head.ts';
+export { signHead, verifyHead } from './signed-head.ts';
 export { ready } from './sodium.ts';
 export { unwrapDocKey, WRAPPED_DOC_KEY_BYTES, wrapDocKey } from './wrapped-doc-key.ts';

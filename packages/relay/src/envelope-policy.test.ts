@@ -8,11 +8,14 @@ import {
 } from '@scopesync/core';
 import {
   createDocCipher,
+  createDocKey,
+  type DocKey,
   deriveIdentity,
   generateRootSeed,
   type Identity,
   MemoryDocKeyring,
   ready,
+  signMemberList,
 } from '@scopesync/crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { toBase64Url } from './credentials.ts';
@@ -63,6 +66,33 @@ describe('createEnvelopeVerifier', () => {
     return kind === 'update' ? cipher.seal(new Uint8Array([1])) : cipher.sealSnapshot(new Uint8Array([2]));
   };
 
+  /** The owner signs the next member list version of blob/plan under `key` and stores it. */
+  const lists: Uint8Array[] = [];
+  const publish = async (key: DocKey) => {
+    const owner = identities.get(OWNER) as Identity;
+    const member = (userId: UserId, level: 'read_only' | 'read_write') => {
+      const identity = identities.get(userId) as Identity;
+      return { userId, level, signPublicKey: identity.signPublicKey, boxPublicKey: identity.boxPublicKey };
+    };
+    const list = signMemberList({
+      docName: blob,
+      previous: lists.at(-1),
+      owner: { userId: OWNER, ...owner },
+      epoch: key.epoch,
+      keyId: key.id,
+      members: [member(WRITER, 'read_write'), member(READER, 'read_only')],
+    });
+    lists.push(list);
+    await store.appendMemberList({
+      blobId: 'plan',
+      version: lists.length,
+      epoch: key.epoch,
+      keyId: key.id,
+      list,
+      createdAt: 1,
+    });
+  };
+
   beforeAll(async () => {
     await ready();
     keyring.add(MemoryDocKeyring.create().current());
@@ -97,6 +127,7 @@ describe('createEnvelopeVerifier', () => {
       grantedBy: OWNER,
       grantedAt: 1,
     });
+    await publish(keyring.current());
   });
 
   it('accepts the owner on a private doc and the owner or a read_write sharee on a blob', async () => {
@@ -114,6 +145,16 @@ describe('createEnvelopeVerifier', () => {
     expect(await kindOf(verify(blob, user(OWNER), new Uint8Array(10)))).toBe('BadRequest');
   });
 
+  it('refuses a blob envelope under a key the owner’s member list does not name, and any sharee’s snapshot', async () => {
+    const unlisted = new MemoryDocKeyring([createDocKey(keyring.current().epoch)]);
+    expect(await kindOf(verify(blob, user(WRITER), seal(WRITER, blob, 'update', unlisted)))).toBe(
+      'Forbidden',
+    );
+    expect(await kindOf(verify(blob, user(OWNER), seal(OWNER, blob, 'update', unlisted)))).toBe('Forbidden');
+    expect(await kindOf(verify(blob, user(WRITER), seal(WRITER, blob, 'snapshot')))).toBe('Forbidden');
+    await verify(blob, user(OWNER), seal(OWNER, blob, 'update'));
+  });
+
   it('checks the server runtime’s envelopes for form, signature and document only', async () => {
     await verify(blob, { kind: 'runtime' }, seal(READER, blob));
     expect(await kindOf(verify(notes, { kind: 'runtime' }, seal(READER, blob)))).toBe('Forbidden');
@@ -122,7 +163,7 @@ describe('createEnvelopeVerifier', () => {
   it('raises the minimum epoch on the owner’s snapshot and refuses older envelopes after it', async () => {
     const old = new MemoryDocKeyring(keyring.keys());
     const rotated = new MemoryDocKeyring(keyring.keys());
-    rotated.rotate();
+    await publish(rotated.rotate());
     // A sharee cannot rotate the key: it would lock the owner out.
     expect(await kindOf(verify(blob, user(WRITER), seal(WRITER, blob, 'snapshot', rotated)))).toBe(
       'Forbidden',

@@ -10,7 +10,7 @@ import {
   type RelayStore,
   SyncError,
 } from '@scopesync/core';
-import { ready, verifyEnvelopeSignature } from '@scopesync/crypto';
+import { ready, verifyEnvelopeSignature, verifyMemberListChain } from '@scopesync/crypto';
 import { publicKeyBytes } from './credentials.ts';
 import type { EnvelopeVerifier } from './documents/doc-hub.ts';
 import type {} from './node-webcrypto-types.ts';
@@ -35,7 +35,11 @@ export interface EnvelopePolicyOptions {
  * - that user may write: the owner of a USER_PRIVATE namespace; the owner or a read_write
  *   sharee of an encrypted blob (Forbidden for anyone else, read_only sharees included);
  * - its key epoch is not below the document's minimum (KeyRotated). A snapshot under a newer
- *   epoch — the owner rotating the key — raises the minimum; only the owner may do that.
+ *   epoch — the owner rotating the key — raises the minimum; only the owner may do that;
+ * - an encrypted blob: it is sealed under an (epoch, key id) pair the owner-signed member list
+ *   names (Forbidden otherwise); without a member list only the owner writes; and only the
+ *   owner compacts (snapshots), so a member cannot replace the log with something others
+ *   cannot open.
  *
  * The server runtime is authoritative and holds no signing key: its envelopes are checked for
  * form, signature and document only.
@@ -43,6 +47,7 @@ export interface EnvelopePolicyOptions {
 export function createEnvelopeVerifier(options: EnvelopePolicyOptions): EnvelopeVerifier {
   const { store } = options;
   const mutex = options.mutex ?? new KeyedMutex();
+  const chains = new ChainCache();
 
   return async (name: DocName, caller: Caller, envelope: Uint8Array): Promise<void> => {
     await ready();
@@ -116,6 +121,10 @@ export function createEnvelopeVerifier(options: EnvelopePolicyOptions): Envelope
       throw error;
     }
 
+    if (address.kind === 'blob') {
+      await checkBlobKey(store, chains, address.blobId, name, owner, caller.userId, header);
+    }
+
     if (header.kind === 'snapshot' && header.epoch > minEpoch && record) {
       if (caller.userId !== owner) {
         throw new SyncError(
@@ -126,6 +135,45 @@ export function createEnvelopeVerifier(options: EnvelopePolicyOptions): Envelope
       await raiseMinEpoch(store, mutex, record, header.epoch);
     }
   };
+}
+
+/**
+ * An encrypted blob's envelope must be under a key its owner signed into the member list, and
+ * only the owner compacts. The chain is verified against the owner's registered key: a list the
+ * store holds but that does not verify names no key at all.
+ */
+async function checkBlobKey(
+  store: RelayStore,
+  chains: ChainCache,
+  blobId: string,
+  docName: string,
+  owner: string,
+  sender: string,
+  header: { kind: string; epoch: number; keyId: string },
+): Promise<void> {
+  if (header.kind === 'snapshot' && sender !== owner) {
+    throw new SyncError('Forbidden', 'only the owner compacts an encrypted blob (a snapshot)');
+  }
+  const stored = await store.listMemberLists(blobId);
+  if (stored.length === 0) {
+    if (sender !== owner) {
+      throw new SyncError('Forbidden', 'the blob has no member list yet: only its owner writes it');
+    }
+    return;
+  }
+  const ownerKey = publicKeyBytes((await store.getUser(owner))?.signPk ?? null);
+  if (!ownerKey) throw new SyncError('Forbidden', `no signing key is registered for the owner ${owner}`);
+  const pairs = chains.pairs(
+    docName,
+    ownerKey,
+    stored.map((l) => l.list),
+  );
+  if (!pairs.has(`${header.epoch}:${header.keyId}`)) {
+    throw new SyncError(
+      'Forbidden',
+      `the envelope is under key ${header.keyId} at epoch ${header.epoch}, which the owner's member list does not name`,
+    );
+  }
 }
 
 /**
@@ -143,6 +191,33 @@ async function raiseMinEpoch(
     const current = await store.getObject(record.name);
     if (current && epoch > current.minEpoch) await store.updateObject(record.name, { minEpoch: epoch });
   });
+}
+
+/**
+ * The (epoch, key id) pairs of verified member list chains, by blob: a chain is verified once
+ * (an Ed25519 check per version) and again only when a version is added or the owner key or
+ * any stored version differs from what was verified.
+ */
+class ChainCache {
+  readonly #verified = new Map<string, { ownerKey: Uint8Array; lists: Uint8Array[]; pairs: Set<string> }>();
+
+  pairs(docName: string, ownerKey: Uint8Array, lists: Uint8Array[]): Set<string> {
+    const cached = this.#verified.get(docName);
+    if (
+      cached &&
+      sameBytes(cached.ownerKey, ownerKey) &&
+      cached.lists.length === lists.length &&
+      cached.lists.every((list, i) => sameBytes(list, lists[i] as Uint8Array))
+    ) {
+      return cached.pairs;
+    }
+    const pairs = new Set(
+      verifyMemberListChain(lists, ownerKey, docName).map((l) => `${l.epoch}:${l.keyId}`),
+    );
+    if (this.#verified.size > 10_000) this.#verified.clear();
+    this.#verified.set(docName, { ownerKey, lists, pairs });
+    return pairs;
+  }
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -8,6 +8,7 @@ import {
   type KeyGrantRecord,
   type KeyRecord,
   type Level,
+  type MemberListRecord,
   type ModGrant,
   type ObjectListing,
   type ObjectPatch,
@@ -15,6 +16,7 @@ import {
   type RelayStore,
   type RelayStoreTx,
   type ShareRecord,
+  type SignedHeadRecord,
   SyncError,
   TransactionGate,
   type UserKeys,
@@ -123,6 +125,22 @@ export class MemoryRelayStore implements RelayStore {
     return this.#call(() => this.#data.listKeyGrants(blobId, userId));
   }
 
+  async appendMemberList(record: MemberListRecord): Promise<boolean> {
+    return this.#call(() => this.#data.appendMemberList(record));
+  }
+
+  async listMemberLists(blobId: string): Promise<MemberListRecord[]> {
+    return this.#call(() => this.#data.listMemberLists(blobId));
+  }
+
+  async putSignedHead(record: SignedHeadRecord): Promise<void> {
+    return this.#call(() => this.#data.putSignedHead(record));
+  }
+
+  async listSignedHeads(blobId: string): Promise<SignedHeadRecord[]> {
+    return this.#call(() => this.#data.listSignedHeads(blobId));
+  }
+
   async putWrappedKey(key: WrappedKeyRecord): Promise<boolean> {
     return this.#call(() => this.#data.putWrappedKey(key));
   }
@@ -196,6 +214,8 @@ interface Snapshot {
   readonly blobHeads: Map<string, number>;
   readonly shares: Map<string, Map<string, ShareRecord>>;
   readonly keyGrants: Map<string, Map<string, KeyGrantRecord>>;
+  readonly memberLists: Map<string, Map<number, MemberListRecord>>;
+  readonly signedHeads: Map<string, Map<string, SignedHeadRecord>>;
   readonly wrappedKeys: Map<string, Map<string, WrappedKeyRecord>>;
   readonly auditLength: number;
   readonly auditHead: AuditHead | null;
@@ -214,6 +234,10 @@ class MemoryRelayData implements RelayStoreTx {
   #shares = new Map<string, Map<string, ShareRecord>>();
   /** blob id → `${user id} ${epoch}` → grant. */
   #keyGrants = new Map<string, Map<string, KeyGrantRecord>>();
+  /** blob id → version → member list version. */
+  #memberLists = new Map<string, Map<number, MemberListRecord>>();
+  /** blob id → user id → signed head. */
+  #signedHeads = new Map<string, Map<string, SignedHeadRecord>>();
   /** doc name → key id → wrapped key. */
   #wrappedKeys = new Map<string, Map<string, WrappedKeyRecord>>();
   readonly #audit: AuditRecord[] = [];
@@ -230,6 +254,8 @@ class MemoryRelayData implements RelayStoreTx {
       blobHeads: new Map(this.#blobHeads),
       shares: copyNested(this.#shares),
       keyGrants: copyNested(this.#keyGrants),
+      memberLists: copyNested(this.#memberLists),
+      signedHeads: copyNested(this.#signedHeads),
       wrappedKeys: copyNested(this.#wrappedKeys),
       auditLength: this.#audit.length,
       auditHead: this.#auditHead,
@@ -246,6 +272,8 @@ class MemoryRelayData implements RelayStoreTx {
     this.#blobHeads = s.blobHeads;
     this.#shares = s.shares;
     this.#keyGrants = s.keyGrants;
+    this.#memberLists = s.memberLists;
+    this.#signedHeads = s.signedHeads;
     this.#wrappedKeys = s.wrappedKeys;
     this.#audit.length = s.auditLength;
     this.#auditHead = s.auditHead;
@@ -336,6 +364,8 @@ class MemoryRelayData implements RelayStoreTx {
     if (name.startsWith('blob/')) {
       this.#shares.delete(name.slice(5));
       this.#keyGrants.delete(name.slice(5));
+      this.#memberLists.delete(name.slice(5));
+      this.#signedHeads.delete(name.slice(5));
     }
     return true;
   }
@@ -406,6 +436,32 @@ class MemoryRelayData implements RelayStoreTx {
       .filter((g) => userId === undefined || g.userId === userId)
       .sort((a, b) => (a.userId === b.userId ? a.epoch - b.epoch : a.userId < b.userId ? -1 : 1))
       .map(copyKeyGrant);
+  }
+
+  async appendMemberList(record: MemberListRecord): Promise<boolean> {
+    const lists = this.#memberLists.get(record.blobId) ?? new Map<number, MemberListRecord>();
+    this.#memberLists.set(record.blobId, lists);
+    if (lists.has(record.version)) return false;
+    lists.set(record.version, { ...record, list: record.list.slice() });
+    return true;
+  }
+
+  async listMemberLists(blobId: string): Promise<MemberListRecord[]> {
+    return [...(this.#memberLists.get(blobId)?.values() ?? [])]
+      .sort((a, b) => a.version - b.version)
+      .map((r) => ({ ...r, list: r.list.slice() }));
+  }
+
+  async putSignedHead(record: SignedHeadRecord): Promise<void> {
+    const heads = this.#signedHeads.get(record.blobId) ?? new Map<string, SignedHeadRecord>();
+    this.#signedHeads.set(record.blobId, heads);
+    heads.set(record.userId, { ...record, head: record.head.slice() });
+  }
+
+  async listSignedHeads(blobId: string): Promise<SignedHeadRecord[]> {
+    return [...(this.#signedHeads.get(blobId)?.values() ?? [])]
+      .sort((a, b) => (a.userId < b.userId ? -1 : 1))
+      .map((r) => ({ ...r, head: r.head.slice() }));
   }
 
   async putWrappedKey(key: WrappedKeyRecord): Promise<boolean> {

@@ -165,6 +165,30 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX challenges_expiry ON ${s}.challenges (expires_at);
     `,
   },
+  {
+    version: 2,
+    name: 'member lists and signed heads of encrypted blobs',
+    sql: (s) => `
+      -- Every owner-signed version of an encrypted blob's member list; never replaced.
+      CREATE TABLE ${s}.member_lists (
+        blob_id    text COLLATE "C" NOT NULL,
+        version    integer NOT NULL CHECK (version > 0),
+        epoch      bigint NOT NULL,
+        key_id     text COLLATE "C" NOT NULL,
+        list       bytea NOT NULL,
+        created_at bigint NOT NULL,
+        PRIMARY KEY (blob_id, version)
+      );
+      -- Each member's signed view of an encrypted blob's history (opaque to the relay).
+      CREATE TABLE ${s}.signed_heads (
+        blob_id    text COLLATE "C" NOT NULL,
+        user_id    text COLLATE "C" NOT NULL,
+        head       bytea NOT NULL,
+        updated_at bigint NOT NULL,
+        PRIMARY KEY (blob_id, user_id)
+      );
+    `,
+  },
 ];
 
 /** The newest schema version this package knows. */

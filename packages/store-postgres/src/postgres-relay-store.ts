@@ -7,12 +7,14 @@ import {
   type KeyGrantRecord,
   type KeyRecord,
   type Level,
+  type MemberListRecord,
   type ModGrant,
   type ObjectListing,
   type ObjectPatch,
   type ObjectRecord,
   type RelayStore,
   type ShareRecord,
+  type SignedHeadRecord,
   SyncError,
   type UserKeys,
   type UserRecord,
@@ -112,6 +114,14 @@ function statements(s: string) {
     keyGrantsOfBlob: `SELECT * FROM ${s}.key_grants WHERE blob_id = $1 ORDER BY user_id, epoch`,
     keyGrantsOfUser: `SELECT * FROM ${s}.key_grants WHERE blob_id = $1 AND user_id = $2 ORDER BY epoch`,
     deleteKeyGrantsOfBlob: `DELETE FROM ${s}.key_grants WHERE blob_id = $1`,
+    appendMemberList: `INSERT INTO ${s}.member_lists (blob_id, version, epoch, key_id, list, created_at)
+      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (blob_id, version) DO NOTHING`,
+    memberLists: `SELECT * FROM ${s}.member_lists WHERE blob_id = $1 ORDER BY version`,
+    deleteMemberLists: `DELETE FROM ${s}.member_lists WHERE blob_id = $1`,
+    putSignedHead: `INSERT INTO ${s}.signed_heads (blob_id, user_id, head, updated_at) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (blob_id, user_id) DO UPDATE SET head = excluded.head, updated_at = excluded.updated_at`,
+    signedHeads: `SELECT * FROM ${s}.signed_heads WHERE blob_id = $1 ORDER BY user_id`,
+    deleteSignedHeads: `DELETE FROM ${s}.signed_heads WHERE blob_id = $1`,
     deleteKeyGrantsOfUser: `DELETE FROM ${s}.key_grants WHERE blob_id = $1 AND user_id = $2`,
     putWrappedKey: `INSERT INTO ${s}.wrapped_keys (doc_name, key_id, epoch, wrapped, created_at)
       VALUES ($1, $2, $3, $4, $5) ON CONFLICT (doc_name, key_id) DO NOTHING`,
@@ -299,6 +309,8 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
         const blobId = name.slice('blob/'.length);
         await q.query(this.#sql.deleteShares, [blobId]);
         await q.query(this.#sql.deleteKeyGrantsOfBlob, [blobId]);
+        await q.query(this.#sql.deleteMemberLists, [blobId]);
+        await q.query(this.#sql.deleteSignedHeads, [blobId]);
       }
       await q.query(this.#sql.deleteWrappedKeys, [name]);
       // blob_data goes with it (ON DELETE CASCADE); blob_heads stays, so versions never repeat.
@@ -411,6 +423,68 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
       grant: bytes(r.grant_data),
       grantedBy: r.granted_by,
       grantedAt: toSafeInteger(r.granted_at, 'grantedAt'),
+    }));
+  }
+
+  async appendMemberList(record: MemberListRecord): Promise<boolean> {
+    const values = [
+      record.blobId,
+      record.version,
+      record.epoch,
+      record.keyId,
+      Buffer.from(record.list),
+      record.createdAt,
+    ];
+    return this.#x.one(
+      'store the member list',
+      async (q) => ((await q.query(this.#sql.appendMemberList, values)).rowCount ?? 0) > 0,
+    );
+  }
+
+  async listMemberLists(blobId: string): Promise<MemberListRecord[]> {
+    const rows = await this.#x.one('list the member lists', async (q) => {
+      return (
+        await q.query<{
+          blob_id: string;
+          version: number;
+          epoch: string | number;
+          key_id: string;
+          list: Buffer;
+          created_at: bigint;
+        }>(this.#sql.memberLists, [blobId])
+      ).rows;
+    });
+    return rows.map((r) => ({
+      blobId: r.blob_id,
+      version: r.version,
+      epoch: Number(r.epoch),
+      keyId: r.key_id,
+      list: bytes(r.list),
+      createdAt: toSafeInteger(r.created_at, 'createdAt'),
+    }));
+  }
+
+  async putSignedHead(record: SignedHeadRecord): Promise<void> {
+    const values = [record.blobId, record.userId, Buffer.from(record.head), record.updatedAt];
+    await this.#x.one('store the signed head', async (q) => {
+      await q.query(this.#sql.putSignedHead, values);
+    });
+  }
+
+  async listSignedHeads(blobId: string): Promise<SignedHeadRecord[]> {
+    const rows = await this.#x.one('list the signed heads', async (q) => {
+      return (
+        await q.query<{ blob_id: string; user_id: string; head: Buffer; updated_at: bigint }>(
+          this.#sql.signedHeads,
+          [blobId],
+        )
+      ).rows;
+    });
+    return rows.map((r) => ({
+      blobId: r.blob_id,
+      userId: r.user_id,
+      head: bytes(r.head),
+      updatedAt: toSafeInteger(r.updated_at, 'updatedAt'),
     }));
   }
 

@@ -8,8 +8,9 @@ import type Database from 'better-sqlite3';
  * Bumped when the tables change shape; stored in `PRAGMA user_version`. 2: `objects.min_epoch`,
  * `key_grants`, `wrapped_keys`, and the index of users by signing key. 3: `blob_heads`.
  * 4: the contract's invariants as constraints and triggers ({@link CONSTRAINTS}).
+ * 5: `member_lists` and `signed_heads` of encrypted blobs (created by SCHEMA, cascaded by CONSTRAINTS).
  */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 /** The `prevHash` of the first audit entry. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -72,6 +73,24 @@ const SCHEMA = `
     granted_at INTEGER NOT NULL,
     PRIMARY KEY (blob_id, user_id, epoch)
   );
+  -- Every owner-signed version of an encrypted blob's member list; never replaced.
+  CREATE TABLE IF NOT EXISTS member_lists (
+    blob_id    TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    epoch      INTEGER NOT NULL,
+    key_id     TEXT    NOT NULL,
+    list       BLOB    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (blob_id, version)
+  );
+  -- Each member's signed view of an encrypted blob's history (opaque to the relay).
+  CREATE TABLE IF NOT EXISTS signed_heads (
+    blob_id    TEXT    NOT NULL,
+    user_id    TEXT    NOT NULL,
+    head       BLOB    NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (blob_id, user_id)
+  );
   CREATE TABLE IF NOT EXISTS wrapped_keys (
     doc_name   TEXT    NOT NULL,
     key_id     TEXT    NOT NULL,
@@ -132,6 +151,13 @@ const CONSTRAINTS = `
     DELETE FROM wrapped_keys WHERE doc_name = OLD.name;
     DELETE FROM shares WHERE substr(OLD.name, 1, 5) = 'blob/' AND blob_id = substr(OLD.name, 6);
     DELETE FROM key_grants WHERE substr(OLD.name, 1, 5) = 'blob/' AND blob_id = substr(OLD.name, 6);
+  END;
+
+  -- A blob's member lists and signed heads go with it (schema 5).
+  CREATE TRIGGER IF NOT EXISTS objects_delete_trust_cascade AFTER DELETE ON objects
+  WHEN substr(OLD.name, 1, 5) = 'blob/' BEGIN
+    DELETE FROM member_lists WHERE blob_id = substr(OLD.name, 6);
+    DELETE FROM signed_heads WHERE blob_id = substr(OLD.name, 6);
   END;
 
   -- Revoking a share revokes the keys sealed to that user for the blob.

@@ -8,6 +8,7 @@ import {
   type KeyGrantRecord,
   type KeyRecord,
   type Level,
+  type MemberListRecord,
   type ModGrant,
   type ObjectListing,
   type ObjectPatch,
@@ -15,6 +16,7 @@ import {
   type RelayStore,
   type RelayStoreTx,
   type ShareRecord,
+  type SignedHeadRecord,
   SyncError,
   TransactionGate,
   type UserKeys,
@@ -111,6 +113,21 @@ function prepare(db: Database.Database) {
     ),
     keyGrantsOfUser: db.prepare<[string, string], KeyGrantSql>(
       'SELECT * FROM key_grants WHERE blob_id = ? AND user_id = ? ORDER BY epoch',
+    ),
+    appendMemberList: db.prepare<[string, number, number, string, Uint8Array, number]>(
+      `INSERT INTO member_lists (blob_id, version, epoch, key_id, list, created_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (blob_id, version) DO NOTHING`,
+    ),
+    memberLists: db.prepare<
+      [string],
+      { blob_id: string; version: number; epoch: number; key_id: string; list: Buffer; created_at: number }
+    >('SELECT * FROM member_lists WHERE blob_id = ? ORDER BY version'),
+    putSignedHead: db.prepare<[string, string, Uint8Array, number]>(
+      `INSERT INTO signed_heads (blob_id, user_id, head, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (blob_id, user_id) DO UPDATE SET head = excluded.head, updated_at = excluded.updated_at`,
+    ),
+    signedHeads: db.prepare<[string], { blob_id: string; user_id: string; head: Buffer; updated_at: number }>(
+      'SELECT * FROM signed_heads WHERE blob_id = ? ORDER BY user_id',
     ),
     putWrappedKey: db.prepare<[string, string, number, Uint8Array, number]>(
       `INSERT INTO wrapped_keys (doc_name, key_id, epoch, wrapped, created_at) VALUES (?, ?, ?, ?, ?)
@@ -264,6 +281,22 @@ export class SqliteRelayStore implements RelayStore {
 
   async listKeyGrants(blobId: string, userId?: string): Promise<KeyGrantRecord[]> {
     return this.#gate.run(() => this.#tables.listKeyGrants(blobId, userId));
+  }
+
+  async appendMemberList(record: MemberListRecord): Promise<boolean> {
+    return this.#gate.run(() => this.#tables.appendMemberList(record));
+  }
+
+  async listMemberLists(blobId: string): Promise<MemberListRecord[]> {
+    return this.#gate.run(() => this.#tables.listMemberLists(blobId));
+  }
+
+  async putSignedHead(record: SignedHeadRecord): Promise<void> {
+    return this.#gate.run(() => this.#tables.putSignedHead(record));
+  }
+
+  async listSignedHeads(blobId: string): Promise<SignedHeadRecord[]> {
+    return this.#gate.run(() => this.#tables.listSignedHeads(blobId));
   }
 
   async putWrappedKey(key: WrappedKeyRecord): Promise<boolean> {
@@ -590,6 +623,51 @@ class SqliteRelayTables implements RelayStoreTx {
         ? this.#sql.keyGrantsOfBlob.all(blobId)
         : this.#sql.keyGrantsOfUser.all(blobId, userId)
       ).map(toKeyGrant),
+    );
+  }
+
+  async appendMemberList(record: MemberListRecord): Promise<boolean> {
+    return this.#run(
+      'store the member list of',
+      () =>
+        this.#sql.appendMemberList.run(
+          record.blobId,
+          record.version,
+          record.epoch,
+          record.keyId,
+          record.list,
+          record.createdAt,
+        ).changes > 0,
+    );
+  }
+
+  async listMemberLists(blobId: string): Promise<MemberListRecord[]> {
+    return this.#run('list the member lists of', () =>
+      this.#sql.memberLists.all(blobId).map((r) => ({
+        blobId: r.blob_id,
+        version: r.version,
+        epoch: r.epoch,
+        keyId: r.key_id,
+        list: new Uint8Array(r.list),
+        createdAt: r.created_at,
+      })),
+    );
+  }
+
+  async putSignedHead(record: SignedHeadRecord): Promise<void> {
+    this.#run('store the signed head of', () => {
+      this.#sql.putSignedHead.run(record.blobId, record.userId, record.head, record.updatedAt);
+    });
+  }
+
+  async listSignedHeads(blobId: string): Promise<SignedHeadRecord[]> {
+    return this.#run('list the signed heads of', () =>
+      this.#sql.signedHeads.all(blobId).map((r) => ({
+        blobId: r.blob_id,
+        userId: r.user_id,
+        head: new Uint8Array(r.head),
+        updatedAt: r.updated_at,
+      })),
     );
   }
 

@@ -424,6 +424,40 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
       expect(await store().listKeyGrants('other')).toHaveLength(1);
     });
 
+    it('keeps every member list version once, and each member’s latest signed head, and drops them with the blob', async () => {
+      const list = (blobId: string, version: number, byte: number) => ({
+        blobId,
+        version,
+        epoch: version,
+        keyId: 'ab'.repeat(16),
+        list: new Uint8Array([byte, version]),
+        createdAt: version * 10,
+      });
+      await store().createObject(object('blob/doc'));
+      expect(await store().appendMemberList(list('doc', 2, 2))).toBe(true);
+      const first = list('doc', 1, 1);
+      expect(await store().appendMemberList(first)).toBe(true);
+      first.list[0] = 99; // the store kept its own copy
+      // A second write of a version is refused and keeps the first: the chain cannot be rewritten.
+      expect(await store().appendMemberList(list('doc', 1, 7))).toBe(false);
+      expect(await store().appendMemberList(list('other', 1, 3))).toBe(true);
+      expect(await store().listMemberLists('doc')).toEqual([list('doc', 1, 1), list('doc', 2, 2)]);
+      const head = (userId: string, byte: number) => ({
+        blobId: 'doc',
+        userId,
+        head: new Uint8Array([byte]),
+        updatedAt: byte,
+      });
+      await store().putSignedHead(head(BOB, 1));
+      await store().putSignedHead(head(ALICE, 2));
+      await store().putSignedHead(head(BOB, 3));
+      expect(await store().listSignedHeads('doc')).toEqual([head(ALICE, 2), head(BOB, 3)]);
+      await store().deleteObject('blob/doc');
+      expect(await store().listMemberLists('doc')).toEqual([]);
+      expect(await store().listSignedHeads('doc')).toEqual([]);
+      expect(await store().listMemberLists('other')).toHaveLength(1);
+    });
+
     it('keeps a document’s wrapped keys, first write of a key id winning, and drops them with it', async () => {
       const doc = `USER_PRIVATE/${ALICE}/notes`;
       const key = (keyId: string, epoch: number, byte: number) => ({

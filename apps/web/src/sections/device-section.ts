@@ -5,6 +5,7 @@ import { copyButton } from '../ui/copy-button.ts';
 import { h } from '../ui/dom.ts';
 import { Notice } from '../ui/notice.ts';
 import { sectionFrame } from '../ui/section-frame.ts';
+import { safetyNumberCard } from './safety-number-card.ts';
 
 /** The places the tour goes next, one line each. */
 const NEXT: readonly [string, string][] = [
@@ -89,6 +90,7 @@ export function deviceSection({ client, userId }: TourContext): TourSection {
       ),
     ),
     recoveryCard(client, notice),
+    safetyNumberCard(client, notice),
     h('div', { class: 'row' }, forget),
     notice.element,
   );

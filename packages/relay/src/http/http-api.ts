@@ -13,6 +13,7 @@ import { ClientAddress } from './client-address.ts';
 import { docKeyRoutes } from './doc-key-routes.ts';
 import { keyGrantRoutes } from './key-grant-routes.ts';
 import { keyRoutes } from './key-routes.ts';
+import { memberListRoutes } from './member-list-routes.ts';
 import { checkContentLength, parseRequestUrl } from './request.ts';
 import { loggablePath, type RequestSeen, requestLogContext } from './request-log.ts';
 import { errorOf, sendEmpty, sendError, sendJson } from './respond.ts';
@@ -107,6 +108,7 @@ export class HttpApi {
       ...userdataRoutes(s),
       ...docKeyRoutes(s),
       ...keyGrantRoutes(s),
+      ...memberListRoutes(s),
       ...blobRoutes(s),
       ...shareRoutes(s),
       ...auditRoutes(s),
