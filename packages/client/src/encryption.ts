@@ -11,6 +11,7 @@ import {
 import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
 import { DocKeys } from './doc-keys.ts';
+import type { RegistrationPlan } from './identity.ts';
 import type { KeyApi, ProvenKeys, PublicKeys } from './key-api.ts';
 import type { SeedLocation, SeedStore } from './seed-store.ts';
 
@@ -36,6 +37,8 @@ const REGISTRATION = 'registration';
 interface Loaded {
   readonly seed: Uint8Array;
   readonly identity: CryptoIdentity;
+  /** Where the seed came from: made now, kept from an earlier start, or the recovery phrase. */
+  readonly origin: 'created' | 'stored' | 'phrase';
 }
 
 /**
@@ -100,15 +103,30 @@ export class Encryption {
     return { signPublicKey: identity.signPublicKey, boxPublicKey: identity.boxPublicKey };
   }
 
-  /** @internal The public keys with a proof for `POST /keys` (a new device, or linking one). */
-  async provenKeys(): Promise<ProvenKeys> {
+  /**
+   * @internal How a device without an API key registers: a seed from a recovery phrase must
+   * link to its user (strict: a typo is NotFound, never a new account); a seed kept from an
+   * earlier start (or a seed file) links when its user exists; a seed made now registers.
+   */
+  async registrationPlan(): Promise<RegistrationPlan> {
+    const { origin } = await this.#identity();
+    if (origin === 'created') return { purpose: 'register', strict: true };
+    return { purpose: 'link', strict: origin === 'phrase' };
+  }
+
+  /**
+   * @internal The public keys with a proof for this relay: `register` a new user or `link` this
+   * device to the user holding them (`POST /keys`), or `set-keys` of `userId` (PUT).
+   */
+  async provenKeys(purpose: ProvenKeys['purpose'], userId?: string): Promise<ProvenKeys> {
     const { identity } = await this.#identity();
-    const challenge = await this.#init.api.challenge();
+    const { challenge, relayId } = await this.#init.api.challenge();
     return {
       keys: { signPublicKey: identity.signPublicKey, boxPublicKey: identity.boxPublicKey },
+      purpose,
       challenge,
       // The identity is loaded, so libsodium is ready: crypto's one definition of the proof.
-      proof: signKeyProof(challenge, identity),
+      proof: signKeyProof({ purpose, relayId, challenge, userId }, identity),
     };
   }
 
@@ -140,7 +158,7 @@ export class Encryption {
     if (known?.userId === userId && sameBytes(known.signPublicKey, identity.signPublicKey)) return;
     const current = await this.#init.api.userKeys(userId);
     if (current === undefined) {
-      await this.#init.api.setUserKeys(userId, await this.provenKeys());
+      await this.#init.api.setUserKeys(userId, await this.provenKeys('set-keys', userId));
     } else if (!sameBytes(current.signPublicKey, identity.signPublicKey)) {
       throw new SyncError(
         'Conflict',
@@ -207,7 +225,9 @@ export class Encryption {
     const { seeds, recoveryPhrase, kv } = this.#init;
     const stored = await seeds.load();
     let seed: Uint8Array;
+    let origin: Loaded['origin'];
     if (recoveryPhrase !== undefined) {
+      origin = 'phrase';
       seed = await importRecoveryPhrase(recoveryPhrase);
       if (stored === undefined) {
         await seeds.save(seed, false);
@@ -224,10 +244,12 @@ export class Encryption {
       }
     } else if (stored !== undefined) {
       seed = stored;
+      origin = 'stored';
     } else {
       seed = generateRootSeed();
+      origin = 'created';
       await seeds.save(seed, false);
     }
-    return { seed, identity: deriveIdentity(seed) };
+    return { seed, identity: deriveIdentity(seed), origin };
   }
 }

@@ -152,7 +152,11 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
       // the recovery phrase proves the user's key and joins that user.
       proveKeys:
         options.cipherFor === undefined || options.recoveryPhrase !== undefined
-          ? () => encryption.provenKeys()
+          ? (purpose) => encryption.provenKeys(purpose)
+          : undefined,
+      registrationPlan:
+        options.cipherFor === undefined || options.recoveryPhrase !== undefined
+          ? () => encryption.registrationPlan()
           : undefined,
       keysRegistered: (id) => encryption.registered(id),
       useKey: (key) => {

@@ -28,7 +28,8 @@ export type { GrantInfo, OpenedGrant, OpenGrantOptions, SealedGrant, SealGrantOp
 export { openGrant, readGrant, sealGrant, verifyGrantSignature } from './grant.ts';
 export type { Identity } from './identity.ts';
 export { deriveIdentity, generateRootSeed, ROOT_SEED_BYTES } from './identity.ts';
-export { keyProofMessage, signKeyProof, verifyKeyProof } from './key-proof.ts';
+export type { KeyProofPurpose, KeyProofStatement } from './key-proof.ts';
+export { isKeyProofPurpose, keyProofMessage, signKeyProof, verifyKeyProof } from './key-proof.ts';
 export type { MemoryDocKeyringOptions } from './memory-doc-keyring.ts';
 export { MemoryDocKeyring } from './memory-doc-keyring.ts';
 export { exportRecoveryPhrase, importRecoveryPhrase, RECOVERY_PHRASE_WORDS } from './recovery-phrase.ts';

@@ -12,6 +12,7 @@ import {
   registerDevice,
   toBase64Url,
 } from '../credentials.ts';
+import type { ProofPurpose } from '../key-proof.ts';
 import { readJsonObject } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';
@@ -31,26 +32,47 @@ type ProvenKeys = { readonly signPk: string; readonly boxPk: string };
 export function keyRoutes(s: RouteServices): Route[] {
   const challenge = async (r: RouteRequest): Promise<void> => {
     const issued = await s.challenges.issue();
-    sendJson(r.res, 200, { challenge: issued.challenge, expires_at: issued.expiresAt });
+    sendJson(r.res, 200, {
+      challenge: issued.challenge,
+      expires_at: issued.expiresAt,
+      relay_id: issued.relayId,
+    });
   };
 
   const register = async (r: RouteRequest): Promise<void> => {
     const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
     const deviceName = parseDeviceName(body.device_name);
-    const keys = await provenKeys(s, body);
+    const purpose = body.purpose ?? 'register';
+    if (purpose !== 'register' && purpose !== 'link') {
+      throw new SyncError(
+        'BadRequest',
+        'purpose is register (a new user) or link (a device of an existing user)',
+      );
+    }
+    if (purpose === 'link' && (body.sign_pk === undefined || body.sign_pk === null)) {
+      throw new SyncError('BadRequest', 'linking a device needs sign_pk, box_pk, challenge and proof');
+    }
+    const keys = await provenKeys(s, body, { purpose });
     // HTTP only ever registers Users: the first admin comes from the CLI.
     if (!keys) {
       const { key, userId } = await registerDevice(s.store, { deviceName, level: Level.User }, s.now());
       sendJson(r.res, 200, { key, user_id: userId, linked: false });
       return;
     }
-    // One signing key is one user: a device proving a key that is already registered joins
-    // that user (a second device that imported the recovery phrase). Serialised per key, so two
-    // devices of one identity registering at once do not become two users.
+    // One signing key is one user. Linking (a second device that imported the recovery phrase)
+    // needs a user holding the key; registering needs none to, so a recovery phrase with a typo
+    // never silently becomes a new, empty account. Serialised per key, so two devices of one
+    // identity registering at once do not become two users.
     await s.locks.run(`sign-pk:${keys.signPk}`, async () => {
       const now = s.now();
       const existing = await s.store.findUserBySignPk(keys.signPk);
-      if (existing) {
+      if (purpose === 'link') {
+        if (!existing) {
+          throw new SyncError(
+            'NotFound',
+            'no user holds this signing key: check the recovery phrase (a phrase with a typo makes other keys)',
+          );
+        }
         const key = generateApiKey();
         await s.store.addKey({
           keyHash: hashApiKey(key),
@@ -63,6 +85,12 @@ export function keyRoutes(s: RouteServices): Route[] {
         if (existing.boxPk !== keys.boxPk) await s.store.setUserKeys(existing.userId, keys);
         sendJson(r.res, 200, { key, user_id: existing.userId, linked: true });
         return;
+      }
+      if (existing) {
+        throw new SyncError(
+          'Conflict',
+          'a user holds this signing key already: link this device with purpose link and a link proof',
+        );
       }
       const { key, userId } = await registerDevice(
         s.store,
@@ -108,7 +136,7 @@ export function keyRoutes(s: RouteServices): Route[] {
     const caller = await r.user();
     if (caller.userId !== userId) throw new SyncError('Forbidden', 'you can only register your own keys');
     const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
-    const keys = await provenKeys(s, body);
+    const keys = await provenKeys(s, body, { purpose: 'set-keys', userId });
     if (!keys) throw new SyncError('BadRequest', 'sign_pk and box_pk are required, with challenge and proof');
     await s.locks.run(`sign-pk:${keys.signPk}`, async () => {
       const user = await s.store.getUser(userId);
@@ -148,7 +176,11 @@ export function keyRoutes(s: RouteServices): Route[] {
  * `key-proof.ts`): null when it carries none. sign_pk and box_pk come together, each 32 bytes in
  * base64 or base64url, with `challenge` (from POST /keys/challenge) and `proof`.
  */
-async function provenKeys(s: RouteServices, body: Record<string, unknown>): Promise<ProvenKeys | null> {
+async function provenKeys(
+  s: RouteServices,
+  body: Record<string, unknown>,
+  purpose: ProofPurpose,
+): Promise<ProvenKeys | null> {
   const hasSign = body.sign_pk !== undefined && body.sign_pk !== null;
   const hasBox = body.box_pk !== undefined && body.box_pk !== null;
   if (!hasSign && !hasBox) return null;
@@ -165,7 +197,7 @@ async function provenKeys(s: RouteServices, body: Record<string, unknown>): Prom
   }
   // The proof is checked with libsodium (crypto's verifyKeyProof): load it first.
   await ready();
-  await s.challenges.redeem(body.challenge, body.proof, sign, box);
+  await s.challenges.redeem(body.challenge, body.proof, sign, box, purpose);
   const keys: UserKeys & ProvenKeys = { signPk: toBase64Url(sign), boxPk: toBase64Url(box) };
   return keys;
 }
