@@ -34,8 +34,11 @@ interface Registration {
 
 const REGISTRATION = 'registration';
 
+/**
+ * What stays in memory after loading: the derived keys libsodium needs, never the root seed,
+ * which is zeroed as soon as they are derived (the recovery phrase reads it again from storage).
+ */
 interface Loaded {
-  readonly seed: Uint8Array;
   readonly identity: CryptoIdentity;
   /** Where the seed came from: made now, kept from an earlier start, or the recovery phrase. */
   readonly origin: 'created' | 'stored' | 'phrase';
@@ -94,7 +97,15 @@ export class Encryption {
    * same keys, and reads every private doc.
    */
   async exportRecoveryPhrase(): Promise<string> {
-    return exportRecoveryPhrase((await this.#identity()).seed);
+    await this.#identity();
+    // Read from storage for this call only: the session keeps derived keys, not the seed.
+    const seed = await this.#init.seeds.load();
+    if (seed === undefined) throw new SyncError('NotFound', 'this device keeps no root seed');
+    try {
+      return await exportRecoveryPhrase(seed);
+    } finally {
+      seed.fill(0);
+    }
   }
 
   /** This user's public keys (what the relay publishes for others to share with them). */
@@ -250,6 +261,10 @@ export class Encryption {
       origin = 'created';
       await seeds.save(seed, false);
     }
-    return { seed, identity: deriveIdentity(seed), origin };
+    const identity = deriveIdentity(seed);
+    // Only the derived keys stay: a heap dump or a later bug that leaks memory gets no seed.
+    seed.fill(0);
+    stored?.fill(0);
+    return { identity, origin };
   }
 }

@@ -32,6 +32,12 @@ export type { KeyProofPurpose, KeyProofStatement } from './key-proof.ts';
 export { isKeyProofPurpose, keyProofMessage, signKeyProof, verifyKeyProof } from './key-proof.ts';
 export type { MemoryDocKeyringOptions } from './memory-doc-keyring.ts';
 export { MemoryDocKeyring } from './memory-doc-keyring.ts';
+export type { PassphraseStrength } from './passphrase-seed.ts';
+export {
+  isPassphraseWrappedSeed,
+  unwrapSeedWithPassphrase,
+  wrapSeedWithPassphrase,
+} from './passphrase-seed.ts';
 export { exportRecoveryPhrase, importRecoveryPhrase, RECOVERY_PHRASE_WORDS } from './recovery-phrase.ts';
 export { ready } from './sodium.ts';
 export { unwrapDocKey, WRAPPED_DOC_KEY_BYTES, wrapDocKey } from './wrapped-doc-key.ts';
