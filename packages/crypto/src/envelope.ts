@@ -2,6 +2,7 @@ import { isUserId, parseDocName, SyncError, type UserId } from '@scopesync/core'
 import { bytesEqual, checkLength, concatBytes, fromHex, readU32, toHex, utf8, writeU32 } from './bytes.ts';
 import { checkDocKey, type DocKey, KEY_ID_BYTES } from './doc-key.ts';
 import { DOC_NAME_HASH_BYTES, docNameHash } from './doc-name-hash.ts';
+import { padPlaintext, unpadPlaintext } from './padding.ts';
 import { sodium } from './sodium.ts';
 
 // Envelope layout, version 1 (all integers big-endian):
@@ -15,9 +16,11 @@ import { sodium } from './sodium.ts';
 //   54      32    author Ed25519 public key
 //   86      1     L = user id length: 0 (absent) or 21
 //   87      L     user id, ASCII `user_` + 16 hex
-//   87+L    4     C = ciphertext length (u32) = plaintext length + 16
+//   87+L    4     C = ciphertext length (u32) = padded body length + 16
 //   91+L    24    nonce (random)
 //   115+L   C     XChaCha20-Poly1305-IETF ciphertext ‖ tag; AD = bytes[0, 91+L) ‖ doc name
+//                 of the body: plaintext ‖ 0x80 ‖ zeros, padded to a bucket (padding.ts), so the
+//                 relay learns an edit's size only to within its bucket
 //   end-64  64    Ed25519 signature over "scopesync:envelope:v1\0" ‖ bytes[0, end-64)
 //
 // The signature covers everything before it, so the relay (which holds no key that opens the
@@ -49,7 +52,7 @@ const OFFSET_AUTHOR = OFFSET_DOC_HASH + DOC_NAME_HASH_BYTES;
 const OFFSET_USER_ID_LENGTH = OFFSET_AUTHOR + PUBLIC_KEY_BYTES;
 const FIXED_HEADER_BYTES = OFFSET_USER_ID_LENGTH + 1 + 4;
 
-/** Bytes an envelope adds to its plaintext when it carries no user id (21 more when it does). */
+/** Bytes an envelope adds to its padded body (`paddedLength(plaintext length + 1)`) when it carries no user id (21 more when it does). */
 export const ENVELOPE_OVERHEAD = FIXED_HEADER_BYTES + NONCE_BYTES + TAG_BYTES + SIGNATURE_BYTES;
 
 const SIGN_DOMAIN = utf8('scopesync:envelope:v1\0');
@@ -251,18 +254,19 @@ export function sealEnvelope(options: SealEnvelopeOptions): Uint8Array {
   header.set(author.signPublicKey, OFFSET_AUTHOR);
   header[OFFSET_USER_ID_LENGTH] = userId.length;
   header.set(userId, OFFSET_USER_ID_LENGTH + 1);
-  writeU32(header, OFFSET_USER_ID_LENGTH + 1 + userId.length, plaintext.length + TAG_BYTES);
+  const body = padPlaintext(plaintext);
+  writeU32(header, OFFSET_USER_ID_LENGTH + 1 + userId.length, body.length + TAG_BYTES);
   const nonce = s.randombytes_buf(NONCE_BYTES);
   const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(
-    plaintext,
+    body,
     concatBytes(header, utf8(docName)),
     null,
     nonce,
     key.bytes,
   );
-  const body = concatBytes(header, nonce, ciphertext);
-  const signature = s.crypto_sign_detached(concatBytes(SIGN_DOMAIN, body), author.signSecretKey);
-  return concatBytes(body, signature);
+  const signed = concatBytes(header, nonce, ciphertext);
+  const signature = s.crypto_sign_detached(concatBytes(SIGN_DOMAIN, signed), author.signSecretKey);
+  return concatBytes(signed, signature);
 }
 
 /**
@@ -327,7 +331,8 @@ export function openEnvelope(bytes: Uint8Array, options: OpenEnvelopeOptions): O
     throw new SyncError('Forbidden', 'envelope does not decrypt under its document key', { cause });
   }
   return {
-    plaintext,
+    // Inside the authenticated ciphertext: a malformed padding was sealed so by the author.
+    plaintext: unpadPlaintext(plaintext),
     kind: header.kind,
     keyId: header.keyId,
     epoch: header.epoch,

@@ -32,6 +32,7 @@ export type { KeyProofPurpose, KeyProofStatement } from './key-proof.ts';
 export { isKeyProofPurpose, keyProofMessage, signKeyProof, verifyKeyProof } from './key-proof.ts';
 export type { MemoryDocKeyringOptions } from './memory-doc-keyring.ts';
 export { MemoryDocKeyring } from './memory-doc-keyring.ts';
+export { MIN_PADDED_BYTES, paddedLength } from './padding.ts';
 export type { PassphraseStrength } from './passphrase-seed.ts';
 export {
   isPassphraseWrappedSeed,
