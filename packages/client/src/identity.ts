@@ -28,7 +28,8 @@ const API_KEY_AAD = new TextEncoder().encode('scopesync:api-key:v1');
 /**
  * The device key: an AES-GCM key that encrypts the API key at rest. In a store that keeps
  * structured-cloneable values (IndexedDB) it is a non-extractable CryptoKey, so script on
- * the page can use it but never read it out. A store that only keeps bytes (SQLite in Node)
+ * the page can use it but never export it (the browser still writes its bytes into the
+ * IndexedDB files: a copy of them holds the key). A store that only keeps bytes (SQLite in Node)
  * gets the raw key next to the data it protects — that guards against copying the API key
  * out of the records, not against someone holding the whole database file.
  */

@@ -390,6 +390,7 @@ export class SyncClient {
         },
         openLocal: codec.toUpdate,
         sealSnapshot: codec.snapshot,
+        sealUpdate: codec.fromUpdate,
         prepareSend: async () => {
           if (builtIn) await this.encryption.prepareSend(docName);
         },
