@@ -13,6 +13,7 @@ import {
   ready,
   rotateDocKey,
   sealGrant,
+  signIdentityRotation,
   unwrapDocKey,
   wrapDocKey,
 } from '@scopesync/crypto';
@@ -33,7 +34,7 @@ beforeAll(() => ready());
 const api = t.api;
 
 const bytes = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64url'));
-const { challenge, prove, keysBody, register, link } = keyRegistration(api);
+const { challenge, prove, keysBody, register, link, relayId } = keyRegistration(api);
 
 /** Appends one envelope to an encrypted doc over a fresh multiplexed socket; resolves with the answer. */
 async function appendOnce(key: string, docName: string, envelope: Uint8Array): Promise<Message> {
@@ -244,6 +245,68 @@ describe('registering public keys', () => {
     for (const [what, attempt] of attempts) {
       expect((await attempt(await challenge())).status, what).toBe(403);
     }
+  });
+
+  it('a lost device: rotating the identity locks out whoever kept the old seed', async () => {
+    const old = deriveIdentity(generateRootSeed());
+    const laptop = await register('laptop', old);
+    const userId = laptop.userId;
+    const stolen = await link('phone', old);
+    // Without a rotation the seed holder relinks at will, and the owner cannot move (409).
+    expect((await link('thief', old)).userId).toBe(userId);
+    const next = deriveIdentity(generateRootSeed());
+    const moveTo = async (signer: Identity, key: string, to: Identity = next) => {
+      const issued = await challenge();
+      const rotation = signIdentityRotation({ relayId: relayId(), userId, challenge: issued }, signer, to);
+      return api('PUT', `/users/${userId}/keys`, {
+        key,
+        body: {
+          sign_pk: b64(to.signPublicKey),
+          box_pk: b64(to.boxPublicKey),
+          challenge: issued,
+          proof: prove(to, issued, { purpose: 'set-keys', userId }),
+          rotation: b64(rotation),
+        },
+      });
+    };
+    // A rotation signed by a key that is not the registered one hands nothing over.
+    const forged = await moveTo(deriveIdentity(generateRootSeed()), laptop.key);
+    expect(forged).toMatchObject({ status: 403, json: { error: 'Forbidden' } });
+
+    const rotated = await moveTo(old, laptop.key);
+    expect(rotated).toMatchObject({ status: 200, json: { rotated: true, revoked_keys: 2 } });
+    expect((await api('GET', `/users/${userId}/keys`)).json.sign_pk).toBe(b64(next.signPublicKey));
+    // The lost phone's API key is revoked with the identity it held; the laptop's works on.
+    expect((await api('GET', '/keys/validate', { key: stolen.key })).status).toBe(401);
+    expect((await api('GET', '/keys/validate', { key: laptop.key })).status).toBe(200);
+    // The old seed links nothing any more.
+    const relink = await api('POST', '/keys', {
+      body: { device_name: 'thief', ...(await keysBody(old, { purpose: 'link' })) },
+    });
+    expect(relink.status).toBe(404);
+    // Envelopes signed with the old key are refused, whoever sends them.
+    const name = `USER_PRIVATE/${userId}/after-rotation`;
+    const byOld = createDocCipher({
+      identity: old,
+      docName: name,
+      keyring: MemoryDocKeyring.create(),
+      userId,
+    });
+    expect(await appendOnce(laptop.key, name, byOld.seal(new Uint8Array([1])))).toMatchObject({
+      type: 'error',
+      kind: 'Forbidden',
+    });
+    const byNext = createDocCipher({
+      identity: next,
+      docName: name,
+      keyring: MemoryDocKeyring.create(),
+      userId,
+    });
+    expect(await appendOnce(laptop.key, name, byNext.seal(new Uint8Array([1])))).toMatchObject({
+      type: 'ack',
+    });
+    // A later rotation by the old key (the thief, late in the race) is refused.
+    expect((await moveTo(old, laptop.key, deriveIdentity(generateRootSeed()))).status).toBe(403);
   });
 
   it('lets users set only their own keys, and never swap a signing key', async () => {

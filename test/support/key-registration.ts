@@ -110,5 +110,5 @@ export function keyRegistration(api: TestRelay['api']) {
     return { key: answer.json.key, userId: answer.json.user_id, identity };
   };
 
-  return { challenge, prove, keysBody, register, link };
+  return { challenge, prove, keysBody, register, link, relayId: () => relayId };
 }

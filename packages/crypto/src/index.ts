@@ -28,6 +28,12 @@ export type { GrantInfo, OpenedGrant, OpenGrantOptions, SealedGrant, SealGrantOp
 export { openGrant, readGrant, sealGrant, verifyGrantSignature } from './grant.ts';
 export type { Identity } from './identity.ts';
 export { deriveIdentity, generateRootSeed, ROOT_SEED_BYTES } from './identity.ts';
+export type { IdentityRotation } from './identity-rotation.ts';
+export {
+  identityRotationMessage,
+  signIdentityRotation,
+  verifyIdentityRotation,
+} from './identity-rotation.ts';
 export type { KeyProofPurpose, KeyProofStatement } from './key-proof.ts';
 export { isKeyProofPurpose, keyProofMessage, signKeyProof, verifyKeyProof } from './key-proof.ts';
 export type { MemoryDocKeyringOptions } from './memory-doc-keyring.ts';

@@ -1,5 +1,5 @@
 import { Level, parseUserId, SyncError, type UserKeys } from '@scopesync/core';
-import { ready } from '@scopesync/crypto';
+import { ready, verifyIdentityRotation } from '@scopesync/crypto';
 import {
   apiKeyOf,
   generateApiKey,
@@ -138,18 +138,12 @@ export function keyRoutes(s: RouteServices): Route[] {
     const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
     const keys = await provenKeys(s, body, { purpose: 'set-keys', userId });
     if (!keys) throw new SyncError('BadRequest', 'sign_pk and box_pk are required, with challenge and proof');
+    let revokedKeys: number | undefined;
     await s.locks.run(`sign-pk:${keys.signPk}`, async () => {
       const user = await s.store.getUser(userId);
       if (!user) throw new SyncError('NotFound', `no user ${userId}`);
       // A key stored before keys were checked (not 32 bytes) signs nothing: it may be replaced.
       const current = publicKeyBytes(user.signPk) ? user.signPk : null;
-      if (current !== null && current !== keys.signPk) {
-        // Replacing it would let a stolen API key take over authorship of the user's documents.
-        throw new SyncError(
-          'Conflict',
-          'another signing key is registered for this user: keys derive from the recovery phrase and do not change (an admin can reset them)',
-        );
-      }
       const holder = await s.store.findUserBySignPk(keys.signPk);
       if (holder && holder.userId !== userId) {
         throw new SyncError(
@@ -157,9 +151,23 @@ export function keyRoutes(s: RouteServices): Route[] {
           'this signing key belongs to another user: register this device with POST /keys and the proof to join that user',
         );
       }
+      if (current !== null && current !== keys.signPk) {
+        if (body.rotation === undefined) {
+          // Replacing it would let a stolen API key take over authorship of the user's documents.
+          throw new SyncError(
+            'Conflict',
+            'another signing key is registered for this user: keys derive from the recovery phrase; to move to a new identity, send the rotation signed by the registered key (an admin can reset them)',
+          );
+        }
+        checkRotation(s, body, { userId, challenge: body.challenge as string, oldSignPk: current, keys });
+        await s.store.setUserKeys(userId, keys);
+        revokedKeys = await revokeOtherKeys(s, userId, apiKeyOf(r.req));
+        return;
+      }
       await s.store.setUserKeys(userId, keys);
     });
-    sendJson(r.res, 200, { user_id: userId, sign_pk: keys.signPk, box_pk: keys.boxPk });
+    const rotated = revokedKeys === undefined ? {} : { rotated: true, revoked_keys: revokedKeys };
+    sendJson(r.res, 200, { user_id: userId, sign_pk: keys.signPk, box_pk: keys.boxPk, ...rotated });
   };
 
   return [
@@ -169,6 +177,49 @@ export function keyRoutes(s: RouteServices): Route[] {
     { pattern: ['keys', ':key'], methods: { DELETE: revoke } },
     { pattern: ['users', ':id', 'keys'], methods: { GET: publicKeys, PUT: putPublicKeys } },
   ];
+}
+
+/**
+ * Checks an identity rotation (docs/encryption.md): `rotation` must be the registered key's
+ * signature handing `userId` over to the proven keys, at this relay, over the same challenge.
+ * Forbidden otherwise; BadRequest when it is not 64 bytes of base64.
+ */
+function checkRotation(
+  s: RouteServices,
+  body: Record<string, unknown>,
+  rotation: { userId: string; challenge: string; oldSignPk: string; keys: ProvenKeys },
+): void {
+  const signature = parseBase64(body.rotation, 'rotation', 64, 64);
+  const oldSignPk = parseBase64(rotation.oldSignPk, 'registered sign_pk', PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES);
+  const statement = {
+    relayId: s.challenges.relayId,
+    userId: rotation.userId,
+    challenge: rotation.challenge,
+    oldSignPk,
+    newSignPk: parseBase64(rotation.keys.signPk, 'sign_pk', PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES),
+    newBoxPk: parseBase64(rotation.keys.boxPk, 'box_pk', PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES),
+  };
+  if (!verifyIdentityRotation(statement, signature)) {
+    throw new SyncError(
+      'Forbidden',
+      "rotation is not the registered signing key's signature handing this user to these keys at this relay",
+    );
+  }
+}
+
+/**
+ * After a rotation, every API key of the user but the one that asked is revoked (their sockets
+ * close at once): a lost device's key goes with the identity it held. Resolves with how many.
+ */
+async function revokeOtherKeys(s: RouteServices, userId: string, keep: string | null): Promise<number> {
+  const keepHash = keep === null ? null : hashApiKey(keep);
+  let revoked = 0;
+  for (const key of await s.store.listKeys(userId)) {
+    if (key.revokedAt !== null || key.keyHash === keepHash) continue;
+    await s.accounts.revokeKey(key.keyHash);
+    revoked++;
+  }
+  return revoked;
 }
 
 /**
