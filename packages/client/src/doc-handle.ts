@@ -115,6 +115,8 @@ export class DocHandle {
   #resetting: Promise<void> | undefined;
   /** Created on first use of {@link awareness}, so docs nobody shows presence for stay silent. */
   #awareness: Awareness | undefined;
+  /** Our awareness updates being sealed and sent, in order. */
+  #awarenessSends: Promise<void> = Promise.resolve();
   /** Edits the relay refused for good, counted, so whenAcked can tell a refusal from an ack. */
   #refusals = 0;
   /** How many of those a settled whenAcked has already reported. */
@@ -551,10 +553,14 @@ export class DocHandle {
           new SyncError('Forbidden', message.reason || `the relay refused a write to ${this.name}`),
         );
         return;
-      case 'awareness':
+      case 'awareness': {
         // Before first use there is nobody to show it to; first use asks for the states.
-        if (this.#awareness) applyAwarenessUpdate(this.#awareness, message.update, DOC_ORIGINS.relay);
+        if (!this.#awareness) return;
+        // Encrypted docs: states arrive sealed under the doc key and are opened first.
+        const update = await this.#channel.openAwareness(message.update);
+        if (update && this.#awareness) applyAwarenessUpdate(this.#awareness, update, DOC_ORIGINS.relay);
         return;
+      }
       case 'query-awareness':
         if (this.#awareness) this.#sendAwareness();
         return;
@@ -673,7 +679,16 @@ export class DocHandle {
     const awareness = this.#awareness;
     // Presence flows only on an admitted subscription.
     if (!awareness || this.#phase.kind !== 'active') return;
-    this.#ctx.send({ type: 'awareness', update: encodeAwarenessUpdate(awareness, [awareness.clientID]) });
+    const update = encodeAwarenessUpdate(awareness, [awareness.clientID]);
+    // Sealing (encrypted docs) is asynchronous: a chain keeps our states in the order they changed.
+    this.#awarenessSends = this.#awarenessSends
+      .then(async () => {
+        const sealed = await this.#channel.sealAwareness(update);
+        if (this.#phase.kind === 'active') this.#ctx.send({ type: 'awareness', update: sealed });
+      })
+      .catch((error: unknown) => {
+        this.#events.emit('error', asSyncError(error, 'Internal', `sending presence on ${this.name} failed`));
+      });
   }
 
   /** (Re)joins the doc's presence on a fresh subscription: our state, then everyone else's. */

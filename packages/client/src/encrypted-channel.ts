@@ -1,6 +1,7 @@
 import { type Message, SyncError } from '@scopesync/core';
 import * as Y from 'yjs';
 import { asSyncError } from './as-sync-error.ts';
+import { openAwarenessUpdate, sealAwarenessUpdate } from './awareness-seal.ts';
 import { Deferred } from './deferred.ts';
 import type { DocChannel, DocChannelHost, OutboxEntry, Refusal } from './doc-channel.ts';
 import type { DocFlags } from './doc-handle.ts';
@@ -171,6 +172,26 @@ export class EncryptedChannel implements DocChannel {
     void this.#host.flush().finally(() => {
       this.#windowClosed = false;
     });
+  }
+
+  /** Our awareness states sealed under the doc key: the relay relays cursors and names it cannot read. */
+  sealAwareness(update: Uint8Array): Promise<Uint8Array> {
+    return sealAwarenessUpdate(update, (plaintext) => this.#host.ctx.sealUpdate(plaintext));
+  }
+
+  /** Members' awareness states opened (and their authors checked); unsealed or forged states are dropped. */
+  async openAwareness(update: Uint8Array): Promise<Uint8Array | undefined> {
+    const opened = await openAwarenessUpdate(update, (envelope) => this.#host.ctx.open(envelope));
+    if (opened.refused > 0) {
+      this.#host.emit(
+        'error',
+        new SyncError(
+          'Forbidden',
+          `dropped ${opened.refused} awareness state(s) of ${this.#host.name} that were not sealed by a member`,
+        ),
+      );
+    }
+    return opened.update;
   }
 
   async receive(message: Message): Promise<boolean> {
