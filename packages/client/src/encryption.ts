@@ -235,36 +235,39 @@ export class Encryption {
     await ready();
     const { seeds, recoveryPhrase, kv } = this.#init;
     const stored = await seeds.load();
-    let seed: Uint8Array;
-    let origin: Loaded['origin'];
-    if (recoveryPhrase !== undefined) {
-      origin = 'phrase';
-      seed = await importRecoveryPhrase(recoveryPhrase);
-      if (stored === undefined) {
-        await seeds.save(seed, false);
-      } else if (!sameBytes(stored, seed)) {
-        // A seed this device made but never registered anywhere may give way to the phrase;
-        // one the relay knows is an identity, and replacing it would orphan its data.
-        if ((await kv.get(KV_TABLES.keys, REGISTRATION)) !== undefined) {
-          throw new SyncError(
-            'Conflict',
-            'this device already holds another identity: use a fresh store to import this recovery phrase',
-          );
+    let seed: Uint8Array | undefined;
+    try {
+      let origin: Loaded['origin'];
+      if (recoveryPhrase !== undefined) {
+        origin = 'phrase';
+        seed = await importRecoveryPhrase(recoveryPhrase);
+        if (stored === undefined) {
+          await seeds.save(seed, false);
+        } else if (!sameBytes(stored, seed)) {
+          // A seed this device made but never registered anywhere may give way to the phrase;
+          // one the relay knows is an identity, and replacing it would orphan its data.
+          if ((await kv.get(KV_TABLES.keys, REGISTRATION)) !== undefined) {
+            throw new SyncError(
+              'Conflict',
+              'this device already holds another identity: use a fresh store to import this recovery phrase',
+            );
+          }
+          await seeds.save(seed, true);
         }
-        await seeds.save(seed, true);
+      } else if (stored !== undefined) {
+        seed = stored;
+        origin = 'stored';
+      } else {
+        seed = generateRootSeed();
+        origin = 'created';
+        await seeds.save(seed, false);
       }
-    } else if (stored !== undefined) {
-      seed = stored;
-      origin = 'stored';
-    } else {
-      seed = generateRootSeed();
-      origin = 'created';
-      await seeds.save(seed, false);
+      return { identity: deriveIdentity(seed), origin };
+    } finally {
+      // Only the derived keys stay, whatever happened: a heap dump or a later bug that leaks
+      // memory gets no seed.
+      seed?.fill(0);
+      stored?.fill(0);
     }
-    const identity = deriveIdentity(seed);
-    // Only the derived keys stay: a heap dump or a later bug that leaks memory gets no seed.
-    seed.fill(0);
-    stored?.fill(0);
-    return { identity, origin };
   }
 }
