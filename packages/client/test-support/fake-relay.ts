@@ -327,7 +327,11 @@ export class FakeRelay {
     const parts = url.pathname.split('/').slice(1).map(decodeURIComponent);
     if (method === 'POST' && url.pathname === '/keys/challenge') {
       // Proofs are not checked here (the real relay's tests do that); a device must still make one.
-      return json(200, { challenge: 'c'.repeat(43), expires_at: Date.now() + 60_000, relay_id: 'fake-relay' });
+      return json(200, {
+        challenge: 'c'.repeat(43),
+        expires_at: Date.now() + 60_000,
+        relay_id: 'fake-relay',
+      });
     }
     if (method === 'POST' && url.pathname === '/keys') {
       const body = JSON.parse(String(init.body)) as { device_name: string };
