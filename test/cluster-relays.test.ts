@@ -315,12 +315,15 @@ describe('several relays on one PostgreSQL database, through Redis', () => {
     const identity = deriveIdentity(generateRootSeed());
     const issued = await (relays[0] as ClusterRelay).api('POST', '/keys/challenge');
     expect(issued.status).toBe(200);
+    // One deployment, one relay id: every relay of the cluster publishes the same.
+    const other = await (relays[1] as ClusterRelay).api('POST', '/keys/challenge');
+    expect(other.json.relay_id).toBe(issued.json.relay_id);
     const body = {
       device_name: 'phone',
       sign_pk: b64(identity.signPublicKey),
       box_pk: b64(identity.boxPublicKey),
       challenge: issued.json.challenge,
-      proof: proofOf(identity, issued.json.challenge),
+      proof: proofOf(identity, issued.json.challenge, { relayId: issued.json.relay_id }),
     };
     const registered = await (relays[1] as ClusterRelay).api('POST', '/keys', { body });
     expect(registered.status).toBe(200);

@@ -104,7 +104,12 @@ async function register(relay: TestRelay, name: string, identity: Identity) {
       sign_pk: b64(identity.signPublicKey),
       box_pk: b64(identity.boxPublicKey),
       challenge: issued.challenge,
-      proof: b64(signKeyProof(issued.challenge, identity)),
+      proof: b64(
+        signKeyProof(
+          { purpose: 'register', relayId: issued.relay_id, challenge: issued.challenge },
+          identity,
+        ),
+      ),
     },
   });
   expect(answer.status, JSON.stringify(answer.json)).toBe(200);

@@ -13,6 +13,7 @@ import {
   ready,
   rotateDocKey,
   sealGrant,
+  signIdentityRotation,
   unwrapDocKey,
   wrapDocKey,
 } from '@scopesync/crypto';
@@ -33,7 +34,7 @@ beforeAll(() => ready());
 const api = t.api;
 
 const bytes = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64url'));
-const { challenge, keysBody, register } = keyRegistration(api);
+const { challenge, prove, keysBody, register, link, relayId } = keyRegistration(api);
 
 /** Appends one envelope to an encrypted doc over a fresh multiplexed socket; resolves with the answer. */
 async function appendOnce(key: string, docName: string, envelope: Uint8Array): Promise<Message> {
@@ -77,7 +78,7 @@ describe('registering public keys', () => {
         sign_pk: Buffer.from(identity.signPublicKey).toString('base64'),
         box_pk: Buffer.from(identity.boxPublicKey).toString('base64'),
         challenge: issued,
-        proof: Buffer.from(bytes(proofOf(identity, issued))).toString('base64'),
+        proof: Buffer.from(bytes(prove(identity, issued))).toString('base64'),
       },
     });
     expect(answer.json).toMatchObject({ linked: false });
@@ -96,7 +97,7 @@ describe('registering public keys', () => {
     const userId: string = first.json.user_id;
     const put = await api('PUT', `/users/${userId}/keys`, {
       key: first.json.key,
-      body: await keysBody(identity),
+      body: await keysBody(identity, { purpose: 'set-keys', userId }),
     });
     expect(put).toMatchObject({
       status: 200,
@@ -104,12 +105,16 @@ describe('registering public keys', () => {
     });
     // Registering the same keys again is harmless.
     expect(
-      (await api('PUT', `/users/${userId}/keys`, { key: first.json.key, body: await keysBody(identity) }))
-        .status,
+      (
+        await api('PUT', `/users/${userId}/keys`, {
+          key: first.json.key,
+          body: await keysBody(identity, { purpose: 'set-keys', userId }),
+        })
+      ).status,
     ).toBe(200);
 
     const phrase = await exportRecoveryPhrase(seed);
-    const phone = await register('phone', deriveIdentity(await importRecoveryPhrase(phrase)));
+    const phone = await link('phone', deriveIdentity(await importRecoveryPhrase(phrase)));
     expect(phone.userId).toBe(userId);
     expect(phone.key).not.toBe(first.json.key);
     expect((await api('GET', '/keys/validate', { key: phone.key })).json).toMatchObject({ user_id: userId });
@@ -138,7 +143,7 @@ describe('registering public keys', () => {
     const keys = { sign_pk: b64(identity.signPublicKey), box_pk: b64(identity.boxPublicKey) };
     const reused = await challenge();
     const spent = await api('POST', '/keys', {
-      body: { device_name: 'ok', ...keys, challenge: reused, proof: proofOf(identity, reused) },
+      body: { device_name: 'ok', ...keys, challenge: reused, proof: prove(identity, reused) },
     });
     expect(spent.status).toBe(200);
     const otherChallenge = await challenge();
@@ -150,16 +155,16 @@ describe('registering public keys', () => {
         { ...keys, sign_pk: 'c2lnbg', challenge: otherChallenge, proof: 'x' },
         400,
       ],
-      ['a used challenge', { ...keys, challenge: reused, proof: proofOf(identity, reused) }, 403],
+      ['a used challenge', { ...keys, challenge: reused, proof: prove(identity, reused) }, 403],
       [
         'a challenge the relay never issued',
-        { ...keys, challenge: b64(new Uint8Array(32)), proof: proofOf(identity, b64(new Uint8Array(32))) },
+        { ...keys, challenge: b64(new Uint8Array(32)), proof: prove(identity, b64(new Uint8Array(32))) },
         403,
       ],
       ['a proof by another key', { ...keys, ...(await proofFields(impostor, identity)) }, 403],
       [
         'a proof of another challenge',
-        { ...keys, challenge: await challenge(), proof: proofOf(identity, reused) },
+        { ...keys, challenge: await challenge(), proof: prove(identity, reused) },
         403,
       ],
     ];
@@ -171,13 +176,149 @@ describe('registering public keys', () => {
     expect(await t.relay.store.countUsers()).toBe(users + 1);
   });
 
+  it('links only to a user who holds the key, and registers a new user only for a fresh key', async () => {
+    const users = await t.relay.store.countUsers();
+    // A recovery phrase with a typo that passes the checksum: other keys, nobody holds them.
+    const typo = deriveIdentity(generateRootSeed());
+    const linked = await api('POST', '/keys', {
+      body: { device_name: 'typo', ...(await keysBody(typo, { purpose: 'link' })) },
+    });
+    expect(linked).toMatchObject({ status: 404, json: { error: 'NotFound' } });
+    expect(linked.json.message).toMatch(/recovery phrase/);
+    expect(await t.relay.store.countUsers()).toBe(users);
+    // A key that is registered already does not become a second user, nor silently a link.
+    const alice = await register('alice');
+    const again = await api('POST', '/keys', {
+      body: { device_name: 'again', ...(await keysBody(alice.identity)) },
+    });
+    expect(again).toMatchObject({ status: 409, json: { error: 'Conflict' } });
+    expect(await t.relay.store.countUsers()).toBe(users + 1);
+  });
+
+  it('refuses a proof made for another relay, purpose or user', async () => {
+    const alice = await register('alice');
+    const keys = { sign_pk: b64(alice.identity.signPublicKey), box_pk: b64(alice.identity.boxPublicKey) };
+    const attempts: Array<[string, (issued: string) => Promise<{ status: number }>]> = [
+      [
+        "another relay's id",
+        async (issued) =>
+          api('POST', '/keys', {
+            body: {
+              device_name: 'x',
+              purpose: 'link',
+              ...keys,
+              challenge: issued,
+              proof: proofOf(alice.identity, issued, { relayId: 'relay-elsewhere', purpose: 'link' }),
+            },
+          }),
+      ],
+      [
+        'a register proof used to link',
+        async (issued) =>
+          api('POST', '/keys', {
+            body: {
+              device_name: 'x',
+              purpose: 'link',
+              ...keys,
+              challenge: issued,
+              proof: prove(alice.identity, issued),
+            },
+          }),
+      ],
+      [
+        "a set-keys proof for another user's id",
+        async (issued) => {
+          const plain = await api('POST', '/keys', { body: { device_name: 'plain' } });
+          const fresh = deriveIdentity(generateRootSeed());
+          return api('PUT', `/users/${plain.json.user_id}/keys`, {
+            key: plain.json.key,
+            body: {
+              sign_pk: b64(fresh.signPublicKey),
+              box_pk: b64(fresh.boxPublicKey),
+              challenge: issued,
+              proof: prove(fresh, issued, { purpose: 'set-keys', userId: alice.userId }),
+            },
+          });
+        },
+      ],
+    ];
+    for (const [what, attempt] of attempts) {
+      expect((await attempt(await challenge())).status, what).toBe(403);
+    }
+  });
+
+  it('a lost device: rotating the identity locks out whoever kept the old seed', async () => {
+    const old = deriveIdentity(generateRootSeed());
+    const laptop = await register('laptop', old);
+    const userId = laptop.userId;
+    const stolen = await link('phone', old);
+    // Without a rotation the seed holder relinks at will, and the owner cannot move (409).
+    expect((await link('thief', old)).userId).toBe(userId);
+    const next = deriveIdentity(generateRootSeed());
+    const moveTo = async (signer: Identity, key: string, to: Identity = next) => {
+      const issued = await challenge();
+      const rotation = signIdentityRotation({ relayId: relayId(), userId, challenge: issued }, signer, to);
+      return api('PUT', `/users/${userId}/keys`, {
+        key,
+        body: {
+          sign_pk: b64(to.signPublicKey),
+          box_pk: b64(to.boxPublicKey),
+          challenge: issued,
+          proof: prove(to, issued, { purpose: 'set-keys', userId }),
+          rotation: b64(rotation),
+        },
+      });
+    };
+    // A rotation signed by a key that is not the registered one hands nothing over.
+    const forged = await moveTo(deriveIdentity(generateRootSeed()), laptop.key);
+    expect(forged).toMatchObject({ status: 403, json: { error: 'Forbidden' } });
+
+    const rotated = await moveTo(old, laptop.key);
+    expect(rotated).toMatchObject({ status: 200, json: { rotated: true, revoked_keys: 2 } });
+    expect((await api('GET', `/users/${userId}/keys`)).json.sign_pk).toBe(b64(next.signPublicKey));
+    // The lost phone's API key is revoked with the identity it held; the laptop's works on.
+    expect((await api('GET', '/keys/validate', { key: stolen.key })).status).toBe(401);
+    expect((await api('GET', '/keys/validate', { key: laptop.key })).status).toBe(200);
+    // The old seed links nothing any more.
+    const relink = await api('POST', '/keys', {
+      body: { device_name: 'thief', ...(await keysBody(old, { purpose: 'link' })) },
+    });
+    expect(relink.status).toBe(404);
+    // Envelopes signed with the old key are refused, whoever sends them.
+    const name = `USER_PRIVATE/${userId}/after-rotation`;
+    const byOld = createDocCipher({
+      identity: old,
+      docName: name,
+      keyring: MemoryDocKeyring.create(),
+      userId,
+    });
+    expect(await appendOnce(laptop.key, name, byOld.seal(new Uint8Array([1])))).toMatchObject({
+      type: 'error',
+      kind: 'Forbidden',
+    });
+    const byNext = createDocCipher({
+      identity: next,
+      docName: name,
+      keyring: MemoryDocKeyring.create(),
+      userId,
+    });
+    expect(await appendOnce(laptop.key, name, byNext.seal(new Uint8Array([1])))).toMatchObject({
+      type: 'ack',
+    });
+    // A later rotation by the old key (the thief, late in the race) is refused.
+    expect((await moveTo(old, laptop.key, deriveIdentity(generateRootSeed()))).status).toBe(403);
+  });
+
   it('lets users set only their own keys, and never swap a signing key', async () => {
     const alice = await register('alice');
     const bob = await register('bob');
     const plain = await api('POST', '/keys', { body: { device_name: 'plain' } });
     const fresh = deriveIdentity(generateRootSeed());
     const put = async (key: string | undefined, userId: string, identity: Identity) =>
-      api('PUT', `/users/${userId}/keys`, { key, body: await keysBody(identity) });
+      api('PUT', `/users/${userId}/keys`, {
+        key,
+        body: await keysBody(identity, { purpose: 'set-keys', userId }),
+      });
     expect((await put(undefined, alice.userId, fresh)).status).toBe(401);
     expect((await put(bob.key, alice.userId, fresh)).status).toBe(403);
     // A stolen API key must not be enough to take over authorship of the user's documents.
@@ -202,7 +343,7 @@ describe('registering public keys', () => {
 /** A challenge and a proof over `keys` signed by `signer`: an impostor's attempt. */
 async function proofFields(signer: Identity, keys: Identity): Promise<Record<string, string>> {
   const issued = await challenge();
-  return { challenge: issued, proof: proofOf(signer, issued, keys) };
+  return { challenge: issued, proof: prove(signer, issued, {}, keys) };
 }
 
 describe('sealed key grants', () => {
@@ -327,7 +468,7 @@ describe('wrapped document keys', () => {
   it('keeps the owner’s wrapped keys for the owner’s other devices, first write of a key id winning', async () => {
     const seed = generateRootSeed();
     const laptop = await register('laptop', deriveIdentity(seed));
-    const phone = await register('phone', deriveIdentity(seed));
+    const phone = await link('phone', deriveIdentity(seed));
     expect(phone.userId).toBe(laptop.userId);
     const doc = `USER_PRIVATE/${laptop.userId}/diary`;
     const path = `/doc-keys/${enc(doc)}`;

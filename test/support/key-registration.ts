@@ -12,17 +12,35 @@ export const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('b
 
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
 
-/** The registration proof: Ed25519 by `identity`'s sign key over domain ‖ challenge ‖ 0 ‖ `keys`' public keys. */
-export function proofOf(identity: Identity, challenge: string, keys: Identity = identity): string {
+/** What a proof states besides the keys (docs/encryption.md). */
+export interface ProofStatement {
+  /** The relay id `POST /keys/challenge` published. */
+  readonly relayId: string;
+  /** Default `register`. */
+  readonly purpose?: 'register' | 'link' | 'set-keys';
+  /** The user a `set-keys` proof is for. */
+  readonly userId?: string;
+}
+
+/**
+ * The registration proof: Ed25519 by `identity`'s sign key over domain ‖ purpose ‖ 0 ‖ relay id
+ * ‖ 0 ‖ user id ‖ 0 ‖ challenge ‖ 0 ‖ `keys`' public keys.
+ */
+export function proofOf(
+  identity: Identity,
+  challenge: string,
+  statement: ProofStatement,
+  keys: Identity = identity,
+): string {
   const key = createPrivateKey({
     key: Buffer.concat([PKCS8_ED25519, identity.signSecretKey.subarray(0, 32)]),
     format: 'der',
     type: 'pkcs8',
   });
+  const text = [statement.purpose ?? 'register', statement.relayId, statement.userId ?? '', challenge];
   const message = Buffer.concat([
-    Buffer.from('scopesync:register-keys:v1\0', 'utf8'),
-    Buffer.from(challenge, 'ascii'),
-    Buffer.from([0]),
+    Buffer.from('scopesync:register-keys:v2\0', 'utf8'),
+    Buffer.from(`${text.join('\0')}\0`, 'ascii'),
     keys.signPublicKey,
     keys.boxPublicKey,
   ]);
@@ -38,22 +56,41 @@ export interface Device {
 
 /** Key registration against the relay `api` answers. */
 export function keyRegistration(api: TestRelay['api']) {
-  /** A fresh single-use challenge (`POST /keys/challenge`). */
+  let relayId = '';
+
+  /** A fresh single-use challenge (`POST /keys/challenge`); remembers the relay id it names. */
   const challenge = async (): Promise<string> => {
     const answer = await api('POST', '/keys/challenge');
     expect(answer.status).toBe(200);
     expect(answer.json.expires_at).toBeGreaterThan(Date.now());
+    expect(answer.json.relay_id).toMatch(/^[A-Za-z0-9._:-]+$/);
+    relayId = answer.json.relay_id;
     return answer.json.challenge;
   };
 
-  /** The body fields that register (or link) `identity`'s keys: the keys, a fresh challenge and its proof. */
-  const keysBody = async (identity: Identity): Promise<Record<string, string>> => {
+  /** A proof for this relay (the id of the last challenge), `register` unless told otherwise. */
+  const prove = (
+    identity: Identity,
+    issued: string,
+    statement: Omit<ProofStatement, 'relayId'> = {},
+    keys: Identity = identity,
+  ): string => proofOf(identity, issued, { ...statement, relayId }, keys);
+
+  /**
+   * The body fields that register `identity`'s keys: the keys, a fresh challenge and its proof.
+   * `link` adds `purpose: 'link'`; `set-keys` needs the user id (PUT /users/<id>/keys).
+   */
+  const keysBody = async (
+    identity: Identity,
+    statement: Omit<ProofStatement, 'relayId'> = {},
+  ): Promise<Record<string, string>> => {
     const issued = await challenge();
     return {
       sign_pk: b64(identity.signPublicKey),
       box_pk: b64(identity.boxPublicKey),
+      ...(statement.purpose === 'link' ? { purpose: 'link' } : {}),
       challenge: issued,
-      proof: proofOf(identity, issued),
+      proof: prove(identity, issued, statement),
     };
   };
 
@@ -64,5 +101,14 @@ export function keyRegistration(api: TestRelay['api']) {
     return { key: answer.json.key, userId: answer.json.user_id, identity };
   };
 
-  return { challenge, keysBody, register };
+  /** Links a new device to the user holding `identity`'s keys (POST /keys with a link proof). */
+  const link = async (name: string, identity: Identity): Promise<Device> => {
+    const body = { device_name: name, ...(await keysBody(identity, { purpose: 'link' })) };
+    const answer = await api('POST', '/keys', { body });
+    expect(answer.status, JSON.stringify(answer.json)).toBe(200);
+    expect(answer.json.linked).toBe(true);
+    return { key: answer.json.key, userId: answer.json.user_id, identity };
+  };
+
+  return { challenge, prove, keysBody, register, link, relayId: () => relayId };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   type ClusterTransport,
   RedisRateLimitBuckets,
@@ -90,7 +91,12 @@ export async function openEngines(settings: EngineSettings): Promise<OpenedEngin
     }
     return {
       stores: { relayStore, docStore },
-      cluster: { transport, locks: new PostgresLocks(lockPool, schema), challenges },
+      cluster: {
+        transport,
+        locks: new PostgresLocks(lockPool, schema),
+        challenges,
+        relayId: clusterRelayId(settings.databaseUrl, schema),
+      },
       rateLimit,
       close: closeAll,
     };
@@ -98,4 +104,20 @@ export async function openEngines(settings: EngineSettings): Promise<OpenedEngin
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * The relay id registration proofs name, the same for every relay of one deployment (one
+ * database and schema) and different between deployments. Built from the database's host,
+ * port, name and the schema only: never from credentials in the URL.
+ */
+export function clusterRelayId(databaseUrl: string, schema: string): string {
+  let where = databaseUrl;
+  try {
+    const url = new URL(databaseUrl);
+    where = `${url.hostname}:${url.port}${url.pathname}`;
+  } catch {
+    // Not a URL (a connection string the driver understands): hash it whole.
+  }
+  return `pg-${createHash('sha256').update(`${where}\0${schema}`).digest('hex').slice(0, 24)}`;
 }

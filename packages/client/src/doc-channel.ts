@@ -83,6 +83,10 @@ export interface DocChannel {
   rebuilt(): void;
   /** The subscription is gone (socket closed, ended by the relay, handle closed). */
   detach(): void;
+  /** An awareness update of ours as it goes to the relay (sealed on encrypted docs). */
+  sealAwareness(update: Uint8Array): Promise<Uint8Array>;
+  /** An awareness update from the relay as the doc's awareness takes it (opened on encrypted docs; undefined: nothing to apply). */
+  openAwareness(update: Uint8Array): Promise<Uint8Array | undefined>;
   /**
    * True while the channel is making refused edits again (a re-seal): the outbox may be empty
    * meanwhile, and that is not an ack. The channel emits 'pending' when it is done.

@@ -34,6 +34,8 @@ export interface DocHandleContext {
   refreshKeys(): Promise<void>;
   /** Seals a whole-state snapshot (encrypted docs only). */
   sealSnapshot(state: Uint8Array): Promise<Uint8Array>;
+  /** Seals an incremental update (encrypted docs only): several local edits merged into one envelope. */
+  sealUpdate(update: Uint8Array): Promise<Uint8Array>;
   /** Called when the last reference is released or the handle is revoked. */
   onClosed(): void;
   /** Compact the local log after this many entries; upload a relay snapshot after this many relay entries. */

@@ -132,6 +132,11 @@ export class DocHandle {
     this.#presence = new DocPresence({
       send: (message) => void this.#ctx.send(message),
       active: () => this.#phase.kind === 'active',
+      // Encrypted docs seal our states under the doc key and open the members' ones.
+      seal: (update) => this.#channel.sealAwareness(update),
+      open: (update) => this.#channel.openAwareness(update),
+      failed: (error) =>
+        this.#events.emit('error', asSyncError(error, 'Internal', `sending presence on ${this.name} failed`)),
     });
     const host = this.#channelHost();
     this.#channel = ctx.encrypted ? new EncryptedChannel(host) : new PlaintextChannel(host);
@@ -553,9 +558,11 @@ export class DocHandle {
           new SyncError('Forbidden', message.reason || `the relay refused a write to ${this.name}`),
         );
         return;
-      case 'awareness':
-        this.#presence.receive(message.update);
+      case 'awareness': {
+        // Encrypted docs: states arrive sealed under the doc key and are opened first.
+        await this.#presence.receive(message.update);
         return;
+      }
       case 'query-awareness':
         this.#presence.answerQuery();
         return;

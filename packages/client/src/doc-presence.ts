@@ -14,6 +14,12 @@ export interface DocPresenceHost {
   send(message: Message): void;
   /** True while the doc's subscription is admitted: presence flows only then. */
   active(): boolean;
+  /** Our awareness update as it goes to the relay (sealed under the doc key on encrypted docs). */
+  seal(update: Uint8Array): Promise<Uint8Array>;
+  /** An awareness update from the relay as ours takes it (undefined: nothing to apply). */
+  open(update: Uint8Array): Promise<Uint8Array | undefined>;
+  /** Sealing or sending our state failed. */
+  failed(error: unknown): void;
 }
 
 /**
@@ -26,6 +32,8 @@ export interface DocPresenceHost {
 export class DocPresence {
   readonly #host: DocPresenceHost;
   #awareness: Awareness | undefined;
+  /** Our states being sealed and sent: a chain keeps them in the order they changed. */
+  #sends: Promise<void> = Promise.resolve();
 
   constructor(host: DocPresenceHost) {
     this.#host = host;
@@ -51,9 +59,12 @@ export class DocPresence {
   }
 
   /** Applies an awareness update the relay sent (another client's presence). */
-  receive(update: Uint8Array): void {
+  async receive(update: Uint8Array): Promise<void> {
     // Before first use there is nobody to show it to; first use asks for the states.
-    if (this.#awareness) applyAwarenessUpdate(this.#awareness, update, DOC_ORIGINS.relay);
+    if (!this.#awareness) return;
+    const opened = await this.#host.open(update);
+    // Taken by the awareness current after opening (a reset may have rebound it meanwhile).
+    if (opened && this.#awareness) applyAwarenessUpdate(this.#awareness, opened, DOC_ORIGINS.relay);
   }
 
   /** The relay asked for our state (a peer joined). */
@@ -126,6 +137,12 @@ export class DocPresence {
 
   #send(awareness: Awareness): void {
     if (!this.#host.active()) return;
-    this.#host.send({ type: 'awareness', update: encodeAwarenessUpdate(awareness, [awareness.clientID]) });
+    const update = encodeAwarenessUpdate(awareness, [awareness.clientID]);
+    this.#sends = this.#sends
+      .then(async () => {
+        const sealed = await this.#host.seal(update);
+        if (this.#host.active()) this.#host.send({ type: 'awareness', update: sealed });
+      })
+      .catch((error: unknown) => this.#host.failed(error));
   }
 }

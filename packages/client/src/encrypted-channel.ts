@@ -1,6 +1,7 @@
 import { type Message, SyncError } from '@scopesync/core';
 import * as Y from 'yjs';
 import { asSyncError } from './as-sync-error.ts';
+import { openAwarenessUpdate, sealAwarenessUpdate } from './awareness-seal.ts';
 import { Deferred } from './deferred.ts';
 import type { DocChannel, DocChannelHost, OutboxEntry, Refusal } from './doc-channel.ts';
 import type { DocFlags } from './doc-handle.ts';
@@ -13,11 +14,21 @@ import { TrackedSends } from './tracked-sends.ts';
 const MAX_RESEALS = 2;
 
 /**
+ * How long a local edit waits for more before it is sealed and sent, ms: keystrokes typed within
+ * it travel as one envelope. Short enough not to be felt as lag, long enough to cover a burst.
+ */
+const BATCH_WINDOW_MS = 20;
+
+/**
  * The end-to-end encrypted channel: the relay keeps an append-only log of sealed envelopes it
  * cannot read. A subscription fetches the log since the last entry this client has; each local
- * edit is one envelope (sealed when stored), sent once the relay is ready for our keys; the
- * client compacts the relay's log with snapshots; an append refused as KeyRotated is sealed
- * again under the current key.
+ * edit is sealed when stored and sent once the relay is ready for our keys. Edits are batched:
+ * they wait a short window ({@link BATCH_WINDOW_MS}), and while an append is in flight they wait
+ * for its ack; then everything waiting goes merged (`Y.mergeUpdates`) into one envelope, sealed
+ * and signed again — fewer envelopes for the relay to verify and store, and less keystroke
+ * timing for it to see. The client compacts the
+ * relay's log with snapshots; an append refused as KeyRotated is sealed again under the
+ * current key.
  */
 export class EncryptedChannel implements DocChannel {
   readonly mode = 'encrypted';
@@ -42,6 +53,14 @@ export class EncryptedChannel implements DocChannel {
   #reseals = 0;
   /** Waiters of {@link replaceBySnapshot}, by request ref. */
   readonly #snapshotWaiters = new Map<number, Deferred<void>>();
+  /** Edits were held back while an append was in flight: send them when it is answered. */
+  #held = false;
+  /** The batching window is open: edits wait for it to close. */
+  #windowTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The window closed: the next send goes out now. */
+  #windowClosed = false;
+  /** Changes whenever what was sent is forgotten: a batch sealed meanwhile must not go. */
+  #generation = 0;
 
   constructor(host: DocChannelHost) {
     this.#host = host;
@@ -74,15 +93,105 @@ export class EncryptedChannel implements DocChannel {
 
   send(entries: readonly OutboxEntry[]): void {
     if (!this.#host.writable() || !this.#prepared) return;
-    const { ctx } = this.#host;
-    // Envelopes cannot be merged: one append each.
-    for (const e of entries) {
-      if (this.#sends.isSent(e.seq)) continue;
-      const ref = ctx.nextRef();
-      if (ctx.send({ type: 'enc-append', ref, envelope: e.payload })) {
-        this.#sends.track(ref, { kind: 'update', seqs: [e.seq] });
-      }
+    const fresh = entries.filter((e) => !this.#sends.isSent(e.seq));
+    if (fresh.length === 0) return;
+    if (this.#sends.hasUpdate()) {
+      // Nagle's rule: the ack of the append in flight sends these, merged into one envelope.
+      this.#held = true;
+      return;
     }
+    if (!this.#windowClosed) {
+      // Wait a moment for the rest of the burst; the window's end sends whatever is pending.
+      this.#windowTimer ??= setTimeout(() => {
+        this.#windowTimer = undefined;
+        this.#flushNow();
+      }, BATCH_WINDOW_MS);
+      return;
+    }
+    const batch: OutboxEntry[] = [];
+    let bytes = 0;
+    for (const e of fresh) {
+      if (batch.length > 0 && bytes + e.payload.length > this.#host.ctx.maxSendBytes) {
+        this.#held = true; // the rest goes after this one's ack
+        break;
+      }
+      batch.push(e);
+      bytes += e.payload.length;
+    }
+    const { ctx } = this.#host;
+    const ref = ctx.nextRef();
+    const flight = { kind: 'update', seqs: batch.map((e) => e.seq) } as const;
+    if (batch.length === 1) {
+      if (ctx.send({ type: 'enc-append', ref, envelope: (batch[0] as OutboxEntry).payload })) {
+        this.#sends.track(ref, flight);
+      }
+      return;
+    }
+    // Claimed now, so nothing else sends these entries while they are being sealed together.
+    this.#sends.track(ref, flight);
+    const generation = this.#generation;
+    void this.#sealBatch(batch).then(
+      (envelope) => {
+        if (generation !== this.#generation) {
+          // What was sent was forgotten meanwhile (compaction, a new socket): release the claim
+          // and let a flush send whatever is still pending.
+          this.#sends.take(ref);
+          this.#held = true;
+          this.#sendHeld();
+          return;
+        }
+        if (!ctx.send({ type: 'enc-append', ref, envelope })) this.#sends.take(ref);
+      },
+      (error: unknown) => {
+        this.#sends.take(ref);
+        this.#host.emit(
+          'error',
+          asSyncError(error, 'Internal', `sealing edits of ${this.#host.name} failed`),
+        );
+      },
+    );
+  }
+
+  /** One envelope holding every edit of `batch`: opened from the local log, merged, sealed again. */
+  async #sealBatch(batch: readonly OutboxEntry[]): Promise<Uint8Array> {
+    const { ctx } = this.#host;
+    const updates = await Promise.all(batch.map((e) => ctx.openLocal(e.payload)));
+    return ctx.sealUpdate(Y.mergeUpdates(updates));
+  }
+
+  /** Sends the edits held back while an append was in flight. */
+  #sendHeld(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.#flushNow();
+  }
+
+  /** Sends what is pending without waiting for a window: the edits have waited already. */
+  #flushNow(): void {
+    this.#windowClosed = true;
+    void this.#host.flush().finally(() => {
+      this.#windowClosed = false;
+    });
+  }
+
+  /** Our awareness states sealed under the doc key: the relay relays cursors and names it cannot read. */
+  sealAwareness(update: Uint8Array): Promise<Uint8Array> {
+    return sealAwarenessUpdate(update, (plaintext) => this.#host.ctx.sealUpdate(plaintext));
+  }
+
+  /** Members' awareness states opened (and their authors checked); unsealed or forged states are dropped. */
+  async openAwareness(update: Uint8Array): Promise<Uint8Array | undefined> {
+    const opened = await openAwarenessUpdate(update, (envelope) => this.#host.ctx.open(envelope));
+    if (opened.refused > 0) {
+      this.#host.emit(
+        'error',
+        new SyncError(
+          'Forbidden',
+          `dropped ${opened.refused} awareness state(s) of ${this.#host.name} that were not sealed by a member`,
+        ),
+      );
+    }
+    return opened.update;
   }
 
   async receive(message: Message): Promise<boolean> {
@@ -102,6 +211,12 @@ export class EncryptedChannel implements DocChannel {
     }
     this.#reseals = 0;
     await log.markAcked(flight.seqs, serverSeq);
+    if (flight.seqs.length > 1 && serverSeq > 0) {
+      // One envelope carried several edits: count them all toward the next relay snapshot, so
+      // batching keeps the relay's log as short (in bytes) as one envelope per edit did.
+      const since = (log.meta.relayEntriesSinceSnapshot ?? 0) + flight.seqs.length - 1;
+      await log.updateMeta({ relayEntriesSinceSnapshot: since });
+    }
     if (serverSeq > this.#serverSeq) {
       // Our own entry is part of the relay's log too (it is not echoed back to us). Entries of
       // others committed before it reached us first: the relay pushes in commit order.
@@ -110,6 +225,7 @@ export class EncryptedChannel implements DocChannel {
     }
     this.#host.emit('pending', log.pendingCount);
     ctx.afterAck().catch((error) => this.#host.fail(error, 'Unavailable'));
+    this.#sendHeld();
     void this.#maybeUploadSnapshot();
   }
 
@@ -130,14 +246,17 @@ export class EncryptedChannel implements DocChannel {
       await this.#resealAfterRotation(error);
       return 'settled';
     }
+    this.#sendHeld();
     return 'refused';
   }
 
   forget(): void {
+    this.#generation++;
     this.#sends.clear();
   }
 
   merged(through: number): void {
+    this.#generation++;
     this.#sends.forgetThrough(through);
   }
 
@@ -146,6 +265,8 @@ export class EncryptedChannel implements DocChannel {
   }
 
   detach(): void {
+    this.#generation++;
+    this.#held = false;
     this.#prepared = false;
     this.#catchingUp = false;
     this.#clearTimers();
@@ -220,6 +341,8 @@ export class EncryptedChannel implements DocChannel {
   }
 
   #clearTimers(): void {
+    if (this.#windowTimer !== undefined) clearTimeout(this.#windowTimer);
+    this.#windowTimer = undefined;
     if (this.#prepareTimer !== undefined) clearTimeout(this.#prepareTimer);
     this.#prepareTimer = undefined;
     if (this.#refetchTimer !== undefined) clearTimeout(this.#refetchTimer);

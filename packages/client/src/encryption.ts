@@ -3,6 +3,7 @@ import type { Identity as CryptoIdentity } from '@scopesync/crypto';
 import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
 import type { DocKeys } from './doc-keys.ts';
+import type { RegistrationPlan } from './identity.ts';
 import type { KeyApi, ProvenKeys, PublicKeys } from './key-api.ts';
 import { loadCrypto, loadDocKeys } from './load-crypto.ts';
 import type { SeedLocation, SeedStore } from './seed-store.ts';
@@ -29,9 +30,14 @@ interface Registration {
 
 const REGISTRATION = 'registration';
 
+/**
+ * What stays in memory after loading: the derived keys libsodium needs, never the root seed,
+ * which is zeroed as soon as they are derived (the recovery phrase reads it again from storage).
+ */
 interface Loaded {
-  readonly seed: Uint8Array;
   readonly identity: CryptoIdentity;
+  /** Where the seed came from: made now, kept from an earlier start, or the recovery phrase. */
+  readonly origin: 'created' | 'stored' | 'phrase';
 }
 
 /**
@@ -87,7 +93,15 @@ export class Encryption {
    * same keys, and reads every private doc.
    */
   async exportRecoveryPhrase(): Promise<string> {
-    return (await loadCrypto()).exportRecoveryPhrase((await this.#identity()).seed);
+    await this.#identity();
+    // Read from storage for this call only: the session keeps derived keys, not the seed.
+    const seed = await this.#init.seeds.load();
+    if (seed === undefined) throw new SyncError('NotFound', 'this device keeps no root seed');
+    try {
+      return await (await loadCrypto()).exportRecoveryPhrase(seed);
+    } finally {
+      seed.fill(0);
+    }
   }
 
   /** This user's public keys (what the relay publishes for others to share with them). */
@@ -96,15 +110,30 @@ export class Encryption {
     return { signPublicKey: identity.signPublicKey, boxPublicKey: identity.boxPublicKey };
   }
 
-  /** @internal The public keys with a proof for `POST /keys` (a new device, or linking one). */
-  async provenKeys(): Promise<ProvenKeys> {
+  /**
+   * @internal How a device without an API key registers: a seed from a recovery phrase must
+   * link to its user (strict: a typo is NotFound, never a new account); a seed kept from an
+   * earlier start (or a seed file) links when its user exists; a seed made now registers.
+   */
+  async registrationPlan(): Promise<RegistrationPlan> {
+    const { origin } = await this.#identity();
+    if (origin === 'created') return { purpose: 'register', strict: true };
+    return { purpose: 'link', strict: origin === 'phrase' };
+  }
+
+  /**
+   * @internal The public keys with a proof for this relay: `register` a new user or `link` this
+   * device to the user holding them (`POST /keys`), or `set-keys` of `userId` (PUT).
+   */
+  async provenKeys(purpose: ProvenKeys['purpose'], userId?: string): Promise<ProvenKeys> {
     const { identity } = await this.#identity();
-    const challenge = await this.#init.api.challenge();
+    const { challenge, relayId } = await this.#init.api.challenge();
     return {
       keys: { signPublicKey: identity.signPublicKey, boxPublicKey: identity.boxPublicKey },
+      purpose,
       challenge,
       // The identity is loaded, so libsodium is ready: crypto's one definition of the proof.
-      proof: (await loadCrypto()).signKeyProof(challenge, identity),
+      proof: (await loadCrypto()).signKeyProof({ purpose, relayId, challenge, userId }, identity),
     };
   }
 
@@ -136,7 +165,7 @@ export class Encryption {
     if (known?.userId === userId && sameBytes(known.signPublicKey, identity.signPublicKey)) return;
     const current = await this.#init.api.userKeys(userId);
     if (current === undefined) {
-      await this.#init.api.setUserKeys(userId, await this.provenKeys());
+      await this.#init.api.setUserKeys(userId, await this.provenKeys('set-keys', userId));
     } else if (!sameBytes(current.signPublicKey, identity.signPublicKey)) {
       throw new SyncError(
         'Conflict',
@@ -211,28 +240,39 @@ export class Encryption {
     const { deriveIdentity, generateRootSeed, importRecoveryPhrase } = await loadCrypto();
     const { seeds, recoveryPhrase, kv } = this.#init;
     const stored = await seeds.load();
-    let seed: Uint8Array;
-    if (recoveryPhrase !== undefined) {
-      seed = await importRecoveryPhrase(recoveryPhrase);
-      if (stored === undefined) {
-        await seeds.save(seed, false);
-      } else if (!sameBytes(stored, seed)) {
-        // A seed this device made but never registered anywhere may give way to the phrase;
-        // one the relay knows is an identity, and replacing it would orphan its data.
-        if ((await kv.get(KV_TABLES.keys, REGISTRATION)) !== undefined) {
-          throw new SyncError(
-            'Conflict',
-            'this device already holds another identity: use a fresh store to import this recovery phrase',
-          );
+    let seed: Uint8Array | undefined;
+    try {
+      let origin: Loaded['origin'];
+      if (recoveryPhrase !== undefined) {
+        origin = 'phrase';
+        seed = await importRecoveryPhrase(recoveryPhrase);
+        if (stored === undefined) {
+          await seeds.save(seed, false);
+        } else if (!sameBytes(stored, seed)) {
+          // A seed this device made but never registered anywhere may give way to the phrase;
+          // one the relay knows is an identity, and replacing it would orphan its data.
+          if ((await kv.get(KV_TABLES.keys, REGISTRATION)) !== undefined) {
+            throw new SyncError(
+              'Conflict',
+              'this device already holds another identity: use a fresh store to import this recovery phrase',
+            );
+          }
+          await seeds.save(seed, true);
         }
-        await seeds.save(seed, true);
+      } else if (stored !== undefined) {
+        seed = stored;
+        origin = 'stored';
+      } else {
+        seed = generateRootSeed();
+        origin = 'created';
+        await seeds.save(seed, false);
       }
-    } else if (stored !== undefined) {
-      seed = stored;
-    } else {
-      seed = generateRootSeed();
-      await seeds.save(seed, false);
+      return { identity: deriveIdentity(seed), origin };
+    } finally {
+      // Only the derived keys stay, whatever happened: a heap dump or a later bug that leaks
+      // memory gets no seed.
+      seed?.fill(0);
+      stored?.fill(0);
     }
-    return { seed, identity: deriveIdentity(seed) };
   }
 }

@@ -28,7 +28,8 @@ const API_KEY_AAD = new TextEncoder().encode('scopesync:api-key:v1');
 /**
  * The device key: an AES-GCM key that encrypts the API key at rest. In a store that keeps
  * structured-cloneable values (IndexedDB) it is a non-extractable CryptoKey, so script on
- * the page can use it but never read it out. A store that only keeps bytes (SQLite in Node)
+ * the page can use it but never export it (the browser still writes its bytes into the
+ * IndexedDB files: a copy of them holds the key). A store that only keeps bytes (SQLite in Node)
  * gets the raw key next to the data it protects — that guards against copying the API key
  * out of the records, not against someone holding the whole database file.
  */
@@ -77,6 +78,12 @@ async function openApiKey(key: CryptoKey, sealed: { iv: Uint8Array; data: Uint8A
   return new TextDecoder().decode(plain);
 }
 
+/** How a new device registers its keys: see {@link ResolveIdentityOptions.registrationPlan}. */
+export interface RegistrationPlan {
+  readonly purpose: 'register' | 'link';
+  readonly strict: boolean;
+}
+
 /** What {@link resolveIdentity} needs. */
 export interface ResolveIdentityOptions {
   readonly kv: KeyValueStore;
@@ -88,11 +95,17 @@ export interface ResolveIdentityOptions {
   /** Receives the key as soon as it is known, so the validation request carries it. */
   readonly useKey: (apiKey: string | undefined) => void;
   /**
-   * The public keys to register with a new device, with their proof. When the relay already
-   * knows the signing key (a device that imported the recovery phrase), registering links
-   * this device to that user instead of making a new one.
+   * The public keys to register with a new device, with their proof: `register` makes a new
+   * user, `link` (a device that imported the recovery phrase) joins the user holding them.
+   * A failure here fails the registration: a device never silently becomes a user without keys.
    */
-  readonly proveKeys?: (() => Promise<ProvenKeys>) | undefined;
+  readonly proveKeys?: ((purpose: 'register' | 'link') => Promise<ProvenKeys>) | undefined;
+  /**
+   * How this device registers its keys: `link` when its seed came from elsewhere. `strict`
+   * (a typed recovery phrase) turns "no user holds these keys" into NotFound; otherwise (a seed
+   * this device kept from an earlier, unfinished start) it registers a new user instead.
+   */
+  readonly registrationPlan?: (() => Promise<RegistrationPlan>) | undefined;
   /** Told the user id the relay registered the proven keys for. */
   readonly keysRegistered?: ((userId: string) => Promise<void>) | undefined;
 }
@@ -130,24 +143,28 @@ export async function resolveIdentity(options: ResolveIdentityOptions): Promise<
   }
   if (apiKey === undefined && options.deviceName !== undefined) {
     options.useKey(undefined);
-    let proven: ProvenKeys | undefined;
-    try {
-      proven = await options.proveKeys?.();
-    } catch (error) {
-      // A relay without key registration, or a runtime without Ed25519: register without
-      // keys; encryption registers them on first use (PUT /users/<id>/keys).
-      if (!(error instanceof SyncError) || !['NotFound', 'Unavailable'].includes(error.kind)) throw error;
+    // No silent fallback: a device that cannot prove its keys must not end up a user without
+    // them (or, with a recovery phrase, a new empty user instead of the phrase's own).
+    const plan: RegistrationPlan = (await options.registrationPlan?.()) ?? {
+      purpose: 'register',
+      strict: true,
+    };
+    let registered = await registerDevice(options, plan.purpose);
+    if (registered === 'unknown-keys') {
+      if (plan.strict) {
+        throw new SyncError(
+          'NotFound',
+          'no user of this relay holds the keys of this recovery phrase: check its words (a word typed wrong can still pass the checksum)',
+        );
+      }
+      // A seed this device kept from an earlier start that never finished registering.
+      registered = await registerDevice(options, 'register');
+      if (registered === 'unknown-keys')
+        throw new SyncError('InvalidMessage', 'POST /keys refused to register');
     }
-    const registered = await options.http.json<{ key?: unknown; user_id?: unknown }>({
-      method: 'POST',
-      path: '/keys',
-      json: { device_name: options.deviceName, ...(proven ? provenKeysJson(proven) : {}) },
-    });
-    if (typeof registered.key !== 'string' || !isUserId(registered.user_id)) {
-      throw new SyncError('InvalidMessage', 'POST /keys answered without a key and user id');
-    }
-    apiKey = registered.key;
-    userId = registered.user_id;
+    const { answer, proven } = registered;
+    apiKey = answer.key;
+    userId = answer.userId;
     level = 1;
     // Store it before anything else can fail: the key is shown only once.
     await store(kv, key, { url, userId, level, deviceName: options.deviceName }, apiKey);
@@ -179,6 +196,34 @@ export async function resolveIdentity(options: ResolveIdentityOptions): Promise<
     );
   }
   return { userId, level, apiKey };
+}
+
+/** POST /keys with `purpose`'s proof: the answer, or `unknown-keys` when a link found no user holding the keys. */
+async function registerDevice(
+  options: ResolveIdentityOptions,
+  purpose: 'register' | 'link',
+): Promise<{ answer: { key: string; userId: string }; proven: ProvenKeys | undefined } | 'unknown-keys'> {
+  const proven = await options.proveKeys?.(purpose);
+  let answer: { key?: unknown; user_id?: unknown; linked?: unknown };
+  try {
+    answer = await options.http.json<{ key?: unknown; user_id?: unknown; linked?: unknown }>({
+      method: 'POST',
+      path: '/keys',
+      json: { device_name: options.deviceName, ...(proven ? provenKeysJson(proven) : {}) },
+    });
+  } catch (error) {
+    if (proven?.purpose === 'link' && error instanceof SyncError && error.kind === 'NotFound')
+      return 'unknown-keys';
+    throw error;
+  }
+  if (typeof answer.key !== 'string' || !isUserId(answer.user_id)) {
+    throw new SyncError('InvalidMessage', 'POST /keys answered without a key and user id');
+  }
+  if (proven?.purpose === 'link' && answer.linked !== true) {
+    // A relay that ignored the purpose made a new user: never take that for the keys' own.
+    throw new SyncError('InvalidMessage', 'the relay did not link this device to the user of its keys');
+  }
+  return { answer: { key: answer.key, userId: answer.user_id }, proven };
 }
 
 async function store(

@@ -20,9 +20,17 @@ export interface ShareEntry {
   readonly level: ShareLevel;
 }
 
+/** A registration challenge and the relay id a proof of it must name. */
+export interface KeyChallenge {
+  readonly challenge: string;
+  readonly relayId: string;
+}
+
 /** Public keys with the proof that their holder has the signing key (docs/encryption.md). */
 export interface ProvenKeys {
   readonly keys: PublicKeys;
+  /** `register` a new user, or `link` this device to the user holding the keys (POST /keys); `set-keys` (PUT). */
+  readonly purpose: 'register' | 'link' | 'set-keys';
   readonly challenge: string;
   /** Ed25519 signature of `keyProofMessage` (from @scopesync/crypto) by the signing key. */
   readonly proof: Uint8Array;
@@ -32,6 +40,8 @@ export interface ProvenKeys {
 export function provenKeysJson(proven: ProvenKeys): Record<string, string> {
   return {
     ...publicKeysJson(proven.keys),
+    // PUT /users/<id>/keys has one purpose; POST /keys says which of its two it means.
+    ...(proven.purpose === 'set-keys' ? {} : { purpose: proven.purpose }),
     challenge: proven.challenge,
     proof: toBase64Url(proven.proof),
   };
@@ -62,16 +72,16 @@ export class KeyApi {
     };
   }
 
-  /** A fresh single-use challenge to sign for a key registration. */
-  async challenge(): Promise<string> {
-    const answer = await this.#http.json<{ challenge?: unknown }>({
+  /** A fresh single-use challenge to sign for a key registration, and the relay id to name. */
+  async challenge(): Promise<KeyChallenge> {
+    const answer = await this.#http.json<{ challenge?: unknown; relay_id?: unknown }>({
       method: 'POST',
       path: '/keys/challenge',
     });
-    if (typeof answer.challenge !== 'string') {
-      throw new SyncError('InvalidMessage', 'POST /keys/challenge answered without a challenge');
+    if (typeof answer.challenge !== 'string' || typeof answer.relay_id !== 'string') {
+      throw new SyncError('InvalidMessage', 'POST /keys/challenge answered without a challenge and relay id');
     }
-    return answer.challenge;
+    return { challenge: answer.challenge, relayId: answer.relay_id };
   }
 
   /**

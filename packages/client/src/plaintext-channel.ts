@@ -51,6 +51,14 @@ export class PlaintextChannel implements DocChannel {
     await this.#host.flush();
   }
 
+  async sealAwareness(update: Uint8Array): Promise<Uint8Array> {
+    return update;
+  }
+
+  async openAwareness(update: Uint8Array): Promise<Uint8Array | undefined> {
+    return update;
+  }
+
   send(entries: readonly OutboxEntry[]): void {
     if (!this.#host.writable()) return;
     const fresh = entries.filter((e) => !this.#sends.isSent(e.seq));

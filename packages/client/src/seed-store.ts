@@ -21,36 +21,64 @@ export interface SeedStore {
 
 const SEED_RECORD = 'root-seed';
 
-interface StoredSeed {
-  readonly v: 1;
-  /** AES-GCM(seed) under the device key: `wrapSeedForBrowser`'s bytes. */
-  readonly wrapped: Uint8Array;
-}
+/** The record of the seed: under the device key (v1), or under a passphrase (v2). */
+type StoredSeed =
+  | {
+      readonly v: 1;
+      /** AES-GCM(seed) under the device key: `wrapSeedForBrowser`'s bytes. */
+      readonly wrapped: Uint8Array;
+    }
+  | {
+      readonly v: 2;
+      /** The seed under a key Argon2id derives from the passphrase: `wrapSeedWithPassphrase`'s bytes. */
+      readonly passphrase: Uint8Array;
+    };
 
 /**
- * The seed in the client store (table `keys`), AES-GCM-wrapped under the device key: in a
- * browser that key is a non-extractable WebCrypto key kept in IndexedDB, so script can use it
- * but never read it out and a copy of the database files alone does not reveal the seed. In a
- * store that only keeps bytes (SQLite) the raw device key sits beside it, the same trade-off
- * as the API key: pass `seedFile` to keep the seed in a 0600 file instead.
+ * The seed in the client store (table `keys`). Without a passphrase it is AES-GCM-wrapped under
+ * the device key, which sits in the same store: in a browser a non-extractable WebCrypto key,
+ * which script cannot export, but which the browser serializes into the same IndexedDB files.
+ * So that wrapping stops a script from reading the key bytes out, not a copy of the files:
+ * **a copy of the profile's IndexedDB files reveals the seed**. With `passphrase` the seed is
+ * sealed under a key Argon2id derives from it (`crypto_pwhash`, libsodium sumo, loaded only
+ * then): a copy of the files then holds nothing that opens it. A seed stored without one is
+ * moved under the passphrase the first time it is given. In a store that only keeps bytes
+ * (SQLite) the raw device key sits beside the seed, the same trade-off as the API key.
  */
-export function storeSeedStore(kv: KeyValueStore): SeedStore {
+export function storeSeedStore(kv: KeyValueStore, passphrase?: string): SeedStore {
+  const seal = async (seed: Uint8Array): Promise<StoredSeed> => {
+    const { wrapSeedForBrowser, wrapSeedWithPassphrase } = await loadCrypto();
+    return passphrase === undefined
+      ? { v: 1, wrapped: (await wrapSeedForBrowser(seed, await deviceKey(kv))).wrapped }
+      : { v: 2, passphrase: await wrapSeedWithPassphrase(seed, passphrase) };
+  };
   return {
     location: 'store',
     async load() {
       const stored = await kv.get<StoredSeed>(KV_TABLES.keys, SEED_RECORD);
       if (stored === undefined) return undefined;
-      const { unwrapSeedForBrowser } = await loadCrypto();
-      return unwrapSeedForBrowser({ key: await deviceKey(kv), wrapped: stored.wrapped });
+      const { isPassphraseWrappedSeed, unwrapSeedForBrowser, unwrapSeedWithPassphrase } = await loadCrypto();
+      if (stored.v === 2 && isPassphraseWrappedSeed(stored.passphrase)) {
+        if (passphrase === undefined) {
+          throw new SyncError(
+            'Unauthorized',
+            'this device keeps its root seed under a passphrase: pass it to createClient({ passphrase })',
+          );
+        }
+        return unwrapSeedWithPassphrase(stored.passphrase, passphrase);
+      }
+      if (stored.v !== 1)
+        throw new SyncError('Internal', 'the stored root seed record is not one this client knows');
+      const seed = await unwrapSeedForBrowser({ key: await deviceKey(kv), wrapped: stored.wrapped });
+      // Given a passphrase for the first time: from now on the seed needs it.
+      if (passphrase !== undefined) await kv.put(KV_TABLES.keys, SEED_RECORD, await seal(seed));
+      return seed;
     },
     async save(seed, replace) {
       if (!replace && (await kv.get(KV_TABLES.keys, SEED_RECORD)) !== undefined) {
         throw new SyncError('Conflict', 'this device already keeps a root seed');
       }
-      const { wrapSeedForBrowser } = await loadCrypto();
-      const { wrapped } = await wrapSeedForBrowser(seed, await deviceKey(kv));
-      const record: StoredSeed = { v: 1, wrapped };
-      await kv.put(KV_TABLES.keys, SEED_RECORD, record);
+      await kv.put(KV_TABLES.keys, SEED_RECORD, await seal(seed));
     },
   };
 }

@@ -60,6 +60,13 @@ export interface ClientOptions {
    */
   readonly seedFile?: string | undefined;
   /**
+   * Keep the root seed in the store sealed under this passphrase (Argon2id, libsodium sumo,
+   * loaded only when a passphrase is given): a copy of the device's storage then does not reveal
+   * it. Needed on every start that uses encryption; a seed stored without one is moved under it.
+   * Not with `seedFile`.
+   */
+  readonly passphrase?: string | undefined;
+  /**
    * Your own cipher for encrypted docs (USER_PRIVATE docs, encrypted blobs), replacing the
    * built-in end-to-end encryption (`client.encryption`). Either way they are never synced or
    * stored as plaintext.
@@ -136,6 +143,12 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
   };
   const url = options.url.replace(/\/+$/, '');
   if (!/^https?:\/\//.test(url)) throw new SyncError('BadRequest', 'url must start with http:// or https://');
+  if (options.passphrase !== undefined && options.seedFile !== undefined) {
+    throw new SyncError(
+      'BadRequest',
+      'passphrase protects the seed in the store: it does not go with seedFile',
+    );
+  }
   const store = options.store ?? defaultClientStore();
   const fetchFn = options.fetch ?? (globalThis.fetch?.bind(globalThis) as FetchFunction | undefined);
   if (!fetchFn) throw new SyncError('BadRequest', 'no fetch function: pass { fetch }');
@@ -165,7 +178,10 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     trust,
     kv: store.kv,
     api: keyApi,
-    seeds: options.seedFile === undefined ? storeSeedStore(store.kv) : fileSeedStore(options.seedFile),
+    seeds:
+      options.seedFile === undefined
+        ? storeSeedStore(store.kv, options.passphrase)
+        : fileSeedStore(options.seedFile),
     recoveryPhrase: options.recoveryPhrase,
     userId: () => userId,
   });
@@ -185,7 +201,11 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
           // the recovery phrase proves the user's key and joins that user.
           proveKeys:
             options.cipherFor === undefined || options.recoveryPhrase !== undefined
-              ? () => encryption.provenKeys()
+              ? (purpose) => encryption.provenKeys(purpose)
+              : undefined,
+          registrationPlan:
+            options.cipherFor === undefined || options.recoveryPhrase !== undefined
+              ? () => encryption.registrationPlan()
               : undefined,
           keysRegistered: (id) => encryption.registered(id),
           useKey: (key) => {
@@ -420,6 +440,7 @@ export class SyncClient {
         },
         openLocal: codec.toUpdate,
         sealSnapshot: codec.snapshot,
+        sealUpdate: codec.fromUpdate,
         prepareSend: async () => {
           if (builtIn) await this.encryption.prepareSend(docName);
         },

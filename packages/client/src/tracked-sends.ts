@@ -32,6 +32,12 @@ export class TrackedSends {
     return this.#sent.has(seq);
   }
 
+  /** True when an update (local edits) is in flight. */
+  hasUpdate(): boolean {
+    for (const flight of this.#inFlight.values()) if (flight.kind === 'update') return true;
+    return false;
+  }
+
   /** True when a snapshot is in flight. */
   hasSnapshot(): boolean {
     for (const flight of this.#inFlight.values()) if (flight.kind === 'snapshot') return true;

@@ -327,6 +327,14 @@ export class FakeRelay {
         headers: { 'content-type': 'application/json' },
       });
     const parts = url.pathname.split('/').slice(1).map(decodeURIComponent);
+    if (method === 'POST' && url.pathname === '/keys/challenge') {
+      // Proofs are not checked here (the real relay's tests do that); a device must still make one.
+      return json(200, {
+        challenge: 'c'.repeat(43),
+        expires_at: Date.now() + 60_000,
+        relay_id: 'fake-relay',
+      });
+    }
     if (method === 'POST' && url.pathname === '/keys') {
       const body = JSON.parse(String(init.body)) as { device_name: string };
       const userId = `user_${(++this.#userCounter).toString(16).padStart(16, '0')}`;

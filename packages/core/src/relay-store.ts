@@ -269,6 +269,8 @@ export interface RelayStore {
   getKey(keyHash: string): Promise<KeyRecord | null>;
   /** Marks a key revoked; false when it is unknown or already revoked. */
   revokeKey(keyHash: string, at: number): Promise<boolean>;
+  /** A user's API keys, revoked ones too, oldest first (then by hash); empty for an unknown user. */
+  listKeys(userId: string): Promise<KeyRecord[]>;
 
   /** An object's metadata, or null. */
   getObject(name: string): Promise<ObjectRecord | null>;
@@ -378,6 +380,7 @@ export const RELAY_STORE_TX_METHODS: readonly (keyof RelayStoreTx)[] = Object.ke
   addKey: true,
   getKey: true,
   revokeKey: true,
+  listKeys: true,
   getObject: true,
   createObject: true,
   updateObject: true,

@@ -3,8 +3,10 @@ import { checkLength, concatBytes, utf8 } from './bytes.ts';
 import { subtleCrypto } from './subtle.ts';
 
 // The root seed at rest in a browser: AES-256-GCM under a WebCrypto key created non-extractable,
-// so script (an XSS payload included) can use the key while the page is open but never read it out,
-// and a copy of the IndexedDB files alone does not reveal the seed.
+// so script can use the key while the page is open but never export its bytes. That is all it
+// does: the browser serializes the key, bytes included, into the same IndexedDB files, so a copy
+// of those files reveals the seed; and script on the page can decrypt the seed with it. Against a
+// copied disk use passphrase-seed.ts; against script on the page, the relay's CSP.
 //
 //   0   1   version = 1
 //   1   12  IV (random)

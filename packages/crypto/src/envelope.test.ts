@@ -11,6 +11,7 @@ import {
   verifyEnvelopeSignature,
 } from './envelope.ts';
 import { deriveIdentity, generateRootSeed, type Identity } from './identity.ts';
+import { paddedLength } from './padding.ts';
 import { ready } from './sodium.ts';
 
 function kindOf(run: () => unknown): string {
@@ -99,15 +100,16 @@ describe('envelopes', () => {
     });
     expect(header.authorKey).toEqual(owner.signPublicKey);
     expect(header.docNameHash).toEqual(docNameHash(DOC));
-    expect(header.ciphertextLength).toBe('secret words'.length + 16);
+    // Padded to its bucket: the relay sees the bucket, not the length.
+    expect(header.ciphertextLength).toBe(paddedLength('secret words'.length + 1) + 16);
     expect(new TextDecoder('latin1').decode(envelope)).not.toContain('secret');
   });
 
   test('overhead is fixed and small (printed for the cost note)', () => {
     const plain = seal(new Uint8Array(20));
     const withUser = seal(new Uint8Array(20), { userId: USER });
-    expect(plain.length - 20).toBe(ENVELOPE_OVERHEAD);
-    expect(withUser.length - 20).toBe(ENVELOPE_OVERHEAD + USER.length);
+    expect(plain.length - paddedLength(21)).toBe(ENVELOPE_OVERHEAD);
+    expect(withUser.length - paddedLength(21)).toBe(ENVELOPE_OVERHEAD + USER.length);
     console.info(
       `envelope overhead: ${ENVELOPE_OVERHEAD} bytes (${ENVELOPE_OVERHEAD + USER.length} with a user id); ` +
         `a 20-byte keystroke update seals to ${plain.length} bytes`,

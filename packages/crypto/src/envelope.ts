@@ -19,6 +19,7 @@ import {
   STREAM_ID_BYTES,
   type StreamHead,
 } from './history-clock.ts';
+import { padPlaintext, unpadPlaintext } from './padding.ts';
 import { sodium } from './sodium.ts';
 
 // Envelope layout, version 2 (all integers big-endian):
@@ -38,9 +39,11 @@ import { sodium } from './sodium.ts';
 //   135     L     user id, ASCII `user_` + 16 hex
 //   135+L   4     X = commitments length (0 unless a snapshot that carries them)
 //   139+L   X     commitments: parent snapshot hash (32) ‖ clock it covers (history-clock.ts)
-//   139+L+X 4     C = ciphertext length (u32) = plaintext length + 16
+//   139+L+X 4     C = ciphertext length (u32) = padded body length + 16
 //   +4      24    nonce (random)
 //   +24     C     XChaCha20-Poly1305-IETF ciphertext ‖ tag; AD = bytes[0, nonce) ‖ doc name
+//                 of the body: plaintext ‖ 0x80 ‖ zeros, padded to a bucket (padding.ts), so the
+//                 relay learns an edit's size only to within its bucket
 //   end-64  64    Ed25519 signature over "scopesync:envelope:v2\0" ‖ bytes[0, end-64)
 //
 // The signature covers everything before it, so the relay (which holds no key that opens the
@@ -78,7 +81,7 @@ const OFFSET_BLOB_VERSION = OFFSET_PREVIOUS + ENVELOPE_HASH_BYTES;
 const OFFSET_USER_ID_LENGTH = OFFSET_BLOB_VERSION + 4;
 const FIXED_HEADER_BYTES = OFFSET_USER_ID_LENGTH + 1 + 4 + 4;
 
-/** Bytes an envelope adds to its plaintext when it carries no user id (21 more when it does) and no commitments. */
+/** Bytes an envelope adds to its padded body (`paddedLength(plaintext length + 1)`) when it carries no user id (21 more when it does) and no commitments. */
 export const ENVELOPE_OVERHEAD = FIXED_HEADER_BYTES + NONCE_BYTES + TAG_BYTES + SIGNATURE_BYTES;
 
 const SIGN_DOMAIN = utf8('scopesync:envelope:v2\0');
@@ -355,18 +358,19 @@ export function sealEnvelope(options: SealEnvelopeOptions): Uint8Array {
   const commitmentsAt = OFFSET_USER_ID_LENGTH + 1 + userId.length;
   writeU32(header, commitmentsAt, commitments.length);
   header.set(commitments, commitmentsAt + 4);
-  writeU32(header, commitmentsAt + 4 + commitments.length, plaintext.length + TAG_BYTES);
+  const body = padPlaintext(plaintext);
+  writeU32(header, commitmentsAt + 4 + commitments.length, body.length + TAG_BYTES);
   const nonce = s.randombytes_buf(NONCE_BYTES);
   const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(
-    plaintext,
+    body,
     concatBytes(header, utf8(docName)),
     null,
     nonce,
     key.bytes,
   );
-  const body = concatBytes(header, nonce, ciphertext);
-  const signature = s.crypto_sign_detached(concatBytes(SIGN_DOMAIN, body), author.signSecretKey);
-  return concatBytes(body, signature);
+  const signed = concatBytes(header, nonce, ciphertext);
+  const signature = s.crypto_sign_detached(concatBytes(SIGN_DOMAIN, signed), author.signSecretKey);
+  return concatBytes(signed, signature);
 }
 
 /**
@@ -431,7 +435,8 @@ export function openEnvelope(bytes: Uint8Array, options: OpenEnvelopeOptions): O
     throw new SyncError('Forbidden', 'envelope does not decrypt under its document key', { cause });
   }
   return {
-    plaintext,
+    // Inside the authenticated ciphertext: a malformed padding was sealed so by the author.
+    plaintext: unpadPlaintext(plaintext),
     kind: header.kind,
     keyId: header.keyId,
     epoch: header.epoch,

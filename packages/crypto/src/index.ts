@@ -32,7 +32,14 @@ export type { StreamHead } from './history-clock.ts';
 export { ENVELOPE_HASH_BYTES, envelopeHash, newStreamId, STREAM_ID_BYTES } from './history-clock.ts';
 export type { Identity } from './identity.ts';
 export { deriveIdentity, generateRootSeed, ROOT_SEED_BYTES } from './identity.ts';
-export { keyProofMessage, signKeyProof, verifyKeyProof } from './key-proof.ts';
+export type { IdentityRotation } from './identity-rotation.ts';
+export {
+  identityRotationMessage,
+  signIdentityRotation,
+  verifyIdentityRotation,
+} from './identity-rotation.ts';
+export type { KeyProofPurpose, KeyProofStatement } from './key-proof.ts';
+export { isKeyProofPurpose, keyProofMessage, signKeyProof, verifyKeyProof } from './key-proof.ts';
 export type { Member, MemberList, SignMemberListOptions } from './member-list.ts';
 export {
   checkMemberListStep,
@@ -45,6 +52,13 @@ export {
 } from './member-list.ts';
 export type { MemoryDocKeyringOptions } from './memory-doc-keyring.ts';
 export { MemoryDocKeyring } from './memory-doc-keyring.ts';
+export { MIN_PADDED_BYTES, paddedLength } from './padding.ts';
+export type { PassphraseStrength } from './passphrase-seed.ts';
+export {
+  isPassphraseWrappedSeed,
+  unwrapSeedWithPassphrase,
+  wrapSeedWithPassphrase,
+} from './passphrase-seed.ts';
 export { exportRecoveryPhrase, importRecoveryPhrase, RECOVERY_PHRASE_WORDS } from './recovery-phrase.ts';
 export type { KeyOwner } from './safety-number.ts';
 export { safetyNumber } from './safety-number.ts';

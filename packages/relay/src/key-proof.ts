@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { SyncError } from '@scopesync/core';
-import { keyProofMessage, verifyKeyProof } from '@scopesync/crypto';
+import { type KeyProofPurpose, keyProofMessage, verifyKeyProof } from '@scopesync/crypto';
 import { type ChallengeStore, MemoryChallengeStore } from './challenge-store.ts';
 import { parseBase64 } from './credentials.ts';
 
@@ -9,13 +9,14 @@ import { parseBase64 } from './credentials.ts';
 // register someone else's public key: to "link" a device to that person's account, or to squat
 // the key so that the owner's own registration lands in the squatter's account.
 //
-// The relay issues a single-use challenge (POST /keys/challenge); the client signs
+// The relay issues a single-use challenge (POST /keys/challenge) together with its relay id;
+// the client signs (Ed25519, the identity's sign key)
 //
-//   "scopesync:register-keys:v1\0" ‖ challenge (its ASCII characters) ‖ 0x00 ‖ sign_pk (32) ‖ box_pk (32)
+//   "scopesync:register-keys:v2\0" ‖ purpose ‖ 0 ‖ relay_id ‖ 0 ‖ user_id ‖ 0 ‖ challenge ‖ 0 ‖ sign_pk (32) ‖ box_pk (32)
 //
-// with Ed25519 (libsodium `crypto_sign_detached` with the identity's sign secret key) and sends
-// the 64-byte signature as `proof`. Covering box_pk means the box key the relay hands out to
-// sharers was endorsed by the same identity.
+// and sends the 64-byte signature as `proof`. The relay checks it against its own relay id and
+// the purpose and user of the route that redeems it, so a proof is good for one relay, one
+// purpose and one user only.
 
 /** Bytes of an Ed25519 signature. */
 const SIGNATURE_BYTES = 64;
@@ -29,6 +30,12 @@ export interface KeyChallengesOptions {
   readonly store?: ChallengeStore;
   /** Epoch milliseconds; injectable for tests. */
   readonly now?: () => number;
+  /**
+   * The relay id proofs must name. Relays that redeem each other's challenges (a shared
+   * {@link ChallengeStore}) must share it. Default: a random id for this process, right for
+   * challenges kept in this process's memory.
+   */
+  readonly relayId?: string | undefined;
 }
 
 /** A challenge as the relay hands it out. */
@@ -37,6 +44,15 @@ export interface IssuedChallenge {
   readonly challenge: string;
   /** Epoch milliseconds after which it is refused. */
   readonly expiresAt: number;
+  /** The relay id the proof must name. */
+  readonly relayId: string;
+}
+
+/** What a redeemed proof must state besides the keys: the route's purpose and user. */
+export interface ProofPurpose {
+  readonly purpose: KeyProofPurpose;
+  /** The user whose keys are set (`set-keys`); absent for `register` and `link`. */
+  readonly userId?: string | undefined;
 }
 
 /**
@@ -47,8 +63,14 @@ export class KeyChallenges {
   readonly #ttlMs: number;
   readonly #now: () => number;
   readonly #store: ChallengeStore;
+  /** The relay id every proof redeemed here must name. */
+  readonly relayId: string;
 
   constructor(options: KeyChallengesOptions = {}) {
+    this.relayId = options.relayId ?? `relay-${randomBytes(12).toString('base64url')}`;
+    if (!/^[A-Za-z0-9._:-]{1,128}$/.test(this.relayId)) {
+      throw new SyncError('BadRequest', 'a relay id is 1-128 characters of [A-Za-z0-9._:-]');
+    }
     this.#ttlMs = options.ttlMs ?? 5 * 60_000;
     this.#now = options.now ?? Date.now;
     this.#store = options.store ?? new MemoryChallengeStore();
@@ -59,16 +81,23 @@ export class KeyChallenges {
     const challenge = randomBytes(32).toString('base64url');
     const expiresAt = this.#now() + this.#ttlMs;
     await this.#store.issue(challenge, expiresAt);
-    return { challenge, expiresAt };
+    return { challenge, expiresAt, relayId: this.relayId };
   }
 
   /**
    * Redeems `challenge` and checks `proof` over it: Forbidden for an unknown, expired or already
-   * used challenge, or a proof that is not `signPk`'s signature of {@link keyProofMessage}.
+   * used challenge, or a proof that is not `signPk`'s signature of {@link keyProofMessage} for
+   * this relay's id and `purpose` (a proof made for another relay, purpose or user).
    * The challenge is spent whatever the outcome, so one challenge buys one attempt. Call it
    * after `@scopesync/crypto`'s `ready()`.
    */
-  async redeem(challenge: unknown, proof: unknown, signPk: Uint8Array, boxPk: Uint8Array): Promise<void> {
+  async redeem(
+    challenge: unknown,
+    proof: unknown,
+    signPk: Uint8Array,
+    boxPk: Uint8Array,
+    purpose: ProofPurpose,
+  ): Promise<void> {
     if (typeof challenge !== 'string' || !CHALLENGE.test(challenge)) {
       throw new SyncError('BadRequest', 'challenge must be the string POST /keys/challenge answered');
     }
@@ -77,8 +106,12 @@ export class KeyChallenges {
       throw new SyncError('Forbidden', 'unknown, used or expired challenge: ask POST /keys/challenge again');
     }
     // One definition of the proof, shared with the client's signKeyProof. Needs libsodium loaded.
-    if (!verifyKeyProof(challenge, signPk, boxPk, signature)) {
-      throw new SyncError('Forbidden', 'proof is not a signature of the challenge by sign_pk');
+    const statement = { ...purpose, relayId: this.relayId, challenge };
+    if (!verifyKeyProof(statement, signPk, boxPk, signature)) {
+      throw new SyncError(
+        'Forbidden',
+        `proof is not sign_pk's signature of a ${purpose.purpose} proof for this relay (${this.relayId}) and challenge`,
+      );
     }
   }
 }

@@ -77,6 +77,10 @@ export class MemoryRelayStore implements RelayStore {
     return this.#call(() => this.#data.revokeKey(keyHash, at));
   }
 
+  async listKeys(userId: string): Promise<KeyRecord[]> {
+    return this.#call(() => this.#data.listKeys(userId));
+  }
+
   async getObject(name: string): Promise<ObjectRecord | null> {
     return this.#call(() => this.#data.getObject(name));
   }
@@ -335,6 +339,15 @@ class MemoryRelayData implements RelayStoreTx {
     if (!key || key.revokedAt !== null) return false;
     this.#keys.set(keyHash, { ...key, revokedAt: at });
     return true;
+  }
+
+  async listKeys(userId: string): Promise<KeyRecord[]> {
+    return [...this.#keys.values()]
+      .filter((k) => k.userId === userId)
+      .sort(
+        (a, b) => a.createdAt - b.createdAt || (a.keyHash < b.keyHash ? -1 : a.keyHash > b.keyHash ? 1 : 0),
+      )
+      .map((k) => ({ ...k }));
   }
 
   async getObject(name: string): Promise<ObjectRecord | null> {

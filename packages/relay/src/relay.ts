@@ -83,6 +83,13 @@ export interface RelayCluster {
   /** Registration challenges any relay can redeem; default: in memory. */
   readonly challenges?: ChallengeStore | undefined;
   /**
+   * The relay id registration proofs name (`POST /keys/challenge` publishes it). Relays that
+   * share `challenges` must share it; default: random per process with in-memory challenges,
+   * `scopesync-cluster` with shared ones (give one per deployment, so a proof made for one
+   * deployment is refused by another that shares nothing with it).
+   */
+  readonly relayId?: string | undefined;
+  /**
    * How often every open socket is checked against the stores, in case an access event between
    * relays was lost (it is also done after the transport reconnects). Default 30 s.
    */
@@ -364,9 +371,12 @@ export class Relay {
         blobs: new BlobService({ ...services, objects }),
         shares: new ShareService({ ...services, objects }),
         accounts,
-        challenges: new KeyChallenges(
-          options.cluster?.challenges === undefined ? {} : { store: options.cluster.challenges },
-        ),
+        challenges: new KeyChallenges({
+          ...(options.cluster?.challenges === undefined
+            ? {}
+            : { store: options.cluster.challenges, relayId: 'scopesync-cluster' }),
+          ...(options.cluster?.relayId === undefined ? {} : { relayId: options.cluster.relayId }),
+        }),
         maxBodyBytes: options.limits?.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
         registration: options.auth?.registration ?? 'open',
       },

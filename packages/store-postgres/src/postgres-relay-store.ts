@@ -79,6 +79,7 @@ function statements(s: string) {
     countUsers: `SELECT count(*) AS n FROM ${s}.users`,
     insertKey: `INSERT INTO ${s}.api_keys (key_hash, user_id, created_at, revoked_at) VALUES ($1, $2, $3, $4)`,
     getKey: `SELECT * FROM ${s}.api_keys WHERE key_hash = $1`,
+    listKeys: `SELECT * FROM ${s}.api_keys WHERE user_id = $1 ORDER BY created_at, key_hash`,
     revokeKey: `UPDATE ${s}.api_keys SET revoked_at = $2 WHERE key_hash = $1 AND revoked_at IS NULL`,
     getObject: `SELECT ${OBJECT_COLUMNS} FROM ${s}.objects WHERE name = $1`,
     lockObject: `SELECT ${OBJECT_COLUMNS} FROM ${s}.objects WHERE name = $1 FOR UPDATE`,
@@ -261,6 +262,19 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
       'revoke the key',
       async (q) => ((await q.query(this.#sql.revokeKey, [keyHash, at])).rowCount ?? 0) > 0,
     );
+  }
+
+  async listKeys(userId: string): Promise<KeyRecord[]> {
+    const rows = await this.#x.one(
+      'list the keys',
+      async (q) => (await q.query<KeyRow>(this.#sql.listKeys, [userId])).rows,
+    );
+    return rows.map((row) => ({
+      keyHash: row.key_hash,
+      userId: row.user_id,
+      createdAt: toSafeInteger(row.created_at, 'createdAt'),
+      revokedAt: toSafeIntegerOrNull(row.revoked_at, 'revokedAt'),
+    }));
   }
 
   async getObject(name: string): Promise<ObjectRecord | null> {

@@ -71,6 +71,9 @@ function prepare(db: Database.Database) {
       'INSERT INTO api_keys (key_hash, user_id, created_at, revoked_at) VALUES (?, ?, ?, ?)',
     ),
     getKey: db.prepare<[string], KeySql>('SELECT * FROM api_keys WHERE key_hash = ?'),
+    listKeys: db.prepare<[string], KeySql>(
+      'SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at, key_hash',
+    ),
     revokeKey: db.prepare<[number, string]>(
       'UPDATE api_keys SET revoked_at = ? WHERE key_hash = ? AND revoked_at IS NULL',
     ),
@@ -229,6 +232,10 @@ export class SqliteRelayStore implements RelayStore {
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {
     return this.#gate.run(() => this.#tables.revokeKey(keyHash, at));
+  }
+
+  async listKeys(userId: string): Promise<KeyRecord[]> {
+    return this.#gate.run(() => this.#tables.listKeys(userId));
   }
 
   async getObject(name: string): Promise<ObjectRecord | null> {
@@ -503,6 +510,17 @@ class SqliteRelayTables implements RelayStoreTx {
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {
     return this.#run('revoke the key', () => this.#sql.revokeKey.run(at, keyHash).changes > 0);
+  }
+
+  async listKeys(userId: string): Promise<KeyRecord[]> {
+    return this.#run('list the keys', () =>
+      this.#sql.listKeys.all(userId).map((row) => ({
+        keyHash: row.key_hash,
+        userId: row.user_id,
+        createdAt: row.created_at,
+        revokedAt: row.revoked_at,
+      })),
+    );
   }
 
   async getObject(name: string): Promise<ObjectRecord | null> {

@@ -229,6 +229,16 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
       expect(await store().setUserLevel(ALICE, Level.Admin)).toBe(true);
       expect(await store().setUserLevel(BOB, Level.Admin)).toBe(false);
       expect((await store().getUser(ALICE))?.level).toBe(Level.Admin);
+      // A user's keys, revoked too, oldest first: what an identity rotation revokes.
+      await store().createUser(
+        { ...user(BOB), signPk: null },
+        { keyHash: 'b1', userId: BOB, createdAt: 1, revokedAt: null },
+      );
+      expect((await store().listKeys(ALICE)).map((k) => [k.keyHash, k.revokedAt])).toEqual([
+        ['h1', null],
+        ['h2', 5],
+      ]);
+      expect(await store().listKeys('user_ffffffffffffffff')).toEqual([]);
     });
 
     it('creates objects once, updates and deletes them', async () => {

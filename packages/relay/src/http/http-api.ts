@@ -18,6 +18,7 @@ import { checkContentLength, parseRequestUrl } from './request.ts';
 import { loggablePath, type RequestSeen, requestLogContext } from './request-log.ts';
 import { errorOf, sendEmpty, sendError, sendJson } from './respond.ts';
 import { matchRoute, type Route, type RouteMethod, type RouteRequest, type RouteServices } from './route.ts';
+import { setApiSecurityHeaders } from './security-headers.ts';
 import { shareRoutes } from './share-routes.ts';
 import type { StaticFiles } from './static-files.ts';
 import { userdataRoutes } from './userdata-routes.ts';
@@ -174,6 +175,7 @@ export class HttpApi {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse, seen: RequestSeen): Promise<void> {
+    setApiSecurityHeaders(res);
     this.#setCorsHeaders(req, res);
     const method = req.method ?? 'GET';
     if (method === 'OPTIONS') {

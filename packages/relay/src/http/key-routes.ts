@@ -1,5 +1,5 @@
 import { Level, parseUserId, SyncError, type UserKeys } from '@scopesync/core';
-import { ready } from '@scopesync/crypto';
+import { ready, verifyIdentityRotation } from '@scopesync/crypto';
 import {
   apiKeyOf,
   generateApiKey,
@@ -12,6 +12,7 @@ import {
   registerDevice,
   toBase64Url,
 } from '../credentials.ts';
+import type { ProofPurpose } from '../key-proof.ts';
 import { readJsonObject } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';
@@ -35,13 +36,27 @@ type ProvenKeys = { readonly signPk: string; readonly boxPk: string };
 export function keyRoutes(s: RouteServices): Route[] {
   const challenge = async (r: RouteRequest): Promise<void> => {
     const issued = await s.challenges.issue();
-    sendJson(r.res, 200, { challenge: issued.challenge, expires_at: issued.expiresAt });
+    sendJson(r.res, 200, {
+      challenge: issued.challenge,
+      expires_at: issued.expiresAt,
+      relay_id: issued.relayId,
+    });
   };
 
   const register = async (r: RouteRequest): Promise<void> => {
     const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
     const deviceName = parseDeviceName(body.device_name);
-    const keys = await provenKeys(s, body);
+    const purpose = body.purpose ?? 'register';
+    if (purpose !== 'register' && purpose !== 'link') {
+      throw new SyncError(
+        'BadRequest',
+        'purpose is register (a new user) or link (a device of an existing user)',
+      );
+    }
+    if (purpose === 'link' && (body.sign_pk === undefined || body.sign_pk === null)) {
+      throw new SyncError('BadRequest', 'linking a device needs sign_pk, box_pk, challenge and proof');
+    }
+    const keys = await provenKeys(s, body, { purpose });
     // HTTP only ever registers Users: the first admin comes from the CLI.
     if (!keys) {
       if (s.registration === 'closed') throw new SyncError('Forbidden', REGISTRATION_CLOSED);
@@ -49,13 +64,20 @@ export function keyRoutes(s: RouteServices): Route[] {
       sendJson(r.res, 200, { key, user_id: userId, linked: false });
       return;
     }
-    // One signing key is one user: a device proving a key that is already registered joins
-    // that user (a second device that imported the recovery phrase). Serialised per key, so two
-    // devices of one identity registering at once do not become two users.
+    // One signing key is one user. Linking (a second device that imported the recovery phrase)
+    // needs a user holding the key; registering needs none to, so a recovery phrase with a typo
+    // never silently becomes a new, empty account. Serialised per key, so two devices of one
+    // identity registering at once do not become two users.
     await s.locks.run(`sign-pk:${keys.signPk}`, async () => {
       const now = s.now();
       const existing = await s.store.findUserBySignPk(keys.signPk);
-      if (existing) {
+      if (purpose === 'link') {
+        if (!existing) {
+          throw new SyncError(
+            'NotFound',
+            'no user holds this signing key: check the recovery phrase (a phrase with a typo makes other keys)',
+          );
+        }
         const key = generateApiKey();
         await s.store.addKey({
           keyHash: hashApiKey(key),
@@ -68,6 +90,12 @@ export function keyRoutes(s: RouteServices): Route[] {
         if (existing.boxPk !== keys.boxPk) await s.store.setUserKeys(existing.userId, keys);
         sendJson(r.res, 200, { key, user_id: existing.userId, linked: true });
         return;
+      }
+      if (existing) {
+        throw new SyncError(
+          'Conflict',
+          'a user holds this signing key already: link this device with purpose link and a link proof',
+        );
       }
       if (s.registration === 'closed') throw new SyncError('Forbidden', REGISTRATION_CLOSED);
       const { key, userId } = await registerDevice(
@@ -115,20 +143,14 @@ export function keyRoutes(s: RouteServices): Route[] {
     const caller = await r.user();
     if (caller.userId !== userId) throw new SyncError('Forbidden', 'you can only register your own keys');
     const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
-    const keys = await provenKeys(s, body);
+    const keys = await provenKeys(s, body, { purpose: 'set-keys', userId });
     if (!keys) throw new SyncError('BadRequest', 'sign_pk and box_pk are required, with challenge and proof');
+    let revokedKeys: number | undefined;
     await s.locks.run(`sign-pk:${keys.signPk}`, async () => {
       const user = await s.store.getUser(userId);
       if (!user) throw new SyncError('NotFound', `no user ${userId}`);
       // A key stored before keys were checked (not 32 bytes) signs nothing: it may be replaced.
       const current = publicKeyBytes(user.signPk) ? user.signPk : null;
-      if (current !== null && current !== keys.signPk) {
-        // Replacing it would let a stolen API key take over authorship of the user's documents.
-        throw new SyncError(
-          'Conflict',
-          'another signing key is registered for this user: keys derive from the recovery phrase and do not change (an admin can reset them)',
-        );
-      }
       const holder = await s.store.findUserBySignPk(keys.signPk);
       if (holder && holder.userId !== userId) {
         throw new SyncError(
@@ -136,9 +158,23 @@ export function keyRoutes(s: RouteServices): Route[] {
           'this signing key belongs to another user: register this device with POST /keys and the proof to join that user',
         );
       }
+      if (current !== null && current !== keys.signPk) {
+        if (body.rotation === undefined) {
+          // Replacing it would let a stolen API key take over authorship of the user's documents.
+          throw new SyncError(
+            'Conflict',
+            'another signing key is registered for this user: keys derive from the recovery phrase; to move to a new identity, send the rotation signed by the registered key (an admin can reset them)',
+          );
+        }
+        checkRotation(s, body, { userId, challenge: body.challenge as string, oldSignPk: current, keys });
+        await s.store.setUserKeys(userId, keys);
+        revokedKeys = await revokeOtherKeys(s, userId, apiKeyOf(r.req));
+        return;
+      }
       await s.store.setUserKeys(userId, keys);
     });
-    sendJson(r.res, 200, { user_id: userId, sign_pk: keys.signPk, box_pk: keys.boxPk });
+    const rotated = revokedKeys === undefined ? {} : { rotated: true, revoked_keys: revokedKeys };
+    sendJson(r.res, 200, { user_id: userId, sign_pk: keys.signPk, box_pk: keys.boxPk, ...rotated });
   };
 
   return [
@@ -151,11 +187,58 @@ export function keyRoutes(s: RouteServices): Route[] {
 }
 
 /**
+ * Checks an identity rotation (docs/encryption.md): `rotation` must be the registered key's
+ * signature handing `userId` over to the proven keys, at this relay, over the same challenge.
+ * Forbidden otherwise; BadRequest when it is not 64 bytes of base64.
+ */
+function checkRotation(
+  s: RouteServices,
+  body: Record<string, unknown>,
+  rotation: { userId: string; challenge: string; oldSignPk: string; keys: ProvenKeys },
+): void {
+  const signature = parseBase64(body.rotation, 'rotation', 64, 64);
+  const oldSignPk = parseBase64(rotation.oldSignPk, 'registered sign_pk', PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES);
+  const statement = {
+    relayId: s.challenges.relayId,
+    userId: rotation.userId,
+    challenge: rotation.challenge,
+    oldSignPk,
+    newSignPk: parseBase64(rotation.keys.signPk, 'sign_pk', PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES),
+    newBoxPk: parseBase64(rotation.keys.boxPk, 'box_pk', PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES),
+  };
+  if (!verifyIdentityRotation(statement, signature)) {
+    throw new SyncError(
+      'Forbidden',
+      "rotation is not the registered signing key's signature handing this user to these keys at this relay",
+    );
+  }
+}
+
+/**
+ * After a rotation, every API key of the user but the one that asked is revoked (their sockets
+ * close at once): a lost device's key goes with the identity it held. Resolves with how many.
+ */
+async function revokeOtherKeys(s: RouteServices, userId: string, keep: string | null): Promise<number> {
+  const keepHash = keep === null ? null : hashApiKey(keep);
+  let revoked = 0;
+  for (const key of await s.store.listKeys(userId)) {
+    if (key.revokedAt !== null || key.keyHash === keepHash) continue;
+    await s.accounts.revokeKey(key.keyHash);
+    revoked++;
+  }
+  return revoked;
+}
+
+/**
  * The public keys a registration carries, after checking the proof of the signing key (see
  * `key-proof.ts`): null when it carries none. sign_pk and box_pk come together, each 32 bytes in
  * base64 or base64url, with `challenge` (from POST /keys/challenge) and `proof`.
  */
-async function provenKeys(s: RouteServices, body: Record<string, unknown>): Promise<ProvenKeys | null> {
+async function provenKeys(
+  s: RouteServices,
+  body: Record<string, unknown>,
+  purpose: ProofPurpose,
+): Promise<ProvenKeys | null> {
   const hasSign = body.sign_pk !== undefined && body.sign_pk !== null;
   const hasBox = body.box_pk !== undefined && body.box_pk !== null;
   if (!hasSign && !hasBox) return null;
@@ -172,7 +255,7 @@ async function provenKeys(s: RouteServices, body: Record<string, unknown>): Prom
   }
   // The proof is checked with libsodium (crypto's verifyKeyProof): load it first.
   await ready();
-  await s.challenges.redeem(body.challenge, body.proof, sign, box);
+  await s.challenges.redeem(body.challenge, body.proof, sign, box, purpose);
   const keys: UserKeys & ProvenKeys = { signPk: toBase64Url(sign), boxPk: toBase64Url(box) };
   return keys;
 }

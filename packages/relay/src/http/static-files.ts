@@ -3,6 +3,7 @@ import { realpath, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { SyncError } from '@scopesync/core';
+import { appSecurityHeaders } from './security-headers.ts';
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
@@ -108,7 +109,7 @@ export class StaticFiles {
       'content-type': type,
       'content-length': String(file.size),
       'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
-      'x-content-type-options': 'nosniff',
+      ...appSecurityHeaders(req),
     });
     if (req.method === 'HEAD') {
       res.end();
