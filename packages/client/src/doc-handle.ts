@@ -455,6 +455,7 @@ export class DocHandle {
       case 'reset':
         return; // already stored, or confirmed by the relay
       case 'reseal':
+      case 'tab': // another tab's edit: kept and sent here too (tab-channel.ts)
       case undefined:
         break; // an edit to store and send
     }
