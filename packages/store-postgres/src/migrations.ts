@@ -165,6 +165,11 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX challenges_expiry ON ${s}.challenges (expires_at);
     `,
   },
+  {
+    version: 2,
+    name: 'shares by user ("shared with me")',
+    sql: (s) => `CREATE INDEX shares_user ON ${s}.shares (user_id, blob_id);`,
+  },
 ];
 
 /** The newest schema version this package knows. */
