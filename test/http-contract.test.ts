@@ -375,13 +375,19 @@ describe('shares/incoming ("shared with me")', () => {
     const erin = await t.user('erin');
     await api('PUT', '/blob/in-b', { key: alice.key, body: 'b' });
     await api('PUT', '/blob/in-a', { key: bob.key, body: 'a' });
-    await api('POST', '/share/in-b', { key: alice.key, body: { user_id: dave.userId, access_level: 'read_write' } });
+    await api('POST', '/share/in-b', {
+      key: alice.key,
+      body: { user_id: dave.userId, access_level: 'read_write' },
+    });
     const granted = await api('POST', '/share/in-a', {
       key: bob.key,
       body: { user_id: dave.userId, access_level: 'read_only' },
     });
     // Shares to other people are theirs, not dave's.
-    await api('POST', '/share/in-b', { key: alice.key, body: { user_id: erin.userId, access_level: 'read_only' } });
+    await api('POST', '/share/in-b', {
+      key: alice.key,
+      body: { user_id: erin.userId, access_level: 'read_only' },
+    });
     const incoming = await api('GET', '/shares/incoming', { key: dave.key });
     expect(incoming.status).toBe(200);
     expect(incoming.json).toEqual({
@@ -405,8 +411,13 @@ describe('shares/incoming ("shared with me")', () => {
     expect((await api('GET', '/shares/incoming')).status).toBe(401);
     await api('PUT', '/blob/out-1', { key: alice.key, body: 'x' });
     const frank = await t.user('frank');
-    await api('POST', '/share/out-1', { key: alice.key, body: { user_id: frank.userId, access_level: 'read_only' } });
-    const mine = (await api('GET', '/shares/incoming', { key: alice.key })).json as { shares: { blob_id: string }[] };
+    await api('POST', '/share/out-1', {
+      key: alice.key,
+      body: { user_id: frank.userId, access_level: 'read_only' },
+    });
+    const mine = (await api('GET', '/shares/incoming', { key: alice.key })).json as {
+      shares: { blob_id: string }[];
+    };
     expect(mine.shares.map((x) => x.blob_id)).not.toContain('out-1');
     expect((await api('POST', '/shares/incoming', { key: alice.key })).status).toBe(405);
   });

@@ -1,4 +1,5 @@
 import { blobAddress, isShareLevel, type ShareLevel, SyncError } from '@scopesync/core';
+import { randomBlobId } from './blob-id.ts';
 import type { DocCipher } from './doc-cipher.ts';
 import type { DocHandle } from './doc-handle.ts';
 import { hasDocKeys } from './doc-keys.ts';
@@ -29,6 +30,22 @@ export interface BlobShare {
   readonly accessLevel: ShareLevel;
   readonly grantedBy: string | undefined;
   readonly grantedAt: number | undefined;
+}
+
+/** A blob someone else shared with this user (see {@link Blobs.sharedWithMe}). */
+export interface IncomingBlobShare {
+  readonly blobId: string;
+  /** The blob's owner: who shared it. */
+  readonly owner: string;
+  readonly accessLevel: ShareLevel;
+  readonly grantedBy: string | undefined;
+  readonly grantedAt: number | undefined;
+}
+
+/** Options of {@link Blobs.create}. */
+export interface BlobCreateOptions {
+  /** Sync it end-to-end encrypted (fixed at creation). */
+  readonly encrypted?: boolean | undefined;
 }
 
 /** Options of {@link Blobs.put}. */
@@ -71,6 +88,42 @@ export class Blobs {
 
   constructor(ctx: BlobsContext) {
     this.#ctx = ctx;
+  }
+
+  /**
+   * Creates a collaborative blob under a fresh random id ({@link newId}) and opens it: edit
+   * `handle.doc`; the id is `handle.address.blobId`. It works offline — the blob exists on the
+   * relay once the first edit syncs. Prefer this to readable ids: an id is global, and one
+   * somebody else created first is theirs (the handle then emits 'denied').
+   */
+  create(options: BlobCreateOptions = {}): DocHandle {
+    return this.open(randomBlobId(), options);
+  }
+
+  /** A fresh crypto-random blob id (22 letters and digits), e.g. for a raw blob's {@link put} with `ifVersion: 0`. */
+  newId(): string {
+    return randomBlobId();
+  }
+
+  /**
+   * The blobs other users shared with this user ("shared with me"), by blob id, with owner and
+   * level (GET /shares/incoming). Needs the relay: rejects with Unavailable offline.
+   */
+  async sharedWithMe(): Promise<IncomingBlobShare[]> {
+    const answer = await this.#ctx.http.json<{ shares?: unknown }>({
+      method: 'GET',
+      path: '/shares/incoming',
+    });
+    const shares = Array.isArray(answer.shares) ? (answer.shares as RawIncomingShare[]) : [];
+    return shares
+      .filter((raw) => typeof raw.blob_id === 'string' && typeof raw.owner === 'string')
+      .map((raw) => ({
+        blobId: raw.blob_id as string,
+        owner: raw.owner as string,
+        accessLevel: isShareLevel(raw.access_level) ? raw.access_level : 'read_only',
+        grantedBy: raw.granted_by,
+        grantedAt: raw.granted_at,
+      }));
   }
 
   /** Opens the collaborative blob `blob/<id>` as a doc (see {@link SyncClient.doc}). */
@@ -227,6 +280,11 @@ interface RawBlobMeta {
   readonly size?: number;
   readonly created_at?: number;
   readonly updated_at?: number;
+}
+
+interface RawIncomingShare extends RawShare {
+  readonly blob_id?: unknown;
+  readonly owner?: unknown;
 }
 
 interface RawShare {

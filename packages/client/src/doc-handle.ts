@@ -19,6 +19,7 @@ import {
 import * as Y from 'yjs';
 import { asSyncError } from './as-sync-error.ts';
 import { Deferred } from './deferred.ts';
+import { deniedDocError } from './denied-doc.ts';
 import type { DocChannel, DocChannelHost } from './doc-channel.ts';
 import type { DocHandleContext } from './doc-handle-context.ts';
 import { DOC_ORIGINS, docOriginOf } from './doc-origin.ts';
@@ -51,6 +52,12 @@ export interface DocHandleEvents {
    * {@link DocHandle.doc} is now a new Y.Doc: re-bind editors to `doc`.
    */
   reset: { readonly doc: Y.Doc };
+  /**
+   * The relay refused a doc this handle only ever held its own unsent edits of — for a blob: the
+   * id belongs to someone else (SyncError 'Conflict'). The edits stay in the local store and in
+   * {@link DocHandle.doc}; the handle stops syncing ('closed' follows) instead of retrying.
+   */
+  denied: { readonly error: SyncError };
   /** The handle stopped syncing for good: released, revoked (access none) or the client closed. */
   closed: { readonly reason: string };
 }
@@ -629,6 +636,14 @@ export class DocHandle {
     this.#access = 'none';
     this.#events.emit('permission', { access, reason });
     this.#synced.reject(new SyncError('Forbidden', why || `no access to ${this.name}`));
+    if (!this.#log.holdsConfirmed() && this.#log.pendingCount > 0) {
+      // Nothing here came from the relay: only our own unsent edits (a taken blob id). Keep them; stop (denied-doc.ts).
+      const error = deniedDocError(this.address, reason);
+      this.#events.emit('denied', { error });
+      this.#events.emit('error', error);
+      this.#close(`denied: ${error.message}`);
+      return;
+    }
     await this.#log.purge().catch(() => undefined);
     this.#close(`access revoked${why ? `: ${why}` : ''}`);
   }

@@ -100,7 +100,9 @@ function prepare(db: Database.Database) {
     ),
     deleteShare: db.prepare<[string, string]>('DELETE FROM shares WHERE blob_id = ? AND user_id = ?'),
     listShares: db.prepare<[string], ShareSql>('SELECT * FROM shares WHERE blob_id = ? ORDER BY user_id'),
-    listSharesOfUser: db.prepare<[string], ShareSql>('SELECT * FROM shares WHERE user_id = ? ORDER BY blob_id'),
+    listSharesOfUser: db.prepare<[string], ShareSql>(
+      'SELECT * FROM shares WHERE user_id = ? ORDER BY blob_id',
+    ),
     putKeyGrant: db.prepare<KeyGrantSql>(
       `INSERT INTO key_grants (blob_id, user_id, epoch, sealed_key, grant_data, granted_by, granted_at)
        VALUES (@blob_id, @user_id, @epoch, @sealed_key, @grant_data, @granted_by, @granted_at)
