@@ -9,6 +9,12 @@ export interface Identity {
   readonly userId: string | undefined;
   readonly level: Level;
   readonly apiKey: string | undefined;
+  /**
+   * True for a device that could not reach the relay on its first start: its user id is the one
+   * its own signing key names (core's `userIdOfSigningKey`), it has no API key yet, and
+   * {@link registerDevice} is retried until the relay has registered it (docs/offline.md).
+   */
+  readonly provisional?: boolean | undefined;
 }
 
 /** The identity record as stored: the API key only ever encrypted under the device key. */
@@ -18,6 +24,8 @@ interface StoredIdentity {
   readonly level?: number | undefined;
   readonly deviceName?: string | undefined;
   readonly apiKey?: { readonly iv: Uint8Array; readonly data: Uint8Array } | undefined;
+  /** Set while the device is not registered yet (first start offline). */
+  readonly provisional?: boolean | undefined;
 }
 
 const DEVICE_KEY = 'device-key';
@@ -95,6 +103,11 @@ export interface ResolveIdentityOptions {
   readonly proveKeys?: (() => Promise<ProvenKeys>) | undefined;
   /** Told the user id the relay registered the proven keys for. */
   readonly keysRegistered?: ((userId: string) => Promise<void>) | undefined;
+  /**
+   * The user id this device's signing key names, computed locally. Given, a first start with
+   * the relay unreachable does not fail: it yields a provisional identity under that id.
+   */
+  readonly provisionalUserId?: (() => Promise<string>) | undefined;
 }
 
 /**
@@ -130,28 +143,22 @@ export async function resolveIdentity(options: ResolveIdentityOptions): Promise<
   }
   if (apiKey === undefined && options.deviceName !== undefined) {
     options.useKey(undefined);
-    let proven: ProvenKeys | undefined;
+    const provisional = cached?.provisional === true && cached.userId !== undefined;
     try {
-      proven = await options.proveKeys?.();
+      const registered = await registerDevice(options, provisional);
+      apiKey = registered.apiKey;
+      userId = registered.userId;
+      level = registered.level;
     } catch (error) {
-      // A relay without key registration, or a runtime without Ed25519: register without
-      // keys; encryption registers them on first use (PUT /users/<id>/keys).
-      if (!(error instanceof SyncError) || !['NotFound', 'Unavailable'].includes(error.kind)) throw error;
+      if (!(error instanceof SyncError) || error.kind !== 'Unavailable' || !options.provisionalUserId)
+        throw error;
+      // First start with the relay unreachable: work under the id our own key names, and
+      // register once the relay is back (docs/offline.md).
+      userId = provisional ? cached.userId : await options.provisionalUserId();
+      const identity = { url, userId, level: 1, deviceName: options.deviceName, provisional: true };
+      if (!provisional) await kv.put(KV_TABLES.identity, SELF, identity);
+      return { userId, level: 1, apiKey: undefined, provisional: true };
     }
-    const registered = await options.http.json<{ key?: unknown; user_id?: unknown }>({
-      method: 'POST',
-      path: '/keys',
-      json: { device_name: options.deviceName, ...(proven ? provenKeysJson(proven) : {}) },
-    });
-    if (typeof registered.key !== 'string' || !isUserId(registered.user_id)) {
-      throw new SyncError('InvalidMessage', 'POST /keys answered without a key and user id');
-    }
-    apiKey = registered.key;
-    userId = registered.user_id;
-    level = 1;
-    // Store it before anything else can fail: the key is shown only once.
-    await store(kv, key, { url, userId, level, deviceName: options.deviceName }, apiKey);
-    if (proven) await options.keysRegistered?.(userId);
   }
   options.useKey(apiKey);
   if (apiKey === undefined) return { userId: undefined, level: 0, apiKey: undefined };
@@ -179,6 +186,41 @@ export async function resolveIdentity(options: ResolveIdentityOptions): Promise<
     );
   }
   return { userId, level, apiKey };
+}
+
+/**
+ * Registers this device with POST /keys (with its proven public keys when it has them) and
+ * stores the new API key, encrypted, before anything else can fail: the key is shown only once.
+ * `keysRequired`: a provisional device must register its keys, the ones its id derives from —
+ * a failure to prove them is then Unavailable (retry later), never a registration without them.
+ */
+export async function registerDevice(
+  options: ResolveIdentityOptions,
+  keysRequired: boolean,
+): Promise<Identity & { readonly userId: string; readonly apiKey: string }> {
+  const { kv, url } = options;
+  let proven: ProvenKeys | undefined;
+  try {
+    proven = await options.proveKeys?.();
+  } catch (error) {
+    // A relay without key registration, or a runtime without Ed25519: register without
+    // keys; encryption registers them on first use (PUT /users/<id>/keys).
+    if (!(error instanceof SyncError) || !['NotFound', 'Unavailable'].includes(error.kind)) throw error;
+    if (keysRequired || (error.kind === 'Unavailable' && options.provisionalUserId)) throw error;
+  }
+  const registered = await options.http.json<{ key?: unknown; user_id?: unknown }>({
+    method: 'POST',
+    path: '/keys',
+    json: { device_name: options.deviceName, ...(proven ? provenKeysJson(proven) : {}) },
+  });
+  if (typeof registered.key !== 'string' || !isUserId(registered.user_id)) {
+    throw new SyncError('InvalidMessage', 'POST /keys answered without a key and user id');
+  }
+  const apiKey = registered.key;
+  const userId = registered.user_id;
+  await store(kv, await deviceKey(kv), { url, userId, level: 1, deviceName: options.deviceName }, apiKey);
+  if (proven) await options.keysRegistered?.(userId);
+  return { userId, level: 1, apiKey };
 }
 
 async function store(

@@ -11,17 +11,19 @@ import {
   parseDocName,
   SyncError,
   type UserId,
+  userIdOfSigningKey,
 } from '@scopesync/core';
 import { type AuditPage, type AuditQuery, readAudit } from './audit.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { Blobs } from './blobs.ts';
 import { type ClientStore, defaultClientStore } from './client-store.ts';
 import { Connection, type ConnectionStatus, type WebSocketClass } from './connection.ts';
+import { DeviceRegistration } from './device-registration.ts';
 import type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
 import { type DocFlags, DocHandle } from './doc-handle.ts';
 import { Encryption } from './encryption.ts';
 import { type FetchFunction, HttpApi } from './http-api.ts';
-import { type Identity, resolveIdentity } from './identity.ts';
+import { type Identity, type ResolveIdentityOptions, registerDevice, resolveIdentity } from './identity.ts';
 import { KeyApi } from './key-api.ts';
 import { LocalDocLog, type PayloadCodec, PLAINTEXT_CODEC } from './local-doc-log.ts';
 import { fileSeedStore, storeSeedStore } from './seed-store.ts';
@@ -140,8 +142,9 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     userId: () => userId,
   });
   let identity: Identity;
+  let identityOptions: ResolveIdentityOptions;
   try {
-    identity = await resolveIdentity({
+    identityOptions = {
       kv: store.kv,
       http,
       url,
@@ -158,7 +161,14 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
       useKey: (key) => {
         apiKey = key;
       },
-    });
+      // With the built-in keys a first start offline still works: the signing key names the
+      // user id, and the device registers once the relay is back (docs/offline.md).
+      provisionalUserId:
+        options.cipherFor === undefined && options.recoveryPhrase === undefined
+          ? async () => userIdOfSigningKey((await encryption.publicKeys()).signPublicKey)
+          : undefined,
+    };
+    identity = await resolveIdentity(identityOptions);
     userId = identity.userId;
   } catch (error) {
     await Promise.allSettled([store.docs.close(), store.kv.close()]);
@@ -174,6 +184,11 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     store,
     http,
     identity,
+    register: () => registerDevice(identityOptions, true),
+    useIdentity: (registered) => {
+      apiKey = registered.apiKey;
+      userId = registered.userId;
+    },
     encryption,
     cipherFor: options.cipherFor,
     WebSocket: WebSocketImpl,
@@ -194,6 +209,10 @@ export interface SyncClientInit {
   readonly store: ClientStore;
   readonly http: HttpApi;
   readonly identity: Identity;
+  /** Registers a provisional device (POST /keys); see {@link Identity.provisional}. */
+  readonly register: () => Promise<Identity>;
+  /** Makes HTTP requests and the encryption use a new identity (the device was registered). */
+  readonly useIdentity: (identity: Identity) => void;
   readonly encryption: Encryption;
   readonly cipherFor: DocCipherProvider | undefined;
   readonly WebSocket: WebSocketClass;
@@ -226,7 +245,10 @@ export class SyncClient {
   /** The relay's base URL. */
   readonly url: string;
   readonly #http: HttpApi;
-  readonly #connection: Connection;
+  /** Replaced once, when a provisional device is registered (the socket then carries its key). */
+  #connection: Connection;
+  /** Set while the identity is provisional: registers the device in the background. */
+  #registration: DeviceRegistration | undefined;
   readonly #events = new Emitter<SyncClientEvents>();
   readonly #handles = new Map<string, DocHandle>();
   readonly #cipherFor: DocCipherProvider | undefined;
@@ -234,6 +256,8 @@ export class SyncClient {
   readonly #init: SyncClientInit;
   #identity: Identity;
   #ref = 0;
+  /** Whether the app wants the client online (connect() and not disconnect()). */
+  #wantOnline = false;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -246,22 +270,16 @@ export class SyncClient {
     this.#identity = init.identity;
     this.#cipherFor = init.cipherFor;
     this.encryption = init.encryption;
-    const wsBase = init.url.replace(/^http/, 'ws');
-    const key = init.identity.apiKey;
-    this.#connection = new Connection({
-      url: `${wsBase}/sync${key === undefined ? '' : `?key=${encodeURIComponent(key)}`}`,
-      WebSocket: init.WebSocket,
-      ...(init.backoff === undefined ? {} : { backoff: init.backoff }),
-      ...(init.random === undefined ? {} : { random: init.random }),
-      checkAuth: () => this.#checkAuth(),
-    });
-    this.#connection.on('status', (status) => this.#events.emit('status', status));
-    this.#connection.on('auth-error', (error) => this.#events.emit('auth-error', error));
-    this.#connection.on('open', () => void this.#onOpen());
-    this.#connection.on('close', () => {
-      for (const handle of this.#handles.values()) handle.detach();
-    });
-    this.#connection.on('message', (frame) => this.#onFrame(frame));
+    this.#connection = this.#connect(init.identity.apiKey);
+    if (init.identity.provisional) {
+      this.#registration = new DeviceRegistration({
+        register: init.register,
+        registered: (identity) => this.#onRegistered(identity),
+        failed: (error) => this.#events.emit('auth-error', error),
+        backoff: init.backoff,
+        random: init.random,
+      });
+    }
     this.userData = new UserData({
       client: this,
       http: init.http,
@@ -280,6 +298,15 @@ export class SyncClient {
       cipher: (name) => this.cipherOf(name),
       builtIn: () => (this.#cipherFor === undefined ? this.encryption : undefined),
     });
+  }
+
+  /**
+   * False while this device works under a provisional identity (its first start could not reach
+   * the relay): `userId` is already final, and the device registers in the background once the
+   * relay is reachable ('identity' event). docs/offline.md.
+   */
+  get registered(): boolean {
+    return this.#identity.provisional !== true;
   }
 
   /** This client's user id; undefined for a guest (or before the relay ever confirmed the key). */
@@ -395,12 +422,61 @@ export class SyncClient {
   /** Goes (back) online: connects and keeps reconnecting with backoff. */
   connect(): void {
     if (this.#closed) throw new SyncError('Unavailable', 'the client is closed');
-    this.#connection.start();
+    this.#wantOnline = true;
+    // A provisional device has no key yet: it registers first, then connects (#onRegistered).
+    if (this.#registration) this.#registration.start();
+    else this.#connection.start();
   }
 
   /** Goes offline: closes the socket and stops reconnecting. Everything keeps working locally. */
   disconnect(): void {
+    this.#wantOnline = false;
+    this.#registration?.stop();
     this.#connection.stop();
+  }
+
+  /** The socket to the relay, carrying `key`, wired to this client's handles. Not started. */
+  #connect(key: string | undefined): Connection {
+    const wsBase = this.#init.url.replace(/^http/, 'ws');
+    const connection = new Connection({
+      url: `${wsBase}/sync${key === undefined ? '' : `?key=${encodeURIComponent(key)}`}`,
+      WebSocket: this.#init.WebSocket,
+      ...(this.#init.backoff === undefined ? {} : { backoff: this.#init.backoff }),
+      ...(this.#init.random === undefined ? {} : { random: this.#init.random }),
+      checkAuth: () => this.#checkAuth(),
+    });
+    connection.on('status', (status) => this.#events.emit('status', status));
+    connection.on('auth-error', (error) => this.#events.emit('auth-error', error));
+    connection.on('open', () => void this.#onOpen());
+    connection.on('close', () => {
+      for (const handle of this.#handles.values()) handle.detach();
+    });
+    connection.on('message', (frame) => this.#onFrame(frame));
+    return connection;
+  }
+
+  /** The relay registered this provisional device: use its key from now on and go online. */
+  #onRegistered(identity: Identity): void {
+    this.#registration = undefined;
+    const before = this.#identity.userId;
+    this.#identity = identity;
+    this.#init.useIdentity(identity);
+    if (this.#closed) return;
+    if (identity.userId !== before) {
+      // A relay that does not name users by their signing key: what this device wrote under
+      // the provisional id is not this user's on that relay. It stays on the device.
+      this.#events.emit(
+        'error',
+        new SyncError(
+          'Conflict',
+          `the relay registered this device as ${identity.userId}, not ${before}: documents written under ${before} while offline stay on this device only`,
+        ),
+      );
+    }
+    this.#events.emit('identity', { userId: identity.userId, level: identity.level });
+    // The keyless socket was never started (connect() registers first): nothing to close.
+    this.#connection = this.#connect(identity.apiKey);
+    if (this.#wantOnline) this.#connection.start();
   }
 
   /**
@@ -412,6 +488,7 @@ export class SyncClient {
       this.#closed = true;
       await this.userData.close();
       await Promise.allSettled([...this.#handles.values()].map((h) => h.shutdown()));
+      this.#registration?.stop();
       this.#connection.close();
       await Promise.allSettled([this.store.docs.close(), this.store.kv.close()]);
       this.#events.clear();
@@ -447,7 +524,8 @@ export class SyncClient {
 
   #requireCipher(docName: string): DocCipherProvider {
     if (this.#cipherFor) return this.#cipherFor;
-    if (this.#identity.apiKey === undefined) {
+    // A provisional device has its keys and its user id already: only guests have no encryption.
+    if (this.#identity.apiKey === undefined && !this.#identity.provisional) {
       throw new SyncError(
         'Unauthorized',
         `${docName} is end-to-end encrypted: encryption needs a registered user (an API key or deviceName)`,
