@@ -162,6 +162,7 @@ export class DocHandle {
       const awareness = new Awareness(this.#doc);
       awareness.on('update', this.#onAwarenessUpdate);
       this.#awareness = awareness;
+      this.#ctx.onAwareness?.(awareness);
       if (this.closed) awareness.destroy();
       else if (this.#phase.kind === 'active') this.#announceAwareness();
     }

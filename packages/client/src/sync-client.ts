@@ -27,6 +27,7 @@ import { type Identity, type ResolveIdentityOptions, registerDevice, resolveIden
 import { KeyApi } from './key-api.ts';
 import { LocalDocLog, type PayloadCodec, PLAINTEXT_CODEC } from './local-doc-log.ts';
 import { fileSeedStore, storeSeedStore } from './seed-store.ts';
+import { TabChannel } from './tab-channel.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
 import { UserData } from './user-data.ts';
 
@@ -78,6 +79,13 @@ export interface ClientOptions {
   readonly connect?: boolean | undefined;
   /** Random source of the reconnect jitter, in [0, 1) (seeded tests pass theirs). Default Math.random. */
   readonly random?: (() => number) | undefined;
+  /**
+   * Share edits and presence with the other tabs of this browser (same origin, relay and user)
+   * over a BroadcastChannel, so they see each other offline too. Default: on in a page (where
+   * `document` exists), off elsewhere (Node: pass true to have clients of one process act as
+   * tabs). docs/offline.md.
+   */
+  readonly tabSync?: boolean | undefined;
 }
 
 const DEFAULTS = {
@@ -198,6 +206,7 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     cacheSize: settings.cacheSize,
     syncTimeoutMs: settings.syncTimeoutMs,
     maxSendBytes: settings.maxSendBytes,
+    tabSync: options.tabSync ?? 'document' in globalThis,
   });
   if (settings.connect) client.connect();
   return client;
@@ -222,6 +231,7 @@ export interface SyncClientInit {
   readonly cacheSize: number;
   readonly syncTimeoutMs: number;
   readonly maxSendBytes: number;
+  readonly tabSync: boolean;
 }
 
 /**
@@ -247,6 +257,8 @@ export class SyncClient {
   readonly #http: HttpApi;
   /** Replaced once, when a provisional device is registered (the socket then carries its key). */
   #connection: Connection;
+  /** The other tabs of this browser (undefined when tab sync is off or unavailable). */
+  readonly #tabs: TabChannel | undefined;
   /** Set while the identity is provisional: registers the device in the background. */
   #registration: DeviceRegistration | undefined;
   readonly #events = new Emitter<SyncClientEvents>();
@@ -271,6 +283,10 @@ export class SyncClient {
     this.#cipherFor = init.cipherFor;
     this.encryption = init.encryption;
     this.#connection = this.#connect(init.identity.apiKey);
+    // Per relay and user: tabs of someone else who signs in on this origin are not ours.
+    this.#tabs = init.tabSync
+      ? TabChannel.open(`scopesync:${init.url}:${init.identity.userId ?? 'guest'}`)
+      : undefined;
     if (init.identity.provisional) {
       this.#registration = new DeviceRegistration({
         register: init.register,
@@ -409,12 +425,14 @@ export class SyncClient {
         onClosed: () => {
           if (this.#handles.get(address.name) === handle) this.#handles.delete(address.name);
         },
+        onAwareness: (awareness) => this.#tabs?.joinAwareness(handle, awareness),
         compactAfter: this.#init.compactAfter,
         maxSendBytes: this.#init.maxSendBytes,
       },
       { read: options.read, write: options.write },
     );
     this.#handles.set(address.name, handle);
+    this.#tabs?.join(handle);
     if (this.#connection.isOpen) handle.attach();
     return handle;
   }
@@ -489,6 +507,7 @@ export class SyncClient {
       await this.userData.close();
       await Promise.allSettled([...this.#handles.values()].map((h) => h.shutdown()));
       this.#registration?.stop();
+      this.#tabs?.close();
       this.#connection.close();
       await Promise.allSettled([this.store.docs.close(), this.store.kv.close()]);
       this.#events.clear();
