@@ -45,9 +45,10 @@ describe('blobs.create()', () => {
     relay = await startTestRelay({ rateLimit: false });
     const alice = await client({ apiKey: (await relay.user('alice')).key });
     const bob = await client({ apiKey: (await relay.user('bob')).key });
-    const mine = alice.blobs.create();
-    const theirs = bob.blobs.create();
-    const ids = [mine, theirs].map((h) => (h.address.kind === 'blob' ? h.address.blobId : ''));
+    const { id: myId, handle: mine } = alice.blobs.create();
+    const { id: theirId, handle: theirs } = bob.blobs.create();
+    const ids = [myId, theirId];
+    expect(mine.name).toBe(`blob/${myId}`);
     for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9]{22}$/);
     expect(new Set([...ids, alice.blobs.newId(), alice.blobs.newId()]).size).toBe(4);
     await mine.transact((d) => d.getText('t').insert(0, 'alice notes'));
@@ -90,7 +91,7 @@ describe('an id that belongs to someone else', () => {
     const kept = again.blobs.open('notes.md');
     await kept.whenLoaded;
     expect(text(kept.doc)).toBe('bob draft');
-    const moved = again.blobs.create();
+    const { handle: moved } = again.blobs.create();
     await moved.transact((d) => Y.applyUpdate(d, Y.encodeStateAsUpdate(kept.doc)));
     again.connect();
     await moved.whenAcked();
@@ -106,8 +107,7 @@ describe('blobs.sharedWithMe()', () => {
     const alice = await client({ apiKey: aliceUser.key });
     const bob = await client({ apiKey: bobUser.key });
     expect(await bob.blobs.sharedWithMe()).toEqual([]);
-    const board = alice.blobs.create();
-    const id = board.address.kind === 'blob' ? board.address.blobId : '';
+    const { id, handle: board } = alice.blobs.create();
     await board.transact((d) => d.getText('t').insert(0, 'plan'));
     await board.whenAcked();
     await alice.blobs.share(id, bobUser.userId, 'read_write');

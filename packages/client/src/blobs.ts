@@ -42,6 +42,12 @@ export interface IncomingBlobShare {
   readonly grantedAt: number | undefined;
 }
 
+/** A blob made by {@link Blobs.create}: its new id and its open handle (release it when done). */
+export interface CreatedBlob {
+  readonly id: string;
+  readonly handle: DocHandle;
+}
+
 /** Options of {@link Blobs.create}. */
 export interface BlobCreateOptions {
   /** Sync it end-to-end encrypted (fixed at creation). */
@@ -92,12 +98,13 @@ export class Blobs {
 
   /**
    * Creates a collaborative blob under a fresh random id ({@link newId}) and opens it: edit
-   * `handle.doc`; the id is `handle.address.blobId`. It works offline — the blob exists on the
-   * relay once the first edit syncs. Prefer this to readable ids: an id is global, and one
-   * somebody else created first is theirs (the handle then emits 'denied').
+   * `handle.doc`, share `id`. It works offline — the blob exists on the relay once the first
+   * edit syncs. Prefer this to readable ids: an id is global, and one somebody else created
+   * first is theirs (the handle then emits 'denied').
    */
-  create(options: BlobCreateOptions = {}): DocHandle {
-    return this.open(randomBlobId(), options);
+  create(options: BlobCreateOptions = {}): CreatedBlob {
+    const id = randomBlobId();
+    return { id, handle: this.open(id, options) };
   }
 
   /** A fresh crypto-random blob id (22 letters and digits), e.g. for a raw blob's {@link put} with `ifVersion: 0`. */

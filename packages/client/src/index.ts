@@ -11,6 +11,7 @@ export type {
   BlobPutOptions,
   BlobShare,
   BlobShareOptions,
+  CreatedBlob,
   IncomingBlobShare,
 } from './blobs.ts';
 export { Blobs } from './blobs.ts';
