@@ -99,6 +99,23 @@ describe('an id that belongs to someone else', () => {
   });
 });
 
+describe('a raw blob under someone else’s id', () => {
+  it('fails the upload with a Conflict that says the id is taken, and leaves their bytes alone', async () => {
+    relay = await startTestRelay({ rateLimit: false });
+    const alice = await client({ apiKey: (await relay.user('alice')).key });
+    const bob = await client({ apiKey: (await relay.user('bob')).key });
+    await alice.blobs.put('avatar.png', new Uint8Array([1, 2, 3]));
+    await expect(bob.blobs.put('avatar.png', new Uint8Array([9]))).rejects.toMatchObject({
+      kind: 'Conflict',
+      message: expect.stringMatching(/taken by someone else/),
+    });
+    expect((await alice.blobs.get('avatar.png')).bytes).toEqual(new Uint8Array([1, 2, 3]));
+    // A fresh id works at once.
+    const id = bob.blobs.newId();
+    expect((await bob.blobs.put(id, new Uint8Array([9]), { ifVersion: 0 })).owner).toBe(bob.userId);
+  });
+});
+
 describe('blobs.sharedWithMe()', () => {
   it('lists what others shared with me, with owner and level, so I can open it without pasting ids', async () => {
     relay = await startTestRelay({ rateLimit: false });

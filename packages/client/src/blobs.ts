@@ -1,5 +1,6 @@
 import { blobAddress, isShareLevel, type ShareLevel, SyncError } from '@scopesync/core';
 import { randomBlobId } from './blob-id.ts';
+import { takenBlobIdError } from './denied-doc.ts';
 import type { DocCipher } from './doc-cipher.ts';
 import type { DocHandle } from './doc-handle.ts';
 import { hasDocKeys } from './doc-keys.ts';
@@ -138,7 +139,10 @@ export class Blobs {
     return this.#ctx.client.doc(blobAddress(id), { encrypted: options.encrypted });
   }
 
-  /** Writes a raw blob (creating it if needed). Resolves with its new metadata. */
+  /**
+   * Writes a raw blob (creating it if needed). Resolves with its new metadata. Conflict when the
+   * id belongs to someone else (nothing is written; pick another id, e.g. {@link newId}).
+   */
   async put(id: string, bytes: Uint8Array, options: BlobPutOptions = {}): Promise<BlobMeta> {
     const address = blobAddress(id);
     const headers: Record<string, string> = {};
@@ -151,12 +155,21 @@ export class Blobs {
     const body = options.encrypted ? await (await this.#ctx.cipher(address.name)).seal(bytes) : bytes;
     // Created end-to-end encrypted: the relay then refuses it as a plaintext doc.
     if (options.encrypted) headers['x-scopesync-encrypted'] = '1';
-    const meta = await this.#ctx.http.json<RawBlobMeta>({
-      method: 'PUT',
-      path: `/blob/${segment(id)}`,
-      bytes: body,
-      headers,
-    });
+    let meta: RawBlobMeta;
+    try {
+      meta = await this.#ctx.http.json<RawBlobMeta>({
+        method: 'PUT',
+        path: `/blob/${segment(id)}`,
+        bytes: body,
+        headers,
+      });
+    } catch (error) {
+      // A PUT that may create answers 404 only for an id that exists and is not ours to see
+      // (docs/security.md, "Existence"): the id is taken.
+      const creating = options.ifVersion === undefined || options.ifVersion === 0;
+      if (creating && error instanceof SyncError && error.kind === 'NotFound') throw takenBlobIdError(id);
+      throw error;
+    }
     // The blob exists now: its key can be stored for the owner's other devices.
     const encryption = options.encrypted ? this.#ctx.builtIn() : undefined;
     if (encryption) await encryption.prepareSend(address.name);

@@ -20,3 +20,11 @@ export function deniedDocError(address: Address, reason: string): SyncError {
     `the relay refused ${address.name}${reason ? ` (${reason})` : ''}; your unsent edits stay on this device`,
   );
 }
+
+/** A raw upload (`blobs.put`) that would have created a blob under an id someone else holds. */
+export function takenBlobIdError(blobId: string): SyncError {
+  return new SyncError(
+    'Conflict',
+    `blob id ${blobId} is taken by someone else; nothing was uploaded (use a new id: client.blobs.newId())`,
+  );
+}
