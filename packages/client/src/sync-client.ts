@@ -37,7 +37,12 @@ export interface ClientOptions {
   readonly url: string;
   /** An API key. Without one the client uses the key stored from an earlier session, registers `deviceName`, or is a guest. */
   readonly apiKey?: string | undefined;
-  /** Registers a new device (POST /keys) when there is no key yet; the key is kept, encrypted, in the store. */
+  /**
+   * Registers a new device (POST /keys) when there is no key yet; the key is kept, encrypted, in
+   * the store. With the relay unreachable the client still starts, under the user id its own
+   * signing key names, and registers in the background once the relay is back
+   * ({@link SyncClient.registered}, docs/offline.md).
+   */
   readonly deviceName?: string | undefined;
   /** Where the client keeps its data. Default: IndexedDB in browsers, memory elsewhere. Closed by {@link SyncClient.close}. */
   readonly store?: ClientStore | undefined;
