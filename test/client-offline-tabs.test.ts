@@ -94,6 +94,12 @@ describe('two tabs of one browser, offline', () => {
     await a.userData.set('USER_PRIVATE', me, 'settings', { theme: 'dark' });
     await vi.waitFor(() => expect(seen.at(-1)).toEqual({ value: { theme: 'dark' }, source: 'tab' }));
     stop();
+    // Tab B keeps its copy the way it keeps its own edits: sealed, never plaintext at rest.
+    const b2 = b.doc(`USER_PRIVATE/${me}/settings`);
+    await b2.whenStored();
+    const stored = await b.store.docs.load(`USER_PRIVATE/${me}/settings`);
+    expect(stored.length).toBeGreaterThan(0);
+    for (const entry of stored) expect(Buffer.from(entry.data).includes('dark')).toBe(false);
   });
 
   it('shares presence between tabs, and a tab opened later catches up with what the others hold', async () => {
