@@ -226,6 +226,30 @@ describe('userData.subscribe (live values)', () => {
     stop();
   });
 
+  it('tells onError when access is revoked, and calls back no more', async () => {
+    const relay = new FakeRelay();
+    const bobKey = relay.addUser(BOB);
+    const aliceKey = relay.addUser(ALICE);
+    const bob = await start(relay, { apiKey: bobKey, store: profile()() });
+    await bob.userData.set('USER_PUBLIC', BOB, 'card', { v: 1 }, { waitForAck: true });
+    const alice = await start(relay, { apiKey: aliceKey, store: profile()() });
+    const values: unknown[] = [];
+    const errors: { kind: string }[] = [];
+    alice.userData.subscribe(
+      'USER_PUBLIC',
+      BOB,
+      'card',
+      (value) => values.push(value),
+      (error) => errors.push(error),
+    );
+    await vi.waitFor(() => expect(values.at(-1)).toEqual({ v: 1 }));
+    relay.setAccess(ALICE, `USER_PUBLIC/${BOB}/card`, 'none');
+    await vi.waitFor(() => expect(errors).toEqual([expect.objectContaining({ kind: 'Forbidden' })]));
+    const seen = values.length;
+    await bob.userData.set('USER_PUBLIC', BOB, 'card', { v: 2 }, { waitForAck: true });
+    expect(values).toHaveLength(seen);
+  });
+
   it('refuses at once a subscription to a scope this client may not read', async () => {
     const relay = new FakeRelay();
     const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()(), connect: false });
