@@ -117,4 +117,22 @@ describe('first launch with the relay down', () => {
     expect(third.registered).toBe(true);
     expect(third.userId).toBe(me);
   });
+
+  it('registers during the next start when the relay came up while the app was closed', async () => {
+    const { url, port } = await downRelayUrl();
+    const profile = browserProfile();
+    const first = await launch(url, { store: profile() });
+    const me = first.userId as string;
+    await first.userData.set('USER_PUBLIC', me, 'status', { text: 'written offline' });
+    await quit(first);
+
+    const relay = await relayOn(port);
+    const next = await launch(url, { store: profile() });
+    expect(next.registered).toBe(true);
+    expect(next.userId).toBe(me);
+    await next.userData.update('USER_PUBLIC', me, 'status', {}, { waitForAck: true });
+    expect((await relay.api('GET', `/userdata/${me}/USER_PUBLIC/status`)).json).toMatchObject({
+      value: { text: 'written offline' },
+    });
+  });
 });
