@@ -28,7 +28,9 @@ interface BroadcastChannelLike {
 interface Member {
   readonly handle: DocHandle;
   awareness: Awareness | undefined;
-  leave: Unsubscribe;
+  /** Stops following `awareness`. */
+  offAwareness: Unsubscribe;
+  readonly leave: Unsubscribe;
 }
 
 /**
@@ -81,7 +83,9 @@ export class TabChannel {
     const member: Member = {
       handle,
       awareness: undefined,
+      offAwareness: () => undefined,
       leave: () => {
+        member.offAwareness();
         doc.off('update', onUpdate);
         offReset();
         offClosed();
@@ -95,10 +99,14 @@ export class TabChannel {
     );
   }
 
-  /** Shares a doc's presence with the other tabs, once the app uses `handle.awareness`. */
+  /**
+   * Shares a doc's presence with the other tabs, once the app uses `handle.awareness`. Called
+   * again with a new Awareness (a handle may replace it), it follows the new one instead.
+   */
   joinAwareness(handle: DocHandle, awareness: Awareness): void {
     const member = this.#members.get(handle.name);
-    if (!member || member.awareness) return;
+    if (!member || member.awareness === awareness) return;
+    member.offAwareness();
     member.awareness = awareness;
     const onAwareness = (
       changes: { added: number[]; updated: number[]; removed: number[] },
@@ -110,11 +118,7 @@ export class TabChannel {
         this.#postAwareness(member);
     };
     awareness.on('update', onAwareness);
-    const leave = member.leave;
-    member.leave = () => {
-      awareness.off('update', onAwareness);
-      leave();
-    };
+    member.offAwareness = () => awareness.off('update', onAwareness);
     this.#postAwareness(member);
     // Ask for the other tabs' presence (a hello answers with it).
     this.#post({ doc: handle.name, kind: 'hello', stateVector: Y.encodeStateVector(handle.doc) });
