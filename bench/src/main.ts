@@ -17,6 +17,7 @@ import { type RunReport, type WorkloadReport, writeReport } from './report.ts';
 import { clusterBackends, startCluster } from './servers/cluster.ts';
 import { START } from './servers/index.ts';
 import { PEER_NAMES, type PeerName } from './servers/peer.ts';
+import { bundleSize } from './workloads/bundle-size.ts';
 import { clusterFanout } from './workloads/cluster-fanout.ts';
 import { coldStart } from './workloads/cold-start.ts';
 import { connections } from './workloads/connections.ts';
@@ -37,6 +38,7 @@ const WORKLOADS: readonly Workload[] = [
   encryptionCost,
   crossRelayLatency,
   clusterFanout,
+  bundleSize,
 ];
 
 /** The filesystem the servers' data lives on (fsync cost depends on it), e.g. "ext4 on /dev/vda". */

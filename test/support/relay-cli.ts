@@ -28,6 +28,11 @@ export function spawnCli(args: readonly string[], env: Record<string, string> = 
     env: { ...process.env, ...env },
     stdio: 'pipe',
   });
+  return watchProcess(child);
+}
+
+/** Collects the output and the end of a spawned process (any command, e.g. an installed `scopesync-relay`). */
+export function watchProcess(child: ChildProcess): CliProcess {
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (chunk: Buffer) => {

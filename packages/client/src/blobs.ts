@@ -3,7 +3,7 @@ import { randomBlobId } from './blob-id.ts';
 import { takenBlobIdError } from './denied-doc.ts';
 import type { DocCipher } from './doc-cipher.ts';
 import type { DocHandle } from './doc-handle.ts';
-import { hasDocKeys } from './doc-keys.ts';
+import { hasDocKeys } from './doc-key-record.ts';
 import type { Encryption } from './encryption.ts';
 import { type HttpApi, segment } from './http-api.ts';
 import type { SyncClient } from './sync-client.ts';

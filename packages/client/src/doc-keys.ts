@@ -22,6 +22,7 @@ import {
 import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
 import type { DocCipher } from './doc-cipher.ts';
+import { docKeyRecord as recordKey } from './doc-key-record.ts';
 import type { KeyApi } from './key-api.ts';
 
 /** What {@link DocKeys} needs from the client's encryption. */
@@ -417,13 +418,4 @@ export class DocKeys implements DocCipher {
     };
     await this.#ctx.kv.put(KV_TABLES.keys, recordKey(this.docName), record);
   }
-}
-
-/** True when this device holds keys for `docName` (an encrypted doc it has opened before). */
-export async function hasDocKeys(kv: KeyValueStore, docName: string): Promise<boolean> {
-  return (await kv.get(KV_TABLES.keys, recordKey(docName))) !== undefined;
-}
-
-function recordKey(docName: string): string {
-  return `doc:${docName}`;
 }

@@ -1,17 +1,10 @@
 import { type KeyValueStore, parseDocName, type ShareLevel, SyncError } from '@scopesync/core';
-import {
-  type Identity as CryptoIdentity,
-  deriveIdentity,
-  exportRecoveryPhrase,
-  generateRootSeed,
-  importRecoveryPhrase,
-  ready,
-  signKeyProof,
-} from '@scopesync/crypto';
+import type { Identity as CryptoIdentity } from '@scopesync/crypto';
 import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
-import { DocKeys } from './doc-keys.ts';
+import type { DocKeys } from './doc-keys.ts';
 import type { KeyApi, ProvenKeys, PublicKeys } from './key-api.ts';
+import { loadCrypto, loadDocKeys } from './load-crypto.ts';
 import type { SeedLocation, SeedStore } from './seed-store.ts';
 
 /** What {@link Encryption} needs from its client. */
@@ -91,7 +84,7 @@ export class Encryption {
    * same keys, and reads every private doc.
    */
   async exportRecoveryPhrase(): Promise<string> {
-    return exportRecoveryPhrase((await this.#identity()).seed);
+    return (await loadCrypto()).exportRecoveryPhrase((await this.#identity()).seed);
   }
 
   /** This user's public keys (what the relay publishes for others to share with them). */
@@ -108,7 +101,7 @@ export class Encryption {
       keys: { signPublicKey: identity.signPublicKey, boxPublicKey: identity.boxPublicKey },
       challenge,
       // The identity is loaded, so libsodium is ready: crypto's one definition of the proof.
-      proof: signKeyProof(challenge, identity),
+      proof: (await loadCrypto()).signKeyProof(challenge, identity),
     };
   }
 
@@ -170,6 +163,7 @@ export class Encryption {
     if (userId === undefined) {
       throw new SyncError('Unauthorized', 'end-to-end encryption needs a registered user (an API key)');
     }
+    const { DocKeys } = await loadDocKeys();
     return DocKeys.load({ kv: this.#init.kv, api: this.#init.api, identity, userId }, docName);
   }
 
@@ -203,7 +197,7 @@ export class Encryption {
   }
 
   async #load(): Promise<Loaded> {
-    await ready();
+    const { deriveIdentity, generateRootSeed, importRecoveryPhrase } = await loadCrypto();
     const { seeds, recoveryPhrase, kv } = this.#init;
     const stored = await seeds.load();
     let seed: Uint8Array;

@@ -1,7 +1,7 @@
 import { type KeyValueStore, SyncError } from '@scopesync/core';
-import { unwrapSeedForBrowser, wrapSeedForBrowser } from '@scopesync/crypto';
 import { KV_TABLES } from './client-store.ts';
 import { deviceKey } from './identity.ts';
+import { loadCrypto } from './load-crypto.ts';
 
 /** Where a {@link SeedStore} keeps the root seed. */
 export type SeedLocation = 'store' | 'seed-file';
@@ -40,12 +40,14 @@ export function storeSeedStore(kv: KeyValueStore): SeedStore {
     async load() {
       const stored = await kv.get<StoredSeed>(KV_TABLES.keys, SEED_RECORD);
       if (stored === undefined) return undefined;
+      const { unwrapSeedForBrowser } = await loadCrypto();
       return unwrapSeedForBrowser({ key: await deviceKey(kv), wrapped: stored.wrapped });
     },
     async save(seed, replace) {
       if (!replace && (await kv.get(KV_TABLES.keys, SEED_RECORD)) !== undefined) {
         throw new SyncError('Conflict', 'this device already keeps a root seed');
       }
+      const { wrapSeedForBrowser } = await loadCrypto();
       const { wrapped } = await wrapSeedForBrowser(seed, await deviceKey(kv));
       const record: StoredSeed = { v: 1, wrapped };
       await kv.put(KV_TABLES.keys, SEED_RECORD, record);
