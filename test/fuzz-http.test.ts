@@ -213,6 +213,7 @@ function randomPath(r: SeededRandom): string {
     () => `/blob/${key()}/meta`,
     () => `/share/${key()}`,
     () => `/share/${key()}/${uid()}`,
+    () => `/shares/incoming${query()}`,
     () => `/audit${query()}`,
     () =>
       r.pick([

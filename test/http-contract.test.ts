@@ -369,6 +369,60 @@ describe('shares', () => {
   });
 });
 
+describe('shares/incoming ("shared with me")', () => {
+  it('lists the blobs shared with the caller, with owner and level, and forgets revoked ones', async () => {
+    const dave = await t.user('dave');
+    const erin = await t.user('erin');
+    await api('PUT', '/blob/in-b', { key: alice.key, body: 'b' });
+    await api('PUT', '/blob/in-a', { key: bob.key, body: 'a' });
+    await api('POST', '/share/in-b', {
+      key: alice.key,
+      body: { user_id: dave.userId, access_level: 'read_write' },
+    });
+    const granted = await api('POST', '/share/in-a', {
+      key: bob.key,
+      body: { user_id: dave.userId, access_level: 'read_only' },
+    });
+    // Shares to other people are theirs, not dave's.
+    await api('POST', '/share/in-b', {
+      key: alice.key,
+      body: { user_id: erin.userId, access_level: 'read_only' },
+    });
+    const incoming = await api('GET', '/shares/incoming', { key: dave.key });
+    expect(incoming.status).toBe(200);
+    expect(incoming.json).toEqual({
+      shares: [
+        {
+          blob_id: 'in-a',
+          owner: bob.userId,
+          access_level: 'read_only',
+          granted_by: bob.userId,
+          granted_at: granted.json.granted_at,
+        },
+        expect.objectContaining({ blob_id: 'in-b', owner: alice.userId, access_level: 'read_write' }),
+      ],
+    });
+    expect((await api('DELETE', `/share/in-b/${dave.userId}`, { key: alice.key })).status).toBe(204);
+    await api('DELETE', '/blob/in-a', { key: bob.key });
+    expect((await api('GET', '/shares/incoming', { key: dave.key })).json).toEqual({ shares: [] });
+  });
+
+  it('wants a key (401), and shows the owner nothing of what they shared out', async () => {
+    expect((await api('GET', '/shares/incoming')).status).toBe(401);
+    await api('PUT', '/blob/out-1', { key: alice.key, body: 'x' });
+    const frank = await t.user('frank');
+    await api('POST', '/share/out-1', {
+      key: alice.key,
+      body: { user_id: frank.userId, access_level: 'read_only' },
+    });
+    const mine = (await api('GET', '/shares/incoming', { key: alice.key })).json as {
+      shares: { blob_id: string }[];
+    };
+    expect(mine.shares.map((x) => x.blob_id)).not.toContain('out-1');
+    expect((await api('POST', '/shares/incoming', { key: alice.key })).status).toBe(405);
+  });
+});
+
 describe('audit, health, metrics', () => {
   it('shows users the entries about their data, and admins everything', async () => {
     const admin = await t.user('admin', Level.Admin);

@@ -29,11 +29,11 @@ await todo.whenLoaded;
 await todo.transact((doc) => doc.getArray('items').push(['write the README']));
 await todo.whenAcked(); // the relay has it on disk
 
-// Blobs are shared by user id, read_only or read_write, and revocable live.
-const design = client.blobs.open('notes/design');
+// Blobs get random ids, are shared by user id (read_only or read_write), and revocable live.
+const { id, handle: design } = client.blobs.create();
 await design.transact((doc) => doc.getText('body').insert(0, 'first draft'));
-await design.whenAcked();
-await client.blobs.share('notes/design', friendId, 'read_only');
+await design.whenAcked(); // it exists on the relay once its first edit is there
+await client.blobs.share(id, friendId, 'read_only'); // the friend finds it in blobs.sharedWithMe()
 
 // A write the rules refuse fails at once, offline too, with a SyncError to branch on.
 try {
@@ -48,7 +48,8 @@ console.log(`recovery phrase: ${phrase.split(' ').length} words`);
 console.log(
   `friend reads profile: ${JSON.stringify(await friend.userData.get('USER_PUBLIC', me, 'profile'))}`,
 );
-const shared = friend.blobs.open('notes/design');
+const incoming = await friend.blobs.sharedWithMe(); // no id to paste: what others shared with me
+const shared = friend.blobs.open(incoming.find((share) => share.owner === me)?.blobId ?? id);
 await shared.whenSynced;
 console.log(`friend reads design: ${shared.doc.getText('body').toString()}`);
 try {

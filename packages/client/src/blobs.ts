@@ -1,4 +1,6 @@
 import { blobAddress, isShareLevel, type ShareLevel, SyncError } from '@scopesync/core';
+import { randomBlobId } from './blob-id.ts';
+import { takenBlobIdError } from './denied-doc.ts';
 import type { DocCipher } from './doc-cipher.ts';
 import type { DocHandle } from './doc-handle.ts';
 import { hasDocKeys } from './doc-key-record.ts';
@@ -29,6 +31,28 @@ export interface BlobShare {
   readonly accessLevel: ShareLevel;
   readonly grantedBy: string | undefined;
   readonly grantedAt: number | undefined;
+}
+
+/** A blob someone else shared with this user (see {@link Blobs.sharedWithMe}). */
+export interface IncomingBlobShare {
+  readonly blobId: string;
+  /** The blob's owner: who shared it. */
+  readonly owner: string;
+  readonly accessLevel: ShareLevel;
+  readonly grantedBy: string | undefined;
+  readonly grantedAt: number | undefined;
+}
+
+/** A blob made by {@link Blobs.create}: its new id and its open handle (release it when done). */
+export interface CreatedBlob {
+  readonly id: string;
+  readonly handle: DocHandle;
+}
+
+/** Options of {@link Blobs.create}. */
+export interface BlobCreateOptions {
+  /** Sync it end-to-end encrypted (fixed at creation). */
+  readonly encrypted?: boolean | undefined;
 }
 
 /** Options of {@link Blobs.put}. */
@@ -73,12 +97,52 @@ export class Blobs {
     this.#ctx = ctx;
   }
 
+  /**
+   * Creates a collaborative blob under a fresh random id ({@link newId}) and opens it: edit
+   * `handle.doc`, share `id`. It works offline — the blob exists on the relay once the first
+   * edit syncs. Prefer this to readable ids: an id is global, and one somebody else created
+   * first is theirs (the handle then emits 'denied').
+   */
+  create(options: BlobCreateOptions = {}): CreatedBlob {
+    const id = randomBlobId();
+    return { id, handle: this.open(id, options) };
+  }
+
+  /** A fresh crypto-random blob id (22 letters and digits), e.g. for a raw blob's {@link put} with `ifVersion: 0`. */
+  newId(): string {
+    return randomBlobId();
+  }
+
+  /**
+   * The blobs other users shared with this user ("shared with me"), by blob id, with owner and
+   * level (GET /shares/incoming). Needs the relay: rejects with Unavailable offline.
+   */
+  async sharedWithMe(): Promise<IncomingBlobShare[]> {
+    const answer = await this.#ctx.http.json<{ shares?: unknown }>({
+      method: 'GET',
+      path: '/shares/incoming',
+    });
+    const shares = Array.isArray(answer.shares) ? (answer.shares as RawIncomingShare[]) : [];
+    return shares
+      .filter((raw) => typeof raw.blob_id === 'string' && typeof raw.owner === 'string')
+      .map((raw) => ({
+        blobId: raw.blob_id as string,
+        owner: raw.owner as string,
+        accessLevel: isShareLevel(raw.access_level) ? raw.access_level : 'read_only',
+        grantedBy: raw.granted_by,
+        grantedAt: raw.granted_at,
+      }));
+  }
+
   /** Opens the collaborative blob `blob/<id>` as a doc (see {@link SyncClient.doc}). */
   open(id: string, options: { readonly encrypted?: boolean | undefined } = {}): DocHandle {
     return this.#ctx.client.doc(blobAddress(id), { encrypted: options.encrypted });
   }
 
-  /** Writes a raw blob (creating it if needed). Resolves with its new metadata. */
+  /**
+   * Writes a raw blob (creating it if needed). Resolves with its new metadata. Conflict when the
+   * id belongs to someone else (nothing is written; pick another id, e.g. {@link newId}).
+   */
   async put(id: string, bytes: Uint8Array, options: BlobPutOptions = {}): Promise<BlobMeta> {
     const address = blobAddress(id);
     const headers: Record<string, string> = {};
@@ -91,12 +155,21 @@ export class Blobs {
     const body = options.encrypted ? await this.#sealRaw(address.name, bytes, options.ifVersion) : bytes;
     // Created end-to-end encrypted: the relay then refuses it as a plaintext doc.
     if (options.encrypted) headers['x-scopesync-encrypted'] = '1';
-    const meta = await this.#ctx.http.json<RawBlobMeta>({
-      method: 'PUT',
-      path: `/blob/${segment(id)}`,
-      bytes: body,
-      headers,
-    });
+    let meta: RawBlobMeta;
+    try {
+      meta = await this.#ctx.http.json<RawBlobMeta>({
+        method: 'PUT',
+        path: `/blob/${segment(id)}`,
+        bytes: body,
+        headers,
+      });
+    } catch (error) {
+      // A PUT that may create answers 404 only for an id that exists and is not ours to see
+      // (docs/security.md, "Existence"): the id is taken.
+      const creating = options.ifVersion === undefined || options.ifVersion === 0;
+      if (creating && error instanceof SyncError && error.kind === 'NotFound') throw takenBlobIdError(id);
+      throw error;
+    }
     // The blob exists now: its key can be stored for the owner's other devices.
     const encryption = options.encrypted ? this.#ctx.builtIn() : undefined;
     if (encryption) await encryption.prepareSend(address.name);
@@ -249,6 +322,11 @@ interface RawBlobMeta {
   readonly size?: number;
   readonly created_at?: number;
   readonly updated_at?: number;
+}
+
+interface RawIncomingShare extends RawShare {
+  readonly blob_id?: unknown;
+  readonly owner?: unknown;
 }
 
 interface RawShare {

@@ -1,4 +1,5 @@
 import type { Address, Caller, Message } from '@scopesync/core';
+import type { Awareness } from 'y-protocols/awareness';
 import type { LocalDocLog } from './local-doc-log.ts';
 
 /** What a handle needs from its client: the socket, the caller, and bookkeeping. */
@@ -36,6 +37,8 @@ export interface DocHandleContext {
   sealSnapshot(state: Uint8Array): Promise<Uint8Array>;
   /** Seals an incremental update (encrypted docs only): several local edits merged into one envelope. */
   sealUpdate(update: Uint8Array): Promise<Uint8Array>;
+  /** The handle's awareness was created (first use): the other tabs share it (tab-channel.ts). */
+  onAwareness?(awareness: Awareness): void;
   /** Called when the last reference is released or the handle is revoked. */
   onClosed(): void;
   /** Compact the local log after this many entries; upload a relay snapshot after this many relay entries. */

@@ -14,6 +14,7 @@ import type { Awareness } from 'y-protocols/awareness';
 import * as Y from 'yjs';
 import { asSyncError } from './as-sync-error.ts';
 import { Deferred } from './deferred.ts';
+import { deniedDocError } from './denied-doc.ts';
 import type { DocChannel, DocChannelHost } from './doc-channel.ts';
 import type { DocHandleContext } from './doc-handle-context.ts';
 import { DOC_ORIGINS, docOriginOf } from './doc-origin.ts';
@@ -49,6 +50,12 @@ export interface DocHandleEvents {
    * cursor plugins to it too.
    */
   reset: { readonly doc: Y.Doc };
+  /**
+   * The relay refused a doc this handle only ever held its own unsent edits of — for a blob: the
+   * id belongs to someone else (SyncError 'Conflict'). The edits stay in the local store and in
+   * {@link DocHandle.doc}; the handle stops syncing ('closed' follows) instead of retrying.
+   */
+  denied: { readonly error: SyncError };
   /** The handle stopped syncing for good: released, revoked (access none) or the client closed. */
   closed: { readonly reason: string };
 }
@@ -135,6 +142,8 @@ export class DocHandle {
       // Encrypted docs seal our states under the doc key and open the members' ones.
       seal: (update) => this.#channel.sealAwareness(update),
       open: (update) => this.#channel.openAwareness(update),
+      // Another tab of this user shares it (tab-channel.ts), following each new one.
+      created: (awareness) => this.#ctx.onAwareness?.(awareness),
       failed: (error) =>
         this.#events.emit('error', asSyncError(error, 'Internal', `sending presence on ${this.name} failed`)),
     });
@@ -462,6 +471,7 @@ export class DocHandle {
       case 'reset':
         return; // already stored, or confirmed by the relay
       case 'reseal':
+      case 'tab': // another tab's edit: kept and sent here too (tab-channel.ts)
       case undefined:
         break; // an edit to store and send
     }
@@ -639,6 +649,14 @@ export class DocHandle {
     this.#access = 'none';
     this.#events.emit('permission', { access, reason });
     this.#synced.reject(new SyncError('Forbidden', why || `no access to ${this.name}`));
+    if (!this.#log.holdsConfirmed() && this.#log.pendingCount > 0) {
+      // Nothing here came from the relay: only our own unsent edits (a taken blob id). Keep them; stop (denied-doc.ts).
+      const error = deniedDocError(this.address, reason);
+      this.#events.emit('denied', { error });
+      this.#events.emit('error', error);
+      this.#close(`denied: ${error.message}`);
+      return;
+    }
     await this.#log.purge().catch(() => undefined);
     this.#close(`access revoked${why ? `: ${why}` : ''}`);
   }

@@ -5,7 +5,9 @@
  * - `relay`: another client's edit, applied as the relay sent it (also remote awareness);
  * - `store`: the local store's copy, loaded when the handle opened;
  * - `reset`: the doc rebuilt from confirmed state after a refused edit or a wipe;
- * - `reseal`: unconfirmed edits made again after a key rotation (stored and sent like edits).
+ * - `reseal`: unconfirmed edits made again after a key rotation (stored and sent like edits);
+ * - `tab`: an edit another tab of this browser made, received over the tab channel (stored and
+ *   sent like edits: the tabs may not share a store, and the relay merges duplicates).
  *
  * There is no `local` source: a user's edit keeps its own origin (null through
  * `DocHandle.transact`, or an editor binding's), because `Y.UndoManager` tracks edits by origin
@@ -15,7 +17,8 @@ export type DocOrigin =
   | { readonly source: 'relay' }
   | { readonly source: 'store' }
   | { readonly source: 'reset' }
-  | { readonly source: 'reseal' };
+  | { readonly source: 'reseal' }
+  | { readonly source: 'tab' };
 
 /** The one origin object of each source (frozen: an origin is a value, not a place to keep state). */
 export const DOC_ORIGINS: { readonly [S in DocOrigin['source']]: Extract<DocOrigin, { source: S }> } = {
@@ -23,6 +26,7 @@ export const DOC_ORIGINS: { readonly [S in DocOrigin['source']]: Extract<DocOrig
   store: Object.freeze({ source: 'store' }),
   reset: Object.freeze({ source: 'reset' }),
   reseal: Object.freeze({ source: 'reseal' }),
+  tab: Object.freeze({ source: 'tab' }),
 };
 
 /** The {@link DocOrigin} a transaction origin is, or undefined for anything else (a local edit). */

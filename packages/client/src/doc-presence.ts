@@ -18,6 +18,8 @@ export interface DocPresenceHost {
   seal(update: Uint8Array): Promise<Uint8Array>;
   /** An awareness update from the relay as ours takes it (undefined: nothing to apply). */
   open(update: Uint8Array): Promise<Uint8Array | undefined>;
+  /** A new Awareness now holds the presence (first use, or a rebind to a new doc). */
+  created?(awareness: Awareness): void;
   /** Sealing or sending our state failed. */
   failed(error: unknown): void;
 }
@@ -52,6 +54,7 @@ export class DocPresence {
     if (!this.#awareness) {
       const awareness = this.#create(doc, {});
       this.#awareness = awareness;
+      this.#host.created?.(awareness);
       if (closed) awareness.destroy();
       else if (this.#host.active()) this.announce();
     }
@@ -108,6 +111,7 @@ export class DocPresence {
       applyAwarenessUpdate(fresh, encodeAwarenessUpdate(old, others), DOC_ORIGINS.relay);
     }
     this.#awareness = fresh;
+    this.#host.created?.(fresh);
     old.destroy();
     if (fresh.getLocalState() !== null) this.#send(fresh);
   }

@@ -9,6 +9,12 @@ export interface Identity {
   readonly userId: string | undefined;
   readonly level: Level;
   readonly apiKey: string | undefined;
+  /**
+   * True for a device that could not reach the relay on its first start: its user id is the one
+   * its own signing key names (core's `userIdOfSigningKey`), it has no API key yet, and
+   * {@link registerDevice} is retried until the relay has registered it (docs/offline.md).
+   */
+  readonly provisional?: boolean | undefined;
 }
 
 /** The identity record as stored: the API key only ever encrypted under the device key. */
@@ -18,6 +24,8 @@ interface StoredIdentity {
   readonly level?: number | undefined;
   readonly deviceName?: string | undefined;
   readonly apiKey?: { readonly iv: Uint8Array; readonly data: Uint8Array } | undefined;
+  /** Set while the device is not registered yet (first start offline). */
+  readonly provisional?: boolean | undefined;
 }
 
 const DEVICE_KEY = 'device-key';
@@ -108,6 +116,11 @@ export interface ResolveIdentityOptions {
   readonly registrationPlan?: (() => Promise<RegistrationPlan>) | undefined;
   /** Told the user id the relay registered the proven keys for. */
   readonly keysRegistered?: ((userId: string) => Promise<void>) | undefined;
+  /**
+   * The user id this device's signing key names, computed locally. Given, a first start with
+   * the relay unreachable does not fail: it yields a provisional identity under that id.
+   */
+  readonly provisionalUserId?: (() => Promise<string>) | undefined;
 }
 
 /**
@@ -143,32 +156,22 @@ export async function resolveIdentity(options: ResolveIdentityOptions): Promise<
   }
   if (apiKey === undefined && options.deviceName !== undefined) {
     options.useKey(undefined);
-    // No silent fallback: a device that cannot prove its keys must not end up a user without
-    // them (or, with a recovery phrase, a new empty user instead of the phrase's own).
-    const plan: RegistrationPlan = (await options.registrationPlan?.()) ?? {
-      purpose: 'register',
-      strict: true,
-    };
-    let registered = await registerDevice(options, plan.purpose);
-    if (registered === 'unknown-keys') {
-      if (plan.strict) {
-        throw new SyncError(
-          'NotFound',
-          'no user of this relay holds the keys of this recovery phrase: check its words (a word typed wrong can still pass the checksum)',
-        );
-      }
-      // A seed this device kept from an earlier start that never finished registering.
-      registered = await registerDevice(options, 'register');
-      if (registered === 'unknown-keys')
-        throw new SyncError('InvalidMessage', 'POST /keys refused to register');
+    const provisional = cached?.provisional === true && cached.userId !== undefined;
+    try {
+      const registered = await registerDevice(options);
+      apiKey = registered.apiKey;
+      userId = registered.userId;
+      level = registered.level;
+    } catch (error) {
+      if (!(error instanceof SyncError) || error.kind !== 'Unavailable' || !options.provisionalUserId)
+        throw error;
+      // First start with the relay unreachable: work under the id our own key names, and
+      // register once the relay is back (docs/offline.md).
+      userId = provisional ? cached.userId : await options.provisionalUserId();
+      const identity = { url, userId, level: 1, deviceName: options.deviceName, provisional: true };
+      if (!provisional) await kv.put(KV_TABLES.identity, SELF, identity);
+      return { userId, level: 1, apiKey: undefined, provisional: true };
     }
-    const { answer, proven } = registered;
-    apiKey = answer.key;
-    userId = answer.userId;
-    level = 1;
-    // Store it before anything else can fail: the key is shown only once.
-    await store(kv, key, { url, userId, level, deviceName: options.deviceName }, apiKey);
-    if (proven) await options.keysRegistered?.(userId);
   }
   options.useKey(apiKey);
   if (apiKey === undefined) return { userId: undefined, level: 0, apiKey: undefined };
@@ -198,8 +201,47 @@ export async function resolveIdentity(options: ResolveIdentityOptions): Promise<
   return { userId, level, apiKey };
 }
 
+/**
+ * Registers this device with POST /keys (with its proven public keys) and stores the new API
+ * key, encrypted, before anything else can fail: the key is shown only once. No silent
+ * fallback: a device that cannot prove its keys never ends up a user without them (or, with a
+ * recovery phrase, a new empty user instead of the phrase's own). Unreachable relay: Unavailable
+ * (a provisional device retries later, device-registration.ts).
+ */
+export async function registerDevice(
+  options: ResolveIdentityOptions,
+): Promise<Identity & { readonly userId: string; readonly apiKey: string }> {
+  const { kv, url } = options;
+  const plan: RegistrationPlan = (await options.registrationPlan?.()) ?? {
+    purpose: 'register',
+    strict: true,
+  };
+  let registered = await postKeys(options, plan.purpose);
+  if (registered === 'unknown-keys') {
+    if (plan.strict) {
+      throw new SyncError(
+        'NotFound',
+        'no user of this relay holds the keys of this recovery phrase: check its words (a word typed wrong can still pass the checksum)',
+      );
+    }
+    // A seed this device kept from an earlier start that never finished registering.
+    registered = await postKeys(options, 'register');
+    if (registered === 'unknown-keys')
+      throw new SyncError('InvalidMessage', 'POST /keys refused to register');
+  }
+  const { answer, proven } = registered;
+  await store(
+    kv,
+    await deviceKey(kv),
+    { url, userId: answer.userId, level: 1, deviceName: options.deviceName },
+    answer.key,
+  );
+  if (proven) await options.keysRegistered?.(answer.userId);
+  return { userId: answer.userId, level: 1, apiKey: answer.key };
+}
+
 /** POST /keys with `purpose`'s proof: the answer, or `unknown-keys` when a link found no user holding the keys. */
-async function registerDevice(
+async function postKeys(
   options: ResolveIdentityOptions,
   purpose: 'register' | 'link',
 ): Promise<{ answer: { key: string; userId: string }; proven: ProvenKeys | undefined } | 'unknown-keys'> {

@@ -4,7 +4,16 @@ export { ErrorKind, isSyncError, SyncError } from '@scopesync/core';
 export type { AuditEntry, AuditPage, AuditQuery } from './audit.ts';
 export type { BackoffOptions } from './backoff.ts';
 export { backoffDelay, DEFAULT_BACKOFF } from './backoff.ts';
-export type { BlobContent, BlobMeta, BlobPutOptions, BlobShare, BlobShareOptions } from './blobs.ts';
+export type {
+  BlobContent,
+  BlobCreateOptions,
+  BlobMeta,
+  BlobPutOptions,
+  BlobShare,
+  BlobShareOptions,
+  CreatedBlob,
+  IncomingBlobShare,
+} from './blobs.ts';
 export { Blobs } from './blobs.ts';
 export type { ClientStore } from './client-store.ts';
 export { defaultClientStore, indexedDbClientStore, KV_TABLES, memoryClientStore } from './client-store.ts';
@@ -28,6 +37,7 @@ export { DEFAULT_DATABASE_NAME, ScopesyncDatabase } from './indexed-db-database.
 export { IndexedDbDocStore } from './indexed-db-doc-store.ts';
 export { IndexedDbKeyValueStore } from './indexed-db-key-value-store.ts';
 export type { PublicKeys } from './key-api.ts';
+export type { ValueErrorListener, ValueListener, ValueMeta, ValueSource } from './live-value.ts';
 export type { DocMeta } from './local-doc-log.ts';
 export type { SeedLocation } from './seed-store.ts';
 export type { ClientOptions, DocOptions, SyncClientEvents } from './sync-client.ts';

@@ -274,6 +274,14 @@ export class LocalDocLog {
     });
   }
 
+  /**
+   * True when the log holds anything the relay confirmed (a remote entry, an acked edit, a
+   * snapshot of those): false when everything in it is this device's own unsent work.
+   */
+  holdsConfirmed(): boolean {
+    return this.#entries.some((e) => this.#settled(e));
+  }
+
   /** Removes the document's entries and metadata from the device. */
   purge(): Promise<void> {
     return this.#queue.run(async () => {

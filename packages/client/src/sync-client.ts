@@ -11,21 +11,24 @@ import {
   parseDocName,
   SyncError,
   type UserId,
+  userIdOfSigningKey,
 } from '@scopesync/core';
 import { type AuditPage, type AuditQuery, readAudit } from './audit.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { Blobs } from './blobs.ts';
 import { type ClientStore, defaultClientStore } from './client-store.ts';
 import { Connection, type ConnectionStatus, type WebSocketClass } from './connection.ts';
+import { DeviceRegistration } from './device-registration.ts';
 import type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
 import { type DocFlags, DocHandle } from './doc-handle.ts';
 import { DocProvider } from './doc-provider.ts';
 import { Encryption } from './encryption.ts';
 import { type FetchFunction, HttpApi } from './http-api.ts';
-import { type Identity, resolveIdentity } from './identity.ts';
+import { type Identity, type ResolveIdentityOptions, registerDevice, resolveIdentity } from './identity.ts';
 import { KeyApi } from './key-api.ts';
 import { LocalDocLog, type PayloadCodec, PLAINTEXT_CODEC } from './local-doc-log.ts';
 import { fileSeedStore, storeSeedStore } from './seed-store.ts';
+import { TabChannel } from './tab-channel.ts';
 import { resolveTokenIdentity, type TokenProvider, TokenSource } from './token-source.ts';
 import { type KeyChangedEvent, type TamperEvent, Trust } from './trust.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
@@ -43,7 +46,12 @@ export interface ClientOptions {
    * when the relay refuses it). Sent as `Authorization: Bearer` and in the WebSocket subprotocol.
    */
   readonly token?: TokenProvider | undefined;
-  /** Registers a new device (POST /keys) when there is no key yet; the key is kept, encrypted, in the store. */
+  /**
+   * Registers a new device (POST /keys) when there is no key yet; the key is kept, encrypted, in
+   * the store. With the relay unreachable the client still starts, under the user id its own
+   * signing key names, and registers in the background once the relay is back
+   * ({@link SyncClient.registered}, docs/offline.md).
+   */
   readonly deviceName?: string | undefined;
   /** Where the client keeps its data. Default: IndexedDB in browsers, memory elsewhere. Closed by {@link SyncClient.close}. */
   readonly store?: ClientStore | undefined;
@@ -92,6 +100,13 @@ export interface ClientOptions {
   readonly connect?: boolean | undefined;
   /** Random source of the reconnect jitter, in [0, 1) (seeded tests pass theirs). Default Math.random. */
   readonly random?: (() => number) | undefined;
+  /**
+   * Share edits and presence with the other tabs of this browser (same origin, relay and user)
+   * over a BroadcastChannel, so they see each other offline too. Default: on in a page (where
+   * `document` exists), off elsewhere (Node: pass true to have clients of one process act as
+   * tabs). docs/offline.md.
+   */
+  readonly tabSync?: boolean | undefined;
 }
 
 const DEFAULTS = {
@@ -186,32 +201,37 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     userId: () => userId,
   });
   let identity: Identity;
+  let identityOptions: ResolveIdentityOptions;
   try {
-    identity = tokens
-      ? await resolveTokenIdentity(http)
-      : await resolveIdentity({
-          kv: store.kv,
-          http,
-          url,
-          apiKey: options.apiKey,
-          // A recovery phrase links this device to its user: registering needs a name for it.
-          deviceName:
-            options.deviceName ?? (options.recoveryPhrase !== undefined ? 'linked device' : undefined),
-          // A new device registers its public keys (with a proof) in the same call; a device with
-          // the recovery phrase proves the user's key and joins that user.
-          proveKeys:
-            options.cipherFor === undefined || options.recoveryPhrase !== undefined
-              ? (purpose) => encryption.provenKeys(purpose)
-              : undefined,
-          registrationPlan:
-            options.cipherFor === undefined || options.recoveryPhrase !== undefined
-              ? () => encryption.registrationPlan()
-              : undefined,
-          keysRegistered: (id) => encryption.registered(id),
-          useKey: (key) => {
-            apiKey = key;
-          },
-        });
+    identityOptions = {
+      kv: store.kv,
+      http,
+      url,
+      apiKey: options.apiKey,
+      // A recovery phrase links this device to its user: registering needs a name for it.
+      deviceName: options.deviceName ?? (options.recoveryPhrase !== undefined ? 'linked device' : undefined),
+      // A new device registers its public keys (with a proof) in the same call; a device with
+      // the recovery phrase proves the user's key and joins that user.
+      proveKeys:
+        options.cipherFor === undefined || options.recoveryPhrase !== undefined
+          ? (purpose) => encryption.provenKeys(purpose)
+          : undefined,
+      registrationPlan:
+        options.cipherFor === undefined || options.recoveryPhrase !== undefined
+          ? () => encryption.registrationPlan()
+          : undefined,
+      keysRegistered: (id) => encryption.registered(id),
+      useKey: (key) => {
+        apiKey = key;
+      },
+      // With the built-in keys a first start offline still works: the signing key names the
+      // user id, and the device registers once the relay is back (docs/offline.md).
+      provisionalUserId:
+        options.cipherFor === undefined && options.recoveryPhrase === undefined
+          ? async () => userIdOfSigningKey((await encryption.publicKeys()).signPublicKey)
+          : undefined,
+    };
+    identity = tokens ? await resolveTokenIdentity(http) : await resolveIdentity(identityOptions);
     userId = identity.userId;
   } catch (error) {
     await Promise.allSettled([store.docs.close(), store.kv.close()]);
@@ -227,6 +247,11 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     store,
     http,
     identity,
+    register: () => registerDevice(identityOptions),
+    useIdentity: (registered) => {
+      apiKey = registered.apiKey;
+      userId = registered.userId;
+    },
     encryption,
     trust,
     cipherFor: options.cipherFor,
@@ -238,6 +263,7 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     cacheSize: settings.cacheSize,
     syncTimeoutMs: settings.syncTimeoutMs,
     maxSendBytes: settings.maxSendBytes,
+    tabSync: options.tabSync ?? 'document' in globalThis,
   });
   if (settings.connect) client.connect();
   return client;
@@ -249,6 +275,10 @@ export interface SyncClientInit {
   readonly store: ClientStore;
   readonly http: HttpApi;
   readonly identity: Identity;
+  /** Registers a provisional device (POST /keys); see {@link Identity.provisional}. */
+  readonly register: () => Promise<Identity>;
+  /** Makes HTTP requests and the encryption use a new identity (the device was registered). */
+  readonly useIdentity: (identity: Identity) => void;
   readonly encryption: Encryption;
   readonly trust: Trust;
   readonly cipherFor: DocCipherProvider | undefined;
@@ -261,6 +291,7 @@ export interface SyncClientInit {
   readonly cacheSize: number;
   readonly syncTimeoutMs: number;
   readonly maxSendBytes: number;
+  readonly tabSync: boolean;
 }
 
 /**
@@ -289,7 +320,12 @@ export class SyncClient {
   /** The relay's base URL. */
   readonly url: string;
   readonly #http: HttpApi;
-  readonly #connection: Connection;
+  /** Replaced once, when a provisional device is registered (the socket then carries its key). */
+  #connection: Connection;
+  /** The other tabs of this browser (undefined when tab sync is off or unavailable). */
+  readonly #tabs: TabChannel | undefined;
+  /** Set while the identity is provisional: registers the device in the background. */
+  #registration: DeviceRegistration | undefined;
   readonly #events = new Emitter<SyncClientEvents>();
   readonly #handles = new Map<string, DocHandle>();
   readonly #cipherFor: DocCipherProvider | undefined;
@@ -297,6 +333,8 @@ export class SyncClient {
   readonly #init: SyncClientInit;
   #identity: Identity;
   #ref = 0;
+  /** Whether the app wants the client online (connect() and not disconnect()). */
+  #wantOnline = false;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -312,26 +350,20 @@ export class SyncClient {
     this.trust = init.trust;
     this.trust.on('key-changed', (event) => this.#events.emit('key-changed', event));
     this.trust.on('tamper', (event) => this.#events.emit('tamper', event));
-    const wsBase = init.url.replace(/^http/, 'ws');
-    const key = init.identity.apiKey;
-    const tokens = init.tokens;
-    this.#connection = new Connection({
-      // The credential rides in the subprotocol, never in the URL (proxy logs).
-      url: `${wsBase}/sync`,
-      credential: tokens ? () => tokens.current() : () => key,
-      ...(tokens ? { refreshCredential: () => tokens.refresh() } : {}),
-      WebSocket: init.WebSocket,
-      ...(init.backoff === undefined ? {} : { backoff: init.backoff }),
-      ...(init.random === undefined ? {} : { random: init.random }),
-      checkAuth: () => this.#checkAuth(),
-    });
-    this.#connection.on('status', (status) => this.#events.emit('status', status));
-    this.#connection.on('auth-error', (error) => this.#events.emit('auth-error', error));
-    this.#connection.on('open', () => void this.#onOpen());
-    this.#connection.on('close', () => {
-      for (const handle of this.#handles.values()) handle.detach();
-    });
-    this.#connection.on('message', (frame) => this.#onFrame(frame));
+    this.#connection = this.#connect(init.identity.apiKey);
+    // Per relay and user: tabs of someone else who signs in on this origin are not ours.
+    this.#tabs = init.tabSync
+      ? TabChannel.open(`scopesync:${init.url}:${init.identity.userId ?? 'guest'}`)
+      : undefined;
+    if (init.identity.provisional) {
+      this.#registration = new DeviceRegistration({
+        register: init.register,
+        registered: (identity) => this.#onRegistered(identity),
+        failed: (error) => this.#events.emit('auth-error', error),
+        backoff: init.backoff,
+        random: init.random,
+      });
+    }
     this.userData = new UserData({
       client: this,
       http: init.http,
@@ -350,6 +382,15 @@ export class SyncClient {
       cipher: (name) => this.cipherOf(name),
       builtIn: () => (this.#cipherFor === undefined ? this.encryption : undefined),
     });
+  }
+
+  /**
+   * False while this device works under a provisional identity (its first start could not reach
+   * the relay): `userId` is already final, and the device registers in the background once the
+   * relay is reachable ('identity' event). docs/offline.md.
+   */
+  get registered(): boolean {
+    return this.#identity.provisional !== true;
   }
 
   /** This client's user id; undefined for a guest (or before the relay ever confirmed the key). */
@@ -456,12 +497,14 @@ export class SyncClient {
         onClosed: () => {
           if (this.#handles.get(address.name) === handle) this.#handles.delete(address.name);
         },
+        onAwareness: (awareness) => this.#tabs?.joinAwareness(handle, awareness),
         compactAfter: this.#init.compactAfter,
         maxSendBytes: this.#init.maxSendBytes,
       },
       { read: options.read, write: options.write },
     );
     this.#handles.set(address.name, handle);
+    this.#tabs?.join(handle);
     if (this.#connection.isOpen) handle.attach();
     return handle;
   }
@@ -478,12 +521,65 @@ export class SyncClient {
   /** Goes (back) online: connects and keeps reconnecting with backoff. */
   connect(): void {
     if (this.#closed) throw new SyncError('Unavailable', 'the client is closed');
-    this.#connection.start();
+    this.#wantOnline = true;
+    // A provisional device has no key yet: it registers first, then connects (#onRegistered).
+    if (this.#registration) this.#registration.start();
+    else this.#connection.start();
   }
 
   /** Goes offline: closes the socket and stops reconnecting. Everything keeps working locally. */
   disconnect(): void {
+    this.#wantOnline = false;
+    this.#registration?.stop();
     this.#connection.stop();
+  }
+
+  /** The socket to the relay, carrying `key`, wired to this client's handles. Not started. */
+  #connect(key: string | undefined): Connection {
+    const wsBase = this.#init.url.replace(/^http/, 'ws');
+    const tokens = this.#init.tokens;
+    const connection = new Connection({
+      // The credential rides in the subprotocol, never in the URL (proxy logs).
+      url: `${wsBase}/sync`,
+      credential: tokens ? () => tokens.current() : () => key,
+      ...(tokens ? { refreshCredential: () => tokens.refresh() } : {}),
+      WebSocket: this.#init.WebSocket,
+      ...(this.#init.backoff === undefined ? {} : { backoff: this.#init.backoff }),
+      ...(this.#init.random === undefined ? {} : { random: this.#init.random }),
+      checkAuth: () => this.#checkAuth(),
+    });
+    connection.on('status', (status) => this.#events.emit('status', status));
+    connection.on('auth-error', (error) => this.#events.emit('auth-error', error));
+    connection.on('open', () => void this.#onOpen());
+    connection.on('close', () => {
+      for (const handle of this.#handles.values()) handle.detach();
+    });
+    connection.on('message', (frame) => this.#onFrame(frame));
+    return connection;
+  }
+
+  /** The relay registered this provisional device: use its key from now on and go online. */
+  #onRegistered(identity: Identity): void {
+    this.#registration = undefined;
+    const before = this.#identity.userId;
+    this.#identity = identity;
+    this.#init.useIdentity(identity);
+    if (this.#closed) return;
+    if (identity.userId !== before) {
+      // A relay that does not name users by their signing key: what this device wrote under
+      // the provisional id is not this user's on that relay. It stays on the device.
+      this.#events.emit(
+        'error',
+        new SyncError(
+          'Conflict',
+          `the relay registered this device as ${identity.userId}, not ${before}: documents written under ${before} while offline stay on this device only`,
+        ),
+      );
+    }
+    this.#events.emit('identity', { userId: identity.userId, level: identity.level });
+    // The keyless socket was never started (connect() registers first): nothing to close.
+    this.#connection = this.#connect(identity.apiKey);
+    if (this.#wantOnline) this.#connection.start();
   }
 
   /**
@@ -495,6 +591,8 @@ export class SyncClient {
       this.#closed = true;
       await this.userData.close();
       await Promise.allSettled([...this.#handles.values()].map((h) => h.shutdown()));
+      this.#registration?.stop();
+      this.#tabs?.close();
       this.#connection.close();
       await Promise.allSettled([this.store.docs.close(), this.store.kv.close()]);
       this.#events.clear();
@@ -530,7 +628,12 @@ export class SyncClient {
 
   #requireCipher(docName: string): DocCipherProvider {
     if (this.#cipherFor) return this.#cipherFor;
-    if (this.#identity.apiKey === undefined && this.#init.tokens === undefined) {
+    // A provisional device has its keys and its user id already: only guests have no encryption.
+    if (
+      this.#identity.apiKey === undefined &&
+      this.#init.tokens === undefined &&
+      !this.#identity.provisional
+    ) {
       throw new SyncError(
         'Unauthorized',
         `${docName} is end-to-end encrypted: encryption needs a registered user (an API key or deviceName)`,

@@ -180,3 +180,118 @@ describe('userData', () => {
     expect(await b.userData.get('USER_PUBLIC', ALICE, 'far')).toEqual({ where: 'relay' });
   });
 });
+
+describe('userData.subscribe (live values)', () => {
+  type Seen = { value: unknown; pending: boolean; synced: boolean; source: string };
+  const recorder = (): { seen: Seen[]; listener: (v: unknown, m: Omit<Seen, 'value'>) => void } => {
+    const seen: Seen[] = [];
+    return { seen, listener: (value, meta) => seen.push({ value, ...meta }) };
+  };
+
+  it('shows the stored value at once, offline, then each local write with its pending flag', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()(), connect: false });
+    await a.userData.set('USER_PUBLIC', ALICE, 'status', { text: 'away' });
+    const { seen, listener } = recorder();
+    const stop = a.userData.subscribe('USER_PUBLIC', ALICE, 'status', listener);
+    await vi.waitFor(() => expect(seen).toHaveLength(1));
+    expect(seen[0]).toMatchObject({ value: { text: 'away' }, pending: true, source: 'local-store' });
+    await a.userData.update('USER_PUBLIC', ALICE, 'status', { text: 'here' });
+    await vi.waitFor(() => expect(seen.at(-1)).toMatchObject({ value: { text: 'here' }, source: 'local' }));
+    stop();
+    await a.userData.update('USER_PUBLIC', ALICE, 'status', { text: 'gone' });
+    expect(seen.some((s) => (s.value as { text?: string }).text === 'gone')).toBe(false);
+  });
+
+  it('shows another client’s write as it arrives from the relay, and our write turning acknowledged', async () => {
+    const relay = new FakeRelay();
+    const key = relay.addUser(ALICE);
+    const a = await start(relay, { apiKey: key, store: profile()() });
+    const b = await start(relay, { apiKey: key, store: profile()() });
+    const { seen, listener } = recorder();
+    const stop = b.userData.subscribe('USER_PUBLIC', ALICE, 'card', listener);
+    await vi.waitFor(() => expect(seen.at(-1)).toMatchObject({ value: undefined, synced: true }));
+    await a.userData.set('USER_PUBLIC', ALICE, 'card', { title: 'from a' });
+    await vi.waitFor(() =>
+      expect(seen.at(-1)).toMatchObject({ value: { title: 'from a' }, source: 'relay', pending: false }),
+    );
+    await b.userData.update('USER_PUBLIC', ALICE, 'card', { done: true });
+    // First the optimistic local value with a pending write, then the same value acknowledged.
+    await vi.waitFor(() =>
+      expect(seen.at(-1)).toMatchObject({ value: { title: 'from a', done: true }, pending: false }),
+    );
+    expect(seen).toContainEqual(
+      expect.objectContaining({ value: { title: 'from a', done: true }, pending: true, source: 'local' }),
+    );
+    stop();
+  });
+
+  it('tells onError when access is revoked, and calls back no more', async () => {
+    const relay = new FakeRelay();
+    const bobKey = relay.addUser(BOB);
+    const aliceKey = relay.addUser(ALICE);
+    const bob = await start(relay, { apiKey: bobKey, store: profile()() });
+    await bob.userData.set('USER_PUBLIC', BOB, 'card', { v: 1 }, { waitForAck: true });
+    const alice = await start(relay, { apiKey: aliceKey, store: profile()() });
+    const values: unknown[] = [];
+    const errors: { kind: string }[] = [];
+    alice.userData.subscribe(
+      'USER_PUBLIC',
+      BOB,
+      'card',
+      (value) => values.push(value),
+      (error) => errors.push(error),
+    );
+    await vi.waitFor(() => expect(values.at(-1)).toEqual({ v: 1 }));
+    relay.setAccess(ALICE, `USER_PUBLIC/${BOB}/card`, 'none');
+    await vi.waitFor(() => expect(errors).toEqual([expect.objectContaining({ kind: 'Forbidden' })]));
+    const seen = values.length;
+    await bob.userData.set('USER_PUBLIC', BOB, 'card', { v: 2 }, { waitForAck: true });
+    expect(values).toHaveLength(seen);
+  });
+
+  it('refuses at once a subscription to a scope this client may not read', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()(), connect: false });
+    expect(() => a.userData.subscribe('USER_PRIVATE', BOB, 'secret', () => undefined)).toThrow(
+      expect.objectContaining({ kind: 'Forbidden' }),
+    );
+  });
+});
+
+describe('userData.set with waitForAck', () => {
+  it('resolves only once the relay stored the write', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()() });
+    await a.userData.set('USER_PUBLIC', ALICE, 'saved', { n: 1 }, { waitForAck: true });
+    expect(relay.doc(`USER_PUBLIC/${ALICE}/saved`).getMap(DATA_MAP).toJSON()).toEqual({ n: 1 });
+  });
+
+  it('waits while the relay is down and resolves when it is back', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()() });
+    await vi.waitFor(() => expect(a.online).toBe(true));
+    relay.stop();
+    let acked = false;
+    const saving = a.userData.set('USER_PUBLIC', ALICE, 'later', { n: 2 }, { waitForAck: true }).then(() => {
+      acked = true;
+    });
+    // Durable locally at once; not acknowledged while the relay is unreachable.
+    await vi.waitFor(async () =>
+      expect(await a.userData.get('USER_PUBLIC', ALICE, 'later')).toEqual({ n: 2 }),
+    );
+    expect(acked).toBe(false);
+    relay.start();
+    await saving;
+    expect(relay.doc(`USER_PUBLIC/${ALICE}/later`).getMap(DATA_MAP).toJSON()).toEqual({ n: 2 });
+  });
+
+  it('rejects with the relay’s error when it refuses the write', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()() });
+    relay.refuseNextWrite(`USER_PUBLIC/${ALICE}/bad`, 'TooLarge');
+    await expect(
+      a.userData.set('USER_PUBLIC', ALICE, 'bad', { n: 3 }, { waitForAck: true }),
+    ).rejects.toMatchObject({ kind: 'TooLarge' });
+  });
+});

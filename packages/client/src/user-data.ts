@@ -17,8 +17,10 @@ import type * as Y from 'yjs';
 import { KV_TABLES } from './client-store.ts';
 import type { DocHandle } from './doc-handle.ts';
 import { type HttpApi, segment } from './http-api.ts';
+import { followValue, type ValueErrorListener, type ValueListener } from './live-value.ts';
 import { LruCache } from './lru-cache.ts';
 import type { SyncClient } from './sync-client.ts';
+import type { Unsubscribe } from './typed-events.ts';
 
 /** A JSON value as userdata fields hold them. */
 export type JsonValue =
@@ -38,6 +40,13 @@ export interface UserDataWriteOptions {
   readonly read?: ReadFlag | undefined;
   /** 0 no write, 1 owner write. Default: the scope's widest. */
   readonly write?: WriteFlag | undefined;
+  /**
+   * Resolve only once the relay has durably stored the write (acknowledged it), instead of as
+   * soon as it is durable locally; reject with the relay's SyncError if it refuses it for good
+   * (the local copy is then rolled back to what the relay confirmed). Offline, the promise
+   * waits for the relay to come back — pair it with a timeout of your own if the UI needs one.
+   */
+  readonly waitForAck?: boolean | undefined;
 }
 
 /** Options of {@link UserData.list}. */
@@ -134,9 +143,32 @@ export class UserData {
   }
 
   /**
+   * Live value, like Firestore's `onSnapshot`: calls `listener(value, meta)` as soon as the
+   * local copy is loaded (offline too), then after every change — this client's writes, another
+   * tab's (offline too), the relay's sync of other clients' writes — and whenever
+   * `meta.pending` (writes not yet acknowledged by the relay) or `meta.synced` flips. `value` is
+   * a fresh copy each time, undefined while there is none. Returns the function that stops it.
+   * Forbidden at once when this client may not read the scope; `onError` hears why a
+   * subscription stopped for good (access revoked: Forbidden), after which no call follows.
+   */
+  subscribe<T extends JsonObject = JsonObject>(
+    scope: Scope | string,
+    ns: string,
+    key: string,
+    listener: ValueListener<T>,
+    onError?: ValueErrorListener,
+  ): Unsubscribe {
+    const address = docAddress(scope, ns, key);
+    this.#assertAllowed(address, 'read');
+    const handle = this.#ctx.client.doc(address);
+    return followValue<T>(handle, (doc) => readValue(doc) as T | undefined, listener, onError);
+  }
+
+  /**
    * Replaces the value (fields not in `value` are deleted). Forbidden at once, offline too,
    * when this client may not write it; BadRequest for flags past the scope's ceiling.
-   * Resolves once the write is durable locally (and queued for the relay).
+   * Resolves once the write is durable locally (and queued for the relay), or with
+   * `{ waitForAck: true }` once the relay has stored it.
    */
   async set(
     scope: Scope | string,
@@ -300,6 +332,7 @@ export class UserData {
       }
       await entry.handle.transact((doc) => change(doc.getMap(DATA_MAP)));
       entry.valid = false;
+      if (options.waitForAck) await this.#acked(address.name);
       return;
     }
     const handle = this.#ctx.client.doc(address, flags);
@@ -309,8 +342,26 @@ export class UserData {
       await handle.release();
       throw error;
     }
-    if (isEncryptedScope(address.scope)) await handle.release();
-    else this.#adopt(address.name, handle, undefined);
+    if (isEncryptedScope(address.scope)) {
+      try {
+        if (options.waitForAck) await handle.whenAcked();
+      } finally {
+        await handle.release();
+      }
+      return;
+    }
+    this.#adopt(address.name, handle, undefined);
+    if (options.waitForAck) await this.#acked(address.name);
+  }
+
+  /** Waits for the relay's ack of every write of a doc, holding the doc open meanwhile. */
+  async #acked(name: string): Promise<void> {
+    const handle = this.#ctx.client.doc(name);
+    try {
+      await handle.whenAcked();
+    } finally {
+      await handle.release();
+    }
   }
 
   /**

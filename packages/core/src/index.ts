@@ -86,6 +86,7 @@ export {
 } from './rules.ts';
 export type { AsyncContext, TransactionTicket } from './transaction-gate.ts';
 export { TransactionGate } from './transaction-gate.ts';
+export { userIdOfSigningKey } from './user-id.ts';
 export { decodeDocFrame, decodeMuxFrame, encodeDocFrame, encodeMuxFrame } from './wire/frame.ts';
 export type {
   AckMessage,

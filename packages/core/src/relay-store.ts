@@ -303,6 +303,8 @@ export interface RelayStore {
   deleteShare(blobId: string, userId: string): Promise<boolean>;
   /** The shares of a blob, by user id. */
   listShares(blobId: string): Promise<ShareRecord[]>;
+  /** The shares granted to a user (blobs shared with them), by blob id. */
+  listSharesOfUser(userId: string): Promise<ShareRecord[]>;
 
   /** Creates or replaces the key grant of (`blobId`, `userId`, `epoch`). */
   putKeyGrant(grant: KeyGrantRecord): Promise<void>;
@@ -391,6 +393,7 @@ export const RELAY_STORE_TX_METHODS: readonly (keyof RelayStoreTx)[] = Object.ke
   putShare: true,
   deleteShare: true,
   listShares: true,
+  listSharesOfUser: true,
   putKeyGrant: true,
   listKeyGrants: true,
   appendMemberList: true,

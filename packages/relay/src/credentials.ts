@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { Level, type RelayStore, SyncError, type UserId } from '@scopesync/core';
+import { Level, type RelayStore, SyncError, type UserId, userIdOfSigningKey } from '@scopesync/core';
 import { credentialOfProtocols } from './auth/subprotocol.ts';
 
 // API keys and user ids: how they are made, hashed and found in a request. Plain functions,
@@ -163,7 +163,8 @@ export async function issueApiKey(
 }
 
 /**
- * Registers a device as a new user with a fresh API key. Stores only the key's hash. Trusted
+ * Registers a device as a new user with a fresh API key. Stores only the key's hash. The user
+ * id is the signing key's (`userIdOfSigningKey`) when one is given, else a random one. Trusted
  * callers only (the runtime, the CLI): it takes public keys without a proof of possession, which
  * the HTTP route demands (see `key-proof.ts`). Conflict when another user holds `signPk`.
  */
@@ -177,7 +178,10 @@ export async function registerDevice(
   const boxPk = parsePublicKey(registration.boxPk, 'box_pk');
   const level = registration.level ?? Level.User;
   const key = generateApiKey();
-  const userId = newUserId(deviceName);
+  // A proven signing key names its user: a client that made its keys offline knows its id
+  // before it ever reached the relay (core's userIdOfSigningKey, docs/offline.md).
+  const signBytes = publicKeyBytes(signPk);
+  const userId = signBytes ? userIdOfSigningKey(signBytes) : newUserId(deviceName);
   await store.createUser(
     { userId, level, deviceName, signPk, boxPk, createdAt: now },
     { keyHash: hashApiKey(key), userId, createdAt: now, revokedAt: null },

@@ -121,6 +121,10 @@ export class MemoryRelayStore implements RelayStore {
     return this.#call(() => this.#data.listShares(blobId));
   }
 
+  async listSharesOfUser(userId: string): Promise<ShareRecord[]> {
+    return this.#call(() => this.#data.listSharesOfUser(userId));
+  }
+
   async putKeyGrant(grant: KeyGrantRecord): Promise<void> {
     return this.#call(() => this.#data.putKeyGrant(grant));
   }
@@ -436,6 +440,15 @@ class MemoryRelayData implements RelayStoreTx {
     return [...(this.#shares.get(blobId)?.values() ?? [])]
       .sort((a, b) => (a.userId < b.userId ? -1 : 1))
       .map((s) => ({ ...s }));
+  }
+
+  async listSharesOfUser(userId: string): Promise<ShareRecord[]> {
+    const mine: ShareRecord[] = [];
+    for (const shares of this.#shares.values()) {
+      const share = shares.get(userId);
+      if (share) mine.push({ ...share });
+    }
+    return mine.sort((a, b) => (a.blobId < b.blobId ? -1 : a.blobId > b.blobId ? 1 : 0));
   }
 
   async putKeyGrant(grant: KeyGrantRecord): Promise<void> {

@@ -189,6 +189,11 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'shares by user ("shared with me")',
+    sql: (s) => `CREATE INDEX shares_user ON ${s}.shares (user_id, blob_id);`,
+  },
 ];
 
 /** The newest schema version this package knows. */

@@ -108,6 +108,7 @@ function statements(s: string) {
     deleteShare: `DELETE FROM ${s}.shares WHERE blob_id = $1 AND user_id = $2`,
     deleteShares: `DELETE FROM ${s}.shares WHERE blob_id = $1`,
     listShares: `SELECT * FROM ${s}.shares WHERE blob_id = $1 ORDER BY user_id`,
+    listSharesOfUser: `SELECT * FROM ${s}.shares WHERE user_id = $1 ORDER BY blob_id`,
     putKeyGrant: `INSERT INTO ${s}.key_grants (blob_id, user_id, epoch, sealed_key, grant_data, granted_by, granted_at)
       VALUES ($1, $2, $3, $4, $5, $6, $7)
       ON CONFLICT (blob_id, user_id, epoch) DO UPDATE SET sealed_key = excluded.sealed_key,
@@ -399,13 +400,15 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
       'list the shares',
       async (q) => (await q.query<ShareRow>(this.#sql.listShares, [blobId])).rows,
     );
-    return rows.map((r) => ({
-      blobId: r.blob_id,
-      userId: r.user_id,
-      level: r.level as ShareRecord['level'],
-      grantedBy: r.granted_by,
-      grantedAt: toSafeInteger(r.granted_at, 'grantedAt'),
-    }));
+    return rows.map(shareOfRow);
+  }
+
+  async listSharesOfUser(userId: string): Promise<ShareRecord[]> {
+    const rows = await this.#x.one(
+      'list the shares of',
+      async (q) => (await q.query<ShareRow>(this.#sql.listSharesOfUser, [userId])).rows,
+    );
+    return rows.map(shareOfRow);
   }
 
   async putKeyGrant(grant: KeyGrantRecord): Promise<void> {
@@ -719,3 +722,13 @@ export class PostgresRelayStore extends PostgresRelayMethods implements RelaySto
 
 // ---------------------------------------------------------------------------------------------
 // Conversions
+
+function shareOfRow(r: ShareRow): ShareRecord {
+  return {
+    blobId: r.blob_id,
+    userId: r.user_id,
+    level: r.level as ShareRecord['level'],
+    grantedBy: r.granted_by,
+    grantedAt: toSafeInteger(r.granted_at, 'grantedAt'),
+  };
+}

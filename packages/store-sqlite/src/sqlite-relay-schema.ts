@@ -9,8 +9,9 @@ import type Database from 'better-sqlite3';
  * `key_grants`, `wrapped_keys`, and the index of users by signing key. 3: `blob_heads`.
  * 4: the contract's invariants as constraints and triggers ({@link CONSTRAINTS}).
  * 5: `member_lists` and `signed_heads` of encrypted blobs (created by SCHEMA, cascaded by CONSTRAINTS).
+ * 6: the index of shares by user (`shares_user`).
  */
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
 
 /** The `prevHash` of the first audit entry. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -63,6 +64,8 @@ const SCHEMA = `
     granted_at INTEGER NOT NULL,
     PRIMARY KEY (blob_id, user_id)
   );
+  -- "Shared with me": a user's incoming shares.
+  CREATE INDEX IF NOT EXISTS shares_user ON shares (user_id, blob_id);
   CREATE TABLE IF NOT EXISTS key_grants (
     blob_id    TEXT    NOT NULL,
     user_id    TEXT    NOT NULL,

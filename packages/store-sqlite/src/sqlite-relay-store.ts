@@ -105,6 +105,9 @@ function prepare(db: Database.Database) {
     ),
     deleteShare: db.prepare<[string, string]>('DELETE FROM shares WHERE blob_id = ? AND user_id = ?'),
     listShares: db.prepare<[string], ShareSql>('SELECT * FROM shares WHERE blob_id = ? ORDER BY user_id'),
+    listSharesOfUser: db.prepare<[string], ShareSql>(
+      'SELECT * FROM shares WHERE user_id = ? ORDER BY blob_id',
+    ),
     putKeyGrant: db.prepare<KeyGrantSql>(
       `INSERT INTO key_grants (blob_id, user_id, epoch, sealed_key, grant_data, granted_by, granted_at)
        VALUES (@blob_id, @user_id, @epoch, @sealed_key, @grant_data, @granted_by, @granted_at)
@@ -280,6 +283,10 @@ export class SqliteRelayStore implements RelayStore {
 
   async listShares(blobId: string): Promise<ShareRecord[]> {
     return this.#gate.run(() => this.#tables.listShares(blobId));
+  }
+
+  async listSharesOfUser(userId: string): Promise<ShareRecord[]> {
+    return this.#gate.run(() => this.#tables.listSharesOfUser(userId));
   }
 
   async putKeyGrant(grant: KeyGrantRecord): Promise<void> {
@@ -610,15 +617,11 @@ class SqliteRelayTables implements RelayStoreTx {
   }
 
   async listShares(blobId: string): Promise<ShareRecord[]> {
-    return this.#run('list the shares', () =>
-      this.#sql.listShares.all(blobId).map((r) => ({
-        blobId: r.blob_id,
-        userId: r.user_id,
-        level: r.level as ShareRecord['level'],
-        grantedBy: r.granted_by,
-        grantedAt: r.granted_at,
-      })),
-    );
+    return this.#run('list the shares', () => this.#sql.listShares.all(blobId).map(shareOfRow));
+  }
+
+  async listSharesOfUser(userId: string): Promise<ShareRecord[]> {
+    return this.#run('list the shares of', () => this.#sql.listSharesOfUser.all(userId).map(shareOfRow));
   }
 
   async putKeyGrant(grant: KeyGrantRecord): Promise<void> {
@@ -775,4 +778,14 @@ function insertObject(sql: Statements, r: ObjectRecord): void {
     r.size,
     r.version,
   );
+}
+
+function shareOfRow(r: ShareSql): ShareRecord {
+  return {
+    blobId: r.blob_id,
+    userId: r.user_id,
+    level: r.level as ShareRecord['level'],
+    grantedBy: r.granted_by,
+    grantedAt: r.granted_at,
+  };
 }

@@ -361,6 +361,26 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
       expect(await store().listShares('other')).toHaveLength(1);
     });
 
+    it("lists the blobs shared with a user (their 'shared with me'), and forgets revoked and deleted ones", async () => {
+      await store().createObject(object('blob/b2'));
+      await store().createObject(object('blob/a1'));
+      await store().createObject(object('blob/gone'));
+      await store().putShare(share('b2', 'read_write', 5));
+      await store().putShare(share('a1', 'read_only', 6));
+      await store().putShare(share('gone', 'read_only', 7));
+      // Alice's shares to someone else are not Bob's.
+      await store().putShare({ ...share('a1', 'read_only', 8), userId: ALICE, grantedBy: BOB });
+      expect(await store().listSharesOfUser(BOB)).toEqual([
+        share('a1', 'read_only', 6),
+        share('b2', 'read_write', 5),
+        share('gone', 'read_only', 7),
+      ]);
+      await store().deleteObject('blob/gone');
+      await store().deleteShare('b2', BOB);
+      expect(await store().listSharesOfUser(BOB)).toEqual([share('a1', 'read_only', 6)]);
+      expect(await store().listSharesOfUser('user_00000000000000c0')).toEqual([]);
+    });
+
     it('finds users by signing key, and keeps one signing key to one user', async () => {
       await store().createUser(user(ALICE), { keyHash: 'h1', userId: ALICE, createdAt: 1, revokedAt: null });
       await store().createUser(

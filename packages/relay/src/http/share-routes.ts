@@ -4,7 +4,8 @@ import { sendEmpty, sendJson } from './respond.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';
 
 /**
- * `POST/GET /share/<blob_id>` and `DELETE /share/<blob_id>/<user_id>`. Only the blob's owner
+ * `POST/GET /share/<blob_id>`, `DELETE /share/<blob_id>/<user_id>` and `GET /shares/incoming`
+ * (the blobs shared with the caller). Only the blob's owner
  * shares and revokes (core's `decide()`: a sharee re-sharing would widen the audience behind
  * the owner's back); the owner and sharees may list. Every change re-checks live
  * subscriptions, so a revoked sharee's socket loses the document at once.
@@ -50,7 +51,22 @@ export function shareRoutes(s: RouteServices): Route[] {
     sendEmpty(r.res);
   };
 
+  const incoming = async (r: RouteRequest): Promise<void> => {
+    const caller = await r.user();
+    const shares = await s.shares.incoming(caller);
+    sendJson(r.res, 200, {
+      shares: shares.map((x) => ({
+        blob_id: x.blobId,
+        owner: x.owner,
+        access_level: x.level,
+        granted_by: x.grantedBy,
+        granted_at: x.grantedAt,
+      })),
+    });
+  };
+
   return [
+    { pattern: ['shares', 'incoming'], methods: { GET: incoming } },
     { pattern: ['share', ':blob'], methods: { GET: list, POST: share } },
     { pattern: ['share', ':blob', ':user'], methods: { DELETE: revoke } },
   ];

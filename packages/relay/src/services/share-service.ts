@@ -11,6 +11,11 @@ import type { UserCaller } from '../access-control.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ObjectService } from './object-service.ts';
 
+/** A share granted to the caller, with the blob's owner. */
+export interface IncomingShare extends ShareRecord {
+  readonly owner: string;
+}
+
 /** Options of a {@link ShareService}. */
 export interface ShareServiceOptions {
   readonly store: RelayStore;
@@ -70,6 +75,21 @@ export class ShareService {
       }
       await this.#bus.publish({ type: 'access-changed', name: address.name, cause: 'share' });
     });
+  }
+
+  /**
+   * The blobs shared with the caller ("shared with me"), each with its owner, by blob id. Only
+   * the caller's own shares: nothing here is someone else's to see, so nothing is audited.
+   */
+  async incoming(caller: UserCaller): Promise<IncomingShare[]> {
+    const shares = await this.#store.listSharesOfUser(caller.userId);
+    const incoming: IncomingShare[] = [];
+    for (const share of shares) {
+      // Shares go with their blob: one without an object is a race with its deletion.
+      const object = await this.#store.getObject(`blob/${share.blobId}`);
+      if (object) incoming.push({ ...share, owner: object.owner });
+    }
+    return incoming;
   }
 
   /** The blob's shares, for its owner and sharees. */
