@@ -69,7 +69,7 @@ const full: BenchConfig = {
     stepMs: 6000,
     p99LimitMs: 50,
   },
-  connections: { totals: [1000, 5000], docs: 100 },
+  connections: { totals: [1000, 5000, 10_000], docs: 100 },
   traces: { paperOps: null, replayTimeoutMs: 300_000 },
   coldStart: { docs: 1000, updatesPerDoc: 20, rounds: 5 },
   durability: { concurrency: [1, 16], stepMs: 8000, keys: 500 },

@@ -25,6 +25,11 @@ async function logTail(path: string): Promise<string> {
   }
 }
 
+/** Extra Node flags for server children, from BENCH_CHILD_NODE_ARGS (space-separated). */
+function childNodeArgs(): string[] {
+  return (process.env.BENCH_CHILD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+}
+
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
   // Only the children this process started, by their own handle.
@@ -61,7 +66,9 @@ export class ServerProcess {
   static start(options: ServerProcessOptions): Promise<ServerProcess> {
     const log = createWriteStream(options.logFile, { flags: 'a' });
     const child = fork(options.entry, [], {
-      execArgv: ['--conditions=source', '--import', 'tsx', '--expose-gc'],
+      // BENCH_CHILD_NODE_ARGS adds flags to every server child, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
+      // to profile one workload (Node refuses --cpu-prof in NODE_OPTIONS).
+      execArgv: ['--conditions=source', '--import', 'tsx', '--expose-gc', ...childNodeArgs()],
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });

@@ -443,7 +443,7 @@ export class Relay {
   }
 
   /**
-   * Follows the other relays: their committed writes and events arrive through the transport
+   * Follows the other relays: their document writes and events arrive through the transport
    * (if any), gaps and lost messages are read from the store, and open sockets are checked
    * against the stores periodically and after the transport reconnects.
    */
@@ -466,7 +466,7 @@ export class Relay {
         : new ClusterLink({
             bus: this.bus,
             transport,
-            committed: (event) => feed.receive(event),
+            docEvents: (event) => feed.receive(event),
             catchUp,
             log,
             metrics: this.metrics,

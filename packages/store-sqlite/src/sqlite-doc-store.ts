@@ -39,7 +39,8 @@ interface Statements {
 
 /**
  * A durable {@link DocStore} in one SQLite file (better-sqlite3, WAL). Every append, batch
- * and compaction is one transaction, committed before its promise resolves.
+ * and compaction is one transaction, committed (and, at `synchronous` FULL, flushed to disk
+ * off the event loop) before its promise resolves.
  */
 export class SqliteDocStore implements DocStore {
   readonly #handle: SqliteHandle;
@@ -49,7 +50,9 @@ export class SqliteDocStore implements DocStore {
 
   /** Opens (creating if needed) the store at `options.path`, or inside `options.database`. */
   constructor(options: SqliteDocStoreOptions) {
-    this.#handle = new SqliteHandle(options, 'SqliteDocStore', 'the store is closed');
+    // Commits are flushed to disk off the event loop (see WalSync): a relay keeps serving
+    // sockets while its log is fsynced, and a write still resolves only once it is on disk.
+    this.#handle = new SqliteHandle(options, 'SqliteDocStore', 'the store is closed', true);
     this.#sql = this.#handle.setUp('cannot create the document tables', (db) => {
       db.exec(SCHEMA);
       return prepare(db);
@@ -79,7 +82,7 @@ export class SqliteDocStore implements DocStore {
   }
 
   async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
-    return this.#run('append', () => {
+    const seqs = this.#run('append', () => {
       if (!Array.isArray(items)) throw new SyncError('BadRequest', 'appendBatch takes an array of items');
       for (const item of items) {
         checkDoc(item?.doc);
@@ -87,6 +90,8 @@ export class SqliteDocStore implements DocStore {
       }
       return items.length === 0 ? [] : this.#appendBatch(items);
     });
+    if (items.length > 0) await this.#durable('append');
+    return seqs;
   }
 
   async load(doc: string, sinceSeq = 0, limit?: number): Promise<StoredEntry[]> {
@@ -115,7 +120,7 @@ export class SqliteDocStore implements DocStore {
   }
 
   async compact(doc: string, throughSeq: number, snapshot: Uint8Array): Promise<void> {
-    return this.#run('compact', () => {
+    this.#run('compact', () => {
       checkDoc(doc);
       checkBytes(snapshot, 'snapshot');
       if (!Number.isSafeInteger(throughSeq)) {
@@ -124,14 +129,16 @@ export class SqliteDocStore implements DocStore {
       this.#compact(doc, throughSeq, snapshot);
       this.#handle.releaseFreePages();
     });
+    await this.#durable('compact');
   }
 
   async remove(doc: string): Promise<void> {
-    return this.#run('remove', () => {
+    this.#run('remove', () => {
       checkDoc(doc);
       this.#sql.remove.run(doc);
       this.#handle.releaseFreePages();
     });
+    await this.#durable('remove');
   }
 
   async docs(prefix = ''): Promise<string[]> {
@@ -152,7 +159,11 @@ export class SqliteDocStore implements DocStore {
 
   /** Closes the file if the store opened it. Idempotent; later calls reject with Unavailable. */
   async close(): Promise<void> {
-    this.#handle.close();
+    await this.#handle.close();
+  }
+
+  #durable(what: string): Promise<void> {
+    return this.#handle.durable(`cannot ${what} the document log`);
   }
 
   #run<T>(what: string, step: () => T): T {

@@ -2,6 +2,7 @@ import { SyncError } from '@scopesync/core';
 import type Database from 'better-sqlite3';
 import { openSqliteFile, type SqliteSynchronous } from './open-sqlite-file.ts';
 import { toSyncError } from './sqlite-errors.ts';
+import { WalSync } from './wal-sync.ts';
 
 /** Where a SQLite store keeps its tables: a file of its own, or an open database it is lent. */
 export interface SqliteFileOptions {
@@ -38,13 +39,18 @@ export class SqliteHandle {
   readonly db: Database.Database;
   readonly #owned: boolean;
   readonly #closedMessage: string;
+  /** Flushes the log off the event loop, when commits are made durable that way (see `durable`). */
+  readonly #walSync: WalSync | null;
   #closed = false;
 
   /**
    * Opens `options.path`, or takes `options.database`. `store` names the store in errors;
-   * `closedMessage` is the Unavailable error's message once it is closed.
+   * `closedMessage` is the Unavailable error's message once it is closed. With
+   * `flushOffLoop`, a file opened here at FULL runs SQLite at NORMAL and `durable()` does the
+   * flush FULL would have done inside the commit, on the thread pool: the store must await
+   * `durable()` after every write before reporting it.
    */
-  constructor(options: SqliteFileOptions, store: string, closedMessage: string) {
+  constructor(options: SqliteFileOptions, store: string, closedMessage: string, flushOffLoop = false) {
     const opts = { ...DEFAULTS, ...options };
     if (opts.synchronous !== 'FULL' && opts.synchronous !== 'NORMAL') {
       throw new SyncError(
@@ -54,7 +60,26 @@ export class SqliteHandle {
     }
     this.#owned = opts.database === undefined;
     this.#closedMessage = closedMessage;
-    this.db = opts.database ?? openSqliteFile(opts.path, opts, store);
+    const offLoop = flushOffLoop && this.#owned && opts.synchronous === 'FULL' && opts.path !== ':memory:';
+    this.db =
+      opts.database ?? openSqliteFile(opts.path, offLoop ? { ...opts, synchronous: 'NORMAL' } : opts, store);
+    this.#walSync = offLoop && opts.path !== undefined ? new WalSync(opts.path) : null;
+  }
+
+  /**
+   * Resolves once every write committed so far survives power loss. A no-op unless the handle
+   * flushes off the loop; there, it rejects with Unavailable when the flush failed (the write
+   * must not be reported as stored).
+   */
+  async durable(context: string): Promise<void> {
+    if (this.#walSync === null) return;
+    try {
+      await this.#walSync.sync();
+    } catch (error) {
+      throw new SyncError('Unavailable', `${context}: the write could not be flushed to disk`, {
+        cause: error,
+      });
+    }
   }
 
   /**
@@ -90,10 +115,11 @@ export class SqliteHandle {
     if (this.#owned) this.db.pragma('incremental_vacuum');
   }
 
-  /** Closes the file if the store opened it. Idempotent; later steps fail with Unavailable. */
-  close(): void {
+  /** Closes the file if the store opened it, after pending flushes. Idempotent; later steps fail with Unavailable. */
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#walSync?.close();
     if (this.#owned && this.db.open) this.db.close();
   }
 }

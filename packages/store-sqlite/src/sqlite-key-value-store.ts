@@ -110,7 +110,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
 
   /** Closes the file if the store opened it. Idempotent; later calls reject with Unavailable. */
   async close(): Promise<void> {
-    this.#handle.close();
+    await this.#handle.close();
   }
 
   #run<T>(what: string, step: () => T): T {

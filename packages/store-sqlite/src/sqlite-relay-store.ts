@@ -190,7 +190,9 @@ export class SqliteRelayStore implements RelayStore {
    * `options.database`, which must enforce foreign keys (better-sqlite3's default).
    */
   constructor(options: SqliteRelayStoreOptions) {
-    this.#handle = new SqliteHandle(options, 'SqliteRelayStore', 'the relay store is closed');
+    // Commits are flushed to disk off the event loop (see WalSync): creating an object or a key
+    // does not stall every socket for a disk flush; each write still resolves only once on disk.
+    this.#handle = new SqliteHandle(options, 'SqliteRelayStore', 'the relay store is closed', true);
     const sql = this.#handle.setUp('cannot create the relay tables', (db) => {
       if (db.pragma('foreign_keys', { simple: true }) !== 1) {
         throw new SyncError('BadRequest', 'SqliteRelayStore needs a database with foreign_keys = ON');
@@ -202,7 +204,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async createUser(user: UserRecord, firstKey: KeyRecord): Promise<void> {
-    return this.#gate.run(() => this.#tables.createUser(user, firstKey));
+    return this.#write(() => this.#tables.createUser(user, firstKey));
   }
 
   async getUser(userId: string): Promise<UserRecord | null> {
@@ -214,11 +216,11 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async setUserKeys(userId: string, keys: UserKeys): Promise<boolean> {
-    return this.#gate.run(() => this.#tables.setUserKeys(userId, keys));
+    return this.#write(() => this.#tables.setUserKeys(userId, keys));
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {
-    return this.#gate.run(() => this.#tables.setUserLevel(userId, level));
+    return this.#write(() => this.#tables.setUserLevel(userId, level));
   }
 
   async countUsers(): Promise<number> {
@@ -226,7 +228,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async addKey(key: KeyRecord): Promise<void> {
-    return this.#gate.run(() => this.#tables.addKey(key));
+    return this.#write(() => this.#tables.addKey(key));
   }
 
   async getKey(keyHash: string): Promise<KeyRecord | null> {
@@ -234,7 +236,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {
-    return this.#gate.run(() => this.#tables.revokeKey(keyHash, at));
+    return this.#write(() => this.#tables.revokeKey(keyHash, at));
   }
 
   async listKeys(userId: string): Promise<KeyRecord[]> {
@@ -246,15 +248,15 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async createObject(record: ObjectRecord): Promise<ObjectRecord> {
-    return this.#gate.run(() => this.#tables.createObject(record));
+    return this.#write(() => this.#tables.createObject(record));
   }
 
   async updateObject(name: string, patch: ObjectPatch): Promise<ObjectRecord | null> {
-    return this.#gate.run(() => this.#tables.updateObject(name, patch));
+    return this.#write(() => this.#tables.updateObject(name, patch));
   }
 
   async deleteObject(name: string): Promise<boolean> {
-    return this.#gate.run(async () => {
+    return this.#write(async () => {
       const existed = await this.#tables.deleteObject(name);
       this.#tables.releaseFreePages();
       return existed;
@@ -270,15 +272,15 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async putBlobData(name: string, write: BlobWrite): Promise<ObjectRecord> {
-    return this.#gate.run(() => this.#tables.putBlobData(name, write));
+    return this.#write(() => this.#tables.putBlobData(name, write));
   }
 
   async putShare(share: ShareRecord): Promise<void> {
-    return this.#gate.run(() => this.#tables.putShare(share));
+    return this.#write(() => this.#tables.putShare(share));
   }
 
   async deleteShare(blobId: string, userId: string): Promise<boolean> {
-    return this.#gate.run(() => this.#tables.deleteShare(blobId, userId));
+    return this.#write(() => this.#tables.deleteShare(blobId, userId));
   }
 
   async listShares(blobId: string): Promise<ShareRecord[]> {
@@ -290,7 +292,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async putKeyGrant(grant: KeyGrantRecord): Promise<void> {
-    return this.#gate.run(() => this.#tables.putKeyGrant(grant));
+    return this.#write(() => this.#tables.putKeyGrant(grant));
   }
 
   async listKeyGrants(blobId: string, userId?: string): Promise<KeyGrantRecord[]> {
@@ -314,7 +316,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async putWrappedKey(key: WrappedKeyRecord): Promise<boolean> {
-    return this.#gate.run(() => this.#tables.putWrappedKey(key));
+    return this.#write(() => this.#tables.putWrappedKey(key));
   }
 
   async listWrappedKeys(docName: string): Promise<WrappedKeyRecord[]> {
@@ -322,7 +324,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async appendAudit(seal: (head: AuditHead | null) => AuditRecord): Promise<AuditRecord> {
-    return this.#gate.run(() => this.#tables.appendAudit(seal));
+    return this.#write(() => this.#tables.appendAudit(seal));
   }
 
   async auditHead(): Promise<AuditHead | null> {
@@ -334,7 +336,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async replaceGrants(source: string, grants: readonly ModGrant[]): Promise<void> {
-    return this.#gate.run(() => this.#tables.replaceGrants(source, grants));
+    return this.#write(() => this.#tables.replaceGrants(source, grants));
   }
 
   async listGrants(source?: string): Promise<ModGrant[]> {
@@ -342,7 +344,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async transaction<T>(fn: (tx: RelayStoreTx) => Promise<T>): Promise<T> {
-    return this.#gate.exclusive(async (ticket) => {
+    const result = await this.#gate.exclusive(async (ticket) => {
       const db = this.#handle.db;
       this.#handle.run('cannot begin a transaction', () => db.exec('BEGIN IMMEDIATE'));
       const tx = forwardRelayStoreTx(this.#tables, (call) => {
@@ -367,6 +369,19 @@ export class SqliteRelayStore implements RelayStore {
       this.#tables.releaseFreePages();
       return result;
     });
+    await this.#durable();
+    return result;
+  }
+
+  /** A write through the gate; resolves once it is on disk (at FULL, flushed off the event loop). */
+  async #write<T>(step: () => T | Promise<T>): Promise<T> {
+    const result = await this.#gate.run(step);
+    await this.#durable();
+    return result;
+  }
+
+  #durable(): Promise<void> {
+    return this.#handle.durable('cannot store to the relay store');
   }
 
   /** Closes the file if the store opened it, after an open transaction. Idempotent; later calls reject with Unavailable. */

@@ -10,6 +10,8 @@ describe('cluster codec', () => {
   it('round-trips every forwarded event, with the sender as origin', () => {
     const events: RelayEvent[] = [
       { type: 'doc-committed', name, seq: 7, update: new Uint8Array([1, 2, 3]), origin: local },
+      { type: 'doc-updated', name, update: new Uint8Array([1, 2]), seq: null, origin: local },
+      { type: 'doc-write-failed', name },
       {
         type: 'envelope-appended',
         name: 'blob/x' as DocName,
@@ -33,9 +35,12 @@ describe('cluster codec', () => {
     }
   });
 
-  it('never forwards a local preview of an update', () => {
+  it('forwards an update as applied (before its commit), but never the copy that carries a seq', () => {
     expect(
       isClusterEvent({ type: 'doc-updated', name, update: new Uint8Array([1]), seq: null, origin: local }),
+    ).toBe(true);
+    expect(
+      isClusterEvent({ type: 'doc-updated', name, update: new Uint8Array([1]), seq: 4, origin: local }),
     ).toBe(false);
   });
 

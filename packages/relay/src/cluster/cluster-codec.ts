@@ -5,7 +5,9 @@ import type { ChangeOrigin, RelayEvent } from '../events/relay-events.ts';
 
 // The events one relay tells the others, as bytes: a version, the sender's relay id, then one
 // event — a type tag and its fields (lib0 varints, varStrings and varUint8Arrays). Updates
-// travel as bytes, not base64. `doc-updated` is never sent: other relays get `doc-committed`.
+// travel as bytes, not base64. A `doc-updated` travels only as applied here, before its commit
+// (no seq); the commit follows as `doc-committed`, which carries the seq other relays order by.
+// Tags are only ever appended, so an older relay drops a newer tag as malformed, nothing worse.
 
 const VERSION = 1;
 
@@ -18,13 +20,19 @@ const TAGS = [
   'doc-removed',
   'credential-revoked',
   'level-changed',
+  'doc-updated',
+  'doc-write-failed',
 ] as const;
 
 /** An event type that travels between relays. */
 export type ClusterEventType = (typeof TAGS)[number];
 
-/** Whether an event of this type is forwarded to the other relays. */
+/**
+ * Whether an event is forwarded to the other relays: every event of a forwarded type, except a
+ * `doc-updated` that carries a seq (other relays get the committed update as `doc-committed`).
+ */
 export function isClusterEvent(event: RelayEvent): event is Extract<RelayEvent, { type: ClusterEventType }> {
+  if (event.type === 'doc-updated') return event.seq === null;
   return (TAGS as readonly string[]).includes(event.type);
 }
 
@@ -51,8 +59,12 @@ export function encodeClusterEvent(
       encoding.writeVarUint8Array(e, event.entry.envelope);
       break;
     case 'awareness-changed':
+    case 'doc-updated':
       encoding.writeVarString(e, event.name);
       encoding.writeVarUint8Array(e, event.update);
+      break;
+    case 'doc-write-failed':
+      encoding.writeVarString(e, event.name);
       break;
     case 'access-changed':
       encoding.writeVarString(e, event.name);
@@ -103,6 +115,12 @@ export function decodeClusterEvent(bytes: Uint8Array): { relayId: string; event:
       }
       case 'awareness-changed':
         event = { type, name: name(), update: decoding.readVarUint8Array(d), origin };
+        break;
+      case 'doc-updated':
+        event = { type, name: name(), update: decoding.readVarUint8Array(d), seq: null, origin };
+        break;
+      case 'doc-write-failed':
+        event = { type, name: name() };
         break;
       case 'access-changed': {
         const docName = name();

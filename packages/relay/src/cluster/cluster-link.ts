@@ -1,6 +1,7 @@
+import type { FeedEvent } from '../documents/doc-feed.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import { RELAY_EVENT_TYPES } from '../events/event-metrics.ts';
-import type { DocCommitted, EnvelopeAppended, RelayEvent } from '../events/relay-events.ts';
+import type { RelayEvent } from '../events/relay-events.ts';
 import type { Counter, LabeledCounter, Metrics } from '../metrics.ts';
 import { decodeClusterEvent, encodeClusterEvent, isClusterEvent } from './cluster-codec.ts';
 import type { ClusterTransport } from './cluster-transport.ts';
@@ -10,10 +11,11 @@ export interface ClusterLinkOptions {
   readonly bus: EventBus;
   readonly transport: ClusterTransport;
   /**
-   * Takes other relays' committed document writes: it drops duplicates, reads gaps from the
-   * store and publishes them on the bus in seq order (see `DocFeed`).
+   * Takes other relays' document writes — applied (before their commit), committed, failed to
+   * commit — and envelopes: it applies them to this relay's copy, drops duplicates, reads gaps
+   * from the store and publishes them on the bus (see `DocFeed`).
    */
-  readonly committed: (event: DocCommitted | EnvelopeAppended) => void;
+  readonly docEvents: (event: FeedEvent) => void;
   /** Called after the transport came back: whatever was sent meanwhile is lost, so catch up. */
   readonly catchUp: () => void;
   readonly log: (level: 'warn' | 'error', message: string, context?: Record<string, unknown>) => void;
@@ -22,16 +24,17 @@ export interface ClusterLinkOptions {
 }
 
 /**
- * Joins this relay's event bus to the other relays': events that happened here (a committed
- * update, an envelope, awareness from a local socket, access and account changes) go out on the
- * transport, and theirs are published on this bus, where they take the same path as local ones
- * (committed writes first pass through the document feed, which puts them in seq order).
+ * Joins this relay's event bus to the other relays': events that happened here (an update as
+ * soon as it is applied, then its commit, an envelope, awareness from a local socket, access and
+ * account changes) go out on the transport, and theirs are published on this bus, where they take
+ * the same path as local ones (document writes first pass through the document feed, which
+ * applies them to this relay's copy and puts commits in seq order).
  */
 export class ClusterLink {
   readonly #bus: EventBus;
   readonly #transport: ClusterTransport;
   readonly #log: ClusterLinkOptions['log'];
-  readonly #committed: ClusterLinkOptions['committed'];
+  readonly #docEvents: ClusterLinkOptions['docEvents'];
   /** Events that came from another relay: never sent back out. */
   readonly #remote = new WeakSet<RelayEvent>();
   readonly #off: Array<() => void> = [];
@@ -47,14 +50,14 @@ export class ClusterLink {
         'scopesync_cluster_events_sent_total',
         'Events sent to the other relays, by type.',
         'type',
-        RELAY_EVENT_TYPES.filter((t) => t !== 'doc-updated'),
+        RELAY_EVENT_TYPES,
       ) ?? null;
     this.#received =
       m?.labeledCounter(
         'scopesync_cluster_events_received_total',
         'Events received from the other relays, by type.',
         'type',
-        RELAY_EVENT_TYPES.filter((t) => t !== 'doc-updated'),
+        RELAY_EVENT_TYPES,
       ) ?? null;
     this.#dropped =
       m?.counter(
@@ -64,10 +67,12 @@ export class ClusterLink {
     this.#bus = options.bus;
     this.#transport = options.transport;
     this.#log = options.log;
-    this.#committed = options.committed;
+    this.#docEvents = options.docEvents;
     const forward = (event: RelayEvent): void => this.#forward(event);
     for (const type of [
+      'doc-updated',
       'doc-committed',
+      'doc-write-failed',
       'envelope-appended',
       'awareness-changed',
       'access-changed',
@@ -109,8 +114,13 @@ export class ClusterLink {
       return;
     }
     this.#received?.labels(event.type).inc();
-    if (event.type === 'doc-committed' || event.type === 'envelope-appended') {
-      this.#committed(event);
+    if (
+      event.type === 'doc-updated' ||
+      event.type === 'doc-committed' ||
+      event.type === 'doc-write-failed' ||
+      event.type === 'envelope-appended'
+    ) {
+      this.#docEvents(event);
       return;
     }
     this.#remote.add(event);

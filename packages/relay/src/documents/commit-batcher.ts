@@ -11,6 +11,8 @@ export interface CommitBatcherOptions {
   readonly log: SyncLog;
   /** Called after each successful batch with the documents it wrote to (e.g. to consider compacting them). */
   readonly afterCommit?: ((entries: ReadonlySet<DocEntry>) => void) | undefined;
+  /** Called after a failed batch with the plaintext documents it held (now stale: memory has what the store lacks). */
+  readonly refused?: ((entries: ReadonlySet<DocEntry>) => void) | undefined;
 }
 
 interface QueuedWrite {
@@ -32,6 +34,7 @@ export class CommitBatcher {
   readonly #store: DocStore;
   readonly #log: SyncLog;
   readonly #afterCommit: ((entries: ReadonlySet<DocEntry>) => void) | undefined;
+  readonly #refused: ((entries: ReadonlySet<DocEntry>) => void) | undefined;
   #queue: QueuedWrite[] = [];
   #scheduled = false;
   #draining: Promise<void> | null = null;
@@ -45,6 +48,7 @@ export class CommitBatcher {
     this.#store = options.store;
     this.#log = options.log;
     this.#afterCommit = options.afterCommit;
+    this.#refused = options.refused;
     const m = options.metrics;
     this.#commits = m.counter(
       'scopesync_store_commits_total',
@@ -187,15 +191,18 @@ export class CommitBatcher {
     const refusal = isSyncError(error)
       ? error
       : new SyncError('Unavailable', 'the relay could not store the update', { cause: error });
+    const stale = new Set<DocEntry>();
     for (const w of batch) {
       if (w.mode === 'plaintext') {
         w.entry.inflight.delete(w);
         // The in-memory doc holds this update but the store does not: reload before next use.
         w.entry.stale = true;
+        stale.add(w.entry);
       }
       w.entry.epoch += 1;
       w.reject(refusal);
     }
+    if (stale.size > 0) this.#refused?.(stale);
   }
 
   /** Runs a commit callback; one that throws is reported, never allowed to break the commit loop. */

@@ -4,6 +4,8 @@ import type { EventBus } from '../events/event-bus.ts';
 import {
   type ChangeOrigin,
   type DocCommitted,
+  type DocUpdated,
+  type DocWriteFailed,
   docLane,
   type EnvelopeAppended,
 } from '../events/relay-events.ts';
@@ -18,13 +20,27 @@ export interface ReplicaTarget {
   replicaOf(
     name: DocName,
   ): { readonly loadId: number; readonly head: number; readonly encrypted: boolean } | null;
-  /** Applies committed updates to the loaded copy without storing them again; false when that copy is gone. */
-  applyReplicated(name: DocName, loadId: number, updates: readonly Uint8Array[]): boolean;
+  /**
+   * Applies updates another relay applied or committed to the loaded copy `loadId`, without
+   * storing them: whether they changed it, or 'gone' when that copy is no longer in memory.
+   */
+  applyReplicated(name: DocName, loadId: number, updates: readonly Uint8Array[]): ReplicaApply;
+  /** Drops the loaded copy of a document and loads it again from the store (if someone holds it). */
+  reload(name: DocName): Promise<void>;
   /** Names of the documents someone holds here: the ones to keep current. */
   heldNames(): Iterable<DocName>;
   /** The encrypted log after `sinceSeq`. */
   fetchEncrypted(name: DocName, sinceSeq: number): Promise<{ entries: EncEntry[] }>;
 }
+
+/** What applying replicated updates did to a loaded copy. */
+export type ReplicaApply = 'changed' | 'unchanged' | 'gone';
+
+/**
+ * Another relay's document event, as the feed takes it: an update as applied there (no seq,
+ * before its commit), its commit (with the seq), a failed commit, or an encrypted envelope.
+ */
+export type FeedEvent = DocUpdated | DocCommitted | DocWriteFailed | EnvelopeAppended;
 
 /** Options of a {@link DocFeed}. */
 export interface DocFeedOptions {
@@ -71,11 +87,13 @@ function isYjsUpdate(update: Uint8Array): boolean {
 const STORE_ORIGIN: ChangeOrigin = Object.freeze({ source: 'relay', relayId: 'store' });
 
 /**
- * Follows, across relays, the documents this relay holds: applies other relays' committed
- * updates to the loaded copy and publishes them on the bus (`doc-updated` / `envelope-appended`
- * with a relay origin) in seq order, drops what it has already seen, and reads whatever is
- * missing from the store — after a gap, after the transport reconnected, and on an idle timer.
- * The store is the truth: a lost message only delays delivery, and nothing is ever written back.
+ * Follows, across relays, the documents this relay holds. Another relay's update reaches this
+ * relay's copy and sockets as soon as that relay applied it (before its commit, as its own
+ * readers get it); its commit follows with the seq, which the feed tracks in order: it drops
+ * what it has seen (an update already applied is not sent again) and reads whatever is missing
+ * from the store — after a gap, after the transport reconnected, and on an idle timer. A commit
+ * that failed on the writer's relay makes this relay reload its copy from the store. The store is
+ * the truth: a lost message only delays delivery, and nothing is ever written back.
  */
 export class DocFeed {
   readonly #bus: EventBus;
@@ -119,14 +137,46 @@ export class DocFeed {
   }
 
   /**
-   * Takes another relay's committed write (see `ClusterLink`). It is applied in the document's
+   * Takes another relay's document event (see `ClusterLink`). It is handled in the document's
    * lane of the bus, behind any access change that relay published before it: until that change
    * has been applied to every subscription here, the write is neither in this relay's copy (a
    * SyncStep1 answer could carry it) nor sent to anyone.
    */
-  receive(event: DocCommitted | EnvelopeAppended): void {
+  receive(event: FeedEvent): void {
     if (this.#closed) return;
-    void this.#bus.serialize(docLane(event.name), async () => this.#apply(event));
+    void this.#bus.serialize(docLane(event.name), async () => {
+      if (event.type === 'doc-updated') this.#applyEarly(event);
+      else if (event.type === 'doc-write-failed') await this.#reload(event);
+      else this.#apply(event);
+    });
+  }
+
+  /**
+   * An update as another relay applied it, before its commit: into this relay's copy and out to
+   * its sockets at once, like that relay's own readers. Its commit arrives later and only moves
+   * the watermark (the update is already here). Should the commit fail, `doc-write-failed`
+   * follows, and the writer resends (its update stays in its outbox until acked).
+   */
+  #applyEarly(event: DocUpdated): void {
+    if (this.#closed) return;
+    const followed = this.#follow(event.name);
+    if (!followed) return;
+    if (this.#target.applyReplicated(event.name, followed.loadId, [event.update]) !== 'changed') return;
+    void this.#bus.publish(event);
+  }
+
+  /** Another relay could not store what it had sent: reload this copy, so it serves only what is stored. */
+  async #reload(event: DocWriteFailed): Promise<void> {
+    if (this.#closed) return;
+    this.#followed.delete(event.name);
+    try {
+      await this.#target.reload(event.name);
+    } catch (error) {
+      this.#log('warn', 'reloading a document after another relay failed to store it failed', {
+        doc: event.name,
+        error,
+      });
+    }
   }
 
   #apply(event: DocCommitted | EnvelopeAppended): void {
@@ -140,8 +190,11 @@ export class DocFeed {
       return;
     }
     if (event.type === 'doc-committed') {
-      if (!this.#target.applyReplicated(event.name, followed.loadId, [event.update])) return;
+      const applied = this.#target.applyReplicated(event.name, followed.loadId, [event.update]);
+      if (applied === 'gone') return;
       this.#advance(followed, seq);
+      // Mostly it arrived before its commit (`#applyEarly`): nothing new to send.
+      if (applied === 'unchanged') return;
       void this.#bus.publish({
         type: 'doc-updated',
         name: event.name,
@@ -250,16 +303,18 @@ export class DocFeed {
       const fresh = missing.filter((e) => e.seq > followed.watermark && !followed.seen.has(e.seq));
       if (fresh.length > 0) {
         const updates = fresh.map((e) => e.data);
-        if (!this.#target.applyReplicated(name, followed.loadId, updates)) return;
+        const applied = this.#target.applyReplicated(name, followed.loadId, updates);
+        if (applied === 'gone') return;
         this.#caughtUp?.inc(fresh.length);
         // Published, not awaited: it runs in this lane right after this task.
-        void this.#bus.publish({
-          type: 'doc-updated',
-          name,
-          update: merged(updates),
-          seq: last,
-          origin: STORE_ORIGIN,
-        });
+        if (applied === 'changed')
+          void this.#bus.publish({
+            type: 'doc-updated',
+            name,
+            update: merged(updates),
+            seq: last,
+            origin: STORE_ORIGIN,
+          });
       }
       this.#advance(followed, last);
     });

@@ -9,6 +9,7 @@ import { assertChannel, assertEnvelopeSize } from './channel-rules.ts';
 import { CommitBatcher } from './commit-batcher.ts';
 import { Compactor } from './compactor.ts';
 import { applyOn, transactOn } from './doc-edits.ts';
+import type { ReplicaApply } from './doc-feed.ts';
 import { type DocEntry, type DocHold, DocRegistry } from './doc-registry.ts';
 import { cutPage, validateUpdate } from './yjs-log.ts';
 
@@ -130,6 +131,17 @@ export class DocHub {
       afterCommit: (entries) => {
         for (const entry of entries) this.#compactor.consider(entry);
       },
+      // Readers here and on other relays got these updates before the commit: every relay
+      // reloads its copy, so none keeps serving what the store lacks; the writers resend.
+      refused: (entries) => {
+        for (const entry of entries) {
+          void this.#bus.publish({ type: 'doc-write-failed', name: entry.name });
+          // Reloaded now if held, so this relay goes on following the others' writes of it.
+          this.reload(entry.name).catch((error: unknown) =>
+            log('warn', 'reloading a document after a failed commit failed', { doc: entry.name, error }),
+          );
+        }
+      },
     });
   }
 
@@ -148,11 +160,20 @@ export class DocHub {
   }
 
   /**
-   * Applies updates another relay committed (they are in the store already) to the loaded copy
-   * `loadId`, without storing them again. False when that copy is no longer in memory.
+   * Applies updates another relay applied or committed (it stores them; this relay never does)
+   * to the loaded copy `loadId`: whether they changed it, or 'gone' when that copy is no longer
+   * in memory.
    */
-  applyReplicated(name: DocName, loadId: number, updates: readonly Uint8Array[]): boolean {
+  applyReplicated(name: DocName, loadId: number, updates: readonly Uint8Array[]): ReplicaApply {
     return this.#registry.applyReplicated(name, loadId, updates);
+  }
+
+  /**
+   * Drops the in-memory copy of a plaintext document and loads it again from the store (now, if
+   * someone holds it): another relay could not store an update this copy already applied.
+   */
+  reload(name: DocName): Promise<void> {
+    return this.#op(() => this.#registry.reload(name));
   }
 
   /** Documents currently held in memory. */

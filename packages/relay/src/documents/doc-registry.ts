@@ -133,11 +133,20 @@ export class DocRegistry {
   }
 
   /** See `DocHub.applyReplicated`. Entries that are not Yjs updates are skipped, as on load. */
-  applyReplicated(name: DocName, loadId: number, updates: readonly Uint8Array[]): boolean {
+  applyReplicated(
+    name: DocName,
+    loadId: number,
+    updates: readonly Uint8Array[],
+  ): 'changed' | 'unchanged' | 'gone' {
     const entry = this.#entries.get(name);
     const doc = entry?.doc;
-    if (!entry || !doc || entry.stale || entry.removed || entry.loadId !== loadId) return false;
+    if (!entry || !doc || entry.stale || entry.removed || entry.loadId !== loadId) return 'gone';
+    let changed = false;
+    const seen = (): void => {
+      changed = true;
+    };
     entry.writing = true;
+    doc.on('update', seen);
     try {
       doc.transact(() =>
         applyLog(
@@ -146,9 +155,23 @@ export class DocRegistry {
         ),
       );
     } finally {
+      doc.off('update', seen);
       entry.writing = false;
     }
-    return true;
+    return changed ? 'changed' : 'unchanged';
+  }
+
+  /**
+   * Marks the document's copy stale and, when someone holds it, loads it again from the store
+   * now (a held copy is otherwise reloaded only by the next operation on it).
+   */
+  async reload(name: DocName): Promise<void> {
+    const entry = this.#entries.get(name);
+    if (!entry || entry.removed || entry.mode !== 'plaintext') return;
+    entry.stale = true;
+    if (entry.holds === 0) return;
+    const ready = await this.acquire(name, 'plaintext');
+    this.release(ready);
   }
 
   /** Finds or creates the entry, marks it busy, and makes it ready for `mode`. Pair with {@link release}. */

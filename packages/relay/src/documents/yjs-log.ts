@@ -2,6 +2,12 @@ import { type StoredEntry, SyncError } from '@scopesync/core';
 import * as Y from 'yjs';
 
 /**
+ * Updates already validated: a socket's update is checked where it arrives (to answer its
+ * sender precisely) and again by the hub (its own contract); the second check is free.
+ */
+const validated = new WeakSet<Uint8Array>();
+
+/**
  * Throws SyncError('InvalidMessage') unless `update` decodes as a complete Yjs v1 update.
  * Decoding reads every struct and the delete set without touching any document.
  */
@@ -9,11 +15,13 @@ export function validateUpdate(update: Uint8Array): void {
   if (!(update instanceof Uint8Array) || update.length < 2) {
     throw new SyncError('InvalidMessage', 'a Yjs update needs at least 2 bytes');
   }
+  if (validated.has(update)) return;
   try {
     Y.decodeUpdate(update);
   } catch (error) {
     throw new SyncError('InvalidMessage', 'malformed Yjs update', { cause: error });
   }
+  validated.add(update);
 }
 
 /**

@@ -6,6 +6,7 @@ import type { RelayEventType } from './relay-events.ts';
 export const RELAY_EVENT_TYPES: readonly RelayEventType[] = [
   'doc-updated',
   'doc-committed',
+  'doc-write-failed',
   'envelope-appended',
   'awareness-changed',
   'access-changed',

@@ -45,6 +45,17 @@ export interface DocCommitted {
   readonly origin: ChangeOrigin;
 }
 
+/**
+ * Plaintext writes of a document were applied in memory and sent to readers — on this relay and,
+ * through the cluster, on the others — but the store refused their commit. Every relay reloads
+ * its copy of the document from the store, so none keeps serving what was not stored; the
+ * writers were refused (no ack) and resend from their outboxes (Yjs updates are idempotent).
+ */
+export interface DocWriteFailed {
+  readonly type: 'doc-write-failed';
+  readonly name: DocName;
+}
+
 /** A committed envelope of an end-to-end encrypted document, with its relay-assigned seq. */
 export interface EnvelopeAppended {
   readonly type: 'envelope-appended';
@@ -99,6 +110,7 @@ export interface LevelChanged {
 export type RelayEvent =
   | DocUpdated
   | DocCommitted
+  | DocWriteFailed
   | EnvelopeAppended
   | AwarenessChanged
   | AccessChanged
@@ -126,6 +138,7 @@ export function orderingKeyOf(event: RelayEvent): string {
   switch (event.type) {
     case 'doc-updated':
     case 'doc-committed':
+    case 'doc-write-failed':
     case 'envelope-appended':
     case 'awareness-changed':
     case 'access-changed':

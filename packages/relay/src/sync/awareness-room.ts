@@ -55,7 +55,8 @@ interface Entry {
  */
 export class AwarenessRoom {
   readonly #clients = new Map<number, ClientState>();
-  readonly #peers = new Map<AwarenessPeer, Set<number>>();
+  /** Peers and the client ids each claimed; null until a peer claims one (most never send awareness). */
+  readonly #peers = new Map<AwarenessPeer, Set<number> | null>();
   readonly #maxClientsPerPeer: number;
   readonly #maxEntries: number;
 
@@ -71,13 +72,13 @@ export class AwarenessRoom {
 
   /** Adds a peer; it receives later broadcasts. Send it {@link encodeStates} to catch up. */
   join(peer: AwarenessPeer): void {
-    if (!this.#peers.has(peer)) this.#peers.set(peer, new Set());
+    if (!this.#peers.has(peer)) this.#peers.set(peer, null);
   }
 
   /** Removes a peer and broadcasts the removal of every state it claimed. */
   leave(peer: AwarenessPeer): void {
-    const claimed = this.#peers.get(peer);
-    if (!claimed) return;
+    if (!this.#peers.has(peer)) return;
+    const claimed = this.#peers.get(peer) ?? [];
     this.#peers.delete(peer);
     const removed: Array<{ clientId: number; clock: number; state: string }> = [];
     for (const clientId of claimed) {
@@ -95,8 +96,8 @@ export class AwarenessRoom {
    * null. Throws SyncError('InvalidMessage') for a malformed update.
    */
   receive(peer: AwarenessPeer, update: Uint8Array): Uint8Array | null {
-    const claimed = this.#peers.get(peer);
-    if (!claimed) return null;
+    if (!this.#peers.has(peer)) return null;
+    let claimed = this.#peers.get(peer) ?? null;
     const accepted: Entry[] = [];
     for (const { clientId, clock, json } of this.#decode(update)) {
       const client = this.#clients.get(clientId);
@@ -104,7 +105,7 @@ export class AwarenessRoom {
       if (client && client.owner !== peer) {
         takeover = peer.claimKey !== null && client.owner.claimKey === peer.claimKey;
         if (!takeover) continue; // someone else's client id: strip
-      } else if (!client && claimed.size >= this.#maxClientsPerPeer) {
+      } else if (!client && (claimed?.size ?? 0) >= this.#maxClientsPerPeer) {
         continue;
       }
       const state = json === 'null' ? null : bindState(json, peer.userId);
@@ -120,6 +121,10 @@ export class AwarenessRoom {
       }
       if (client && client.owner !== peer) this.#peers.get(client.owner)?.delete(clientId);
       this.#clients.set(clientId, { clock, state, owner: peer });
+      if (claimed === null) {
+        claimed = new Set();
+        this.#peers.set(peer, claimed);
+      }
       claimed.add(clientId);
       accepted.push({ clientId, clock, state: state ?? 'null' });
     }

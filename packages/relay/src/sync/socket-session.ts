@@ -110,7 +110,7 @@ export class SocketSession {
   #tokens: number;
   #tokensAt = performance.now();
   /** Awareness bytes this socket holds per document. */
-  readonly #awareness = new Map<string, number>();
+  #awareness: Map<string, number> | null = null;
   #awarenessBytes = 0;
   #caller: Caller;
   #ws: WebSocket | null = null;
@@ -122,7 +122,7 @@ export class SocketSession {
   #revoked = false;
   /** It sent frames faster than its rate limit: no frame of it is processed any more. */
   #throttled = false;
-  readonly #onClosed: Array<() => void> = [];
+  #onClosed: Array<() => void> | null = null;
   readonly #startedAt = performance.now();
   #framesInCount = 0;
   #framesOutCount = 0;
@@ -162,7 +162,7 @@ export class SocketSession {
    * throws TooLarge when the socket's total would pass its bound.
    */
   holdAwareness(name: string, bytes: number): void {
-    const before = this.#awareness.get(name) ?? 0;
+    const before = this.#awareness?.get(name) ?? 0;
     const total = this.#awarenessBytes - before + bytes;
     if (total > this.#limits.maxAwarenessBytes) {
       throw new SyncError(
@@ -171,8 +171,13 @@ export class SocketSession {
       );
     }
     this.#awarenessBytes = total;
-    if (bytes === 0) this.#awareness.delete(name);
-    else this.#awareness.set(name, bytes);
+    // Created on first use: most sockets never send awareness, and an idle socket should be small.
+    if (bytes === 0) {
+      this.#awareness?.delete(name);
+      return;
+    }
+    this.#awareness ??= new Map();
+    this.#awareness.set(name, bytes);
   }
 
   /** Who the socket is, at its current level. */
@@ -208,7 +213,7 @@ export class SocketSession {
       this.#closed = true;
       this.#closeCode = code;
       onClose();
-      for (const resolve of this.#onClosed.splice(0)) resolve();
+      for (const resolve of this.#onClosed?.splice(0) ?? []) resolve();
     });
   }
 
@@ -276,6 +281,7 @@ export class SocketSession {
   goAway(): Promise<void> {
     return new Promise((resolve) => {
       if (this.#closed || !this.#ws) return resolve();
+      this.#onClosed ??= [];
       this.#onClosed.push(resolve);
       this.close(CLOSE_GOING_AWAY, 'relay shutting down');
     });

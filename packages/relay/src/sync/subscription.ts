@@ -58,6 +58,12 @@ export interface SubscriptionListener {
   lost(sub: Subscription, reason: string, deleted: boolean): void;
 }
 
+/**
+ * Encoded frames of awareness broadcasts, by the broadcast's bytes and the endpoint kind. A
+ * room's broadcast bytes belong to one document, so the same bytes always encode the same way.
+ */
+const awarenessFrames = new WeakMap<Uint8Array, Map<SocketSession['endpoint'], Uint8Array | null>>();
+
 /** Options of a {@link Subscription}. */
 export interface SubscriptionOptions {
   readonly session: SocketSession;
@@ -107,7 +113,7 @@ export class Subscription {
     this.peer = {
       userId: options.session.callerId,
       claimKey: options.session.caller.kind === 'user' ? options.session.callerId : null,
-      send: (update) => this.push({ type: 'awareness', update }),
+      send: (update) => this.#pushAwareness(update),
     };
   }
 
@@ -142,6 +148,26 @@ export class Subscription {
   /** Sends an already encoded push frame of the document's own traffic: only while active, never while posing. */
   pushFrame(frame: Uint8Array): void {
     if (this.#state.phase === 'active' && !this.#state.posing) this.session.sendFrame(frame);
+  }
+
+  /**
+   * Pushes an awareness broadcast. A room hands every peer the same bytes, so the frame is
+   * encoded once per endpoint kind and shared by every socket of that kind, not once per socket.
+   */
+  #pushAwareness(update: Uint8Array): void {
+    if (this.#state.phase !== 'active') return;
+    let byEndpoint = awarenessFrames.get(update);
+    if (!byEndpoint) {
+      byEndpoint = new Map();
+      awarenessFrames.set(update, byEndpoint);
+    }
+    const endpoint = this.session.endpoint;
+    let frame = byEndpoint.get(endpoint);
+    if (frame === undefined) {
+      frame = this.#encode({ type: 'awareness', update });
+      byEndpoint.set(endpoint, frame);
+    }
+    if (frame) this.session.sendFrame(frame);
   }
 
   /**

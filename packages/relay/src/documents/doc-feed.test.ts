@@ -1,0 +1,134 @@
+import { type AppendItem, MemoryDocStore, parseDocName } from '@scopesync/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
+import { LocalEventBus } from '../events/local-event-bus.ts';
+import type { ChangeOrigin, DocUpdated, RelayEvent } from '../events/relay-events.ts';
+import { Metrics } from '../metrics.ts';
+import { DocFeed, type FeedEvent } from './doc-feed.ts';
+import { DocHub } from './doc-hub.ts';
+
+const NOTES = parseDocName('PUBLIC_RW/_/notes').name;
+const WRITER: ChangeOrigin = { source: 'socket', session: 1 };
+const FROM_A: ChangeOrigin = { source: 'relay', relayId: 'a' };
+
+/** One shared store whose next batch can be made to fail. */
+class SharedStore extends MemoryDocStore {
+  failNext = false;
+  override async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('disk full');
+    }
+    return super.appendBatch(items);
+  }
+}
+
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+/** A relay's documents: its bus (with what reached its sockets' path), its hub, and its feed. */
+function relay(store: SharedStore): {
+  bus: LocalEventBus;
+  hub: DocHub;
+  feed: DocFeed;
+  toSockets: DocUpdated[];
+  forwarded: FeedEvent[];
+} {
+  const bus = new LocalEventBus();
+  const hub = new DocHub({ store, bus, metrics: new Metrics(), log: () => undefined });
+  const feed = new DocFeed({ bus, target: hub, store, idleCheckMs: 0, log: () => undefined });
+  const toSockets: DocUpdated[] = [];
+  const forwarded: FeedEvent[] = [];
+  bus.on('doc-updated', (e) => {
+    toSockets.push(e);
+  });
+  // What a ClusterLink would send to the other relays, with this relay as origin.
+  const forward = (e: RelayEvent): void => {
+    if (e.type === 'doc-updated' && (e.seq !== null || e.origin.source === 'relay')) return;
+    if (e.type === 'doc-updated' || e.type === 'doc-committed') forwarded.push({ ...e, origin: FROM_A });
+    if (e.type === 'doc-write-failed') forwarded.push(e);
+  };
+  bus.on('doc-updated', forward);
+  bus.on('doc-committed', forward);
+  bus.on('doc-write-failed', forward);
+  closers.push(async () => {
+    feed.close();
+    await hub.close();
+  });
+  return { bus, hub, feed, toSockets, forwarded };
+}
+
+function edit(text: string): Uint8Array {
+  const doc = new Y.Doc();
+  doc.getText('t').insert(0, text);
+  return Y.encodeStateAsUpdate(doc);
+}
+
+async function textOn(hub: DocHub): Promise<string> {
+  return hub.read(NOTES, (doc) => doc.getText('t').toString());
+}
+
+/** Lets the lanes of both buses run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('DocFeed across relays', () => {
+  it('gives another relay’s update to this relay’s readers before its commit, and not again after it', async () => {
+    const store = new SharedStore();
+    const a = relay(store);
+    const b = relay(store);
+    const hold = await b.hub.hold(NOTES, 'plaintext');
+    const pending = await a.hub.enqueueUpdate(NOTES, edit('hello'), WRITER);
+    // Only the update as applied has crossed so far: the commit has not happened yet.
+    expect(a.forwarded.map((e) => e.type)).toEqual(['doc-updated']);
+    for (const e of a.forwarded.splice(0)) b.feed.receive(e);
+    await settle();
+    expect(await textOn(b.hub)).toBe('hello');
+    expect(b.toSockets).toHaveLength(1);
+    expect(b.toSockets[0]?.seq).toBeNull();
+
+    await pending.committed;
+    expect(a.forwarded.map((e) => e.type)).toEqual(['doc-committed']);
+    for (const e of a.forwarded.splice(0)) b.feed.receive(e);
+    await settle();
+    expect(b.toSockets).toHaveLength(1);
+    hold.release();
+  });
+
+  it('still delivers a committed update whose early copy was lost', async () => {
+    const store = new SharedStore();
+    const a = relay(store);
+    const b = relay(store);
+    const hold = await b.hub.hold(NOTES, 'plaintext');
+    await a.hub.applyUpdate(NOTES, edit('late'), WRITER);
+    for (const e of a.forwarded.splice(0)) if (e.type === 'doc-committed') b.feed.receive(e);
+    await settle();
+    expect(await textOn(b.hub)).toBe('late');
+    expect(b.toSockets.map((e) => e.seq)).toEqual([1]);
+    hold.release();
+  });
+
+  it('reloads its copy from the store when the writer’s relay could not store the update', async () => {
+    const store = new SharedStore();
+    const a = relay(store);
+    const b = relay(store);
+    const hold = await b.hub.hold(NOTES, 'plaintext');
+    await a.hub.applyUpdate(NOTES, edit('kept'), WRITER);
+    store.failNext = true;
+    const pending = await a.hub.enqueueUpdate(NOTES, edit('lost'), WRITER);
+    await expect(pending.committed).rejects.toThrow();
+    await settle();
+    for (const e of a.forwarded.splice(0)) b.feed.receive(e);
+    await settle();
+    // B served the unstored update to its readers like A's own readers, then dropped it from its
+    // copy: a new reader there gets only what is stored (the writer resends the rest).
+    expect(b.toSockets.some((e) => e.seq === null)).toBe(true);
+    const text = await textOn(b.hub);
+    expect(text).toContain('kept');
+    expect(text).not.toContain('lost');
+    hold.release();
+  });
+});
