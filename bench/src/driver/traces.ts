@@ -76,7 +76,7 @@ export function prepareSequential(path: string, limit: number | null, tailUpdate
   const text = doc.getText('text');
   const updates: Uint8Array[] = [];
   doc.on('update', (update: Uint8Array) => updates.push(update));
-  let headState = new Uint8Array();
+  let headState: Uint8Array = new Uint8Array();
   let headUpdates = 0;
   txns.forEach((txn, i) => {
     if (i === txns.length - tailUpdates) {
