@@ -57,11 +57,15 @@ export interface SequentialReplay {
   readonly matchesEndContent: boolean;
   /** Y.encodeStateAsUpdate(final doc).byteLength. */
   readonly encodedBytes: number;
+  /** Y.encodeStateAsUpdate of the doc before its last `tailUpdates` updates (see {@link prepareSequential}). */
+  readonly headState: Uint8Array;
+  /** How many of `updates` `headState` holds; the rest are its tail. */
+  readonly headUpdates: number;
   readonly totalOps: number;
 }
 
 /** Replays the first `limit` transactions of a sequential trace locally (all when null). */
-export function prepareSequential(path: string, limit: number | null): SequentialReplay {
+export function prepareSequential(path: string, limit: number | null, tailUpdates = 0): SequentialReplay {
   const trace = load<SequentialTrace>(path);
   const txns = limit === null ? trace.txns : trace.txns.slice(0, limit);
   if (txns.some((t) => t.patches.some((p) => hasAstral(p[2])))) {
@@ -72,7 +76,19 @@ export function prepareSequential(path: string, limit: number | null): Sequentia
   const text = doc.getText('text');
   const updates: Uint8Array[] = [];
   doc.on('update', (update: Uint8Array) => updates.push(update));
-  for (const txn of txns) doc.transact(() => applyPatches(text, txn.patches));
+  let headState: Uint8Array = new Uint8Array();
+  let headUpdates = 0;
+  txns.forEach((txn, i) => {
+    if (i === txns.length - tailUpdates) {
+      headState = Y.encodeStateAsUpdate(doc);
+      headUpdates = updates.length;
+    }
+    doc.transact(() => applyPatches(text, txn.patches));
+  });
+  if (tailUpdates === 0) {
+    headState = Y.encodeStateAsUpdate(doc);
+    headUpdates = updates.length;
+  }
   const expectedText = text.toString();
   return {
     updates,
@@ -81,6 +97,8 @@ export function prepareSequential(path: string, limit: number | null): Sequentia
     expectedText,
     matchesEndContent: txns.length === trace.txns.length && expectedText === trace.endContent,
     encodedBytes: Y.encodeStateAsUpdate(doc).byteLength,
+    headState,
+    headUpdates,
     totalOps: trace.txns.reduce((n, t) => n + t.patches.length, 0),
   };
 }

@@ -1,9 +1,13 @@
 import { fork } from 'node:child_process';
 import { median } from '../driver/stats.ts';
 import { ERROR_CELL, type Outcome, type Workload } from '../driver/workload.ts';
-import type { Cell } from '../report.ts';
+import type { Cell, MetricRow } from '../report.ts';
 import type { PeerName } from '../servers/peer.ts';
+import type { ClientRestartResult } from './client-restart.child.ts';
 import type { ColdStartResult, StoreKind } from './cold-start.child.ts';
+
+/** Keystrokes of automerge-paper kept as separate entries after the stored state. */
+const RESTART_TAIL = 50;
 
 /**
  * Workload 5: a client with `docs` documents in its local IndexedDB store (fake-indexeddb)
@@ -36,6 +40,13 @@ export const coldStart: Workload = {
       'y-websocket': theirs.ok ? pick(theirs.value) : ERROR_CELL,
       hocuspocus: 'n/a',
     });
+    const restart = await runChild<ClientRestartResult>(
+      './client-restart.child.ts',
+      [String(ctx.config.coldStart.rounds), String(RESTART_TAIL)],
+      300_000,
+    );
+    ctx.log(`cold start: automerge-paper restart ${restart.ok ? 'done' : `failed: ${restart.error}`}`);
+    const restartRows = restartMetrics(restart);
     return {
       id: this.id,
       title: this.title,
@@ -48,12 +59,16 @@ export const coldStart: Workload = {
           values: cells((r) => r.allLoadedMs),
         },
         { metric: 'documents loaded correctly', unit: 'docs', better: null, values: cells((r) => r.correct) },
+        ...restartRows,
       ],
       notes: [
         `${docs.toLocaleString('en-US')} documents of ${updatesPerDoc} small text updates each, written through each store and the store closed; then, in the same process, the store is reopened and every document read into a Y.Doc. Each store is measured in ${rounds} fresh processes, taken in turn with the other's; the figures are medians (the least-correct run for the count). Both on fake-indexeddb in Node. Ours: IndexedDbDocStore from @scopesync/client; peer: y-indexeddb (IndexeddbPersistence, one database per document), the store the y-websocket and Hocuspocus providers use for offline data — its figures sit in the y-websocket column; the Hocuspocus column is n/a rather than a copy.`,
-        'Documents load 32 at a time after the first; each text is compared with what was written.',
+        'Documents load 32 at a time after the first; each text is compared with what was written. Both read into a Y.Doc named after the document: an unnamed one draws a random UUID through crypto.getRandomValues, which in Node on a busy machine cost about as much as the read itself for either store.',
+        restart.ok
+          ? `automerge-paper after a restart: the store holds the doc as its state before the last ${restart.value.tail} keystrokes (${(restart.value.stateBytes / 1024).toFixed(1)} KiB, one entry, as a fresh client stores the relay's first answer) plus those ${restart.value.tail} keystrokes as entries of their own; it is closed, reopened and the doc read into a fresh Y.Doc. Ours: the client's LocalDocLog on IndexedDbDocStore (document record and entries), applied entry by entry in one transaction as DocHandle does; peer: y-indexeddb holding the same updates. Bare = Y.applyUpdate of the same state and tail into a fresh Y.Doc with no store, the floor of any store. Medians of ${ctx.config.coldStart.rounds} reloads taken in turn in one process (fake-indexeddb).`
+          : `automerge-paper restart skipped or failed: ${restart.error}`,
       ],
-      details: runs,
+      details: { runs, restart },
     };
   },
 };
@@ -73,22 +88,68 @@ function combine(runs: ReadonlyArray<Outcome<ColdStartResult>>): Outcome<ColdSta
   };
 }
 
-function measureIn(kind: StoreKind, docs: number, updatesPerDoc: number): Promise<Outcome<ColdStartResult>> {
-  return new Promise((resolve) => {
-    const child = fork(
-      new URL('./cold-start.child.ts', import.meta.url),
-      [kind, String(docs), String(updatesPerDoc)],
-      {
-        execArgv: ['--conditions=source', '--import', 'tsx', '--expose-gc'],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+/** The rows of the automerge-paper restart: ours and y-indexeddb, and each ÷ the bare apply. */
+function restartMetrics(restart: Outcome<ClientRestartResult>): MetricRow[] {
+  const pick = (f: (r: ClientRestartResult) => Cell): Partial<Record<PeerName, Cell>> =>
+    restart.ok ? { scopesync: f(restart.value), 'y-websocket': f(restart.value), hocuspocus: 'n/a' } : {};
+  if (!restart.ok) return [];
+  return [
+    {
+      metric: 'automerge-paper reloaded from the local store (after restart)',
+      unit: 'ms',
+      better: 'lower',
+      values: {
+        scopesync: restart.value.oursMs,
+        'y-websocket': restart.value.yIndexeddbMs,
+        hocuspocus: 'n/a',
       },
-    );
-    let settled: Outcome<ColdStartResult> | null = null;
+    },
+    {
+      metric: 'bare Y.applyUpdate of the same state + tail (floor)',
+      unit: 'ms',
+      better: null,
+      values: pick((r) => r.bareMs),
+    },
+    {
+      metric: 'reload ÷ bare Y.applyUpdate',
+      unit: '×',
+      better: 'lower',
+      values: {
+        scopesync: restart.value.oursMs / restart.value.bareMs,
+        'y-websocket': restart.value.yIndexeddbMs / restart.value.bareMs,
+        hocuspocus: 'n/a',
+      },
+    },
+    {
+      metric: 'reloaded doc correct',
+      unit: '',
+      better: null,
+      values: pick((r) => (r.correct ? 'pass' : 'FAIL')),
+    },
+  ];
+}
+
+function measureIn(kind: StoreKind, docs: number, updatesPerDoc: number): Promise<Outcome<ColdStartResult>> {
+  return runChild<ColdStartResult>(
+    './cold-start.child.ts',
+    [kind, String(docs), String(updatesPerDoc)],
+    120_000,
+  );
+}
+
+/** Runs a child of this workload and resolves with the one Outcome it sends. */
+function runChild<T>(module: string, args: string[], timeoutMs: number): Promise<Outcome<T>> {
+  return new Promise((resolve) => {
+    const child = fork(new URL(module, import.meta.url), args, {
+      execArgv: ['--conditions=source', '--import', 'tsx', '--expose-gc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let settled: Outcome<T> | null = null;
     const timer = setTimeout(() => {
-      settled = { ok: false, error: 'timed out after 120 s' };
+      settled = { ok: false, error: `timed out after ${timeoutMs / 1000} s` };
       child.kill('SIGKILL');
-    }, 120_000);
-    child.on('message', (message: Outcome<ColdStartResult>) => {
+    }, timeoutMs);
+    child.on('message', (message: Outcome<T>) => {
       settled = message;
     });
     child.on('exit', (code) => {

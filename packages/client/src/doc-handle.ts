@@ -451,7 +451,13 @@ export class DocHandle {
       } else if (this.#flags.read !== meta.read || this.#flags.write !== meta.write) {
         await this.#log.updateMeta({ read: this.#flags.read, write: this.#flags.write });
       }
-      if (updates.length > 0) Y.applyUpdate(this.#doc, Y.mergeUpdates(updates), DOC_ORIGINS.store);
+      // One transaction (one 'update' event), applying the stored state and then its tail:
+      // Y.mergeUpdates first would decode and re-encode the whole state before applying it.
+      const doc = this.#doc;
+      if (updates.length > 0)
+        doc.transact(() => {
+          for (const update of updates) Y.applyUpdate(doc, update, DOC_ORIGINS.store);
+        }, DOC_ORIGINS.store);
       this.#loaded.resolve();
       this.#events.emit('pending', this.#log.pendingCount);
     } catch (error) {

@@ -1,4 +1,6 @@
+import { SyncError } from '@scopesync/core';
 import { Dexie, type Table } from 'dexie';
+import { BatchedReads } from './indexed-db-batched-reads.ts';
 
 /** One stored log entry: a document's update (or envelope) under its sequence number. */
 export interface EntryRow {
@@ -47,6 +49,10 @@ export class ScopesyncDatabase {
   readonly heads: Table<HeadRow, string>;
   /** Key-value records keyed by [table, key]. */
   readonly kv: Table<KvRow, [string, string]>;
+  /** Reads that share one read-only transaction with the reads of other callers. */
+  readonly reads: BatchedReads;
+  /** The key range class of the IndexedDB in use. */
+  readonly keyRange: typeof IDBKeyRange;
   #users = 0;
   #closed = false;
 
@@ -74,6 +80,12 @@ export class ScopesyncDatabase {
     this.entries = this.dexie.table('entries');
     this.heads = this.dexie.table('heads');
     this.kv = this.dexie.table('kv');
+    this.keyRange = keyRange;
+    this.reads = new BatchedReads(async () => {
+      if (this.#closed) throw new SyncError('Unavailable', 'the database is closed');
+      if (!this.dexie.isOpen()) await this.dexie.open();
+      return this.dexie.backendDB();
+    });
   }
 
   /** Registers one more store using this database; {@link release} closes it after the last. */

@@ -34,4 +34,28 @@ describe('IndexedDbDocStore', () => {
     expect(entry?.data.buffer.byteLength).toBe(3);
     await store.close();
   });
+
+  it('answers a burst of loads of many documents, each with its own entries, after the writes they follow', async () => {
+    const store = new IndexedDbDocStore({ name: 'burst', indexedDB: new IDBFactory(), IDBKeyRange });
+    const names = Array.from({ length: 50 }, (_, i) => `doc-${i}`);
+    await store.appendBatch(
+      names.flatMap((doc, i) => [
+        { doc, data: new Uint8Array([i]) },
+        { doc, data: new Uint8Array([i, i]) },
+      ]),
+    );
+    // Loads asked for together share read transactions; each must still get only its document.
+    const loaded = await Promise.all(names.map((doc) => store.load(doc)));
+    expect(loaded.map((entries) => entries.map((e) => [...e.data]))).toEqual(
+      names.map((_, i) => [[i], [i, i]]),
+    );
+    // A load asked for while a batch is in flight, after an append resolved, sees that append.
+    const first = store.load('doc-0');
+    await store.append('doc-0', new Uint8Array([9]));
+    const [before, after] = await Promise.all([first, store.load('doc-0', 2)]);
+    expect(before.length).toBeGreaterThanOrEqual(2);
+    expect(after.map((e) => [e.seq, ...e.data])).toEqual([[3, 9]]);
+    await store.close();
+    await expect(store.load('doc-0')).rejects.toThrow(/closed/);
+  });
 });

@@ -1,6 +1,6 @@
 import { type AppendItem, type DocStore, type StoredEntry, SyncError } from '@scopesync/core';
 import { Dexie } from 'dexie';
-import { type IndexedDbOptions, ScopesyncDatabase } from './indexed-db-database.ts';
+import { type EntryRow, type IndexedDbOptions, ScopesyncDatabase } from './indexed-db-database.ts';
 
 /**
  * A {@link DocStore} in IndexedDB (Dexie): the browser client's document logs. Every method
@@ -47,11 +47,9 @@ export class IndexedDbDocStore implements DocStore {
       throw new SyncError('BadRequest', `limit must be a non-negative integer, got ${String(limit)}`);
     }
     if (limit === 0) return [];
-    // The [doc+seq] index walks in seq order, so the first `limit` rows are the lowest seqs.
-    const range = this.#db.entries
-      .where('[doc+seq]')
-      .between([doc, sinceSeq], [doc, Dexie.maxKey], false, true);
-    const rows = await (limit === undefined ? range : range.limit(limit)).toArray();
+    // The [doc+seq] key walks in seq order, so the first `limit` rows are the lowest seqs.
+    const range = this.#db.keyRange.bound([doc, sinceSeq], [doc, Number.POSITIVE_INFINITY], true, true);
+    const rows = await this.#db.reads.getAll<EntryRow>('entries', range, limit);
     return rows.map((row) => ({ seq: row.seq, data: row.data }));
   }
 

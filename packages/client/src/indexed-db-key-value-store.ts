@@ -1,6 +1,6 @@
 import { type KeyValueStore, type KvEntry, type KvOp, SyncError } from '@scopesync/core';
 import { Dexie } from 'dexie';
-import { type IndexedDbOptions, ScopesyncDatabase } from './indexed-db-database.ts';
+import { type IndexedDbOptions, type KvRow, ScopesyncDatabase } from './indexed-db-database.ts';
 
 /**
  * A {@link KeyValueStore} in IndexedDB (Dexie). Values are structured-cloned, so it keeps
@@ -18,7 +18,7 @@ export class IndexedDbKeyValueStore implements KeyValueStore {
 
   async get<T = unknown>(table: string, key: string): Promise<T | undefined> {
     this.#open();
-    const row = await this.#db.kv.get([table, key]);
+    const row = await this.#db.reads.get<KvRow>('kv', [table, key]);
     return row?.value as T | undefined;
   }
 
