@@ -82,6 +82,24 @@ describe('AwarenessRoom', () => {
     expect(states.find((e) => e.clientId === 1)?.state).toEqual({ n: 1, user: { id: 'user_a' } });
   });
 
+  it('lets a peer move to new client ids once it removed old ones (a rebuilt doc), within the limit', () => {
+    const room = new AwarenessRoom({ maxClientsPerPeer: 2 });
+    const a = peer('user_a');
+    room.join(a);
+    // Ten resets in a row: each announces a new id and removes the previous one.
+    for (let id = 1; id <= 10; id++) {
+      room.receive(a, encode([{ clientId: id, clock: 1, state: { n: id } }]));
+      if (id < 10) room.receive(a, encode([{ clientId: id, clock: 2, state: null }]));
+    }
+    const states = decode(room.encodeStates() as Uint8Array);
+    expect(states.filter((e) => e.state !== null).map((e) => e.clientId)).toEqual([10]);
+    // Live states still count: two live ids fill the limit, a third is stripped.
+    room.receive(a, encode([{ clientId: 11, clock: 1, state: { n: 11 } }]));
+    room.receive(a, encode([{ clientId: 12, clock: 1, state: { n: 12 } }]));
+    const live = decode(room.encodeStates() as Uint8Array).filter((e) => e.state !== null);
+    expect(live.map((e) => e.clientId).sort((x, y) => x - y)).toEqual([10, 11]);
+  });
+
   it('refuses malformed updates', () => {
     const room = new AwarenessRoom();
     const a = peer('user_a');

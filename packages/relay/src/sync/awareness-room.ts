@@ -105,8 +105,10 @@ export class AwarenessRoom {
       if (client && client.owner !== peer) {
         takeover = peer.claimKey !== null && client.owner.claimKey === peer.claimKey;
         if (!takeover) continue; // someone else's client id: strip
-      } else if (!client && (claimed?.size ?? 0) >= this.#maxClientsPerPeer) {
-        continue;
+      } else if (!client && claimed !== null && claimed.size >= this.#maxClientsPerPeer) {
+        // A client that rebuilt its doc (a refused edit) moves to a new id after removing the
+        // old one: removed ids make room, so only live states count against the limit.
+        if (!this.#forgetRemovedClaim(peer, claimed)) continue;
       }
       const state = json === 'null' ? null : bindState(json, peer.userId);
       if (state === undefined) continue; // not a JSON object
@@ -150,6 +152,18 @@ export class AwarenessRoom {
       accepted.push({ clientId, clock, state: json });
     }
     if (accepted.length > 0) this.#broadcast(encodeEntries(accepted));
+  }
+
+  /** Drops one of `peer`'s claimed ids whose state was removed; false when every one is live. */
+  #forgetRemovedClaim(peer: AwarenessPeer, claimed: Set<number>): boolean {
+    for (const clientId of claimed) {
+      const client = this.#clients.get(clientId);
+      if (client && client.owner === peer && client.state !== null) continue;
+      claimed.delete(clientId);
+      if (client?.owner === peer) this.#clients.delete(clientId);
+      return true;
+    }
+    return false;
   }
 
   /** Every current state as one awareness update, or null when there is none (answers query-awareness). */
