@@ -64,6 +64,8 @@ export interface SoakContext {
 /** Something that runs alongside the soak and checks its own invariant at the end. */
 export interface SoakAddon {
   readonly name: string;
+  /** Sets up before the chaos phase starts (after the clients opened). */
+  prepare(ctx: SoakContext): Promise<void>;
   /** Runs during the chaos phase; resolves once it stopped (after `ctx.running()` turned false). */
   run(ctx: SoakContext): Promise<void>;
   /** After convergence: its figures and its violations (must be none). */
@@ -167,6 +169,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await Promise.all(opening);
     log(`soak ${runId}: ${clients.length} clients open (${JSON.stringify(counts)})`);
 
+    for (const a of options.addons ?? []) await a.prepare(ctx);
     const started = Date.now();
     const until = started + options.durationMs;
     const busy = new Set<SimClient>();
@@ -178,8 +181,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         const w = derive();
         const tickMs = 50;
         let carry = 0;
+        let last = Date.now();
         while (Date.now() < until) {
-          carry += (options.writesPerSecond * tickMs) / 1000;
+          const now = Date.now();
+          carry += (options.writesPerSecond * (now - last)) / 1000;
+          last = now;
           for (; carry >= 1; carry -= 1) {
             const client = w.pick(clients);
             if (busy.has(client)) continue;
