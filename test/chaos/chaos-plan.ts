@@ -50,13 +50,14 @@ export function soakPlan(size: ChaosSize, log: (line: string) => void): SoakOpti
     privateShare: 0.2,
     clientChurn: true,
     killEveryMs: size.killEveryMs,
+    replaceKilled: !short,
     enginesEveryMs: short ? 1500 : 7000,
     network: {
       delayMaxMs: short ? 10 : 30,
       cutEveryMs: short ? 1500 : 5000,
       freezeEveryMs: short ? 2000 : 15_000,
-      // Longer than two heartbeats: the relay must find the half-open socket itself.
-      freezeMs: short ? 1500 : 4000,
+      // Far longer than two heartbeats: the relay must find the half-open socket itself.
+      freezeBoundMs: 30_000,
     },
     pingIntervalMs: short ? 500 : 1000,
     settleMs: short ? 60_000 : 180_000,

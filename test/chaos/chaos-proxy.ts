@@ -18,8 +18,10 @@ export interface ProxyStats {
   cuts: number;
   midFrameCuts: number;
   frozen: number;
-  /** Frozen connections whose relay side closed while frozen: the relay's heartbeat found them. */
+  /** Frozen WebSocket connections whose relay side closed while frozen: the relay's heartbeat found them. */
   halfOpenDetected: number;
+  /** Frozen WebSocket connections the relay had not dropped when the freeze's bound ran out: must stay 0. */
+  halfOpenMissed: number;
   refused: number;
 }
 
@@ -30,6 +32,12 @@ interface Pipe {
   /** Cut on the next chunk: half of it passes, then both sides are destroyed. */
   cutting: boolean;
   frozen: boolean;
+  /** The client asked for a WebSocket upgrade: the relay pings it. */
+  websocket: boolean;
+  /** The request line and upstream, for a report about this connection. */
+  label: string;
+  /** Bytes each way before the freeze (a connection frozen before its upgrade was answered is not yet a WebSocket). */
+  readonly bytes: [number, number];
   /** Per direction: when the previous chunk leaves (keeps order under random delays). */
   readonly lastOut: [number, number];
 }
@@ -42,8 +50,11 @@ export class ChaosProxy {
     midFrameCuts: 0,
     frozen: 0,
     halfOpenDetected: 0,
+    halfOpenMissed: 0,
     refused: 0,
   };
+  /** The connections behind {@link ProxyStats.halfOpenMissed}. */
+  readonly missed: string[] = [];
   readonly #server: Server;
   readonly #pipes = new Set<Pipe>();
   readonly #upstreams: () => readonly string[];
@@ -81,34 +92,46 @@ export class ChaosProxy {
     this.#faults = faults;
   }
 
-  /** Cuts a random `fraction` of the open connections: mid-frame when traffic flows, else at once. */
+  /**
+   * Cuts a random `fraction` (at least one) of the open connections: mid-frame when traffic
+   * flows, else after a moment.
+   */
   cut(fraction: number): number {
-    let n = 0;
-    for (const pipe of this.#pipes) {
-      if (pipe.frozen || this.#random.next() >= fraction) continue;
-      n += 1;
+    const candidates = [...this.#pipes].filter((p) => !p.frozen && !p.cutting);
+    const chosen = candidates.filter(() => this.#random.next() < fraction);
+    if (chosen.length === 0 && candidates.length > 0) chosen.push(this.#random.pick(candidates));
+    for (const pipe of chosen) {
       pipe.cutting = true;
       // Idle connections are cut shortly even if no chunk comes to split.
       setTimeout(() => this.#destroy(pipe, 'cut'), 200).unref();
     }
-    return n;
+    return chosen.length;
   }
 
   /**
-   * Freezes a random `fraction` of the open connections for `ms`: nothing passes either way and
-   * neither side is told (a half-open connection). After `ms` the client side is reset, as when
-   * the path comes back and the stale connection is refused.
+   * Freezes a random `fraction` (at least one) of the open WebSocket connections: nothing passes
+   * either way and neither side is told (a half-open connection). The relay's heartbeat must
+   * drop its side; once it does, the client side is reset too (the path came back and the
+   * stale connection is refused), so the client reconnects. A freeze the relay has not noticed
+   * after `boundMs` counts as missed.
    */
-  freeze(fraction: number, ms: number): number {
-    let n = 0;
-    for (const pipe of this.#pipes) {
-      if (pipe.frozen || pipe.cutting || this.#random.next() >= fraction) continue;
-      n += 1;
+  freeze(fraction: number, boundMs: number): number {
+    const candidates = [...this.#pipes].filter((p) => p.websocket && !p.frozen && !p.cutting);
+    const chosen = candidates.filter(() => this.#random.next() < fraction);
+    if (chosen.length === 0 && candidates.length > 0) chosen.push(this.#random.pick(candidates));
+    for (const pipe of chosen) {
       pipe.frozen = true;
       this.stats.frozen += 1;
-      setTimeout(() => this.#destroy(pipe, 'thaw'), ms).unref();
+      setTimeout(() => {
+        if (!this.#pipes.has(pipe)) return;
+        this.stats.halfOpenMissed += 1;
+        this.missed.push(
+          `${pipe.label} (bytes before the freeze: ${pipe.bytes[0]} in, ${pipe.bytes[1]} out)`,
+        );
+        this.#destroy(pipe, 'thaw');
+      }, boundMs).unref();
     }
-    return n;
+    return chosen.length;
   }
 
   /** Stops accepting, destroys every connection. */
@@ -126,7 +149,21 @@ export class ChaosProxy {
     }
     const [host, port] = (this.#random.pick(live) as string).split(':') as [string, string];
     const upstream = connect(Number(port), host);
-    const pipe: Pipe = { client, upstream, cutting: false, frozen: false, lastOut: [0, 0] };
+    const pipe: Pipe = {
+      client,
+      upstream,
+      cutting: false,
+      frozen: false,
+      websocket: false,
+      label: '',
+      bytes: [0, 0],
+      lastOut: [0, 0],
+    };
+    client.once('data', (chunk: Buffer) => {
+      const head = chunk.toString('latin1');
+      pipe.websocket = /^GET \/sync[^\r]*\r\n[\s\S]*upgrade: websocket/i.test(head);
+      pipe.label = `${head.split('\r\n')[0]?.replace(/key=[^& ]+/, 'key=…')} → ${host}:${port}`;
+    });
     this.#pipes.add(pipe);
     this.stats.connections += 1;
     client.setNoDelay(true);
@@ -138,10 +175,7 @@ export class ChaosProxy {
     client.on('close', () => this.#destroy(pipe, 'client closed'));
     upstream.on('close', () => {
       // A frozen connection whose relay gave up on it: the relay's heartbeat noticed the silence.
-      if (pipe.frozen && this.#pipes.has(pipe)) {
-        this.stats.halfOpenDetected += 1;
-        return; // the client side stays half-open until the freeze ends
-      }
+      if (pipe.frozen && this.#pipes.has(pipe)) this.stats.halfOpenDetected += 1;
       this.#destroy(pipe, 'upstream closed');
     });
   }
@@ -149,6 +183,7 @@ export class ChaosProxy {
   #forward(pipe: Pipe, from: Socket, to: Socket, direction: 0 | 1): void {
     from.on('data', (chunk: Buffer) => {
       if (pipe.frozen) return; // into the void
+      pipe.bytes[direction] += chunk.length;
       if (pipe.cutting) {
         const part = chunk.subarray(0, Math.max(1, chunk.length >> 1));
         if (part.length < chunk.length) this.stats.midFrameCuts += 1;

@@ -123,8 +123,10 @@ export function clientCrash(options: CrashOptions): SoakAddon {
     },
     async run(ctx: SoakContext) {
       const r = ctx.random;
+      // The crashes go round the groups: a run with one crash crashes on the cluster.
       for (let i = 0; i < options.crashes && ctx.running(); i++) {
-        for (const s of states) {
+        {
+          const s = states[i % states.length] as State;
           s.runs += 1;
           const child = spawnChild(argsOf(s));
           try {
@@ -146,6 +148,7 @@ export function clientCrash(options: CrashOptions): SoakAddon {
       const violations: string[] = [];
       let durable = 0;
       for (const s of states) {
+        if (s.runs === 0) continue;
         // A last run, never killed: it loads the outbox and drains it (count 0: no new writes).
         const child = spawnChild([...argsOf(s).slice(0, 5), '0']);
         try {

@@ -37,8 +37,11 @@ export interface RelayGroup {
   readonly url: string;
   /** The relays now alive. */
   live(): GroupRelay[];
-  /** `kill -9` of a random live relay, then a replacement started; resolves once it listens. */
-  killOne(): Promise<void>;
+  /**
+   * `kill -9` of a random live relay, then (when `replace`, and always for a lone relay) a
+   * replacement started; resolves once it listens.
+   */
+  killOne(replace: boolean): Promise<void>;
   /** The underlying cluster (engines scenario), when this group is one. */
   readonly cluster: RelayCluster | null;
   close(): Promise<void>;
@@ -69,10 +72,11 @@ export async function startClusterGroup(
     url,
     live,
     cluster,
-    killOne: async () => {
+    killOne: async (replace) => {
       const victims = cluster.relays.filter((r) => alive(r.cli));
       if (victims.length > 0) await random.pick(victims).signal('SIGKILL');
-      await cluster.start();
+      // Never fewer than two: the clients of the killed one must have somewhere to go.
+      if (replace || victims.length <= 2) await cluster.start();
     },
     close: async () => {
       await proxy.close();

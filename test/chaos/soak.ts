@@ -19,9 +19,10 @@ export interface NetworkChaos {
   readonly delayMaxMs: number;
   /** Every so often a random share of the connections is cut (mid-frame when data flows). */
   readonly cutEveryMs: number;
-  /** Every so often a few connections freeze (half-open) for `freezeMs`. */
+  /** Every so often a few WebSocket connections freeze (half-open) until the relay drops them. */
   readonly freezeEveryMs: number;
-  readonly freezeMs: number;
+  /** How long the relay may take to find a frozen connection before it counts as missed. */
+  readonly freezeBoundMs: number;
 }
 
 /** What a soak run does. Every count and duration is bounded by these. */
@@ -38,8 +39,10 @@ export interface SoakOptions {
   readonly privateShare: number;
   /** Random offline periods and restarts of clients. */
   readonly clientChurn: boolean;
-  /** `kill -9` of a random relay (then a replacement) every so often; null: none. */
+  /** `kill -9` of a random relay every so often, the cluster's first; null: none. */
   readonly killEveryMs: number | null;
+  /** Whether a killed cluster relay is replaced by a new process (the SQLite one always restarts). */
+  readonly replaceKilled: boolean;
   /** An engine fault (Redis subscriptions killed, Redis paused, PostgreSQL connections killed) every so often. */
   readonly enginesEveryMs: number | null;
   readonly network: NetworkChaos | null;
@@ -220,11 +223,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const every = options.killEveryMs;
       loops.push(
         (async () => {
-          const k = derive();
-          while (Date.now() + every < until) {
+          derive(); // keeps the seeded streams of the loops after it where they were
+          for (let i = 0; Date.now() + every < until; i++) {
             await sleep(every);
-            const group = k.pick(groups);
-            await group.killOne();
+            // The cluster and the SQLite relay in turn, the cluster first.
+            const group = groups[i % groups.length] as RelayGroup;
+            await group.killOne(options.replaceKilled);
             kills += 1;
             log(`soak ${runId}: killed a relay of ${group.name} (kill ${kills})`);
           }
@@ -236,10 +240,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const every = options.enginesEveryMs;
       loops.push(
         (async () => {
-          const e = derive();
-          while (Date.now() + every < until) {
+          // Every kind in turn (in a seeded order), so even a short run sees each one.
+          const order = derive().shuffle(ENGINE_FAULTS);
+          for (let i = 0; Date.now() + every < until; i++) {
             await sleep(every);
-            const fault = e.pick(ENGINE_FAULTS);
+            const fault = order[i % order.length] as (typeof ENGINE_FAULTS)[number];
             const hit = await injectEngineFault(cluster, fault).catch((error) => {
               log(`engine fault ${fault} failed to inject: ${String(error)}`);
               return 0;
@@ -263,9 +268,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
               nextCut += net.cutEveryMs;
               n.pick(groups).proxy.cut(n.pick([0.05, 0.2, 0.5]));
             }
-            if (Date.now() >= nextFreeze && Date.now() + net.freezeMs < until) {
+            if (Date.now() >= nextFreeze) {
               nextFreeze += net.freezeEveryMs;
-              n.pick(groups).proxy.freeze(0.1, net.freezeMs);
+              n.pick(groups).proxy.freeze(0.1, net.freezeBoundMs);
             }
           }
         })(),
@@ -358,6 +363,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       addons[a.name] = result.figures;
       violations.push(...result.violations.map((v) => `${a.name}: ${v}`));
     }
+    for (const g of groups)
+      for (const m of g.proxy.missed) violations.push(`half-open connection not dropped: ${m}`);
     const proxy: Record<string, number> = {};
     for (const g of groups)
       for (const [k, v] of Object.entries(g.proxy.stats)) proxy[k] = (proxy[k] ?? 0) + v;
