@@ -76,12 +76,12 @@ describe(`chaos (seed ${seed})`, () => {
   const backends: FuzzBackend[] = ['sqlite', 'postgres'];
   for (const backend of backends) {
     // Four in five cases are WebSocket frames, the rest HTTP requests (slower: one store read each).
-    const frames = full ? Math.round(size.fuzzCases * 0.8) : 400;
-    const requests = full ? size.fuzzCases - frames : 200;
+    const frames = full ? Math.round(size.fuzzCases * 0.8) : 300;
+    const requests = full ? size.fuzzCases - frames : 100;
     it(
       `fuzz: ${frames} frames and ${requests} HTTP requests against a relay on ${backend}, protected data byte-identical`,
       async () => {
-        const ws = await runWsFuzz({ backend, seed, frames });
+        const ws = await runWsFuzz({ backend, seed, frames, brokenSockets: full ? 100 : 20 });
         const http = await runHttpFuzz({ backend, seed, requests, rawGarbage: full ? 200 : 20 });
         record(`fuzz-${backend}`, {
           frames: ws.frames,

@@ -159,13 +159,17 @@ export class ChaosProxy {
       bytes: [0, 0],
       lastOut: [0, 0],
     };
+    // A WebSocket once the relay answered the upgrade (101): only then does its heartbeat run.
+    // (A request frozen before it reached the relay is an idle HTTP connection, not a socket.)
+    let asked = false;
     client.once('data', (chunk: Buffer) => {
       const head = chunk.toString('latin1');
-      pipe.websocket = /^GET \/sync[^\r]*\r\n[\s\S]*upgrade: websocket/i.test(head);
+      asked = /^GET \/sync[^\r]*\r\n[\s\S]*upgrade: websocket/i.test(head);
       pipe.label = `${head.split('\r\n')[0]?.replace(/key=[^& ]+/, 'key=…')} → ${host}:${port}`;
     });
-    this.#pipes.add(pipe);
-    this.stats.connections += 1;
+    upstream.once('data', (chunk: Buffer) => {
+      pipe.websocket = asked && !pipe.frozen && chunk.toString('latin1').startsWith('HTTP/1.1 101');
+    });
     client.setNoDelay(true);
     upstream.setNoDelay(true);
     this.#forward(pipe, client, upstream, 0);

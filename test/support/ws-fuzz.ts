@@ -1081,7 +1081,10 @@ export async function runWsFuzz(options: {
   readonly backend: FuzzBackend;
   readonly seed: number;
   readonly frames: number;
+  /** Sockets broken at the WebSocket layer (default {@link BROKEN_SOCKETS}). */
+  readonly brokenSockets?: number;
 }): Promise<WsFuzzStats> {
+  const brokenSockets = options.brokenSockets ?? BROKEN_SOCKETS;
   const FRAMES = options.frames;
   const seed = options.seed;
   try {
@@ -1133,7 +1136,7 @@ export async function runWsFuzz(options: {
         }),
       );
       for (const result of results) if (result.status === 'rejected') throw result.reason;
-      for (let i = 0; i < BROKEN_SOCKETS; i++) await brokenWebSocket(r, f, stats);
+      for (let i = 0; i < brokenSockets; i++) await brokenWebSocket(r, f, stats);
       const elapsed = Date.now() - started;
 
       // Still serving: health, the bystander, stock clients on a fresh doc and on fuzzed ones.
@@ -1223,7 +1226,7 @@ export async function runWsFuzz(options: {
         expect(stats.upgradesRefused).toBeGreaterThan(20);
         expect(count('valid') + count('mutated')).toBeGreaterThan(FRAMES / 2);
       }
-      return { frames: stats.frames, brokenSockets: BROKEN_SOCKETS };
+      return { frames: stats.frames, brokenSockets };
     });
   } finally {
     await fuzzed?.close();
