@@ -103,7 +103,10 @@ export async function startSqliteGroup(
     ...extraFlags,
   ];
   const start = async (): Promise<GroupRelay> => {
-    const cli = await startCli(flags, { SCOPESYNC_LOG_LEVEL: 'error' });
+    // CHAOS_RELAY_LOG_LEVEL=warn (or info) prints the relay's log tail when it exits: for digging into a finding.
+    const level = process.env.CHAOS_RELAY_LOG_LEVEL;
+    const cli = await startCli(flags, { SCOPESYNC_LOG_LEVEL: level ?? 'error' });
+    if (level) void cli.finished.then((f) => console.error(f.stderr.slice(-6000)));
     return { url: cli.url, cli };
   };
   let current = await start();

@@ -52,6 +52,8 @@ export interface SimClient {
   items(doc: string): string[];
   /** Local edits the relay has not acknowledged (our client); 0 for the stock client (it has no acks). */
   pending(): number;
+  /** The connection's state, for a report (`online`, `connecting`, `auth-failed`, …). */
+  status(): string;
   close(): Promise<void>;
 }
 
@@ -171,6 +173,8 @@ async function openOurs(init: SimClientInit): Promise<SimClient> {
     },
     items: (doc) => itemsOf(handle(doc).doc),
     pending: () => [...handles.values()].reduce((n, h) => n + h.pending, 0),
+    status: () =>
+      `${current().status}; ${[...handles.values()].map((h) => `${h.access ?? '?'}${h.closed ? ' closed' : ''} ${h.pending} pending`).join(', ')}`,
     close: async () => {
       await current().close();
       if (dir !== null) rmSync(dir, { recursive: true, force: true });
@@ -245,6 +249,10 @@ async function openStock(init: SimClientInit): Promise<SimClient> {
     },
     items: (doc) => itemsOf(pair(doc).doc),
     pending: () => 0,
+    status: () =>
+      [...pairs.values()]
+        .map(({ provider }) => (provider.wsconnected ? 'connected' : 'disconnected'))
+        .join(', '),
     close: async () => destroy(),
   };
 }

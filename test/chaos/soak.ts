@@ -317,7 +317,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           if (JSON.stringify(c.items(doc)) === JSON.stringify(relayState.get(doc))) converged += 1;
           else
             divergent.push(
-              `${c.id} (${c.kind}, ${g.name}) on ${doc}: ${c.items(doc).length} items, relay ${relayState.get(doc)?.length}`,
+              `${c.id} (${c.kind}, ${g.name}) on ${doc}: ${c.items(doc).length} items, relay ${relayState.get(doc)?.length} (${c.status()})`,
             );
         }
       }
