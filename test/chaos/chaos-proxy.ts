@@ -170,6 +170,8 @@ export class ChaosProxy {
     upstream.once('data', (chunk: Buffer) => {
       pipe.websocket = asked && !pipe.frozen && chunk.toString('latin1').startsWith('HTTP/1.1 101');
     });
+    this.#pipes.add(pipe);
+    this.stats.connections += 1;
     client.setNoDelay(true);
     upstream.setNoDelay(true);
     this.#forward(pipe, client, upstream, 0);
