@@ -277,6 +277,7 @@ function relayOptions(settings: ResolvedSettings): RelayOptions {
       ),
     },
     closeGraceMs: int('close-grace-ms'),
+    pingIntervalMs: int('ping-interval-ms'),
     ...withAudit(
       auditFilesOf(
         settings.get('audit-dir'),

@@ -551,6 +551,14 @@ export const SETTINGS: readonly Setting[] = [
     integer(2),
   ),
   setting(
+    'ping-interval-ms',
+    'SCOPESYNC_PING_INTERVAL_MS',
+    'MS',
+    30_000,
+    'how often sync sockets are pinged; one that missed the previous pong (half-open) is dropped',
+    integer(100),
+  ),
+  setting(
     'close-grace-ms',
     'SCOPESYNC_CLOSE_GRACE_MS',
     'MS',

@@ -163,6 +163,11 @@ export interface RelayOptions {
   };
   /** How long close() lets HTTP requests in flight finish before cutting them, in ms. Default 5000. */
   readonly closeGraceMs?: number;
+  /**
+   * How often sync sockets are pinged, in ms; a socket that missed the previous pong is dropped,
+   * so a half-open connection is found within about twice this. Default 30000.
+   */
+  readonly pingIntervalMs?: number | undefined;
   /** Where the relay reports problems. Default: warnings and errors as JSON lines on stderr. */
   readonly log?: RelayLog;
   /**
@@ -360,6 +365,7 @@ export class Relay {
       ...(options.limits?.sync === undefined ? {} : { limits: options.limits.sync }),
       clientAddress: (request) => clientAddress.of(request),
       log: syncLog,
+      ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
     });
     this.runtime = new RelayRuntime({ objects, accounts, audit: this.audit, store: this.store, now });
     if (options.cluster) this.#joinCluster(options.cluster, docStore, syncLog);

@@ -1,0 +1,76 @@
+import { clientCrash } from './client-crash.ts';
+import { permissionChurn } from './permission-churn.ts';
+import type { SoakOptions } from './soak.ts';
+
+// The two sizes of the chaos suite: the full run (`npm run chaos`) and the short one inside
+// `npm test`. Both run every scenario; only counts and durations differ.
+
+/** What a chaos run is asked for on the command line (or by the short test). */
+export interface ChaosSize {
+  readonly seed: number;
+  readonly durationMs: number;
+  readonly clients: number;
+  readonly writesPerSecond: number;
+  readonly killEveryMs: number;
+  readonly crashes: number;
+  /** WebSocket frames and HTTP bodies, per backend. */
+  readonly fuzzCases: number;
+}
+
+/** The full run's defaults: the issue's target (1,000 clients, 10 minutes, 100,000 fuzz cases). */
+export const FULL: Omit<ChaosSize, 'seed'> = {
+  durationMs: 10 * 60_000,
+  clients: 1000,
+  writesPerSecond: 100,
+  killEveryMs: 20_000,
+  crashes: 10,
+  fuzzCases: 50_000,
+};
+
+/** The short run inside `npm test`: a few seconds of each scenario, a few clients. */
+export const SHORT: Omit<ChaosSize, 'seed'> = {
+  durationMs: 5000,
+  clients: 12,
+  writesPerSecond: 15,
+  killEveryMs: 2500,
+  crashes: 1,
+  fuzzCases: 0,
+};
+
+/** The soak (with every scenario that runs alongside it) for `size`. */
+export function soakPlan(size: ChaosSize, log: (line: string) => void): SoakOptions {
+  const short = size.durationMs < 60_000;
+  return {
+    seed: size.seed,
+    durationMs: size.durationMs,
+    clients: size.clients,
+    clusterRelays: 3,
+    sharedDocs: Math.max(2, Math.min(50, Math.round(size.clients / 20))),
+    writesPerSecond: size.writesPerSecond,
+    privateShare: 0.2,
+    clientChurn: true,
+    killEveryMs: size.killEveryMs,
+    replaceKilled: !short,
+    enginesEveryMs: short ? 1500 : 7000,
+    network: {
+      delayMaxMs: short ? 10 : 30,
+      cutEveryMs: short ? 1500 : 5000,
+      freezeEveryMs: short ? 2000 : 15_000,
+      // Far longer than two heartbeats: the relay must find the half-open socket itself.
+      freezeBoundMs: 30_000,
+    },
+    pingIntervalMs: short ? 500 : 1000,
+    settleMs: short ? 60_000 : 180_000,
+    addons: [
+      permissionChurn({
+        blobs: short ? 2 : 4,
+        sharees: short ? 4 : 8,
+        churnEveryMs: short ? 150 : 300,
+        writeEveryMs: short ? 100 : 200,
+        graceMs: 5000,
+      }),
+      clientCrash({ crashes: size.crashes, tokensPerRun: 200 }),
+    ],
+    log,
+  };
+}

@@ -1,0 +1,262 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type ClientStore,
+  createClient,
+  type DocHandle,
+  indexedDbClientStore,
+  memoryClientStore,
+  type SyncClient,
+} from '@scopesync/client';
+import { SqliteDocStore, SqliteKeyValueStore } from '@scopesync/store-sqlite';
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
+import { WebSocket } from 'ws';
+import { WebsocketProvider } from 'y-websocket';
+import * as Y from 'yjs';
+import type { Ledger } from './ledger.ts';
+
+// The simulated clients of a chaos run: our client on each kind of local store, and the stock
+// y-websocket client. Each appends unique tokens to the `items` array of its documents and
+// tells the ledger which ones the relay acknowledged; each can go offline, come back, and
+// restart (our client: from its durable store, or from nothing when its store was memory).
+
+/** The kinds of simulated client, mixed in every run. */
+export const CLIENT_KINDS = ['ours-memory', 'ours-idb', 'ours-sqlite', 'stock'] as const;
+/** One kind of simulated client. */
+export type ClientKind = (typeof CLIENT_KINDS)[number];
+
+/** The array every simulated edit appends to. */
+export const ITEMS = 'items';
+
+/** The items of a document, in document order. */
+export function itemsOf(doc: Y.Doc): string[] {
+  return doc.getArray<string>(ITEMS).toArray();
+}
+
+/** What every simulated client can do. */
+export interface SimClient {
+  readonly id: string;
+  readonly kind: ClientKind;
+  /** The documents it edits, by name. */
+  readonly docs: readonly string[];
+  /** Appends one token to `doc`; resolves once it is in the client's local state. */
+  write(doc: string): Promise<void>;
+  /** Goes offline (the socket closes; edits keep working locally). */
+  offline(): void;
+  online(): void;
+  readonly isOnline: boolean;
+  /** Closes and reopens the client: from its durable store, or empty for a memory store. */
+  restart(): Promise<void>;
+  /** The client's items of `doc` now. */
+  items(doc: string): string[];
+  /** Local edits the relay has not acknowledged (our client); 0 for the stock client (it has no acks). */
+  pending(): number;
+  /** The connection's state, for a report (`online`, `connecting`, `auth-failed`, …). */
+  status(): string;
+  close(): Promise<void>;
+}
+
+/** Where and as whom a client connects. */
+export interface SimClientInit {
+  readonly id: string;
+  readonly kind: ClientKind;
+  /** The group's proxy URL. */
+  readonly url: string;
+  /** An API key (stock clients); our clients register themselves when absent. */
+  readonly apiKey?: string;
+  /** Shared documents to open. */
+  readonly shared: readonly string[];
+  /** Whether our client also keeps a USER_PRIVATE (end-to-end encrypted) document of its own. */
+  readonly privateDoc: boolean;
+  readonly ledger: Ledger;
+  /** The WebSocket class to use (a recording one for the permission checker). */
+  readonly WebSocketClass?: typeof WebSocket;
+}
+
+/** Opens a simulated client of `init.kind`. */
+export async function openSimClient(init: SimClientInit): Promise<SimClient> {
+  return init.kind === 'stock' ? openStock(init) : openOurs(init);
+}
+
+async function openOurs(init: SimClientInit): Promise<SimClient> {
+  let dir: string | null = null;
+  let idb: IDBFactory | null = null;
+  const makeStore = (): ClientStore => {
+    if (init.kind === 'ours-sqlite') {
+      dir ??= mkdtempSync(join(tmpdir(), 'scopesync-chaos-client-'));
+      const path = join(dir, 'client.sqlite');
+      return { docs: new SqliteDocStore({ path }), kv: new SqliteKeyValueStore({ path }) };
+    }
+    if (init.kind === 'ours-idb') {
+      idb ??= new IDBFactory();
+      return indexedDbClientStore({ indexedDB: idb, IDBKeyRange });
+    }
+    return memoryClientStore();
+  };
+  let client: SyncClient | undefined;
+  let handles = new Map<string, DocHandle>();
+  let online = true;
+  let counter = 0;
+  // An ack covers the outbox of one incarnation only: a memory store that restarted lost the
+  // unacknowledged edits of the one before (they were never acked, so that is allowed).
+  let incarnation = 0;
+  let apiKey = init.apiKey;
+  let recoveryPhrase: string | undefined;
+  let docs: string[] = [...init.shared];
+
+  const open = async (): Promise<SyncClient> => {
+    incarnation += 1;
+    const opened = await createClient({
+      url: init.url,
+      ...(apiKey === undefined ? { deviceName: init.id } : { apiKey }),
+      ...(recoveryPhrase === undefined ? {} : { recoveryPhrase }),
+      WebSocket: init.WebSocketClass ?? WebSocket,
+      store: makeStore(),
+      backoff: { initialMs: 50, maxMs: 1000 },
+      requestTimeoutMs: 10_000,
+      connect: online,
+      // The key a new device registers, kept for its restarts.
+      fetch: (input, requestInit) => {
+        const key = new Headers(requestInit?.headers).get('x-api-key');
+        if (key !== null) apiKey ??= key;
+        return fetch(input, requestInit);
+      },
+    });
+    handles = new Map(docs.map((name) => [name, opened.doc(name)]));
+    await Promise.all([...handles.values()].map((h) => h.whenLoaded));
+    client = opened;
+    return opened;
+  };
+  const first = await open();
+  if (init.privateDoc) {
+    // A USER_PRIVATE document of its own user: its edits travel as envelopes the relay cannot read.
+    const name = `USER_PRIVATE/${first.userId}/notes`;
+    docs = [...docs, name];
+    handles.set(name, first.doc(name));
+    recoveryPhrase = await first.encryption.exportRecoveryPhrase();
+  }
+  const current = (): SyncClient => client ?? first;
+
+  const handle = (doc: string): DocHandle => {
+    const h = handles.get(doc);
+    if (h === undefined) throw new Error(`${init.id} does not hold ${doc}`);
+    return h;
+  };
+  return {
+    id: init.id,
+    kind: init.kind,
+    get docs() {
+      return docs;
+    },
+    get isOnline() {
+      return online;
+    },
+    write: async (doc) => {
+      const token = `${init.id}.${++counter}`;
+      const h = handle(doc);
+      init.ledger.written(token, doc, `${init.id}/${incarnation}`);
+      await h.transact((d) => d.getArray<string>(ITEMS).push([token]));
+      // The outbox is empty once this resolves: this token (and every earlier one) is acked.
+      h.whenAcked().then(
+        () => init.ledger.acked(token),
+        () => undefined, // closed or restarted first: not an ack
+      );
+    },
+    offline: () => {
+      online = false;
+      current().disconnect();
+    },
+    online: () => {
+      online = true;
+      current().connect();
+    },
+    restart: async () => {
+      await current().close();
+      await open();
+    },
+    items: (doc) => itemsOf(handle(doc).doc),
+    pending: () => [...handles.values()].reduce((n, h) => n + h.pending, 0),
+    status: () =>
+      `${current().status}; ${[...handles.values()].map((h) => `${h.access ?? '?'}${h.closed ? ' closed' : ''} ${h.pending} pending`).join(', ')}`,
+    close: async () => {
+      await current().close();
+      if (dir !== null) rmSync(dir, { recursive: true, force: true });
+    },
+    ...{ recovery: () => ({ apiKey, recoveryPhrase, userId: first.userId }) },
+  } as SimClient;
+}
+
+/** The user a client of ours acts as, to read its private document with another device. */
+export function recoveryOf(client: SimClient): { apiKey?: string; recoveryPhrase?: string; userId?: string } {
+  const f = (client as unknown as { recovery?: () => ReturnType<typeof recoveryOf> }).recovery;
+  return f ? f() : {};
+}
+
+async function openStock(init: SimClientInit): Promise<SimClient> {
+  if (init.apiKey === undefined) throw new Error('a stock client needs an API key');
+  let counter = 0;
+  let online = true;
+  const wsUrl = `${init.url.replace(/^http/, 'ws')}/sync`;
+  let pairs = new Map<string, { doc: Y.Doc; provider: WebsocketProvider }>();
+  const open = (): void => {
+    pairs = new Map(
+      init.shared.map((name) => {
+        const doc = new Y.Doc();
+        const provider = new WebsocketProvider(wsUrl, name, doc, {
+          WebSocketPolyfill: (init.WebSocketClass ?? WebSocket) as unknown as typeof globalThis.WebSocket,
+          params: { key: init.apiKey as string },
+          disableBc: true,
+          maxBackoffTime: 1000,
+          connect: online,
+        });
+        return [name, { doc, provider }];
+      }),
+    );
+  };
+  open();
+  const pair = (doc: string) => {
+    const p = pairs.get(doc);
+    if (p === undefined) throw new Error(`${init.id} does not hold ${doc}`);
+    return p;
+  };
+  const destroy = (): void => {
+    for (const { doc, provider } of pairs.values()) {
+      provider.destroy();
+      doc.destroy();
+    }
+  };
+  return {
+    id: init.id,
+    kind: init.kind,
+    docs: init.shared,
+    get isOnline() {
+      return online;
+    },
+    write: async (doc) => {
+      const token = `${init.id}.${++counter}`;
+      init.ledger.written(token, doc, init.id);
+      pair(doc).doc.getArray<string>(ITEMS).push([token]);
+    },
+    offline: () => {
+      online = false;
+      for (const { provider } of pairs.values()) provider.disconnect();
+    },
+    online: () => {
+      online = true;
+      for (const { provider } of pairs.values()) provider.connect();
+    },
+    // The stock client keeps nothing across a restart: a fresh doc, synced from the relay.
+    restart: async () => {
+      destroy();
+      open();
+    },
+    items: (doc) => itemsOf(pair(doc).doc),
+    pending: () => 0,
+    status: () =>
+      [...pairs.values()]
+        .map(({ provider }) => (provider.wsconnected ? 'connected' : 'disconnected'))
+        .join(', '),
+    close: async () => destroy(),
+  };
+}
