@@ -36,7 +36,7 @@ describe('registration closed', () => {
       boxPk: b64(identity.boxPublicKey),
     });
     const linked = await t.api('POST', '/keys', {
-      body: { device_name: 'phone', ...(await keys.keysBody(identity)) },
+      body: { device_name: 'phone', ...(await keys.keysBody(identity, { purpose: 'link' })) },
     });
     expect(linked.status).toBe(200);
     expect(linked.json).toMatchObject({ user_id: existing.userId, linked: true });
