@@ -226,9 +226,11 @@ export async function registerDevice(
     }
     // A seed this device kept from an earlier start that never finished registering.
     registered = await postKeys(options, 'register');
-    if (registered === 'unknown-keys')
-      throw new SyncError('InvalidMessage', 'POST /keys refused to register');
   }
+  // Another device of this identity registered the keys first (a second tab of a first start
+  // offline, both registering once the relay is back): join that user.
+  if (registered === 'held-keys') registered = await postKeys(options, 'link');
+  if (typeof registered === 'string') throw new SyncError('InvalidMessage', 'POST /keys refused to register');
   const { answer, proven } = registered;
   await store(
     kv,
@@ -240,11 +242,16 @@ export async function registerDevice(
   return { userId: answer.userId, level: 1, apiKey: answer.key };
 }
 
-/** POST /keys with `purpose`'s proof: the answer, or `unknown-keys` when a link found no user holding the keys. */
+/**
+ * POST /keys with `purpose`'s proof: the answer, `unknown-keys` when a link found no user
+ * holding the keys, or `held-keys` when a registration found a user holding them already.
+ */
 async function postKeys(
   options: ResolveIdentityOptions,
   purpose: 'register' | 'link',
-): Promise<{ answer: { key: string; userId: string }; proven: ProvenKeys | undefined } | 'unknown-keys'> {
+): Promise<
+  { answer: { key: string; userId: string }; proven: ProvenKeys | undefined } | 'unknown-keys' | 'held-keys'
+> {
   const proven = await options.proveKeys?.(purpose);
   let answer: { key?: unknown; user_id?: unknown; linked?: unknown };
   try {
@@ -256,6 +263,8 @@ async function postKeys(
   } catch (error) {
     if (proven?.purpose === 'link' && error instanceof SyncError && error.kind === 'NotFound')
       return 'unknown-keys';
+    if (proven?.purpose === 'register' && error instanceof SyncError && error.kind === 'Conflict')
+      return 'held-keys';
     throw error;
   }
   if (typeof answer.key !== 'string' || !isUserId(answer.user_id)) {
