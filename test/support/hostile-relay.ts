@@ -50,9 +50,19 @@ export function withJson(answer: HttpAnswer, value: unknown): HttpAnswer {
   return { ...answer, body, headers: { ...answer.headers, 'content-length': String(body.length) } };
 }
 
+/** The subprotocols a client asked for (`scopesync, bearer.<credential>`), as sent. */
+function protocolsOf(req: IncomingMessage): string[] {
+  const header = req.headers['sec-websocket-protocol'];
+  return typeof header === 'string' ? header.split(',').map((p) => p.trim()) : [];
+}
+
 function apiKeyOf(req: IncomingMessage): string | undefined {
   const header = req.headers['x-api-key'];
   if (typeof header === 'string') return header;
+  const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+  if (bearer !== undefined) return bearer;
+  const fromProtocol = protocolsOf(req).find((p) => p.startsWith('bearer.'));
+  if (fromProtocol !== undefined) return fromProtocol.slice('bearer.'.length);
   const url = new URL(req.url ?? '/', 'http://x');
   return url.searchParams.get('key') ?? undefined;
 }
@@ -98,7 +108,9 @@ export async function startHostileRelay(target: string): Promise<HostileRelay> {
   });
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req, socket, head) => {
-    const upstream = new WebSocket(`${targetWs}${req.url ?? '/'}`);
+    // The credential rides in the subprotocol: pass it on as the client sent it.
+    const protocols = protocolsOf(req);
+    const upstream = new WebSocket(`${targetWs}${req.url ?? '/'}`, protocols);
     const apiKey = apiKeyOf(req);
     upstream.once('error', () => socket.destroy());
     upstream.once('open', () => {
