@@ -264,11 +264,15 @@ export class Connection {
     this.#pingNonce = (this.#pingNonce + 1) % 0x1_0000_0000;
     this.send(encodeMuxFrame(CONNECTION_LEVEL, { type: 'ping', nonce: this.#pingNonce }));
     this.#livenessTimer = setTimeout(() => {
-      this.#livenessTimer = undefined;
-      if (this.#socket !== socket) return;
-      // A half-open socket never reports its own death: close it and reconnect like any loss.
-      this.#closeSocket(socket, NO_ANSWER_CLOSE.code, NO_ANSWER_CLOSE.reason);
-      this.#lost(NO_ANSWER_CLOSE.code, NO_ANSWER_CLOSE.reason, true);
+      // One more task first: after a long stall of the page, an answer may already wait in the
+      // queue behind this timer, and a frame that arrives re-arms the timer.
+      this.#livenessTimer = setTimeout(() => {
+        this.#livenessTimer = undefined;
+        if (this.#socket !== socket) return;
+        // A half-open socket never reports its own death: close it and reconnect like any loss.
+        this.#closeSocket(socket, NO_ANSWER_CLOSE.code, NO_ANSWER_CLOSE.reason);
+        this.#lost(NO_ANSWER_CLOSE.code, NO_ANSWER_CLOSE.reason, true);
+      }, 0);
     }, this.#liveness.timeoutMs);
   }
 
