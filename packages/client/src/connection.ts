@@ -1,4 +1,10 @@
-import { decodeMuxFrame, type ErrorKind, encodeMuxFrame, kindOfWsCloseCode, SyncError } from '@scopesync/core';
+import {
+  decodeMuxFrame,
+  type ErrorKind,
+  encodeMuxFrame,
+  kindOfWsCloseCode,
+  SyncError,
+} from '@scopesync/core';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
 

@@ -17,7 +17,12 @@ import { type AuditPage, type AuditQuery, readAudit } from './audit.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { Blobs } from './blobs.ts';
 import { type ClientStore, defaultClientStore } from './client-store.ts';
-import { Connection, type ConnectionStatus, type LivenessOptions, type WebSocketClass } from './connection.ts';
+import {
+  Connection,
+  type ConnectionStatus,
+  type LivenessOptions,
+  type WebSocketClass,
+} from './connection.ts';
 import { DeviceRegistration } from './device-registration.ts';
 import type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
 import { type DocFlags, DocHandle } from './doc-handle.ts';

@@ -479,7 +479,10 @@ describe('SyncServer multiplexed endpoint', () => {
     c.send({ type: 'ping', nonce: 41 }, '');
     expect(await c.next('pong', (_m, docName) => docName === '')).toEqual({ type: 'pong', nonce: 41 });
     c.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) }, '');
-    expect(await c.next('error', (_m, docName) => docName === '')).toMatchObject({ ref: 0, kind: 'BadRequest' });
+    expect(await c.next('error', (_m, docName) => docName === '')).toMatchObject({
+      ref: 0,
+      kind: 'BadRequest',
+    });
     c.send({ type: 'ping', nonce: 42 }, '');
     expect(await c.next('pong')).toEqual({ type: 'pong', nonce: 42 });
 
