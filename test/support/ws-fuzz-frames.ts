@@ -74,6 +74,8 @@ const TYPE_NUMBERS: Record<Message['type'], number[]> = {
   'enc-fetch': [111],
   'enc-entries': [112],
   'enc-snapshot': [113],
+  ping: [114],
+  pong: [115],
 };
 
 const ACCESS = ['none', 'read', 'read-write'];
@@ -133,6 +135,10 @@ function fieldsOf(docName: string | null, message: Message): WireField[] {
       break;
     case 'enc-fetch':
       uint(message.sinceSeq);
+      break;
+    case 'ping':
+    case 'pong':
+      uint(message.nonce);
       break;
     case 'enc-entries':
       uint(message.headSeq);
@@ -228,7 +234,8 @@ export function mutateFrame(
         const t = fields[Math.min(typeIndex, fields.length - 1)] as WireField;
         t.prefix = varUint(
           r.pick([
-            0, 1, 2, 3, 4, 5, 99, 100, 101, 102, 103, 104, 105, 106, 110, 111, 112, 113, 114, 127, 128, 255,
+            0, 1, 2, 3, 4, 5, 99, 100, 101, 102, 103, 104, 105, 106, 110, 111, 112, 113, 114, 115, 116, 127,
+            128, 255,
           ]),
         );
         break;

@@ -643,14 +643,18 @@ function muxMessage(r: SeededRandom, s: Session, docName: string): Message {
       snapshot: envelopeFor(r, s, docName),
     };
   }
-  // Relay-to-client messages sent by a client: a protocol violation.
-  switch (r.int(0, 3)) {
+  // Relay-to-client messages sent by a client, or a ping naming a document: protocol violations.
+  switch (r.int(0, 5)) {
     case 0:
       return { type: 'permission', access: r.pick(['none', 'read', 'read-write'] as const), reason: '' };
     case 1:
       return { type: 'ack', ref: r.int(1, 9), seq: r.int(0, 9) };
     case 2:
       return { type: 'error', ref: r.int(0, 9), kind: r.pick(ERROR_KINDS), message: randomText(r, 20) };
+    case 3:
+      return { type: 'pong', nonce: r.int(0, 9) };
+    case 4:
+      return { type: 'ping', nonce: r.int(0, 9) };
     default:
       return { type: 'enc-entries', headSeq: 3, entries: [{ seq: 1, envelope: r.bytes(r.int(0, 40)) }] };
   }
@@ -680,8 +684,14 @@ function nextFrame(r: SeededRandom, s: Session, opening: boolean): Frame {
       bytes = Buffer.concat([encodeMuxFrame(pickDocName(r, s), { type: 'unsubscribe' }).slice(0, -1), bytes]);
     return { bytes, kind: 'random', valid: null };
   }
-  const docName = mux ? pickDocName(r, s) : null;
-  const message = mux ? muxMessage(r, s, docName as string) : yMessage(r);
+  // Now and then the connection-level liveness probe, under the empty doc name.
+  const ping = mux && roll < 80;
+  const docName = mux ? (ping ? '' : pickDocName(r, s)) : null;
+  const message: Message = ping
+    ? { type: 'ping', nonce: r.pick([0, 1, 2 ** 32, 2 ** 53 - 1]) }
+    : mux
+      ? muxMessage(r, s, docName as string)
+      : yMessage(r);
   if (r.next() < s.mutateRate) {
     const { bytes, mutations } = mutateFrame(r, docName, message);
     return { bytes, kind: `mutated ${message.type} (${mutations.join(', ')})`, valid: null };
@@ -695,7 +705,9 @@ function expectationOf(s: Session, frame: Frame, decoded: Decoded | null): Expec
   if (frame.bytes.length > MAX_FRAME) return 'too-big';
   if (!decoded?.ok) return 'close';
   const { message } = decoded;
-  if (['permission', 'ack', 'error', 'enc-entries'].includes(message.type)) return 'close';
+  if (['permission', 'ack', 'error', 'enc-entries', 'pong'].includes(message.type)) return 'close';
+  // A ping is answered at once when connection-level (the empty doc name), and malformed otherwise.
+  if (message.type === 'ping') return decoded.docName === '' ? 'open' : 'close';
   let mode: SubscribeMode = 'plaintext';
   let name = s.doc as string;
   if (decoded.docName !== null) {
@@ -931,6 +943,16 @@ async function runSession(
       return sent;
     }
     check(expected === 'open' || expected === 'maybe-close', () => 'the relay kept the socket open');
+
+    // A connection-level ping is answered with its nonce, before the relay processes the next frame.
+    if (decoded?.ok && decoded.message.type === 'ping') {
+      const { nonce } = decoded.message;
+      check(
+        between.some((g) => g.docName === '' && g.message.type === 'pong' && g.message.nonce === nonce),
+        () => 'no pong for a ping',
+      );
+      continue;
+    }
 
     // Refusals the relay must answer, before it processes the next frame.
     if (decoded?.ok) {

@@ -1,4 +1,10 @@
-import { type ErrorKind, kindOfWsCloseCode, SyncError } from '@scopesync/core';
+import {
+  decodeMuxFrame,
+  type ErrorKind,
+  encodeMuxFrame,
+  kindOfWsCloseCode,
+  SyncError,
+} from '@scopesync/core';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
 
@@ -22,6 +28,27 @@ export type WebSocketClass = new (url: string, protocols?: string[]) => object;
 
 /** The subprotocol the relay answers; the credential rides beside it as `bearer.<credential>`. */
 const SYNC_SUBPROTOCOL = 'scopesync';
+
+/**
+ * How a {@link Connection} notices a silently dead socket (half-open TCP: no FIN or RST ever
+ * arrives). A browser page cannot see WebSocket protocol pings, so the client asks the relay
+ * itself with an application-level ping.
+ */
+export interface LivenessOptions {
+  /** After this long without any frame from the relay, send a ping (milliseconds). */
+  readonly idleMs: number;
+  /** After the ping, this long without any frame means the socket is dead (milliseconds). */
+  readonly timeoutMs: number;
+}
+
+/** Ping after 15 s of silence, give up 10 s later: stock y-websocket gives up after 30 s. */
+export const DEFAULT_LIVENESS: LivenessOptions = { idleMs: 15_000, timeoutMs: 10_000 };
+
+/** Close code and reason of a socket the client gave up on because the relay stopped answering. */
+export const NO_ANSWER_CLOSE = { code: 4000, reason: 'no answer from the relay' } as const;
+
+/** Doc name of connection-level frames (ping, pong): no document is named "". */
+const CONNECTION_LEVEL = '';
 
 /** The connection's state. */
 export type ConnectionStatus = 'offline' | 'connecting' | 'online' | 'auth-failed' | 'closed';
@@ -60,6 +87,8 @@ export interface ConnectionOptions {
   readonly checkAuth?: () => Promise<'ok' | 'unauthorized' | 'unknown'>;
   /** Random source for jitter (tests pass a seeded one). */
   readonly random?: () => number;
+  /** When to ping a silent relay and when to give up on it; see {@link DEFAULT_LIVENESS}. */
+  readonly liveness?: Partial<LivenessOptions> | undefined;
 }
 
 const OPEN = 1;
@@ -78,11 +107,15 @@ const AUTH_KINDS: ReadonlySet<ErrorKind | undefined> = new Set<ErrorKind | undef
 export class Connection {
   readonly #options: ConnectionOptions;
   readonly #backoff: BackoffOptions;
+  readonly #liveness: LivenessOptions;
   readonly #events = new Emitter<ConnectionEvents>();
   #socket: WebSocketLike | undefined;
   #status: ConnectionStatus = 'offline';
   #attempt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Pings a silent relay, then gives up on it; re-armed by every frame received. */
+  #livenessTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingNonce = 0;
   #wanted = false;
   /** Counts connection attempts, so a credential that arrives after a stop() opens nothing. */
   #attempts = 0;
@@ -90,6 +123,7 @@ export class Connection {
   constructor(options: ConnectionOptions) {
     this.#options = options;
     this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.#liveness = { ...DEFAULT_LIVENESS, ...options.liveness };
   }
 
   /** The current state. */
@@ -123,6 +157,7 @@ export class Connection {
     this.#wanted = false;
     this.#attempts++;
     this.#clearTimer();
+    this.#clearLiveness();
     const socket = this.#socket;
     const wasOpen = this.isOpen;
     this.#socket = undefined;
@@ -192,23 +227,64 @@ export class Connection {
       if (this.#socket !== socket) return;
       opened = true;
       this.#attempt = 0;
+      this.#awaitFrame(socket);
       this.#setStatus('online');
       this.#events.emit('open', undefined);
     };
     socket.onmessage = (event) => {
       if (this.#socket !== socket) return;
+      // Any frame proves the relay alive, not only a pong.
+      this.#awaitFrame(socket);
       const bytes = toBytes(event.data);
-      if (bytes) this.#events.emit('message', bytes);
+      if (bytes && !isPong(bytes)) this.#events.emit('message', bytes);
     };
     socket.onerror = () => {
       // onclose follows and decides what to do.
     };
     socket.onclose = (event) => {
       if (this.#socket !== socket) return;
-      this.#socket = undefined;
-      if (opened) this.#events.emit('close', { code: event.code, reason: event.reason });
-      void this.#afterClose(event.code, event.reason, opened);
+      this.#lost(event.code, event.reason, opened);
     };
+  }
+
+  /** The current socket is gone: tell listeners and decide whether and when to come back. */
+  #lost(code: number, reason: string, opened: boolean): void {
+    this.#socket = undefined;
+    this.#clearLiveness();
+    if (opened) this.#events.emit('close', { code, reason });
+    void this.#afterClose(code, reason, opened);
+  }
+
+  /** (Re)starts the wait for the relay's next frame: ping it after `idleMs` of silence. */
+  #awaitFrame(socket: WebSocketLike): void {
+    this.#clearLiveness();
+    this.#livenessTimer = setTimeout(() => {
+      this.#livenessTimer = undefined;
+      if (this.#socket !== socket) return;
+      this.#ping(socket);
+    }, this.#liveness.idleMs);
+  }
+
+  /** Pings a silent relay; without any frame within `timeoutMs` the socket is taken as dead. */
+  #ping(socket: WebSocketLike): void {
+    this.#pingNonce = (this.#pingNonce + 1) % 0x1_0000_0000;
+    this.send(encodeMuxFrame(CONNECTION_LEVEL, { type: 'ping', nonce: this.#pingNonce }));
+    this.#livenessTimer = setTimeout(() => {
+      // One more task first: after a long stall of the page, an answer may already wait in the
+      // queue behind this timer, and a frame that arrives re-arms the timer.
+      this.#livenessTimer = setTimeout(() => {
+        this.#livenessTimer = undefined;
+        if (this.#socket !== socket) return;
+        // A half-open socket never reports its own death: close it and reconnect like any loss.
+        this.#closeSocket(socket, NO_ANSWER_CLOSE.code, NO_ANSWER_CLOSE.reason);
+        this.#lost(NO_ANSWER_CLOSE.code, NO_ANSWER_CLOSE.reason, true);
+      }, 0);
+    }, this.#liveness.timeoutMs);
+  }
+
+  #clearLiveness(): void {
+    if (this.#livenessTimer !== undefined) clearTimeout(this.#livenessTimer);
+    this.#livenessTimer = undefined;
   }
 
   async #afterClose(code: number, reason: string, opened: boolean): Promise<void> {
@@ -281,6 +357,16 @@ export class Connection {
     if (this.#status === status) return;
     this.#status = status;
     this.#events.emit('status', status);
+  }
+}
+
+/** True for the relay's pong (a connection-level frame, empty doc name): consumed here. */
+function isPong(bytes: Uint8Array): boolean {
+  if (bytes[0] !== 0) return false;
+  try {
+    return decodeMuxFrame(bytes).message.type === 'pong';
+  } catch {
+    return false; // not ours to judge: the client's frame handler reports malformed frames
   }
 }
 

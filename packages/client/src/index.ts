@@ -17,7 +17,8 @@ export type {
 export { Blobs } from './blobs.ts';
 export type { ClientStore } from './client-store.ts';
 export { defaultClientStore, indexedDbClientStore, KV_TABLES, memoryClientStore } from './client-store.ts';
-export type { ConnectionStatus, WebSocketClass, WebSocketLike } from './connection.ts';
+export type { ConnectionStatus, LivenessOptions, WebSocketClass, WebSocketLike } from './connection.ts';
+export { DEFAULT_LIVENESS, NO_ANSWER_CLOSE } from './connection.ts';
 export type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
 export type { DocFlags, DocHandleEvents } from './doc-handle.ts';
 export { DocHandle } from './doc-handle.ts';

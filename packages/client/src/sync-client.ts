@@ -17,7 +17,12 @@ import { type AuditPage, type AuditQuery, readAudit } from './audit.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { Blobs } from './blobs.ts';
 import { type ClientStore, defaultClientStore } from './client-store.ts';
-import { Connection, type ConnectionStatus, type WebSocketClass } from './connection.ts';
+import {
+  Connection,
+  type ConnectionStatus,
+  type LivenessOptions,
+  type WebSocketClass,
+} from './connection.ts';
 import { DeviceRegistration } from './device-registration.ts';
 import type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
 import { type DocFlags, DocHandle } from './doc-handle.ts';
@@ -86,6 +91,8 @@ export interface ClientOptions {
   readonly fetch?: FetchFunction | undefined;
   /** Reconnection delays. */
   readonly backoff?: Partial<BackoffOptions> | undefined;
+  /** When to ping a silent relay and when to give up on the socket (defaults: 15 s, then 10 s). */
+  readonly liveness?: Partial<LivenessOptions> | undefined;
   /** Merge a doc's local log after this many entries (and snapshot encrypted docs on the relay after as many). */
   readonly compactAfter?: number | undefined;
   /** Entries of the in-memory cache of non-private userdata values (each holds its doc open). */
@@ -258,6 +265,7 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     tokens,
     WebSocket: WebSocketImpl,
     backoff: options.backoff,
+    liveness: options.liveness,
     random: options.random,
     compactAfter: settings.compactAfter,
     cacheSize: settings.cacheSize,
@@ -286,6 +294,7 @@ export interface SyncClientInit {
   readonly tokens?: TokenSource | undefined;
   readonly WebSocket: WebSocketClass;
   readonly backoff: Partial<BackoffOptions> | undefined;
+  readonly liveness?: Partial<LivenessOptions> | undefined;
   readonly random: (() => number) | undefined;
   readonly compactAfter: number;
   readonly cacheSize: number;
@@ -546,6 +555,7 @@ export class SyncClient {
       WebSocket: this.#init.WebSocket,
       ...(this.#init.backoff === undefined ? {} : { backoff: this.#init.backoff }),
       ...(this.#init.random === undefined ? {} : { random: this.#init.random }),
+      liveness: this.#init.liveness,
       checkAuth: () => this.#checkAuth(),
     });
     connection.on('status', (status) => this.#events.emit('status', status));

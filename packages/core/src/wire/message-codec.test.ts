@@ -54,6 +54,9 @@ const OUR_MESSAGES: Message[] = [
     ],
   },
   { type: 'enc-snapshot', ref: 2, throughSeq: 17, snapshot: bytes(9, 9) },
+  { type: 'ping', nonce: 0 },
+  { type: 'ping', nonce: Number.MAX_SAFE_INTEGER },
+  { type: 'pong', nonce: 300 },
 ];
 
 const ALL_MESSAGES: Message[] = [...Y_MESSAGES, ...OUR_MESSAGES];
@@ -156,6 +159,8 @@ describe('round trips', () => {
       'enc-fetch': 111,
       'enc-entries': 112,
       'enc-snapshot': 113,
+      ping: 114,
+      pong: 115,
     };
     for (const message of ALL_MESSAGES) expect(type(message), message.type).toBe(expected[message.type]);
     expect(encodeMuxFrame('', { type: 'subscribe', mode: 'encrypted', sinceSeq: 5 })).toEqual(
@@ -164,6 +169,9 @@ describe('round trips', () => {
     expect(
       encodeMuxFrame('', { type: 'subscribe', mode: 'plaintext', sinceSeq: 0, read: 1, write: 0 }),
     ).toEqual(bytes(0, 100, 0, 0, 1, 0));
+    // A connection-level ping/pong: the empty doc name, the type, the nonce.
+    expect(encodeMuxFrame('', { type: 'ping', nonce: 7 })).toEqual(bytes(0, 114, 7));
+    expect(encodeMuxFrame('', { type: 'pong', nonce: 7 })).toEqual(bytes(0, 115, 7));
     expect(encodeMuxFrame('', { type: 'permission', access: 'read-write', reason: '' })).toEqual(
       bytes(0, 101, 2, 0),
     );
@@ -211,7 +219,8 @@ describe('readers reject bad input with InvalidMessage', () => {
   const muxCases: [string, Uint8Array, RegExp][] = [
     ['an unknown type below 100', bytes(4), /unknown message type 4/],
     ['an unknown type between ours', bytes(106), /unknown message type 106/],
-    ['an unknown type past ours', bytes(114), /unknown message type 114/],
+    ['an unknown type past ours', bytes(116), /unknown message type 116/],
+    ['a ping without its nonce', bytes(114), /truncated nonce/],
     ['subscribe mode 2', bytes(100, 2, 0, 3, 2), /mode 2/],
     ['subscribe read flag 4', bytes(100, 0, 0, 4, 2), /read flag 4/],
     ['subscribe write flag 3', bytes(100, 0, 0, 3, 3), /write flag 3/],

@@ -227,6 +227,20 @@ export function writeEncSnapshot(
   encoding.writeVarUint8Array(encoder, snapshot);
 }
 
+/** Writes a ping: a connection-level liveness probe carrying a client-chosen `nonce`. */
+export function writePing(encoder: encoding.Encoder, nonce: number): void {
+  checkUint(nonce, 'nonce');
+  encoding.writeVarUint(encoder, MessageType.Ping);
+  encoding.writeVarUint(encoder, nonce);
+}
+
+/** Writes a pong: the answer to a ping, echoing its `nonce`. */
+export function writePong(encoder: encoding.Encoder, nonce: number): void {
+  checkUint(nonce, 'nonce');
+  encoding.writeVarUint(encoder, MessageType.Pong);
+  encoding.writeVarUint(encoder, nonce);
+}
+
 /** Writes any message, type first. Throws InvalidMessage for a message no reader would accept. */
 export function writeMessage(encoder: encoding.Encoder, message: Message): void {
   switch (message.type) {
@@ -277,6 +291,12 @@ export function writeMessage(encoder: encoding.Encoder, message: Message): void 
       return;
     case 'enc-snapshot':
       writeEncSnapshot(encoder, message.ref, message.throughSeq, message.snapshot);
+      return;
+    case 'ping':
+      writePing(encoder, message.nonce);
+      return;
+    case 'pong':
+      writePong(encoder, message.nonce);
       return;
     default:
       // A plain-JS caller can pass anything; never let it reach the wire.
@@ -421,6 +441,10 @@ function readBody(decoder: decoding.Decoder, type: number, limits: WireLimits): 
         snapshot: readBytes(decoder, 'snapshot', limits.maxFrameBytes),
       };
     }
+    case MessageType.Ping:
+      return { type: 'ping', nonce: readUint(decoder, 'nonce') };
+    case MessageType.Pong:
+      return { type: 'pong', nonce: readUint(decoder, 'nonce') };
     default:
       throw invalid(`unknown message type ${type}`);
   }

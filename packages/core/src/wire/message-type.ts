@@ -22,6 +22,10 @@ export const MessageType = {
   EncFetch: 111,
   EncEntries: 112,
   EncSnapshot: 113,
+  /** Client → relay liveness probe, connection-level (docName ""); a varUint nonce follows. */
+  Ping: 114,
+  /** Relay → client answer to {@link MessageType.Ping}, echoing its nonce; connection-level. */
+  Pong: 115,
 } as const;
 
 /** One of the message type numbers in {@link MessageType}. */

@@ -130,6 +130,23 @@ export interface EncSnapshotMessage {
   readonly snapshot: Uint8Array;
 }
 
+/**
+ * A client's liveness probe, sent on the multiplexed endpoint under the empty doc name
+ * because it is about the connection, not a document. A browser cannot see WebSocket
+ * protocol pings, so this is how it learns that a silent connection is still alive.
+ */
+export interface PingMessage {
+  readonly type: 'ping';
+  /** Any client-chosen number; the relay echoes it in `pong`. */
+  readonly nonce: number;
+}
+
+/** The relay's immediate answer to `ping`, under the empty doc name, echoing its nonce. */
+export interface PongMessage {
+  readonly type: 'pong';
+  readonly nonce: number;
+}
+
 /** The y-protocols messages (types 0–3): all the single-document endpoint carries. */
 export type YProtocolsMessage =
   | SyncStep1Message
@@ -150,7 +167,9 @@ export type ScopesyncMessage =
   | EncAppendMessage
   | EncFetchMessage
   | EncEntriesMessage
-  | EncSnapshotMessage;
+  | EncSnapshotMessage
+  | PingMessage
+  | PongMessage;
 
 /** Every message either endpoint carries, discriminated by `type`. */
 export type Message = YProtocolsMessage | ScopesyncMessage;

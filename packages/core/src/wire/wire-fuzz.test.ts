@@ -43,7 +43,7 @@ const UINTS = [
   2 ** 40,
   Number.MAX_SAFE_INTEGER,
 ];
-const TYPES = [0, 1, 2, 3, 100, 101, 102, 103, 104, 105, 110, 111, 112, 113];
+const TYPES = [0, 1, 2, 3, 100, 101, 102, 103, 104, 105, 110, 111, 112, 113, 114, 115];
 
 function uint(gen: prng.PRNG): number {
   return prng.bool(gen) ? prng.int31(gen, 0, 300) : prng.oneOf(gen, UINTS);
@@ -78,7 +78,7 @@ function entries(gen: prng.PRNG): { headSeq: number; entries: EncEntry[] } {
 /** A random valid message of any type. */
 function randomMessage(gen: prng.PRNG): Message {
   const kinds = Object.values(ErrorKind);
-  switch (prng.int31(gen, 0, 15)) {
+  switch (prng.int31(gen, 0, 17)) {
     case 0:
       return { type: 'sync-step1', stateVector: payload(gen) };
     case 1:
@@ -118,6 +118,10 @@ function randomMessage(gen: prng.PRNG): Message {
       return { type: 'enc-fetch', sinceSeq: uint(gen) };
     case 14:
       return { type: 'enc-entries', ...entries(gen) };
+    case 15:
+      return { type: 'ping', nonce: uint(gen) };
+    case 16:
+      return { type: 'pong', nonce: uint(gen) };
     default:
       return { type: 'enc-snapshot', ref: positive(gen), throughSeq: uint(gen), snapshot: payload(gen) };
   }

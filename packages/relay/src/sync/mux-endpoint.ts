@@ -39,6 +39,9 @@ interface MuxEntry {
   stateVector: Uint8Array | null;
 }
 
+/** The doc name of connection-level frames (ping, pong); no document is ever named "". */
+const CONNECTION_LEVEL = '';
+
 const ENCRYPTED_BLOB =
   'this blob is end-to-end encrypted: sync it on /sync with the encrypted channel (subscribe mode 1)';
 const PLAINTEXT_BLOB = 'this blob syncs as plaintext Yjs: subscribe with mode 0';
@@ -101,7 +104,15 @@ export class MuxEndpoint {
       case 'ack':
       case 'error':
       case 'enc-entries':
+      case 'pong':
         throw new SyncError('InvalidMessage', `${message.type} is sent by the relay, not to it`);
+      case 'ping':
+        // About the connection, not a document: answered at once, with no document looked up.
+        if (docName !== CONNECTION_LEVEL) {
+          throw new SyncError('InvalidMessage', 'ping is connection-level: send it with the empty doc name');
+        }
+        session.sendFrame(encodeMuxFrame(CONNECTION_LEVEL, { type: 'pong', nonce: message.nonce }));
+        return;
       default:
     }
     const ref = 'ref' in message ? message.ref : 0;

@@ -472,6 +472,29 @@ describe('SyncServer multiplexed endpoint', () => {
     expect(await c.next('permission', (_m, d) => d === NOTES)).toMatchObject({ access: 'read-write' });
   });
 
+  it('answers a connection-level ping with a pong at once, and accepts the empty doc name for nothing else', async () => {
+    const f = await start();
+    // A guest: no document is named, so no access is checked beyond the socket's admission.
+    const c = await Client.open(`${f.url}/sync`, true);
+    c.send({ type: 'ping', nonce: 41 }, '');
+    expect(await c.next('pong', (_m, docName) => docName === '')).toEqual({ type: 'pong', nonce: 41 });
+    c.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) }, '');
+    expect(await c.next('error', (_m, docName) => docName === '')).toMatchObject({
+      ref: 0,
+      kind: 'BadRequest',
+    });
+    c.send({ type: 'ping', nonce: 42 }, '');
+    expect(await c.next('pong')).toEqual({ type: 'pong', nonce: 42 });
+
+    // A ping naming a document, or a pong sent to the relay, is malformed: that socket closes.
+    const named = await Client.open(`${f.url}/sync`, true);
+    named.send({ type: 'ping', nonce: 1 }, NOTES);
+    expect((await named.closed).code).toBe(4400);
+    const backwards = await Client.open(`${f.url}/sync`, true);
+    backwards.send({ type: 'pong', nonce: 1 }, '');
+    expect((await backwards.closed).code).toBe(4400);
+  });
+
   it('closes the socket with 4400 on a malformed frame, and survives a handler that throws', async () => {
     const f = await start();
     const c = await Client.open(`${f.url}/sync`, true);
@@ -681,6 +704,13 @@ describe('SyncServer bounds: one caller cannot take the relay from the others', 
     expect((await flood.closed).code).toBe(4429);
     calm.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
     await calm.next('sync-step2');
+  });
+
+  it('rate-limits pings like any other frame', async () => {
+    const f = await start({ maxFramesPerSecond: 5 });
+    const flood = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    for (let i = 0; i < 50; i++) flood.send({ type: 'ping', nonce: i }, '');
+    expect((await flood.closed).code).toBe(4429);
   });
 
   it('limits the frames of one caller over all its sockets', async () => {
