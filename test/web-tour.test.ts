@@ -225,9 +225,10 @@ describe('the product tour in a browser', () => {
     await poll(() => row.getAttribute('data-level')).toBe('read_only');
     await screenshot(pageA, '08-share-read-only');
 
+    // B pastes no id: the document A shared shows up in B's list ("shared with me").
     await openSection(pageB, 'docs');
-    await byTestId(pageB, 'open-doc-id').fill(docId);
-    await byTestId(pageB, 'open-doc').click();
+    const sharedItem = pageB.locator(`[data-testid="doc-list-item"][data-doc-id="${docId}"]`);
+    await sharedItem.click();
     await poll(() => byTestId(pageB, 'doc-access').textContent()).toBe('Read-only');
     await poll(() => editorText(pageB)).toBe('Day 1: Lisbon');
 

@@ -17,7 +17,8 @@ function newBlobId(): string {
 
 /**
  * Step 6: shared documents — blobs edited together. Create one, share it by user id
- * (read-only or read-write), see who has access, revoke; open one shared with you by its id.
+ * (read-only or read-write), see who has access, revoke. Documents shared with me appear in the
+ * list on their own (`blobs.sharedWithMe()`); one can still be opened by its id.
  */
 export function sharedDocsSection(context: TourContext): TourSection {
   const { client, userId } = context;
@@ -76,6 +77,22 @@ export function sharedDocsSection(context: TourContext): TourSection {
     panel.classList.toggle('with-shares', shares !== undefined);
     replaceChildren(panel, editor.element, shares?.element);
     renderList();
+  };
+
+  /** Adds what others shared with me to the list: nobody has to paste ids around. */
+  const refreshShared = async () => {
+    try {
+      const incoming = await client.blobs.sharedWithMe();
+      let added = false;
+      for (const share of incoming) {
+        if (docs.get(share.blobId)) continue;
+        docs.put({ id: share.blobId, title: share.blobId, owned: false });
+        added = true;
+      }
+      if (added) renderList();
+    } catch {
+      // Offline or refused: the list keeps what it knew; the next visit asks again.
+    }
   };
 
   const create = async () => {
@@ -181,6 +198,9 @@ export function sharedDocsSection(context: TourContext): TourSection {
     title: 'Shared documents',
     hint: 'blob/<id>',
     element,
-    onShow: () => void shares?.refresh(),
+    onShow: () => {
+      void shares?.refresh();
+      void refreshShared();
+    },
   };
 }
