@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeMuxFrame, encodeMuxFrame, type Message } from '@scopesync/core';
+// The relay's own reading of a request's credential (header, subprotocol or query).
+import { apiKeyOf } from '@scopesync/relay';
 import WebSocket, { WebSocketServer } from 'ws';
 
 /*
@@ -56,17 +58,6 @@ function protocolsOf(req: IncomingMessage): string[] {
   return typeof header === 'string' ? header.split(',').map((p) => p.trim()) : [];
 }
 
-function apiKeyOf(req: IncomingMessage): string | undefined {
-  const header = req.headers['x-api-key'];
-  if (typeof header === 'string') return header;
-  const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-  if (bearer !== undefined) return bearer;
-  const fromProtocol = protocolsOf(req).find((p) => p.startsWith('bearer.'));
-  if (fromProtocol !== undefined) return fromProtocol.slice('bearer.'.length);
-  const url = new URL(req.url ?? '/', 'http://x');
-  return url.searchParams.get('key') ?? undefined;
-}
-
 /** Starts a hostile proxy in front of the relay at `target` (an http:// URL). */
 export async function startHostileRelay(target: string): Promise<HostileRelay> {
   const hooks: HostileHooks = {};
@@ -96,7 +87,8 @@ export async function startHostileRelay(target: string): Promise<HostileRelay> {
       ),
       body: new Uint8Array(await upstream.arrayBuffer()),
     };
-    if (hooks.http) answer = hooks.http({ method, path: req.url ?? '/', apiKey: apiKeyOf(req) }, answer);
+    if (hooks.http)
+      answer = hooks.http({ method, path: req.url ?? '/', apiKey: apiKeyOf(req) ?? undefined }, answer);
     res.writeHead(answer.status, { ...answer.headers, 'content-length': String(answer.body.length) });
     res.end(answer.body);
   };
@@ -111,7 +103,7 @@ export async function startHostileRelay(target: string): Promise<HostileRelay> {
     // The credential rides in the subprotocol: pass it on as the client sent it.
     const protocols = protocolsOf(req);
     const upstream = new WebSocket(`${targetWs}${req.url ?? '/'}`, protocols);
-    const apiKey = apiKeyOf(req);
+    const apiKey = apiKeyOf(req) ?? undefined;
     upstream.once('error', () => socket.destroy());
     upstream.once('open', () => {
       wss.handleUpgrade(req, socket, head, (client) => {
