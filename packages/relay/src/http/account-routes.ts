@@ -18,7 +18,11 @@ const MAX_LEVEL_BODY_BYTES = 1024;
  * user. Every attempt by a user — granted or refused — is audited, with the user as target.
  */
 export function accountRoutes(s: RouteServices): Route[] {
-  const setLevel = async (r: RouteRequest): Promise<void> => {
+  /**
+   * The admin-only part both routes share: the caller and target of `r`, and an audit of the
+   * attempt on the target's `key`. A caller below Admin is audited as denied and refused.
+   */
+  const adminOnly = async (r: RouteRequest, key: string, action: string, refusal: string) => {
     const caller = await r.user();
     const target = parseUserId(r.params.id ?? '');
     const audit = (result: 'ok' | 'denied', reason: string) =>
@@ -26,16 +30,20 @@ export function accountRoutes(s: RouteServices): Route[] {
         accessor: caller.userId,
         target,
         scope: 'account',
-        key: 'level',
-        action: 'set-level',
+        key,
+        action,
         result,
         channel: 'http',
         reason,
       });
     if (caller.level < Level.Admin) {
-      await audit('denied', 'only admins change levels');
-      throw new SyncError('Forbidden', 'only admins change levels');
+      await audit('denied', refusal);
+      throw new SyncError('Forbidden', refusal);
     }
+    return { target, audit };
+  };
+  const setLevel = async (r: RouteRequest): Promise<void> => {
+    const { target, audit } = await adminOnly(r, 'level', 'set-level', 'only admins change levels');
     const body = await readJsonObject(r.req, Math.min(MAX_LEVEL_BODY_BYTES, s.maxBodyBytes));
     const level = body.level;
     if (!isLevel(level)) throw new SyncError('BadRequest', 'level must be 0, 1, 5 or 10');
@@ -44,23 +52,12 @@ export function accountRoutes(s: RouteServices): Route[] {
     sendEmpty(r.res, 204);
   };
   const issueKey = async (r: RouteRequest): Promise<void> => {
-    const caller = await r.user();
-    const target = parseUserId(r.params.id ?? '');
-    const audit = (result: 'ok' | 'denied', reason: string) =>
-      s.audit.record({
-        accessor: caller.userId,
-        target,
-        scope: 'account',
-        key: 'api-key',
-        action: 'issue-key',
-        result,
-        channel: 'http',
-        reason,
-      });
-    if (caller.level < Level.Admin) {
-      await audit('denied', 'only admins issue keys for other users');
-      throw new SyncError('Forbidden', 'only admins issue keys for other users');
-    }
+    const { target, audit } = await adminOnly(
+      r,
+      'api-key',
+      'issue-key',
+      'only admins issue keys for other users',
+    );
     const body = await readJsonObject(r.req, Math.min(MAX_LEVEL_BODY_BYTES, s.maxBodyBytes));
     const deviceName = body.device_name === undefined ? undefined : parseDeviceName(body.device_name);
     const { key, userId } = await s.accounts.issueKey(target, { deviceName });
