@@ -178,6 +178,17 @@ export class Connection {
     }
   }
 
+  /**
+   * Closes the open socket and reconnects with backoff, as after any loss: for when the client
+   * cannot use this socket yet (the relay did not answer a question that must come first).
+   */
+  drop(reason: string): void {
+    const socket = this.#socket;
+    if (!socket || !this.isOpen) return;
+    this.#closeSocket(socket, NO_ANSWER_CLOSE.code, reason);
+    this.#lost(NO_ANSWER_CLOSE.code, reason, true);
+  }
+
   /** Stops for good. Idempotent. */
   close(): void {
     if (this.#status === 'closed') return;

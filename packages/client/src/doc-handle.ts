@@ -639,13 +639,14 @@ export class DocHandle {
     await this.#log.updateMeta({ access, accessReason: reason });
     await this.#channel.granted(access);
     if (access === 'read' && this.#log.pendingCount > 0) {
-      this.#events.emit(
-        'error',
-        new SyncError(
-          'Forbidden',
-          `${this.name} is read-only for you; ${this.#log.pendingCount} unsent edit(s) were discarded`,
-        ),
+      const error = new SyncError(
+        'Forbidden',
+        `${this.name} is read-only for you; ${this.#log.pendingCount} unsent edit(s) were discarded`,
       );
+      this.#events.emit('error', error);
+      // Discarded is not acknowledged: the next whenAcked to settle reports it.
+      this.#refusals += 1;
+      this.#lastRefusal = error;
       await this.#reset(true);
     }
   }

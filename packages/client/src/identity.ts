@@ -202,6 +202,37 @@ export async function resolveIdentity(options: ResolveIdentityOptions): Promise<
 }
 
 /**
+ * Asks the relay who `apiKey` is (GET /keys/validate) and caches the answer with the key (sealed),
+ * so the next start knows it offline. For a client that started with a key while the relay was
+ * unreachable and nothing was cached: its user id is learned here, once the relay answers.
+ * Undefined while the relay is unreachable; Unauthorized for a key the relay refuses.
+ */
+export async function confirmIdentity(
+  options: Pick<ResolveIdentityOptions, 'kv' | 'http' | 'url' | 'deviceName'>,
+  apiKey: string,
+): Promise<Identity | undefined> {
+  let answer: { valid?: unknown; user_id?: unknown; level?: unknown };
+  try {
+    answer = await options.http.json({ method: 'GET', path: '/keys/validate' });
+  } catch (error) {
+    if (error instanceof SyncError && error.kind === 'Unavailable') return undefined;
+    throw error;
+  }
+  if (answer.valid === false) throw new SyncError('Unauthorized', 'the relay says the API key is not valid');
+  if (!isUserId(answer.user_id)) return undefined;
+  const level: Level = isLevel(answer.level) ? answer.level : 1;
+  const previous = await options.kv.get<StoredIdentity>(KV_TABLES.identity, SELF);
+  const deviceName = options.deviceName ?? (previous?.url === options.url ? previous.deviceName : undefined);
+  await store(
+    options.kv,
+    await deviceKey(options.kv),
+    { url: options.url, userId: answer.user_id, level, deviceName },
+    apiKey,
+  );
+  return { userId: answer.user_id, level, apiKey };
+}
+
+/**
  * Registers this device with POST /keys (with its proven public keys) and stores the new API
  * key, encrypted, before anything else can fail: the key is shown only once. No silent
  * fallback: a device that cannot prove its keys never ends up a user without them (or, with a

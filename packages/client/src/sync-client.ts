@@ -5,6 +5,7 @@ import {
   decodeMuxFrame,
   encodeMuxFrame,
   isEncryptedScope,
+  isUserScope,
   type Level,
   type Message,
   namespaceOwner,
@@ -29,7 +30,13 @@ import { type DocFlags, DocHandle } from './doc-handle.ts';
 import { DocProvider } from './doc-provider.ts';
 import { Encryption } from './encryption.ts';
 import { type FetchFunction, HttpApi } from './http-api.ts';
-import { type Identity, type ResolveIdentityOptions, registerDevice, resolveIdentity } from './identity.ts';
+import {
+  confirmIdentity,
+  type Identity,
+  type ResolveIdentityOptions,
+  registerDevice,
+  resolveIdentity,
+} from './identity.ts';
 import { KeyApi } from './key-api.ts';
 import { LocalDocLog, type PayloadCodec, PLAINTEXT_CODEC } from './local-doc-log.ts';
 import { fileSeedStore, storeSeedStore } from './seed-store.ts';
@@ -255,6 +262,7 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     http,
     identity,
     register: () => registerDevice(identityOptions),
+    confirm: (key) => confirmIdentity(identityOptions, key),
     useIdentity: (registered) => {
       apiKey = registered.apiKey;
       userId = registered.userId;
@@ -285,6 +293,8 @@ export interface SyncClientInit {
   readonly identity: Identity;
   /** Registers a provisional device (POST /keys); see {@link Identity.provisional}. */
   readonly register: () => Promise<Identity>;
+  /** Asks the relay who `apiKey` is (a key given while the relay was unreachable); undefined while it still is. */
+  readonly confirm: (apiKey: string) => Promise<Identity | undefined>;
   /** Makes HTTP requests and the encryption use a new identity (the device was registered). */
   readonly useIdentity: (identity: Identity) => void;
   readonly encryption: Encryption;
@@ -380,7 +390,7 @@ export class SyncClient {
       docs: init.store.docs,
       cacheSize: init.cacheSize,
       syncTimeoutMs: init.syncTimeoutMs,
-      caller: () => this.#caller(),
+      caller: (address) => this.#caller(address),
       isOnline: () => this.#connection.isOpen,
       isConnecting: () => this.#connection.status === 'connecting',
       emitError: (error) => this.#events.emit('error', error),
@@ -450,7 +460,7 @@ export class SyncClient {
       return existing;
     }
     const readable = decide({
-      caller: this.#caller(),
+      caller: this.#caller(address),
       action: 'read',
       address,
       // The best case of an object we know nothing about yet: the relay has the last word.
@@ -480,7 +490,7 @@ export class SyncClient {
         address,
         encrypted,
         log,
-        caller: () => this.#caller(),
+        caller: () => this.#caller(address),
         send: (message) => this.#send(address.name, message),
         nextRef: () => ++this.#ref,
         isOnline: () => this.#connection.isOpen,
@@ -652,15 +662,44 @@ export class SyncClient {
     return (name) => this.encryption.docKeys(name);
   }
 
-  #caller(): Caller {
+  /**
+   * The caller as known locally, for `decide()` about `address`. A key the relay has not
+   * confirmed yet (a start with a key while the relay was unreachable, nothing cached) may be
+   * the owner of any user namespace: its edits are kept and held in the outbox, and only sent
+   * once the relay told this client who it is (#onOpen) — the relay has the last word, so an
+   * edit of someone else's doc is refused then, visibly, instead of at once.
+   */
+  #caller(address?: Address): Caller {
     const { userId, level } = this.#identity;
     if (userId === undefined) {
-      // A key the relay has not confirmed yet (first start offline): act as a plain user of unknown id.
-      return this.#identity.apiKey === undefined
-        ? { kind: 'guest' }
-        : { kind: 'user', userId: 'user_unknown' as UserId, level };
+      if (this.#identity.apiKey === undefined) return { kind: 'guest' };
+      const maybeMine =
+        address?.kind === 'doc' && isUserScope(address.scope) ? address.namespace : 'user_unknown';
+      return { kind: 'user', userId: maybeMine as UserId, level };
     }
     return { kind: 'user', userId: userId as UserId, level };
+  }
+
+  /** Learns the user id of a key the relay had not confirmed yet; false while it cannot. */
+  async #confirmKey(): Promise<boolean> {
+    const key = this.#identity.apiKey;
+    if (this.#identity.userId !== undefined || key === undefined || this.#init.tokens) return true;
+    try {
+      const identity = await this.#init.confirm(key);
+      if (identity === undefined || this.#closed) return false;
+      this.#identity = identity;
+      this.#init.useIdentity(identity);
+      this.#events.emit('identity', { userId: identity.userId, level: identity.level });
+      return true;
+    } catch (error) {
+      this.#events.emit(
+        'error',
+        error instanceof SyncError
+          ? error
+          : new SyncError('Internal', 'confirming the API key failed', { cause: error }),
+      );
+      return false;
+    }
   }
 
   #send(docName: string, message: Message): boolean {
@@ -670,6 +709,12 @@ export class SyncClient {
   async #onOpen(): Promise<void> {
     // Queued HTTP operations (offline deletes) go first, so a doc deleted offline is gone on
     // the relay before its later edits arrive.
+    // A key given while the relay was unreachable: learn whose it is before any held edit goes out.
+    if (!(await this.#confirmKey())) {
+      // The socket is open but the relay did not say who we are: try again on a fresh socket.
+      this.#connection.drop('the relay did not confirm the API key');
+      return;
+    }
     await this.userData.flushOutbox();
     if (!this.#connection.isOpen) return;
     for (const handle of this.#handles.values()) handle.attach();

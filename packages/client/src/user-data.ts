@@ -70,7 +70,8 @@ export interface UserDataContext {
   readonly docs: DocStore;
   readonly cacheSize: number;
   readonly syncTimeoutMs: number;
-  caller(): Caller;
+  /** The caller as known locally, for `decide()` about `address`. */
+  caller(address?: DocAddress): Caller;
   isOnline(): boolean;
   /** True while the client is trying to (re)connect: the relay may be reachable. */
   isConnecting(): boolean;
@@ -320,7 +321,7 @@ export class UserData {
     const address = docAddress(scope, ns, key);
     // Flags past the scope's ceiling fail here, offline too.
     if (options.read !== undefined || options.write !== undefined) {
-      flagsForWrite(this.#ctx.caller(), address, null, { read: options.read, write: options.write });
+      flagsForWrite(this.#ctx.caller(address), address, null, { read: options.read, write: options.write });
     }
     const flags = { read: options.read, write: options.write };
     const entry = this.#cache.get(address.name);
@@ -398,7 +399,7 @@ export class UserData {
 
   #assertAllowed(address: DocAddress, action: 'read' | 'delete' | 'list'): void {
     const decision = decide({
-      caller: this.#ctx.caller(),
+      caller: this.#ctx.caller(address),
       action,
       address,
       // Nothing is known locally about the object: judge the scope, let the relay judge the flags.
