@@ -5,6 +5,7 @@ import { WebSocket } from 'ws';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { call, enc } from '../support/http-client.ts';
+import { shareExitHook } from './exit-hook.ts';
 import { type Receipt, recordingWebSocket } from './recording-socket.ts';
 import type { RelayGroup } from './relay-groups.ts';
 import { ITEMS } from './sim-clients.ts';
@@ -141,16 +142,13 @@ export function permissionChurn(options: ChurnOptions): SoakAddon {
     if (stock) {
       const pairs = s.blobs.map((blob) => {
         const doc = new Y.Doc();
-        const provider = new WebsocketProvider(
-          `${s.group.url.replace(/^http/, 'ws')}/sync`,
-          `blob/${blob}`,
-          doc,
-          {
+        const provider = shareExitHook(
+          new WebsocketProvider(`${s.group.url.replace(/^http/, 'ws')}/sync`, `blob/${blob}`, doc, {
             WebSocketPolyfill: Recording as unknown as typeof globalThis.WebSocket,
             params: { key: user.key },
             disableBc: true,
             maxBackoffTime: 1000,
-          },
+          }),
         );
         return { doc, provider };
       });

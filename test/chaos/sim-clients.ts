@@ -14,6 +14,7 @@ import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { WebSocket } from 'ws';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
+import { shareExitHook } from './exit-hook.ts';
 import type { Ledger } from './ledger.ts';
 
 // The simulated clients of a chaos run: our client on each kind of local store, and the stock
@@ -74,6 +75,9 @@ export interface SimClientInit {
   readonly WebSocketClass?: typeof WebSocket;
 }
 
+/** How long a restarting client keeps trying to reopen while its relay is unreachable. */
+const REOPEN_BOUND_MS = 60_000;
+
 /** Opens a simulated client of `init.kind`. */
 export async function openSimClient(init: SimClientInit): Promise<SimClient> {
   return init.kind === 'stock' ? openStock(init) : openOurs(init);
@@ -116,11 +120,19 @@ async function openOurs(init: SimClientInit): Promise<SimClient> {
       backoff: { initialMs: 50, maxMs: 1000 },
       requestTimeoutMs: 10_000,
       connect: online,
-      // The key a new device registers, kept for its restarts.
-      fetch: (input, requestInit) => {
-        const key = new Headers(requestInit?.headers).get('x-api-key');
-        if (key !== null) apiKey ??= key;
-        return fetch(input, requestInit);
+      // The key a new device registers, kept for its restarts: read from the answer of
+      // POST /keys, where a device gets it (at its first start, or in the background after a
+      // first start offline). Watching `x-api-key` missed a device that sent no keyed request.
+      fetch: async (input, requestInit) => {
+        const response = await fetch(input, requestInit);
+        if (requestInit?.method === 'POST' && new URL(String(input)).pathname === '/keys' && response.ok) {
+          const answer = (await response
+            .clone()
+            .json()
+            .catch(() => null)) as { key?: unknown } | null;
+          if (typeof answer?.key === 'string') apiKey ??= answer.key;
+        }
+        return response;
       },
     });
     handles = new Map(docs.map((name) => [name, opened.doc(name)]));
@@ -129,6 +141,7 @@ async function openOurs(init: SimClientInit): Promise<SimClient> {
     return opened;
   };
   const first = await open();
+  let live: SyncClient | undefined = first;
   if (init.privateDoc) {
     // A USER_PRIVATE document of its own user: its edits travel as envelopes the relay cannot read.
     const name = `USER_PRIVATE/${first.userId}/notes`;
@@ -137,6 +150,27 @@ async function openOurs(init: SimClientInit): Promise<SimClient> {
     recoveryPhrase = await first.encryption.exportRecoveryPhrase();
   }
   const current = (): SyncClient => client ?? first;
+  /**
+   * Reopens after a restart. A relay that is down (killed, or the proxy refuses) fails the open
+   * with Unavailable: retried with backoff, as an app would, for up to `REOPEN_BOUND_MS`. Any
+   * other failure is a finding: it is thrown (and the client stays closed, visibly divergent).
+   */
+  const reopen = async (): Promise<void> => {
+    const until = Date.now() + REOPEN_BOUND_MS;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        live = await open();
+        // `online` may have changed while it opened.
+        if (online) live.connect();
+        else live.disconnect();
+        return;
+      } catch (error) {
+        const unavailable = (error as { kind?: unknown }).kind === 'Unavailable';
+        if (!unavailable || Date.now() + delay > until) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  };
 
   const handle = (doc: string): DocHandle => {
     const h = handles.get(doc);
@@ -163,17 +197,30 @@ async function openOurs(init: SimClientInit): Promise<SimClient> {
         () => undefined, // closed or restarted first: not an ack
       );
     },
+    // While a restart reopens, there is no client to tell: the reopened one follows `online`.
     offline: () => {
       online = false;
-      current().disconnect();
+      live?.disconnect();
     },
     online: () => {
       online = true;
-      current().connect();
+      live?.connect();
     },
     restart: async () => {
-      await current().close();
-      await open();
+      const before = current();
+      // A memory store keeps nothing but what the harness holds: the API key (once the device
+      // is registered) and the recovery phrase. A device that has not registered yet (its first
+      // start was offline, it registers in the background) exists nowhere but in that memory:
+      // reopened from its phrase, the relay rightly knows no user of those keys (NotFound).
+      // Wait for the registration; a device still unregistered is not restarted.
+      if (init.kind === 'ours-memory' && !before.registered) {
+        const until = Date.now() + REOPEN_BOUND_MS;
+        while (!before.registered && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+        if (!before.registered) return;
+      }
+      live = undefined;
+      await before.close();
+      await reopen();
     },
     items: (doc) => itemsOf(handle(doc).doc),
     pending: () => [...handles.values()].reduce((n, h) => n + h.pending, 0),
@@ -203,13 +250,15 @@ async function openStock(init: SimClientInit): Promise<SimClient> {
     pairs = new Map(
       init.shared.map((name) => {
         const doc = new Y.Doc();
-        const provider = new WebsocketProvider(wsUrl, name, doc, {
-          WebSocketPolyfill: (init.WebSocketClass ?? WebSocket) as unknown as typeof globalThis.WebSocket,
-          params: { key: init.apiKey as string },
-          disableBc: true,
-          maxBackoffTime: 1000,
-          connect: online,
-        });
+        const provider = shareExitHook(
+          new WebsocketProvider(wsUrl, name, doc, {
+            WebSocketPolyfill: (init.WebSocketClass ?? WebSocket) as unknown as typeof globalThis.WebSocket,
+            params: { key: init.apiKey as string },
+            disableBc: true,
+            maxBackoffTime: 1000,
+            connect: online,
+          }),
+        );
         return [name, { doc, provider }];
       }),
     );
