@@ -35,7 +35,7 @@ const size: ChaosSize = {
 const reportPath = process.env.SCOPESYNC_CHAOS_REPORT;
 const results: Record<string, unknown> = { size };
 const log = (line: string): void => {
-  if (full) console.log(`[chaos] ${line}`);
+  if (full || line.includes('missing')) console.log(`[chaos] ${line}`);
 };
 console.log(`chaos (${full ? 'full' : 'short'}): seed ${seed}; replay with SCOPESYNC_SEED=${seed}`);
 
@@ -69,6 +69,10 @@ describe(`chaos (seed ${seed})`, () => {
       expect(report.proxy.cuts).toBeGreaterThanOrEqual(1);
       expect(report.addons['client-crash']?.crashes).toBeGreaterThanOrEqual(1);
       expect(report.addons.permissions?.revocations).toBeGreaterThanOrEqual(1);
+      expect(report.addons.levels?.levelChanges).toBeGreaterThanOrEqual(1);
+      // Skipped (with a message in the log) only where /usr/bin/chromium is missing.
+      if (report.addons['browser-crash']?.skipped !== 1)
+        expect(report.addons['browser-crash']?.crashes).toBeGreaterThanOrEqual(1);
     },
     size.durationMs + 15 * 60_000,
   );

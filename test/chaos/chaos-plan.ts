@@ -1,4 +1,6 @@
+import { browserCrash } from './browser-crash.ts';
 import { clientCrash } from './client-crash.ts';
+import { levelChurn } from './level-churn.ts';
 import { permissionChurn } from './permission-churn.ts';
 import type { SoakOptions } from './soak.ts';
 
@@ -69,7 +71,15 @@ export function soakPlan(size: ChaosSize, log: (line: string) => void): SoakOpti
         writeEveryMs: short ? 100 : 200,
         graceMs: 5000,
       }),
+      levelChurn({
+        subjects: short ? 1 : 3,
+        churnEveryMs: short ? 300 : 500,
+        writeEveryMs: short ? 100 : 200,
+        graceMs: 5000,
+      }),
       clientCrash({ crashes: size.crashes, tokensPerRun: 200 }),
+      // Chromium is heavy: half as many browser crashes as Node ones, at least one.
+      browserCrash({ crashes: Math.max(1, Math.round(size.crashes / 2)), tokensPerRun: 5000 }),
     ],
     log,
   };

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SeededRandom } from '@scopesync/testing';
-import { type CliProcess, startCli } from '../support/relay-cli.ts';
+import { type CliProcess, runCli, startCli } from '../support/relay-cli.ts';
 import { type RelayCluster, startCluster } from '../support/relay-cluster.ts';
 import { ChaosProxy } from './chaos-proxy.ts';
 
@@ -42,6 +42,8 @@ export interface RelayGroup {
    * replacement started; resolves once it listens.
    */
   killOne(replace: boolean): Promise<void>;
+  /** Creates an Admin user in the group's store (`scopesync-relay admin create`), as an operator does. */
+  createAdmin(deviceName: string): Promise<{ userId: string; key: string }>;
   /** The underlying cluster (engines scenario), when this group is one. */
   readonly cluster: RelayCluster | null;
   close(): Promise<void>;
@@ -49,6 +51,19 @@ export interface RelayGroup {
 
 function alive(cli: CliProcess): boolean {
   return cli.child.exitCode === null && cli.child.signalCode === null;
+}
+
+/** The key and user id `scopesync-relay admin create` printed. */
+function adminOf(finished: { code: number | null; stdout: string; stderr: string }): {
+  userId: string;
+  key: string;
+} {
+  if (finished.code !== 0) throw new Error(`admin create failed (${finished.code}): ${finished.stderr}`);
+  const printed = JSON.parse(finished.stdout.trim().split('\n').at(-1) ?? '{}') as {
+    key: string;
+    user_id: string;
+  };
+  return { userId: printed.user_id, key: printed.key };
 }
 
 function hostPort(url: string): string {
@@ -72,6 +87,8 @@ export async function startClusterGroup(
     url,
     live,
     cluster,
+    createAdmin: async (deviceName) =>
+      adminOf(await cluster.cli(['admin', 'create', '--device-name', deviceName])),
     killOne: async (replace) => {
       const victims = cluster.relays.filter((r) => alive(r.cli));
       if (victims.length > 0) await random.pick(victims).signal('SIGKILL');
@@ -118,6 +135,8 @@ export async function startSqliteGroup(
     url,
     live: () => (alive(current.cli) ? [current] : []),
     cluster: null,
+    createAdmin: async (deviceName) =>
+      adminOf(await runCli(['admin', 'create', '--device-name', deviceName, '--data-dir', dataDir])),
     killOne: async () => {
       current.cli.child.kill('SIGKILL');
       await current.cli.finished;
