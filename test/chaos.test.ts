@@ -46,7 +46,7 @@ function record(key: string, value: unknown): void {
 
 describe(`chaos (seed ${seed})`, () => {
   it(
-    `soak: ${size.clients} clients over 3 relays on PostgreSQL + Redis and 1 on SQLite, with kills, engine faults, a faulty network, client crashes and permission churn`,
+    `soak: ${size.clients} clients over 3 relays on PostgreSQL + Redis and 1 on SQLite, with kills, engine faults, a faulty network, client and browser crashes, and permission and level churn`,
     async () => {
       const report: SoakReport = await runSoak(soakPlan(size, log));
       record('soak', report);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SeededRandom } from '@scopesync/testing';
 import * as decoding from 'lib0/decoding';
+import { WebSocket } from 'ws';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { call, enc } from '../support/http-client.ts';
@@ -56,8 +57,6 @@ interface Subject {
   readonly history: LevelChange[];
   readonly attempts: Attempt[];
   readonly receipts: Receipt[];
-  /** The Yjs client ids of its own docs (its own presence may come back to it). */
-  readonly own: ReadonlySet<number>;
   close(): void;
 }
 
@@ -69,14 +68,17 @@ interface GroupState {
   readonly draft: string;
   readonly hidden: string;
   readonly subjects: Subject[];
+  /** The draft's owner, live on it (present, and writing to it now and then). */
+  readonly owner: { readonly doc: Y.Doc; readonly provider: WebsocketProvider };
 }
 
 /**
  * Whether a frame carries something of the document: content (a Yjs update that is not empty —
  * a relay answers a hidden document like an absent one, with an empty sync), encrypted entries,
- * or the presence of a client other than the subject's own.
+ * or the presence of one of its readers (`readers`: Yjs client ids). Subscriptions to a hidden
+ * document see each other's presence, as would-be creators of an absent one would: not a leak.
  */
-function carriesData(message: Receipt['message'], own: ReadonlySet<number>): boolean {
+function carriesData(message: Receipt['message'], readers: ReadonlySet<number>): boolean {
   switch (message.type) {
     case 'sync-step2':
     case 'sync-update': {
@@ -96,7 +98,7 @@ function carriesData(message: Receipt['message'], own: ReadonlySet<number>): boo
         const clientId = decoding.readVarUint(decoder);
         decoding.readVarUint(decoder); // clock
         const state = decoding.readVarString(decoder);
-        if (!own.has(clientId) && state !== 'null') return true;
+        if (readers.has(clientId) && state !== 'null') return true;
       }
       return false;
     }
@@ -187,7 +189,6 @@ export function levelChurn(options: LevelChurnOptions): SoakAddon {
       history: [{ level: 1, asked: 0, answered: 0 }],
       attempts: [],
       receipts,
-      own: new Set(pairs.map((p) => p.doc.clientID)),
       close: () => {
         for (const p of pairs) {
           p.provider.destroy();
@@ -213,11 +214,26 @@ export function levelChurn(options: LevelChurnOptions): SoakAddon {
       for (const group of ctx.groups) {
         const admin = await group.createAdmin(`level-admin-${runId}`);
         const victim = await register(group.url, 'level-victim');
+        const draft = `USER_PUBLIC/${victim.userId}/levels-${runId}-draft`;
+        const ownerDoc = new Y.Doc();
+        const owner = {
+          doc: ownerDoc,
+          provider: shareExitHook(
+            new WebsocketProvider(`${group.url.replace(/^http/, 'ws')}/sync`, draft, ownerDoc, {
+              WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
+              params: { key: victim.key },
+              disableBc: true,
+              maxBackoffTime: 1000,
+              connect: false,
+            }),
+          ),
+        };
         const s: GroupState = {
           group,
           admin,
+          owner,
           board: `PUBLIC_READ/_/levels-${runId}-board`,
-          draft: `USER_PUBLIC/${victim.userId}/levels-${runId}-draft`,
+          draft,
           hidden: `SERVER_SCOPE/_/levels-${runId}-hidden`,
           subjects: [],
         };
@@ -234,6 +250,9 @@ export function levelChurn(options: LevelChurnOptions): SoakAddon {
               throw new Error(`answered ${answer.status}: ${JSON.stringify(answer.json)}`);
           });
         }
+        // Its owner reads it live: present in its room and writing, what no subject may see.
+        owner.provider.connect();
+        owner.provider.awareness.setLocalState({ user: 'owner of the draft' });
         for (let i = 0; i < options.subjects; i++) s.subjects.push(await openSubject(s, i));
         states.push(s);
       }
@@ -249,6 +268,7 @@ export function levelChurn(options: LevelChurnOptions): SoakAddon {
           const s = r.pick(states);
           const subject = r.pick(s.subjects);
           await tryWrite(s, r, subject, r.pick(['board', 'draft'] as const));
+          s.owner.doc.getArray<string>('items').push([`O${runId}-${++tokens}`]);
         }
         const s = r.pick(states);
         const subject = r.pick(s.subjects);
@@ -271,13 +291,16 @@ export function levelChurn(options: LevelChurnOptions): SoakAddon {
       let frames = 0;
       let auditChecked = 0;
       for (const s of states) {
+        const readers = new Set([s.owner.doc.clientID]);
+        s.owner.provider.destroy();
+        s.owner.doc.destroy();
         for (const subject of s.subjects) {
           subject.close();
           // Reads: no data frame of a document no level may read.
           for (const receipt of subject.receipts) {
             frames += 1;
             if (receipt.doc !== s.draft && receipt.doc !== s.hidden) continue;
-            if (carriesData(receipt.message, subject.own))
+            if (carriesData(receipt.message, readers))
               violations.push(
                 `${s.group.name}: ${subject.userId} received ${receipt.message.type} of ${receipt.doc}`,
               );
