@@ -1,4 +1,14 @@
-import { isLevel, isUserId, type KeyValueStore, type Level, SyncError } from '@scopesync/core';
+import {
+  type Address,
+  type Caller,
+  isLevel,
+  isUserId,
+  isUserScope,
+  type KeyValueStore,
+  type Level,
+  SyncError,
+  type UserId,
+} from '@scopesync/core';
 import { KV_TABLES } from './client-store.ts';
 import type { HttpApi } from './http-api.ts';
 import { type ProvenKeys, provenKeysJson } from './key-api.ts';
@@ -15,6 +25,22 @@ export interface Identity {
    * {@link registerDevice} is retried until the relay has registered it (docs/offline.md).
    */
   readonly provisional?: boolean | undefined;
+}
+
+/**
+ * The caller `identity` is for `decide()` about `address`, as known locally. A key the relay has
+ * not confirmed yet (given while the relay was unreachable, nothing cached) may be the owner of
+ * any user namespace: its edits are kept and held in the outbox, and only sent once the relay
+ * has said whose key it is (the client asks first thing on each new socket) — the relay has the
+ * last word, so an edit of someone else's doc is refused then, visibly, instead of at once.
+ */
+export function callerOf(identity: Identity, address?: Address): Caller {
+  const { userId, level } = identity;
+  if (userId !== undefined) return { kind: 'user', userId: userId as UserId, level };
+  if (identity.apiKey === undefined) return { kind: 'guest' };
+  const maybeMine =
+    address?.kind === 'doc' && isUserScope(address.scope) ? address.namespace : 'user_unknown';
+  return { kind: 'user', userId: maybeMine as UserId, level };
 }
 
 /** The identity record as stored: the API key only ever encrypted under the device key. */

@@ -5,13 +5,11 @@ import {
   decodeMuxFrame,
   encodeMuxFrame,
   isEncryptedScope,
-  isUserScope,
   type Level,
   type Message,
   namespaceOwner,
   parseDocName,
   SyncError,
-  type UserId,
   userIdOfSigningKey,
 } from '@scopesync/core';
 import { type AuditPage, type AuditQuery, readAudit } from './audit.ts';
@@ -31,6 +29,7 @@ import { DocProvider } from './doc-provider.ts';
 import { Encryption } from './encryption.ts';
 import { type FetchFunction, HttpApi } from './http-api.ts';
 import {
+  callerOf,
   confirmIdentity,
   type Identity,
   type ResolveIdentityOptions,
@@ -662,22 +661,9 @@ export class SyncClient {
     return (name) => this.encryption.docKeys(name);
   }
 
-  /**
-   * The caller as known locally, for `decide()` about `address`. A key the relay has not
-   * confirmed yet (a start with a key while the relay was unreachable, nothing cached) may be
-   * the owner of any user namespace: its edits are kept and held in the outbox, and only sent
-   * once the relay told this client who it is (#onOpen) — the relay has the last word, so an
-   * edit of someone else's doc is refused then, visibly, instead of at once.
-   */
+  /** The caller as known locally, for `decide()` about `address` (see {@link callerOf}). */
   #caller(address?: Address): Caller {
-    const { userId, level } = this.#identity;
-    if (userId === undefined) {
-      if (this.#identity.apiKey === undefined) return { kind: 'guest' };
-      const maybeMine =
-        address?.kind === 'doc' && isUserScope(address.scope) ? address.namespace : 'user_unknown';
-      return { kind: 'user', userId: maybeMine as UserId, level };
-    }
-    return { kind: 'user', userId: userId as UserId, level };
+    return callerOf(this.#identity, address);
   }
 
   /** Learns the user id of a key the relay had not confirmed yet; false while it cannot. */
@@ -707,14 +693,14 @@ export class SyncClient {
   }
 
   async #onOpen(): Promise<void> {
-    // Queued HTTP operations (offline deletes) go first, so a doc deleted offline is gone on
-    // the relay before its later edits arrive.
     // A key given while the relay was unreachable: learn whose it is before any held edit goes out.
     if (!(await this.#confirmKey())) {
       // The socket is open but the relay did not say who we are: try again on a fresh socket.
       this.#connection.drop('the relay did not confirm the API key');
       return;
     }
+    // Queued HTTP operations (offline deletes) go first, so a doc deleted offline is gone on
+    // the relay before its later edits arrive.
     await this.userData.flushOutbox();
     if (!this.#connection.isOpen) return;
     for (const handle of this.#handles.values()) handle.attach();
