@@ -55,6 +55,7 @@ export type {
   ObjectRecord,
   RelayStore,
   RelayStoreTx,
+  RetiredKeyRecord,
   ShareRecord,
   SignedHeadRecord,
   UserKeys,

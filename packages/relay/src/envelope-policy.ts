@@ -13,6 +13,7 @@ import {
 import { ready, verifyEnvelopeSignature, verifyMemberListChain } from '@scopesync/crypto';
 import { publicKeyBytes } from './credentials.ts';
 import type { EnvelopeVerifier } from './documents/doc-hub.ts';
+import { signKeyHistory } from './key-history.ts';
 import type {} from './node-webcrypto-types.ts';
 
 /** Options of {@link createEnvelopeVerifier}. */
@@ -161,11 +162,13 @@ async function checkBlobKey(
     }
     return;
   }
-  const ownerKey = publicKeyBytes((await store.getUser(owner))?.signPk ?? null);
-  if (!ownerKey) throw new SyncError('Forbidden', `no signing key is registered for the owner ${owner}`);
+  // The owner's keys oldest first: versions signed before an identity rotation stay valid.
+  const ownerKeys = await signKeyHistory(store, owner);
+  if (ownerKeys.length === 0)
+    throw new SyncError('Forbidden', `no signing key is registered for the owner ${owner}`);
   const pairs = chains.pairs(
     docName,
-    ownerKey,
+    ownerKeys,
     stored.map((l) => l.list),
   );
   if (!pairs.has(`${header.epoch}:${header.keyId}`)) {
@@ -199,23 +202,27 @@ async function raiseMinEpoch(
  * any stored version differs from what was verified.
  */
 class ChainCache {
-  readonly #verified = new Map<string, { ownerKey: Uint8Array; lists: Uint8Array[]; pairs: Set<string> }>();
+  readonly #verified = new Map<
+    string,
+    { ownerKeys: Uint8Array[]; lists: Uint8Array[]; pairs: Set<string> }
+  >();
 
-  pairs(docName: string, ownerKey: Uint8Array, lists: Uint8Array[]): Set<string> {
+  pairs(docName: string, ownerKeys: Uint8Array[], lists: Uint8Array[]): Set<string> {
     const cached = this.#verified.get(docName);
     if (
       cached &&
-      sameBytes(cached.ownerKey, ownerKey) &&
+      cached.ownerKeys.length === ownerKeys.length &&
+      cached.ownerKeys.every((key, i) => sameBytes(key, ownerKeys[i] as Uint8Array)) &&
       cached.lists.length === lists.length &&
       cached.lists.every((list, i) => sameBytes(list, lists[i] as Uint8Array))
     ) {
       return cached.pairs;
     }
     const pairs = new Set(
-      verifyMemberListChain(lists, ownerKey, docName).map((l) => `${l.epoch}:${l.keyId}`),
+      verifyMemberListChain(lists, ownerKeys, docName).map((l) => `${l.epoch}:${l.keyId}`),
     );
     if (this.#verified.size > 10_000) this.#verified.clear();
-    this.#verified.set(docName, { ownerKey, lists, pairs });
+    this.#verified.set(docName, { ownerKeys, lists, pairs });
     return pairs;
   }
 }

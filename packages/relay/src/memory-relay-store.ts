@@ -15,6 +15,7 @@ import {
   type ObjectRecord,
   type RelayStore,
   type RelayStoreTx,
+  type RetiredKeyRecord,
   type ShareRecord,
   type SignedHeadRecord,
   SyncError,
@@ -55,6 +56,18 @@ export class MemoryRelayStore implements RelayStore {
 
   async setUserKeys(userId: string, keys: UserKeys): Promise<boolean> {
     return this.#call(() => this.#data.setUserKeys(userId, keys));
+  }
+
+  async retireSignKey(record: RetiredKeyRecord): Promise<boolean> {
+    return this.#call(() => this.#data.retireSignKey(record));
+  }
+
+  async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
+    return this.#call(() => this.#data.getRetiredKey(signPk));
+  }
+
+  async listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]> {
+    return this.#call(() => this.#data.listRetiredKeys(userId));
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {
@@ -217,6 +230,7 @@ export class MemoryRelayStore implements RelayStore {
 interface Snapshot {
   readonly users: Map<string, UserRecord>;
   readonly keys: Map<string, KeyRecord>;
+  readonly retired: Map<string, RetiredKeyRecord>;
   readonly objects: Map<string, ObjectRecord>;
   readonly blobData: Map<string, Uint8Array>;
   readonly blobHeads: Map<string, number>;
@@ -234,6 +248,8 @@ interface Snapshot {
 class MemoryRelayData implements RelayStoreTx {
   #users = new Map<string, UserRecord>();
   #keys = new Map<string, KeyRecord>();
+  /** retired signing key → its retirement. */
+  #retired = new Map<string, RetiredKeyRecord>();
   #objects = new Map<string, ObjectRecord>();
   #blobData = new Map<string, Uint8Array>();
   /** name → the highest blob version it ever had; outlives the object, so versions never repeat. */
@@ -257,6 +273,7 @@ class MemoryRelayData implements RelayStoreTx {
     return {
       users: new Map(this.#users),
       keys: new Map(this.#keys),
+      retired: new Map(this.#retired),
       objects: new Map(this.#objects),
       blobData: new Map(this.#blobData),
       blobHeads: new Map(this.#blobHeads),
@@ -275,6 +292,7 @@ class MemoryRelayData implements RelayStoreTx {
   restore(s: Snapshot): void {
     this.#users = s.users;
     this.#keys = s.keys;
+    this.#retired = s.retired;
     this.#objects = s.objects;
     this.#blobData = s.blobData;
     this.#blobHeads = s.blobHeads;
@@ -314,6 +332,24 @@ class MemoryRelayData implements RelayStoreTx {
     this.#checkSignPkFree(keys.signPk, userId);
     this.#users.set(userId, { ...user, signPk: keys.signPk, boxPk: keys.boxPk });
     return true;
+  }
+
+  async retireSignKey(record: RetiredKeyRecord): Promise<boolean> {
+    if (this.#retired.has(record.signPk)) return false;
+    this.#retired.set(record.signPk, { ...record, signature: record.signature.slice() });
+    return true;
+  }
+
+  async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
+    const record = this.#retired.get(signPk);
+    return record ? { ...record, signature: record.signature.slice() } : null;
+  }
+
+  async listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]> {
+    return [...this.#retired.values()]
+      .filter((r) => r.userId === userId)
+      .sort((a, b) => a.retiredAt - b.retiredAt || (a.signPk < b.signPk ? -1 : a.signPk > b.signPk ? 1 : 0))
+      .map((r) => ({ ...r, signature: r.signature.slice() }));
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {

@@ -194,6 +194,26 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'shares by user ("shared with me")',
     sql: (s) => `CREATE INDEX shares_user ON ${s}.shares (user_id, blob_id);`,
   },
+  {
+    version: 4,
+    name: 'retired signing keys (identity rotation)',
+    sql: (s) => `
+      -- Signing keys their users rotated away from, with the statement that retired each: never
+      -- registered or linked again, and the chain clients follow from a pinned key. Kept when the
+      -- user goes: a retired key must stay retired.
+      CREATE TABLE ${s}.retired_keys (
+        sign_pk      text COLLATE "C" PRIMARY KEY,
+        user_id      text COLLATE "C" NOT NULL,
+        next_sign_pk text COLLATE "C" NOT NULL,
+        next_box_pk  text COLLATE "C" NOT NULL,
+        relay_id     text NOT NULL,
+        challenge    text NOT NULL,
+        signature    bytea NOT NULL,
+        retired_at   bigint NOT NULL
+      );
+      CREATE INDEX retired_keys_user ON ${s}.retired_keys (user_id, retired_at, sign_pk);
+    `,
+  },
 ];
 
 /** The newest schema version this package knows. */

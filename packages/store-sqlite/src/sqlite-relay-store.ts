@@ -15,6 +15,7 @@ import {
   type ObjectRecord,
   type RelayStore,
   type RelayStoreTx,
+  type RetiredKeyRecord,
   type ShareRecord,
   type SignedHeadRecord,
   SyncError,
@@ -31,10 +32,12 @@ import {
   type KeyGrantSql,
   type KeySql,
   type ObjectSql,
+  type RetiredKeySql,
   type ShareSql,
   toGrant,
   toKeyGrant,
   toObject,
+  toRetiredKey,
   toUser,
   type UserSql,
   type WrappedKeySql,
@@ -64,6 +67,14 @@ function prepare(db: Database.Database) {
     userBySignPk: db.prepare<[string], UserSql>('SELECT * FROM users WHERE sign_pk = ?'),
     setKeys: db.prepare<[string | null, string | null, string]>(
       'UPDATE users SET sign_pk = ?, box_pk = ? WHERE user_id = ?',
+    ),
+    retireKey: db.prepare<[string, string, string, string, string, string, Uint8Array, number]>(
+      `INSERT INTO retired_keys (sign_pk, user_id, next_sign_pk, next_box_pk, relay_id, challenge, signature, retired_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sign_pk) DO NOTHING`,
+    ),
+    retiredKey: db.prepare<[string], RetiredKeySql>('SELECT * FROM retired_keys WHERE sign_pk = ?'),
+    retiredKeysOf: db.prepare<[string], RetiredKeySql>(
+      'SELECT * FROM retired_keys WHERE user_id = ? ORDER BY retired_at, sign_pk',
     ),
     setLevel: db.prepare<[number, string]>('UPDATE users SET level = ? WHERE user_id = ?'),
     countUsers: db.prepare<[], number>('SELECT count(*) FROM users').pluck(),
@@ -217,6 +228,18 @@ export class SqliteRelayStore implements RelayStore {
 
   async setUserKeys(userId: string, keys: UserKeys): Promise<boolean> {
     return this.#write(() => this.#tables.setUserKeys(userId, keys));
+  }
+
+  async retireSignKey(record: RetiredKeyRecord): Promise<boolean> {
+    return this.#write(() => this.#tables.retireSignKey(record));
+  }
+
+  async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
+    return this.#gate.run(() => this.#tables.getRetiredKey(signPk));
+  }
+
+  async listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]> {
+    return this.#gate.run(() => this.#tables.listRetiredKeys(userId));
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {
@@ -503,6 +526,36 @@ class SqliteRelayTables implements RelayStoreTx {
     return this.#run(
       'set the keys of',
       () => this.#sql.setKeys.run(keys.signPk, keys.boxPk, userId).changes > 0,
+    );
+  }
+
+  async retireSignKey(r: RetiredKeyRecord): Promise<boolean> {
+    return this.#run(
+      'retire the signing key of',
+      () =>
+        this.#sql.retireKey.run(
+          r.signPk,
+          r.userId,
+          r.nextSignPk,
+          r.nextBoxPk,
+          r.relayId,
+          r.challenge,
+          r.signature,
+          r.retiredAt,
+        ).changes > 0,
+    );
+  }
+
+  async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
+    return this.#run('read a retired signing key', () => {
+      const row = this.#sql.retiredKey.get(signPk);
+      return row ? toRetiredKey(row) : null;
+    });
+  }
+
+  async listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]> {
+    return this.#run('list the retired signing keys of', () =>
+      this.#sql.retiredKeysOf.all(userId).map(toRetiredKey),
     );
   }
 
