@@ -1,5 +1,6 @@
 import { decodeMuxFrame, encodeMuxFrame, type Message } from '@scopesync/core';
 import {
+  countersignIdentityRotation,
   createDocCipher,
   createDocKey,
   type DocKey,
@@ -16,6 +17,7 @@ import {
   signIdentityRotation,
   unwrapDocKey,
   verifyIdentityRotation,
+  verifyIdentityRotationCountersignature,
   wrapDocKey,
 } from '@scopesync/crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -268,6 +270,9 @@ describe('registering public keys', () => {
           challenge: issued,
           proof: prove(to, issued, { purpose: 'set-keys', userId }),
           rotation: b64(rotation),
+          countersignature: b64(
+            countersignIdentityRotation({ relayId: relayId(), userId, challenge: issued }, signer, to),
+          ),
         },
       });
     };
@@ -326,6 +331,9 @@ describe('registering public keys', () => {
           challenge: issued,
           proof: prove(to, issued, { purpose: 'set-keys', userId }),
           rotation: b64(signIdentityRotation({ relayId: relayId(), userId, challenge: issued }, from, to)),
+          countersignature: b64(
+            countersignIdentityRotation({ relayId: relayId(), userId, challenge: issued }, from, to),
+          ),
         },
       });
     };
@@ -365,6 +373,9 @@ describe('registering public keys', () => {
         newBoxPk: bytes(r.next_box_pk as string),
       };
       expect(verifyIdentityRotation(statement, bytes(r.signature as string))).toBe(true);
+      expect(verifyIdentityRotationCountersignature(statement, bytes(r.countersignature as string))).toBe(
+        true,
+      );
     }
   });
 

@@ -103,6 +103,8 @@ export interface RetiredKeyRecord {
   readonly challenge: string;
   /** The retired key's 64-byte Ed25519 signature of the rotation statement. */
   readonly signature: Uint8Array;
+  /** The next key's 64-byte signature of the same statement: it accepted the hand-over. */
+  readonly countersignature: Uint8Array;
   /** Epoch milliseconds. */
   readonly retiredAt: number;
 }

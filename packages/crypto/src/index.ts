@@ -34,9 +34,11 @@ export type { Identity } from './identity.ts';
 export { deriveIdentity, generateRootSeed, ROOT_SEED_BYTES } from './identity.ts';
 export type { IdentityRotation } from './identity-rotation.ts';
 export {
+  countersignIdentityRotation,
   identityRotationMessage,
   signIdentityRotation,
   verifyIdentityRotation,
+  verifyIdentityRotationCountersignature,
 } from './identity-rotation.ts';
 export type { KeyProofPurpose, KeyProofStatement } from './key-proof.ts';
 export { isKeyProofPurpose, keyProofMessage, signKeyProof, verifyKeyProof } from './key-proof.ts';

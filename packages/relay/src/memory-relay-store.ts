@@ -336,20 +336,26 @@ class MemoryRelayData implements RelayStoreTx {
 
   async retireSignKey(record: RetiredKeyRecord): Promise<boolean> {
     if (this.#retired.has(record.signPk)) return false;
-    this.#retired.set(record.signPk, { ...record, signature: record.signature.slice() });
+    this.#retired.set(record.signPk, {
+      ...record,
+      signature: record.signature.slice(),
+      countersignature: record.countersignature.slice(),
+    });
     return true;
   }
 
   async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
     const record = this.#retired.get(signPk);
-    return record ? { ...record, signature: record.signature.slice() } : null;
+    return record
+      ? { ...record, signature: record.signature.slice(), countersignature: record.countersignature.slice() }
+      : null;
   }
 
   async listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]> {
     return [...this.#retired.values()]
       .filter((r) => r.userId === userId)
       .sort((a, b) => a.retiredAt - b.retiredAt || (a.signPk < b.signPk ? -1 : a.signPk > b.signPk ? 1 : 0))
-      .map((r) => ({ ...r, signature: r.signature.slice() }));
+      .map((r) => ({ ...r, signature: r.signature.slice(), countersignature: r.countersignature.slice() }));
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {

@@ -209,6 +209,7 @@ export const MIGRATIONS: readonly Migration[] = [
         relay_id     text NOT NULL,
         challenge    text NOT NULL,
         signature    bytea NOT NULL,
+        countersignature bytea NOT NULL,
         retired_at   bigint NOT NULL
       );
       CREATE INDEX retired_keys_user ON ${s}.retired_keys (user_id, retired_at, sign_pk);

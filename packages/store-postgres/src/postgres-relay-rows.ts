@@ -178,6 +178,7 @@ export interface RetiredKeyRow {
   relay_id: string;
   challenge: string;
   signature: Buffer;
+  countersignature: Buffer;
   retired_at: bigint;
 }
 
@@ -191,6 +192,7 @@ export function toRetiredKey(r: RetiredKeyRow): RetiredKeyRecord {
     relayId: r.relay_id,
     challenge: r.challenge,
     signature: bytes(r.signature),
+    countersignature: bytes(r.countersignature),
     retiredAt: toSafeInteger(r.retired_at, 'retiredAt'),
   };
 }

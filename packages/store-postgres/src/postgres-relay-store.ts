@@ -80,8 +80,8 @@ function statements(s: string) {
     setKeys: `UPDATE ${s}.users SET sign_pk = $2, box_pk = $3 WHERE user_id = $1`,
     setLevel: `UPDATE ${s}.users SET level = $2 WHERE user_id = $1`,
     retireKey: `INSERT INTO ${s}.retired_keys
-        (sign_pk, user_id, next_sign_pk, next_box_pk, relay_id, challenge, signature, retired_at)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (sign_pk) DO NOTHING`,
+        (sign_pk, user_id, next_sign_pk, next_box_pk, relay_id, challenge, signature, countersignature, retired_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sign_pk) DO NOTHING`,
     retiredKey: `SELECT * FROM ${s}.retired_keys WHERE sign_pk = $1`,
     retiredKeysOf: `SELECT * FROM ${s}.retired_keys WHERE user_id = $1 ORDER BY retired_at, sign_pk`,
     countUsers: `SELECT count(*) AS n FROM ${s}.users`,
@@ -231,6 +231,7 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
       r.relayId,
       r.challenge,
       Buffer.from(r.signature),
+      Buffer.from(r.countersignature),
       r.retiredAt,
     ];
     return this.#x.one(

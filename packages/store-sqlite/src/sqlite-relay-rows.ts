@@ -134,6 +134,7 @@ export interface RetiredKeySql {
   readonly relay_id: string;
   readonly challenge: string;
   readonly signature: Buffer;
+  readonly countersignature: Buffer;
   readonly retired_at: number;
 }
 
@@ -147,6 +148,7 @@ export function toRetiredKey(r: RetiredKeySql): RetiredKeyRecord {
     relayId: r.relay_id,
     challenge: r.challenge,
     signature: new Uint8Array(r.signature),
+    countersignature: new Uint8Array(r.countersignature),
     retiredAt: r.retired_at,
   };
 }

@@ -114,6 +114,7 @@ const SCHEMA = `
     relay_id     TEXT    NOT NULL,
     challenge    TEXT    NOT NULL,
     signature    BLOB    NOT NULL,
+    countersignature BLOB NOT NULL,
     retired_at   INTEGER NOT NULL
   );
   CREATE INDEX IF NOT EXISTS retired_keys_user ON retired_keys (user_id, retired_at);

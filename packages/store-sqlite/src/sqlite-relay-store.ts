@@ -68,9 +68,10 @@ function prepare(db: Database.Database) {
     setKeys: db.prepare<[string | null, string | null, string]>(
       'UPDATE users SET sign_pk = ?, box_pk = ? WHERE user_id = ?',
     ),
-    retireKey: db.prepare<[string, string, string, string, string, string, Uint8Array, number]>(
-      `INSERT INTO retired_keys (sign_pk, user_id, next_sign_pk, next_box_pk, relay_id, challenge, signature, retired_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sign_pk) DO NOTHING`,
+    retireKey: db.prepare<[string, string, string, string, string, string, Uint8Array, Uint8Array, number]>(
+      `INSERT INTO retired_keys
+         (sign_pk, user_id, next_sign_pk, next_box_pk, relay_id, challenge, signature, countersignature, retired_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sign_pk) DO NOTHING`,
     ),
     retiredKey: db.prepare<[string], RetiredKeySql>('SELECT * FROM retired_keys WHERE sign_pk = ?'),
     retiredKeysOf: db.prepare<[string], RetiredKeySql>(
@@ -541,6 +542,7 @@ class SqliteRelayTables implements RelayStoreTx {
           r.relayId,
           r.challenge,
           r.signature,
+          r.countersignature,
           r.retiredAt,
         ).changes > 0,
     );

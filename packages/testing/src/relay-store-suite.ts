@@ -418,6 +418,7 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
         relayId: 'relay-a',
         challenge: `challenge-${at}`,
         signature: new Uint8Array(64).fill(at),
+        countersignature: new Uint8Array(64).fill(at + 1),
         retiredAt: at,
       });
       expect(await store().getRetiredKey('c2lnbg')).toBeNull();

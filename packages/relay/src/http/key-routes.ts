@@ -1,5 +1,5 @@
 import { Level, parseUserId, SyncError, type UserKeys } from '@scopesync/core';
-import { ready, verifyIdentityRotation } from '@scopesync/crypto';
+import { ready, verifyIdentityRotation, verifyIdentityRotationCountersignature } from '@scopesync/crypto';
 import {
   apiKeyOf,
   generateApiKey,
@@ -144,6 +144,7 @@ export function keyRoutes(s: RouteServices): Route[] {
       relay_id: r.relayId,
       challenge: r.challenge,
       signature: toBase64Url(r.signature),
+      countersignature: toBase64Url(r.countersignature),
       rotated_at: r.retiredAt,
     }));
     sendJson(r.res, 200, { user_id: user.userId, sign_pk: user.signPk, box_pk: user.boxPk, rotations });
@@ -179,7 +180,12 @@ export function keyRoutes(s: RouteServices): Route[] {
           );
         }
         const challenge = body.challenge as string;
-        const signature = checkRotation(s, body, { userId, challenge, oldSignPk: current, keys });
+        const { signature, countersignature } = checkRotation(s, body, {
+          userId,
+          challenge,
+          oldSignPk: current,
+          keys,
+        });
         // One transaction: there is never a moment where the old key is neither the user's nor
         // retired (a thief registering it then would get a new, empty user under it).
         await s.store.transaction(async (tx) => {
@@ -192,6 +198,7 @@ export function keyRoutes(s: RouteServices): Route[] {
             relayId: s.challenges.relayId,
             challenge,
             signature,
+            countersignature,
             retiredAt: s.now(),
           });
         });
@@ -215,15 +222,17 @@ export function keyRoutes(s: RouteServices): Route[] {
 
 /**
  * Checks an identity rotation (docs/encryption.md): `rotation` must be the registered key's
- * signature handing `userId` over to the proven keys, at this relay, over the same challenge.
- * Forbidden otherwise; BadRequest when it is not 64 bytes of base64. Returns the signature.
+ * signature handing `userId` over to the proven keys, at this relay, over the same challenge, and
+ * `countersignature` the new key's signature of the same statement. Forbidden otherwise;
+ * BadRequest when either is not 64 bytes of base64. Returns both.
  */
 function checkRotation(
   s: RouteServices,
   body: Record<string, unknown>,
   rotation: { userId: string; challenge: string; oldSignPk: string; keys: ProvenKeys },
-): Uint8Array {
+): { signature: Uint8Array; countersignature: Uint8Array } {
   const signature = parseBase64(body.rotation, 'rotation', 64, 64);
+  const countersignature = parseBase64(body.countersignature, 'countersignature', 64, 64);
   const oldSignPk = parseBase64(rotation.oldSignPk, 'registered sign_pk', PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES);
   const statement = {
     relayId: s.challenges.relayId,
@@ -239,7 +248,13 @@ function checkRotation(
       "rotation is not the registered signing key's signature handing this user to these keys at this relay",
     );
   }
-  return signature;
+  if (!verifyIdentityRotationCountersignature(statement, countersignature)) {
+    throw new SyncError(
+      'Forbidden',
+      "countersignature is not the new signing key's signature of the rotation",
+    );
+  }
+  return { signature, countersignature };
 }
 
 /**
