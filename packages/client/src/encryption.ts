@@ -4,6 +4,12 @@ import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
 import type { DocKeys } from './doc-keys.ts';
 import type { RegistrationPlan } from './identity.ts';
+import {
+  cannotRotate,
+  type IdentityRotationResult,
+  type RotatingDoc,
+  rotateIdentity,
+} from './identity-rotation.ts';
 import type { KeyApi, ProvenKeys, PublicKeys } from './key-api.ts';
 import { loadCrypto, loadDocKeys } from './load-crypto.ts';
 import type { SeedLocation, SeedStore } from './seed-store.ts';
@@ -57,6 +63,10 @@ export class Encryption {
   #loaded: Promise<Loaded> | undefined;
   #registering: Promise<void> | undefined;
   readonly #docs = new Map<string, Promise<DocKeys>>();
+  /** The identity in use once loaded: what every doc's keys sign, seal and wrap with (it changes on rotation). */
+  #active: CryptoIdentity | undefined;
+  #openDoc: ((docName: string) => RotatingDoc) | undefined;
+  #rotating: Promise<IdentityRotationResult> | undefined;
 
   /** @internal Created by the client. */
   constructor(init: EncryptionInit) {
@@ -102,6 +112,54 @@ export class Encryption {
     } finally {
       seed.fill(0);
     }
+  }
+
+  /**
+   * Moves this user to a new identity, after a device that held the root seed (or the recovery
+   * phrase) was lost: a new seed, and its recovery phrase to write down; the relay hands the user
+   * over to the new keys (the old key signs the statement, the new one countersigns) and revokes
+   * every other API key of the user; then every document key this user holds is moved out of the
+   * old seed's reach — private docs and the user's encrypted blobs get a new key and a snapshot
+   * under it, blobs shared with the user are re-wrapped. From then on the old seed and phrase
+   * open nothing written, link no device and register nothing. Other users who pinned the old key
+   * see a `key-changed` event with `rotated: true` and go on. Needs the relay; resolves with the
+   * new phrase and the documents it could not re-key (rotate those later with
+   * `blobs.rotateKey`). Do not edit meanwhile: edits sealed under the old key are refused.
+   */
+  rotateIdentity(): Promise<IdentityRotationResult> {
+    this.#rotating ??= this.#rotate().finally(() => {
+      this.#rotating = undefined;
+    });
+    return this.#rotating;
+  }
+
+  async #rotate(): Promise<IdentityRotationResult> {
+    const openDoc = this.#openDoc;
+    if (!openDoc) throw cannotRotate('the built-in encryption of a client');
+    await this.ensureRegistered();
+    const userId = this.#init.userId();
+    if (userId === undefined) throw cannotRotate('a registered user (an API key)');
+    const { identity } = await this.#identity();
+    return rotateIdentity({
+      kv: this.#init.kv,
+      api: this.#init.api,
+      seeds: this.#init.seeds,
+      trust: this.#init.trust,
+      userId,
+      current: identity,
+      docKeys: (name) => this.docKeys(name),
+      openDoc,
+      switchTo: async (next) => {
+        this.#active = next;
+        this.#loaded = Promise.resolve({ identity: next, origin: 'stored' });
+        await this.registered(userId);
+      },
+    });
+  }
+
+  /** @internal How {@link rotateIdentity} opens a doc to sync it and replace it by a snapshot. */
+  useDocs(open: (docName: string) => RotatingDoc): void {
+    this.#openDoc = open;
   }
 
   /** This user's public keys (what the relay publishes for others to share with them). */
@@ -190,14 +248,24 @@ export class Encryption {
   }
 
   async #loadDocKeys(docName: string): Promise<DocKeys> {
-    const { identity } = await this.#identity();
+    await this.#identity();
     const userId = this.#init.userId();
     if (userId === undefined) {
       throw new SyncError('Unauthorized', 'end-to-end encryption needs a registered user (an API key)');
     }
     const { DocKeys } = await loadDocKeys();
+    const encryption = this;
     return DocKeys.load(
-      { kv: this.#init.kv, api: this.#init.api, identity, userId, trust: this.#init.trust },
+      {
+        kv: this.#init.kv,
+        api: this.#init.api,
+        // Read at each use: after an identity rotation every doc signs and wraps with the new one.
+        get identity() {
+          return encryption.#activeIdentity();
+        },
+        userId,
+        trust: this.#init.trust,
+      },
       docName,
     );
   }
@@ -226,6 +294,11 @@ export class Encryption {
   async grant(docName: string, userId: string, level: ShareLevel): Promise<void> {
     await this.ensureRegistered();
     await (await this.docKeys(docName)).grant(userId, level);
+  }
+
+  #activeIdentity(): CryptoIdentity {
+    if (!this.#active) throw new SyncError('Internal', 'the identity is not loaded');
+    return this.#active;
   }
 
   #identity(): Promise<Loaded> {
@@ -267,7 +340,9 @@ export class Encryption {
         origin = 'created';
         await seeds.save(seed, false);
       }
-      return { identity: deriveIdentity(seed), origin };
+      const identity = deriveIdentity(seed);
+      this.#active = identity;
+      return { identity, origin };
     } finally {
       // Only the derived keys stay, whatever happened: a heap dump or a later bug that leaks
       // memory gets no seed.

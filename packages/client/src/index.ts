@@ -33,6 +33,7 @@ export type {
 export { DocProvider } from './doc-provider.ts';
 export { Encryption } from './encryption.ts';
 export type { FetchFunction } from './http-api.ts';
+export type { IdentityRotationResult } from './identity-rotation.ts';
 export type { IndexedDbOptions } from './indexed-db-database.ts';
 export { DEFAULT_DATABASE_NAME, ScopesyncDatabase } from './indexed-db-database.ts';
 export { IndexedDbDocStore } from './indexed-db-doc-store.ts';

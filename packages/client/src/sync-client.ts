@@ -356,6 +356,7 @@ export class SyncClient {
     this.#identity = init.identity;
     this.#cipherFor = init.cipherFor;
     this.encryption = init.encryption;
+    this.encryption.useDocs((name) => this.doc(name, { encrypted: true }));
     this.trust = init.trust;
     this.trust.on('key-changed', (event) => this.#events.emit('key-changed', event));
     this.trust.on('tamper', (event) => this.#events.emit('tamper', event));
