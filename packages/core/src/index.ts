@@ -47,6 +47,7 @@ export type {
   AuditQuery,
   AuditRecord,
   BlobWrite,
+  DeviceListRecord,
   KeyGrantRecord,
   KeyRecord,
   MemberListRecord,

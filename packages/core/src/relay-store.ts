@@ -110,6 +110,20 @@ export interface RetiredKeyRecord {
 }
 
 /**
+ * One version of a user's signed device list (see @scopesync/crypto `signDeviceList`), signed by
+ * the user's identity key and chained to the version before. Never replaced.
+ */
+export interface DeviceListRecord {
+  readonly userId: string;
+  /** 1, 2, …: one row per version. */
+  readonly version: number;
+  /** The signed list as the user made it. */
+  readonly list: Uint8Array;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+}
+
+/**
  * A sealed document key for one member of an encrypted blob at one key epoch: the owner seals
  * the blob's document key to the member's box key and signs a grant. The relay keeps both
  * opaque; only the member can open the sealed key.
@@ -291,6 +305,13 @@ export interface RelayStore {
   getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null>;
   /** A user's retired signing keys, oldest first (then by key): the user's rotation chain. */
   listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]>;
+  /**
+   * Stores a device list version unless the user already has that version (which is kept); true
+   * when stored. The caller checks the chain and the signature.
+   */
+  appendDeviceList(record: DeviceListRecord): Promise<boolean>;
+  /** A user's device list versions, oldest first. */
+  listDeviceLists(userId: string): Promise<DeviceListRecord[]>;
   /** Changes a user's level; false when there is no such user. */
   setUserLevel(userId: string, level: Level): Promise<boolean>;
   /** The number of registered users. */
@@ -413,6 +434,8 @@ export const RELAY_STORE_TX_METHODS: readonly (keyof RelayStoreTx)[] = Object.ke
   retireSignKey: true,
   getRetiredKey: true,
   listRetiredKeys: true,
+  appendDeviceList: true,
+  listDeviceLists: true,
   setUserLevel: true,
   countUsers: true,
   addKey: true,

@@ -1,5 +1,15 @@
 export type { BrowserWrappedSeed } from './browser-seed.ts';
 export { createSeedWrappingKey, unwrapSeedForBrowser, wrapSeedForBrowser } from './browser-seed.ts';
+export type { Device, DeviceList, SignDeviceListOptions } from './device-list.ts';
+export {
+  checkDeviceListStep,
+  deviceListHash,
+  newDeviceId,
+  readDeviceList,
+  signDeviceList,
+  verifyDeviceList,
+  verifyDeviceListChain,
+} from './device-list.ts';
 export type { DocCipher, DocCipherOptions } from './doc-cipher.ts';
 export { createDocCipher } from './doc-cipher.ts';
 export type { DocKey } from './doc-key.ts';

@@ -4,6 +4,7 @@ import {
   type AuditQuery,
   type AuditRecord,
   type BlobWrite,
+  type DeviceListRecord,
   forwardRelayStoreTx,
   type KeyGrantRecord,
   type KeyRecord,
@@ -60,6 +61,14 @@ export class MemoryRelayStore implements RelayStore {
 
   async retireSignKey(record: RetiredKeyRecord): Promise<boolean> {
     return this.#call(() => this.#data.retireSignKey(record));
+  }
+
+  async appendDeviceList(record: DeviceListRecord): Promise<boolean> {
+    return this.#call(() => this.#data.appendDeviceList(record));
+  }
+
+  async listDeviceLists(userId: string): Promise<DeviceListRecord[]> {
+    return this.#call(() => this.#data.listDeviceLists(userId));
   }
 
   async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
@@ -231,6 +240,7 @@ interface Snapshot {
   readonly users: Map<string, UserRecord>;
   readonly keys: Map<string, KeyRecord>;
   readonly retired: Map<string, RetiredKeyRecord>;
+  readonly deviceLists: Map<string, Map<number, DeviceListRecord>>;
   readonly objects: Map<string, ObjectRecord>;
   readonly blobData: Map<string, Uint8Array>;
   readonly blobHeads: Map<string, number>;
@@ -250,6 +260,8 @@ class MemoryRelayData implements RelayStoreTx {
   #keys = new Map<string, KeyRecord>();
   /** retired signing key → its retirement. */
   #retired = new Map<string, RetiredKeyRecord>();
+  /** user id → version → device list version. */
+  #deviceLists = new Map<string, Map<number, DeviceListRecord>>();
   #objects = new Map<string, ObjectRecord>();
   #blobData = new Map<string, Uint8Array>();
   /** name → the highest blob version it ever had; outlives the object, so versions never repeat. */
@@ -274,6 +286,7 @@ class MemoryRelayData implements RelayStoreTx {
       users: new Map(this.#users),
       keys: new Map(this.#keys),
       retired: new Map(this.#retired),
+      deviceLists: copyNested(this.#deviceLists),
       objects: new Map(this.#objects),
       blobData: new Map(this.#blobData),
       blobHeads: new Map(this.#blobHeads),
@@ -293,6 +306,7 @@ class MemoryRelayData implements RelayStoreTx {
     this.#users = s.users;
     this.#keys = s.keys;
     this.#retired = s.retired;
+    this.#deviceLists = s.deviceLists;
     this.#objects = s.objects;
     this.#blobData = s.blobData;
     this.#blobHeads = s.blobHeads;
@@ -342,6 +356,20 @@ class MemoryRelayData implements RelayStoreTx {
       countersignature: record.countersignature.slice(),
     });
     return true;
+  }
+
+  async appendDeviceList(record: DeviceListRecord): Promise<boolean> {
+    const lists = this.#deviceLists.get(record.userId) ?? new Map<number, DeviceListRecord>();
+    this.#deviceLists.set(record.userId, lists);
+    if (lists.has(record.version)) return false;
+    lists.set(record.version, { ...record, list: record.list.slice() });
+    return true;
+  }
+
+  async listDeviceLists(userId: string): Promise<DeviceListRecord[]> {
+    return [...(this.#deviceLists.get(userId)?.values() ?? [])]
+      .sort((a, b) => a.version - b.version)
+      .map((r) => ({ ...r, list: r.list.slice() }));
   }
 
   async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {

@@ -196,7 +196,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 4,
-    name: 'retired signing keys (identity rotation)',
+    name: 'retired signing keys (identity rotation) and device lists',
     sql: (s) => `
       -- Signing keys their users rotated away from, with the statement that retired each: never
       -- registered or linked again, and the chain clients follow from a pinned key. Kept when the
@@ -213,6 +213,14 @@ export const MIGRATIONS: readonly Migration[] = [
         retired_at   bigint NOT NULL
       );
       CREATE INDEX retired_keys_user ON ${s}.retired_keys (user_id, retired_at, sign_pk);
+      -- Every version of a user's device list, signed by the identity key; never replaced.
+      CREATE TABLE ${s}.device_lists (
+        user_id    text COLLATE "C" NOT NULL,
+        version    integer NOT NULL CHECK (version > 0),
+        list       bytea NOT NULL,
+        created_at bigint NOT NULL,
+        PRIMARY KEY (user_id, version)
+      );
     `,
   },
 ];

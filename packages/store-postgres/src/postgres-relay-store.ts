@@ -4,6 +4,7 @@ import {
   type AuditQuery,
   type AuditRecord,
   type BlobWrite,
+  type DeviceListRecord,
   type KeyGrantRecord,
   type KeyRecord,
   type Level,
@@ -83,6 +84,9 @@ function statements(s: string) {
         (sign_pk, user_id, next_sign_pk, next_box_pk, relay_id, challenge, signature, countersignature, retired_at)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sign_pk) DO NOTHING`,
     retiredKey: `SELECT * FROM ${s}.retired_keys WHERE sign_pk = $1`,
+    appendDeviceList: `INSERT INTO ${s}.device_lists (user_id, version, list, created_at)
+      VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, version) DO NOTHING`,
+    deviceLists: `SELECT * FROM ${s}.device_lists WHERE user_id = $1 ORDER BY version`,
     retiredKeysOf: `SELECT * FROM ${s}.retired_keys WHERE user_id = $1 ORDER BY retired_at, sign_pk`,
     countUsers: `SELECT count(*) AS n FROM ${s}.users`,
     insertKey: `INSERT INTO ${s}.api_keys (key_hash, user_id, created_at, revoked_at) VALUES ($1, $2, $3, $4)`,
@@ -238,6 +242,33 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
       'retire the signing key',
       async (q) => ((await q.query(this.#sql.retireKey, values)).rowCount ?? 0) > 0,
     );
+  }
+
+  async appendDeviceList(r: DeviceListRecord): Promise<boolean> {
+    const values = [r.userId, r.version, Buffer.from(r.list), r.createdAt];
+    return this.#x.one(
+      'store the device list',
+      async (q) => ((await q.query(this.#sql.appendDeviceList, values)).rowCount ?? 0) > 0,
+    );
+  }
+
+  async listDeviceLists(userId: string): Promise<DeviceListRecord[]> {
+    const rows = await this.#x.one(
+      'list the device lists',
+      async (q) =>
+        (
+          await q.query<{ user_id: string; version: number; list: Buffer; created_at: bigint }>(
+            this.#sql.deviceLists,
+            [userId],
+          )
+        ).rows,
+    );
+    return rows.map((r) => ({
+      userId: r.user_id,
+      version: r.version,
+      list: bytes(r.list),
+      createdAt: toSafeInteger(r.created_at, 'createdAt'),
+    }));
   }
 
   async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {

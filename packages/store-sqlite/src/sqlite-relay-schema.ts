@@ -10,7 +10,8 @@ import type Database from 'better-sqlite3';
  * 4: the contract's invariants as constraints and triggers ({@link CONSTRAINTS}).
  * 5: `member_lists` and `signed_heads` of encrypted blobs (created by SCHEMA, cascaded by CONSTRAINTS).
  * 6: the index of shares by user (`shares_user`).
- * 7: `retired_keys`, the signing keys users rotated away from (identity rotation).
+ * 7: `retired_keys`, the signing keys users rotated away from (identity rotation), and
+ *    `device_lists`, users' signed device lists.
  */
 const SCHEMA_VERSION = 7;
 
@@ -118,6 +119,14 @@ const SCHEMA = `
     retired_at   INTEGER NOT NULL
   );
   CREATE INDEX IF NOT EXISTS retired_keys_user ON retired_keys (user_id, retired_at);
+  -- Every version of a user's device list, signed by the identity key; never replaced.
+  CREATE TABLE IF NOT EXISTS device_lists (
+    user_id    TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    list       BLOB    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, version)
+  );
   CREATE TABLE IF NOT EXISTS audit (
     seq       INTEGER NOT NULL PRIMARY KEY,
     id        TEXT    NOT NULL,

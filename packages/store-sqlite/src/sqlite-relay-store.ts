@@ -4,6 +4,7 @@ import {
   type AuditQuery,
   type AuditRecord,
   type BlobWrite,
+  type DeviceListRecord,
   forwardRelayStoreTx,
   type KeyGrantRecord,
   type KeyRecord,
@@ -76,6 +77,13 @@ function prepare(db: Database.Database) {
     retiredKey: db.prepare<[string], RetiredKeySql>('SELECT * FROM retired_keys WHERE sign_pk = ?'),
     retiredKeysOf: db.prepare<[string], RetiredKeySql>(
       'SELECT * FROM retired_keys WHERE user_id = ? ORDER BY retired_at, sign_pk',
+    ),
+    appendDeviceList: db.prepare<[string, number, Uint8Array, number]>(
+      `INSERT INTO device_lists (user_id, version, list, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (user_id, version) DO NOTHING`,
+    ),
+    deviceLists: db.prepare<[string], { user_id: string; version: number; list: Buffer; created_at: number }>(
+      'SELECT * FROM device_lists WHERE user_id = ? ORDER BY version',
     ),
     setLevel: db.prepare<[number, string]>('UPDATE users SET level = ? WHERE user_id = ?'),
     countUsers: db.prepare<[], number>('SELECT count(*) FROM users').pluck(),
@@ -233,6 +241,14 @@ export class SqliteRelayStore implements RelayStore {
 
   async retireSignKey(record: RetiredKeyRecord): Promise<boolean> {
     return this.#write(() => this.#tables.retireSignKey(record));
+  }
+
+  async appendDeviceList(record: DeviceListRecord): Promise<boolean> {
+    return this.#write(() => this.#tables.appendDeviceList(record));
+  }
+
+  async listDeviceLists(userId: string): Promise<DeviceListRecord[]> {
+    return this.#gate.run(() => this.#tables.listDeviceLists(userId));
   }
 
   async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
@@ -545,6 +561,24 @@ class SqliteRelayTables implements RelayStoreTx {
           r.countersignature,
           r.retiredAt,
         ).changes > 0,
+    );
+  }
+
+  async appendDeviceList(r: DeviceListRecord): Promise<boolean> {
+    return this.#run(
+      'store the device list of',
+      () => this.#sql.appendDeviceList.run(r.userId, r.version, r.list, r.createdAt).changes > 0,
+    );
+  }
+
+  async listDeviceLists(userId: string): Promise<DeviceListRecord[]> {
+    return this.#run('list the device lists of', () =>
+      this.#sql.deviceLists.all(userId).map((r) => ({
+        userId: r.user_id,
+        version: r.version,
+        list: new Uint8Array(r.list),
+        createdAt: r.created_at,
+      })),
     );
   }
 

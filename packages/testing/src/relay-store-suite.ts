@@ -445,6 +445,23 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
       expect(await store().getRetiredKey('b3RoZXI')).toBeNull();
     });
 
+    it('keeps device list versions: one per (user, version), the first write kept, oldest first', async () => {
+      const record = (userId: string, version: number, fill: number) => ({
+        userId,
+        version,
+        list: new Uint8Array(8).fill(fill),
+        createdAt: 100 + version,
+      });
+      expect(await store().listDeviceLists(ALICE)).toEqual([]);
+      expect(await store().appendDeviceList(record(ALICE, 2, 2))).toBe(true);
+      expect(await store().appendDeviceList(record(ALICE, 1, 1))).toBe(true);
+      expect(await store().appendDeviceList(record(BOB, 1, 9))).toBe(true);
+      // A second write of a version (a rewritten history) keeps the first.
+      expect(await store().appendDeviceList(record(ALICE, 1, 7))).toBe(false);
+      expect(await store().listDeviceLists(ALICE)).toEqual([record(ALICE, 1, 1), record(ALICE, 2, 2)]);
+      expect(await store().listDeviceLists(BOB)).toEqual([record(BOB, 1, 9)]);
+    });
+
     it('keeps an object’s minimum key epoch', async () => {
       const name = `USER_PRIVATE/${ALICE}/notes`;
       await store().createObject({ ...object(name), read: 1, encrypted: true });
