@@ -1,5 +1,5 @@
 import { type KeyValueStore, parseDocName, type ShareLevel, SyncError } from '@scopesync/core';
-import type { Identity as CryptoIdentity } from '@scopesync/crypto';
+import type { Identity as CryptoIdentity, Device } from '@scopesync/crypto';
 import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
 import type { DocKeys } from './doc-keys.ts';
@@ -12,6 +12,7 @@ import {
 } from './identity-rotation.ts';
 import type { KeyApi, ProvenKeys, PublicKeys } from './key-api.ts';
 import { loadCrypto, loadDocKeys } from './load-crypto.ts';
+import { OwnDevices, type ThisDevice } from './own-devices.ts';
 import type { SeedLocation, SeedStore } from './seed-store.ts';
 import type { Trust } from './trust.ts';
 
@@ -20,6 +21,8 @@ export interface EncryptionInit {
   readonly kv: KeyValueStore;
   readonly api: KeyApi;
   readonly seeds: SeedStore;
+  /** Where this device's own key seed is kept (its entry in the device list). */
+  readonly deviceSeeds: SeedStore;
   /** Import this phrase's root seed (a second device) instead of creating one. */
   readonly recoveryPhrase: string | undefined;
   /** The client's user id, once known. */
@@ -67,10 +70,62 @@ export class Encryption {
   #active: CryptoIdentity | undefined;
   #openDoc: ((docName: string) => RotatingDoc) | undefined;
   #rotating: Promise<IdentityRotationResult> | undefined;
+  readonly #devices: OwnDevices;
 
   /** @internal Created by the client. */
   constructor(init: EncryptionInit) {
     this.#init = init;
+    this.#devices = new OwnDevices({
+      kv: init.kv,
+      api: init.api,
+      trust: init.trust,
+      seeds: init.deviceSeeds,
+    });
+  }
+
+  /**
+   * This device's id and its own public keys (random, made on first use, kept like the seed): its
+   * entry in the user's signed device list. Partial (docs/encryption.md, "Per-device keys"):
+   * envelopes and grants are still signed and sealed with the identity, not with these keys.
+   */
+  thisDevice(): Promise<ThisDevice> {
+    return this.#devices.thisDevice();
+  }
+
+  /**
+   * Adds this device to the user's signed device list (a new version signed by the identity key,
+   * chained to the last one; nothing when listed already). Resolves with the devices listed.
+   * Other clients read it with `client.trust.devicesOf(userId)`.
+   */
+  async addThisDevice(): Promise<readonly Device[]> {
+    const me = await this.thisDevice();
+    return this.#updateDevices((devices) =>
+      devices.some((d) => d.deviceId === me.deviceId)
+        ? undefined
+        : [...devices, { ...me, addedAt: Date.now() }],
+    );
+  }
+
+  /**
+   * Removes a device from the user's signed device list (a lost one). NotFound when it is not
+   * listed. The document keys it could open are not rotated by this (they derive from the shared
+   * seed): after losing a device that held the seed, call {@link rotateIdentity}.
+   */
+  async removeDevice(deviceId: string): Promise<readonly Device[]> {
+    return this.#updateDevices((devices) => {
+      if (!devices.some((d) => d.deviceId === deviceId)) {
+        throw new SyncError('NotFound', `device ${deviceId} is not in the device list`);
+      }
+      return devices.filter((d) => d.deviceId !== deviceId);
+    });
+  }
+
+  async #updateDevices(change: (devices: Device[]) => Device[] | undefined): Promise<readonly Device[]> {
+    await this.ensureRegistered();
+    const userId = this.#init.userId();
+    if (userId === undefined) throw new SyncError('Unauthorized', 'a device list needs a registered user');
+    const { identity } = await this.#identity();
+    return this.#devices.update(userId, identity, change);
   }
 
   /**

@@ -41,6 +41,7 @@ export { IndexedDbKeyValueStore } from './indexed-db-key-value-store.ts';
 export type { PublicKeys } from './key-api.ts';
 export type { ValueErrorListener, ValueListener, ValueMeta, ValueSource } from './live-value.ts';
 export type { DocMeta } from './local-doc-log.ts';
+export type { ThisDevice } from './own-devices.ts';
 export type { SeedLocation } from './seed-store.ts';
 export type { ClientOptions, DocOptions, SyncClientEvents } from './sync-client.ts';
 export { createClient, SyncClient } from './sync-client.ts';

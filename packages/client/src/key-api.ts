@@ -146,6 +146,23 @@ export class KeyApi {
     });
   }
 
+  /** Every version of a user's signed device list, oldest first (empty when none). */
+  async deviceLists(userId: string): Promise<Uint8Array[]> {
+    const answer = await orNone(
+      this.#http.json<{ lists?: unknown[] }>({ method: 'GET', path: `/users/${segment(userId)}/devices` }),
+    );
+    return (answer.lists ?? []).flatMap((l) => (typeof l === 'string' ? [fromBase64(l, 'device list')] : []));
+  }
+
+  /** Appends the next version of this user's device list (signed by the identity key). */
+  async putDeviceList(userId: string, list: Uint8Array): Promise<void> {
+    await this.#http.send({
+      method: 'PUT',
+      path: `/users/${segment(userId)}/devices`,
+      json: { list: toBase64Url(list) },
+    });
+  }
+
   /** The keys of this user's USER_PRIVATE docs on the relay (GET /userdata/<id>/USER_PRIVATE, every page). */
   async privateDocKeys(userId: string): Promise<string[]> {
     const keys: string[] = [];

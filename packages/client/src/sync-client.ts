@@ -204,6 +204,7 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
       options.seedFile === undefined
         ? storeSeedStore(store.kv, options.passphrase)
         : fileSeedStore(options.seedFile),
+    deviceSeeds: storeSeedStore(store.kv, options.passphrase, 'device-seed'),
     recoveryPhrase: options.recoveryPhrase,
     userId: () => userId,
   });

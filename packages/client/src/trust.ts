@@ -1,4 +1,5 @@
 import { type KeyValueStore, SyncError } from '@scopesync/core';
+import type { Device, DeviceList } from '@scopesync/crypto';
 import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
 import type { KeyApi, PublicKeys, RotationStatement } from './key-api.ts';
@@ -228,6 +229,56 @@ export class Trust {
       { userId: self.userId, ...self.keys },
       { userId, signPublicKey: them.signPublicKey, boxPublicKey: them.boxPublicKey },
     );
+  }
+
+  /**
+   * The devices of `userId` (this user's own included) from their signed device list: every
+   * version verified against the user's identity keys as pinned here (following signed
+   * rotations), and extending the chain this client saw before. A shorter or different chain is
+   * refused (Forbidden, with a `tamper` event `rollback` / `fork` on `users/<id>/devices`): a relay
+   * cannot bring back a removed device. Empty when the user published none.
+   */
+  async devicesOf(userId: string): Promise<readonly Device[]> {
+    return (await this.deviceChain(userId)).latest?.devices ?? [];
+  }
+
+  /** @internal {@link devicesOf}, with the served versions' bytes (to sign the next one on). */
+  async deviceChain(userId: string): Promise<{ lists: Uint8Array[]; latest: DeviceList | undefined }> {
+    const self = await this.#init.self();
+    if (userId === self.userId) await this.loadOwnHistory().catch(() => undefined);
+    else await this.keysOf(userId);
+    const keys = await this.keyHistory(userId);
+    const lists = await this.#init.api.deviceLists(userId);
+    const { verifyDeviceListChain } = await loadCrypto();
+    const docName = `users/${userId}/devices`;
+    let chain: DeviceList[];
+    try {
+      chain = verifyDeviceListChain(lists, keys, userId);
+    } catch (error) {
+      if (error instanceof SyncError && error.kind === 'Forbidden') {
+        this.reportTamper({ docName, kind: 'forged', message: `device list: ${error.message}` });
+      }
+      throw error;
+    }
+    const record = `devices:${userId}`;
+    const seen = await this.#init.kv.get<{ version: number; hash: Uint8Array }>(KV_TABLES.keys, record);
+    if (seen) {
+      const same = chain[seen.version - 1];
+      if (!same) {
+        const message = `the relay serves device list version ${chain.length}, older than version ${seen.version} seen before`;
+        this.reportTamper({ docName, kind: 'rollback', message });
+        throw new SyncError('Forbidden', `rollback: ${message}`);
+      }
+      if (!sameBytes(same.hash, seen.hash)) {
+        const message = `device list version ${seen.version} differs from the one seen before`;
+        this.reportTamper({ docName, kind: 'fork', message });
+        throw new SyncError('Forbidden', `fork: ${message}`);
+      }
+    }
+    const latest = chain.at(-1);
+    if (latest)
+      await this.#init.kv.put(KV_TABLES.keys, record, { version: latest.version, hash: latest.hash });
+    return { lists, latest };
   }
 
   /** @internal Reports tamper evidence found by a document's cipher. */
