@@ -180,4 +180,45 @@ describe('a lost device (identity rotation)', () => {
       expect(findMarker(m, stored)).toEqual([]);
     }
   });
+
+  it('a blob shared with the rotated user: its owner follows the signed rotation and shares again to the new keys', async () => {
+    await ready();
+    const relay = await startScannedRelay();
+    const laptop = await openDevice(relay.url, { deviceName: 'laptop' });
+    await laptop.client.encryption.ready();
+    const ada = laptop.client.userId as string;
+    const cy = await openDevice(relay.url, { deviceName: 'cy' });
+    await cy.client.encryption.ready();
+    const before = marker('before');
+    const fromAda = marker('ada');
+    const board = cy.client.blobs.open('board', { encrypted: true });
+    await board.whenSynced;
+    await append(board, before);
+    await cy.client.blobs.share('board', ada, 'read_write');
+    expect(await read(laptop, 'blob/board')).toBe(before);
+
+    const rotation = await laptop.client.encryption.rotateIdentity();
+    expect(rotation.failed).toEqual([]);
+    // The owner sealed the key to Ada's old box key: her new device cannot open it yet.
+    const tablet = await openDevice(relay.url, {
+      deviceName: 'tablet',
+      recoveryPhrase: rotation.recoveryPhrase,
+    });
+    await expect(tablet.client.encryption.docKeys('blob/board')).rejects.toMatchObject({
+      kind: 'Unavailable',
+    });
+
+    // Sharing again follows Ada's signed rotation (no KeyChanged to accept) and seals to her new keys.
+    const changes: KeyChangedEvent[] = [];
+    cy.client.on('key-changed', (event) => changes.push(event));
+    await cy.client.blobs.share('board', ada, 'read_write');
+    expect(changes.map((e) => [e.userId, e.rotated])).toEqual([[ada, true]]);
+    expect(await read(tablet, 'blob/board')).toBe(before);
+    // And her envelopes, signed by the new key, are accepted by the owner.
+    const mine = tablet.client.blobs.open('board', { encrypted: true });
+    await mine.whenSynced;
+    await append(mine, fromAda);
+    await vi.waitFor(() => expect(text(board)).toBe(before + fromAda));
+    await mine.release();
+  });
 });
