@@ -221,4 +221,50 @@ describe('a lost device (identity rotation)', () => {
     await vi.waitFor(() => expect(text(board)).toBe(before + fromAda));
     await mine.release();
   });
+
+  it('a refused rotation keeps the old identity; one whose answer was lost completes', async () => {
+    await ready();
+    const relay = await startScannedRelay();
+    // The relay's answer to the rotation: delivered, refused before it arrives, or lost after it.
+    let rotationAnswer: 'deliver' | 'refuse' | 'lose' = 'deliver';
+    const unavailable = () =>
+      new Response(JSON.stringify({ error: 'Unavailable', message: 'gateway' }), {
+        status: 503,
+        headers: { 'content-type': 'application/json' },
+      });
+    const laptop = await openDevice(relay.url, {
+      deviceName: 'laptop',
+      fetch: async (input, init) => {
+        const isRotation = init?.method === 'PUT' && /\/users\/[^/]+\/keys$/.test(String(input));
+        if (isRotation && rotationAnswer === 'refuse') return unavailable();
+        const answer = await fetch(input, init);
+        return isRotation && rotationAnswer === 'lose' ? unavailable() : answer;
+      },
+    });
+    await laptop.client.encryption.ready();
+    const ada = laptop.client.userId as string;
+    const oldPhrase = await laptop.client.encryption.exportRecoveryPhrase();
+    const diaryName = `USER_PRIVATE/${ada}/diary`;
+    const before = marker('before');
+    const diary = laptop.client.doc(diaryName);
+    await diary.whenSynced;
+    await append(diary, before);
+
+    rotationAnswer = 'refuse';
+    expect((await rejection(laptop.client.encryption.rotateIdentity())).kind).toBe('Unavailable');
+    // Nothing changed: the device keeps the old seed, the relay the old keys, and it writes on.
+    expect(await laptop.client.encryption.exportRecoveryPhrase()).toBe(oldPhrase);
+    await append(diary, 'x');
+
+    rotationAnswer = 'lose';
+    const rotation = await laptop.client.encryption.rotateIdentity();
+    expect(rotation.failed).toEqual([]);
+    expect(rotation.rekeyed).toEqual([diaryName]);
+    expect(await laptop.client.encryption.exportRecoveryPhrase()).toBe(rotation.recoveryPhrase);
+    const tablet = await openDevice(relay.url, {
+      deviceName: 'tablet',
+      recoveryPhrase: rotation.recoveryPhrase,
+    });
+    expect(await read(tablet, diaryName)).toBe(`${before}x`);
+  });
 });

@@ -1,6 +1,7 @@
 import { type KeyValueStore, parseDocName, SyncError } from '@scopesync/core';
 import type { Identity as CryptoIdentity } from '@scopesync/crypto';
 import { asSyncError } from './as-sync-error.ts';
+import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
 import type { DocKeys } from './doc-keys.ts';
 import type { KeyApi } from './key-api.ts';
@@ -114,9 +115,15 @@ export async function rotateIdentity(ctx: IdentityRotationContext): Promise<Iden
         },
       );
     } catch (error) {
-      if (previousSeed) await ctx.seeds.save(previousSeed, true);
-      await Promise.allSettled(docs.map((d) => d.handle?.release()));
-      throw error;
+      const outcome = await registeredNow(ctx, next);
+      if (outcome !== 'rotated') {
+        // Refused: the old identity stands. Unknown (the answer was lost and the relay cannot be
+        // asked): the new seed stays, since a relay that did rotate knows only its keys; if it did
+        // not, the old recovery phrase still restores the account.
+        if (outcome === 'refused' && previousSeed) await ctx.seeds.save(previousSeed, true);
+        await Promise.allSettled(docs.map((d) => d.handle?.release()));
+        throw error;
+      }
     }
   } finally {
     seed.fill(0);
@@ -141,6 +148,22 @@ export async function rotateIdentity(ctx: IdentityRotationContext): Promise<Iden
   }
   await Promise.allSettled(docs.map((d) => d.handle?.release()));
   return { recoveryPhrase, rekeyed, failed };
+}
+
+/**
+ * After the rotation request failed: whether the relay registered the new keys anyway (an answer
+ * lost on the way back), kept the old ones (`refused`), or cannot be asked (`unknown`).
+ */
+async function registeredNow(
+  ctx: IdentityRotationContext,
+  next: CryptoIdentity,
+): Promise<'rotated' | 'refused' | 'unknown'> {
+  try {
+    const keys = await ctx.api.userKeys(ctx.userId);
+    return keys && sameBytes(keys.signPublicKey, next.signPublicKey) ? 'rotated' : 'refused';
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** The encrypted docs this user holds keys for: those on this device, and its private docs on the relay. */
