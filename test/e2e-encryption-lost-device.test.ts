@@ -267,4 +267,33 @@ describe('a lost device (identity rotation)', () => {
     });
     expect(await read(tablet, diaryName)).toBe(`${before}x`);
   });
+
+  it('two rotations in a row: a sharee follows both links at once, the newest phrase reads everything', async () => {
+    await ready();
+    const relay = await startScannedRelay();
+    const laptop = await openDevice(relay.url, { deviceName: 'laptop' });
+    await laptop.client.encryption.ready();
+    const ada = laptop.client.userId as string;
+    const bob = await openDevice(relay.url, { deviceName: 'bob' });
+    await bob.client.encryption.ready();
+    const changes: KeyChangedEvent[] = [];
+    bob.client.on('key-changed', (event) => changes.push(event));
+    const [first, second, third] = ['first', 'second', 'third'].map(marker) as [string, string, string];
+    const notes = laptop.client.blobs.open('notes', { encrypted: true });
+    await notes.whenSynced;
+    await append(notes, first);
+    await laptop.client.blobs.share('notes', bob.client.userId as string, 'read_only');
+    expect(await read(bob, 'blob/notes')).toBe(first);
+
+    expect((await laptop.client.encryption.rotateIdentity()).failed).toEqual([]);
+    await append(notes, second);
+    const last = await laptop.client.encryption.rotateIdentity();
+    expect(last.failed).toEqual([]);
+    await append(notes, third);
+
+    expect(await read(bob, 'blob/notes')).toBe(first + second + third);
+    expect(changes.map((e) => [e.userId, e.rotated])).toEqual([[ada, true]]);
+    const tablet = await openDevice(relay.url, { deviceName: 'tablet', recoveryPhrase: last.recoveryPhrase });
+    expect(await read(tablet, 'blob/notes')).toBe(first + second + third);
+  });
 });

@@ -70,6 +70,8 @@ export async function rotateIdentity(ctx: IdentityRotationContext): Promise<Iden
   };
 
   // 1. Everything read and sent under the old identity first: its envelopes verify only under it.
+  // Our own earlier keys too (earlier rotations on other devices), before this one extends them.
+  await ctx.trust.loadOwnHistory();
   const docs: { name: string; keys: DocKeys; handle?: RotatingDoc }[] = [];
   for (const name of await docsHeld(ctx)) {
     try {

@@ -12,6 +12,7 @@ import {
   registerDevice,
   toBase64Url,
 } from '../credentials.ts';
+import { rotationChain } from '../key-history.ts';
 import type { ProofPurpose } from '../key-proof.ts';
 import { readJsonObject } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
@@ -137,7 +138,7 @@ export function keyRoutes(s: RouteServices): Route[] {
     const user = await s.store.getUser(userId);
     if (!user) throw new SyncError('NotFound', `no user ${userId}`);
     // The rotation statements, oldest first: a client that pinned an earlier key follows them.
-    const rotations = (await s.store.listRetiredKeys(userId)).map((r) => ({
+    const rotations = (await rotationChain(s.store, userId)).map((r) => ({
       sign_pk: r.signPk,
       next_sign_pk: r.nextSignPk,
       next_box_pk: r.nextBoxPk,
