@@ -162,13 +162,14 @@ async function checkBlobKey(
     }
     return;
   }
-  // The owner's keys oldest first: versions signed before an identity rotation stay valid.
-  const ownerKeys = await signKeyHistory(store, owner);
-  if (ownerKeys.length === 0)
-    throw new SyncError('Forbidden', `no signing key is registered for the owner ${owner}`);
-  const pairs = chains.pairs(
+  const ownerKey = publicKeyBytes((await store.getUser(owner))?.signPk ?? null);
+  if (!ownerKey) throw new SyncError('Forbidden', `no signing key is registered for the owner ${owner}`);
+  // Verified against the owner's keys oldest first (versions signed before an identity rotation
+  // stay valid), read only when the cached chain no longer fits.
+  const pairs = await chains.pairs(
     docName,
-    ownerKeys,
+    ownerKey,
+    () => signKeyHistory(store, owner),
     stored.map((l) => l.list),
   );
   if (!pairs.has(`${header.epoch}:${header.keyId}`)) {
@@ -198,31 +199,33 @@ async function raiseMinEpoch(
 
 /**
  * The (epoch, key id) pairs of verified member list chains, by blob: a chain is verified once
- * (an Ed25519 check per version) and again only when a version is added or the owner key or
- * any stored version differs from what was verified.
+ * (an Ed25519 check per version) and again only when a version is added or the owner's current
+ * key or any stored version differs from what was verified (the key history, retired keys
+ * included, is read only then: a rotation changes the current key).
  */
 class ChainCache {
-  readonly #verified = new Map<
-    string,
-    { ownerKeys: Uint8Array[]; lists: Uint8Array[]; pairs: Set<string> }
-  >();
+  readonly #verified = new Map<string, { ownerKey: Uint8Array; lists: Uint8Array[]; pairs: Set<string> }>();
 
-  pairs(docName: string, ownerKeys: Uint8Array[], lists: Uint8Array[]): Set<string> {
+  async pairs(
+    docName: string,
+    ownerKey: Uint8Array,
+    history: () => Promise<Uint8Array[]>,
+    lists: Uint8Array[],
+  ): Promise<Set<string>> {
     const cached = this.#verified.get(docName);
     if (
       cached &&
-      cached.ownerKeys.length === ownerKeys.length &&
-      cached.ownerKeys.every((key, i) => sameBytes(key, ownerKeys[i] as Uint8Array)) &&
+      sameBytes(cached.ownerKey, ownerKey) &&
       cached.lists.length === lists.length &&
       cached.lists.every((list, i) => sameBytes(list, lists[i] as Uint8Array))
     ) {
       return cached.pairs;
     }
     const pairs = new Set(
-      verifyMemberListChain(lists, ownerKeys, docName).map((l) => `${l.epoch}:${l.keyId}`),
+      verifyMemberListChain(lists, await history(), docName).map((l) => `${l.epoch}:${l.keyId}`),
     );
     if (this.#verified.size > 10_000) this.#verified.clear();
-    this.#verified.set(docName, { ownerKeys, lists, pairs });
+    this.#verified.set(docName, { ownerKey, lists, pairs });
     return pairs;
   }
 }
