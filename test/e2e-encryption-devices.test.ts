@@ -68,5 +68,19 @@ describe('device lists', () => {
     expect(tamper.map((e) => [e.docName, e.kind])).toEqual([[`users/${ada}/devices`, 'rollback']]);
     rollBackTo = undefined;
     expect(ids(await bob.client.trust.devicesOf(ada))).toEqual([laptopDevice.deviceId]);
+
+    // After an identity rotation the new identity key signs on; versions the old key signed
+    // stay valid for whoever follows the signed rotation.
+    await laptop.client.encryption.rotateIdentity();
+    const tablet = await openDevice(relay.url, {
+      deviceName: 'tablet',
+      recoveryPhrase: await laptop.client.encryption.exportRecoveryPhrase(),
+    });
+    const tabletDevice = await tablet.client.encryption.thisDevice();
+    await tablet.client.encryption.addThisDevice();
+    expect(ids(await bob.client.trust.devicesOf(ada))).toEqual([
+      laptopDevice.deviceId,
+      tabletDevice.deviceId,
+    ]);
   });
 });
