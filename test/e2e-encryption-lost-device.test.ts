@@ -256,16 +256,23 @@ describe('a lost device (identity rotation)', () => {
     expect(await laptop.client.encryption.exportRecoveryPhrase()).toBe(oldPhrase);
     await append(diary, 'x');
 
+    // A blob made but never written: the relay does not have it, the rotation must not wait for it.
+    const empty = laptop.client.blobs.create({ encrypted: true });
+    await laptop.client.encryption.docKeys(`blob/${empty.id}`);
+
     rotationAnswer = 'lose';
     const rotation = await laptop.client.encryption.rotateIdentity();
     expect(rotation.failed).toEqual([]);
-    expect(rotation.rekeyed).toEqual([diaryName]);
+    expect([...rotation.rekeyed].sort()).toEqual([diaryName, `blob/${empty.id}`].sort());
+    // Written now, it starts under keys of the new identity: the new device reads it.
+    await append(empty.handle, 'late');
     expect(await laptop.client.encryption.exportRecoveryPhrase()).toBe(rotation.recoveryPhrase);
     const tablet = await openDevice(relay.url, {
       deviceName: 'tablet',
       recoveryPhrase: rotation.recoveryPhrase,
     });
     expect(await read(tablet, diaryName)).toBe(`${before}x`);
+    expect(await read(tablet, `blob/${empty.id}`)).toBe('late');
   });
 
   it('two rotations in a row: a sharee follows both links at once, the newest phrase reads everything', async () => {

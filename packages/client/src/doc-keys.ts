@@ -674,12 +674,17 @@ export class DocKeys implements DocCipher {
    * wrapped under the new KEK; and a doc this user owns gets a new key — a private doc's stored
    * on the relay under the new KEK, a blob's next epoch signed into the member list by the new
    * key and sealed to the members. True when the caller must then replace the relay's log by a
-   * snapshot under the new key (and call {@link requireCurrentEpoch}).
+   * snapshot under the new key (and call {@link requireCurrentEpoch}). A blob the relay does not
+   * have yet (`onRelay` false, or no owner on the relay) never let its keys leave this device:
+   * only re-wrapped.
    */
-  async rekeyAfterIdentityRotation(): Promise<boolean> {
+  async rekeyAfterIdentityRotation(onRelay = true): Promise<boolean> {
     this.#history.newOwnStream(this.#ctx.identity.signPublicKey);
     await this.#persistHistory();
-    if (!this.isOwner) {
+    const absent =
+      this.address.kind === 'blob' &&
+      (!onRelay || (await this.#ctx.api.blobOwner(this.address.blobId)) === undefined);
+    if (!this.isOwner || absent) {
       // A blob shared with us: its owner seals the next epoch to the keys it lists for us.
       await this.persist();
       return false;

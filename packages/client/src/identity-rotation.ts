@@ -16,6 +16,8 @@ import type { Trust } from './trust.ts';
 /** An open document the rotation syncs before it and replaces by a snapshot after it. */
 export interface RotatingDoc {
   readonly whenSynced: Promise<void>;
+  /** True while the relay does not have the doc (yet): whenSynced then stays pending. */
+  readonly waiting: boolean;
   whenAcked(): Promise<void>;
   replaceBySnapshot(): Promise<void>;
   release(): Promise<void>;
@@ -72,18 +74,19 @@ export async function rotateIdentity(ctx: IdentityRotationContext): Promise<Iden
   // 1. Everything read and sent under the old identity first: its envelopes verify only under it.
   // Our own earlier keys too (earlier rotations on other devices), before this one extends them.
   await ctx.trust.loadOwnHistory();
-  const docs: { name: string; keys: DocKeys; handle?: RotatingDoc }[] = [];
+  const docs: { name: string; keys: DocKeys; handle?: RotatingDoc; onRelay: boolean }[] = [];
   for (const name of await docsHeld(ctx)) {
     try {
       const keys = await ctx.docKeys(name);
       if (!keys.isOwner) {
-        docs.push({ name, keys });
+        docs.push({ name, keys, onRelay: true });
         continue;
       }
       const handle = ctx.openDoc(name);
-      docs.push({ name, keys, handle });
-      await handle.whenSynced;
-      await handle.whenAcked();
+      const entry = { name, keys, handle, onRelay: true };
+      docs.push(entry);
+      entry.onRelay = await caughtUp(handle);
+      if (entry.onRelay) await handle.whenAcked();
     } catch (error) {
       fail(name, error);
     }
@@ -136,9 +139,9 @@ export async function rotateIdentity(ctx: IdentityRotationContext): Promise<Iden
 
   // 3. Each doc out of the old seed's reach.
   const rekeyed: string[] = [];
-  for (const { name, keys, handle } of ready) {
+  for (const { name, keys, handle, onRelay } of ready) {
     try {
-      const snapshot = await keys.rekeyAfterIdentityRotation();
+      const snapshot = await keys.rekeyAfterIdentityRotation(onRelay);
       if (snapshot && handle) {
         await handle.replaceBySnapshot();
         await keys.requireCurrentEpoch();
@@ -150,6 +153,31 @@ export async function rotateIdentity(ctx: IdentityRotationContext): Promise<Iden
   }
   await Promise.allSettled(docs.map((d) => d.handle?.release()));
   return { recoveryPhrase, rekeyed, failed };
+}
+
+/** How long a doc may take to catch up before the rotation gives up on it. */
+const CATCH_UP_MS = 30_000;
+
+/**
+ * Waits until `handle` caught up with the relay: true; false when the relay does not have the
+ * doc (an encrypted blob created but never written: nothing there to replace). Unavailable when
+ * it neither syncs nor turns out absent in time (offline).
+ */
+async function caughtUp(handle: RotatingDoc): Promise<boolean> {
+  let synced = false;
+  handle.whenSynced.then(
+    () => {
+      synced = true;
+    },
+    () => undefined,
+  );
+  for (let waited = 0; waited < CATCH_UP_MS; waited += 50) {
+    if (synced) return true;
+    if (handle.waiting) return false;
+    await Promise.race([handle.whenSynced, new Promise((resolve) => setTimeout(resolve, 50))]);
+  }
+  if (synced) return true;
+  throw new SyncError('Unavailable', 'the document did not catch up with the relay in time');
 }
 
 /**
