@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { DocHandle, TamperEvent } from '@scopesync/client';
 import type { Message } from '@scopesync/core';
 import {
+  countersignIdentityRotation,
   createDocKey,
   deriveIdentity,
   exportRecoveryPhrase,
@@ -11,6 +12,7 @@ import {
   ready,
   sealEnvelope,
   sealGrant,
+  signIdentityRotation,
 } from '@scopesync/crypto';
 import { SqliteDocStore } from '@scopesync/store-sqlite';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -27,7 +29,7 @@ import {
 import { type HostileRelay, jsonOf, startHostileRelay, withJson } from './support/hostile-relay.ts';
 
 /*
- * Attacks 1–5 and 8 (AD) of issue 17, each played by a hostile relay: a proxy between real
+ * Attacks 1–5, 6 (a substitution posing as an identity rotation) and 8 (AD) of issue 17, each played by a hostile relay: a proxy between real
  * clients and a real relay (SQLite, libsodium, fake-indexeddb) that substitutes keys, plants
  * grants, forges writers and members, promotes a reader, and drops, reorders, replays or rolls
  * back envelopes. Before the trust layer (pinned keys, the owner-signed member list, per-author
@@ -159,6 +161,60 @@ describe('attack 1: substituted public keys', () => {
     // Accepting is the app's explicit decision (after comparing safety numbers).
     const accepted = await again.client.trust.accept(bob.userId);
     expect(accepted.boxPublicKey).toEqual(eve.boxPublicKey);
+  });
+
+  it('a substitution dressed up as an identity rotation is refused; only a rotation the pinned key signed is followed', async () => {
+    const { relay, hostile } = await setUp();
+    const ada = await member(relay, hostile, 'ada');
+    const bob = await member(relay, hostile, 'bob');
+    const eve = deriveIdentity(generateRootSeed()); // the relay's own keys
+    const invented = deriveIdentity(generateRootSeed()); // an "earlier key" the relay makes up
+    const a = open(ada, 'first');
+    await append(a, 'hello');
+    await ada.client.blobs.share('first', bob.userId, 'read_write'); // pins bob's real keys
+    const changes: [string, boolean][] = [];
+    ada.client.on('key-changed', (event) => changes.push([event.userId, event.rotated]));
+
+    // Statements the relay can make: a chain from a key of its own to eve (valid signatures, but
+    // not starting at the pinned key), and one "from bob's key" it could not sign.
+    const statement = (from: Identity, to: Identity, signer: Identity) => {
+      const base = { relayId: 'relay', userId: bob.userId, challenge: 'c'.repeat(43) };
+      return {
+        sign_pk: b64(from.signPublicKey),
+        next_sign_pk: b64(to.signPublicKey),
+        next_box_pk: b64(to.boxPublicKey),
+        relay_id: base.relayId,
+        challenge: base.challenge,
+        signature: b64(signIdentityRotation(base, signer, to)),
+        countersignature: b64(countersignIdentityRotation(base, from, to)),
+        rotated_at: 1,
+      };
+    };
+    for (const rotations of [[statement(invented, eve, invented)], [statement(bob.identity, eve, eve)]]) {
+      hostile.hooks.http = (request, answer) =>
+        request.method === 'GET' && request.path.startsWith(`/users/${bob.userId}/keys`)
+          ? withJson(answer, { ...keysJson(bob.userId, eve), rotations })
+          : answer;
+      const blob = `fake-${rotations.length}-${changes.length}`;
+      await append(open(ada, blob), 'x');
+      await expect(ada.client.blobs.share(blob, bob.userId, 'read_write')).rejects.toMatchObject({
+        kind: 'KeyChanged',
+      });
+    }
+    expect(changes).toEqual([
+      [bob.userId, false],
+      [bob.userId, false],
+    ]);
+
+    // Bob really rotates (through the same relay, honest again): that one is followed.
+    hostile.hooks.http = undefined;
+    await bob.client.encryption.rotateIdentity();
+    await append(open(ada, 'after'), 'y');
+    await ada.client.blobs.share('after', bob.userId, 'read_write');
+    expect(changes.at(-1)).toEqual([bob.userId, true]);
+    expect((await ada.client.trust.keysOf(bob.userId)).signPublicKey).toEqual(
+      (await bob.client.encryption.publicKeys()).signPublicKey,
+    );
   });
 
   it('safety numbers match when the keys are real and differ when the relay substituted one on first use', async () => {

@@ -1,5 +1,6 @@
 import { decodeMuxFrame, encodeMuxFrame, type Message } from '@scopesync/core';
 import {
+  countersignIdentityRotation,
   createDocCipher,
   createDocKey,
   type DocKey,
@@ -15,6 +16,8 @@ import {
   sealGrant,
   signIdentityRotation,
   unwrapDocKey,
+  verifyIdentityRotation,
+  verifyIdentityRotationCountersignature,
   wrapDocKey,
 } from '@scopesync/crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -86,6 +89,7 @@ describe('registering public keys', () => {
       user_id: answer.json.user_id,
       sign_pk: b64(identity.signPublicKey),
       box_pk: b64(identity.boxPublicKey),
+      rotations: [],
     });
   });
 
@@ -266,6 +270,9 @@ describe('registering public keys', () => {
           challenge: issued,
           proof: prove(to, issued, { purpose: 'set-keys', userId }),
           rotation: b64(rotation),
+          countersignature: b64(
+            countersignIdentityRotation({ relayId: relayId(), userId, challenge: issued }, signer, to),
+          ),
         },
       });
     };
@@ -307,6 +314,69 @@ describe('registering public keys', () => {
     });
     // A later rotation by the old key (the thief, late in the race) is refused.
     expect((await moveTo(old, laptop.key, deriveIdentity(generateRootSeed()))).status).toBe(403);
+  });
+
+  it('a retired signing key registers nothing again, and the relay publishes the signed rotation chain', async () => {
+    const old = deriveIdentity(generateRootSeed());
+    const laptop = await register('laptop', old);
+    const userId = laptop.userId;
+    const next = deriveIdentity(generateRootSeed());
+    const rotate = async (from: Identity, to: Identity) => {
+      const issued = await challenge();
+      return api('PUT', `/users/${userId}/keys`, {
+        key: laptop.key,
+        body: {
+          sign_pk: b64(to.signPublicKey),
+          box_pk: b64(to.boxPublicKey),
+          challenge: issued,
+          proof: prove(to, issued, { purpose: 'set-keys', userId }),
+          rotation: b64(signIdentityRotation({ relayId: relayId(), userId, challenge: issued }, from, to)),
+          countersignature: b64(
+            countersignIdentityRotation({ relayId: relayId(), userId, challenge: issued }, from, to),
+          ),
+        },
+      });
+    };
+    expect((await rotate(old, next)).status).toBe(200);
+    // The thief holding the old seed cannot come back as a new, empty user under the old key…
+    const fresh = await api('POST', '/keys', {
+      body: { device_name: 'thief', ...(await keysBody(old, { purpose: 'register' })) },
+    });
+    expect(fresh).toMatchObject({ status: 409, json: { error: 'Conflict' } });
+    expect(fresh.json.message).toMatch(/retired/);
+    // …nor can any user (the owner included) take it back.
+    const plain = await api('POST', '/keys', { body: { device_name: 'plain' } });
+    const takeBack = await api('PUT', `/users/${plain.json.user_id}/keys`, {
+      key: plain.json.key,
+      body: await keysBody(old, { purpose: 'set-keys', userId: plain.json.user_id }),
+    });
+    expect(takeBack.status).toBe(409);
+    expect((await rotate(next, old)).status).toBe(409);
+    // A second rotation chains on: the relay serves every statement, oldest first, each signed
+    // by the key it retired — what a client that pinned `old` follows to the current key.
+    const third = deriveIdentity(generateRootSeed());
+    expect((await rotate(next, third)).status).toBe(200);
+    const published = (await api('GET', `/users/${userId}/keys`)).json;
+    expect(published.sign_pk).toBe(b64(third.signPublicKey));
+    const chain = published.rotations as Record<string, string>[];
+    expect(chain.map((r) => [r.sign_pk, r.next_sign_pk])).toEqual([
+      [b64(old.signPublicKey), b64(next.signPublicKey)],
+      [b64(next.signPublicKey), b64(third.signPublicKey)],
+    ]);
+    for (const r of chain) {
+      const statement = {
+        relayId: r.relay_id as string,
+        userId,
+        challenge: r.challenge as string,
+        oldSignPk: bytes(r.sign_pk as string),
+        newSignPk: bytes(r.next_sign_pk as string),
+        newBoxPk: bytes(r.next_box_pk as string),
+      };
+      expect(verifyIdentityRotation(statement, bytes(r.signature as string))).toBe(true);
+      expect(verifyIdentityRotationCountersignature(statement, bytes(r.countersignature as string))).toBe(
+        true,
+      );
+    }
   });
 
   it('lets users set only their own keys, and never swap a signing key', async () => {

@@ -48,7 +48,7 @@ export class DocHistory {
   #last: Uint8Array;
   readonly #heads = new Map<string, StreamHead>();
   #snapshot: Uint8Array;
-  readonly #ownKey: Uint8Array;
+  #ownKey: Uint8Array;
 
   /** `ownKey`: the signing key of this device's envelopes. */
   constructor(stored: StoredHistory | undefined, ownKey: Uint8Array) {
@@ -58,6 +58,26 @@ export class DocHistory {
     this.#last = stored?.last ?? ZERO_HASH;
     this.#snapshot = stored?.snapshot ?? ZERO_HASH;
     for (const head of stored?.heads ?? []) this.#heads.set(head.stream, head);
+  }
+
+  /**
+   * After an identity rotation: this device's envelopes continue in a new stream signed by
+   * `ownKey`. The old stream's last position stays as a mark, so it can neither be replayed nor
+   * continued (a thief holding the old key cannot write into it).
+   */
+  newOwnStream(ownKey: Uint8Array): void {
+    if (this.#counter > 0) {
+      this.#heads.set(this.#stream, {
+        stream: this.#stream,
+        authorKey: this.#ownKey,
+        counter: this.#counter,
+        hash: this.#last,
+      });
+    }
+    this.#ownKey = ownKey;
+    this.#stream = newStreamId();
+    this.#counter = 0;
+    this.#last = ZERO_HASH;
   }
 
   /** The position the next envelope this device seals takes in its stream. */

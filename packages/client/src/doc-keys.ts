@@ -126,13 +126,10 @@ export class DocKeys implements DocCipher {
     const history = await ctx.kv.get<StoredHistory>(KV_TABLES.keys, historyKey(address.name));
     const keys = new DocKeys(ctx, address, keyring, stored, history);
     if (keys.#lists.length > 0 && keys.#owner !== undefined) {
-      // Verified when stored; verified again against the owner key pinned here (no network: this
+      // Verified when stored; verified again against the owner keys pinned here (no network: this
       // works offline).
-      const ownerKey =
-        keys.#owner === ctx.userId
-          ? ctx.identity.signPublicKey
-          : (await ctx.trust.pinned(keys.#owner))?.signPublicKey;
-      if (ownerKey) keys.#chain = verifyMemberListChain(keys.#lists, ownerKey, address.name);
+      const ownerKeys = await ctx.trust.keyHistory(keys.#owner);
+      if (ownerKeys.length > 0) keys.#chain = verifyMemberListChain(keys.#lists, ownerKeys, address.name);
     }
     if (keyring.keys().length > 0) return keys;
 
@@ -375,8 +372,9 @@ export class DocKeys implements DocCipher {
       this.#owner ??= await api.blobOwner(blobId);
       if (this.#owner === undefined) return false; // a blob nobody has written yet
       await this.refreshMembers();
-      // The owner key pinned on first use, never the one the relay hands out today.
-      const ownerKey = await this.#ownerSignKey(this.#owner);
+      // The owner keys pinned on first use (and the rotations they signed), never the one the
+      // relay hands out today.
+      const ownerKeys = await this.#ownerKeys(this.#owner);
       for (const { grant, sealedKey } of await api.myGrants(blobId)) {
         try {
           const opened = openGrant({
@@ -384,7 +382,7 @@ export class DocKeys implements DocCipher {
             sealedKey,
             recipient: identity,
             blobId,
-            isGrantorAllowed: (key) => sameBytes(key, ownerKey),
+            isGrantorAllowed: (key) => ownerKeys.some((k) => sameBytes(k, key)),
           });
           // Only keys the owner signed into the member list: a planted grant names no listed pair.
           if (!this.isOwner && !this.#listFor({ epoch: opened.docKey.epoch, keyId: opened.docKey.id }))
@@ -405,10 +403,21 @@ export class DocKeys implements DocCipher {
     return added;
   }
 
-  /** The owner's signing key: ours, or the one pinned for the owner (KeyChanged when the relay's changed). */
-  async #ownerSignKey(owner: string): Promise<Uint8Array> {
-    if (owner === this.#ctx.userId) return this.#ctx.identity.signPublicKey;
-    return (await this.#ctx.trust.keysOf(owner)).signPublicKey;
+  /**
+   * The owner's signing keys, oldest first, the current one last: ours, or the ones pinned for the
+   * owner — following a signed identity rotation, KeyChanged when the relay's keys changed
+   * otherwise. Earlier keys are those the owner retired: member list versions and grants they
+   * signed before the rotation stay valid.
+   */
+  async #ownerKeys(owner: string): Promise<Uint8Array[]> {
+    const { trust, userId } = this.#ctx;
+    if (owner === userId) {
+      // A device that starts after our own rotation learns the keys we retired.
+      await trust.loadOwnHistory().catch(() => undefined);
+    } else {
+      await trust.keysOf(owner);
+    }
+    return trust.keyHistory(owner);
   }
 
   /**
@@ -430,10 +439,10 @@ export class DocKeys implements DocCipher {
     this.#owner ??= await api.blobOwner(this.address.blobId);
     if (this.#owner === undefined) return;
     const served = await api.memberLists(this.address.blobId);
-    const ownerKey = await this.#ownerSignKey(this.#owner);
+    const ownerKeys = await this.#ownerKeys(this.#owner);
     let chain: MemberList[];
     try {
-      chain = verifyMemberListChain(served, ownerKey, this.docName);
+      chain = verifyMemberListChain(served, ownerKeys, this.docName);
       if (chain[0] && chain[0].ownerId !== this.#owner) {
         throw new SyncError('Forbidden', 'the member list names another owner');
       }
@@ -503,7 +512,11 @@ export class DocKeys implements DocCipher {
         throw error;
       }
       this.#lists = [...this.#lists, list];
-      this.#chain = verifyMemberListChain(this.#lists, identity.signPublicKey, this.docName);
+      this.#chain = verifyMemberListChain(
+        this.#lists,
+        await this.#ctx.trust.keyHistory(userId),
+        this.docName,
+      );
       await this.persist();
       return;
     }
@@ -653,6 +666,37 @@ export class DocKeys implements DocCipher {
       );
     }
     return next;
+  }
+
+  /**
+   * @internal After this user's identity rotation (the context's identity is the new one): this
+   * device's envelopes continue in a new stream under the new key; the keys are stored again
+   * wrapped under the new KEK; and a doc this user owns gets a new key — a private doc's stored
+   * on the relay under the new KEK, a blob's next epoch signed into the member list by the new
+   * key and sealed to the members. True when the caller must then replace the relay's log by a
+   * snapshot under the new key (and call {@link requireCurrentEpoch}). A blob the relay does not
+   * have yet (`onRelay` false, or no owner on the relay) never let its keys leave this device:
+   * only re-wrapped.
+   */
+  async rekeyAfterIdentityRotation(onRelay = true): Promise<boolean> {
+    this.#history.newOwnStream(this.#ctx.identity.signPublicKey);
+    await this.#persistHistory();
+    const absent =
+      this.address.kind === 'blob' &&
+      (!onRelay || (await this.#ctx.api.blobOwner(this.address.blobId)) === undefined);
+    if (!this.isOwner || absent) {
+      // A blob shared with us: its owner seals the next epoch to the keys it lists for us.
+      await this.persist();
+      return false;
+    }
+    if (this.address.kind === 'blob') {
+      await this.rotate();
+      return true;
+    }
+    this.keyring.rotate();
+    await this.persist();
+    await this.upload();
+    return true;
   }
 
   /** Refuses envelopes under any epoch older than the current key's from now on. */

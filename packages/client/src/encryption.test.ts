@@ -33,6 +33,8 @@ describe('Encryption in memory', () => {
       kv: new MemoryKeyValueStore(),
       api: {} as KeyApi,
       seeds,
+      // Not reached: this test never lists devices.
+      deviceSeeds: seeds,
       recoveryPhrase: undefined,
       userId: () => undefined,
       // Not reached: this test never opens another user's document.

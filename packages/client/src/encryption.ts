@@ -1,11 +1,18 @@
 import { type KeyValueStore, parseDocName, type ShareLevel, SyncError } from '@scopesync/core';
-import type { Identity as CryptoIdentity } from '@scopesync/crypto';
+import type { Identity as CryptoIdentity, Device } from '@scopesync/crypto';
 import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
 import type { DocKeys } from './doc-keys.ts';
 import type { RegistrationPlan } from './identity.ts';
+import {
+  cannotRotate,
+  type IdentityRotationResult,
+  type RotatingDoc,
+  rotateIdentity,
+} from './identity-rotation.ts';
 import type { KeyApi, ProvenKeys, PublicKeys } from './key-api.ts';
 import { loadCrypto, loadDocKeys } from './load-crypto.ts';
+import { OwnDevices, type ThisDevice } from './own-devices.ts';
 import type { SeedLocation, SeedStore } from './seed-store.ts';
 import type { Trust } from './trust.ts';
 
@@ -14,6 +21,8 @@ export interface EncryptionInit {
   readonly kv: KeyValueStore;
   readonly api: KeyApi;
   readonly seeds: SeedStore;
+  /** Where this device's own key seed is kept (its entry in the device list). */
+  readonly deviceSeeds: SeedStore;
   /** Import this phrase's root seed (a second device) instead of creating one. */
   readonly recoveryPhrase: string | undefined;
   /** The client's user id, once known. */
@@ -57,10 +66,66 @@ export class Encryption {
   #loaded: Promise<Loaded> | undefined;
   #registering: Promise<void> | undefined;
   readonly #docs = new Map<string, Promise<DocKeys>>();
+  /** The identity in use once loaded: what every doc's keys sign, seal and wrap with (it changes on rotation). */
+  #active: CryptoIdentity | undefined;
+  #openDoc: ((docName: string) => RotatingDoc) | undefined;
+  #rotating: Promise<IdentityRotationResult> | undefined;
+  readonly #devices: OwnDevices;
 
   /** @internal Created by the client. */
   constructor(init: EncryptionInit) {
     this.#init = init;
+    this.#devices = new OwnDevices({
+      kv: init.kv,
+      api: init.api,
+      trust: init.trust,
+      seeds: init.deviceSeeds,
+    });
+  }
+
+  /**
+   * This device's id and its own public keys (random, made on first use, kept like the seed): its
+   * entry in the user's signed device list. Partial (docs/encryption.md, "Per-device keys"):
+   * envelopes and grants are still signed and sealed with the identity, not with these keys.
+   */
+  thisDevice(): Promise<ThisDevice> {
+    return this.#devices.thisDevice();
+  }
+
+  /**
+   * Adds this device to the user's signed device list (a new version signed by the identity key,
+   * chained to the last one; nothing when listed already). Resolves with the devices listed.
+   * Other clients read it with `client.trust.devicesOf(userId)`.
+   */
+  async addThisDevice(): Promise<readonly Device[]> {
+    const me = await this.thisDevice();
+    return this.#updateDevices((devices) =>
+      devices.some((d) => d.deviceId === me.deviceId)
+        ? undefined
+        : [...devices, { ...me, addedAt: Date.now() }],
+    );
+  }
+
+  /**
+   * Removes a device from the user's signed device list (a lost one). NotFound when it is not
+   * listed. The document keys it could open are not rotated by this (they derive from the shared
+   * seed): after losing a device that held the seed, call {@link rotateIdentity}.
+   */
+  async removeDevice(deviceId: string): Promise<readonly Device[]> {
+    return this.#updateDevices((devices) => {
+      if (!devices.some((d) => d.deviceId === deviceId)) {
+        throw new SyncError('NotFound', `device ${deviceId} is not in the device list`);
+      }
+      return devices.filter((d) => d.deviceId !== deviceId);
+    });
+  }
+
+  async #updateDevices(change: (devices: Device[]) => Device[] | undefined): Promise<readonly Device[]> {
+    await this.ensureRegistered();
+    const userId = this.#init.userId();
+    if (userId === undefined) throw new SyncError('Unauthorized', 'a device list needs a registered user');
+    const { identity } = await this.#identity();
+    return this.#devices.update(userId, identity, change);
   }
 
   /**
@@ -102,6 +167,54 @@ export class Encryption {
     } finally {
       seed.fill(0);
     }
+  }
+
+  /**
+   * Moves this user to a new identity, after a device that held the root seed (or the recovery
+   * phrase) was lost: a new seed, and its recovery phrase to write down; the relay hands the user
+   * over to the new keys (the old key signs the statement, the new one countersigns) and revokes
+   * every other API key of the user; then every document key this user holds is moved out of the
+   * old seed's reach — private docs and the user's encrypted blobs get a new key and a snapshot
+   * under it, blobs shared with the user are re-wrapped. From then on the old seed and phrase
+   * open nothing written, link no device and register nothing. Other users who pinned the old key
+   * see a `key-changed` event with `rotated: true` and go on. Needs the relay; resolves with the
+   * new phrase and the documents it could not re-key (rotate those later with
+   * `blobs.rotateKey`). Do not edit meanwhile: edits sealed under the old key are refused.
+   */
+  rotateIdentity(): Promise<IdentityRotationResult> {
+    this.#rotating ??= this.#rotate().finally(() => {
+      this.#rotating = undefined;
+    });
+    return this.#rotating;
+  }
+
+  async #rotate(): Promise<IdentityRotationResult> {
+    const openDoc = this.#openDoc;
+    if (!openDoc) throw cannotRotate('the built-in encryption of a client');
+    await this.ensureRegistered();
+    const userId = this.#init.userId();
+    if (userId === undefined) throw cannotRotate('a registered user (an API key)');
+    const { identity } = await this.#identity();
+    return rotateIdentity({
+      kv: this.#init.kv,
+      api: this.#init.api,
+      seeds: this.#init.seeds,
+      trust: this.#init.trust,
+      userId,
+      current: identity,
+      docKeys: (name) => this.docKeys(name),
+      openDoc,
+      switchTo: async (next) => {
+        this.#active = next;
+        this.#loaded = Promise.resolve({ identity: next, origin: 'stored' });
+        await this.registered(userId);
+      },
+    });
+  }
+
+  /** @internal How {@link rotateIdentity} opens a doc to sync it and replace it by a snapshot. */
+  useDocs(open: (docName: string) => RotatingDoc): void {
+    this.#openDoc = open;
   }
 
   /** This user's public keys (what the relay publishes for others to share with them). */
@@ -190,14 +303,24 @@ export class Encryption {
   }
 
   async #loadDocKeys(docName: string): Promise<DocKeys> {
-    const { identity } = await this.#identity();
+    await this.#identity();
     const userId = this.#init.userId();
     if (userId === undefined) {
       throw new SyncError('Unauthorized', 'end-to-end encryption needs a registered user (an API key)');
     }
     const { DocKeys } = await loadDocKeys();
+    const encryption = this;
     return DocKeys.load(
-      { kv: this.#init.kv, api: this.#init.api, identity, userId, trust: this.#init.trust },
+      {
+        kv: this.#init.kv,
+        api: this.#init.api,
+        // Read at each use: after an identity rotation every doc signs and wraps with the new one.
+        get identity() {
+          return encryption.#activeIdentity();
+        },
+        userId,
+        trust: this.#init.trust,
+      },
       docName,
     );
   }
@@ -226,6 +349,11 @@ export class Encryption {
   async grant(docName: string, userId: string, level: ShareLevel): Promise<void> {
     await this.ensureRegistered();
     await (await this.docKeys(docName)).grant(userId, level);
+  }
+
+  #activeIdentity(): CryptoIdentity {
+    if (!this.#active) throw new SyncError('Internal', 'the identity is not loaded');
+    return this.#active;
   }
 
   #identity(): Promise<Loaded> {
@@ -267,7 +395,9 @@ export class Encryption {
         origin = 'created';
         await seeds.save(seed, false);
       }
-      return { identity: deriveIdentity(seed), origin };
+      const identity = deriveIdentity(seed);
+      this.#active = identity;
+      return { identity, origin };
     } finally {
       // Only the derived keys stay, whatever happened: a heap dump or a later bug that leaks
       // memory gets no seed.

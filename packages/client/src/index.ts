@@ -33,6 +33,7 @@ export type {
 export { DocProvider } from './doc-provider.ts';
 export { Encryption } from './encryption.ts';
 export type { FetchFunction } from './http-api.ts';
+export type { IdentityRotationResult } from './identity-rotation.ts';
 export type { IndexedDbOptions } from './indexed-db-database.ts';
 export { DEFAULT_DATABASE_NAME, ScopesyncDatabase } from './indexed-db-database.ts';
 export { IndexedDbDocStore } from './indexed-db-doc-store.ts';
@@ -40,6 +41,7 @@ export { IndexedDbKeyValueStore } from './indexed-db-key-value-store.ts';
 export type { PublicKeys } from './key-api.ts';
 export type { ValueErrorListener, ValueListener, ValueMeta, ValueSource } from './live-value.ts';
 export type { DocMeta } from './local-doc-log.ts';
+export type { ThisDevice } from './own-devices.ts';
 export type { SeedLocation } from './seed-store.ts';
 export type { ClientOptions, DocOptions, SyncClientEvents } from './sync-client.ts';
 export { createClient, SyncClient } from './sync-client.ts';

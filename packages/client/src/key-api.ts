@@ -8,6 +8,21 @@ export interface PublicKeys {
   readonly boxPublicKey: Uint8Array;
 }
 
+/**
+ * One identity rotation as the relay publishes it: the retired signing key's signature handing
+ * the user over to the next keys (verify with `verifyIdentityRotation` from @scopesync/crypto).
+ */
+export interface RotationStatement {
+  readonly relayId: string;
+  readonly challenge: string;
+  readonly oldSignPk: Uint8Array;
+  readonly newSignPk: Uint8Array;
+  readonly newBoxPk: Uint8Array;
+  readonly signature: Uint8Array;
+  /** The new key's signature of the same statement (it accepted the hand-over). */
+  readonly countersignature: Uint8Array;
+}
+
 /** A sealed document key and the signed grant for it, as stored next to a share. */
 export interface StoredGrant {
   readonly sealedKey: Uint8Array;
@@ -61,15 +76,109 @@ export class KeyApi {
 
   /** A user's registered public keys; undefined when the user has none yet. NotFound for no such user. */
   async userKeys(userId: string): Promise<PublicKeys | undefined> {
-    const answer = await this.#http.json<{ sign_pk?: unknown; box_pk?: unknown }>({
+    return (await this.userKeysAndRotations(userId)).keys;
+  }
+
+  /**
+   * A user's registered public keys (undefined when none) and the identity rotations that led
+   * to them, oldest first (unverified: the relay's word until checked). NotFound for no such user.
+   */
+  async userKeysAndRotations(
+    userId: string,
+  ): Promise<{ keys: PublicKeys | undefined; rotations: RotationStatement[] }> {
+    const answer = await this.#http.json<{ sign_pk?: unknown; box_pk?: unknown; rotations?: unknown }>({
       method: 'GET',
       path: `/users/${segment(userId)}/keys`,
     });
-    if (typeof answer.sign_pk !== 'string' || typeof answer.box_pk !== 'string') return undefined;
+    const rotations = (Array.isArray(answer.rotations) ? answer.rotations : []).flatMap((raw) => {
+      const r = raw as Record<string, unknown>;
+      const text = [
+        r.relay_id,
+        r.challenge,
+        r.sign_pk,
+        r.next_sign_pk,
+        r.next_box_pk,
+        r.signature,
+        r.countersignature,
+      ];
+      if (!text.every((t) => typeof t === 'string')) return [];
+      return [
+        {
+          relayId: r.relay_id as string,
+          challenge: r.challenge as string,
+          oldSignPk: fromBase64(r.sign_pk as string, 'sign_pk'),
+          newSignPk: fromBase64(r.next_sign_pk as string, 'next_sign_pk'),
+          newBoxPk: fromBase64(r.next_box_pk as string, 'next_box_pk'),
+          signature: fromBase64(r.signature as string, 'signature'),
+          countersignature: fromBase64(r.countersignature as string, 'countersignature'),
+        },
+      ];
+    });
+    if (typeof answer.sign_pk !== 'string' || typeof answer.box_pk !== 'string')
+      return { keys: undefined, rotations };
     return {
-      signPublicKey: fromBase64(answer.sign_pk, 'sign_pk'),
-      boxPublicKey: fromBase64(answer.box_pk, 'box_pk'),
+      keys: {
+        signPublicKey: fromBase64(answer.sign_pk, 'sign_pk'),
+        boxPublicKey: fromBase64(answer.box_pk, 'box_pk'),
+      },
+      rotations,
     };
+  }
+
+  /**
+   * Hands this user over to new keys (identity rotation): `proven` proves the new signing key,
+   * `rotation` is the registered key's signature of the rotation statement over the same
+   * challenge, countersigned by the new key. The relay revokes every other API key of the user.
+   */
+  async rotateUserKeys(
+    userId: string,
+    proven: ProvenKeys,
+    rotation: { readonly signature: Uint8Array; readonly countersignature: Uint8Array },
+  ): Promise<void> {
+    await this.#http.send({
+      method: 'PUT',
+      path: `/users/${segment(userId)}/keys`,
+      json: {
+        ...provenKeysJson(proven),
+        rotation: toBase64Url(rotation.signature),
+        countersignature: toBase64Url(rotation.countersignature),
+      },
+    });
+  }
+
+  /** Every version of a user's signed device list, oldest first (empty when none). */
+  async deviceLists(userId: string): Promise<Uint8Array[]> {
+    const answer = await orNone(
+      this.#http.json<{ lists?: unknown[] }>({ method: 'GET', path: `/users/${segment(userId)}/devices` }),
+    );
+    return (answer.lists ?? []).flatMap((l) => (typeof l === 'string' ? [fromBase64(l, 'device list')] : []));
+  }
+
+  /** Appends the next version of this user's device list (signed by the identity key). */
+  async putDeviceList(userId: string, list: Uint8Array): Promise<void> {
+    await this.#http.send({
+      method: 'PUT',
+      path: `/users/${segment(userId)}/devices`,
+      json: { list: toBase64Url(list) },
+    });
+  }
+
+  /** The keys of this user's USER_PRIVATE docs on the relay (GET /userdata/<id>/USER_PRIVATE, every page). */
+  async privateDocKeys(userId: string): Promise<string[]> {
+    const keys: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string =
+        cursor === null ? '?limit=500' : `?limit=500&cursor=${encodeURIComponent(cursor)}`;
+      const answer: { keys?: unknown; cursor?: unknown } = await this.#http.json({
+        method: 'GET',
+        path: `/userdata/${segment(userId)}/USER_PRIVATE${query}`,
+      });
+      for (const key of Array.isArray(answer.keys) ? answer.keys : [])
+        if (typeof key === 'string') keys.push(key);
+      cursor = typeof answer.cursor === 'string' ? answer.cursor : null;
+    } while (cursor !== null);
+    return keys;
   }
 
   /** A fresh single-use challenge to sign for a key registration, and the relay id to name. */

@@ -44,8 +44,9 @@ type StoredSeed =
  * then): a copy of the files then holds nothing that opens it. A seed stored without one is
  * moved under the passphrase the first time it is given. In a store that only keeps bytes
  * (SQLite) the raw device key sits beside the seed, the same trade-off as the API key.
+ * `record` names the record (the root seed's by default; a device's own key seed has another).
  */
-export function storeSeedStore(kv: KeyValueStore, passphrase?: string): SeedStore {
+export function storeSeedStore(kv: KeyValueStore, passphrase?: string, record = SEED_RECORD): SeedStore {
   const seal = async (seed: Uint8Array): Promise<StoredSeed> => {
     const { wrapSeedForBrowser, wrapSeedWithPassphrase } = await loadCrypto();
     return passphrase === undefined
@@ -55,7 +56,7 @@ export function storeSeedStore(kv: KeyValueStore, passphrase?: string): SeedStor
   return {
     location: 'store',
     async load() {
-      const stored = await kv.get<StoredSeed>(KV_TABLES.keys, SEED_RECORD);
+      const stored = await kv.get<StoredSeed>(KV_TABLES.keys, record);
       if (stored === undefined) return undefined;
       const { isPassphraseWrappedSeed, unwrapSeedForBrowser, unwrapSeedWithPassphrase } = await loadCrypto();
       if (stored.v === 2 && isPassphraseWrappedSeed(stored.passphrase)) {
@@ -71,14 +72,14 @@ export function storeSeedStore(kv: KeyValueStore, passphrase?: string): SeedStor
         throw new SyncError('Internal', 'the stored root seed record is not one this client knows');
       const seed = await unwrapSeedForBrowser({ key: await deviceKey(kv), wrapped: stored.wrapped });
       // Given a passphrase for the first time: from now on the seed needs it.
-      if (passphrase !== undefined) await kv.put(KV_TABLES.keys, SEED_RECORD, await seal(seed));
+      if (passphrase !== undefined) await kv.put(KV_TABLES.keys, record, await seal(seed));
       return seed;
     },
     async save(seed, replace) {
-      if (!replace && (await kv.get(KV_TABLES.keys, SEED_RECORD)) !== undefined) {
+      if (!replace && (await kv.get(KV_TABLES.keys, record)) !== undefined) {
         throw new SyncError('Conflict', 'this device already keeps a root seed');
       }
-      await kv.put(KV_TABLES.keys, SEED_RECORD, await seal(seed));
+      await kv.put(KV_TABLES.keys, record, await seal(seed));
     },
   };
 }

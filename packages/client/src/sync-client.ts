@@ -210,6 +210,7 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
       options.seedFile === undefined
         ? storeSeedStore(store.kv, options.passphrase)
         : fileSeedStore(options.seedFile),
+    deviceSeeds: storeSeedStore(store.kv, options.passphrase, 'device-seed'),
     recoveryPhrase: options.recoveryPhrase,
     userId: () => userId,
   });
@@ -365,6 +366,7 @@ export class SyncClient {
     this.#identity = init.identity;
     this.#cipherFor = init.cipherFor;
     this.encryption = init.encryption;
+    this.encryption.useDocs((name) => this.doc(name, { encrypted: true }));
     this.trust = init.trust;
     this.trust.on('key-changed', (event) => this.#events.emit('key-changed', event));
     this.trust.on('tamper', (event) => this.#events.emit('tamper', event));

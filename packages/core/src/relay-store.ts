@@ -86,6 +86,44 @@ export interface UserKeys {
 }
 
 /**
+ * A signing key its user rotated away from (identity rotation, docs/encryption.md), with the
+ * statement that retired it: the old key's signature handing the user over to the next keys. A
+ * retired key never signs for anyone again (the relay refuses to register or link it), and the
+ * records of a user, oldest first, are the chain clients follow from a key they pinned.
+ */
+export interface RetiredKeyRecord {
+  /** The retired signing key (base64url, as stored for users). */
+  readonly signPk: string;
+  readonly userId: string;
+  /** The keys it handed the user over to (base64url). */
+  readonly nextSignPk: string;
+  readonly nextBoxPk: string;
+  /** What the statement names besides the keys: the relay id and the challenge it was made for. */
+  readonly relayId: string;
+  readonly challenge: string;
+  /** The retired key's 64-byte Ed25519 signature of the rotation statement. */
+  readonly signature: Uint8Array;
+  /** The next key's 64-byte signature of the same statement: it accepted the hand-over. */
+  readonly countersignature: Uint8Array;
+  /** Epoch milliseconds. */
+  readonly retiredAt: number;
+}
+
+/**
+ * One version of a user's signed device list (see @scopesync/crypto `signDeviceList`), signed by
+ * the user's identity key and chained to the version before. Never replaced.
+ */
+export interface DeviceListRecord {
+  readonly userId: string;
+  /** 1, 2, …: one row per version. */
+  readonly version: number;
+  /** The signed list as the user made it. */
+  readonly list: Uint8Array;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+}
+
+/**
  * A sealed document key for one member of an encrypted blob at one key epoch: the owner seals
  * the blob's document key to the member's box key and signs a grant. The relay keeps both
  * opaque; only the member can open the sealed key.
@@ -258,6 +296,22 @@ export interface RelayStore {
    * holds the same `signPk`. The caller decides whether a change is allowed.
    */
   setUserKeys(userId: string, keys: UserKeys): Promise<boolean>;
+  /**
+   * Records that `record.signPk` is retired (an identity rotation); false when it was retired
+   * already (the first record is kept). The caller checks the statement's signature.
+   */
+  retireSignKey(record: RetiredKeyRecord): Promise<boolean>;
+  /** The retirement of a signing key, or null when it was never retired. */
+  getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null>;
+  /** A user's retired signing keys, oldest first (then by key): the user's rotation chain. */
+  listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]>;
+  /**
+   * Stores a device list version unless the user already has that version (which is kept); true
+   * when stored. The caller checks the chain and the signature.
+   */
+  appendDeviceList(record: DeviceListRecord): Promise<boolean>;
+  /** A user's device list versions, oldest first. */
+  listDeviceLists(userId: string): Promise<DeviceListRecord[]>;
   /** Changes a user's level; false when there is no such user. */
   setUserLevel(userId: string, level: Level): Promise<boolean>;
   /** The number of registered users. */
@@ -377,6 +431,11 @@ export const RELAY_STORE_TX_METHODS: readonly (keyof RelayStoreTx)[] = Object.ke
   getUser: true,
   findUserBySignPk: true,
   setUserKeys: true,
+  retireSignKey: true,
+  getRetiredKey: true,
+  listRetiredKeys: true,
+  appendDeviceList: true,
+  listDeviceLists: true,
   setUserLevel: true,
   countUsers: true,
   addKey: true,

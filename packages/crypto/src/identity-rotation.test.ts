@@ -1,9 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { deriveIdentity, generateRootSeed } from './identity.ts';
 import {
+  countersignIdentityRotation,
   identityRotationMessage,
   signIdentityRotation,
   verifyIdentityRotation,
+  verifyIdentityRotationCountersignature,
 } from './identity-rotation.ts';
 import { ready } from './sodium.ts';
 
@@ -29,5 +31,27 @@ describe('identity rotation statements', () => {
     // Signed by anyone but the old key, it hands nothing over.
     expect(verifyIdentityRotation(rotation, signIdentityRotation(statement, thief, next))).toBe(false);
     expect(() => identityRotationMessage({ ...rotation, userId: 'a\0b' })).toThrowError(/NUL-free/);
+  });
+
+  it('the new key countersigns: a key that claims to have handed the user to someone else’s key proves nothing', () => {
+    const old = deriveIdentity(generateRootSeed());
+    const next = deriveIdentity(generateRootSeed());
+    const made = deriveIdentity(generateRootSeed());
+    const statement = { relayId: 'relay-a', userId: 'user_0123456789abcdef', challenge: 'c'.repeat(43) };
+    const rotation = {
+      ...statement,
+      oldSignPk: old.signPublicKey,
+      newSignPk: next.signPublicKey,
+      newBoxPk: next.boxPublicKey,
+    };
+    expect(
+      verifyIdentityRotationCountersignature(rotation, countersignIdentityRotation(statement, old, next)),
+    ).toBe(true);
+    // A made-up earlier key can sign a hand-over to `next`, but `next` never countersigned it.
+    const invented = { ...rotation, oldSignPk: made.signPublicKey };
+    expect(verifyIdentityRotation(invented, signIdentityRotation(statement, made, next))).toBe(true);
+    expect(
+      verifyIdentityRotationCountersignature(invented, countersignIdentityRotation(statement, old, next)),
+    ).toBe(false);
   });
 });

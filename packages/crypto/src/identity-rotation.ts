@@ -73,8 +73,40 @@ export function signIdentityRotation(
   return sodium().crypto_sign_detached(message, previous.signSecretKey);
 }
 
+/**
+ * The new identity's 64-byte countersignature of the same statement: it accepts the hand-over
+ * from `previous`. Without it, anyone could claim that a key of their own once held the user and
+ * handed it to the new key (the old key's signature alone proves nothing about the new one).
+ * Requires `ready()`.
+ */
+export function countersignIdentityRotation(
+  statement: { readonly relayId: string; readonly userId: string; readonly challenge: string },
+  previous: Pick<Identity, 'signPublicKey'>,
+  next: Identity,
+): Uint8Array {
+  const message = identityRotationMessage({
+    ...statement,
+    oldSignPk: previous.signPublicKey,
+    newSignPk: next.signPublicKey,
+    newBoxPk: next.boxPublicKey,
+  });
+  return sodium().crypto_sign_detached(message, next.signSecretKey);
+}
+
 /** True when `signature` is the old key's signature of `rotation`. Requires `ready()`. */
 export function verifyIdentityRotation(rotation: IdentityRotation, signature: Uint8Array): boolean {
+  return verifyBy(rotation, signature, rotation.oldSignPk);
+}
+
+/** True when `signature` is the new key's countersignature of `rotation`. Requires `ready()`. */
+export function verifyIdentityRotationCountersignature(
+  rotation: IdentityRotation,
+  signature: Uint8Array,
+): boolean {
+  return verifyBy(rotation, signature, rotation.newSignPk);
+}
+
+function verifyBy(rotation: IdentityRotation, signature: Uint8Array, key: Uint8Array): boolean {
   if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_BYTES) return false;
   let message: Uint8Array;
   try {
@@ -83,7 +115,7 @@ export function verifyIdentityRotation(rotation: IdentityRotation, signature: Ui
     return false;
   }
   try {
-    return sodium().crypto_sign_verify_detached(signature, message, rotation.oldSignPk);
+    return sodium().crypto_sign_verify_detached(signature, message, key);
   } catch {
     return false;
   }

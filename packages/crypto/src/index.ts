@@ -1,5 +1,15 @@
 export type { BrowserWrappedSeed } from './browser-seed.ts';
 export { createSeedWrappingKey, unwrapSeedForBrowser, wrapSeedForBrowser } from './browser-seed.ts';
+export type { Device, DeviceList, SignDeviceListOptions } from './device-list.ts';
+export {
+  checkDeviceListStep,
+  deviceListHash,
+  newDeviceId,
+  readDeviceList,
+  signDeviceList,
+  verifyDeviceList,
+  verifyDeviceListChain,
+} from './device-list.ts';
 export type { DocCipher, DocCipherOptions } from './doc-cipher.ts';
 export { createDocCipher } from './doc-cipher.ts';
 export type { DocKey } from './doc-key.ts';
@@ -34,9 +44,11 @@ export type { Identity } from './identity.ts';
 export { deriveIdentity, generateRootSeed, ROOT_SEED_BYTES } from './identity.ts';
 export type { IdentityRotation } from './identity-rotation.ts';
 export {
+  countersignIdentityRotation,
   identityRotationMessage,
   signIdentityRotation,
   verifyIdentityRotation,
+  verifyIdentityRotationCountersignature,
 } from './identity-rotation.ts';
 export type { KeyProofPurpose, KeyProofStatement } from './key-proof.ts';
 export { isKeyProofPurpose, keyProofMessage, signKeyProof, verifyKeyProof } from './key-proof.ts';

@@ -119,6 +119,51 @@ describe('member list', () => {
   });
 });
 
+describe('member list across an identity rotation', () => {
+  test('versions signed by the key history verify in order; a retired key cannot sign after its successor', () => {
+    // Alice rotated from `alice` to `next`; `eve` holds neither.
+    const next = deriveIdentity(generateRootSeed());
+    const asNext = { userId: ALICE, signPublicKey: next.signPublicKey, signSecretKey: next.signSecretKey };
+    const k1 = createDocKey();
+    const k2 = rotateDocKey(k1);
+    const v1 = signMemberList({ docName: DOC, owner: owner(), epoch: 1, keyId: k1.id, members: [] });
+    const v2 = signMemberList({
+      docName: DOC,
+      owner: asNext,
+      previous: v1,
+      epoch: 2,
+      keyId: k2.id,
+      members: [],
+    });
+    const history = [alice.signPublicKey, next.signPublicKey];
+    expect(verifyMemberListChain([v1, v2], history, DOC).map((l) => l.epoch)).toEqual([1, 2]);
+    // Without the history, the handover is a change of owner.
+    expect(kindOf(() => verifyMemberListChain([v1, v2], next.signPublicKey, DOC))).toBe('Forbidden');
+    expect(kindOf(() => verifyMemberListChain([v1, v2], alice.signPublicKey, DOC))).toBe('Forbidden');
+    // The thief who kept the old seed signs a version after the new key did: refused.
+    const late = signMemberList({
+      docName: DOC,
+      owner: owner(),
+      previous: v2,
+      epoch: 2,
+      keyId: k2.id,
+      members: [],
+    });
+    expect(kindOf(() => verifyMemberListChain([v1, v2, late], history, DOC))).toBe('Forbidden');
+    // A key outside the history signs nothing.
+    const asEve = { userId: ALICE, signPublicKey: eve.signPublicKey, signSecretKey: eve.signSecretKey };
+    const forged = signMemberList({
+      docName: DOC,
+      owner: asEve,
+      previous: v1,
+      epoch: 2,
+      keyId: k2.id,
+      members: [],
+    });
+    expect(kindOf(() => verifyMemberListChain([v1, forged], history, DOC))).toBe('Forbidden');
+  });
+});
+
 describe('envelope history and kind', () => {
   test('the chain, blob version and snapshot commitments are signed and readable', () => {
     const key = createDocKey();

@@ -216,9 +216,15 @@ export function verifyMemberList(bytes: Uint8Array, ownerKey: Uint8Array, docNam
 /**
  * Checks that `next` may follow `previous` (or start a chain when undefined): version + 1,
  * chaining its hash, the same owner, and the document key either unchanged or moved one epoch
- * up to a new key id. Forbidden otherwise.
+ * up to a new key id. The owner's signing key stays the same unless `handover` says the owner
+ * rotated their identity from `previous`'s key to `next`'s (a verified rotation statement).
+ * Forbidden otherwise.
  */
-export function checkMemberListStep(previous: MemberList | undefined, next: MemberList): void {
+export function checkMemberListStep(
+  previous: MemberList | undefined,
+  next: MemberList,
+  handover = false,
+): void {
   if (previous === undefined) {
     if (next.version !== 1 || !bytesEqual(next.previous, new Uint8Array(HASH_BYTES))) {
       throw new SyncError('Forbidden', `member list version ${next.version} does not start a chain`);
@@ -231,7 +237,7 @@ export function checkMemberListStep(previous: MemberList | undefined, next: Memb
       `member list version ${next.version} does not follow version ${previous.version}: the history was altered`,
     );
   }
-  if (!bytesEqual(next.ownerKey, previous.ownerKey) || next.ownerId !== previous.ownerId) {
+  if ((!handover && !bytesEqual(next.ownerKey, previous.ownerKey)) || next.ownerId !== previous.ownerId) {
     throw new SyncError('Forbidden', 'the member list changed its owner');
   }
   const sameKey = next.epoch === previous.epoch && next.keyId === previous.keyId;
@@ -245,18 +251,35 @@ export function checkMemberListStep(previous: MemberList | undefined, next: Memb
 }
 
 /**
- * Verifies a whole chain of member list versions, oldest first: every version signed by
- * `ownerKey` for `docName` and each a valid step from the one before. Returns them decoded.
+ * Verifies a whole chain of member list versions, oldest first: every version signed for
+ * `docName` by the owner and each a valid step from the one before. Returns them decoded.
+ *
+ * `ownerKey` is the owner's signing key, or the owner's key history oldest first (every key a
+ * verified identity rotation retired, then the current one): a version may be signed by any key
+ * of the history, but never by one older than the version before it used (a retired key does not
+ * sign after its successor has).
  */
 export function verifyMemberListChain(
   chain: readonly Uint8Array[],
-  ownerKey: Uint8Array,
+  ownerKey: Uint8Array | readonly Uint8Array[],
   docName: string,
 ): MemberList[] {
+  const keys = ownerKey instanceof Uint8Array ? [ownerKey] : ownerKey;
   const out: MemberList[] = [];
+  let at = 0;
   for (const bytes of chain) {
-    const list = verifyMemberList(bytes, ownerKey, docName);
-    checkMemberListStep(out.at(-1), list);
+    const signer = readMemberList(bytes).ownerKey;
+    let index = -1;
+    for (let i = at; i < keys.length; i++) {
+      if (bytesEqual(keys[i] as Uint8Array, signer)) {
+        index = i;
+        break;
+      }
+    }
+    if (index < 0) throw new SyncError('Forbidden', 'the member list is not signed by the owner key');
+    const list = verifyMemberList(bytes, keys[index] as Uint8Array, docName);
+    checkMemberListStep(out.at(-1), list, out.length > 0 && index > at);
+    at = index;
     out.push(list);
   }
   return out;

@@ -13,6 +13,7 @@ import {
 import { ready, verifyEnvelopeSignature, verifyMemberListChain } from '@scopesync/crypto';
 import { publicKeyBytes } from './credentials.ts';
 import type { EnvelopeVerifier } from './documents/doc-hub.ts';
+import { signKeyHistory } from './key-history.ts';
 import type {} from './node-webcrypto-types.ts';
 
 /** Options of {@link createEnvelopeVerifier}. */
@@ -163,9 +164,12 @@ async function checkBlobKey(
   }
   const ownerKey = publicKeyBytes((await store.getUser(owner))?.signPk ?? null);
   if (!ownerKey) throw new SyncError('Forbidden', `no signing key is registered for the owner ${owner}`);
-  const pairs = chains.pairs(
+  // Verified against the owner's keys oldest first (versions signed before an identity rotation
+  // stay valid), read only when the cached chain no longer fits.
+  const pairs = await chains.pairs(
     docName,
     ownerKey,
+    () => signKeyHistory(store, owner),
     stored.map((l) => l.list),
   );
   if (!pairs.has(`${header.epoch}:${header.keyId}`)) {
@@ -195,13 +199,19 @@ async function raiseMinEpoch(
 
 /**
  * The (epoch, key id) pairs of verified member list chains, by blob: a chain is verified once
- * (an Ed25519 check per version) and again only when a version is added or the owner key or
- * any stored version differs from what was verified.
+ * (an Ed25519 check per version) and again only when a version is added or the owner's current
+ * key or any stored version differs from what was verified (the key history, retired keys
+ * included, is read only then: a rotation changes the current key).
  */
 class ChainCache {
   readonly #verified = new Map<string, { ownerKey: Uint8Array; lists: Uint8Array[]; pairs: Set<string> }>();
 
-  pairs(docName: string, ownerKey: Uint8Array, lists: Uint8Array[]): Set<string> {
+  async pairs(
+    docName: string,
+    ownerKey: Uint8Array,
+    history: () => Promise<Uint8Array[]>,
+    lists: Uint8Array[],
+  ): Promise<Set<string>> {
     const cached = this.#verified.get(docName);
     if (
       cached &&
@@ -212,7 +222,7 @@ class ChainCache {
       return cached.pairs;
     }
     const pairs = new Set(
-      verifyMemberListChain(lists, ownerKey, docName).map((l) => `${l.epoch}:${l.keyId}`),
+      verifyMemberListChain(lists, await history(), docName).map((l) => `${l.epoch}:${l.keyId}`),
     );
     if (this.#verified.size > 10_000) this.#verified.clear();
     this.#verified.set(docName, { ownerKey, lists, pairs });

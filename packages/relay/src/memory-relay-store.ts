@@ -4,6 +4,7 @@ import {
   type AuditQuery,
   type AuditRecord,
   type BlobWrite,
+  type DeviceListRecord,
   forwardRelayStoreTx,
   type KeyGrantRecord,
   type KeyRecord,
@@ -15,6 +16,7 @@ import {
   type ObjectRecord,
   type RelayStore,
   type RelayStoreTx,
+  type RetiredKeyRecord,
   type ShareRecord,
   type SignedHeadRecord,
   SyncError,
@@ -55,6 +57,26 @@ export class MemoryRelayStore implements RelayStore {
 
   async setUserKeys(userId: string, keys: UserKeys): Promise<boolean> {
     return this.#call(() => this.#data.setUserKeys(userId, keys));
+  }
+
+  async retireSignKey(record: RetiredKeyRecord): Promise<boolean> {
+    return this.#call(() => this.#data.retireSignKey(record));
+  }
+
+  async appendDeviceList(record: DeviceListRecord): Promise<boolean> {
+    return this.#call(() => this.#data.appendDeviceList(record));
+  }
+
+  async listDeviceLists(userId: string): Promise<DeviceListRecord[]> {
+    return this.#call(() => this.#data.listDeviceLists(userId));
+  }
+
+  async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
+    return this.#call(() => this.#data.getRetiredKey(signPk));
+  }
+
+  async listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]> {
+    return this.#call(() => this.#data.listRetiredKeys(userId));
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {
@@ -217,6 +239,8 @@ export class MemoryRelayStore implements RelayStore {
 interface Snapshot {
   readonly users: Map<string, UserRecord>;
   readonly keys: Map<string, KeyRecord>;
+  readonly retired: Map<string, RetiredKeyRecord>;
+  readonly deviceLists: Map<string, Map<number, DeviceListRecord>>;
   readonly objects: Map<string, ObjectRecord>;
   readonly blobData: Map<string, Uint8Array>;
   readonly blobHeads: Map<string, number>;
@@ -234,6 +258,10 @@ interface Snapshot {
 class MemoryRelayData implements RelayStoreTx {
   #users = new Map<string, UserRecord>();
   #keys = new Map<string, KeyRecord>();
+  /** retired signing key → its retirement. */
+  #retired = new Map<string, RetiredKeyRecord>();
+  /** user id → version → device list version. */
+  #deviceLists = new Map<string, Map<number, DeviceListRecord>>();
   #objects = new Map<string, ObjectRecord>();
   #blobData = new Map<string, Uint8Array>();
   /** name → the highest blob version it ever had; outlives the object, so versions never repeat. */
@@ -257,6 +285,8 @@ class MemoryRelayData implements RelayStoreTx {
     return {
       users: new Map(this.#users),
       keys: new Map(this.#keys),
+      retired: new Map(this.#retired),
+      deviceLists: copyNested(this.#deviceLists),
       objects: new Map(this.#objects),
       blobData: new Map(this.#blobData),
       blobHeads: new Map(this.#blobHeads),
@@ -275,6 +305,8 @@ class MemoryRelayData implements RelayStoreTx {
   restore(s: Snapshot): void {
     this.#users = s.users;
     this.#keys = s.keys;
+    this.#retired = s.retired;
+    this.#deviceLists = s.deviceLists;
     this.#objects = s.objects;
     this.#blobData = s.blobData;
     this.#blobHeads = s.blobHeads;
@@ -314,6 +346,44 @@ class MemoryRelayData implements RelayStoreTx {
     this.#checkSignPkFree(keys.signPk, userId);
     this.#users.set(userId, { ...user, signPk: keys.signPk, boxPk: keys.boxPk });
     return true;
+  }
+
+  async retireSignKey(record: RetiredKeyRecord): Promise<boolean> {
+    if (this.#retired.has(record.signPk)) return false;
+    this.#retired.set(record.signPk, {
+      ...record,
+      signature: record.signature.slice(),
+      countersignature: record.countersignature.slice(),
+    });
+    return true;
+  }
+
+  async appendDeviceList(record: DeviceListRecord): Promise<boolean> {
+    const lists = this.#deviceLists.get(record.userId) ?? new Map<number, DeviceListRecord>();
+    this.#deviceLists.set(record.userId, lists);
+    if (lists.has(record.version)) return false;
+    lists.set(record.version, { ...record, list: record.list.slice() });
+    return true;
+  }
+
+  async listDeviceLists(userId: string): Promise<DeviceListRecord[]> {
+    return [...(this.#deviceLists.get(userId)?.values() ?? [])]
+      .sort((a, b) => a.version - b.version)
+      .map((r) => ({ ...r, list: r.list.slice() }));
+  }
+
+  async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
+    const record = this.#retired.get(signPk);
+    return record
+      ? { ...record, signature: record.signature.slice(), countersignature: record.countersignature.slice() }
+      : null;
+  }
+
+  async listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]> {
+    return [...this.#retired.values()]
+      .filter((r) => r.userId === userId)
+      .sort((a, b) => a.retiredAt - b.retiredAt || (a.signPk < b.signPk ? -1 : a.signPk > b.signPk ? 1 : 0))
+      .map((r) => ({ ...r, signature: r.signature.slice(), countersignature: r.countersignature.slice() }));
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {

@@ -194,6 +194,35 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'shares by user ("shared with me")',
     sql: (s) => `CREATE INDEX shares_user ON ${s}.shares (user_id, blob_id);`,
   },
+  {
+    version: 4,
+    name: 'retired signing keys (identity rotation) and device lists',
+    sql: (s) => `
+      -- Signing keys their users rotated away from, with the statement that retired each: never
+      -- registered or linked again, and the chain clients follow from a pinned key. Kept when the
+      -- user goes: a retired key must stay retired.
+      CREATE TABLE ${s}.retired_keys (
+        sign_pk      text COLLATE "C" PRIMARY KEY,
+        user_id      text COLLATE "C" NOT NULL,
+        next_sign_pk text COLLATE "C" NOT NULL,
+        next_box_pk  text COLLATE "C" NOT NULL,
+        relay_id     text NOT NULL,
+        challenge    text NOT NULL,
+        signature    bytea NOT NULL,
+        countersignature bytea NOT NULL,
+        retired_at   bigint NOT NULL
+      );
+      CREATE INDEX retired_keys_user ON ${s}.retired_keys (user_id, retired_at, sign_pk);
+      -- Every version of a user's device list, signed by the identity key; never replaced.
+      CREATE TABLE ${s}.device_lists (
+        user_id    text COLLATE "C" NOT NULL,
+        version    integer NOT NULL CHECK (version > 0),
+        list       bytea NOT NULL,
+        created_at bigint NOT NULL,
+        PRIMARY KEY (user_id, version)
+      );
+    `,
+  },
 ];
 
 /** The newest schema version this package knows. */

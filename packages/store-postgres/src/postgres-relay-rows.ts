@@ -1,4 +1,11 @@
-import type { AuditRecord, Level, ModGrant, ObjectRecord, UserRecord } from '@scopesync/core';
+import type {
+  AuditRecord,
+  Level,
+  ModGrant,
+  ObjectRecord,
+  RetiredKeyRecord,
+  UserRecord,
+} from '@scopesync/core';
 import { toSafeInteger } from './postgres-pool.ts';
 
 // Rows of the PostgreSQL relay store as node-postgres returns them, and their records.
@@ -159,5 +166,33 @@ export function toGrant(r: GrantRow): ModGrant {
     permission: r.permission as ModGrant['permission'],
     ...(r.keys === null ? {} : { keys: r.keys }),
     ...(r.expires_at === null ? {} : { expiresAt: toSafeInteger(r.expires_at, 'expiresAt') }),
+  };
+}
+
+/** A `retired_keys` row. */
+export interface RetiredKeyRow {
+  sign_pk: string;
+  user_id: string;
+  next_sign_pk: string;
+  next_box_pk: string;
+  relay_id: string;
+  challenge: string;
+  signature: Buffer;
+  countersignature: Buffer;
+  retired_at: bigint;
+}
+
+/** The record of a `retired_keys` row. */
+export function toRetiredKey(r: RetiredKeyRow): RetiredKeyRecord {
+  return {
+    signPk: r.sign_pk,
+    userId: r.user_id,
+    nextSignPk: r.next_sign_pk,
+    nextBoxPk: r.next_box_pk,
+    relayId: r.relay_id,
+    challenge: r.challenge,
+    signature: bytes(r.signature),
+    countersignature: bytes(r.countersignature),
+    retiredAt: toSafeInteger(r.retired_at, 'retiredAt'),
   };
 }

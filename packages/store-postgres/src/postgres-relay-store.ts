@@ -4,6 +4,7 @@ import {
   type AuditQuery,
   type AuditRecord,
   type BlobWrite,
+  type DeviceListRecord,
   type KeyGrantRecord,
   type KeyRecord,
   type Level,
@@ -13,6 +14,7 @@ import {
   type ObjectPatch,
   type ObjectRecord,
   type RelayStore,
+  type RetiredKeyRecord,
   type ShareRecord,
   type SignedHeadRecord,
   SyncError,
@@ -39,10 +41,12 @@ import {
   type KeyRow,
   type ObjectRow,
   objectValues,
+  type RetiredKeyRow,
   type ShareRow,
   toAudit,
   toGrant,
   toObject,
+  toRetiredKey,
   toUser,
   type UserRow,
   type WrappedKeyRow,
@@ -76,6 +80,14 @@ function statements(s: string) {
     userBySignPk: `SELECT * FROM ${s}.users WHERE sign_pk = $1`,
     setKeys: `UPDATE ${s}.users SET sign_pk = $2, box_pk = $3 WHERE user_id = $1`,
     setLevel: `UPDATE ${s}.users SET level = $2 WHERE user_id = $1`,
+    retireKey: `INSERT INTO ${s}.retired_keys
+        (sign_pk, user_id, next_sign_pk, next_box_pk, relay_id, challenge, signature, countersignature, retired_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sign_pk) DO NOTHING`,
+    retiredKey: `SELECT * FROM ${s}.retired_keys WHERE sign_pk = $1`,
+    appendDeviceList: `INSERT INTO ${s}.device_lists (user_id, version, list, created_at)
+      VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, version) DO NOTHING`,
+    deviceLists: `SELECT * FROM ${s}.device_lists WHERE user_id = $1 ORDER BY version`,
+    retiredKeysOf: `SELECT * FROM ${s}.retired_keys WHERE user_id = $1 ORDER BY retired_at, sign_pk`,
     countUsers: `SELECT count(*) AS n FROM ${s}.users`,
     insertKey: `INSERT INTO ${s}.api_keys (key_hash, user_id, created_at, revoked_at) VALUES ($1, $2, $3, $4)`,
     getKey: `SELECT * FROM ${s}.api_keys WHERE key_hash = $1`,
@@ -212,6 +224,67 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
         throw error;
       }
     });
+  }
+
+  async retireSignKey(r: RetiredKeyRecord): Promise<boolean> {
+    const values = [
+      r.signPk,
+      r.userId,
+      r.nextSignPk,
+      r.nextBoxPk,
+      r.relayId,
+      r.challenge,
+      Buffer.from(r.signature),
+      Buffer.from(r.countersignature),
+      r.retiredAt,
+    ];
+    return this.#x.one(
+      'retire the signing key',
+      async (q) => ((await q.query(this.#sql.retireKey, values)).rowCount ?? 0) > 0,
+    );
+  }
+
+  async appendDeviceList(r: DeviceListRecord): Promise<boolean> {
+    const values = [r.userId, r.version, Buffer.from(r.list), r.createdAt];
+    return this.#x.one(
+      'store the device list',
+      async (q) => ((await q.query(this.#sql.appendDeviceList, values)).rowCount ?? 0) > 0,
+    );
+  }
+
+  async listDeviceLists(userId: string): Promise<DeviceListRecord[]> {
+    const rows = await this.#x.one(
+      'list the device lists',
+      async (q) =>
+        (
+          await q.query<{ user_id: string; version: number; list: Buffer; created_at: bigint }>(
+            this.#sql.deviceLists,
+            [userId],
+          )
+        ).rows,
+    );
+    return rows.map((r) => ({
+      userId: r.user_id,
+      version: r.version,
+      list: bytes(r.list),
+      createdAt: toSafeInteger(r.created_at, 'createdAt'),
+    }));
+  }
+
+  async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
+    const rows = await this.#x.one(
+      'read a retired signing key',
+      async (q) => (await q.query<RetiredKeyRow>(this.#sql.retiredKey, [signPk])).rows,
+    );
+    return rows[0] ? toRetiredKey(rows[0]) : null;
+  }
+
+  async listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]> {
+    const rows = await this.#x.one(
+      'list the retired signing keys',
+      async (q) => (await q.query<RetiredKeyRow>(this.#sql.retiredKeysOf, [userId])).rows,
+    );
+    return rows.map(toRetiredKey);
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {

@@ -1,4 +1,11 @@
-import type { KeyGrantRecord, Level, ModGrant, ObjectRecord, UserRecord } from '@scopesync/core';
+import type {
+  KeyGrantRecord,
+  Level,
+  ModGrant,
+  ObjectRecord,
+  RetiredKeyRecord,
+  UserRecord,
+} from '@scopesync/core';
 
 // Rows of the SQLite relay store as better-sqlite3 returns them, and their records.
 
@@ -115,5 +122,33 @@ export function toGrant(r: GrantSql): ModGrant {
     permission: r.permission as ModGrant['permission'],
     ...(r.keys === null ? {} : { keys: JSON.parse(r.keys) as string[] }),
     ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
+  };
+}
+
+/** A row of `retired_keys`. */
+export interface RetiredKeySql {
+  readonly sign_pk: string;
+  readonly user_id: string;
+  readonly next_sign_pk: string;
+  readonly next_box_pk: string;
+  readonly relay_id: string;
+  readonly challenge: string;
+  readonly signature: Buffer;
+  readonly countersignature: Buffer;
+  readonly retired_at: number;
+}
+
+/** A `retired_keys` row as a record. */
+export function toRetiredKey(r: RetiredKeySql): RetiredKeyRecord {
+  return {
+    signPk: r.sign_pk,
+    userId: r.user_id,
+    nextSignPk: r.next_sign_pk,
+    nextBoxPk: r.next_box_pk,
+    relayId: r.relay_id,
+    challenge: r.challenge,
+    signature: new Uint8Array(r.signature),
+    countersignature: new Uint8Array(r.countersignature),
+    retiredAt: r.retired_at,
   };
 }

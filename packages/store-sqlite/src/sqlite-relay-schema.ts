@@ -10,8 +10,10 @@ import type Database from 'better-sqlite3';
  * 4: the contract's invariants as constraints and triggers ({@link CONSTRAINTS}).
  * 5: `member_lists` and `signed_heads` of encrypted blobs (created by SCHEMA, cascaded by CONSTRAINTS).
  * 6: the index of shares by user (`shares_user`).
+ * 7: `retired_keys`, the signing keys users rotated away from (identity rotation), and
+ *    `device_lists`, users' signed device lists.
  */
-const SCHEMA_VERSION = 6;
+const SCHEMA_VERSION = 7;
 
 /** The `prevHash` of the first audit entry. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -101,6 +103,29 @@ const SCHEMA = `
     wrapped    BLOB    NOT NULL,
     created_at INTEGER NOT NULL,
     PRIMARY KEY (doc_name, key_id)
+  );
+  -- Signing keys their users rotated away from, with the statement that retired each: never
+  -- registered or linked again, and the chain clients follow from a pinned key. Kept when the
+  -- user goes: a retired key must stay retired.
+  CREATE TABLE IF NOT EXISTS retired_keys (
+    sign_pk      TEXT    NOT NULL PRIMARY KEY,
+    user_id      TEXT    NOT NULL,
+    next_sign_pk TEXT    NOT NULL,
+    next_box_pk  TEXT    NOT NULL,
+    relay_id     TEXT    NOT NULL,
+    challenge    TEXT    NOT NULL,
+    signature    BLOB    NOT NULL,
+    countersignature BLOB NOT NULL,
+    retired_at   INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS retired_keys_user ON retired_keys (user_id, retired_at);
+  -- Every version of a user's device list, signed by the identity key; never replaced.
+  CREATE TABLE IF NOT EXISTS device_lists (
+    user_id    TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    list       BLOB    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, version)
   );
   CREATE TABLE IF NOT EXISTS audit (
     seq       INTEGER NOT NULL PRIMARY KEY,

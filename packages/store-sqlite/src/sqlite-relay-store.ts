@@ -4,6 +4,7 @@ import {
   type AuditQuery,
   type AuditRecord,
   type BlobWrite,
+  type DeviceListRecord,
   forwardRelayStoreTx,
   type KeyGrantRecord,
   type KeyRecord,
@@ -15,6 +16,7 @@ import {
   type ObjectRecord,
   type RelayStore,
   type RelayStoreTx,
+  type RetiredKeyRecord,
   type ShareRecord,
   type SignedHeadRecord,
   SyncError,
@@ -31,10 +33,12 @@ import {
   type KeyGrantSql,
   type KeySql,
   type ObjectSql,
+  type RetiredKeySql,
   type ShareSql,
   toGrant,
   toKeyGrant,
   toObject,
+  toRetiredKey,
   toUser,
   type UserSql,
   type WrappedKeySql,
@@ -64,6 +68,22 @@ function prepare(db: Database.Database) {
     userBySignPk: db.prepare<[string], UserSql>('SELECT * FROM users WHERE sign_pk = ?'),
     setKeys: db.prepare<[string | null, string | null, string]>(
       'UPDATE users SET sign_pk = ?, box_pk = ? WHERE user_id = ?',
+    ),
+    retireKey: db.prepare<[string, string, string, string, string, string, Uint8Array, Uint8Array, number]>(
+      `INSERT INTO retired_keys
+         (sign_pk, user_id, next_sign_pk, next_box_pk, relay_id, challenge, signature, countersignature, retired_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sign_pk) DO NOTHING`,
+    ),
+    retiredKey: db.prepare<[string], RetiredKeySql>('SELECT * FROM retired_keys WHERE sign_pk = ?'),
+    retiredKeysOf: db.prepare<[string], RetiredKeySql>(
+      'SELECT * FROM retired_keys WHERE user_id = ? ORDER BY retired_at, sign_pk',
+    ),
+    appendDeviceList: db.prepare<[string, number, Uint8Array, number]>(
+      `INSERT INTO device_lists (user_id, version, list, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (user_id, version) DO NOTHING`,
+    ),
+    deviceLists: db.prepare<[string], { user_id: string; version: number; list: Buffer; created_at: number }>(
+      'SELECT * FROM device_lists WHERE user_id = ? ORDER BY version',
     ),
     setLevel: db.prepare<[number, string]>('UPDATE users SET level = ? WHERE user_id = ?'),
     countUsers: db.prepare<[], number>('SELECT count(*) FROM users').pluck(),
@@ -217,6 +237,26 @@ export class SqliteRelayStore implements RelayStore {
 
   async setUserKeys(userId: string, keys: UserKeys): Promise<boolean> {
     return this.#write(() => this.#tables.setUserKeys(userId, keys));
+  }
+
+  async retireSignKey(record: RetiredKeyRecord): Promise<boolean> {
+    return this.#write(() => this.#tables.retireSignKey(record));
+  }
+
+  async appendDeviceList(record: DeviceListRecord): Promise<boolean> {
+    return this.#write(() => this.#tables.appendDeviceList(record));
+  }
+
+  async listDeviceLists(userId: string): Promise<DeviceListRecord[]> {
+    return this.#gate.run(() => this.#tables.listDeviceLists(userId));
+  }
+
+  async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
+    return this.#gate.run(() => this.#tables.getRetiredKey(signPk));
+  }
+
+  async listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]> {
+    return this.#gate.run(() => this.#tables.listRetiredKeys(userId));
   }
 
   async setUserLevel(userId: string, level: Level): Promise<boolean> {
@@ -503,6 +543,55 @@ class SqliteRelayTables implements RelayStoreTx {
     return this.#run(
       'set the keys of',
       () => this.#sql.setKeys.run(keys.signPk, keys.boxPk, userId).changes > 0,
+    );
+  }
+
+  async retireSignKey(r: RetiredKeyRecord): Promise<boolean> {
+    return this.#run(
+      'retire the signing key of',
+      () =>
+        this.#sql.retireKey.run(
+          r.signPk,
+          r.userId,
+          r.nextSignPk,
+          r.nextBoxPk,
+          r.relayId,
+          r.challenge,
+          r.signature,
+          r.countersignature,
+          r.retiredAt,
+        ).changes > 0,
+    );
+  }
+
+  async appendDeviceList(r: DeviceListRecord): Promise<boolean> {
+    return this.#run(
+      'store the device list of',
+      () => this.#sql.appendDeviceList.run(r.userId, r.version, r.list, r.createdAt).changes > 0,
+    );
+  }
+
+  async listDeviceLists(userId: string): Promise<DeviceListRecord[]> {
+    return this.#run('list the device lists of', () =>
+      this.#sql.deviceLists.all(userId).map((r) => ({
+        userId: r.user_id,
+        version: r.version,
+        list: new Uint8Array(r.list),
+        createdAt: r.created_at,
+      })),
+    );
+  }
+
+  async getRetiredKey(signPk: string): Promise<RetiredKeyRecord | null> {
+    return this.#run('read a retired signing key', () => {
+      const row = this.#sql.retiredKey.get(signPk);
+      return row ? toRetiredKey(row) : null;
+    });
+  }
+
+  async listRetiredKeys(userId: string): Promise<RetiredKeyRecord[]> {
+    return this.#run('list the retired signing keys of', () =>
+      this.#sql.retiredKeysOf.all(userId).map(toRetiredKey),
     );
   }
 

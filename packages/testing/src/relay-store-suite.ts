@@ -14,6 +14,7 @@ import {
   type ShareLevel,
   type ShareRecord,
   SYSTEM_OWNER,
+  SyncError,
   type UserRecord,
   type WrappedKeyRecord,
 } from '@scopesync/core';
@@ -405,6 +406,60 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
       expect(await store().setUserKeys(BOB, { signPk: 'Ym9i', boxPk: 'Ym9iYm94' })).toBe(true);
       expect((await store().findUserBySignPk('Ym9i'))?.userId).toBe(BOB);
       expect(await store().setUserKeys('user_00000000000000d0', { signPk: null, boxPk: null })).toBe(false);
+    });
+
+    it('keeps retired signing keys: the first retirement of a key stands, and a user’s chain comes oldest first', async () => {
+      await store().createUser(user(ALICE), { keyHash: 'h1', userId: ALICE, createdAt: 1, revokedAt: null });
+      const retired = (signPk: string, next: string, at: number) => ({
+        signPk,
+        userId: ALICE,
+        nextSignPk: next,
+        nextBoxPk: `${next}Ym94`,
+        relayId: 'relay-a',
+        challenge: `challenge-${at}`,
+        signature: new Uint8Array(64).fill(at),
+        countersignature: new Uint8Array(64).fill(at + 1),
+        retiredAt: at,
+      });
+      expect(await store().getRetiredKey('c2lnbg')).toBeNull();
+      expect(await store().listRetiredKeys(ALICE)).toEqual([]);
+      // Out of order on purpose: the list is by time, not by insertion.
+      expect(await store().retireSignKey(retired('a2V5Mg', 'a2V5Mw', 20))).toBe(true);
+      expect(await store().retireSignKey(retired('c2lnbg', 'a2V5Mg', 10))).toBe(true);
+      // A second retirement of the same key (a replayed rotation) keeps the first.
+      expect(await store().retireSignKey(retired('c2lnbg', 'dGhpZWY', 30))).toBe(false);
+      expect(await store().getRetiredKey('c2lnbg')).toEqual(retired('c2lnbg', 'a2V5Mg', 10));
+      expect(await store().listRetiredKeys(ALICE)).toEqual([
+        retired('c2lnbg', 'a2V5Mg', 10),
+        retired('a2V5Mg', 'a2V5Mw', 20),
+      ]);
+      expect(await store().listRetiredKeys(BOB)).toEqual([]);
+      // Rolled back with a transaction like any write.
+      await expectKind(
+        store().transaction(async (tx) => {
+          await tx.retireSignKey(retired('b3RoZXI', 'bmV4dA', 40));
+          throw new SyncError('Conflict', 'undo');
+        }),
+        'Conflict',
+      );
+      expect(await store().getRetiredKey('b3RoZXI')).toBeNull();
+    });
+
+    it('keeps device list versions: one per (user, version), the first write kept, oldest first', async () => {
+      const record = (userId: string, version: number, fill: number) => ({
+        userId,
+        version,
+        list: new Uint8Array(8).fill(fill),
+        createdAt: 100 + version,
+      });
+      expect(await store().listDeviceLists(ALICE)).toEqual([]);
+      expect(await store().appendDeviceList(record(ALICE, 2, 2))).toBe(true);
+      expect(await store().appendDeviceList(record(ALICE, 1, 1))).toBe(true);
+      expect(await store().appendDeviceList(record(BOB, 1, 9))).toBe(true);
+      // A second write of a version (a rewritten history) keeps the first.
+      expect(await store().appendDeviceList(record(ALICE, 1, 7))).toBe(false);
+      expect(await store().listDeviceLists(ALICE)).toEqual([record(ALICE, 1, 1), record(ALICE, 2, 2)]);
+      expect(await store().listDeviceLists(BOB)).toEqual([record(BOB, 1, 9)]);
     });
 
     it('keeps an object’s minimum key epoch', async () => {

@@ -10,6 +10,7 @@ import { accountRoutes } from './account-routes.ts';
 import { auditRoutes } from './audit-routes.ts';
 import { blobRoutes } from './blob-routes.ts';
 import { ClientAddress } from './client-address.ts';
+import { deviceListRoutes } from './device-list-routes.ts';
 import { docKeyRoutes } from './doc-key-routes.ts';
 import { keyGrantRoutes } from './key-grant-routes.ts';
 import { keyRoutes } from './key-routes.ts';
@@ -110,6 +111,7 @@ export class HttpApi {
       ...docKeyRoutes(s),
       ...keyGrantRoutes(s),
       ...memberListRoutes(s),
+      ...deviceListRoutes(s),
       ...blobRoutes(s),
       ...shareRoutes(s),
       ...auditRoutes(s),

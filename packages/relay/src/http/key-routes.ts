@@ -1,5 +1,5 @@
 import { Level, parseUserId, SyncError, type UserKeys } from '@scopesync/core';
-import { ready, verifyIdentityRotation } from '@scopesync/crypto';
+import { ready, verifyIdentityRotation, verifyIdentityRotationCountersignature } from '@scopesync/crypto';
 import {
   apiKeyOf,
   generateApiKey,
@@ -12,6 +12,7 @@ import {
   registerDevice,
   toBase64Url,
 } from '../credentials.ts';
+import { rotationChain } from '../key-history.ts';
 import type { ProofPurpose } from '../key-proof.ts';
 import { readJsonObject } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
@@ -97,6 +98,7 @@ export function keyRoutes(s: RouteServices): Route[] {
           'a user holds this signing key already: link this device with purpose link and a link proof',
         );
       }
+      await refuseRetired(s, keys.signPk);
       if (s.registration === 'closed') throw new SyncError('Forbidden', REGISTRATION_CLOSED);
       const { key, userId } = await registerDevice(
         s.store,
@@ -135,7 +137,18 @@ export function keyRoutes(s: RouteServices): Route[] {
     const userId = parseUserId(r.params.id as string);
     const user = await s.store.getUser(userId);
     if (!user) throw new SyncError('NotFound', `no user ${userId}`);
-    sendJson(r.res, 200, { user_id: user.userId, sign_pk: user.signPk, box_pk: user.boxPk });
+    // The rotation statements, oldest first: a client that pinned an earlier key follows them.
+    const rotations = (await rotationChain(s.store, userId)).map((r) => ({
+      sign_pk: r.signPk,
+      next_sign_pk: r.nextSignPk,
+      next_box_pk: r.nextBoxPk,
+      relay_id: r.relayId,
+      challenge: r.challenge,
+      signature: toBase64Url(r.signature),
+      countersignature: toBase64Url(r.countersignature),
+      rotated_at: r.retiredAt,
+    }));
+    sendJson(r.res, 200, { user_id: user.userId, sign_pk: user.signPk, box_pk: user.boxPk, rotations });
   };
 
   const putPublicKeys = async (r: RouteRequest): Promise<void> => {
@@ -158,6 +171,7 @@ export function keyRoutes(s: RouteServices): Route[] {
           'this signing key belongs to another user: register this device with POST /keys and the proof to join that user',
         );
       }
+      if (current !== keys.signPk) await refuseRetired(s, keys.signPk);
       if (current !== null && current !== keys.signPk) {
         if (body.rotation === undefined) {
           // Replacing it would let a stolen API key take over authorship of the user's documents.
@@ -166,8 +180,29 @@ export function keyRoutes(s: RouteServices): Route[] {
             'another signing key is registered for this user: keys derive from the recovery phrase; to move to a new identity, send the rotation signed by the registered key (an admin can reset them)',
           );
         }
-        checkRotation(s, body, { userId, challenge: body.challenge as string, oldSignPk: current, keys });
-        await s.store.setUserKeys(userId, keys);
+        const challenge = body.challenge as string;
+        const { signature, countersignature } = checkRotation(s, body, {
+          userId,
+          challenge,
+          oldSignPk: current,
+          keys,
+        });
+        // One transaction: there is never a moment where the old key is neither the user's nor
+        // retired (a thief registering it then would get a new, empty user under it).
+        await s.store.transaction(async (tx) => {
+          await tx.setUserKeys(userId, keys);
+          await tx.retireSignKey({
+            signPk: current,
+            userId,
+            nextSignPk: keys.signPk,
+            nextBoxPk: keys.boxPk,
+            relayId: s.challenges.relayId,
+            challenge,
+            signature,
+            countersignature,
+            retiredAt: s.now(),
+          });
+        });
         revokedKeys = await revokeOtherKeys(s, userId, apiKeyOf(r.req));
         return;
       }
@@ -188,15 +223,17 @@ export function keyRoutes(s: RouteServices): Route[] {
 
 /**
  * Checks an identity rotation (docs/encryption.md): `rotation` must be the registered key's
- * signature handing `userId` over to the proven keys, at this relay, over the same challenge.
- * Forbidden otherwise; BadRequest when it is not 64 bytes of base64.
+ * signature handing `userId` over to the proven keys, at this relay, over the same challenge, and
+ * `countersignature` the new key's signature of the same statement. Forbidden otherwise;
+ * BadRequest when either is not 64 bytes of base64. Returns both.
  */
 function checkRotation(
   s: RouteServices,
   body: Record<string, unknown>,
   rotation: { userId: string; challenge: string; oldSignPk: string; keys: ProvenKeys },
-): void {
+): { signature: Uint8Array; countersignature: Uint8Array } {
   const signature = parseBase64(body.rotation, 'rotation', 64, 64);
+  const countersignature = parseBase64(body.countersignature, 'countersignature', 64, 64);
   const oldSignPk = parseBase64(rotation.oldSignPk, 'registered sign_pk', PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES);
   const statement = {
     relayId: s.challenges.relayId,
@@ -210,6 +247,26 @@ function checkRotation(
     throw new SyncError(
       'Forbidden',
       "rotation is not the registered signing key's signature handing this user to these keys at this relay",
+    );
+  }
+  if (!verifyIdentityRotationCountersignature(statement, countersignature)) {
+    throw new SyncError(
+      'Forbidden',
+      "countersignature is not the new signing key's signature of the rotation",
+    );
+  }
+  return { signature, countersignature };
+}
+
+/**
+ * Conflict when `signPk` was retired by an identity rotation: whoever kept the old seed (a lost
+ * device) must not come back under it, not even as a new, empty user.
+ */
+async function refuseRetired(s: RouteServices, signPk: string): Promise<void> {
+  if (await s.store.getRetiredKey(signPk)) {
+    throw new SyncError(
+      'Conflict',
+      'this signing key was retired by an identity rotation: it registers nothing again (use the new recovery phrase)',
     );
   }
 }

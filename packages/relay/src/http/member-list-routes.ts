@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { blobAddress, SyncError } from '@scopesync/core';
 import { checkMemberListStep, readMemberList, ready, verifyHead, verifyMemberList } from '@scopesync/crypto';
 import { parseBase64, publicKeyBytes, toBase64Url } from '../credentials.ts';
+import { signKeyHistory } from '../key-history.ts';
 import { deniedError } from '../services/denied-error.ts';
 import { readJsonObject } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
@@ -54,7 +55,14 @@ export function memberListRoutes(s: RouteServices): Route[] {
         throw new SyncError('Forbidden', 'the member list names another owner');
       const stored = await s.store.listMemberLists(address.blobId);
       const last = stored.at(-1);
-      checkMemberListStep(last === undefined ? undefined : readMemberList(last.list), list);
+      const previous = last === undefined ? undefined : readMemberList(last.list);
+      // The owner's first version after an identity rotation: signed by the new key, chaining one
+      // the retired key signed.
+      const handover =
+        previous !== undefined &&
+        !sameBytes(previous.ownerKey, ownerKey) &&
+        (await signKeyHistory(s.store, caller.userId)).some((key) => sameBytes(key, previous.ownerKey));
+      checkMemberListStep(previous, list, handover);
       const appended = await s.store.appendMemberList({
         blobId: address.blobId,
         version: list.version,
