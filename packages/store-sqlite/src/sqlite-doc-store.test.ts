@@ -24,6 +24,18 @@ runDocStoreSuite('SqliteDocStore', async () => {
   };
 });
 
+runDocStoreSuite('SqliteDocStore writing on a thread', async () => {
+  const dir = await tempDir();
+  const path = join(dir, 'docs.sqlite');
+  // A short idle time, so the suite also runs across the thread stopping and starting again.
+  const open = (): SqliteDocStore => new SqliteDocStore({ path, writeOnThread: true, writerIdleMs: 5 });
+  return {
+    subject: open(),
+    reopen: async () => open(),
+    teardown: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
 runDocStoreSuite('SqliteDocStore in a shared database handle', async () => {
   const dir = await tempDir();
   const path = join(dir, 'relay.sqlite');
@@ -166,7 +178,10 @@ describe('SqliteDocStore options', () => {
 const CHILD = `
 import * as Y from 'yjs';
 import { SqliteDocStore } from '@scopesync/store-sqlite';
-const store = new SqliteDocStore({ path: process.env.SCOPESYNC_CRASH_DB });
+const store = new SqliteDocStore({
+  path: process.env.SCOPESYNC_CRASH_DB,
+  writeOnThread: process.env.SCOPESYNC_CRASH_THREAD === '1',
+});
 const doc = new Y.Doc();
 for (const e of await store.load('crash')) Y.applyUpdate(doc, e.data);
 const map = doc.getMap('m');
@@ -209,12 +224,16 @@ interface Round {
 }
 
 /** Runs the child until it has reported `appends` resolved appends, then SIGKILLs it. */
-async function runAndKill(path: string, appends: number): Promise<Round> {
+async function runAndKill(path: string, appends: number, onThread: boolean): Promise<Round> {
   const packageDir = fileURLToPath(new URL('..', import.meta.url));
   const child: ChildProcess = spawn(
     process.execPath,
     ['--import', 'tsx', '--conditions=source', '--input-type=module', '-e', CHILD],
-    { cwd: packageDir, env: { ...process.env, SCOPESYNC_CRASH_DB: path }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: packageDir,
+      env: { ...process.env, SCOPESYNC_CRASH_DB: path, SCOPESYNC_CRASH_THREAD: onThread ? '1' : '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   const round: Round = { reported: [], seqs: [], compactions: [] };
   let stderr = '';
@@ -265,44 +284,50 @@ describe('SqliteDocStore after SIGKILL', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('keeps every append and compaction it acknowledged, and the log still builds the Yjs document', async () => {
-    const path = join(dir, 'crash.sqlite');
-    let acknowledged = 0;
-    for (const appends of [90, 123, 157]) {
-      const round = await runAndKill(path, appends);
-      expect(round.reported.length).toBeGreaterThan(0);
+  it.each([
+    ['on its own connection', false],
+    ['writing on a thread', true],
+  ])(
+    'keeps every append and compaction it acknowledged, and the log still builds the Yjs document (%s)',
+    async (_how, onThread) => {
+      const path = join(dir, 'crash.sqlite');
+      let acknowledged = 0;
+      for (const appends of [90, 123, 157]) {
+        const round = await runAndKill(path, appends, onThread);
+        expect(round.reported.length).toBeGreaterThan(0);
 
-      const check = new Database(path);
-      expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
-      check.close();
+        const check = new Database(path);
+        expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
+        check.close();
 
-      const store = new SqliteDocStore({ path });
-      try {
-        const log = await store.load('crash');
-        const seqs = log.map((e) => e.seq);
-        expect(seqs).toEqual([...seqs].sort((p, q) => p - q));
-        expect(new Set(seqs).size).toBe(seqs.length);
-        expect(await store.head('crash')).toBeGreaterThanOrEqual(Math.max(...round.seqs));
-        // A reported compaction through T left no entry below T.
-        expect(seqs[0]).toBeGreaterThanOrEqual(Math.max(0, ...round.compactions));
+        const store = new SqliteDocStore({ path });
+        try {
+          const log = await store.load('crash');
+          const seqs = log.map((e) => e.seq);
+          expect(seqs).toEqual([...seqs].sort((p, q) => p - q));
+          expect(new Set(seqs).size).toBe(seqs.length);
+          expect(await store.head('crash')).toBeGreaterThanOrEqual(Math.max(...round.seqs));
+          // A reported compaction through T left no entry below T.
+          expect(seqs[0]).toBeGreaterThanOrEqual(Math.max(0, ...round.compactions));
 
-        const doc = new Y.Doc();
-        for (const e of log) Y.applyUpdate(doc, e.data);
-        expect(doc.store.pendingStructs, 'an update lost its predecessor').toBeNull();
-        expect(doc.store.pendingDs).toBeNull();
-        const map = doc.getMap<number>('m');
-        for (const k of round.reported) expect(map.get(`k${k}`), `acknowledged key k${k}`).toBe(k);
-        // Nothing half-applied or out of order: exactly keys 0..n-1 (the child may have finished
-        // appends it had no time to report, but never one with a gap before it).
-        const n = map.size;
-        expect([...map.keys()].sort()).toEqual(Array.from({ length: n }, (_, k) => `k${k}`).sort());
-        expect(n).toBeGreaterThanOrEqual(Math.max(...round.reported) + 1);
-        expect(n).toBeGreaterThan(acknowledged);
-        expect(doc.getText('t').length).toBeGreaterThan(0);
-        acknowledged = n;
-      } finally {
-        await store.close();
+          const doc = new Y.Doc();
+          for (const e of log) Y.applyUpdate(doc, e.data);
+          expect(doc.store.pendingStructs, 'an update lost its predecessor').toBeNull();
+          expect(doc.store.pendingDs).toBeNull();
+          const map = doc.getMap<number>('m');
+          for (const k of round.reported) expect(map.get(`k${k}`), `acknowledged key k${k}`).toBe(k);
+          // Nothing half-applied or out of order: exactly keys 0..n-1 (the child may have finished
+          // appends it had no time to report, but never one with a gap before it).
+          const n = map.size;
+          expect([...map.keys()].sort()).toEqual(Array.from({ length: n }, (_, k) => `k${k}`).sort());
+          expect(n).toBeGreaterThanOrEqual(Math.max(...round.reported) + 1);
+          expect(n).toBeGreaterThan(acknowledged);
+          expect(doc.getText('t').length).toBeGreaterThan(0);
+          acknowledged = n;
+        } finally {
+          await store.close();
+        }
       }
-    }
-  });
+    },
+  );
 });

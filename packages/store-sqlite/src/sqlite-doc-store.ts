@@ -1,10 +1,24 @@
 import type { AppendItem, DocStore, StoredEntry } from '@scopesync/core';
 import { SyncError } from '@scopesync/core';
 import type Database from 'better-sqlite3';
+import { DocWriteThread } from './doc-write-thread.ts';
+import { JOURNAL_SIZE_LIMIT } from './open-sqlite-file.ts';
 import { type SqliteFileOptions, SqliteHandle } from './sqlite-handle.ts';
 
 /** Options of {@link SqliteDocStore}: where the data lives; every other field has a default. */
-export type SqliteDocStoreOptions = SqliteFileOptions;
+export interface SqliteDocStoreOptions extends SqliteFileOptions {
+  /**
+   * Write on a thread of its own (a file the store opens by `path` only; default false): the
+   * caller's event loop then never waits for the log append, the fsync or SQLite's checkpoint,
+   * at the cost of a thread while writes come (it stops after `writerIdleMs` without one).
+   * For a server; a client with a few writes gains nothing from it.
+   */
+  readonly writeOnThread?: boolean;
+  /** How long the writer thread outlives the last write, in ms. Default 30 s. */
+  readonly writerIdleMs?: number;
+}
+
+const WRITER_IDLE_MS = 30_000;
 
 /**
  * The tables. `doc_heads` keeps the highest seq ever assigned per document, so removing a
@@ -40,23 +54,42 @@ interface Statements {
 /**
  * A durable {@link DocStore} in one SQLite file (better-sqlite3, WAL). Every append, batch
  * and compaction is one transaction, committed (and, at `synchronous` FULL, flushed to disk
- * off the event loop) before its promise resolves.
+ * off the event loop) before its promise resolves. Reads run on the store's own connection;
+ * with `writeOnThread`, writes run on a second one in a thread of their own (WAL readers see
+ * every commit and never block the writer).
  */
 export class SqliteDocStore implements DocStore {
   readonly #handle: SqliteHandle;
+  /** Where writes run when they run off the loop; null: on this connection. */
+  readonly #writer: DocWriteThread | null;
   readonly #sql: Statements;
   readonly #appendBatch: (items: readonly AppendItem[]) => number[];
   readonly #compact: (doc: string, throughSeq: number, snapshot: Uint8Array) => void;
 
   /** Opens (creating if needed) the store at `options.path`, or inside `options.database`. */
   constructor(options: SqliteDocStoreOptions) {
-    // Commits are flushed to disk off the event loop (see WalSync): a relay keeps serving
-    // sockets while its log is fsynced, and a write still resolves only once it is on disk.
-    this.#handle = new SqliteHandle(options, 'SqliteDocStore', 'the store is closed', true);
+    const onThread =
+      options.writeOnThread === true &&
+      options.database === undefined &&
+      typeof options.path === 'string' &&
+      options.path !== ':memory:';
+    // Commits are flushed to disk off the event loop (on the writer thread, or else by WalSync):
+    // a relay keeps serving sockets while its log is fsynced, and a write still resolves only
+    // once it is on disk.
+    this.#handle = new SqliteHandle(options, 'SqliteDocStore', 'the store is closed', !onThread);
     this.#sql = this.#handle.setUp('cannot create the document tables', (db) => {
       db.exec(SCHEMA);
       return prepare(db);
     });
+    this.#writer = onThread
+      ? new DocWriteThread({
+          path: options.path as string,
+          synchronous: options.synchronous ?? 'FULL',
+          busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+          journalSizeLimit: JOURNAL_SIZE_LIMIT,
+          idleMs: options.writerIdleMs ?? WRITER_IDLE_MS,
+        })
+      : null;
     const db = this.#handle.db;
 
     this.#appendBatch = db.transaction((items: readonly AppendItem[]) =>
@@ -82,14 +115,20 @@ export class SqliteDocStore implements DocStore {
   }
 
   async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
+    const writer = this.#writer;
     const seqs = this.#run('append', () => {
       if (!Array.isArray(items)) throw new SyncError('BadRequest', 'appendBatch takes an array of items');
       for (const item of items) {
         checkDoc(item?.doc);
         checkBytes(item.data, 'data');
       }
-      return items.length === 0 ? [] : this.#appendBatch(items);
+      return items.length === 0 || writer !== null ? [] : this.#appendBatch(items);
     });
+    if (writer !== null && items.length > 0) {
+      // Only the two fields: a caller's item may carry more, and all of it would be copied.
+      const plain = items.map(({ doc, data }) => ({ doc, data }));
+      return writer.run<number[]>({ op: 'append', items: plain }, 'cannot append the document log');
+    }
     if (items.length > 0) await this.#durable('append');
     return seqs;
   }
@@ -126,18 +165,28 @@ export class SqliteDocStore implements DocStore {
       if (!Number.isSafeInteger(throughSeq)) {
         throw new SyncError('Conflict', `no entry ${String(throughSeq)} to compact through in ${doc}`);
       }
+      if (this.#writer !== null) return;
       this.#compact(doc, throughSeq, snapshot);
       this.#handle.releaseFreePages();
     });
+    if (this.#writer !== null) {
+      await this.#writer.run({ op: 'compact', doc, throughSeq, snapshot }, 'cannot compact the document log');
+      return;
+    }
     await this.#durable('compact');
   }
 
   async remove(doc: string): Promise<void> {
     this.#run('remove', () => {
       checkDoc(doc);
+      if (this.#writer !== null) return;
       this.#sql.remove.run(doc);
       this.#handle.releaseFreePages();
     });
+    if (this.#writer !== null) {
+      await this.#writer.run({ op: 'remove', doc }, 'cannot remove the document log');
+      return;
+    }
     await this.#durable('remove');
   }
 
@@ -157,8 +206,9 @@ export class SqliteDocStore implements DocStore {
     });
   }
 
-  /** Closes the file if the store opened it. Idempotent; later calls reject with Unavailable. */
+  /** Closes the file if the store opened it, after the writes under way. Idempotent; later calls reject with Unavailable. */
   async close(): Promise<void> {
+    await this.#writer?.close();
     await this.#handle.close();
   }
 
