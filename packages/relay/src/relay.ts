@@ -631,7 +631,9 @@ function openStores(options: RelayOptions): {
   const relayStore: RelayStore = new SqliteRelayStore({ path: join(options.dataDir, RELAY_DB_FILE) });
   let docStore: DocStore;
   try {
-    docStore = new SqliteDocStore({ path: join(options.dataDir, DOCS_DB_FILE) });
+    // Document writes are the relay's hot path: on their own thread, no socket waits for the
+    // log append, its fsync or a checkpoint.
+    docStore = new SqliteDocStore({ path: join(options.dataDir, DOCS_DB_FILE), writeOnThread: true });
   } catch (error) {
     void relayStore.close();
     throw error;
