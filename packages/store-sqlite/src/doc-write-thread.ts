@@ -14,7 +14,8 @@ export type DocWriteRequest =
       readonly throughSeq: number;
       readonly snapshot: Uint8Array;
     }
-  | { readonly op: 'remove'; readonly doc: string };
+  | { readonly op: 'remove'; readonly doc: string }
+  | { readonly op: 'checkpoint' };
 
 /** Options of a {@link DocWriteThread}. */
 export interface DocWriteThreadOptions {

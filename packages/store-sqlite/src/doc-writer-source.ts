@@ -8,7 +8,7 @@
  *
  * workerData: { driver, path, synchronous, busyTimeoutMs, journalSizeLimit }.
  * Requests: { id, op: 'append', items } | { id, op: 'compact', doc, throughSeq, snapshot } |
- * { id, op: 'remove', doc } | { id, op: 'close' }. Answers: { id, ok: true, value } or
+ * { id, op: 'remove', doc } | { id, op: 'checkpoint' } | { id, op: 'close' }. Answers: { id, ok: true, value } or
  * { id, ok: false, error: { message, code, kind, name } }.
  */
 export const DOC_WRITER_SOURCE = `
@@ -57,6 +57,9 @@ function handle(m) {
       remove.run(m.doc);
       db.pragma('incremental_vacuum');
       return undefined;
+    case 'checkpoint':
+      // PASSIVE: copies what it can without waiting for readers or blocking the writer.
+      return db.pragma('wal_checkpoint(PASSIVE)')[0];
     default:
       throw new Error('unknown request ' + String(m.op));
   }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,17 @@ runDocStoreSuite('SqliteDocStore writing on a thread', async () => {
   const path = join(dir, 'docs.sqlite');
   // A short idle time, so the suite also runs across the thread stopping and starting again.
   const open = (): SqliteDocStore => new SqliteDocStore({ path, writeOnThread: true, writerIdleMs: 5 });
+  return {
+    subject: open(),
+    reopen: async () => open(),
+    teardown: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+runDocStoreSuite('SqliteDocStore checkpointing on a thread', async () => {
+  const dir = await tempDir();
+  const path = join(dir, 'docs.sqlite');
+  const open = (): SqliteDocStore => new SqliteDocStore({ path, checkpointOnThread: true, writerIdleMs: 5 });
   return {
     subject: open(),
     reopen: async () => open(),
@@ -160,6 +171,19 @@ describe('SqliteDocStore options', () => {
     database.close();
   });
 
+  it('keeps its log file bounded when it checkpoints on a thread', async () => {
+    const path = join(dir, 'bounded.sqlite');
+    // NORMAL: no fsync per commit, so the test is quick; checkpoints work the same way.
+    const store = new SqliteDocStore({ path, synchronous: 'NORMAL', checkpointOnThread: true });
+    const data = new Uint8Array(100).fill(7);
+    // 2,500 commits write about 5,000 log pages (20 MB): without checkpoints the log holds them all.
+    for (let i = 0; i < 2500; i++) await store.append(`doc-${i % 50}`, data);
+    const logBytes = (await stat(`${path}-wal`)).size;
+    expect(logBytes).toBeLessThan(12 * 1024 * 1024);
+    expect((await store.load('doc-7')).length).toBe(50);
+    await store.close();
+  });
+
   it('rejects data that is not bytes with BadRequest instead of storing it as text', async () => {
     const store = new SqliteDocStore({ path: join(dir, 'typed.sqlite') });
     await expect(store.append('doc', 'text' as unknown as Uint8Array)).rejects.toSatisfy((e) =>
@@ -180,7 +204,8 @@ import * as Y from 'yjs';
 import { SqliteDocStore } from '@scopesync/store-sqlite';
 const store = new SqliteDocStore({
   path: process.env.SCOPESYNC_CRASH_DB,
-  writeOnThread: process.env.SCOPESYNC_CRASH_THREAD === '1',
+  writeOnThread: process.env.SCOPESYNC_CRASH_THREAD === 'writes',
+  checkpointOnThread: process.env.SCOPESYNC_CRASH_THREAD === 'checkpoints',
 });
 const doc = new Y.Doc();
 for (const e of await store.load('crash')) Y.applyUpdate(doc, e.data);
@@ -224,14 +249,14 @@ interface Round {
 }
 
 /** Runs the child until it has reported `appends` resolved appends, then SIGKILLs it. */
-async function runAndKill(path: string, appends: number, onThread: boolean): Promise<Round> {
+async function runAndKill(path: string, appends: number, onThread: string): Promise<Round> {
   const packageDir = fileURLToPath(new URL('..', import.meta.url));
   const child: ChildProcess = spawn(
     process.execPath,
     ['--import', 'tsx', '--conditions=source', '--input-type=module', '-e', CHILD],
     {
       cwd: packageDir,
-      env: { ...process.env, SCOPESYNC_CRASH_DB: path, SCOPESYNC_CRASH_THREAD: onThread ? '1' : '0' },
+      env: { ...process.env, SCOPESYNC_CRASH_DB: path, SCOPESYNC_CRASH_THREAD: onThread },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -285,8 +310,9 @@ describe('SqliteDocStore after SIGKILL', () => {
   });
 
   it.each([
-    ['on its own connection', false],
-    ['writing on a thread', true],
+    ['on its own connection', ''],
+    ['writing on a thread', 'writes'],
+    ['checkpointing on a thread', 'checkpoints'],
   ])(
     'keeps every append and compaction it acknowledged, and the log still builds the Yjs document (%s)',
     async (_how, onThread) => {
