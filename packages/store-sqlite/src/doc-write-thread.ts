@@ -102,10 +102,11 @@ class Writer {
 }
 
 /**
- * Runs the writes of a {@link SqliteDocStore} on a thread of their own, so the caller's event
- * loop never waits on the disk: neither the log append, nor the fsync of a commit, nor SQLite's
- * automatic checkpoint (which flushes the log and the database file every thousand pages). A
- * request resolves once its transaction committed there, durably at `synchronous = FULL`.
+ * Runs the writes of a `SqliteDocStore` (`writeOnThread`), or only its checkpoints
+ * (`checkpointOnThread`), on a thread with a connection of its own, so the caller's event loop
+ * does not wait on the disk for them: the log append, the fsync of a commit, SQLite's checkpoint
+ * (which flushes the log and the database file every thousand pages). A request resolves once
+ * its transaction committed there, durably at `synchronous = FULL`.
  * Requests run one after another in the order given. The thread starts with the first request
  * and stops after `idleMs` without one, so an idle store holds no thread.
  */
