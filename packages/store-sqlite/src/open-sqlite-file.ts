@@ -6,7 +6,7 @@ import { toSyncError } from './sqlite-errors.ts';
 export type SqliteSynchronous = 'FULL' | 'NORMAL';
 
 /** Upper bound of the WAL file kept on disk after a checkpoint: large compactions must not leave it huge. */
-const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
+export const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
 /**
  * Opens (creating if missing) the SQLite file every store of this package keeps when it is

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,29 @@ runDocStoreSuite('SqliteDocStore', async () => {
   return {
     subject: new SqliteDocStore({ path }),
     reopen: async () => new SqliteDocStore({ path }),
+    teardown: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+runDocStoreSuite('SqliteDocStore writing on a thread', async () => {
+  const dir = await tempDir();
+  const path = join(dir, 'docs.sqlite');
+  // A short idle time, so the suite also runs across the thread stopping and starting again.
+  const open = (): SqliteDocStore => new SqliteDocStore({ path, writeOnThread: true, writerIdleMs: 5 });
+  return {
+    subject: open(),
+    reopen: async () => open(),
+    teardown: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+runDocStoreSuite('SqliteDocStore checkpointing on a thread', async () => {
+  const dir = await tempDir();
+  const path = join(dir, 'docs.sqlite');
+  const open = (): SqliteDocStore => new SqliteDocStore({ path, checkpointOnThread: true, writerIdleMs: 5 });
+  return {
+    subject: open(),
+    reopen: async () => open(),
     teardown: () => rm(dir, { recursive: true, force: true }),
   };
 });
@@ -148,6 +171,19 @@ describe('SqliteDocStore options', () => {
     database.close();
   });
 
+  it('keeps its log file bounded when it checkpoints on a thread', async () => {
+    const path = join(dir, 'bounded.sqlite');
+    // NORMAL: no fsync per commit, so the test is quick; checkpoints work the same way.
+    const store = new SqliteDocStore({ path, synchronous: 'NORMAL', checkpointOnThread: true });
+    const data = new Uint8Array(100).fill(7);
+    // 2,500 commits write about 5,000 log pages (20 MB): without checkpoints the log holds them all.
+    for (let i = 0; i < 2500; i++) await store.append(`doc-${i % 50}`, data);
+    const logBytes = (await stat(`${path}-wal`)).size;
+    expect(logBytes).toBeLessThan(12 * 1024 * 1024);
+    expect((await store.load('doc-7')).length).toBe(50);
+    await store.close();
+  });
+
   it('rejects data that is not bytes with BadRequest instead of storing it as text', async () => {
     const store = new SqliteDocStore({ path: join(dir, 'typed.sqlite') });
     await expect(store.append('doc', 'text' as unknown as Uint8Array)).rejects.toSatisfy((e) =>
@@ -166,7 +202,11 @@ describe('SqliteDocStore options', () => {
 const CHILD = `
 import * as Y from 'yjs';
 import { SqliteDocStore } from '@scopesync/store-sqlite';
-const store = new SqliteDocStore({ path: process.env.SCOPESYNC_CRASH_DB });
+const store = new SqliteDocStore({
+  path: process.env.SCOPESYNC_CRASH_DB,
+  writeOnThread: process.env.SCOPESYNC_CRASH_THREAD === 'writes',
+  checkpointOnThread: process.env.SCOPESYNC_CRASH_THREAD === 'checkpoints',
+});
 const doc = new Y.Doc();
 for (const e of await store.load('crash')) Y.applyUpdate(doc, e.data);
 const map = doc.getMap('m');
@@ -209,12 +249,16 @@ interface Round {
 }
 
 /** Runs the child until it has reported `appends` resolved appends, then SIGKILLs it. */
-async function runAndKill(path: string, appends: number): Promise<Round> {
+async function runAndKill(path: string, appends: number, onThread: string): Promise<Round> {
   const packageDir = fileURLToPath(new URL('..', import.meta.url));
   const child: ChildProcess = spawn(
     process.execPath,
     ['--import', 'tsx', '--conditions=source', '--input-type=module', '-e', CHILD],
-    { cwd: packageDir, env: { ...process.env, SCOPESYNC_CRASH_DB: path }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: packageDir,
+      env: { ...process.env, SCOPESYNC_CRASH_DB: path, SCOPESYNC_CRASH_THREAD: onThread },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   const round: Round = { reported: [], seqs: [], compactions: [] };
   let stderr = '';
@@ -265,44 +309,51 @@ describe('SqliteDocStore after SIGKILL', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('keeps every append and compaction it acknowledged, and the log still builds the Yjs document', async () => {
-    const path = join(dir, 'crash.sqlite');
-    let acknowledged = 0;
-    for (const appends of [90, 123, 157]) {
-      const round = await runAndKill(path, appends);
-      expect(round.reported.length).toBeGreaterThan(0);
+  it.each([
+    ['on its own connection', ''],
+    ['writing on a thread', 'writes'],
+    ['checkpointing on a thread', 'checkpoints'],
+  ])(
+    'keeps every append and compaction it acknowledged, and the log still builds the Yjs document (%s)',
+    async (_how, onThread) => {
+      const path = join(dir, 'crash.sqlite');
+      let acknowledged = 0;
+      for (const appends of [90, 123, 157]) {
+        const round = await runAndKill(path, appends, onThread);
+        expect(round.reported.length).toBeGreaterThan(0);
 
-      const check = new Database(path);
-      expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
-      check.close();
+        const check = new Database(path);
+        expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
+        check.close();
 
-      const store = new SqliteDocStore({ path });
-      try {
-        const log = await store.load('crash');
-        const seqs = log.map((e) => e.seq);
-        expect(seqs).toEqual([...seqs].sort((p, q) => p - q));
-        expect(new Set(seqs).size).toBe(seqs.length);
-        expect(await store.head('crash')).toBeGreaterThanOrEqual(Math.max(...round.seqs));
-        // A reported compaction through T left no entry below T.
-        expect(seqs[0]).toBeGreaterThanOrEqual(Math.max(0, ...round.compactions));
+        const store = new SqliteDocStore({ path });
+        try {
+          const log = await store.load('crash');
+          const seqs = log.map((e) => e.seq);
+          expect(seqs).toEqual([...seqs].sort((p, q) => p - q));
+          expect(new Set(seqs).size).toBe(seqs.length);
+          expect(await store.head('crash')).toBeGreaterThanOrEqual(Math.max(...round.seqs));
+          // A reported compaction through T left no entry below T.
+          expect(seqs[0]).toBeGreaterThanOrEqual(Math.max(0, ...round.compactions));
 
-        const doc = new Y.Doc();
-        for (const e of log) Y.applyUpdate(doc, e.data);
-        expect(doc.store.pendingStructs, 'an update lost its predecessor').toBeNull();
-        expect(doc.store.pendingDs).toBeNull();
-        const map = doc.getMap<number>('m');
-        for (const k of round.reported) expect(map.get(`k${k}`), `acknowledged key k${k}`).toBe(k);
-        // Nothing half-applied or out of order: exactly keys 0..n-1 (the child may have finished
-        // appends it had no time to report, but never one with a gap before it).
-        const n = map.size;
-        expect([...map.keys()].sort()).toEqual(Array.from({ length: n }, (_, k) => `k${k}`).sort());
-        expect(n).toBeGreaterThanOrEqual(Math.max(...round.reported) + 1);
-        expect(n).toBeGreaterThan(acknowledged);
-        expect(doc.getText('t').length).toBeGreaterThan(0);
-        acknowledged = n;
-      } finally {
-        await store.close();
+          const doc = new Y.Doc();
+          for (const e of log) Y.applyUpdate(doc, e.data);
+          expect(doc.store.pendingStructs, 'an update lost its predecessor').toBeNull();
+          expect(doc.store.pendingDs).toBeNull();
+          const map = doc.getMap<number>('m');
+          for (const k of round.reported) expect(map.get(`k${k}`), `acknowledged key k${k}`).toBe(k);
+          // Nothing half-applied or out of order: exactly keys 0..n-1 (the child may have finished
+          // appends it had no time to report, but never one with a gap before it).
+          const n = map.size;
+          expect([...map.keys()].sort()).toEqual(Array.from({ length: n }, (_, k) => `k${k}`).sort());
+          expect(n).toBeGreaterThanOrEqual(Math.max(...round.reported) + 1);
+          expect(n).toBeGreaterThan(acknowledged);
+          expect(doc.getText('t').length).toBeGreaterThan(0);
+          acknowledged = n;
+        } finally {
+          await store.close();
+        }
       }
-    }
-  });
+    },
+  );
 });

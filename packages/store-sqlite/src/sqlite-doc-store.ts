@@ -1,10 +1,35 @@
 import type { AppendItem, DocStore, StoredEntry } from '@scopesync/core';
 import { SyncError } from '@scopesync/core';
 import type Database from 'better-sqlite3';
+import { DocWriteThread } from './doc-write-thread.ts';
+import { JOURNAL_SIZE_LIMIT } from './open-sqlite-file.ts';
 import { type SqliteFileOptions, SqliteHandle } from './sqlite-handle.ts';
 
 /** Options of {@link SqliteDocStore}: where the data lives; every other field has a default. */
-export type SqliteDocStoreOptions = SqliteFileOptions;
+export interface SqliteDocStoreOptions extends SqliteFileOptions {
+  /**
+   * Write on a thread of its own (a file the store opens by `path` only; default false): the
+   * caller's event loop then never waits for the log append, the fsync or SQLite's checkpoint,
+   * at the cost of a thread while writes come (it stops after `writerIdleMs` without one).
+   * For a server; a client with a few writes gains nothing from it.
+   */
+  readonly writeOnThread?: boolean;
+  /**
+   * Append on the caller's loop but checkpoint on a thread (a file the store opens by `path`
+   * only; default false; ignored with `writeOnThread`): SQLite's automatic checkpoint, which
+   * copies the log into the database file and fsyncs both every thousand pages, no longer
+   * stalls the loop. Cheaper than `writeOnThread` when cores are scarce: the thread wakes once
+   * per thousand pages, not once per commit.
+   */
+  readonly checkpointOnThread?: boolean;
+  /** How long the writer thread outlives the last write (or checkpoint), in ms. Default 30 s. */
+  readonly writerIdleMs?: number;
+}
+
+const WRITER_IDLE_MS = 30_000;
+/** Log pages between two checkpoints: SQLite's own `wal_autocheckpoint` default. */
+const CHECKPOINT_PAGES = 1000;
+const PAGE_BYTES = 4096;
 
 /**
  * The tables. `doc_heads` keeps the highest seq ever assigned per document, so removing a
@@ -40,24 +65,58 @@ interface Statements {
 /**
  * A durable {@link DocStore} in one SQLite file (better-sqlite3, WAL). Every append, batch
  * and compaction is one transaction, committed (and, at `synchronous` FULL, flushed to disk
- * off the event loop) before its promise resolves.
+ * off the event loop) before its promise resolves. Reads run on the store's own connection;
+ * with `writeOnThread`, writes run on a second one in a thread of their own (WAL readers see
+ * every commit and never block the writer).
  */
 export class SqliteDocStore implements DocStore {
   readonly #handle: SqliteHandle;
+  /** Where writes run when they run off the loop; null: on this connection. */
+  readonly #writer: DocWriteThread | null;
+  /** Where checkpoints run when only they run off the loop (`checkpointOnThread`). */
+  readonly #checkpointer: DocWriteThread | null;
+  /** Log pages written (estimated) since the last checkpoint was asked for. */
+  #pagesSinceCheckpoint = 0;
+  /**
+   * The checkpoint under way: writes wait for it (their callers' promises, not the loop). A
+   * checkpoint that runs beside a writer never catches up with the log's end, and SQLite
+   * restarts the log only once it has.
+   */
+  #gate: Promise<void> | null = null;
   readonly #sql: Statements;
   readonly #appendBatch: (items: readonly AppendItem[]) => number[];
   readonly #compact: (doc: string, throughSeq: number, snapshot: Uint8Array) => void;
 
   /** Opens (creating if needed) the store at `options.path`, or inside `options.database`. */
   constructor(options: SqliteDocStoreOptions) {
-    // Commits are flushed to disk off the event loop (see WalSync): a relay keeps serving
-    // sockets while its log is fsynced, and a write still resolves only once it is on disk.
-    this.#handle = new SqliteHandle(options, 'SqliteDocStore', 'the store is closed', true);
+    const ownFile =
+      options.database === undefined && typeof options.path === 'string' && options.path !== ':memory:';
+    const onThread = options.writeOnThread === true && ownFile;
+    const checkpointOnThread = !onThread && options.checkpointOnThread === true && ownFile;
+    // Commits are flushed to disk off the event loop (on the writer thread, or else by WalSync):
+    // a relay keeps serving sockets while its log is fsynced, and a write still resolves only
+    // once it is on disk.
+    this.#handle = new SqliteHandle(options, 'SqliteDocStore', 'the store is closed', !onThread);
     this.#sql = this.#handle.setUp('cannot create the document tables', (db) => {
       db.exec(SCHEMA);
       return prepare(db);
     });
+    const thread =
+      onThread || checkpointOnThread
+        ? new DocWriteThread({
+            path: options.path as string,
+            synchronous: options.synchronous ?? 'FULL',
+            busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+            journalSizeLimit: JOURNAL_SIZE_LIMIT,
+            idleMs: options.writerIdleMs ?? WRITER_IDLE_MS,
+          })
+        : null;
+    this.#writer = onThread ? thread : null;
+    this.#checkpointer = checkpointOnThread ? thread : null;
     const db = this.#handle.db;
+    // The thread checkpoints instead (see #wrote). The pragma is per connection; the file's
+    // last connection to close still checkpoints everything on close.
+    if (checkpointOnThread) this.#handle.run('configure', () => db.pragma('wal_autocheckpoint = 0'));
 
     this.#appendBatch = db.transaction((items: readonly AppendItem[]) =>
       items.map(({ doc, data }) => {
@@ -82,15 +141,29 @@ export class SqliteDocStore implements DocStore {
   }
 
   async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
-    const seqs = this.#run('append', () => {
+    const writer = this.#writer;
+    this.#run('append', () => {
       if (!Array.isArray(items)) throw new SyncError('BadRequest', 'appendBatch takes an array of items');
       for (const item of items) {
         checkDoc(item?.doc);
         checkBytes(item.data, 'data');
       }
-      return items.length === 0 ? [] : this.#appendBatch(items);
     });
-    if (items.length > 0) await this.#durable('append');
+    if (items.length === 0) return [];
+    if (writer !== null) {
+      // Only the two fields: a caller's item may carry more, and all of it would be copied.
+      const plain = items.map(({ doc, data }) => ({ doc, data }));
+      return writer.run<number[]>({ op: 'append', items: plain }, 'cannot append the document log');
+    }
+    // Held while the thread checkpoints: a copy, since the caller may reuse its buffers meanwhile.
+    const batch = this.#gate === null ? items : items.map(({ doc, data }) => ({ doc, data: data.slice() }));
+    while (this.#gate !== null) await this.#gate;
+    const seqs = this.#run('append', () => this.#appendBatch(batch));
+    let bytes = 0;
+    for (const item of batch) bytes += item.data.byteLength;
+    // An entry's pages and its document's head row.
+    this.#wrote(2 * batch.length + Math.floor(bytes / PAGE_BYTES));
+    await this.#durable('append');
     return seqs;
   }
 
@@ -126,18 +199,35 @@ export class SqliteDocStore implements DocStore {
       if (!Number.isSafeInteger(throughSeq)) {
         throw new SyncError('Conflict', `no entry ${String(throughSeq)} to compact through in ${doc}`);
       }
-      this.#compact(doc, throughSeq, snapshot);
-      this.#handle.releaseFreePages();
     });
+    const held = this.#gate === null ? snapshot : snapshot.slice();
+    while (this.#gate !== null) await this.#gate;
+    this.#run('compact', () => {
+      if (this.#writer !== null) return;
+      this.#compact(doc, throughSeq, held);
+      this.#handle.releaseFreePages();
+      this.#wrote(2 + Math.floor(held.byteLength / PAGE_BYTES));
+    });
+    if (this.#writer !== null) {
+      await this.#writer.run({ op: 'compact', doc, throughSeq, snapshot }, 'cannot compact the document log');
+      return;
+    }
     await this.#durable('compact');
   }
 
   async remove(doc: string): Promise<void> {
+    this.#run('remove', () => checkDoc(doc));
+    while (this.#gate !== null) await this.#gate;
     this.#run('remove', () => {
-      checkDoc(doc);
+      if (this.#writer !== null) return;
       this.#sql.remove.run(doc);
       this.#handle.releaseFreePages();
+      this.#wrote(2);
     });
+    if (this.#writer !== null) {
+      await this.#writer.run({ op: 'remove', doc }, 'cannot remove the document log');
+      return;
+    }
     await this.#durable('remove');
   }
 
@@ -157,9 +247,30 @@ export class SqliteDocStore implements DocStore {
     });
   }
 
-  /** Closes the file if the store opened it. Idempotent; later calls reject with Unavailable. */
+  /** Closes the file if the store opened it, after the writes under way. Idempotent; later calls reject with Unavailable. */
   async close(): Promise<void> {
+    await (this.#writer ?? this.#checkpointer)?.close();
     await this.#handle.close();
+  }
+
+  /**
+   * Counts log pages a commit on this connection wrote, and once a thousand have piled up asks
+   * the thread for a checkpoint, holding later writes until it is done (one that fails leaves
+   * the log to the next).
+   */
+  #wrote(pages: number): void {
+    const thread = this.#checkpointer;
+    if (thread === null) return;
+    this.#pagesSinceCheckpoint += pages;
+    if (this.#pagesSinceCheckpoint < CHECKPOINT_PAGES || this.#gate !== null) return;
+    this.#pagesSinceCheckpoint = 0;
+    const gate = thread.run({ op: 'checkpoint' }, 'cannot checkpoint the document log').then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#gate = gate.finally(() => {
+      this.#gate = null;
+    });
   }
 
   #durable(what: string): Promise<void> {

@@ -50,10 +50,10 @@ export function applyOn(entry: DocEntry, update: Uint8Array, origin: ChangeOrigi
   const pendingBefore = doc.store.pendingStructs?.update ?? null;
   const pendingDsBefore = doc.store.pendingDs;
   let changed = false;
-  const onUpdate = (): void => {
-    changed = true;
+  const onCleanup = (tr: Y.Transaction): void => {
+    changed ||= changedBy(tr);
   };
-  doc.on('update', onUpdate);
+  doc.on('afterTransactionCleanup', onCleanup);
   entry.writing = true;
   try {
     Y.applyUpdate(doc, update, origin);
@@ -63,11 +63,24 @@ export function applyOn(entry: DocEntry, update: Uint8Array, origin: ChangeOrigi
     throw new SyncError('InvalidMessage', 'the Yjs update could not be applied', { cause: error });
   } finally {
     entry.writing = false;
-    doc.off('update', onUpdate);
+    doc.off('afterTransactionCleanup', onCleanup);
   }
   return (
     changed ||
     (doc.store.pendingStructs?.update ?? null) !== pendingBefore ||
     doc.store.pendingDs !== pendingDsBefore
   );
+}
+
+/**
+ * Whether a finished transaction changed the document: Yjs's own test for emitting `update`
+ * (new structs or deletions). Listening for `update` instead would make Yjs encode every
+ * transaction's update, which the relay never uses: it stores and forwards the bytes it got.
+ */
+export function changedBy(tr: Y.Transaction): boolean {
+  if (tr.deleteSet.clients.size > 0) return true;
+  for (const [client, clock] of tr.afterState) {
+    if (tr.beforeState.get(client) !== clock) return true;
+  }
+  return false;
 }

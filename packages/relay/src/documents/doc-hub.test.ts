@@ -122,6 +122,16 @@ describe('DocHub plaintext writes', () => {
     expect(store.batches).toHaveLength(1);
   });
 
+  it('drops a change made outside transact on the next use, and logs it', async () => {
+    const { hub, logs } = makeHub();
+    await hub.applyUpdate(NOTES, updateSetting('kept', 1), SOCKET);
+    // A read callback must not change the document; this one does, behind the store's back.
+    await hub.read(NOTES, (doc) => doc.getMap('data').set('sneaked', true));
+    const data = await hub.read(NOTES, (doc) => doc.getMap('data').toJSON());
+    expect(data).toEqual({ kept: 1 });
+    expect(logs.some(([, message]) => String(message).includes('outside DocHub.transact'))).toBe(true);
+  });
+
   it('discards the changes of a transaction that throws', async () => {
     const { hub, store } = makeHub();
     await hub.transact(NOTES, (doc) => doc.getMap('data').set('a', 1), RUNTIME_ORIGIN);

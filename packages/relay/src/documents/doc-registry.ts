@@ -3,6 +3,7 @@ import { SyncError } from '@scopesync/core';
 import * as Y from 'yjs';
 import type { Counter, Gauge } from '../metrics.ts';
 import type { SyncLog } from '../sync/sync-log.ts';
+import { changedBy } from './doc-edits.ts';
 import { applyLog } from './yjs-log.ts';
 
 /** A plaintext write applied in memory whose commit has not completed. */
@@ -142,11 +143,11 @@ export class DocRegistry {
     const doc = entry?.doc;
     if (!entry || !doc || entry.stale || entry.removed || entry.loadId !== loadId) return 'gone';
     let changed = false;
-    const seen = (): void => {
-      changed = true;
+    const seen = (tr: Y.Transaction): void => {
+      changed ||= changedBy(tr);
     };
     entry.writing = true;
-    doc.on('update', seen);
+    doc.on('afterTransactionCleanup', seen);
     try {
       doc.transact(() =>
         applyLog(
@@ -155,7 +156,7 @@ export class DocRegistry {
         ),
       );
     } finally {
-      doc.off('update', seen);
+      doc.off('afterTransactionCleanup', seen);
       entry.writing = false;
     }
     return changed ? 'changed' : 'unchanged';
@@ -351,8 +352,8 @@ export class DocRegistry {
       if (skipped > 0) {
         this.#log('warn', 'skipped stored entries that are not Yjs updates', { doc: entry.name, skipped });
       }
-      doc.on('update', () => {
-        if (!entry.writing && entry.doc === doc) {
+      doc.on('afterTransactionCleanup', (tr) => {
+        if (!entry.writing && entry.doc === doc && changedBy(tr)) {
           // Someone changed a hub document outside transact/applyUpdate: that change is not
           // stored, so the document no longer matches its log. Reload it on next use.
           entry.stale = true;

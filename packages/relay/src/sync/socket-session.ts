@@ -219,11 +219,15 @@ export class SocketSession {
 
   /** Runs `task` after the frames already queued; whatever it throws closes only this socket. */
   enqueue(task: () => Promise<void>): Promise<void> {
+    // An idle socket's frame starts at once, in the I/O callback that brought it: the hot path
+    // of a live edit (one frame, then a pause) skips a loop turn, which other sockets' frames
+    // and the commit of the last batch would otherwise get ahead of.
+    const idle = this.#pending === 0;
     this.#pending += 1;
-    this.#queue = this.#queue
-      // Each frame starts in a macrotask of its own: a socket with many queued frames (SyncStep1
-      // against a large document, say) lets other sockets, timers and HTTP requests in between.
-      .then(yieldToEventLoop)
+    this.#queue = (idle ? Promise.resolve() : this.#queue.then(yieldToEventLoop))
+      // Behind others, each frame starts in a macrotask of its own: a socket with many queued
+      // frames (SyncStep1 against a large document, say) lets other sockets, timers and HTTP
+      // requests in between.
       .then(() => (this.ended ? undefined : task()))
       .catch((error: unknown) => this.#fail(error))
       .finally(() => {
