@@ -171,7 +171,12 @@ export class LocalDocLog {
    */
   load(): Promise<Uint8Array[]> {
     return this.#queue.run(async () => {
-      const meta = await this.#kv.get<DocMeta>(KV_TABLES.docs, this.name);
+      // Both reads at once: on IndexedDB they share one batched read transaction, so a page
+      // opening many docs does not queue each doc's entries behind every other doc's record.
+      const [meta, rows] = await Promise.all([
+        this.#kv.get<DocMeta>(KV_TABLES.docs, this.name),
+        this.#docs.load(this.name),
+      ]);
       if (meta)
         this.#meta = {
           ...meta,
@@ -179,7 +184,7 @@ export class LocalDocLog {
           acked: meta.acked ?? [],
           lastServerSeq: meta.lastServerSeq ?? 0,
         };
-      const stored = (await this.#docs.load(this.name)).map((e) => decodeEntry(e.seq, e.data));
+      const stored = rows.map((e) => decodeEntry(e.seq, e.data));
       this.#entries = stored.map(({ seq, tag, serverSeq }) => ({ seq, tag, serverSeq }));
       this.#acked = new Set(this.#meta.acked.filter((s) => this.#entries.some((e) => e.seq === s)));
       const derived = Math.max(0, ...stored.filter((e) => e.tag !== EntryTag.Local).map((e) => e.serverSeq));
