@@ -12,6 +12,9 @@ import * as Y from 'yjs';
 import { KV_TABLES } from './client-store.ts';
 import { SerialQueue } from './serial-queue.ts';
 
+/** Settled entries {@link LocalDocLog.compactSettled} merges into one snapshot, at least. */
+export const SETTLED_MERGE_ON_LOAD = 8;
+
 /**
  * What a stored log entry is. The tag is part of the stored bytes, so an update and its
  * place in the outbox are written in ONE append: the outbox is derived from the log (every
@@ -249,6 +252,20 @@ export class LocalDocLog {
   /** Compacts the log when it has grown past the threshold. */
   compactIfNeeded(): Promise<CompactResult> {
     return this.#queue.run(async () => (this.#entries.length > this.#compactAfter ? this.#compact() : {}));
+  }
+
+  /**
+   * Merges the settled prefix into one snapshot once it holds {@link SETTLED_MERGE_ON_LOAD}
+   * entries or more, well before the size threshold. Meant for right after a load: the doc's
+   * entries were just read anyway, so the next start of the page reads one row and applies one
+   * update instead of one per edit. Not after every edit: the merge re-encodes the whole doc.
+   */
+  compactSettled(): Promise<CompactResult> {
+    return this.#queue.run(async () => {
+      let prefix = 0;
+      while (prefix < this.#entries.length && this.#settled(this.#entries[prefix] as LogEntry)) prefix++;
+      return prefix >= SETTLED_MERGE_ON_LOAD ? this.#compact() : {};
+    });
   }
 
   /**
