@@ -30,13 +30,14 @@ export interface BrowserBenchApi {
   fillOurs(relayUrl: string, docs: number): Promise<void>;
   /** After a reload: opens every document and times first read, all loaded and all synced. */
   openOurs(relayUrl: string, docs: number, syncBoundMs: number): Promise<BrowserColdStart>;
-  fillPeer(wsUrl: string, docs: number): Promise<void>;
-  openPeer(wsUrl: string, docs: number, syncBoundMs: number): Promise<BrowserColdStart>;
+  fillPeer(wsUrl: string, docs: number, round: number): Promise<void>;
+  openPeer(wsUrl: string, docs: number, syncBoundMs: number, round: number): Promise<BrowserColdStart>;
 }
 
 const textOf = (i: number): string => `browser doc ${i}`;
 const ourName = (userId: string, i: number): string => `USER_PUBLIC/${userId}/bench-browser-${i}`;
-const peerName = (i: number): string => `bench-browser-${i}`;
+/** `round` keeps each round's documents apart on the one server the rounds share. */
+const peerName = (round: number, i: number): string => `bench-browser-${round}-${i}`;
 
 /** Milliseconds since `start`, taken when `promise` resolves. */
 function timed(start: number, promise: Promise<unknown>): Promise<number> {
@@ -112,15 +113,15 @@ const bench: BrowserBenchApi = {
     return { clientMs, handlesMs, firstReadMs, allLoadedMs, allSyncedMs, synced, correct };
   },
 
-  async fillPeer(wsUrl, docs) {
+  async fillPeer(wsUrl, docs, round) {
     for (let from = 0; from < docs; from += PEER_FILL_BATCH) {
       const batch = Array.from({ length: Math.min(PEER_FILL_BATCH, docs - from) }, (_, k) => from + k);
       await Promise.all(
         batch.map(async (i) => {
           const doc = new Y.Doc();
-          const persistence = new IndexeddbPersistence(peerName(i), doc);
+          const persistence = new IndexeddbPersistence(peerName(round, i), doc);
           await persistence.whenSynced;
-          const provider = new WebsocketProvider(wsUrl, peerName(i), doc, { disableBc: true });
+          const provider = new WebsocketProvider(wsUrl, peerName(round, i), doc, { disableBc: true });
           await providerSynced(provider);
           doc.getText('t').insert(0, textOf(i));
           // Neither acknowledges: give the socket and y-indexeddb's write a moment to go out.
@@ -132,12 +133,12 @@ const bench: BrowserBenchApi = {
     }
   },
 
-  async openPeer(wsUrl, docs, syncBoundMs) {
+  async openPeer(wsUrl, docs, syncBoundMs, round) {
     const start = performance.now();
     const opened = Array.from({ length: docs }, (_, i) => {
       const doc = new Y.Doc();
-      const persistence = new IndexeddbPersistence(peerName(i), doc);
-      const provider = new WebsocketProvider(wsUrl, peerName(i), doc, { disableBc: true });
+      const persistence = new IndexeddbPersistence(peerName(round, i), doc);
+      const provider = new WebsocketProvider(wsUrl, peerName(round, i), doc, { disableBc: true });
       return { doc, persistence, provider };
     });
     const [firstReadMs, allLoadedMs, [allSyncedMs, synced]] = await Promise.all([

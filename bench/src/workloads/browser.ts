@@ -62,6 +62,7 @@ async function round(
   name: PeerName,
   serverUrl: string,
   docs: number,
+  roundNo: number,
 ): Promise<BrowserColdStart> {
   const context = await browser.newContext();
   try {
@@ -71,11 +72,11 @@ async function round(
     const ours = name === 'scopesync';
     await withTimeout(
       page.evaluate(
-        ([url, n, isOurs]) => {
+        ([url, n, isOurs, r]) => {
           const api = (globalThis as unknown as { bench: BrowserBenchApi }).bench;
-          return isOurs ? api.fillOurs(url, n) : api.fillPeer(url, n);
+          return isOurs ? api.fillOurs(url, n) : api.fillPeer(url, n, r);
         },
-        [serverUrl, docs, ours] as const,
+        [serverUrl, docs, ours, roundNo] as const,
       ),
       STEP_TIMEOUT_MS,
       `filling ${docs} docs in the page`,
@@ -84,11 +85,11 @@ async function round(
     await page.waitForFunction(() => 'bench' in globalThis);
     return await withTimeout(
       page.evaluate(
-        ([url, n, isOurs, bound]) => {
+        ([url, n, isOurs, bound, r]) => {
           const api = (globalThis as unknown as { bench: BrowserBenchApi }).bench;
-          return isOurs ? api.openOurs(url, n, bound) : api.openPeer(url, n, bound);
+          return isOurs ? api.openOurs(url, n, bound) : api.openPeer(url, n, bound, r);
         },
-        [serverUrl, docs, ours, SYNC_BOUND_MS] as const,
+        [serverUrl, docs, ours, SYNC_BOUND_MS, roundNo] as const,
       ),
       STEP_TIMEOUT_MS,
       `opening ${docs} docs after the reload`,
@@ -126,7 +127,7 @@ export const browserWorkload: Workload = {
             const serverUrl = name === 'scopesync' ? peer.url : peer.docUrl('').replace(/\/[^/]*$/, '');
             const results: BrowserColdStart[] = [];
             for (let r = 0; r < rounds; r++) {
-              results.push(await round(browser, page.url, name, serverUrl, docs));
+              results.push(await round(browser, page.url, name, serverUrl, docs, r));
               ctx.log(`browser: ${name} round ${r + 1}: ${JSON.stringify(results.at(-1))}`);
             }
             return results;
