@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { type Browser, chromium } from 'playwright-core';
@@ -24,7 +26,8 @@ async function servePage(): Promise<{ url: string; close(): Promise<void> }> {
   const bundle = await build({
     entryPoints: [fileURLToPath(new URL('./browser-page.ts', import.meta.url))],
     bundle: true,
-    minify: true,
+    // A profile wants readable function names.
+    minify: !process.env.BENCH_BROWSER_PROFILE,
     format: 'esm',
     platform: 'browser',
     target: 'es2022',
@@ -83,7 +86,14 @@ async function round(
     );
     await page.reload();
     await page.waitForFunction(() => 'bench' in globalThis);
-    return await withTimeout(
+    // BENCH_BROWSER_PROFILE=<dir>: a CPU profile of the page during each cold start, per peer and round.
+    const profileDir = process.env.BENCH_BROWSER_PROFILE;
+    const cdp = profileDir ? await context.newCDPSession(page) : null;
+    if (cdp) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.start');
+    }
+    const opened = await withTimeout(
       page.evaluate(
         ([url, n, isOurs, bound, r]) => {
           const api = (globalThis as unknown as { bench: BrowserBenchApi }).bench;
@@ -94,6 +104,12 @@ async function round(
       STEP_TIMEOUT_MS,
       `opening ${docs} docs after the reload`,
     );
+    if (cdp && profileDir) {
+      const { profile } = await cdp.send('Profiler.stop');
+      await mkdir(profileDir, { recursive: true });
+      await writeFile(join(profileDir, `${name}-${roundNo + 1}.cpuprofile`), JSON.stringify(profile));
+    }
+    return opened;
   } finally {
     await context.close();
   }
