@@ -101,6 +101,31 @@ describe('LocalDocLog', () => {
     expect(await docs.load('doc')).toHaveLength(5);
   });
 
+  it('stores a grant that changes the remembered access, and nothing for one that repeats it', async () => {
+    const kv = new MemoryKeyValueStore();
+    let writes = 0;
+    const put = kv.put.bind(kv);
+    kv.put = (async (...args: Parameters<typeof kv.put>) => {
+      writes++;
+      return put(...args);
+    }) as typeof kv.put;
+    const docs = new MemoryDocStore();
+    const log = new LocalDocLog(docs, kv, 'doc', PLAINTEXT_CODEC, 100);
+    await log.load();
+    await log.updateMeta({ access: 'read-write', accessReason: '' });
+    expect(writes).toBe(1);
+    // A reconnect (or the next start of the page): the relay grants the same access again.
+    const reopened = new LocalDocLog(docs, kv, 'doc', PLAINTEXT_CODEC, 100);
+    await reopened.load();
+    await reopened.updateMeta({ access: 'read-write', accessReason: '' });
+    expect(writes).toBe(1);
+    await reopened.updateMeta({ access: 'read', accessReason: '' });
+    expect(writes).toBe(2);
+    const again = new LocalDocLog(docs, kv, 'doc', PLAINTEXT_CODEC, 100);
+    await again.load();
+    expect(again.meta.access).toBe('read');
+  });
+
   it('merges a long offline session into one pending entry that still holds every edit', async () => {
     const docs = new MemoryDocStore();
     const log = new LocalDocLog(docs, new MemoryKeyValueStore(), 'doc', PLAINTEXT_CODEC, 5);

@@ -232,9 +232,16 @@ export class LocalDocLog {
     });
   }
 
-  /** Changes metadata fields and stores them. */
+  /**
+   * Changes metadata fields and stores them; a change that leaves every field as it was stores
+   * nothing (every grant on every reconnect says the same access again: on IndexedDB that was a
+   * durable write transaction per doc before its sync could go on).
+   */
   updateMeta(change: Partial<Omit<DocMeta, 'name' | 'acked'>>): Promise<void> {
     return this.#queue.run(async () => {
+      const current = this.#meta;
+      const fields = Object.keys(change) as Array<keyof typeof change>;
+      if (fields.every((field) => current[field] === change[field])) return;
       Object.assign(this.#meta, change);
       await this.#saveMeta();
     });
