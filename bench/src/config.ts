@@ -32,6 +32,20 @@ export interface BenchConfig {
     /** Fresh processes per store; the report gives medians. */
     readonly rounds: number;
   };
+  /** Many documents touched once, evicted, then some resubscribed over one socket. */
+  readonly manyDocs: {
+    readonly docs: number;
+    /** Documents one client resubscribes to afterwards (≤ the relay's 1,000 per connection). */
+    readonly resubscribe: number;
+    /** Our relay's `docs.idleMs` for this workload (its default is 30 s). */
+    readonly docIdleMs: number;
+  };
+  /** Our client in Chromium against y-indexeddb + y-websocket (the browser workload). */
+  readonly browser: {
+    readonly docs: number;
+    /** Fresh browser contexts per peer; the report gives medians. */
+    readonly rounds: number;
+  };
   readonly durability: {
     readonly concurrency: readonly number[];
     readonly stepMs: number;
@@ -72,6 +86,8 @@ const full: BenchConfig = {
   connections: { totals: [1000, 5000, 10_000], docs: 100 },
   traces: { paperOps: null, replayTimeoutMs: 300_000 },
   coldStart: { docs: 1000, updatesPerDoc: 20, rounds: 5 },
+  manyDocs: { docs: 10_000, resubscribe: 1000, docIdleMs: 2000 },
+  browser: { docs: 1000, rounds: 3 },
   durability: { concurrency: [1, 16], stepMs: 8000, keys: 500 },
   cluster: {
     latency: { readerCounts: [1, 10], warmupEdits: 30, edits: 500, editTimeoutMs: 2000 },
@@ -100,6 +116,9 @@ const quick: BenchConfig = {
   connections: { totals: [1000], docs: 100 },
   traces: { paperOps: 40_000, replayTimeoutMs: 60_000 },
   coldStart: { docs: 1000, updatesPerDoc: 20, rounds: 2 },
+  manyDocs: { docs: 2000, resubscribe: 200, docIdleMs: 2000 },
+  // Under Chromium's 255 WebSockets a page may hold, so y-websocket's one-socket-per-doc completes.
+  browser: { docs: 200, rounds: 1 },
   durability: { concurrency: [1, 16], stepMs: 2000, keys: 200 },
   // Kept small: six deployments of up to three processes each fit in about a minute.
   cluster: {
@@ -113,7 +132,8 @@ const quick: BenchConfig = {
       p99LimitMs: 50,
     },
   },
-  runTimeoutMs: 5 * 60_000,
+  // The many-documents and browser workloads add about two minutes to the quick run.
+  runTimeoutMs: 8 * 60_000,
 };
 
 /** The configuration for `--quick` or a full run. */

@@ -17,6 +17,7 @@ import { type RunReport, type WorkloadReport, writeReport } from './report.ts';
 import { clusterBackends, startCluster } from './servers/cluster.ts';
 import { START } from './servers/index.ts';
 import { PEER_NAMES, type PeerName } from './servers/peer.ts';
+import { browserWorkload } from './workloads/browser.ts';
 import { bundleSize } from './workloads/bundle-size.ts';
 import { clusterFanout } from './workloads/cluster-fanout.ts';
 import { coldStart } from './workloads/cold-start.ts';
@@ -27,13 +28,16 @@ import { editLatency } from './workloads/edit-latency.ts';
 import { editingTraces } from './workloads/editing-traces.ts';
 import { encryptionCost } from './workloads/encryption-cost.ts';
 import { fanout } from './workloads/fanout.ts';
+import { manyDocuments } from './workloads/many-documents.ts';
 
 const WORKLOADS: readonly Workload[] = [
   editLatency,
   fanout,
   connections,
+  manyDocuments,
   editingTraces,
   coldStart,
+  browserWorkload,
   durability,
   encryptionCost,
   crossRelayLatency,
@@ -81,11 +85,15 @@ async function main(): Promise<void> {
     peers,
     log,
     fail: (message) => failures.push(message),
-    async startPeer(name, dataDir) {
+    async startPeer(name, dataDir, settings) {
       const n = ++instances;
       const dir = dataDir ?? join(runDir, `${n}-${name}`);
       await mkdir(dir, { recursive: true });
-      const peer = await START[name]({ dataDir: dir, logFile: join(runDir, `${n}-${name}.log`) });
+      const peer = await START[name]({
+        dataDir: dir,
+        logFile: join(runDir, `${n}-${name}.log`),
+        ...settings,
+      });
       return { peer, dataDir: dir };
     },
     startCluster(name, size) {

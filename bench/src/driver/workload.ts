@@ -1,7 +1,10 @@
 import type { BenchConfig } from '../config.ts';
 import type { Cell, MetricRow, WorkloadReport } from '../report.ts';
 import type { Cluster, ClusterPeerName } from '../servers/cluster.ts';
-import type { Peer, PeerName } from '../servers/peer.ts';
+import type { Peer, PeerName, PeerOptions } from '../servers/peer.ts';
+
+/** Server settings a workload may change from the defaults. */
+export type PeerSettings = Pick<PeerOptions, 'docIdleMs'>;
 
 /** What a workload gets from the run. */
 export interface WorkloadContext {
@@ -12,7 +15,11 @@ export interface WorkloadContext {
    * Starts `name` on a fresh data directory, or on `dataDir` to restart it on what an
    * earlier instance stored. Returns the peer and its data directory.
    */
-  startPeer(name: PeerName, dataDir?: string): Promise<{ peer: Peer; dataDir: string }>;
+  startPeer(
+    name: PeerName,
+    dataDir?: string,
+    options?: PeerSettings,
+  ): Promise<{ peer: Peer; dataDir: string }>;
   /**
    * Starts `size` processes of `name` on the run's PostgreSQL and Redis, in a fresh schema and
    * Redis prefix that `close()` removes.
@@ -70,8 +77,9 @@ export async function withPeer<T>(
   name: PeerName,
   fn: (peer: Peer, dataDir: string) => Promise<T>,
   dataDir?: string,
+  settings?: PeerSettings,
 ): Promise<T> {
-  const started = await ctx.startPeer(name, dataDir);
+  const started = await ctx.startPeer(name, dataDir, settings);
   try {
     return await fn(started.peer, started.dataDir);
   } finally {

@@ -25,6 +25,11 @@ export interface PeerOptions {
   readonly dataDir: string;
   /** Where the server child's output goes. */
   readonly logFile: string;
+  /**
+   * How long an unused document stays in memory, where the server has such a setting (our
+   * relay's `docs.idleMs`, default 30 s); the peers unload on the last close and ignore it.
+   */
+  readonly docIdleMs?: number | undefined;
 }
 
 /** A running server under test, in its own child process. */

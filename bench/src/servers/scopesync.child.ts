@@ -9,7 +9,14 @@ import { runChild } from './child-runtime.ts';
 runChild(async () => {
   const dataDir = process.env.BENCH_RELAY_DATA_DIR;
   if (!dataDir) throw new Error('BENCH_RELAY_DATA_DIR is not set');
-  const relay = createRelay({ dataDir, port: 0, host: '127.0.0.1' });
+  // Only the many-documents workload shortens the idle eviction (default 30 s).
+  const idleMs = process.env.BENCH_RELAY_DOC_IDLE_MS;
+  const relay = createRelay({
+    dataDir,
+    port: 0,
+    host: '127.0.0.1',
+    ...(idleMs ? { docs: { idleMs: Number(idleMs) } } : {}),
+  });
   const { port } = await relay.listen();
   return { port, close: () => relay.close() };
 });

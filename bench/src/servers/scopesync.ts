@@ -29,7 +29,10 @@ export async function startScopesync(options: PeerOptions): Promise<Peer> {
   const dataDir = join(options.dataDir, 'relay');
   const proc = await ServerProcess.start({
     entry: new URL('./scopesync.child.ts', import.meta.url),
-    env: { BENCH_RELAY_DATA_DIR: dataDir },
+    env: {
+      BENCH_RELAY_DATA_DIR: dataDir,
+      ...(options.docIdleMs === undefined ? {} : { BENCH_RELAY_DOC_IDLE_MS: String(options.docIdleMs) }),
+    },
     logFile: options.logFile,
   });
   const base = wsBase(proc);

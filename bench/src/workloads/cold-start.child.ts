@@ -8,7 +8,7 @@ import { IndexeddbPersistence } from 'y-indexeddb';
 import * as Y from 'yjs';
 import { pool } from '../driver/time.ts';
 
-export type StoreKind = 'scopesync' | 'y-indexeddb';
+export type StoreKind = 'scopesync' | 'scopesync-client' | 'y-indexeddb';
 
 /** Cold-start figures of one store. */
 export interface ColdStartResult {
@@ -116,11 +116,70 @@ async function ourStore(): Promise<ColdStore> {
   };
 }
 
+/**
+ * The client's own path: its LocalDocLog on the IndexedDB client store (document record and
+ * entries). The edits are made as a client makes them (local entries, then acknowledged by
+ * the relay), and the page has been opened once since, as DocHandle does it: load, then merge
+ * the acknowledged entries in the background. Read back the way DocHandle loads a doc.
+ */
+async function clientLogStore(): Promise<ColdStore> {
+  const { indexedDbClientStore } = await import('../../../packages/client/src/client-store.ts');
+  const { LocalDocLog, PLAINTEXT_CODEC } = await import('../../../packages/client/src/local-doc-log.ts');
+  const options = { name: 'bench-cold-start-client', indexedDB: globalThis.indexedDB, IDBKeyRange };
+  type Store = ReturnType<typeof indexedDbClientStore>;
+  const logOf = (store: Store, name: string) =>
+    new LocalDocLog(store.docs, store.kv, name, PLAINTEXT_CODEC, 100);
+  let store: Store | null = null;
+  const closeStore = async (s: Store | null): Promise<void> => {
+    await Promise.all([s?.docs.close(), s?.kv.close()]);
+  };
+  return {
+    async fill(all) {
+      const session = indexedDbClientStore(options);
+      await pool(all.length, CONCURRENCY, 120_000, async (i) => {
+        const log = logOf(session, all[i]!.name);
+        await log.load();
+        const seqs: number[] = [];
+        for (const update of all[i]!.updates) seqs.push((await log.appendLocal(update)).seq);
+        await log.markAcked(seqs);
+      });
+      await closeStore(session);
+      // An earlier start of the page: every doc loaded, then its acknowledged entries merged.
+      const earlier = indexedDbClientStore(options);
+      await pool(all.length, CONCURRENCY, 120_000, async (i) => {
+        const log = logOf(earlier, all[i]!.name);
+        await log.load();
+        await log.compactSettled();
+      });
+      await closeStore(earlier);
+    },
+    async open() {
+      store = indexedDbClientStore(options);
+    },
+    async read(name) {
+      const updates = await logOf(store!, name).load();
+      const doc = namedDoc(name);
+      doc.transact(() => {
+        for (const update of updates) Y.applyUpdate(doc, update);
+      });
+      return doc;
+    },
+    async close() {
+      await closeStore(store);
+    },
+  };
+}
+
 async function measure(kind: StoreKind, docs: number, updatesPerDoc: number): Promise<ColdStartResult> {
   const all = corpus(docs, updatesPerDoc);
   // Each process has its own in-memory IndexedDB; both stores see the same globals.
   Object.assign(globalThis, { indexedDB: new IDBFactory(), IDBKeyRange });
-  const store = kind === 'scopesync' ? await ourStore() : yIndexeddbStore();
+  const store =
+    kind === 'scopesync'
+      ? await ourStore()
+      : kind === 'scopesync-client'
+        ? await clientLogStore()
+        : yIndexeddbStore();
   await store.fill(all);
   // The read path has not run in this process yet: as cold as a page load gets in Node.
   (globalThis as { gc?: () => void }).gc?.();

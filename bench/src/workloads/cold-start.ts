@@ -21,22 +21,31 @@ export const coldStart: Workload = {
   async run(ctx) {
     const { docs, updatesPerDoc, rounds } = ctx.config.coldStart;
     // Fresh processes in turn (ours, theirs, ours, …) so drift on the machine hits both alike.
-    const runs: Record<StoreKind, Array<Outcome<ColdStartResult>>> = { scopesync: [], 'y-indexeddb': [] };
+    const runs: Record<StoreKind, Array<Outcome<ColdStartResult>>> = {
+      scopesync: [],
+      'scopesync-client': [],
+      'y-indexeddb': [],
+    };
     for (let round = 0; round < rounds; round++) {
-      for (const kind of ['scopesync', 'y-indexeddb'] as const)
+      for (const kind of ['scopesync', 'scopesync-client', 'y-indexeddb'] as const)
         runs[kind].push(await measureIn(kind, docs, updatesPerDoc));
     }
     const ours = combine(runs.scopesync);
+    const client = combine(runs['scopesync-client']);
     const theirs = combine(runs['y-indexeddb']);
     for (const [label, outcome] of [
       ['scopesync', ours],
+      ['scopesync client log', client],
       ['y-indexeddb', theirs],
     ] as const) {
       ctx.log(`cold start: ${label} ${outcome.ok ? 'done' : `failed: ${outcome.error}`}`);
       if (!outcome.ok) ctx.fail(`${label} failed in cold start: ${outcome.error}`);
     }
-    const cells = (pick: (r: ColdStartResult) => Cell): Partial<Record<PeerName, Cell>> => ({
-      scopesync: ours.ok ? pick(ours.value) : ERROR_CELL,
+    const cells = (
+      pick: (r: ColdStartResult) => Cell,
+      mine: Outcome<ColdStartResult> = ours,
+    ): Partial<Record<PeerName, Cell>> => ({
+      scopesync: mine.ok ? pick(mine.value) : ERROR_CELL,
       'y-websocket': theirs.ok ? pick(theirs.value) : ERROR_CELL,
       hocuspocus: 'n/a',
     });
@@ -59,10 +68,29 @@ export const coldStart: Workload = {
           values: cells((r) => r.allLoadedMs),
         },
         { metric: 'documents loaded correctly', unit: 'docs', better: null, values: cells((r) => r.correct) },
+        {
+          metric: 'client log after an earlier start: time to first read',
+          unit: 'ms',
+          better: 'lower',
+          values: cells((r) => r.firstReadMs, client),
+        },
+        {
+          metric: `client log after an earlier start: time to all ${docs.toLocaleString('en-US')} loaded`,
+          unit: 'ms',
+          better: 'lower',
+          values: cells((r) => r.allLoadedMs, client),
+        },
+        {
+          metric: 'client log after an earlier start: documents loaded correctly',
+          unit: 'docs',
+          better: null,
+          values: cells((r) => r.correct, client),
+        },
         ...restartRows,
       ],
       notes: [
         `${docs.toLocaleString('en-US')} documents of ${updatesPerDoc} small text updates each, written through each store and the store closed; then, in the same process, the store is reopened and every document read into a Y.Doc. Each store is measured in ${rounds} fresh processes, taken in turn with the other's; the figures are medians (the least-correct run for the count). Both on fake-indexeddb in Node. Ours: IndexedDbDocStore from @scopesync/client; peer: y-indexeddb (IndexeddbPersistence, one database per document), the store the y-websocket and Hocuspocus providers use for offline data — its figures sit in the y-websocket column; the Hocuspocus column is n/a rather than a copy.`,
+        `"Client log after an earlier start": the same documents through the client's own path — its LocalDocLog on the IndexedDB client store (document record and entries), each edit appended as a local entry and then acknowledged, as the relay does — after the page was opened once since (each doc loaded; DocHandle then merges a doc's acknowledged entries into one snapshot, packages/client/src/local-doc-log.ts compactSettled), then read back as DocHandle loads a doc (record and entries in one batched read). The y-indexeddb figures beside it are the same run's as above: y-indexeddb keeps every update until a doc has more than 500 (PREFERRED_TRIM_SIZE), so an earlier start leaves its ${updatesPerDoc} rows as they were.`,
         'Documents load 32 at a time after the first; each text is compared with what was written. Both read into a Y.Doc named after the document: an unnamed one draws a random UUID through crypto.getRandomValues, which in Node on a busy machine cost about as much as the read itself for either store.',
         restart.ok
           ? `automerge-paper after a restart: the store holds the doc as its state before the last ${restart.value.tail} keystrokes (${(restart.value.stateBytes / 1024).toFixed(1)} KiB, one entry, as a fresh client stores the relay's first answer) plus those ${restart.value.tail} keystrokes as entries of their own; it is closed, reopened and the doc read into a fresh Y.Doc. Ours: the client's LocalDocLog on IndexedDbDocStore (document record and entries), applied entry by entry in one transaction as DocHandle does; peer: y-indexeddb holding the same updates. Bare = Y.applyUpdate of the same state and tail into a fresh Y.Doc with no store, the floor of any store. Medians of ${ctx.config.coldStart.rounds} reloads taken in turn in one process (fake-indexeddb).`

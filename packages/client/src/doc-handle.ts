@@ -20,7 +20,7 @@ import type { DocHandleContext } from './doc-handle-context.ts';
 import { DOC_ORIGINS, docOriginOf } from './doc-origin.ts';
 import { DocPresence } from './doc-presence.ts';
 import { EncryptedChannel } from './encrypted-channel.ts';
-import type { LocalDocLog } from './local-doc-log.ts';
+import type { CompactResult, LocalDocLog } from './local-doc-log.ts';
 import { PlaintextChannel } from './plaintext-channel.ts';
 import { isSubscribed, type SubscriptionPhase, transition } from './subscription-phase.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
@@ -460,6 +460,8 @@ export class DocHandle {
         }, DOC_ORIGINS.store);
       this.#loaded.resolve();
       this.#events.emit('pending', this.#log.pendingCount);
+      // After the load resolved, off the path of the first read: the next start reads less.
+      void this.#compact(() => this.#log.compactSettled());
     } catch (error) {
       const failure = asSyncError(error, 'Internal', `loading ${this.name} from the local store failed`);
       this.#loaded.reject(failure);
@@ -540,10 +542,11 @@ export class DocHandle {
     }
   }
 
-  async #compact(): Promise<void> {
-    if (this.#log.size <= this.#ctx.compactAfter) return;
+  /** Runs `compaction` (default: when the log passed its size threshold) and re-sends what it merged. */
+  async #compact(compaction?: () => Promise<CompactResult>): Promise<void> {
+    if (compaction === undefined && this.#log.size <= this.#ctx.compactAfter) return;
     try {
-      const result = await this.#log.compactIfNeeded();
+      const result = await (compaction ?? (() => this.#log.compactIfNeeded()))();
       if (result.pendingMergedThrough !== undefined) {
         // The merged pending entry replaces entries that may be in flight: forget them and
         // send the merged entry instead (acks for the old refs are then ignored).

@@ -12,6 +12,9 @@ import * as Y from 'yjs';
 import { KV_TABLES } from './client-store.ts';
 import { SerialQueue } from './serial-queue.ts';
 
+/** Settled entries {@link LocalDocLog.compactSettled} merges into one snapshot, at least. */
+export const SETTLED_MERGE_ON_LOAD = 8;
+
 /**
  * What a stored log entry is. The tag is part of the stored bytes, so an update and its
  * place in the outbox are written in ONE append: the outbox is derived from the log (every
@@ -171,7 +174,12 @@ export class LocalDocLog {
    */
   load(): Promise<Uint8Array[]> {
     return this.#queue.run(async () => {
-      const meta = await this.#kv.get<DocMeta>(KV_TABLES.docs, this.name);
+      // Both reads at once: on IndexedDB they share one batched read transaction, so a page
+      // opening many docs does not queue each doc's entries behind every other doc's record.
+      const [meta, rows] = await Promise.all([
+        this.#kv.get<DocMeta>(KV_TABLES.docs, this.name),
+        this.#docs.load(this.name),
+      ]);
       if (meta)
         this.#meta = {
           ...meta,
@@ -179,7 +187,7 @@ export class LocalDocLog {
           acked: meta.acked ?? [],
           lastServerSeq: meta.lastServerSeq ?? 0,
         };
-      const stored = (await this.#docs.load(this.name)).map((e) => decodeEntry(e.seq, e.data));
+      const stored = rows.map((e) => decodeEntry(e.seq, e.data));
       this.#entries = stored.map(({ seq, tag, serverSeq }) => ({ seq, tag, serverSeq }));
       this.#acked = new Set(this.#meta.acked.filter((s) => this.#entries.some((e) => e.seq === s)));
       const derived = Math.max(0, ...stored.filter((e) => e.tag !== EntryTag.Local).map((e) => e.serverSeq));
@@ -224,9 +232,16 @@ export class LocalDocLog {
     });
   }
 
-  /** Changes metadata fields and stores them. */
+  /**
+   * Changes metadata fields and stores them; a change that leaves every field as it was stores
+   * nothing (every grant on every reconnect says the same access again: on IndexedDB that was a
+   * durable write transaction per doc before its sync could go on).
+   */
   updateMeta(change: Partial<Omit<DocMeta, 'name' | 'acked'>>): Promise<void> {
     return this.#queue.run(async () => {
+      const current = this.#meta;
+      const fields = Object.keys(change) as Array<keyof typeof change>;
+      if (fields.every((field) => current[field] === change[field])) return;
       Object.assign(this.#meta, change);
       await this.#saveMeta();
     });
@@ -244,6 +259,20 @@ export class LocalDocLog {
   /** Compacts the log when it has grown past the threshold. */
   compactIfNeeded(): Promise<CompactResult> {
     return this.#queue.run(async () => (this.#entries.length > this.#compactAfter ? this.#compact() : {}));
+  }
+
+  /**
+   * Merges the settled prefix into one snapshot once it holds {@link SETTLED_MERGE_ON_LOAD}
+   * entries or more, well before the size threshold. Meant for right after a load: the doc's
+   * entries were just read anyway, so the next start of the page reads one row and applies one
+   * update instead of one per edit. Not after every edit: the merge re-encodes the whole doc.
+   */
+  compactSettled(): Promise<CompactResult> {
+    return this.#queue.run(async () => {
+      let prefix = 0;
+      while (prefix < this.#entries.length && this.#settled(this.#entries[prefix] as LogEntry)) prefix++;
+      return prefix >= SETTLED_MERGE_ON_LOAD ? this.#compact() : {};
+    });
   }
 
   /**
