@@ -4,6 +4,7 @@ import {
   decodeDocFrame,
   decodeMuxFrame,
   encodeMuxFrame,
+  HIDDEN_REASON,
   Level,
   type Message,
   parseDocName,
@@ -292,6 +293,24 @@ function mayRead(f: Fixture, actor: Actor, name: string): boolean | null {
   if (name === 'blob/alice-enc' || name === 'blob/alice-plain') return actor.name === 'bob';
   if (f.protectedDocs.includes(name)) return true;
   return null;
+}
+
+/**
+ * Whether `actor`'s single-document socket on `doc` may be closed with 4403 "not found": only
+ * bob's on his own USER_PUBLIC document, once he has narrowed its read flag to 0 (a subscribe
+ * with flags on a write, his right as owner). Read 0 hides the object from every client, its
+ * owner included, and bob could create it were it absent, so his subscription *poses* as one to
+ * an absent document (docs/security.md, "Existence"): the first write that carries content ends
+ * it as if someone had just created the object, and an open subscription whose document turns
+ * hidden is ended the same way, at any frame. The flag is read right after the close: a posing
+ * subscription never writes, and the HTTP fuzz runs on a relay of its own, so only a write of
+ * bob's racing the re-decision that ends his other subscriptions could widen it again first.
+ */
+async function hiddenFromOwner(f: Fixture, actor: Actor, doc: string | null): Promise<boolean> {
+  const own = `USER_PUBLIC/${f.bob.userId}/own`;
+  if (actor.name !== 'bob' || doc !== own) return false;
+  const rows = await (fuzzed as FuzzRelay).stored.rows('SELECT read FROM objects WHERE name = ?', own);
+  return rows.length === 1 && Number(rows[0]?.[0]) === 0;
 }
 
 /**
@@ -753,6 +772,8 @@ interface Stats {
   refusalsAnswered: number;
   permissionDenied: number;
   acks: number;
+  /** Bob's sockets on his own document closed with 4403 after he hid it from himself (read 0). */
+  hiddenFromOwner: number;
   readonly broken: Map<string, number>;
 }
 
@@ -805,8 +826,9 @@ async function runSession(
   const query = actor.key === undefined ? '' : `?key=${actor.key}`;
   const path = mux ? '/sync' : `/sync/${r.bool() ? doc : enc(doc as string)}`;
   const opened = await open(`${f.relay.wsUrl}${path}${query}`, mux);
-  if (opened === 403 && doc === `USER_PUBLIC/${f.bob.userId}/own`) {
+  if (opened === 403 && doc === `USER_PUBLIC/${f.bob.userId}/own` && actor.name !== 'bob') {
     // Bob may have narrowed his own document's read flag (subscribe flags on a write): his right.
+    // Bob himself is let in even at read 0: posing, since he could create it (hiddenFromOwner).
     stats.upgradesRefused += 1;
     return 0;
   }
@@ -938,6 +960,10 @@ async function runSession(
       const closed = socket.closed as { code: number; reason: string };
       bump(stats.closes, closed.code);
       const closedWith = () => `the relay closed the socket with ${closed.code} "${closed.reason}"`;
+      if (closed.code === 4403 && closed.reason === HIDDEN_REASON && (await hiddenFromOwner(f, actor, doc))) {
+        stats.hiddenFromOwner += 1;
+        return sent;
+      }
       if (expected === 'too-big') check(closed.code === 1009, closedWith);
       else check(expected !== 'open' && closed.code === 4400 && closed.reason !== '', closedWith);
       return sent;
@@ -1141,6 +1167,7 @@ export async function runWsFuzz(options: {
         refusalsAnswered: 0,
         permissionDenied: 0,
         acks: 0,
+        hiddenFromOwner: 0,
         broken: new Map(),
       };
       const started = Date.now();
@@ -1235,6 +1262,7 @@ export async function runWsFuzz(options: {
           `in ${stats.sessions} sessions, ${elapsed} ms; kinds ${JSON.stringify(Object.fromEntries(stats.kinds))}; ` +
           `closes ${JSON.stringify(Object.fromEntries(stats.closes))}; refusals answered ${stats.refusalsAnswered}, ` +
           `permission-denied ${stats.permissionDenied}, acks ${stats.acks}, upgrades refused ${stats.upgradesRefused}, ` +
+          `own document hidden from its owner ${stats.hiddenFromOwner}, ` +
           `broken sockets ${JSON.stringify(Object.fromEntries(stats.broken))}`,
       );
 
