@@ -18,9 +18,12 @@ export async function servedItems(url: string, key: string, name: string): Promi
       const timer = setTimeout(() => reject(new Error(`no state of ${name} from ${url}`)), READ_TIMEOUT_MS);
       const send = (message: Message): void => ws.send(encodeMuxFrame(name, message));
       ws.on('open', () => send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }));
-      ws.on('close', () => {
+      ws.on('close', (code: number, reason: Buffer) => {
         clearTimeout(timer);
-        reject(new Error(`the socket to ${url} closed before the state of ${name}`));
+        // The code says who closed it and why: 1006 without a close frame (killed, or the
+        // heartbeat terminated it), 4xxx with the relay's reason.
+        const why = `${code}${reason.length > 0 ? ` "${reason.toString()}"` : ''}`;
+        reject(new Error(`the socket to ${url} closed (${why}) before the state of ${name}`));
       });
       ws.on('message', (data: Buffer) => {
         const { message } = decodeMuxFrame(new Uint8Array(data));
