@@ -31,6 +31,9 @@ const size: ChaosSize = {
   killEveryMs: fromEnv('SCOPESYNC_CHAOS_KILL_EVERY_MS', base.killEveryMs),
   crashes: fromEnv('SCOPESYNC_CHAOS_CRASHES', base.crashes),
   fuzzCases: fromEnv('SCOPESYNC_CHAOS_FUZZ_CASES', base.fuzzCases),
+  pingIntervalMs: process.env.SCOPESYNC_CHAOS_PING_INTERVAL_MS
+    ? fromEnv('SCOPESYNC_CHAOS_PING_INTERVAL_MS', 0)
+    : undefined,
 };
 const reportPath = process.env.SCOPESYNC_CHAOS_REPORT;
 const results: Record<string, unknown> = { size };
