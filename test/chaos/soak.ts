@@ -369,16 +369,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const finalRead = read as RelayRead | null;
     for (const [doc, why] of finalRead?.unread ?? []) unread.push(`${doc}: ${why}`);
     const served = new Map(finalRead?.state ?? []);
-    // Private documents: another device of each user reads them through the group.
-    for (const c of clients) {
-      const g = groupOf.get(c) as RelayGroup;
-      for (const doc of c.docs) {
-        if (!doc.startsWith('USER_PRIVATE/')) continue;
-        pairs += 1;
+    // Private documents: another device of each user reads them through the group, a few at a time.
+    const privates = clients.flatMap((c) =>
+      c.docs.filter((doc) => doc.startsWith('USER_PRIVATE/')).map((doc) => ({ c, doc })),
+    );
+    pairs += privates.length;
+    const readOne = async (): Promise<void> => {
+      for (let job = privates.shift(); job !== undefined; job = privates.shift()) {
+        const { c, doc } = job;
+        const g = groupOf.get(c) as RelayGroup;
         const got = await readPrivate(g.url, recoveryOf(c), doc, () => c.items(doc));
         const held = c.items(doc);
         if ('error' in got) {
-          unread.push(`${c.id} private ${doc}: ${got.error} (${c.status()})`);
+          unread.push(`${c.id} (${c.kind}) private ${doc}: ${got.error} (${c.status()})`);
           continue;
         }
         served.set(doc, got.items);
@@ -388,7 +391,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             `${c.id} (${c.kind}) private ${doc}: ${held.length} items, served ${got.items.length} (${c.status()})`,
           );
       }
-    }
+    };
+    await Promise.all(Array.from({ length: 4 }, readOne));
     // Loss only where the read was complete: an acked token of a doc that was read and lacks it.
     for (const e of ledger.entries()) {
       if (e.ackedAt === null) continue;
