@@ -49,12 +49,14 @@ export async function servedItems(url: string, key: string, name: string): Promi
 
 /**
  * The items of private (end-to-end encrypted) doc `name`, as another device of its user reads
- * it from `url`: a fresh client made from the user's recovery phrase, on an empty store.
+ * it from `url`: a fresh client made from the user's recovery phrase, on an empty store. The
+ * handle's errors go to `errors`.
  */
 export async function privateItems(
   url: string,
   user: { readonly apiKey?: string | undefined; readonly recoveryPhrase?: string | undefined },
   name: string,
+  errors: string[] = [],
 ): Promise<string[]> {
   if (user.recoveryPhrase === undefined) throw new Error(`no recovery phrase for ${name}`);
   const device = await createClient({
@@ -67,6 +69,9 @@ export async function privateItems(
   });
   try {
     const handle = device.doc(name);
+    // Entries it refused (a key it could not find, a bad signature) leave the doc short without
+    // failing the read: collected, so a short read says why.
+    handle.on('error', (error) => errors.push(String(error)));
     await Promise.race([
       handle.whenSynced,
       new Promise((_, reject) =>

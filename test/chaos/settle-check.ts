@@ -69,11 +69,12 @@ export async function readPrivate(
   user: Parameters<typeof privateItems>[1],
   doc: string,
   expected: () => string[],
-): Promise<{ items: string[] } | { error: string }> {
-  let last: { items: string[] } | { error: string } = { error: 'not read' };
+): Promise<{ items: string[]; refused: string[] } | { error: string }> {
+  let last: { items: string[]; refused: string[] } | { error: string } = { error: 'not read' };
   for (let attempt = 0; attempt < 5; attempt++) {
-    last = await privateItems(url, user, doc).then(
-      (items) => ({ items }),
+    const refused: string[] = [];
+    last = await privateItems(url, user, doc, refused).then(
+      (items) => ({ items, refused }),
       (error: unknown) => ({ error: String(error) }),
     );
     if ('items' in last && JSON.stringify(last.items) === JSON.stringify(expected())) break;

@@ -388,7 +388,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         if (JSON.stringify(got.items) === JSON.stringify(held)) converged += 1;
         else
           divergent.push(
-            `${c.id} (${c.kind}) private ${doc}: ${held.length} items, served ${got.items.length} (${c.status()})`,
+            `${c.id} (${c.kind}) private ${doc}: ${held.length} items, served ${got.items.length} (${c.status()})` +
+              (got.refused.length > 0 ? `; the reader refused: ${got.refused.slice(0, 2).join(' | ')}` : ''),
           );
       }
     };
