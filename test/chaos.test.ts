@@ -31,11 +31,14 @@ const size: ChaosSize = {
   killEveryMs: fromEnv('SCOPESYNC_CHAOS_KILL_EVERY_MS', base.killEveryMs),
   crashes: fromEnv('SCOPESYNC_CHAOS_CRASHES', base.crashes),
   fuzzCases: fromEnv('SCOPESYNC_CHAOS_FUZZ_CASES', base.fuzzCases),
+  pingIntervalMs: process.env.SCOPESYNC_CHAOS_PING_INTERVAL_MS
+    ? fromEnv('SCOPESYNC_CHAOS_PING_INTERVAL_MS', 0)
+    : undefined,
 };
 const reportPath = process.env.SCOPESYNC_CHAOS_REPORT;
 const results: Record<string, unknown> = { size };
 const log = (line: string): void => {
-  if (full || line.includes('missing')) console.log(`[chaos] ${line}`);
+  if (full || line.includes('missing') || line.includes('gave up')) console.log(`[chaos] ${line}`);
 };
 console.log(`chaos (${full ? 'full' : 'short'}): seed ${seed}; replay with SCOPESYNC_SEED=${seed}`);
 
@@ -51,13 +54,14 @@ describe(`chaos (seed ${seed})`, () => {
       const report: SoakReport = await runSoak(soakPlan(size, log));
       record('soak', report);
       console.log(
-        `chaos soak seed ${seed}: ${report.writes} writes, ${report.acked} acked, ${report.lost.length} lost; ` +
+        `chaos soak seed ${seed}: ${report.writes} writes, ${report.acked} acked, ${report.lost.length} lost, ${report.unread.length} unread; ` +
           `converged ${report.converged}/${report.pairs}; kills ${report.kills}; engine faults ${JSON.stringify(report.engineFaults)}; ` +
           `proxy ${JSON.stringify(report.proxy)}; ${JSON.stringify(report.addons)}`,
       );
       // What a user would notice: nothing acknowledged is lost, everyone sees the same document,
       // no one received what they may not read, a crashed client's edits arrive once.
       expect(report.lost).toEqual([]);
+      expect(report.unread).toEqual([]);
       expect(report.divergent).toEqual([]);
       expect(report.converged).toBe(report.pairs);
       expect(report.violations).toEqual([]);

@@ -18,9 +18,12 @@ export async function servedItems(url: string, key: string, name: string): Promi
       const timer = setTimeout(() => reject(new Error(`no state of ${name} from ${url}`)), READ_TIMEOUT_MS);
       const send = (message: Message): void => ws.send(encodeMuxFrame(name, message));
       ws.on('open', () => send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }));
-      ws.on('close', () => {
+      ws.on('close', (code: number, reason: Buffer) => {
         clearTimeout(timer);
-        reject(new Error(`the socket to ${url} closed before the state of ${name}`));
+        // The code says who closed it and why: 1006 without a close frame (killed, or the
+        // heartbeat terminated it), 4xxx with the relay's reason.
+        const why = `${code}${reason.length > 0 ? ` "${reason.toString()}"` : ''}`;
+        reject(new Error(`the socket to ${url} closed (${why}) before the state of ${name}`));
       });
       ws.on('message', (data: Buffer) => {
         const { message } = decodeMuxFrame(new Uint8Array(data));
@@ -46,12 +49,14 @@ export async function servedItems(url: string, key: string, name: string): Promi
 
 /**
  * The items of private (end-to-end encrypted) doc `name`, as another device of its user reads
- * it from `url`: a fresh client made from the user's recovery phrase, on an empty store.
+ * it from `url`: a fresh client made from the user's recovery phrase, on an empty store. The
+ * handle's errors go to `errors`.
  */
 export async function privateItems(
   url: string,
   user: { readonly apiKey?: string | undefined; readonly recoveryPhrase?: string | undefined },
   name: string,
+  errors: string[] = [],
 ): Promise<string[]> {
   if (user.recoveryPhrase === undefined) throw new Error(`no recovery phrase for ${name}`);
   const device = await createClient({
@@ -64,6 +69,9 @@ export async function privateItems(
   });
   try {
     const handle = device.doc(name);
+    // Entries it refused (a key it could not find, a bad signature) leave the doc short without
+    // failing the read: collected, so a short read says why.
+    handle.on('error', (error) => errors.push(String(error)));
     await Promise.race([
       handle.whenSynced,
       new Promise((_, reject) =>

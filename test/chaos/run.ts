@@ -6,6 +6,7 @@
  *   --kill-every-seconds N      kill -9 of a random relay this often (default 20)
  *   --crashes N                 SIGKILLs of the crash client per backend (default 10)
  *   --fuzz-cases N              WebSocket frames + HTTP requests per backend (default 50000)
+ *   --ping-interval-seconds N   the relays' heartbeat (default 5; a socket silent past ~2 of them is dropped)
  *   --seed N                    replay a run (same as SCOPESYNC_SEED=N)
  *   --report FILE               where to write the figures as JSON (default chaos-report.json)
  * It runs test/chaos.test.ts under Vitest with SCOPESYNC_CHAOS=full and exits with its code.
@@ -21,6 +22,7 @@ const FLAGS: Record<string, { env: string; scale: number }> = {
   'kill-every-seconds': { env: 'SCOPESYNC_CHAOS_KILL_EVERY_MS', scale: 1000 },
   crashes: { env: 'SCOPESYNC_CHAOS_CRASHES', scale: 1 },
   'fuzz-cases': { env: 'SCOPESYNC_CHAOS_FUZZ_CASES', scale: 1 },
+  'ping-interval-seconds': { env: 'SCOPESYNC_CHAOS_PING_INTERVAL_MS', scale: 1000 },
   seed: { env: 'SCOPESYNC_SEED', scale: 1 },
 };
 

@@ -4,7 +4,7 @@ import { call } from '../support/http-client.ts';
 import { ENGINE_FAULTS, injectEngineFault } from './engine-faults.ts';
 import { Ledger } from './ledger.ts';
 import { type RelayGroup, startClusterGroup, startSqliteGroup } from './relay-groups.ts';
-import { privateItems, servedItems } from './relay-reads.ts';
+import { type Blocker, loopLag, type RelayRead, readPrivate, readRelays, summarize } from './settle-check.ts';
 import { CLIENT_KINDS, type ClientKind, openSimClient, recoveryOf, type SimClient } from './sim-clients.ts';
 
 // The soak: simulated clients of every kind over a cluster of relays (PostgreSQL + Redis) and
@@ -91,6 +91,8 @@ export interface SoakReport {
   readonly pairs: number;
   /** Why pairs or relays did not converge: must be empty. */
   readonly divergent: string[];
+  /** Documents (shared or private) that could not be read at the end, with why: must be empty. */
+  readonly unread: string[];
   readonly kills: number;
   readonly engineFaults: Record<string, number>;
   readonly offlinePeriods: number;
@@ -120,6 +122,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   let restarts = 0;
   let running = true;
   const ctx: SoakContext = { groups, random: derive(), log, running: () => running };
+  const lag = loopLag();
   try {
     groups.push(await startClusterGroup(options.clusterRelays, derive(), relayFlags));
     groups.push(await startSqliteGroup(derive(), relayFlags));
@@ -282,8 +285,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await Promise.all(addonRuns);
     const durationMs = Date.now() - started;
     log(
-      `soak ${runId}: chaos over after ${durationMs} ms, ${ledger.writes} writes, ${ledger.acks} acked so far`,
+      `soak ${runId}: chaos over after ${durationMs} ms, ${ledger.writes} writes, ${ledger.acks} acked so far, ` +
+        `loop lag max ${lag.maxMs()} ms`,
     );
+    lag.reset();
 
     // Settle: no more faults, every client online, wait until everything agrees.
     for (const g of groups) g.proxy.setFaults({ delayMaxMs: 0 });
@@ -291,69 +296,109 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     while (busy.size > 0 && Date.now() - settleStart < options.settleMs) await sleep(100);
     for (const c of clients) c.online();
     const divergent: string[] = [];
-    const relayState = new Map<string, string[]>();
+    const lost: string[] = [];
+    const unread: string[] = [];
     let pairs = 0;
     let converged = 0;
-    const check = async (): Promise<boolean> => {
-      divergent.length = 0;
-      relayState.clear();
+    let read: RelayRead | null = null;
+    const reading = groups.map((g) => ({
+      key: checkerKeys.get(g) as string,
+      docs: docsOf.get(g) as string[],
+      live: () => g.live(),
+    }));
+    // One pass of the check: every reason it does not pass yet. The relays' state is read
+    // whole each time (a doc that could not be read is "could not read", never a loss).
+    const check = async (): Promise<Blocker[]> => {
+      const blockers: Blocker[] = [];
+      read = await readRelays(reading);
+      for (const [doc, why] of read.unread)
+        blockers.push({ reason: 'could not read', line: `${doc}: ${why}` });
+      for (const doc of read.disagree) blockers.push({ reason: 'relays disagree', line: doc });
       pairs = 0;
       converged = 0;
-      for (const g of groups) {
-        const key = checkerKeys.get(g) as string;
-        for (const doc of docsOf.get(g) as string[]) {
-          const states = await Promise.all(g.live().map((relay) => servedItems(relay.url, key, doc)));
-          const first = JSON.stringify(states[0] ?? null);
-          if (states.some((s) => JSON.stringify(s) !== first))
-            divergent.push(`${doc}: the relays of ${g.name} serve different states`);
-          relayState.set(doc, states[0] ?? []);
-        }
-      }
       for (const c of clients) {
         const g = groupOf.get(c) as RelayGroup;
         for (const doc of c.docs) {
           if (doc.startsWith('USER_PRIVATE/')) continue;
           pairs += 1;
-          if (JSON.stringify(c.items(doc)) === JSON.stringify(relayState.get(doc))) converged += 1;
-          else
-            divergent.push(
-              `${c.id} (${c.kind}, ${g.name}) on ${doc}: ${c.items(doc).length} items, relay ${relayState.get(doc)?.length} (${c.status()})`,
-            );
+          const served = read.state.get(doc);
+          if (served === undefined) continue; // already counted as "could not read"
+          const held = c.items(doc);
+          if (JSON.stringify(held) === JSON.stringify(served)) {
+            converged += 1;
+            continue;
+          }
+          const reason = !c.isOnline
+            ? 'client offline'
+            : held.length < served.length
+              ? 'client behind'
+              : held.length > served.length
+                ? 'client ahead'
+                : 'client differs';
+          blockers.push({
+            reason,
+            line: `${c.id} (${c.kind}, ${g.name}) on ${doc}: ${held.length} items, relay ${served.length} (${c.status()})`,
+          });
         }
       }
-      const pending = clients.reduce((n, c) => n + c.pending(), 0);
-      if (pending > 0) divergent.push(`${pending} edits still unacknowledged`);
-      return divergent.length === 0;
+      for (const c of clients)
+        if (c.pending() > 0)
+          blockers.push({
+            reason: 'unacked',
+            line: `${c.id} (${c.kind}): ${c.pending()} pending (${c.status()})`,
+          });
+      return blockers;
     };
+    let blockers: Blocker[] = [];
+    let lastSummary = Date.now();
     for (;;) {
-      const ok = await check().catch((error) => {
-        divergent.push(`reading the relays: ${String(error)}`);
-        return false;
-      });
-      if (ok || Date.now() - settleStart > options.settleMs) break;
+      blockers = await check().catch((error) => [{ reason: 'check threw', line: String(error) }]);
+      if (blockers.length === 0 || Date.now() - settleStart > options.settleMs) break;
+      if (Date.now() - lastSummary >= 15_000) {
+        lastSummary = Date.now();
+        log(
+          `soak ${runId}: settle +${Math.round((Date.now() - settleStart) / 1000)} s, ` +
+            `loop lag max ${lag.maxMs()} ms, not yet: ${summarize(blockers)}`,
+        );
+        lag.reset();
+      }
       await sleep(500);
     }
-    // Private documents: another device of each user reads them through the group.
-    for (const c of clients) {
-      const g = groupOf.get(c) as RelayGroup;
-      for (const doc of c.docs) {
-        if (!doc.startsWith('USER_PRIVATE/')) continue;
-        pairs += 1;
-        let served: string[] = [];
-        for (let attempt = 0; attempt < 5; attempt++) {
-          served = await privateItems(g.url, recoveryOf(c), doc).catch(() => []);
-          if (JSON.stringify(served) === JSON.stringify(c.items(doc))) break;
-          await sleep(500);
+    if (blockers.length > 0) log(`soak ${runId}: settle gave up: ${summarize(blockers, 6)}`);
+    divergent.push(...blockers.filter((b) => b.reason !== 'could not read').map((b) => b.line));
+    const finalRead = read as RelayRead | null;
+    for (const [doc, why] of finalRead?.unread ?? []) unread.push(`${doc}: ${why}`);
+    const served = new Map(finalRead?.state ?? []);
+    // Private documents: another device of each user reads them through the group, a few at a time.
+    const privates = clients.flatMap((c) =>
+      c.docs.filter((doc) => doc.startsWith('USER_PRIVATE/')).map((doc) => ({ c, doc })),
+    );
+    pairs += privates.length;
+    const readOne = async (): Promise<void> => {
+      for (let job = privates.shift(); job !== undefined; job = privates.shift()) {
+        const { c, doc } = job;
+        const g = groupOf.get(c) as RelayGroup;
+        const got = await readPrivate(g.url, recoveryOf(c), doc, () => c.items(doc));
+        const held = c.items(doc);
+        if ('error' in got) {
+          unread.push(`${c.id} (${c.kind}) private ${doc}: ${got.error} (${c.status()})`);
+          continue;
         }
-        relayState.set(doc, served);
-        if (JSON.stringify(served) === JSON.stringify(c.items(doc))) converged += 1;
-        else divergent.push(`${c.id} private ${doc}: ${c.items(doc).length} items, served ${served.length}`);
+        served.set(doc, got.items);
+        if (JSON.stringify(got.items) === JSON.stringify(held)) converged += 1;
+        else
+          divergent.push(
+            `${c.id} (${c.kind}) private ${doc}: ${held.length} items, served ${got.items.length} (${c.status()})` +
+              (got.refused.length > 0 ? `; the reader refused: ${got.refused.slice(0, 2).join(' | ')}` : ''),
+          );
       }
-    }
-    const lost: string[] = [];
+    };
+    await Promise.all(Array.from({ length: 4 }, readOne));
+    // Loss only where the read was complete: an acked token of a doc that was read and lacks it.
     for (const e of ledger.entries()) {
       if (e.ackedAt === null) continue;
-      if (!relayState.get(e.doc)?.includes(e.token)) lost.push(`${e.token} in ${e.doc}`);
+      const state = served.get(e.doc);
+      if (state !== undefined && !state.includes(e.token)) lost.push(`${e.token} in ${e.doc}`);
     }
     const settleMs = Date.now() - settleStart;
     const addons: Record<string, Record<string, number>> = {};
@@ -380,6 +425,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       converged,
       pairs,
       divergent: [...divergent],
+      unread,
       kills,
       engineFaults,
       offlinePeriods,
@@ -390,6 +436,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     };
   } finally {
     running = false;
+    lag.stop();
     await Promise.allSettled(clients.map((c) => c.close()));
     await Promise.allSettled(groups.map((g) => g.close()));
   }
