@@ -47,6 +47,8 @@ class Writer {
   readonly worker: Worker;
   readonly waiting = new Map<number, Waiter>();
   readonly exited: Promise<void>;
+  /** Set once asked to close: stays referenced until it exited, so a shutdown awaiting it is not cut short. */
+  closing = false;
 
   constructor(options: DocWriteThreadOptions) {
     this.worker = new Worker(DOC_WRITER_SOURCE, {
@@ -87,8 +89,10 @@ class Writer {
     const waiter = this.waiting.get(answer.id);
     if (!waiter) return;
     this.waiting.delete(answer.id);
-    // Unreferenced while idle: an open store must not keep a process alive.
-    if (this.waiting.size === 0) this.worker.unref();
+    // Unreferenced while idle: an open store must not keep a process alive. Not while closing:
+    // a process whose only work left is waiting for the thread to exit would otherwise end with
+    // its shutdown unfinished (Node's exit code 13, an unsettled top-level await).
+    if (this.waiting.size === 0 && !this.closing) this.worker.unref();
     if (answer.ok) waiter.resolve(answer.value);
     else waiter.reject(rebuild(answer.error));
   }
@@ -167,6 +171,7 @@ export class DocWriteThread {
 
   /** Asks the thread to close its connection after the requests queued before, and waits for it to exit. */
   async #stop(writer: Writer): Promise<void> {
+    writer.closing = true;
     const closed = new Promise<unknown>((resolve, reject) => {
       writer.post(this.#nextId++, { op: 'close' }, { resolve, reject });
     });
