@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { SeededRandom } from '@scopesync/testing';
 import * as decoding from 'lib0/decoding';
-import { WebSocket } from 'ws';
-import { WebsocketProvider } from 'y-websocket';
+import type { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { call, enc } from '../support/http-client.ts';
-import { shareExitHook } from './exit-hook.ts';
+import { stockProvider } from './exit-hook.ts';
 import { type Receipt, recordingWebSocket } from './recording-socket.ts';
 import type { RelayGroup } from './relay-groups.ts';
 import type { SoakAddon, SoakContext } from './soak.ts';
@@ -173,14 +172,7 @@ export function levelChurn(options: LevelChurnOptions): SoakAddon {
     const Recording = recordingWebSocket((receipt) => receipts.push(receipt));
     const pairs = [s.board, s.draft, s.hidden].map((name) => {
       const doc = new Y.Doc();
-      const provider = shareExitHook(
-        new WebsocketProvider(`${s.group.url.replace(/^http/, 'ws')}/sync`, name, doc, {
-          WebSocketPolyfill: Recording as unknown as typeof globalThis.WebSocket,
-          params: { key: user.key },
-          disableBc: true,
-          maxBackoffTime: 1000,
-        }),
-      );
+      const provider = stockProvider(s.group.url, name, doc, { key: user.key, WebSocketClass: Recording });
       return { doc, provider };
     });
     return {
@@ -218,15 +210,7 @@ export function levelChurn(options: LevelChurnOptions): SoakAddon {
         const ownerDoc = new Y.Doc();
         const owner = {
           doc: ownerDoc,
-          provider: shareExitHook(
-            new WebsocketProvider(`${group.url.replace(/^http/, 'ws')}/sync`, draft, ownerDoc, {
-              WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
-              params: { key: victim.key },
-              disableBc: true,
-              maxBackoffTime: 1000,
-              connect: false,
-            }),
-          ),
+          provider: stockProvider(group.url, draft, ownerDoc, { key: victim.key, connect: false }),
         };
         const s: GroupState = {
           group,

@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { createClient, type DocHandle, memoryClientStore, type SyncClient } from '@scopesync/client';
 import type { SeededRandom } from '@scopesync/testing';
 import { WebSocket } from 'ws';
-import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { call, enc } from '../support/http-client.ts';
-import { shareExitHook } from './exit-hook.ts';
+import { stockProvider } from './exit-hook.ts';
 import { type Receipt, recordingWebSocket } from './recording-socket.ts';
 import type { RelayGroup } from './relay-groups.ts';
 import { ITEMS } from './sim-clients.ts';
@@ -142,14 +141,10 @@ export function permissionChurn(options: ChurnOptions): SoakAddon {
     if (stock) {
       const pairs = s.blobs.map((blob) => {
         const doc = new Y.Doc();
-        const provider = shareExitHook(
-          new WebsocketProvider(`${s.group.url.replace(/^http/, 'ws')}/sync`, `blob/${blob}`, doc, {
-            WebSocketPolyfill: Recording as unknown as typeof globalThis.WebSocket,
-            params: { key: user.key },
-            disableBc: true,
-            maxBackoffTime: 1000,
-          }),
-        );
+        const provider = stockProvider(s.group.url, `blob/${blob}`, doc, {
+          key: user.key,
+          WebSocketClass: Recording,
+        });
         return { doc, provider };
       });
       return {

@@ -12,9 +12,9 @@ import {
 import { SqliteDocStore, SqliteKeyValueStore } from '@scopesync/store-sqlite';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { WebSocket } from 'ws';
-import { WebsocketProvider } from 'y-websocket';
+import type { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
-import { shareExitHook } from './exit-hook.ts';
+import { stockProvider } from './exit-hook.ts';
 import type { Ledger } from './ledger.ts';
 
 // The simulated clients of a chaos run: our client on each kind of local store, and the stock
@@ -244,21 +244,16 @@ async function openStock(init: SimClientInit): Promise<SimClient> {
   if (init.apiKey === undefined) throw new Error('a stock client needs an API key');
   let counter = 0;
   let online = true;
-  const wsUrl = `${init.url.replace(/^http/, 'ws')}/sync`;
   let pairs = new Map<string, { doc: Y.Doc; provider: WebsocketProvider }>();
   const open = (): void => {
     pairs = new Map(
       init.shared.map((name) => {
         const doc = new Y.Doc();
-        const provider = shareExitHook(
-          new WebsocketProvider(wsUrl, name, doc, {
-            WebSocketPolyfill: (init.WebSocketClass ?? WebSocket) as unknown as typeof globalThis.WebSocket,
-            params: { key: init.apiKey as string },
-            disableBc: true,
-            maxBackoffTime: 1000,
-            connect: online,
-          }),
-        );
+        const provider = stockProvider(init.url, name, doc, {
+          key: init.apiKey as string,
+          WebSocketClass: init.WebSocketClass,
+          connect: online,
+        });
         return [name, { doc, provider }];
       }),
     );

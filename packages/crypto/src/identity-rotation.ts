@@ -58,19 +58,27 @@ export function identityRotationMessage(rotation: IdentityRotation): Uint8Array 
   );
 }
 
+/** The statement both keys sign: `previous` hands the user over to `next`. */
+function handOverMessage(
+  statement: { readonly relayId: string; readonly userId: string; readonly challenge: string },
+  previous: Pick<Identity, 'signPublicKey'>,
+  next: Pick<Identity, 'signPublicKey' | 'boxPublicKey'>,
+): Uint8Array {
+  return identityRotationMessage({
+    ...statement,
+    oldSignPk: previous.signPublicKey,
+    newSignPk: next.signPublicKey,
+    newBoxPk: next.boxPublicKey,
+  });
+}
+
 /** The old identity's 64-byte signature handing `userId` over to `next` at this relay. Requires `ready()`. */
 export function signIdentityRotation(
   statement: { readonly relayId: string; readonly userId: string; readonly challenge: string },
   previous: Identity,
   next: Pick<Identity, 'signPublicKey' | 'boxPublicKey'>,
 ): Uint8Array {
-  const message = identityRotationMessage({
-    ...statement,
-    oldSignPk: previous.signPublicKey,
-    newSignPk: next.signPublicKey,
-    newBoxPk: next.boxPublicKey,
-  });
-  return sodium().crypto_sign_detached(message, previous.signSecretKey);
+  return sodium().crypto_sign_detached(handOverMessage(statement, previous, next), previous.signSecretKey);
 }
 
 /**
@@ -84,13 +92,7 @@ export function countersignIdentityRotation(
   previous: Pick<Identity, 'signPublicKey'>,
   next: Identity,
 ): Uint8Array {
-  const message = identityRotationMessage({
-    ...statement,
-    oldSignPk: previous.signPublicKey,
-    newSignPk: next.signPublicKey,
-    newBoxPk: next.boxPublicKey,
-  });
-  return sodium().crypto_sign_detached(message, next.signSecretKey);
+  return sodium().crypto_sign_detached(handOverMessage(statement, previous, next), next.signSecretKey);
 }
 
 /** True when `signature` is the old key's signature of `rotation`. Requires `ready()`. */
