@@ -4,10 +4,10 @@ import * as decoding from 'lib0/decoding';
 import type { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { call, enc } from '../support/http-client.ts';
-import { stockProvider } from './exit-hook.ts';
 import { type Receipt, recordingWebSocket } from './recording-socket.ts';
 import type { RelayGroup } from './relay-groups.ts';
 import type { SoakAddon, SoakContext } from './soak.ts';
+import { stockProvider } from './stock-provider.ts';
 
 // User levels under churn, alongside the soak: an admin moves users between Guest, User,
 // Moderator and Admin (PUT /users/<id>/level) while they keep trying writes only some levels

@@ -4,11 +4,11 @@ import type { SeededRandom } from '@scopesync/testing';
 import { WebSocket } from 'ws';
 import * as Y from 'yjs';
 import { call, enc } from '../support/http-client.ts';
-import { stockProvider } from './exit-hook.ts';
 import { type Receipt, recordingWebSocket } from './recording-socket.ts';
 import type { RelayGroup } from './relay-groups.ts';
 import { ITEMS } from './sim-clients.ts';
 import type { SoakAddon, SoakContext } from './soak.ts';
+import { stockProvider } from './stock-provider.ts';
 
 // Permissions under churn, alongside the soak: an owner keeps writing to blobs while shares to
 // other users are granted, changed and revoked and a sharee's API key is revoked. Every frame

@@ -14,8 +14,8 @@ import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { WebSocket } from 'ws';
 import type { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
-import { stockProvider } from './exit-hook.ts';
 import type { Ledger } from './ledger.ts';
+import { stockProvider } from './stock-provider.ts';
 
 // The simulated clients of a chaos run: our client on each kind of local store, and the stock
 // y-websocket client. Each appends unique tokens to the `items` array of its documents and
