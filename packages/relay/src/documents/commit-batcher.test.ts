@@ -1,4 +1,4 @@
-import { type AppendItem, type DocName, MemoryDocStore, parseDocName } from '@scopesync/core';
+import { type AppendItem, type DocName, MemoryDocStore, parseDocName, SyncError } from '@scopesync/core';
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { Metrics } from '../metrics.ts';
@@ -11,11 +11,12 @@ const B = parseDocName('PUBLIC_RW/_/b').name;
 class CountingStore extends MemoryDocStore {
   batches: AppendItem[][] = [];
   failNext = false;
+  failure: unknown = new Error('disk full');
   override async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
     this.batches.push([...items]);
     if (this.failNext) {
       this.failNext = false;
-      throw new Error('disk full');
+      throw this.failure;
     }
     return super.appendBatch(items);
   }
@@ -85,6 +86,19 @@ describe('CommitBatcher', () => {
     expect(a.stale).toBe(true);
     expect(a.inflight.size).toBe(0);
     expect(logs).toHaveLength(1);
+  });
+
+  it('refuses the writers of a failed batch as Unavailable whatever the store said, so they send again', async () => {
+    const { store, batcher, entry } = setup();
+    const a = await entry(A);
+    store.failNext = true;
+    store.failure = new SyncError('Conflict', 'duplicate key value violates unique constraint');
+    const write = batcher.enqueue(a, 'plaintext', update('1'));
+    // Conflict would make the client drop an edit other readers were already shown.
+    await expect(write).rejects.toMatchObject({
+      kind: 'Unavailable',
+      message: expect.stringContaining('duplicate key'),
+    });
   });
 
   it('answers a no-op with the head once earlier writes committed; flush waits for everything', async () => {

@@ -188,9 +188,13 @@ export class CommitBatcher {
       writes: batch.length,
       error,
     });
-    const refusal = isSyncError(error)
-      ? error
-      : new SyncError('Unavailable', 'the relay could not store the update', { cause: error });
+    // Always Unavailable, whatever the store said (a lost connection, a unique-key clash of two
+    // relays, Internal): the writes were valid, so their writers must send them again, not drop
+    // them — a plaintext one may already be on other readers' screens (chaos issue #16).
+    const detail = isSyncError(error) ? `: ${error.message}` : '';
+    const refusal = new SyncError('Unavailable', `the relay could not store the update${detail}`, {
+      cause: error,
+    });
     const stale = new Set<DocEntry>();
     for (const w of batch) {
       if (w.mode === 'plaintext') {
