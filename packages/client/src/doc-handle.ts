@@ -22,6 +22,8 @@ import { DocPresence } from './doc-presence.ts';
 import { EncryptedChannel } from './encrypted-channel.ts';
 import type { CompactResult, LocalDocLog } from './local-doc-log.ts';
 import { PlaintextChannel } from './plaintext-channel.ts';
+import { FINAL_REFUSALS, TRANSIENT_REFUSALS } from './refusal-kinds.ts';
+import { ResendSchedule } from './resend-schedule.ts';
 import { isSubscribed, type SubscriptionPhase, transition } from './subscription-phase.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
 
@@ -69,20 +71,6 @@ export interface DocFlags {
 /** How long a released handle keeps syncing to get its last edits acknowledged, milliseconds. */
 const DRAIN_TIMEOUT_MS = 30_000;
 
-/** Error kinds after which a refused write is dropped (it would be refused again); others are retried. */
-const FINAL_REFUSALS: ReadonlySet<ErrorKind> = new Set<ErrorKind>([
-  'BadRequest',
-  'Unauthorized',
-  'Forbidden',
-  'NotFound',
-  'Conflict',
-  // Only once sealing again did not help (the channel re-seals a few times first).
-  'KeyRotated',
-  'PreconditionFailed',
-  'TooLarge',
-  'InvalidMessage',
-]);
-
 /**
  * One synced document: its Y.Doc, loaded from the local store and kept in sync with the
  * relay over the client's single socket. Local edits are stored (and so in the outbox)
@@ -127,6 +115,19 @@ export class DocHandle {
   #lastRefusal: SyncError | null = null;
   /** Set while a released handle waits for its outbox to drain: the socket closing ends the wait. */
   #onDetach: (() => void) | undefined;
+  /** Sends unacked edits again after a transient refusal or a silence (issue #16). */
+  readonly #resends = new ResendSchedule({
+    canSend: () =>
+      !this.closed &&
+      this.#ctx.isOnline() &&
+      this.#phase.kind === 'active' &&
+      this.#phase.access === 'read-write',
+    hasPending: () => this.#log.pendingCount > 0,
+    resend: (forget) => {
+      if (forget) this.#channel.forget();
+      void this.#flush();
+    },
+  });
 
   constructor(ctx: DocHandleContext, flags: DocFlags) {
     this.#ctx = ctx;
@@ -354,6 +355,7 @@ export class DocHandle {
   /** @internal The socket closed: everything in flight will be re-sent on the next socket. */
   detach(): void {
     this.#onDetach?.();
+    this.#resends.stop();
     if (this.#phase.kind !== 'idle' && !this.closed) this.#enter({ kind: 'idle' });
     this.#channel.detach();
     this.#presence.dropRemote();
@@ -497,6 +499,7 @@ export class DocHandle {
       ({ seq, payload }) => {
         this.#events.emit('pending', this.#log.pendingCount);
         this.#channel.send([{ seq, payload }]);
+        this.#resends.sent();
         void this.#compact();
       },
       (error: unknown) => {
@@ -536,6 +539,7 @@ export class DocHandle {
         this.#flushAgain = false;
         const pending = await this.#log.loadPending();
         this.#channel.send(pending);
+        if (pending.length > 0) this.#resends.sent();
       } while (this.#flushAgain);
     } finally {
       this.#flushing = false;
@@ -566,6 +570,7 @@ export class DocHandle {
         await this.#onPermission(message.access, message.reason);
         return;
       case 'ack':
+        this.#resends.acked();
         await this.#channel.ack(message.ref, message.seq);
         return;
       case 'error':
@@ -690,6 +695,10 @@ export class DocHandle {
       // The relay will never take these edits: drop them and rebuild from confirmed state;
       // the re-sync that follows brings back everything the relay has.
       await this.#reset(true);
+    } else if (refusal === 'refused' && TRANSIENT_REFUSALS.has(kind)) {
+      // Transient (the relay's store failed the commit, the relay is shutting down): the relay
+      // may already have shown the edits to other readers, so they must reach its store.
+      this.#resends.refused();
     }
   }
 
