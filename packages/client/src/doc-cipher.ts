@@ -13,6 +13,11 @@
 export interface DocCipher {
   /** Encrypts (and signs) one Yjs update into an envelope. */
   seal(update: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /**
+   * Encrypts one Yjs update for this device's own store only (an edit waiting in the outbox):
+   * it is never sent, so it need not take a place in the author's history. Default: `seal`.
+   */
+  sealLocal?(update: Uint8Array): Uint8Array | Promise<Uint8Array>;
   /** Encrypts a Yjs update holding the document's whole state into a snapshot envelope. */
   sealSnapshot(stateUpdate: Uint8Array): Uint8Array | Promise<Uint8Array>;
   /** Verifies and decrypts an update or snapshot envelope, returning its Yjs update. */

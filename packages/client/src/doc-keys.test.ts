@@ -1,5 +1,12 @@
 import { MemoryKeyValueStore, SyncError } from '@scopesync/core';
-import { createDocKey, deriveIdentity, generateRootSeed, ready, sealEnvelope } from '@scopesync/crypto';
+import {
+  createDocKey,
+  deriveIdentity,
+  generateRootSeed,
+  readEnvelopeHeader,
+  ready,
+  sealEnvelope,
+} from '@scopesync/crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { DocKeys, type DocKeysContext } from './doc-keys.ts';
@@ -113,6 +120,23 @@ describe('DocKeys', () => {
     const phone = await DocKeys.load(context(api, identity), name);
     expect(textOf(await phone.openFromRelay(envelope))).toBe('hello');
     expect(phone.keyring.current().id).toBe(laptop.keyring.current().id);
+  });
+
+  it('an edit sealed for the local store takes no place in the stream; one served by a relay is refused', async () => {
+    const { api } = fakeApi();
+    const identity = deriveIdentity(generateRootSeed());
+    const laptop = await DocKeys.load(context(api, identity), name);
+    await laptop.upload();
+    const stored = await laptop.sealLocal(update('kept'));
+    expect(textOf(await laptop.open(stored))).toBe('kept');
+    expect(readEnvelopeHeader(stored).chain.counter).toBe(0);
+    // The next envelope sent is the stream's first: a reader sees no gap.
+    const sent = await laptop.seal(update('sent'));
+    expect(readEnvelopeHeader(sent).chain.counter).toBe(1);
+
+    const phone = await DocKeys.load(context(api, identity), name);
+    expect(textOf(await phone.openFromRelay(sent))).toBe('sent');
+    await expect(phone.openFromRelay(stored)).rejects.toMatchObject({ kind: 'Forbidden' });
   });
 
   it('offline, a new doc gets its own key; the other device fetches it when it meets an envelope under it', async () => {

@@ -174,6 +174,15 @@ export class DocKeys implements DocCipher {
     return this.#seal(update, 'update');
   }
 
+  /**
+   * Seals a Yjs update for the local store only, outside this device's stream (counter 0): the
+   * outbox keeps edits encrypted at rest, and what is sent is sealed again, next in the stream,
+   * when it goes (so a stored envelope can never land behind a later one of the stream).
+   */
+  sealLocal(update: Uint8Array): Promise<Uint8Array> {
+    return this.#seal(update, 'update', 0, false);
+  }
+
   /** Seals a whole-state update as a snapshot envelope committing to the history it covers. */
   sealSnapshot(stateUpdate: Uint8Array): Promise<Uint8Array> {
     return this.#seal(stateUpdate, 'snapshot');
@@ -266,8 +275,24 @@ export class DocKeys implements DocCipher {
     if (finding.refuse) throw new SyncError('Forbidden', `${finding.kind}: ${finding.message}`);
   }
 
-  async #seal(plaintext: Uint8Array, kind: EnvelopeKind, blobVersion = 0): Promise<Uint8Array> {
+  async #seal(
+    plaintext: Uint8Array,
+    kind: EnvelopeKind,
+    blobVersion = 0,
+    chained = true,
+  ): Promise<Uint8Array> {
     const { identity, userId } = this.#ctx;
+    if (!chained) {
+      // Kept on this device only: unchained, and the history does not move.
+      return sealEnvelope({
+        docName: this.docName,
+        key: this.keyring.current(),
+        author: { signPublicKey: identity.signPublicKey, signSecretKey: identity.signSecretKey, userId },
+        kind,
+        plaintext,
+        blobVersion,
+      });
+    }
     // Snapshots stand outside the streams (a reader past them never receives them): they commit
     // to the streams instead.
     const chain = kind === 'snapshot' ? undefined : this.#history.next();

@@ -22,7 +22,8 @@ const BATCH_WINDOW_MS = 20;
 /**
  * The end-to-end encrypted channel: the relay keeps an append-only log of sealed envelopes it
  * cannot read. A subscription fetches the log since the last entry this client has; each local
- * edit is sealed when stored and sent once the relay is ready for our keys. Edits are batched:
+ * edit is sealed when stored (nothing in clear at rest) and sealed again, next in this device's
+ * stream, when sent once the relay is ready for our keys. Edits are batched:
  * they wait a short window ({@link BATCH_WINDOW_MS}), and while an append is in flight they wait
  * for its ack; then everything waiting goes merged (`Y.mergeUpdates`) into one envelope, sealed
  * and signed again — fewer envelopes for the relay to verify and store, and less keystroke
@@ -121,12 +122,11 @@ export class EncryptedChannel implements DocChannel {
     const { ctx } = this.#host;
     const ref = ctx.nextRef();
     const flight = { kind: 'update', seqs: batch.map((e) => e.seq) } as const;
-    if (batch.length === 1) {
-      if (ctx.send({ type: 'enc-append', ref, envelope: (batch[0] as OutboxEntry).payload })) {
-        this.#sends.track(ref, flight);
-      }
-      return;
-    }
+    // Sealed again now, even a single edit: the envelope stored with it took its counter when
+    // the edit was made, and a later one of this stream (a batch, an append whose ack was lost)
+    // may be on the relay already. Stored behind it, every other device refuses it as a fork.
+    // A fresh counter keeps what this device sends in stream order; resending an edit the relay
+    // has is harmless (a Yjs update applies once).
     // Claimed now, so nothing else sends these entries while they are being sealed together.
     this.#sends.track(ref, flight);
     const generation = this.#generation;
@@ -152,11 +152,14 @@ export class EncryptedChannel implements DocChannel {
     );
   }
 
-  /** One envelope holding every edit of `batch`: opened from the local log, merged, sealed again. */
+  /**
+   * One envelope holding every edit of `batch`, next in this device's stream: opened from the
+   * local log, merged, sealed again.
+   */
   async #sealBatch(batch: readonly OutboxEntry[]): Promise<Uint8Array> {
     const { ctx } = this.#host;
     const updates = await Promise.all(batch.map((e) => ctx.openLocal(e.payload)));
-    return ctx.sealUpdate(Y.mergeUpdates(updates));
+    return ctx.sealUpdate(updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates));
   }
 
   /** Sends the edits held back while an append was in flight. */

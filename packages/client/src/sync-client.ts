@@ -477,7 +477,11 @@ export class SyncClient {
     if (encrypted) {
       codec = {
         toUpdate: async (payload) => (await cipher()).open(payload),
-        fromUpdate: async (update) => (await cipher()).seal(update),
+        // Stored, never sent as such: the channel seals what it sends again (encrypted-channel.ts).
+        fromUpdate: async (update) => {
+          const c = await cipher();
+          return c.sealLocal ? c.sealLocal(update) : c.seal(update);
+        },
         snapshot: async (state) => (await cipher()).sealSnapshot(state),
       };
       // Fail at once, not at the first write: no cipher means no way to keep this doc.
@@ -501,7 +505,8 @@ export class SyncClient {
         },
         openLocal: codec.toUpdate,
         sealSnapshot: codec.snapshot,
-        sealUpdate: codec.fromUpdate,
+        // Next in this device's stream: what the channel sends (the outbox keeps `fromUpdate`'s).
+        sealUpdate: async (update) => (encrypted ? (await cipher()).seal(update) : update),
         prepareSend: async () => {
           if (builtIn) await this.encryption.prepareSend(docName);
         },

@@ -1,4 +1,10 @@
-import { isSyncError, type MessageOfType, SyncError, type YProtocolsMessage } from '@scopesync/core';
+import {
+  isSyncError,
+  KeyedMutex,
+  type MessageOfType,
+  SyncError,
+  type YProtocolsMessage,
+} from '@scopesync/core';
 import * as Y from 'yjs';
 import type { DocHub, PendingWrite } from '../documents/doc-hub.ts';
 import { validateUpdate } from '../documents/yjs-log.ts';
@@ -45,6 +51,14 @@ export class DocumentSync {
   readonly #denials: Counter;
   readonly #log: SyncLog;
   readonly #skippedSteps: Pick<Counter, 'inc'>;
+  /**
+   * Encrypted appends of one document queue in the order they arrived, whichever socket sent
+   * them: checking one may take longer than the next (store lookups), and a device's envelope
+   * committed behind a later one of its stream is refused as a fork by its other devices — an
+   * append still being checked for a socket that closed must not pass the one its client sent
+   * again on the next socket.
+   */
+  readonly #appendOrder = new KeyedMutex();
 
   constructor(options: DocumentSyncOptions) {
     this.#skippedSteps = options.skippedSteps ?? { inc: () => undefined };
@@ -165,33 +179,47 @@ export class DocumentSync {
       await this.sendEntries(sub, message.sinceSeq);
       return;
     }
-    const verdict = await this.#registry.authorizeWrite(sub);
-    if (!verdict.ok) {
-      this.#denials.inc();
-      sub.answer({ type: 'error', ref: message.ref, kind: verdict.kind, message: verdict.reason });
+    if (message.type === 'enc-append') {
+      // The place in the document's queue is taken now, synchronously: arrival order.
+      const pending = await this.#appendOrder.run(sub.name, () => this.#enqueueAppend(sub, message));
+      pending?.committed.then(
+        ({ seq }) => sub.answer({ type: 'ack', ref: message.ref, seq }),
+        (error: unknown) => this.#answerError(sub, message.ref, error),
+      );
       return;
     }
-    const context = { caller: sub.session.caller, origin: originOf(sub) };
-    if (message.type === 'enc-snapshot') {
-      try {
-        await this.#hub.snapshotEncrypted(sub.name, message.throughSeq, message.snapshot, context);
-        sub.answer({ type: 'ack', ref: message.ref, seq: message.throughSeq });
-      } catch (error) {
-        this.#answerError(sub, message.ref, error);
-      }
-      return;
-    }
-    let pending: PendingWrite;
+    if (!(await this.#authorizeWrite(sub, message.ref))) return;
     try {
-      pending = await this.#hub.enqueueEncrypted(sub.name, message.envelope, context);
+      const context = { caller: sub.session.caller, origin: originOf(sub) };
+      await this.#hub.snapshotEncrypted(sub.name, message.throughSeq, message.snapshot, context);
+      sub.answer({ type: 'ack', ref: message.ref, seq: message.throughSeq });
     } catch (error) {
       this.#answerError(sub, message.ref, error);
-      return;
     }
-    pending.committed.then(
-      ({ seq }) => sub.answer({ type: 'ack', ref: message.ref, seq }),
-      (error: unknown) => this.#answerError(sub, message.ref, error),
-    );
+  }
+
+  /** Authorises and queues one encrypted append; undefined when it was refused (and answered). */
+  async #enqueueAppend(
+    sub: Subscription,
+    message: MessageOfType<'enc-append'>,
+  ): Promise<PendingWrite | undefined> {
+    if (!(await this.#authorizeWrite(sub, message.ref))) return undefined;
+    try {
+      const context = { caller: sub.session.caller, origin: originOf(sub) };
+      return await this.#hub.enqueueEncrypted(sub.name, message.envelope, context);
+    } catch (error) {
+      this.#answerError(sub, message.ref, error);
+      return undefined;
+    }
+  }
+
+  /** Whether `sub` may write now; a refusal is answered to request `ref` and counted. */
+  async #authorizeWrite(sub: Subscription, ref: number): Promise<boolean> {
+    const verdict = await this.#registry.authorizeWrite(sub);
+    if (verdict.ok) return true;
+    this.#denials.inc();
+    sub.answer({ type: 'error', ref, kind: verdict.kind, message: verdict.reason });
+    return false;
   }
 
   /**

@@ -27,7 +27,7 @@ import * as encoding from 'lib0/encoding';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import * as Y from 'yjs';
-import { DocHub } from '../documents/doc-hub.ts';
+import { DocHub, type EnvelopeVerifier } from '../documents/doc-hub.ts';
 import { LocalEventBus } from '../events/local-event-bus.ts';
 import { RUNTIME_ORIGIN } from '../events/relay-events.ts';
 import { Metrics } from '../metrics.ts';
@@ -125,7 +125,10 @@ afterEach(async () => {
   for (const t of teardowns.splice(0).reverse()) await t();
 });
 
-async function start(limits: Partial<SyncServerLimits> = {}): Promise<Fixture> {
+async function start(
+  limits: Partial<SyncServerLimits> = {},
+  verifyEnvelope?: EnvelopeVerifier,
+): Promise<Fixture> {
   const logs: unknown[][] = [];
   const log: SyncLog = (...args) => {
     logs.push(args);
@@ -133,7 +136,7 @@ async function start(limits: Partial<SyncServerLimits> = {}): Promise<Fixture> {
   const store = new MemoryDocStore();
   const metrics = new Metrics();
   const bus = new LocalEventBus();
-  const hub = new DocHub({ store, bus, metrics, log });
+  const hub = new DocHub({ store, bus, metrics, log, verifyEnvelope });
   const authority = new TestAuthority();
   authority.bus = bus;
   const server = new SyncServer({ hub, bus, authority, metrics, log, limits });
@@ -677,6 +680,35 @@ describe('SyncServer multiplexed endpoint', () => {
     const bob = await Client.open(`${f.url}/sync?key=bob-key`, true);
     bob.send({ type: 'subscribe', mode: 'encrypted', sinceSeq: 0 }, ALICE_PRIVATE);
     expect(await bob.next('permission')).toMatchObject({ access: 'waiting' });
+  });
+
+  it('stores encrypted appends in the order they arrived, even when checking the first takes longer', async () => {
+    // Checking an envelope may wait on the store. The first one waits until the second has
+    // arrived (or a moment passed, as the second is queued behind it).
+    let secondArrived = (): void => undefined;
+    const second = new Promise<void>((resolve) => {
+      secondArrived = resolve;
+    });
+    const f = await start({}, async (_name, _caller, envelope) => {
+      if (envelope[1] === 1) await Promise.race([second, new Promise((r) => setTimeout(r, 300))]);
+      else secondArrived();
+    });
+    const env = (n: number): Uint8Array => new Uint8Array([1, n, n]);
+    // A device sends one envelope, then the next on another socket (as after a reconnect).
+    const old = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    old.send({ type: 'subscribe', mode: 'encrypted', sinceSeq: 0 }, ALICE_PRIVATE);
+    await old.next('enc-entries');
+    old.send({ type: 'enc-append', ref: 1, envelope: env(1) }, ALICE_PRIVATE);
+    const fresh = await Client.open(`${f.url}/sync?key=alice-key`, true);
+    fresh.send({ type: 'subscribe', mode: 'encrypted', sinceSeq: 0 }, ALICE_PRIVATE);
+    await fresh.next('enc-entries');
+    fresh.send({ type: 'enc-append', ref: 1, envelope: env(2) }, ALICE_PRIVATE);
+    expect(await fresh.next('ack')).toEqual({ type: 'ack', ref: 1, seq: 2 });
+    const stored = await f.hub.fetchEncrypted(ALICE_PRIVATE, 0);
+    expect(stored.entries).toEqual([
+      { seq: 1, envelope: env(1) },
+      { seq: 2, envelope: env(2) },
+    ]);
   });
 
   it('pages a long encrypted log', async () => {
