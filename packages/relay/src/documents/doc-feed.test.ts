@@ -1,4 +1,4 @@
-import { type AppendItem, MemoryDocStore, parseDocName } from '@scopesync/core';
+import { type AppendItem, MemoryDocStore, parseDocName, type StoredEntry } from '@scopesync/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { LocalEventBus } from '../events/local-event-bus.ts';
@@ -14,6 +14,15 @@ const FROM_A: ChangeOrigin = { source: 'relay', relayId: 'a' };
 /** One shared store whose next batch can be made to fail. */
 class SharedStore extends MemoryDocStore {
   failNext = false;
+  /** While set, reads of a log wait for it: a reload held open. */
+  loadGate: Promise<void> | null = null;
+  /** Reads of a log fail while set: the database is unreachable. */
+  loadsFail = false;
+  override async load(doc: string, sinceSeq?: number, limit?: number): Promise<StoredEntry[]> {
+    if (this.loadGate) await this.loadGate;
+    if (this.loadsFail) throw new Error('connection terminated');
+    return super.load(doc, sinceSeq, limit);
+  }
   override async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
     if (this.failNext) {
       this.failNext = false;
@@ -129,6 +138,68 @@ describe('DocFeed across relays', () => {
     const text = await textOn(b.hub);
     expect(text).toContain('kept');
     expect(text).not.toContain('lost');
+    hold.release();
+  });
+
+  it('sends its readers what another relay committed while its copy was being reloaded (chaos issue #16)', async () => {
+    const store = new SharedStore();
+    const a = relay(store);
+    const b = relay(store);
+    // A stock y-websocket reader on A: it only ever gets what A pushes, it never asks again.
+    const hold = await a.hub.hold(NOTES, 'plaintext');
+    await b.hub.applyUpdate(NOTES, edit('kept '), WRITER);
+    for (const e of b.forwarded.splice(0)) a.feed.receive(e);
+    await settle();
+    // A's commit fails: A reloads its copy, and that reload is slow (the database is struggling).
+    let openGate = (): void => undefined;
+    store.loadGate = new Promise((resolve) => {
+      openGate = resolve;
+    });
+    store.failNext = true;
+    const failed = await a.hub.enqueueUpdate(NOTES, edit('lost '), WRITER);
+    await expect(failed.committed).rejects.toThrow();
+    await settle();
+    // Meanwhile B stores an edit, and A receives it while its copy is not there to apply it to.
+    store.loadGate = null;
+    await b.hub.applyUpdate(NOTES, edit('from B'), WRITER);
+    for (const e of b.forwarded.splice(0)) if (e.type !== 'doc-write-failed') a.feed.receive(e);
+    await settle();
+    openGate();
+    await a.hub.flush();
+    await settle();
+    await a.feed.catchUpAll();
+    await settle();
+    // A's copy has it from the store, and so must A's reader.
+    expect(await textOn(a.hub)).toContain('from B');
+    const reader = new Y.Doc();
+    for (const e of a.toSockets) Y.applyUpdate(reader, e.update);
+    expect(reader.getText('t').toString()).toContain('from B');
+    hold.release();
+  });
+
+  it('reloads a held copy whose reload failed, and sends its readers what it missed meanwhile', async () => {
+    const store = new SharedStore();
+    const a = relay(store);
+    const b = relay(store);
+    const hold = await a.hub.hold(NOTES, 'plaintext');
+    // A's commit fails and so does the reload after it: the database is down for A.
+    store.loadsFail = true;
+    store.failNext = true;
+    const failed = await a.hub.enqueueUpdate(NOTES, edit('lost '), WRITER);
+    await expect(failed.committed).rejects.toThrow();
+    await settle();
+    await a.hub.flush();
+    store.loadsFail = false;
+    // B stores an edit; A gets it while it has no copy to follow. Nobody writes on A afterwards.
+    await b.hub.applyUpdate(NOTES, edit('from B'), WRITER);
+    for (const e of b.forwarded.splice(0)) if (e.type !== 'doc-write-failed') a.feed.receive(e);
+    await settle();
+    // The idle check (every 5 s in a relay) must bring A's reader the edit.
+    await a.feed.catchUpAll();
+    await settle();
+    const reader = new Y.Doc();
+    for (const e of a.toSockets) Y.applyUpdate(reader, e.update);
+    expect(reader.getText('t').toString()).toContain('from B');
     hold.release();
   });
 });

@@ -211,11 +211,30 @@ export class DocFeed {
   /** Compares every followed document with the store and delivers what is missing. Never rejects. */
   async catchUpAll(): Promise<void> {
     const work: Promise<void>[] = [];
-    for (const name of new Set([...this.#followed.keys(), ...this.#target.heldNames()])) {
+    const held = new Set(this.#target.heldNames());
+    for (const name of new Set([...this.#followed.keys(), ...held])) {
       const followed = this.#follow(name);
       if (followed) work.push(this.#catchUp(name, followed));
+      // A held copy that is not there to follow: its reload after a failed commit failed too
+      // (the store was down), and until it is reloaded every write of the others is dropped here.
+      else if (held.has(name)) work.push(this.#retryReload(name));
     }
     await Promise.all(work);
+  }
+
+  async #retryReload(name: DocName): Promise<void> {
+    try {
+      await this.#target.reload(name);
+    } catch (error) {
+      this.#log(
+        'warn',
+        'reloading a document this relay could not follow failed; retrying on the next tick',
+        {
+          doc: name,
+          error,
+        },
+      );
+    }
   }
 
   /** Stops following. Idempotent. */

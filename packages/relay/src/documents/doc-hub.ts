@@ -72,6 +72,9 @@ export interface EncryptedPage {
 
 const RUNTIME: Caller = { kind: 'runtime' };
 
+/** The origin of content the hub read from the store itself (a reload). */
+const STORE_ORIGIN: ChangeOrigin = Object.freeze({ source: 'relay', relayId: 'store' });
+
 /**
  * The relay's documents, and the only path by which one changes. A plaintext write is applied
  * in memory and announced on the bus (`doc-updated`, seq null) at once, committed with every
@@ -116,6 +119,10 @@ export class DocHub {
         'scopesync_docs_evicted_total',
         'Documents dropped from memory after nobody used them for the idle time.',
       ),
+      // Not forwarded to other relays (a relay origin): each reloads from the store itself.
+      reloaded: (name, update, seq) => {
+        void this.#bus.publish({ type: 'doc-updated', name, update, seq, origin: STORE_ORIGIN });
+      },
     });
     this.#compactor = new Compactor({
       store: this.#store,

@@ -81,6 +81,11 @@ export interface DocRegistryOptions {
   readonly loaded?: Counter | undefined;
   /** Counts documents dropped from memory after their idle time. */
   readonly evicted?: Counter | undefined;
+  /**
+   * Called when a reload brought content the previous copy lacked, with that difference and the
+   * seq the new copy is complete through: the copy's readers must be sent it (see `#load`).
+   */
+  readonly reloaded?: ((name: DocName, update: Uint8Array, seq: number) => void) | undefined;
 }
 
 /**
@@ -96,6 +101,7 @@ export class DocRegistry {
   readonly #openDocs: Gauge;
   readonly #loaded: Counter | undefined;
   readonly #evicted: Counter | undefined;
+  readonly #reloaded: DocRegistryOptions['reloaded'];
   readonly #entries = new Map<string, DocEntry>();
   readonly #removals = new Map<string, Promise<void>>();
   #closed = false;
@@ -108,6 +114,7 @@ export class DocRegistry {
     this.#openDocs = options.openDocs;
     this.#loaded = options.loaded;
     this.#evicted = options.evicted;
+    this.#reloaded = options.reloaded;
   }
 
   /** Documents currently in memory. */
@@ -362,7 +369,12 @@ export class DocRegistry {
           });
         }
       });
-      entry.doc?.destroy();
+      // While the copy was stale, other relays' writes could not be applied to it (the feed drops
+      // them) but the reload read them from the store: readers of the old copy never got them,
+      // and a stock y-websocket client never asks again (chaos issue #16). Send the difference.
+      const previous = entry.doc;
+      const gained = previous ? newContent(previous, doc) : null;
+      previous?.destroy();
       entry.doc = doc;
       entry.stale = false;
       entry.mode = 'plaintext';
@@ -374,6 +386,7 @@ export class DocRegistry {
       entry.stateBytes = Y.encodeStateAsUpdate(doc).byteLength;
       entry.compactAt = stored.length + this.#compactAfter;
       this.#loaded?.inc();
+      if (gained) this.#reloaded?.(entry.name, gained, entry.loadedThrough);
     } finally {
       entry.catchup = null;
     }
@@ -388,6 +401,16 @@ export class DocRegistry {
       this.#entries.delete(entry.name);
       this.#openDocs.set(this.#entries.size);
     }
+  }
+}
+
+/** What `next` holds that `previous` lacks, as one update; null when nothing. */
+function newContent(previous: Y.Doc, next: Y.Doc): Uint8Array | null {
+  const diff = Y.encodeStateAsUpdate(next, Y.encodeStateVector(previous));
+  try {
+    return Y.snapshotContainsUpdate(Y.snapshot(previous), diff) ? null : diff;
+  } catch {
+    return diff;
   }
 }
 
