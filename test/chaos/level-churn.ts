@@ -4,6 +4,7 @@ import * as decoding from 'lib0/decoding';
 import type { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { call, enc } from '../support/http-client.ts';
+import { forEachAuditEntry } from './audit-pages.ts';
 import { type Receipt, recordingWebSocket } from './recording-socket.ts';
 import type { RelayGroup } from './relay-groups.ts';
 import type { SoakAddon, SoakContext } from './soak.ts';
@@ -301,32 +302,24 @@ export function levelChurn(options: LevelChurnOptions): SoakAddon {
         }
         // The audit log: every `ok` write of a subject to the board or the draft.
         const relay = s.group.live()[0]?.url ?? s.group.url;
-        let after: number | null = 0;
-        while (after !== null) {
-          const page = await call(relay, 'GET', `/audit?limit=1000&after=${after}`, { key: s.admin.key });
-          if (page.status !== 200) {
-            violations.push(`${s.group.name}: reading the audit log answered ${page.status}`);
-            break;
-          }
-          for (const entry of page.json.entries as Array<Record<string, unknown>>) {
-            const subject = s.subjects.find((x) => x.userId === entry.accessor);
-            if (!subject || entry.result !== 'ok' || entry.action !== 'write') continue;
-            const key = String(entry.key);
-            const doc = key.includes('-board') ? 'board' : key.includes('-draft') ? 'draft' : null;
-            if (doc === null) continue;
-            auditChecked += 1;
-            const at = entry.timestamp as number;
-            if (
-              !entitled(subject.history, NEEDS[doc], options.graceMs).some(
-                ([from, to]) => from <= at && at < to,
-              )
+        const failed = await forEachAuditEntry(relay, s.admin.key, (entry) => {
+          const subject = s.subjects.find((x) => x.userId === entry.accessor);
+          if (!subject || entry.result !== 'ok' || entry.action !== 'write') return;
+          const key = String(entry.key);
+          const doc = key.includes('-board') ? 'board' : key.includes('-draft') ? 'draft' : null;
+          if (doc === null) return;
+          auditChecked += 1;
+          const at = entry.timestamp as number;
+          if (
+            !entitled(subject.history, NEEDS[doc], options.graceMs).some(
+              ([from, to]) => from <= at && at < to,
             )
-              violations.push(
-                `${s.group.name}: the audit log shows a write ok to ${doc} by ${subject.userId} at ${at} without the level ${NEEDS[doc]}`,
-              );
-          }
-          after = typeof page.json.next === 'number' ? page.json.next : null;
-        }
+          )
+            violations.push(
+              `${s.group.name}: the audit log shows a write ok to ${doc} by ${subject.userId} at ${at} without the level ${NEEDS[doc]}`,
+            );
+        });
+        if (failed !== undefined) violations.push(`${s.group.name}: ${failed}`);
       }
       ctx.log(`levels: ${figures.levelChanges} level changes, ${violations.length} violations`);
       return { figures: { ...figures, frames, auditChecked }, violations };

@@ -4,6 +4,7 @@ import type { SeededRandom } from '@scopesync/testing';
 import { WebSocket } from 'ws';
 import * as Y from 'yjs';
 import { call, enc } from '../support/http-client.ts';
+import { forEachAuditEntry } from './audit-pages.ts';
 import { type Receipt, recordingWebSocket } from './recording-socket.ts';
 import type { RelayGroup } from './relay-groups.ts';
 import { ITEMS } from './sim-clients.ts';
@@ -321,29 +322,21 @@ export function permissionChurn(options: ChurnOptions): SoakAddon {
         }
         // The audit log: every ok read or write of a sharee happened while it may have had access.
         const relay = s.group.live()[0]?.url ?? s.group.url;
-        let after: number | null = 0;
-        while (after !== null) {
-          const page = await call(relay, 'GET', `/audit?limit=1000&after=${after}`, { key: s.owner.key });
-          if (page.status !== 200) {
-            violations.push(`${s.group.name}: reading the audit log answered ${page.status}`);
-            break;
+        const failed = await forEachAuditEntry(relay, s.owner.key, (entry) => {
+          const sharee = s.sharees.find((x) => x.userId === entry.accessor);
+          const blob = s.blobs.find((b) => String(entry.key).includes(b));
+          if (!sharee || !blob || entry.result !== 'ok') return;
+          if (entry.action !== 'read' && entry.action !== 'write') return;
+          auditChecked += 1;
+          const at = entry.timestamp as number;
+          for (const [from, to] of windows(blob, sharee.userId)) {
+            if (at > from + options.graceMs && at < to)
+              violations.push(
+                `${s.group.name}: the audit log shows ${entry.action} ok of ${blob} by ${sharee.userId} ${at - from} ms after its access ended`,
+              );
           }
-          for (const entry of page.json.entries as Array<Record<string, unknown>>) {
-            const sharee = s.sharees.find((x) => x.userId === entry.accessor);
-            const blob = s.blobs.find((b) => String(entry.key).includes(b));
-            if (!sharee || !blob || entry.result !== 'ok') continue;
-            if (entry.action !== 'read' && entry.action !== 'write') continue;
-            auditChecked += 1;
-            const at = entry.timestamp as number;
-            for (const [from, to] of windows(blob, sharee.userId)) {
-              if (at > from + options.graceMs && at < to)
-                violations.push(
-                  `${s.group.name}: the audit log shows ${entry.action} ok of ${blob} by ${sharee.userId} ${at - from} ms after its access ended`,
-                );
-            }
-          }
-          after = typeof page.json.next === 'number' ? page.json.next : null;
-        }
+        });
+        if (failed !== undefined) violations.push(`${s.group.name}: ${failed}`);
         await Promise.allSettled(s.sharees.map((x) => x.close()));
         await s.writer.close();
       }
