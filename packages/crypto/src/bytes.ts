@@ -23,6 +23,19 @@ export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/**
+ * A signed statement's bytes: `domain`, then each text NUL-terminated (callers check texts hold
+ * no NUL), then each key as it is. The one layout of the registration proof and the rotation.
+ */
+export function statementBytes(
+  domain: Uint8Array,
+  texts: readonly string[],
+  keys: readonly Uint8Array[],
+): Uint8Array {
+  const zero = new Uint8Array([0]);
+  return concatBytes(domain, ...texts.flatMap((text) => [utf8(text), zero]), ...keys);
+}
+
 /** Writes an unsigned 32-bit big-endian integer. */
 export function writeU32(target: Uint8Array, offset: number, value: number): void {
   new DataView(target.buffer, target.byteOffset, target.byteLength).setUint32(offset, value, false);

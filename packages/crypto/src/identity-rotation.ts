@@ -1,5 +1,5 @@
 import { SyncError } from '@scopesync/core';
-import { concatBytes, utf8 } from './bytes.ts';
+import { statementBytes, utf8 } from './bytes.ts';
 import type { Identity } from './identity.ts';
 import { sodium } from './sodium.ts';
 
@@ -43,19 +43,7 @@ export function identityRotationMessage(rotation: IdentityRotation): Uint8Array 
       throw new SyncError('BadRequest', 'relay id, user id and challenge must be non-empty and NUL-free');
     }
   }
-  const zero = new Uint8Array([0]);
-  return concatBytes(
-    DOMAIN,
-    utf8(relayId),
-    zero,
-    utf8(userId),
-    zero,
-    utf8(challenge),
-    zero,
-    oldSignPk,
-    newSignPk,
-    newBoxPk,
-  );
+  return statementBytes(DOMAIN, [relayId, userId, challenge], [oldSignPk, newSignPk, newBoxPk]);
 }
 
 /** The statement both keys sign: `previous` hands the user over to `next`. */

@@ -1,5 +1,5 @@
 import { SyncError } from '@scopesync/core';
-import { concatBytes, utf8 } from './bytes.ts';
+import { statementBytes, utf8 } from './bytes.ts';
 import type { Identity } from './identity.ts';
 import { sodium } from './sodium.ts';
 
@@ -75,20 +75,7 @@ export function keyProofMessage(
   if ((purpose === 'set-keys') !== (userId !== '')) {
     throw new SyncError('BadRequest', 'a set-keys proof names its user; register and link proofs name none');
   }
-  const zero = new Uint8Array([0]);
-  return concatBytes(
-    DOMAIN,
-    utf8(purpose),
-    zero,
-    utf8(relayId),
-    zero,
-    utf8(userId),
-    zero,
-    utf8(challenge),
-    zero,
-    signPk,
-    boxPk,
-  );
+  return statementBytes(DOMAIN, [purpose, relayId, userId, challenge], [signPk, boxPk]);
 }
 
 /** Signs a registration statement with the identity's signing key: the 64-byte `proof` of POST /keys or PUT /users/<id>/keys. */
