@@ -423,6 +423,45 @@ describe('shares/incoming ("shared with me")', () => {
   });
 });
 
+describe('blobs/mine ("my blobs")', () => {
+  it('lists only the blobs the caller owns, by id, page by page; 401 without a key', async () => {
+    const gina = await t.user('gina');
+    const hal = await t.user('hal');
+    for (const id of ['mine-c', 'mine-a', 'mine-b'])
+      await api('PUT', `/blob/${id}`, { key: gina.key, body: id });
+    await api('PUT', '/blob/mine-hal', { key: hal.key, body: 'h' });
+    await api('POST', '/share/mine-hal', {
+      key: hal.key,
+      body: { user_id: gina.userId, access_level: 'read_write' },
+    });
+    const all = await api('GET', '/blobs/mine', { key: gina.key });
+    expect(all.status).toBe(200);
+    expect(all.json).toEqual({
+      blobs: [
+        expect.objectContaining({ blob_id: 'mine-a', owner: gina.userId, encrypted: false }),
+        expect.objectContaining({ blob_id: 'mine-b' }),
+        expect.objectContaining({ blob_id: 'mine-c' }),
+      ],
+      next: null,
+    });
+    const first = (await api('GET', '/blobs/mine?limit=2', { key: gina.key })).json as {
+      blobs: { blob_id: string }[];
+      next: string | null;
+    };
+    expect([first.blobs.map((b) => b.blob_id), first.next]).toEqual([['mine-a', 'mine-b'], 'mine-b']);
+    const second = (await api('GET', `/blobs/mine?limit=2&after=${first.next}`, { key: gina.key })).json;
+    expect(second).toEqual({ blobs: [expect.objectContaining({ blob_id: 'mine-c' })], next: null });
+    expect((await api('GET', '/blobs/mine', { key: hal.key })).json).toEqual({
+      blobs: [expect.objectContaining({ blob_id: 'mine-hal' })],
+      next: null,
+    });
+    expect((await api('GET', '/blobs/mine')).status).toBe(401);
+    expect((await api('GET', '/blobs/mine?limit=0', { key: gina.key })).status).toBe(400);
+    expect((await api('GET', '/blobs/mine?after=..', { key: gina.key })).status).toBe(400);
+    expect((await api('POST', '/blobs/mine', { key: gina.key })).status).toBe(405);
+  });
+});
+
 describe('audit, health, metrics', () => {
   it('shows users the entries about their data, and admins everything', async () => {
     const admin = await t.user('admin', Level.Admin);

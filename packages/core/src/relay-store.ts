@@ -340,6 +340,8 @@ export interface RelayStore {
   deleteObject(name: string): Promise<boolean>;
   /** Objects whose names start with `prefix`, after `after`, in name (code unit) order. */
   listObjects(listing: ObjectListing): Promise<ObjectRecord[]>;
+  /** A page of the objects `owner` owns, like {@link listObjects} (e.g. prefix `blob/`: "my blobs"). */
+  listObjectsOfOwner(owner: string, listing: ObjectListing): Promise<ObjectRecord[]>;
 
   /** The raw bytes of a blob, or null when it has none. */
   getBlobData(name: string): Promise<Uint8Array | null>;
@@ -447,6 +449,7 @@ export const RELAY_STORE_TX_METHODS: readonly (keyof RelayStoreTx)[] = Object.ke
   updateObject: true,
   deleteObject: true,
   listObjects: true,
+  listObjectsOfOwner: true,
   getBlobData: true,
   putBlobData: true,
   putShare: true,

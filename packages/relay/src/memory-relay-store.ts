@@ -123,6 +123,10 @@ export class MemoryRelayStore implements RelayStore {
     return this.#call(() => this.#data.listObjects(listing));
   }
 
+  async listObjectsOfOwner(owner: string, listing: ObjectListing): Promise<ObjectRecord[]> {
+    return this.#call(() => this.#data.listObjectsOfOwner(owner, listing));
+  }
+
   async getBlobData(name: string): Promise<Uint8Array | null> {
     return this.#call(() => this.#data.getBlobData(name));
   }
@@ -458,8 +462,18 @@ class MemoryRelayData implements RelayStoreTx {
   }
 
   async listObjects(listing: ObjectListing): Promise<ObjectRecord[]> {
+    return this.#listWhere(listing, () => true);
+  }
+
+  async listObjectsOfOwner(owner: string, listing: ObjectListing): Promise<ObjectRecord[]> {
+    return this.#listWhere(listing, (n) => this.#objects.get(n)?.owner === owner);
+  }
+
+  #listWhere(listing: ObjectListing, keep: (name: string) => boolean): ObjectRecord[] {
     const names = [...this.#objects.keys()]
-      .filter((n) => n.startsWith(listing.prefix) && (listing.after === undefined || n > listing.after))
+      .filter(
+        (n) => n.startsWith(listing.prefix) && (listing.after === undefined || n > listing.after) && keep(n),
+      )
       .sort();
     return names
       .slice(0, Math.max(0, listing.limit))

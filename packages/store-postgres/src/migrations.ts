@@ -223,6 +223,11 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'objects by owner ("my blobs")',
+    sql: (s) => `CREATE INDEX objects_owner ON ${s}.objects (owner, name);`,
+  },
 ];
 
 /** The newest schema version this package knows. */

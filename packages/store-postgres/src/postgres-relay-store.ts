@@ -106,6 +106,9 @@ function statements(s: string) {
     deleteObject: `DELETE FROM ${s}.objects WHERE name = $1`,
     listObjects: `SELECT ${OBJECT_COLUMNS} FROM ${s}.objects
       WHERE name >= $1 AND name > $2 AND starts_with(name, $1) ORDER BY name LIMIT $3`,
+    // Walks the objects_owner index (owner, name).
+    listObjectsOfOwner: `SELECT ${OBJECT_COLUMNS} FROM ${s}.objects
+      WHERE owner = $4 AND name >= $1 AND name > $2 AND starts_with(name, $1) ORDER BY name LIMIT $3`,
     getBlobData: `SELECT data FROM ${s}.blob_data WHERE name = $1`,
     putBlobData: `INSERT INTO ${s}.blob_data (name, data) VALUES ($1, $2)
       ON CONFLICT (name) DO UPDATE SET data = excluded.data`,
@@ -411,6 +414,15 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
     const rows = await this.#x.one('list the objects', async (q) => {
       return (await q.query<ObjectRow>(this.#sql.listObjects, [listing.prefix, listing.after ?? '', limit]))
         .rows;
+    });
+    return rows.map(toObject);
+  }
+
+  async listObjectsOfOwner(owner: string, listing: ObjectListing): Promise<ObjectRecord[]> {
+    const limit = Math.max(0, Math.floor(listing.limit));
+    const rows = await this.#x.one('list the objects of', async (q) => {
+      const values = [listing.prefix, listing.after ?? '', limit, owner];
+      return (await q.query<ObjectRow>(this.#sql.listObjectsOfOwner, values)).rows;
     });
     return rows.map(toObject);
   }

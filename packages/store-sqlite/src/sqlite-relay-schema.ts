@@ -12,8 +12,9 @@ import type Database from 'better-sqlite3';
  * 6: the index of shares by user (`shares_user`).
  * 7: `retired_keys`, the signing keys users rotated away from (identity rotation), and
  *    `device_lists`, users' signed device lists.
+ * 8: the index of objects by owner (`objects_owner`, "my blobs").
  */
-const SCHEMA_VERSION = 7;
+const SCHEMA_VERSION = 8;
 
 /** The `prevHash` of the first audit entry. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -68,6 +69,7 @@ const SCHEMA = `
   );
   -- "Shared with me": a user's incoming shares.
   CREATE INDEX IF NOT EXISTS shares_user ON shares (user_id, blob_id);
+  CREATE INDEX IF NOT EXISTS objects_owner ON objects (owner, name);
   CREATE TABLE IF NOT EXISTS key_grants (
     blob_id    TEXT    NOT NULL,
     user_id    TEXT    NOT NULL,

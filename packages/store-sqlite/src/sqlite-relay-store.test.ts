@@ -235,7 +235,7 @@ describe('SqliteRelayStore', () => {
     );
     const db = new Database(path, { readonly: true });
     open.push(db);
-    expect(db.pragma('user_version', { simple: true })).toBe(7);
+    expect(db.pragma('user_version', { simple: true })).toBe(8);
   });
 
   it('migrates a schema 3 database in place: its data stays, and the schema takes over the invariants', async () => {
@@ -279,7 +279,7 @@ describe('SqliteRelayStore', () => {
     // Now the schema keeps the invariants.
     const raw = new Database(path);
     open.push(raw);
-    expect(raw.pragma('user_version', { simple: true })).toBe(7);
+    expect(raw.pragma('user_version', { simple: true })).toBe(8);
     expect(() => raw.prepare(`UPDATE users SET sign_pk = 'c2lnbg' WHERE user_id = '${OTHER}'`).run()).toThrow(
       /UNIQUE/,
     );

@@ -110,6 +110,10 @@ function prepare(db: Database.Database) {
     listObjects: db.prepare<[string, string, number], ObjectSql>(
       `SELECT ${OBJECT_COLUMNS} FROM objects WHERE name >= ? AND name > ? ORDER BY name LIMIT ?`,
     ),
+    // Walks the objects_owner index (owner, name).
+    listObjectsOfOwner: db.prepare<[string, string, string, number], ObjectSql>(
+      `SELECT ${OBJECT_COLUMNS} FROM objects WHERE owner = ? AND name >= ? AND name > ? ORDER BY name LIMIT ?`,
+    ),
     getBlobData: db.prepare<[string], Buffer>('SELECT data FROM blob_data WHERE name = ?').pluck(),
     putBlobData: db.prepare<[string, Uint8Array]>(
       'INSERT INTO blob_data (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data',
@@ -305,6 +309,10 @@ export class SqliteRelayStore implements RelayStore {
 
   async listObjects(listing: ObjectListing): Promise<ObjectRecord[]> {
     return this.#gate.run(() => this.#tables.listObjects(listing));
+  }
+
+  async listObjectsOfOwner(owner: string, listing: ObjectListing): Promise<ObjectRecord[]> {
+    return this.#gate.run(() => this.#tables.listObjectsOfOwner(owner, listing));
   }
 
   async getBlobData(name: string): Promise<Uint8Array | null> {
@@ -691,6 +699,20 @@ class SqliteRelayTables implements RelayStoreTx {
       // Names sharing a prefix are contiguous in SQLite's binary order and start at the prefix,
       // so the first name past the prefix ends the page. No LIKE: it would need escaping.
       for (const row of this.#sql.listObjects.iterate(listing.prefix, listing.after ?? '', limit)) {
+        if (!row.name.startsWith(listing.prefix)) break;
+        out.push(toObject(row));
+      }
+      return out;
+    });
+  }
+
+  async listObjectsOfOwner(owner: string, listing: ObjectListing): Promise<ObjectRecord[]> {
+    return this.#run('list the objects of', () => {
+      const limit = Math.max(0, Math.floor(listing.limit));
+      const out: ObjectRecord[] = [];
+      // As listObjects: the owner's names with the prefix are contiguous in (owner, name) order.
+      const rows = this.#sql.listObjectsOfOwner.iterate(owner, listing.prefix, listing.after ?? '', limit);
+      for (const row of rows) {
         if (!row.name.startsWith(listing.prefix)) break;
         out.push(toObject(row));
       }

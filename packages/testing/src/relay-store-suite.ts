@@ -290,6 +290,29 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
       expect(await store().listObjects({ prefix: 'SERVER_SCOPE/', limit: 5 })).toEqual([]);
     });
 
+    it("lists an owner's objects by prefix in name order, page by page, and nobody else's", async () => {
+      for (const n of ['blob/c', 'blob/a', 'blob/e', 'PUBLIC_RW/_/a']) await store().createObject(object(n));
+      for (const n of ['blob/b', 'blob/d']) await store().createObject(object(n, BOB));
+      const mine = await store().listObjectsOfOwner(ALICE, { prefix: 'blob/', limit: 100 });
+      expect(mine.map((o) => o.name)).toEqual(['blob/a', 'blob/c', 'blob/e']);
+      expect(mine[0]).toEqual(object('blob/a'));
+      const first = await store().listObjectsOfOwner(ALICE, { prefix: 'blob/', limit: 2 });
+      expect(first.map((o) => o.name)).toEqual(['blob/a', 'blob/c']);
+      const second = await store().listObjectsOfOwner(ALICE, { prefix: 'blob/', after: 'blob/c', limit: 2 });
+      expect(second.map((o) => o.name)).toEqual(['blob/e']);
+      expect(
+        (await store().listObjectsOfOwner(BOB, { prefix: 'blob/', limit: 10 })).map((o) => o.name),
+      ).toEqual(['blob/b', 'blob/d']);
+      expect(
+        await store().listObjectsOfOwner('user_00000000000000c0', { prefix: 'blob/', limit: 10 }),
+      ).toEqual([]);
+      // An owner change moves the object to its new owner's listing.
+      await store().updateObject('blob/a', { owner: BOB });
+      expect(
+        (await store().listObjectsOfOwner(ALICE, { prefix: 'blob/', limit: 10 })).map((o) => o.name),
+      ).toEqual(['blob/c', 'blob/e']);
+    });
+
     it('stores raw blob bytes with compare-and-set versions', async () => {
       const name = 'blob/notes';
       const create = object(name);

@@ -1,6 +1,6 @@
 import { blobAddress, type ObjectRecord, SyncError } from '@scopesync/core';
 import { ENCRYPTED_HEADER } from '../services/blob-service.ts';
-import { parseVersionHeader, readBody } from './request.ts';
+import { intParam, parseVersionHeader, readBody } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';
 
@@ -17,6 +17,9 @@ export function blobMetaBody(blobId: string, record: ObjectRecord): Record<strin
   };
 }
 
+/** Blobs one page of `GET /blobs/mine` returns at most. */
+const MAX_OWNED_LIMIT = 1000;
+
 /** Whether a PUT asks for an encrypted blob: `1`/`true`, or absent; BadRequest for anything else. */
 function encryptedHeader(value: string | string[] | undefined): boolean {
   if (value === undefined) return false;
@@ -28,7 +31,8 @@ function encryptedHeader(value: string | string[] | undefined): boolean {
 
 /**
  * `PUT/GET/DELETE /blob/<id>` (raw bytes; If-Match versions, 0 = must not exist; ETag) and
- * `GET /blob/<id>/meta`. Blobs belong to users, so every blob route needs an API key. A PUT
+ * `GET /blob/<id>/meta`, and `GET /blobs/mine?limit=&after=` (the blobs the caller owns, by id,
+ * paged). Blobs belong to users, so every blob route needs an API key. A PUT
  * with `x-scopesync-encrypted: 1` creates the blob end-to-end encrypted (its document then
  * syncs only on the encrypted channel); a PUT whose header (absent = plaintext) does not match
  * an existing blob's mode is refused with 400.
@@ -70,6 +74,21 @@ export function blobRoutes(s: RouteServices): Route[] {
     sendJson(r.res, 200, blobMetaBody(address.blobId, record), { etag: `"${record.version}"` });
   };
 
+  // "My blobs": the caller's own only, a page at a time (`after` is the `next` of the page before).
+  const owned = async (r: RouteRequest): Promise<void> => {
+    const caller = await r.user();
+    const limit = intParam(r.query, 'limit', 1, MAX_OWNED_LIMIT, 100);
+    const rawAfter = r.query.get('after');
+    const after = rawAfter === null || rawAfter === '' ? undefined : blobAddress(rawAfter).blobId;
+    const records = await s.blobs.listOwned(caller, after, limit + 1);
+    const page = records.slice(0, limit);
+    const blobIds = page.map((record) => record.name.slice('blob/'.length));
+    sendJson(r.res, 200, {
+      blobs: page.map((record, i) => blobMetaBody(blobIds[i] as string, record)),
+      next: records.length > limit ? (blobIds.at(-1) ?? null) : null,
+    });
+  };
+
   const del = async (r: RouteRequest): Promise<void> => {
     await s.objects.remove(await r.user(), blobAddress(r.params.id as string), 'http');
     sendEmpty(r.res);
@@ -78,5 +97,6 @@ export function blobRoutes(s: RouteServices): Route[] {
   return [
     { pattern: ['blob', ':id'], methods: { GET: get, PUT: put, DELETE: del } },
     { pattern: ['blob', ':id', 'meta'], methods: { GET: meta } },
+    { pattern: ['blobs', 'mine'], methods: { GET: owned } },
   ];
 }

@@ -8,7 +8,7 @@ import {
   SyncError,
   type UserId,
 } from '@scopesync/core';
-import type { AccessControl } from '../access-control.ts';
+import type { AccessControl, UserCaller } from '../access-control.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import { couldCreate } from './existence.ts';
 import type { ObjectService } from './object-service.ts';
@@ -125,6 +125,18 @@ export class BlobService {
       throw new SyncError('NotFound', 'the blob has no raw bytes (it may be a collaborative document)');
     }
     return { record, data };
+  }
+
+  /**
+   * A page of the blobs the caller owns ("my blobs"), by blob id after `after`: only the
+   * caller's own, so nothing here is someone else's to see and nothing is audited.
+   */
+  async listOwned(caller: UserCaller, after: string | undefined, limit: number): Promise<ObjectRecord[]> {
+    return this.#store.listObjectsOfOwner(caller.userId, {
+      prefix: 'blob/',
+      after: after === undefined ? undefined : `blob/${after}`,
+      limit,
+    });
   }
 
   /** The metadata of a blob the caller may read. */
