@@ -33,6 +33,7 @@ import type { DocCipher } from './doc-cipher.ts';
 import { DocHistory, type HistoryFinding, type StoredHistory } from './doc-history.ts';
 import { docKeyRecord as recordKey } from './doc-key-record.ts';
 import type { KeyApi } from './key-api.ts';
+import { checkAndFollow, rotatedTo } from './rotation-follow.ts';
 import type { Trust } from './trust.ts';
 
 /** What {@link DocKeys} needs from the client's encryption. */
@@ -91,6 +92,11 @@ export class DocKeys implements DocCipher {
   readonly #missing = new Set<string>();
   /** Authors and key pairs a member list refresh did not vouch for: not asked for again in this session. */
   readonly #unvouched = new Set<string>();
+  /**
+   * Members' keys this client saw them rotate to (a verified chain from the key the list pins):
+   * their envelopes under the new key are accepted before the owner lists it.
+   */
+  readonly #successors: { userId: string; from: Uint8Array; to: Uint8Array }[] = [];
   #refreshing: Promise<boolean> | undefined;
   #refreshingMembers: Promise<void> | undefined;
 
@@ -332,7 +338,10 @@ export class DocKeys implements DocCipher {
       (m) =>
         m.level === 'read_write' &&
         (userId === undefined || m.userId === userId) &&
-        sameBytes(m.signPublicKey, authorKey),
+        (sameBytes(m.signPublicKey, authorKey) ||
+          this.#successors.some(
+            (s) => s.userId === m.userId && sameBytes(s.from, m.signPublicKey) && sameBytes(s.to, authorKey),
+          )),
     );
   }
 
@@ -354,9 +363,27 @@ export class DocKeys implements DocCipher {
     const slotKey = `${header.epoch}:${header.keyId}:${Array.from(header.authorKey).join(',')}`;
     if (this.#unvouched.has(slotKey)) return;
     await this.refreshMembers();
-    if (!this.#listFor(header) || !this.#isWriter(header.authorKey, header.userId, header)) {
-      this.#unvouched.add(slotKey);
+    if (this.#listFor(header) && this.#isWriter(header.authorKey, header.userId, header)) return;
+    if (await this.#rotatedMember(header).catch(() => false)) return;
+    this.#unvouched.add(slotKey);
+  }
+
+  /**
+   * A listed member's envelope under another key than the list pins: true when a verified
+   * identity rotation (signed by the listed key, countersigned by the next, ending at the author
+   * key as pinned now) explains it. The owner then follows it (the next list version names the
+   * new key, the keys are sealed to it); any member accepts the new key meanwhile, so nothing the
+   * member writes before the owner follows is refused. An unexplained change explains nothing.
+   */
+  async #rotatedMember(header: EnvelopeHeader): Promise<boolean> {
+    const userId = header.userId;
+    const member = this.#listFor(header)?.members.find((m) => m.userId === userId);
+    if (userId === undefined || !member || sameBytes(member.signPublicKey, header.authorKey)) return false;
+    if (this.isOwner) await checkAndFollow(this, this.#ctx.trust, userId);
+    if (await rotatedTo(this.#ctx.trust, userId, member.signPublicKey, header.authorKey)) {
+      this.#successors.push({ userId, from: member.signPublicKey, to: header.authorKey });
     }
+    return this.#isWriter(header.authorKey, userId, header);
   }
 
   // ---------------------------------------------------------------- the relay
@@ -567,6 +594,11 @@ export class DocKeys implements DocCipher {
           return id === who && pinned !== undefined && sameBytes(pinned, key);
         });
       } catch {
+        // A member's head under another key than the list pins: as the owner, follow their
+        // signed identity rotation (if it is one) for the next exchange.
+        if (this.isOwner && members.has(who) && who !== latest.ownerId) {
+          await checkAndFollow(this, this.#ctx.trust, who).catch(() => false);
+        }
         continue; // a former member's or a forged head says nothing about our view
       }
       if (signed.memberListVersion > this.#chain.length) {

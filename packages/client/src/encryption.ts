@@ -13,6 +13,7 @@ import {
 import type { KeyApi, ProvenKeys, PublicKeys } from './key-api.ts';
 import { loadCrypto, loadDocKeys } from './load-crypto.ts';
 import { OwnDevices, type ThisDevice } from './own-devices.ts';
+import { followRotation } from './rotation-follow.ts';
 import type { SeedLocation, SeedStore } from './seed-store.ts';
 import type { Trust } from './trust.ts';
 
@@ -81,6 +82,23 @@ export class Encryption {
       trust: init.trust,
       seeds: init.deviceSeeds,
     });
+    // A member of a blob we own moved to a new identity by a signed rotation: re-share to it.
+    init.trust.on('key-changed', (event) => {
+      if (event.rotated) this.#followOwnedBlobs(event.userId).catch(() => undefined);
+    });
+  }
+
+  /**
+   * Follows `userId`'s verified identity rotation on every encrypted blob this device knows
+   * that this user owns and lists them in (see `rotation-follow.ts`). A blob that fails (offline)
+   * is followed later: when the member's envelope or head under the new key reaches the owner.
+   */
+  async #followOwnedBlobs(userId: string): Promise<void> {
+    for (const { key } of await this.#init.kv.list(KV_TABLES.keys, 'doc:blob/')) {
+      try {
+        await followRotation(await this.docKeys(key.slice('doc:'.length)), this.#init.trust, userId);
+      } catch {}
+    }
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Identity as CryptoIdentity } from '@scopesync/crypto';
 import { asSyncError } from './as-sync-error.ts';
 import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
+import { hasDocKeys } from './doc-key-record.ts';
 import type { DocKeys } from './doc-keys.ts';
 import type { KeyApi } from './key-api.ts';
 import { loadCrypto } from './load-crypto.ts';
@@ -53,8 +54,8 @@ export interface IdentityRotationResult {
 /**
  * Moves this user to a new identity after a device holding the seed was lost:
  *
- * 1. every encrypted doc this user holds keys for (this device's, and the user's private docs on
- *    the relay) is loaded and, when this user writes its snapshot, synced and acknowledged;
+ * 1. every encrypted doc this user holds keys for (this device's, the user's private docs and
+ *    owned encrypted blobs on the relay) is loaded and, when this user writes its snapshot, synced and acknowledged;
  * 2. a new root seed is stored (the old one is put back if the relay refuses), and the relay hands
  *    the user over to its keys — the old key signs the statement, the new one countersigns it; the
  *    relay revokes the user's other API keys and retires the old signing key;
@@ -77,6 +78,7 @@ export async function rotateIdentity(ctx: IdentityRotationContext): Promise<Iden
   const docs: { name: string; keys: DocKeys; handle?: RotatingDoc; onRelay: boolean }[] = [];
   for (const name of await docsHeld(ctx)) {
     try {
+      await requireStoredKey(ctx, name);
       const keys = await ctx.docKeys(name);
       if (!keys.isOwner) {
         docs.push({ name, keys, onRelay: true });
@@ -146,6 +148,10 @@ export async function rotateIdentity(ctx: IdentityRotationContext): Promise<Iden
         await handle.replaceBySnapshot();
         await keys.requireCurrentEpoch();
       }
+      // A blob shared with us: a head signed by the new key tells its owner, at its next catch-up,
+      // to follow the rotation (seal the keys to our new box key). Best effort: our envelopes
+      // under the new key tell it too.
+      if (!keys.isOwner) await keys.exchangeHeads().catch(() => undefined);
       rekeyed.push(name);
     } catch (error) {
       fail(name, error);
@@ -196,11 +202,16 @@ async function registeredNow(
   }
 }
 
-/** The encrypted docs this user holds keys for: those on this device, and its private docs on the relay. */
+/**
+ * The encrypted docs this user holds keys for: those on this device, its private docs on the
+ * relay, and the encrypted blobs it owns on the relay (also those this device never opened: the
+ * owner's grant to itself opens them).
+ */
 async function docsHeld(ctx: IdentityRotationContext): Promise<string[]> {
   const names = new Set<string>();
   for (const { key } of await ctx.kv.list(KV_TABLES.keys, 'doc:')) names.add(key.slice('doc:'.length));
   for (const key of await ctx.api.privateDocKeys(ctx.userId)) names.add(`USER_PRIVATE/${ctx.userId}/${key}`);
+  for (const blobId of await ctx.api.ownedEncryptedBlobs()) names.add(`blob/${blobId}`);
   return [...names].filter((name) => {
     try {
       const address = parseDocName(name);
@@ -211,6 +222,20 @@ async function docsHeld(ctx: IdentityRotationContext): Promise<string[]> {
       return false;
     }
   });
+}
+
+/**
+ * An owned blob this device never opened must have a key this user stored on the relay: else
+ * loading it would make a fresh key, and the snapshot under it would replace the log it cannot
+ * read (a device that wrote it offline and never uploaded its key).
+ */
+async function requireStoredKey(ctx: IdentityRotationContext, name: string): Promise<void> {
+  if (!name.startsWith('blob/') || (await hasDocKeys(ctx.kv, name))) return;
+  if ((await ctx.api.myGrants(name.slice('blob/'.length))).length > 0) return;
+  throw new SyncError(
+    'Unavailable',
+    `no key of ${name} is stored on the relay for you: open it on the device that wrote it, then rotate again`,
+  );
 }
 
 /** Thrown for a client that cannot rotate: not registered, or a custom cipher. */

@@ -181,6 +181,25 @@ export class KeyApi {
     return keys;
   }
 
+  /** The ids of the end-to-end encrypted blobs this user owns (`GET /blobs/mine`, every page). */
+  async ownedEncryptedBlobs(): Promise<string[]> {
+    const ids: string[] = [];
+    let after: string | null = null;
+    do {
+      const query: string = after === null ? '?limit=500' : `?limit=500&after=${encodeURIComponent(after)}`;
+      const answer: { blobs?: unknown; next?: unknown } = await this.#http.json({
+        method: 'GET',
+        path: `/blobs/mine${query}`,
+      });
+      for (const blob of Array.isArray(answer.blobs)
+        ? (answer.blobs as { blob_id?: unknown; encrypted?: unknown }[])
+        : [])
+        if (typeof blob.blob_id === 'string' && blob.encrypted === true) ids.push(blob.blob_id);
+      after = typeof answer.next === 'string' ? answer.next : null;
+    } while (after !== null);
+    return ids;
+  }
+
   /** A fresh single-use challenge to sign for a key registration, and the relay id to name. */
   async challenge(): Promise<KeyChallenge> {
     const answer = await this.#http.json<{ challenge?: unknown; relay_id?: unknown }>({

@@ -1,0 +1,89 @@
+import { SyncError } from '@scopesync/core';
+import { sameBytes } from './base64.ts';
+import type { DocKeys } from './doc-keys.ts';
+import type { Trust } from './trust.ts';
+
+// The owner of an encrypted blob follows a member's signed identity rotation by itself
+// (docs/encryption.md, "A lost device"): the member's new keys are signed into the next member
+// list version and the blob's keys sealed to them, as `blobs.share` would. Only a rotation this
+// client verified (the listed key retired by a chain of signed, countersigned statements ending
+// at the pinned keys) is followed: an unexplained change waits for the app (`trust.accept`, then
+// `blobs.share`).
+
+/** One follow at a time per blob: two triggers (an event and an envelope) must not both append. */
+const following = new WeakMap<DocKeys, Promise<unknown>>();
+
+/**
+ * Re-shares the blob of `keys` (owned by this user) with `userId` at its listed level when the
+ * member list pins keys for them that a verified rotation retired: the next member list version
+ * names the keys pinned now, and every current key is sealed to them. True when it did; false
+ * when there is nothing to follow (not the owner, not a member, keys current, or a change that
+ * no signed rotation explains).
+ */
+export function followRotation(keys: DocKeys, trust: Trust, userId: string): Promise<boolean> {
+  const previous = following.get(keys) ?? Promise.resolve();
+  const next = previous.catch(() => undefined).then(() => follow(keys, trust, userId));
+  following.set(keys, next);
+  return next;
+}
+
+async function follow(keys: DocKeys, trust: Trust, userId: string): Promise<boolean> {
+  if (keys.address.kind !== 'blob' || !keys.isOwner) return false;
+  const member = keys.members?.members.find((m) => m.userId === userId);
+  if (!member) return false;
+  const pinned = await trust.pinned(userId);
+  if (!pinned) return false;
+  if (
+    sameBytes(pinned.signPublicKey, member.signPublicKey) &&
+    sameBytes(pinned.boxPublicKey, member.boxPublicKey)
+  )
+    return false;
+  // The listed key must be one a verified rotation retired (the pin's history). Keys accepted by
+  // hand clear that history: those are the app's to share again.
+  const retired = (await trust.keyHistory(userId)).slice(0, -1);
+  if (!retired.some((key) => sameBytes(key, member.signPublicKey))) return false;
+  await keys.grant(userId, member.level);
+  return true;
+}
+
+/**
+ * Asks the relay for `userId`'s keys (a signed rotation moves the pin and emits `key-changed`
+ * with `rotated: true`), then follows it on the blob of `keys`. False, without throwing, when the
+ * keys changed unexplained (`KeyChanged`: the app decides) or the relay cannot be asked now.
+ */
+export async function checkAndFollow(keys: DocKeys, trust: Trust, userId: string): Promise<boolean> {
+  if (keys.address.kind !== 'blob' || !keys.isOwner) return false;
+  // Only a listed member's keys are asked for: anyone else's are not ours to pin here.
+  if (!keys.members?.members.some((m) => m.userId === userId)) return false;
+  try {
+    await trust.keysOf(userId);
+  } catch (error) {
+    if (error instanceof SyncError && (error.kind === 'KeyChanged' || error.kind === 'Unavailable'))
+      return false;
+    throw error;
+  }
+  return followRotation(keys, trust, userId);
+}
+
+/**
+ * Whether `userId` moved from `listed` to `author` by verified identity rotations: the relay's
+ * keys are asked for (the pin follows a signed chain), then `author` must be the pinned key and
+ * `listed` one the chain retired. False for an unexplained change.
+ */
+export async function rotatedTo(
+  trust: Trust,
+  userId: string,
+  listed: Uint8Array,
+  author: Uint8Array,
+): Promise<boolean> {
+  try {
+    await trust.keysOf(userId);
+  } catch (error) {
+    if (error instanceof SyncError && (error.kind === 'KeyChanged' || error.kind === 'Unavailable'))
+      return false;
+    throw error;
+  }
+  const pinned = await trust.pinned(userId);
+  if (!pinned || !sameBytes(pinned.signPublicKey, author)) return false;
+  return (await trust.keyHistory(userId)).slice(0, -1).some((key) => sameBytes(key, listed));
+}
