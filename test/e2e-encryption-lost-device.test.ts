@@ -199,7 +199,8 @@ describe('a lost device (identity rotation)', () => {
 
     const rotation = await laptop.client.encryption.rotateIdentity();
     expect(rotation.failed).toEqual([]);
-    // The owner sealed the key to Ada's old box key: her new device cannot open it yet.
+    // The owner sealed the key to Ada's old box key and has not learned of the rotation (it opened
+    // nothing since and Ada wrote nothing): her new device cannot open it yet.
     const tablet = await openDevice(relay.url, {
       deviceName: 'tablet',
       recoveryPhrase: rotation.recoveryPhrase,

@@ -199,6 +199,7 @@ function randomPath(r: SeededRandom): string {
     () => `/share/${key()}`,
     () => `/share/${key()}/${uid()}`,
     () => `/shares/incoming${query()}`,
+    () => `/blobs/mine${query()}`,
     () => `/audit${query()}`,
     () =>
       r.pick([
