@@ -62,4 +62,17 @@ describe('soak settle check', () => {
     ]);
     expect(line).toBe('client behind 2, unacked 1; e.g. c1 behind | c3 3 pending');
   });
+
+  it('an ack of a later write does not cover an earlier write that failed (finding 12)', () => {
+    // A restarted memory client's private edits failed while its user was unknown; its next
+    // write was acked. The failed ones were never in its outbox: not acked, so not counted lost.
+    const ledger = new Ledger();
+    for (const token of ['c1.1', 'c1.2', 'c1.3', 'c1.4']) ledger.written(token, 'doc', 'c1/2');
+    ledger.failed('c1.2');
+    ledger.failed('c1.3');
+    ledger.acked('c1.4');
+    expect(ledger.ackedTokens('doc')).toEqual(['c1.1', 'c1.4']);
+    ledger.acked('c1.3');
+    expect(ledger.ackedTokens('doc')).toEqual(['c1.1', 'c1.4']);
+  });
 });

@@ -8,6 +8,8 @@ export interface LedgerEntry {
   readonly client: string;
   readonly writtenAt: number;
   ackedAt: number | null;
+  /** The write itself failed (the edit was not stored): no later ack covers it. */
+  failed?: true;
 }
 
 /** Every write of a run and its acknowledgement. */
@@ -25,14 +27,23 @@ export class Ledger {
     list.push(token);
   }
 
-  /** Records the relay's acknowledgement of `token` and so of every earlier write of its client to its doc. */
+  /**
+   * Records that the write of `token` failed (the client refused or dropped the edit): an ack of
+   * a later write does not cover it, as it was never in the outbox.
+   */
+  failed(token: string): void {
+    const entry = this.#entries.get(token);
+    if (entry !== undefined && entry.ackedAt === null) entry.failed = true;
+  }
+
+  /** Records the relay's acknowledgement of `token` and so of every earlier stored write of its client to its doc. */
   acked(token: string): void {
     const entry = this.#entries.get(token);
-    if (entry === undefined) return;
+    if (entry === undefined || entry.failed) return;
     const at = Date.now();
     for (const t of this.#byClientDoc.get(`${entry.client}\u0000${entry.doc}`) ?? []) {
       const e = this.#entries.get(t) as LedgerEntry;
-      e.ackedAt ??= at;
+      if (!e.failed) e.ackedAt ??= at;
       if (t === token) break;
     }
   }

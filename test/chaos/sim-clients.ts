@@ -190,7 +190,14 @@ async function openOurs(init: SimClientInit): Promise<SimClient> {
       const token = `${init.id}.${++counter}`;
       const h = handle(doc);
       init.ledger.written(token, doc, `${init.id}/${incarnation}`);
-      await h.transact((d) => d.getArray<string>(ITEMS).push([token]));
+      try {
+        await h.transact((d) => d.getArray<string>(ITEMS).push([token]));
+      } catch (error) {
+        // Refused or not stored (e.g. a private doc of a restarted memory client whose user the
+        // relay has not confirmed yet): the edit was never in the outbox, so no later ack covers it.
+        init.ledger.failed(token);
+        throw error;
+      }
       // The outbox is empty once this resolves: this token (and every earlier one) is acked.
       h.whenAcked().then(
         () => init.ledger.acked(token),

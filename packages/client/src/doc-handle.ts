@@ -19,6 +19,7 @@ import type { DocChannel, DocChannelHost } from './doc-channel.ts';
 import type { DocHandleContext } from './doc-handle-context.ts';
 import { DOC_ORIGINS, docOriginOf } from './doc-origin.ts';
 import { DocPresence } from './doc-presence.ts';
+import { DroppedEdits } from './dropped-edits.ts';
 import { EncryptedChannel } from './encrypted-channel.ts';
 import type { CompactResult, LocalDocLog } from './local-doc-log.ts';
 import { PlaintextChannel } from './plaintext-channel.ts';
@@ -106,13 +107,15 @@ export class DocHandle {
   #flushAgain = false;
   #lastWrite: Promise<void> = Promise.resolve();
   #resetting: Promise<void> | undefined;
+  /**
+   * Why a local edit could not be stored, until the reset that takes it out of the Y.Doc: edits
+   * made meanwhile may build on it (a Yjs item names its neighbours), so they are refused too.
+   */
+  #unstored: SyncError | undefined;
   /** Its awareness is created on first use, so docs nobody shows presence for stay silent. */
   readonly #presence: DocPresence;
-  /** Edits the relay refused for good, counted, so whenAcked can tell a refusal from an ack. */
-  #refusals = 0;
-  /** How many of those a settled whenAcked has already reported. */
-  #refusalsReported = 0;
-  #lastRefusal: SyncError | null = null;
+  /** Edits dropped for good, so whenAcked can tell a refusal from an ack. */
+  readonly #dropped = new DroppedEdits();
   /** Set while a released handle waits for its outbox to drain: the socket closing ends the wait. */
   #onDetach: (() => void) | undefined;
   /** Sends unacked edits again after a transient refusal or a silence (issue #16). */
@@ -263,9 +266,8 @@ export class DocHandle {
           closed();
           // An outbox emptied by a refusal (the edits were dropped) is not an ack: the next
           // whenAcked to settle reports it, even when the refusal came before the call.
-          const unreported = this.#refusals !== this.#refusalsReported;
-          this.#refusalsReported = this.#refusals;
-          if (unreported && this.#lastRefusal) reject(this.#lastRefusal);
+          const dropped = this.#dropped.takeUnreported();
+          if (dropped) reject(dropped);
           else resolve();
           return true;
         }
@@ -279,7 +281,9 @@ export class DocHandle {
           new SyncError('Unavailable', `the handle closed before its edits were acknowledged: ${reason}`),
         );
       });
-      void this.whenStored().then(check);
+      // A local edit that could not be stored is no reason to wait forever: it was dropped
+      // (counted as a refusal above), and the check reports it.
+      void this.whenStored().then(check, check);
     });
   }
 
@@ -367,6 +371,7 @@ export class DocHandle {
     await this.#log.purge();
     this.#channel.forget();
     this.#doc.off('update', this.#onUpdate);
+    this.#unstored = undefined;
     this.#doc = this.#newDoc();
     this.#presence.rebind(this.#doc);
     this.#events.emit('reset', { doc: this.#doc });
@@ -495,6 +500,7 @@ export class DocHandle {
       if (!this.closed) void this.#reset(false);
       return;
     }
+    const doc = this.#doc;
     const write = this.#log.appendLocal(update).then(
       ({ seq, payload }) => {
         this.#events.emit('pending', this.#log.pendingCount);
@@ -505,6 +511,7 @@ export class DocHandle {
       (error: unknown) => {
         const failure = asSyncError(error, 'Internal', `storing a local edit of ${this.name} failed`);
         this.#events.emit('error', failure);
+        this.#dropUnstored(doc, failure);
         throw failure;
       },
     );
@@ -512,7 +519,28 @@ export class DocHandle {
     write.catch(() => undefined);
   };
 
+  /**
+   * A local edit of `doc` could not be stored (sealing it failed: e.g. a restarted device whose
+   * user the relay has not confirmed yet): it is neither durable nor sendable, so it must not stay
+   * in the Y.Doc. Left there, it would show as written, and the next edits — stored and sent —
+   * would name it as their neighbour: every other device would hold them back forever, waiting
+   * for an item that never comes (chaos finding 12). Not an ack either: whenAcked reports it.
+   */
+  #dropUnstored(doc: Y.Doc, failure: SyncError): void {
+    this.#dropped.add(failure);
+    // An edit of a doc already replaced is not in the current one (it was never stored).
+    if (this.closed || doc !== this.#doc) return;
+    this.#unstored ??= failure;
+    void this.#reset(false);
+  }
+
   #writeRefusal(): SyncError | undefined {
+    if (this.#unstored) {
+      return new SyncError(
+        this.#unstored.kind,
+        `an earlier edit of ${this.name} could not be stored (${this.#unstored.message}); it is being undone`,
+      );
+    }
     // Waiting for a doc to appear: the relay has not refused a write, decide() alone answers.
     if (this.#access === 'read' || this.#access === 'none') {
       return new SyncError('Forbidden', `you have ${this.#access} access to ${this.name}`);
@@ -653,8 +681,7 @@ export class DocHandle {
       );
       this.#events.emit('error', error);
       // Discarded is not acknowledged: the next whenAcked to settle reports it.
-      this.#refusals += 1;
-      this.#lastRefusal = error;
+      this.#dropped.add(error);
       await this.#reset(true);
     }
   }
@@ -690,8 +717,7 @@ export class DocHandle {
     if (refusal === 'settled') return;
     this.#events.emit('error', error);
     if (refusal === 'refused' && FINAL_REFUSALS.has(kind)) {
-      this.#refusals += 1;
-      this.#lastRefusal = error;
+      this.#dropped.add(error);
       // The relay will never take these edits: drop them and rebuild from confirmed state;
       // the re-sync that follows brings back everything the relay has.
       await this.#reset(true);
@@ -713,6 +739,8 @@ export class DocHandle {
         const updates = await this.#log.reset(dropPending);
         const old = this.#doc;
         old.off('update', this.#onUpdate);
+        // The store never held an unstored edit: the rebuilt doc is without it.
+        this.#unstored = undefined;
         const fresh = this.#newDoc();
         if (updates.length > 0) Y.applyUpdate(fresh, Y.mergeUpdates(updates), DOC_ORIGINS.reset);
         this.#doc = fresh;

@@ -76,6 +76,34 @@ describe('local storage', () => {
     await reopened.whenAcked();
     expect(relay.doc(reopened.name).getArray('a').toArray()).toEqual(Array.from({ length: 45 }, (_, i) => i));
   });
+
+  it('takes a local edit that could not be stored out of the doc, and whenAcked reports it (finding 12)', async () => {
+    const relay = new FakeRelay();
+    const store = profile()();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store });
+    const name = `USER_PUBLIC/${ALICE}/unstored`;
+    const doc = a.doc(name);
+    const items = () => doc.doc.getArray<string>('items').toArray();
+    await doc.transact((d) => d.getArray<string>('items').push(['one']));
+    await doc.whenAcked();
+    // The store fails one append (a full disk, a quota, a seal that cannot be made yet).
+    const append = store.docs.append.bind(store.docs);
+    store.docs.append = async () => {
+      store.docs.append = append;
+      throw new SyncError('Internal', 'the disk is full');
+    };
+    await expect(doc.transact((d) => d.getArray<string>('items').push(['two']))).rejects.toThrow(
+      /disk is full/,
+    );
+    // Neither durable nor in the outbox: not in the doc either, so no later edit builds on it.
+    await vi.waitFor(() => expect(items()).toEqual(['one']));
+    await expect(doc.whenAcked()).rejects.toThrow(/disk is full/);
+    await doc.transact((d) => d.getArray<string>('items').push(['three']));
+    await doc.whenAcked();
+    expect(items()).toEqual(['one', 'three']);
+    // The relay got every stored edit and can place each one.
+    expect(relay.doc(name).getArray<string>('items').toArray()).toEqual(['one', 'three']);
+  });
 });
 
 describe('sync', () => {
