@@ -472,7 +472,9 @@ export class EncryptedChannel implements DocChannel {
    */
   async #maybeUploadSnapshot(): Promise<void> {
     const host = this.#host;
-    if (!host.writable() || this.#catchingUp) return;
+    // Not before prepareSend on this socket: the snapshot may be sealed under a key the relay
+    // does not hold yet, and it replaces the log other devices read.
+    if (!host.writable() || this.#catchingUp || !this.#prepared) return;
     if ((host.log.meta.relayEntriesSinceSnapshot ?? 0) < host.ctx.compactAfter || host.log.pendingCount > 0)
       return;
     if (this.#sends.hasSnapshot()) return;
