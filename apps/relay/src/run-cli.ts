@@ -7,6 +7,7 @@ import {
   AUDIT_ANCHOR_FILE,
   AUDIT_KEY_FILE,
   createRelay,
+  DEFAULT_LEASE_MS,
   encodeClusterEvent,
   issueApiKey,
   type ModDefinition,
@@ -551,6 +552,9 @@ async function announce(
   const transport = await RedisTransport.connect({ url: redis.url, prefix: redis.prefix, relayId: 'cli' });
   try {
     await transport.send(encodeClusterEvent(transport.relayId, event));
+    // Done only once every relay enforces it: a relay that has not heard of it by now has had no
+    // heartbeat echo since, so it asks the store before delivering (docs/scale-out.md).
+    await new Promise((resolve) => setTimeout(resolve, DEFAULT_LEASE_MS));
   } finally {
     await transport.close();
   }

@@ -39,6 +39,17 @@ export interface SubscriptionRegistryOptions {
   readonly log: SyncLog;
   /** Awareness client ids one subscription may claim. */
   readonly maxAwarenessClients: number;
+  /**
+   * Whether this relay's access decisions in memory are current (its delivery lease holds, see
+   * `DeliveryLease`). When not, every delivery of a document's content first decides its
+   * subscriptions again against the store. Default: always (one relay).
+   */
+  readonly fresh?: (() => boolean) | undefined;
+  /**
+   * Takes the session's caller again from the store (a revoked credential closes it, a changed
+   * level is applied); resolves with whether the session is still open. Default: keeps it.
+   */
+  readonly refreshCaller?: ((session: SocketSession) => Promise<boolean>) | undefined;
 }
 
 /** What {@link SubscriptionRegistry.admit} needs to create a subscription. */
@@ -99,6 +110,8 @@ export class SubscriptionRegistry {
   readonly #denials: Counter;
   readonly #log: SyncLog;
   readonly #maxAwarenessClients: number;
+  readonly #fresh: () => boolean;
+  readonly #refreshCaller: (session: SocketSession) => Promise<boolean>;
   readonly #rooms = new Map<DocName, Room>();
   readonly #bySession = new Map<SocketSession, Set<Subscription>>();
   readonly #unsubscribe: Array<() => void>;
@@ -109,14 +122,19 @@ export class SubscriptionRegistry {
     this.#denials = options.denials;
     this.#log = options.log;
     this.#maxAwarenessClients = options.maxAwarenessClients;
+    this.#fresh = options.fresh ?? (() => true);
+    this.#refreshCaller = options.refreshCaller ?? ((session) => Promise.resolve(!session.ended));
     this.#unsubscribe = [
       this.#bus.on('doc-updated', (event) => this.#deliverUpdate(event)),
       this.#bus.on('envelope-appended', (event) => this.#deliverEnvelope(event)),
       this.#bus.on('awareness-changed', (event) => {
         // Local sockets' awareness was applied where it arrived; only other relays' is applied here.
-        if (event.origin.source === 'relay') {
-          this.#rooms.get(event.name)?.awareness.receiveRemote(event.origin.relayId, event.update);
-        }
+        const origin = event.origin;
+        if (origin.source !== 'relay') return;
+        const deliver = (): void =>
+          this.#rooms.get(event.name)?.awareness.receiveRemote(origin.relayId, event.update);
+        if (!this.#fresh()) return this.#afterStoreCheck(event.name, deliver);
+        deliver();
       }),
       this.#bus.on('access-changed', (event) => this.#redecideAll(event)),
       this.#bus.on('doc-removed', (event) => this.#redecideAll(event)),
@@ -437,7 +455,39 @@ export class SubscriptionRegistry {
     sub.listener.lost(sub, reason, deleted);
   }
 
-  #deliverUpdate(event: DocUpdated): void {
+  /**
+   * The delivery lease ran out (see `DeliveryLease`): another relay may have narrowed access
+   * without this relay hearing of it yet. Every subscription of the document that could receive
+   * its content takes its caller again and is decided again against the store (as after an
+   * access change), here in the document's lane; only then is `deliver` called. Costs store
+   * reads per delivery, only while the lease does not hold.
+   */
+  async #afterStoreCheck(name: DocName, deliver: () => void): Promise<void> {
+    const room = this.#rooms.get(name);
+    if (!room) return;
+    const callers = new Map<SocketSession, Promise<boolean>>();
+    await Promise.all(
+      [...room.subs]
+        .filter((sub) => sub.active && !sub.posing)
+        .map(async (sub) => {
+          let open = callers.get(sub.session);
+          if (open === undefined) {
+            open = this.#refreshCaller(sub.session);
+            callers.set(sub.session, open);
+          }
+          if (await open) await this.#redecide(sub, false);
+        }),
+    );
+    deliver();
+  }
+
+  #deliverUpdate(event: DocUpdated): void | Promise<void> {
+    if (!this.#rooms.has(event.name)) return;
+    if (!this.#fresh()) return this.#afterStoreCheck(event.name, () => this.#pushUpdate(event));
+    this.#pushUpdate(event);
+  }
+
+  #pushUpdate(event: DocUpdated): void {
     const room = this.#rooms.get(event.name);
     if (!room) return;
     // Each frame is encoded once per endpoint kind, not once per socket.
@@ -448,7 +498,13 @@ export class SubscriptionRegistry {
     }
   }
 
-  #deliverEnvelope(event: EnvelopeAppended): void {
+  #deliverEnvelope(event: EnvelopeAppended): void | Promise<void> {
+    if (!this.#rooms.has(event.name)) return;
+    if (!this.#fresh()) return this.#afterStoreCheck(event.name, () => this.#pushEnvelope(event));
+    this.#pushEnvelope(event);
+  }
+
+  #pushEnvelope(event: EnvelopeAppended): void {
     const room = this.#rooms.get(event.name);
     if (!room) return;
     const frames = new FrameCache(event.name, {
