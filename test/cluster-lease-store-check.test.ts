@@ -4,7 +4,7 @@ import { KeyedMutex, MemoryDocStore } from '@scopesync/core';
 import { MemoryRelayStore, RedisTransport } from '@scopesync/relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
-import { MuxSocket, update } from './support/sync-sockets.ts';
+import { EMPTY_STATE_VECTOR, MuxSocket, update } from './support/sync-sockets.ts';
 
 // The receiving half of the delivery lease (docs/scale-out.md, "Revocations between relays"):
 // a relay that has had no echo of its own heartbeat for longer than the lease must not trust
@@ -96,6 +96,49 @@ describe('a relay whose delivery lease ran out', () => {
     } finally {
       await admin.close();
       writer.close();
+      watcher.close();
+    }
+  });
+
+  it('answers a SyncStep1 only after checking the store, so a sharee whose share is gone gets nothing', async () => {
+    const owner = await register(a);
+    const sharee = await register(a);
+    const blob = `lease-${randomUUID()}`;
+    const doc = `blob/${blob}`;
+    expect((await a.api('PUT', `/blob/${blob}`, { key: owner.key, body: 'v1' })).status).toBe(200);
+    const shared = await a.api('POST', `/share/${blob}`, {
+      key: owner.key,
+      body: { user_id: sharee.userId, access_level: 'read_only' },
+    });
+    expect(shared.status).toBe(200);
+    const watcher = await MuxSocket.open(b, sharee.key);
+    const admin = createClient({ url: REDIS_URL });
+    await admin.connect();
+    try {
+      await watcher.prepareFence();
+      expect((await watcher.subscribe(doc)).access).toBe('read');
+      await admin.sendCommand(['CLIENT', 'PAUSE', '2000', 'WRITE']);
+      let from: number;
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_MS));
+        expect(await relayStore.deleteShare(blob, sharee.userId)).toBe(true);
+        from = watcher.frames.length;
+        watcher.send(doc, { type: 'sync-step1', stateVector: EMPTY_STATE_VECTOR });
+        await watcher.waitFor(
+          'the sharee losing the blob',
+          (f) => f.doc === doc && f.message.type === 'permission' && f.message.access === 'none',
+          from,
+        );
+      } finally {
+        await admin.sendCommand(['CLIENT', 'UNPAUSE']);
+      }
+      await watcher.fence();
+      const answers = watcher.frames
+        .slice(from)
+        .filter((f) => f.doc === doc && f.message.type === 'sync-step2');
+      expect(answers).toEqual([]);
+    } finally {
+      await admin.close();
       watcher.close();
     }
   });

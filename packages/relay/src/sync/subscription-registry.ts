@@ -244,10 +244,35 @@ export class SubscriptionRegistry {
   }
 
   /**
+   * Null while this relay's access decisions in memory are current (the delivery lease holds).
+   * Otherwise a promise that settles once `sub` has been decided again against the store, in its
+   * document's lane: what a socket asks for (a SyncStep1, a fetch) is answered after it.
+   */
+  current(sub: Subscription): Promise<void> | null {
+    if (this.#fresh()) return null;
+    return this.#bus.serialize(docLane(sub.name), async () => {
+      if (!sub.active || sub.posing) return;
+      if (await this.#refreshCaller(sub.session)) await this.#redecide(sub, false);
+    });
+  }
+
+  /**
    * Applies an awareness update from an active subscription, bound to its caller, broadcasts
-   * it to the room and publishes what was accepted (for the other relays).
+   * it to the room and publishes what was accepted (for the other relays). While the delivery
+   * lease does not hold, the room's subscriptions are decided again against the store first.
    */
   receiveAwareness(sub: Subscription, update: Uint8Array): void {
+    if (!sub.active) return;
+    if (!this.#fresh()) {
+      void this.#bus.serialize(docLane(sub.name), () =>
+        this.#afterStoreCheck(sub.name, () => this.#applyAwareness(sub, update)),
+      );
+      return;
+    }
+    this.#applyAwareness(sub, update);
+  }
+
+  #applyAwareness(sub: Subscription, update: Uint8Array): void {
     if (!sub.active) return;
     const room = this.#rooms.get(sub.name);
     if (sub.posing) {
