@@ -80,7 +80,16 @@ describe('a relay whose delivery lease ran out', () => {
         // No heartbeat published from now on comes back before the pause ends, so once the
         // lease has passed B's lease has run out (a wait, not an assertion about speed).
         await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_MS));
-        // Narrowed in the store only: B hears of it from nobody.
+        // Checked against the store and delivered: the share is still there.
+        const from = watcher.frames.length;
+        expect((await writer.write(doc, update('n', 'MIDDLE'))).type).toBe('ack');
+        await watcher.waitFor(
+          'the write made while B had no lease',
+          (f) => f.doc === doc && f.message.type === 'sync-update',
+          from,
+        );
+        // Narrowed in the store only: B hears of it from nobody. The check made for MIDDLE
+        // started before it, so it must not stand for the next write.
         expect(await relayStore.deleteShare(blob, sharee.userId)).toBe(true);
         expect((await writer.write(doc, update('n', 'AFTER'))).type).toBe('ack');
         const lost = await watcher.waitFor(

@@ -17,6 +17,7 @@ import {
   type DocUpdated,
   docLane,
   type EnvelopeAppended,
+  type RelayEvent,
 } from '../events/relay-events.ts';
 import type { Counter } from '../metrics.ts';
 import { couldCreate } from '../services/existence.ts';
@@ -112,6 +113,11 @@ export class SubscriptionRegistry {
   readonly #maxAwarenessClients: number;
   readonly #fresh: () => boolean;
   readonly #refreshCaller: (session: SocketSession) => Promise<boolean>;
+  /**
+   * When the last check of each subscription against the store started (while the delivery
+   * lease did not hold): it covers every event published before then.
+   */
+  readonly #checkedFrom = new WeakMap<Subscription, number>();
   readonly #rooms = new Map<DocName, Room>();
   readonly #bySession = new Map<SocketSession, Set<Subscription>>();
   readonly #unsubscribe: Array<() => void>;
@@ -133,7 +139,7 @@ export class SubscriptionRegistry {
         if (origin.source !== 'relay') return;
         const deliver = (): void =>
           this.#rooms.get(event.name)?.awareness.receiveRemote(origin.relayId, event.update);
-        if (!this.#fresh()) return this.#afterStoreCheck(event.name, deliver);
+        if (!this.#fresh()) return this.#afterStoreCheck(event.name, deliver, event);
         deliver();
       }),
       this.#bus.on('access-changed', (event) => this.#redecideAll(event)),
@@ -252,7 +258,9 @@ export class SubscriptionRegistry {
     if (this.#fresh()) return null;
     return this.#bus.serialize(docLane(sub.name), async () => {
       if (!sub.active || sub.posing) return;
+      const started = performance.now();
       if (await this.#refreshCaller(sub.session)) await this.#redecide(sub, false);
+      this.#checkedFrom.set(sub, started);
     });
   }
 
@@ -487,13 +495,23 @@ export class SubscriptionRegistry {
    * access change), here in the document's lane; only then is `deliver` called. Costs store
    * reads per delivery, only while the lease does not hold.
    */
-  async #afterStoreCheck(name: DocName, deliver: () => void): Promise<void> {
+  async #afterStoreCheck(name: DocName, deliver: () => void, event?: RelayEvent): Promise<void> {
     const room = this.#rooms.get(name);
     if (!room) return;
+    // A check that started after the event was published covers it: a burst of updates queued
+    // behind one check costs one more check, not one each.
+    const published = (event && this.#bus.publishedAt?.(event)) ?? performance.now();
+    // Before any read: every read of this check starts after it.
+    const started = performance.now();
     const callers = new Map<SocketSession, Promise<boolean>>();
     await Promise.all(
       [...room.subs]
-        .filter((sub) => sub.active && !sub.posing)
+        .filter(
+          (sub) =>
+            sub.active &&
+            !sub.posing &&
+            (this.#checkedFrom.get(sub) ?? Number.NEGATIVE_INFINITY) <= published,
+        )
         .map(async (sub) => {
           let open = callers.get(sub.session);
           if (open === undefined) {
@@ -501,6 +519,7 @@ export class SubscriptionRegistry {
             callers.set(sub.session, open);
           }
           if (await open) await this.#redecide(sub, false);
+          this.#checkedFrom.set(sub, started);
         }),
     );
     deliver();
@@ -508,7 +527,7 @@ export class SubscriptionRegistry {
 
   #deliverUpdate(event: DocUpdated): void | Promise<void> {
     if (!this.#rooms.has(event.name)) return;
-    if (!this.#fresh()) return this.#afterStoreCheck(event.name, () => this.#pushUpdate(event));
+    if (!this.#fresh()) return this.#afterStoreCheck(event.name, () => this.#pushUpdate(event), event);
     this.#pushUpdate(event);
   }
 
@@ -525,7 +544,7 @@ export class SubscriptionRegistry {
 
   #deliverEnvelope(event: EnvelopeAppended): void | Promise<void> {
     if (!this.#rooms.has(event.name)) return;
-    if (!this.#fresh()) return this.#afterStoreCheck(event.name, () => this.#pushEnvelope(event));
+    if (!this.#fresh()) return this.#afterStoreCheck(event.name, () => this.#pushEnvelope(event), event);
     this.#pushEnvelope(event);
   }
 
