@@ -51,6 +51,8 @@ export interface SubscriptionRegistryOptions {
    * level is applied); resolves with whether the session is still open. Default: keeps it.
    */
   readonly refreshCaller?: ((session: SocketSession) => Promise<boolean>) | undefined;
+  /** Counts the subscriptions decided again against the store because the lease did not hold. */
+  readonly storeChecks?: Counter | undefined;
 }
 
 /** What {@link SubscriptionRegistry.admit} needs to create a subscription. */
@@ -113,6 +115,7 @@ export class SubscriptionRegistry {
   readonly #maxAwarenessClients: number;
   readonly #fresh: () => boolean;
   readonly #refreshCaller: (session: SocketSession) => Promise<boolean>;
+  readonly #storeChecks: Counter | null;
   /**
    * When the last check of each subscription against the store started (while the delivery
    * lease did not hold): it covers every event published before then.
@@ -130,6 +133,7 @@ export class SubscriptionRegistry {
     this.#maxAwarenessClients = options.maxAwarenessClients;
     this.#fresh = options.fresh ?? (() => true);
     this.#refreshCaller = options.refreshCaller ?? ((session) => Promise.resolve(!session.ended));
+    this.#storeChecks = options.storeChecks ?? null;
     this.#unsubscribe = [
       this.#bus.on('doc-updated', (event) => this.#deliverUpdate(event)),
       this.#bus.on('envelope-appended', (event) => this.#deliverEnvelope(event)),
@@ -259,6 +263,7 @@ export class SubscriptionRegistry {
     return this.#bus.serialize(docLane(sub.name), async () => {
       if (!sub.active || sub.posing) return;
       const started = performance.now();
+      this.#storeChecks?.inc();
       if (await this.#refreshCaller(sub.session)) await this.#redecide(sub, false);
       this.#checkedFrom.set(sub, started);
     });
@@ -513,6 +518,7 @@ export class SubscriptionRegistry {
             (this.#checkedFrom.get(sub) ?? Number.NEGATIVE_INFINITY) <= published,
         )
         .map(async (sub) => {
+          this.#storeChecks?.inc();
           let open = callers.get(sub.session);
           if (open === undefined) {
             open = this.#refreshCaller(sub.session);

@@ -193,6 +193,13 @@ export class SyncServer {
       maxAwarenessClients: this.#limits.maxAwarenessClients,
       fresh: lease === undefined ? undefined : () => lease.fresh(),
       refreshCaller: (session) => this.#refreshCaller(session),
+      storeChecks:
+        lease === undefined
+          ? undefined
+          : m.counter(
+              'scopesync_sync_lease_checks_total',
+              'Subscriptions decided again against the store before a delivery, because the delivery lease did not hold.',
+            ),
     });
     const documentSync = new DocumentSync({
       hub: this.#hub,
