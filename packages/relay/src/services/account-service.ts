@@ -1,6 +1,5 @@
 import { isLevel, type Level, parseUserId, type RelayStore, SyncError } from '@scopesync/core';
-import type { AccessFence } from '../cluster/narrowing-fence.ts';
-import { NO_FENCE } from '../cluster/narrowing-fence.ts';
+import { type AccessFence, NO_FENCE } from '../cluster/narrowing-fence.ts';
 import { issueApiKey, parseDeviceName, type Registration } from '../credentials.ts';
 import type { EventBus } from '../events/event-bus.ts';
 

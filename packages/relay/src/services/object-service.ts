@@ -14,8 +14,7 @@ import {
   type WriteFlag,
 } from '@scopesync/core';
 import type { AccessControl } from '../access-control.ts';
-import type { AccessFence } from '../cluster/narrowing-fence.ts';
-import { NO_FENCE } from '../cluster/narrowing-fence.ts';
+import { type AccessFence, NO_FENCE } from '../cluster/narrowing-fence.ts';
 import type { DocHub } from '../documents/doc-hub.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ChangeOrigin } from '../events/relay-events.ts';

@@ -8,8 +8,7 @@ import {
   type UserId,
 } from '@scopesync/core';
 import type { UserCaller } from '../access-control.ts';
-import type { AccessFence } from '../cluster/narrowing-fence.ts';
-import { NO_FENCE } from '../cluster/narrowing-fence.ts';
+import { type AccessFence, NO_FENCE } from '../cluster/narrowing-fence.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ObjectService } from './object-service.ts';
 
