@@ -151,4 +151,53 @@ describe('a relay whose delivery lease ran out', () => {
       watcher.close();
     }
   });
+
+  it('closes the socket (to reconnect and sync again) when the store cannot answer the check, and sends nothing', async () => {
+    const owner = await register(a);
+    const sharee = await register(a);
+    const blob = `lease-${randomUUID()}`;
+    const doc = `blob/${blob}`;
+    expect((await a.api('PUT', `/blob/${blob}`, { key: owner.key, body: 'v1' })).status).toBe(200);
+    const shared = await a.api('POST', `/share/${blob}`, {
+      key: owner.key,
+      body: { user_id: sharee.userId, access_level: 'read_only' },
+    });
+    expect(shared.status).toBe(200);
+    const watcher = await MuxSocket.open(b, sharee.key);
+    const writer = await MuxSocket.open(b, owner.key);
+    const admin = createClient({ url: REDIS_URL });
+    await admin.connect();
+    const getObject = relayStore.getObject.bind(relayStore);
+    try {
+      expect((await watcher.subscribe(doc)).access).toBe('read');
+      expect((await writer.subscribe(doc)).access).toBe('read-write');
+      // Its first write is authorised now: later ones need no store.
+      expect((await writer.write(doc, update('n', 'FIRST'))).type).toBe('ack');
+      await watcher.waitFor('the first write', (f) => f.doc === doc && f.message.type === 'sync-update');
+      await admin.sendCommand(['CLIENT', 'PAUSE', '2000', 'WRITE']);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_MS));
+        // The store fails (a killed connection): the check before the delivery cannot be made.
+        relayStore.getObject = () => Promise.reject(new Error('connection terminated'));
+        // The writer's socket is in the room too: it closes as well, maybe before its ack.
+        void writer.write(doc, update('n', 'UNCHECKED')).catch(() => undefined);
+        const closed = await Promise.race([
+          watcher.closed,
+          new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000)),
+        ]);
+        expect(closed?.code).toBe(4503);
+      } finally {
+        relayStore.getObject = getObject;
+        await admin.sendCommand(['CLIENT', 'UNPAUSE']);
+      }
+      expect(watcher.framesCarrying('UNCHECKED')).toEqual([]);
+      // Not told it lost the blob: it may still read it, and gets it again when it reconnects.
+      expect(watcher.lastPermission(doc)?.access).toBe('read');
+    } finally {
+      relayStore.getObject = getObject;
+      await admin.close();
+      writer.close();
+      watcher.close();
+    }
+  });
 });

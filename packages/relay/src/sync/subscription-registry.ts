@@ -264,7 +264,7 @@ export class SubscriptionRegistry {
       if (!sub.active || sub.posing) return;
       const started = performance.now();
       this.#storeChecks?.inc();
-      if (await this.#refreshCaller(sub.session)) await this.#redecide(sub, false);
+      if (await this.#refreshCaller(sub.session)) await this.#redecide(sub, false, 'close');
       this.#checkedFrom.set(sub, started);
     });
   }
@@ -420,7 +420,7 @@ export class SubscriptionRegistry {
   }
 
   /** Decides one subscription again and tells its endpoint what changed. Never rejects: a failure ends it. */
-  async #redecide(sub: Subscription, removed: boolean): Promise<void> {
+  async #redecide(sub: Subscription, removed: boolean, onFailure: 'lose' | 'close' = 'lose'): Promise<void> {
     const before = sub.state;
     if (before.phase === 'ended' || sub.session.ended) return;
     if (before.phase === 'active' && removed && !before.posing) {
@@ -484,7 +484,15 @@ export class SubscriptionRegistry {
       this.#log('error', 're-deciding sync access failed; ending the subscription', {
         ...sub.session.context({ doc: sub.name, error }),
       });
-      this.#lose(sub, 'access could not be verified', false);
+      if (onFailure === 'lose') {
+        this.#lose(sub, 'access could not be verified', false);
+        return;
+      }
+      // A check before a delivery (no lease) that the store could not answer says nothing about
+      // the access: nothing more is sent, and the socket closes so its client reconnects and
+      // syncs again — ending only the subscription would leave it behind for good.
+      this.end(sub);
+      sub.session.close(4503, 'access could not be verified');
     }
   }
 
@@ -524,7 +532,7 @@ export class SubscriptionRegistry {
             open = this.#refreshCaller(sub.session);
             callers.set(sub.session, open);
           }
-          if (await open) await this.#redecide(sub, false);
+          if (await open) await this.#redecide(sub, false, 'close');
           this.#checkedFrom.set(sub, started);
         }),
     );
