@@ -220,13 +220,16 @@ export class SubscriptionRegistry {
   }
 
   /**
-   * Decides every subscription of `session` again (its caller changed level), each in its
-   * document's lane. Resolves when all have been.
+   * Decides every subscription of `session` again (its caller changed level, or a re-check
+   * against the store), each in its document's lane. Resolves when all have been. `onFailure`:
+   * what a decision the store cannot answer does — end that subscription (`lose`, the default)
+   * or close the socket so its client reconnects and syncs again (`close`, for re-checks that
+   * are not about a known change).
    */
-  async redecideSession(session: SocketSession): Promise<void> {
+  async redecideSession(session: SocketSession, onFailure: 'lose' | 'close' = 'lose'): Promise<void> {
     const subs = [...(this.#bySession.get(session) ?? [])];
     await Promise.all(
-      subs.map((sub) => this.#bus.serialize(docLane(sub.name), () => this.#redecide(sub, false))),
+      subs.map((sub) => this.#bus.serialize(docLane(sub.name), () => this.#redecide(sub, false, onFailure))),
     );
   }
 

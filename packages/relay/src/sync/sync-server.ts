@@ -270,7 +270,8 @@ export class SyncServer {
   async revalidate(): Promise<void> {
     await Promise.all(
       [...this.#sessions].map(async (session) => {
-        if (await this.#refreshCaller(session)) await this.#registry.redecideSession(session);
+        // A store that cannot answer says nothing about access: the socket reconnects and syncs again.
+        if (await this.#refreshCaller(session)) await this.#registry.redecideSession(session, 'close');
       }),
     );
   }
