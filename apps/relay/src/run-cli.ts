@@ -7,6 +7,7 @@ import {
   AUDIT_ANCHOR_FILE,
   AUDIT_KEY_FILE,
   createRelay,
+  DEFAULT_LEASE_MS,
   encodeClusterEvent,
   issueApiKey,
   type ModDefinition,
@@ -125,7 +126,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const redis =
     redisUrl === undefined
       ? undefined
-      : { url: redisUrl, prefix: values['redis-prefix'] ?? (io.env.SCOPESYNC_REDIS_PREFIX || 'scopesync') };
+      : {
+          url: redisUrl,
+          prefix: values['redis-prefix'] ?? (io.env.SCOPESYNC_REDIS_PREFIX || 'scopesync'),
+          leaseMs: Number(
+            values['cluster-lease-ms'] ?? (io.env.SCOPESYNC_CLUSTER_LEASE_MS || DEFAULT_LEASE_MS),
+          ),
+        };
   const command = positionals.slice(0, 2).join(' ');
   try {
     switch (positionals[0]) {
@@ -182,6 +189,7 @@ const OPTIONS = {
   'database-schema': { type: 'string' },
   'redis-url': { type: 'string' },
   'redis-prefix': { type: 'string' },
+  'cluster-lease-ms': { type: 'string' },
   'device-name': { type: 'string' },
   user: { type: 'string' },
   'relay-url': { type: 'string' },
@@ -364,7 +372,7 @@ async function start(values: Values, io: CliIo): Promise<number> {
       : {
           ...rest,
           stores: engines.stores,
-          cluster: engines.cluster,
+          cluster: { ...engines.cluster, leaseMs: Number(settings.get('cluster-lease-ms')) },
           ...(engines.rateLimit === undefined ? {} : { rateLimit: engines.rateLimit }),
         },
   );
@@ -468,7 +476,7 @@ async function levelSet(
   userId: string | undefined,
   rawLevel: string | undefined,
   target: StoreTarget,
-  redis: { readonly url: string; readonly prefix: string } | undefined,
+  redis: { readonly url: string; readonly prefix: string; readonly leaseMs: number } | undefined,
   io: CliIo,
   through: { readonly relayUrl: string | undefined; readonly key: string | undefined },
 ): Promise<number> {
@@ -545,12 +553,17 @@ async function levelSetThroughRelay(
 
 /** Tells the running relays about an account change, through the same channel they use. */
 async function announce(
-  redis: { readonly url: string; readonly prefix: string },
+  redis: { readonly url: string; readonly prefix: string; readonly leaseMs: number },
   event: RelayEvent & { type: 'level-changed' },
 ): Promise<void> {
+  if (!Number.isInteger(redis.leaseMs) || redis.leaseMs < 100 || redis.leaseMs > 60_000)
+    throw new UsageError('--cluster-lease-ms must be a whole number 100–60000');
   const transport = await RedisTransport.connect({ url: redis.url, prefix: redis.prefix, relayId: 'cli' });
   try {
     await transport.send(encodeClusterEvent(transport.relayId, event));
+    // Done only once every relay enforces it: a relay that has not heard of it by now has had no
+    // heartbeat echo since, so it asks the store before delivering (docs/scale-out.md).
+    await new Promise((resolve) => setTimeout(resolve, redis.leaseMs));
   } finally {
     await transport.close();
   }

@@ -1,5 +1,6 @@
 import { SCOPES } from '@scopesync/core';
 import {
+  DEFAULT_LEASE_MS,
   DEFAULT_RATE_LIMIT,
   DEFAULT_SYNC_LIMITS,
   RELAY_LOG_LEVELS,
@@ -175,6 +176,14 @@ export const SETTINGS: readonly Setting[] = [
     'scopesync',
     'prefix of the Redis channel and keys, so deployments can share a Redis',
     (raw) => (/^[A-Za-z0-9_.:-]{1,64}$/.test(raw) ? null : 'must be 1–64 of A-Z a-z 0-9 _ . : -'),
+  ),
+  setting(
+    'cluster-lease-ms',
+    'SCOPESYNC_CLUSTER_LEASE_MS',
+    'MS',
+    DEFAULT_LEASE_MS,
+    'with --redis-url: how long a relay trusts its access decisions after its last heartbeat echo, and how long one that narrowed access waits before answering (docs/scale-out.md); the same on every relay',
+    integer(100, 60_000),
   ),
   setting(
     'audit-dir',

@@ -52,6 +52,7 @@ export type { ChallengeStore } from './challenge-store.ts';
 export { MemoryChallengeStore } from './challenge-store.ts';
 export type { ClusterEventType } from './cluster/cluster-codec.ts';
 export { decodeClusterEvent, encodeClusterEvent } from './cluster/cluster-codec.ts';
+export { DEFAULT_LEASE_MS } from './cluster/cluster-lease.ts';
 export type { ClusterLinkOptions } from './cluster/cluster-link.ts';
 export { ClusterLink } from './cluster/cluster-link.ts';
 export type { ClusterTransport } from './cluster/cluster-transport.ts';

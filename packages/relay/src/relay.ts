@@ -27,8 +27,10 @@ import { type JwtAuthOptions, JwtVerifier, type VerifiedToken } from './auth/jwt
 import { type AttachOptions, attachToServer } from './auth/mount.ts';
 import { TokenUsers } from './auth/token-users.ts';
 import type { ChallengeStore } from './challenge-store.ts';
+import { clusterLeaseOf } from './cluster/cluster-lease.ts';
 import { ClusterLink } from './cluster/cluster-link.ts';
 import type { ClusterTransport } from './cluster/cluster-transport.ts';
+import { type AccessFence, NO_FENCE } from './cluster/narrowing-fence.ts';
 import { DocFeed } from './documents/doc-feed.ts';
 import { DocHub } from './documents/doc-hub.ts';
 import { createEnvelopeVerifier } from './envelope-policy.ts';
@@ -94,6 +96,15 @@ export interface RelayCluster {
    * relays was lost (it is also done after the transport reconnects). Default 30 s.
    */
   readonly revalidateMs?: number | undefined;
+  /**
+   * L, the delivery lease (docs/scale-out.md, "Revocations between relays"), in ms: how long a
+   * relay trusts its access decisions in memory after its last heartbeat echo, and how long a
+   * relay that narrowed access waits after Redis took the event before it answers. The same on
+   * every relay of a deployment. Default 1000. Needs a transport with `onEcho` (RedisTransport).
+   */
+  readonly leaseMs?: number | undefined;
+  /** How often each relay publishes its heartbeat, in ms; at most half of `leaseMs`. Default 200 (or `leaseMs` / 5 if less). */
+  readonly heartbeatMs?: number | undefined;
 }
 
 /** Options of {@link createRelay}; everything has a default. */
@@ -271,6 +282,8 @@ export class Relay {
   readonly #api: HttpApi;
   #closing: Promise<void> | null = null;
   #leaveCluster: (() => Promise<void>) | null = null;
+  /** Several relays with an echoing transport: the delivery lease and the narrowing fence. */
+  readonly #lease: ReturnType<typeof clusterLeaseOf>;
   readonly #anchor: AuditAnchorKeeper | null;
   #markClosed!: () => void;
   /** Settles once `close()` has finished, whoever called it. */
@@ -331,7 +344,9 @@ export class Relay {
     countEvents(this.bus, this.metrics);
     const locks = options.cluster?.locks ?? new KeyedMutex();
     const now = Date.now;
-    const accounts = new AccountService({ store: this.store, bus: this.bus, now });
+    this.#lease = clusterLeaseOf(options.cluster, this.#log);
+    const fence: AccessFence = this.#lease?.fence ?? NO_FENCE;
+    const accounts = new AccountService({ store: this.store, bus: this.bus, now, fence });
     const jwt = options.auth?.jwt;
     const verifyToken = options.auth?.verifyToken;
     if (jwt !== undefined && verifyToken !== undefined)
@@ -355,7 +370,15 @@ export class Relay {
       ...(options.docs?.compactAfter === undefined ? {} : { compactAfter: options.docs.compactAfter }),
       maxDocBytes: docSizeBounds(options.docs?.maxBytes, options.docs?.maxBytesByScope),
     });
-    const services = { access: this.access, store: this.store, hub: this.hub, bus: this.bus, locks, now };
+    const services = {
+      access: this.access,
+      store: this.store,
+      hub: this.hub,
+      bus: this.bus,
+      locks,
+      now,
+      fence,
+    };
     const objects = new ObjectService(services);
     this.syncServer = new SyncServer({
       hub: this.hub,
@@ -366,6 +389,7 @@ export class Relay {
       clientAddress: (request) => clientAddress.of(request),
       log: syncLog,
       ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
+      deliveryLease: this.#lease?.lease,
     });
     this.runtime = new RelayRuntime({ objects, accounts, audit: this.audit, store: this.store, now });
     if (options.cluster) this.#joinCluster(options.cluster, docStore, syncLog);
@@ -476,6 +500,10 @@ export class Relay {
             catchUp,
             log,
             metrics: this.metrics,
+            lease: this.#lease?.lease,
+            fence: this.#lease?.fence,
+            revalidate: () => this.syncServer.revalidate(),
+            heartbeatMs: this.#lease?.heartbeatMs,
           });
     const timer = setInterval(() => void this.syncServer.revalidate(), cluster.revalidateMs ?? 30_000);
     timer.unref();

@@ -1,7 +1,13 @@
 import { type DocName, isSyncError, Level } from '@scopesync/core';
 import { describe, expect, it } from 'vitest';
 import type { RelayEvent } from '../events/relay-events.ts';
-import { decodeClusterEvent, encodeClusterEvent, isClusterEvent } from './cluster-codec.ts';
+import {
+  decodeClusterEvent,
+  decodeHeartbeat,
+  encodeClusterEvent,
+  encodeHeartbeat,
+  isClusterEvent,
+} from './cluster-codec.ts';
 
 const name = 'PUBLIC_RW/_/notes' as DocName;
 const local = { source: 'socket', session: 3 } as const;
@@ -62,5 +68,13 @@ describe('cluster codec', () => {
       }
       expect(isSyncError(error, 'InvalidMessage')).toBe(true);
     }
+  });
+
+  it('tells a heartbeat (with its stamp) from an event, and an event is never taken for one', () => {
+    expect(decodeHeartbeat(encodeHeartbeat('r', 1234.5))).toBe(1234.5);
+    expect(decodeHeartbeat(encodeClusterEvent('r', { type: 'doc-removed', name }))).toBeNull();
+    expect(decodeHeartbeat(new Uint8Array([]))).toBeNull();
+    // Other relays drop a heartbeat as a malformed event, never as anything else.
+    expect(() => decodeClusterEvent(encodeHeartbeat('r', 1))).toThrow();
   });
 });

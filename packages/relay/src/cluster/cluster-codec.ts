@@ -38,6 +38,36 @@ export function isClusterEvent(event: RelayEvent): event is Extract<RelayEvent, 
 
 const CAUSES = ['created', 'flags', 'owner', 'share'] as const;
 
+/** The tag of a heartbeat (see `DeliveryLease`): far past the event tags, which only grow by one. */
+const HEARTBEAT_TAG = 127;
+
+/** Encodes a heartbeat of `relayId`, stamped with its own monotonic clock (only it reads the stamp). */
+export function encodeHeartbeat(relayId: string, sentAt: number): Uint8Array {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, VERSION);
+  encoding.writeVarString(e, relayId);
+  encoding.writeVarUint(e, HEARTBEAT_TAG);
+  encoding.writeFloat64(e, sentAt);
+  return encoding.toUint8Array(e);
+}
+
+/**
+ * The stamp of a heartbeat, or null when the message is not one (an event, or malformed: left to
+ * {@link decodeClusterEvent} to report). Never throws.
+ */
+export function decodeHeartbeat(bytes: Uint8Array): number | null {
+  try {
+    const d = decoding.createDecoder(bytes);
+    if (decoding.readVarUint(d) !== VERSION) return null;
+    decoding.readVarString(d);
+    if (decoding.readVarUint(d) !== HEARTBEAT_TAG) return null;
+    const sentAt = decoding.readFloat64(d);
+    return decoding.hasContent(d) || !Number.isFinite(sentAt) ? null : sentAt;
+  } catch {
+    return null;
+  }
+}
+
 /** Encodes one forwarded event, sent by `relayId`. */
 export function encodeClusterEvent(
   relayId: string,

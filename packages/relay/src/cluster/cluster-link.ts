@@ -1,10 +1,19 @@
+import { SyncError } from '@scopesync/core';
 import type { FeedEvent } from '../documents/doc-feed.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import { RELAY_EVENT_TYPES } from '../events/event-metrics.ts';
 import type { RelayEvent } from '../events/relay-events.ts';
 import type { Counter, LabeledCounter, Metrics } from '../metrics.ts';
-import { decodeClusterEvent, encodeClusterEvent, isClusterEvent } from './cluster-codec.ts';
+import {
+  decodeClusterEvent,
+  decodeHeartbeat,
+  encodeClusterEvent,
+  encodeHeartbeat,
+  isClusterEvent,
+} from './cluster-codec.ts';
 import type { ClusterTransport } from './cluster-transport.ts';
+import type { DeliveryLease } from './delivery-lease.ts';
+import type { NarrowingFence } from './narrowing-fence.ts';
 
 /** Options of a {@link ClusterLink}. */
 export interface ClusterLinkOptions {
@@ -21,6 +30,31 @@ export interface ClusterLinkOptions {
   readonly log: (level: 'warn' | 'error', message: string, context?: Record<string, unknown>) => void;
   /** Where events sent to and received from other relays are counted. */
   readonly metrics?: Metrics | undefined;
+  /**
+   * This relay's delivery lease, kept by heartbeats on the transport (which must offer `onEcho`);
+   * with it, `fence` and `revalidate` are required. Without it: no heartbeats, no waits.
+   */
+  readonly lease?: DeliveryLease | undefined;
+  /** Where publications of access narrowings are tracked, so answers can wait for them. */
+  readonly fence?: NarrowingFence | undefined;
+  /** Checks every open socket against the stores (after a loss, before the lease holds again). */
+  readonly revalidate?: (() => Promise<void>) | undefined;
+  /** How often a heartbeat is published, in ms. Default 200; well under the lease. */
+  readonly heartbeatMs?: number | undefined;
+}
+
+/** Whether an event can take access away from someone (and its answer must wait for the fence). */
+export function narrowsAccess(event: RelayEvent): boolean {
+  switch (event.type) {
+    case 'access-changed':
+      return event.cause !== 'created';
+    case 'doc-removed':
+    case 'credential-revoked':
+    case 'level-changed':
+      return true;
+    default:
+      return false;
+  }
 }
 
 /**
@@ -41,6 +75,12 @@ export class ClusterLink {
   readonly #sent: LabeledCounter | null;
   readonly #received: LabeledCounter | null;
   readonly #dropped: Counter | null;
+  readonly #lease: DeliveryLease | null;
+  readonly #fence: NarrowingFence | null;
+  readonly #revalidate: () => Promise<void>;
+  #heartbeat: NodeJS.Timeout | null = null;
+  /** A heartbeat not yet answered by the transport: no second one piles up behind it (a paused Redis). */
+  #beating = false;
   #closed = false;
 
   constructor(options: ClusterLinkOptions) {
@@ -84,12 +124,26 @@ export class ClusterLink {
     }
     this.#transport.onMessage((bytes) => this.#receive(bytes));
     this.#transport.onReconnect(options.catchUp);
+    this.#lease = options.lease ?? null;
+    this.#fence = options.fence ?? null;
+    this.#revalidate = options.revalidate ?? (() => Promise.resolve());
+    const lease = this.#lease;
+    if (lease !== null) {
+      if (!this.#transport.onEcho)
+        throw new SyncError('BadRequest', 'a delivery lease needs a transport that echoes');
+      this.#transport.onEcho((bytes) => this.#echo(lease, bytes));
+      this.#transport.onLoss?.(() => lease.lost());
+      this.#heartbeat = setInterval(() => this.#beat(lease), options.heartbeatMs ?? 200);
+      this.#heartbeat.unref();
+      this.#beat(lease);
+    }
   }
 
   /** Stops forwarding and closes the transport. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     for (const off of this.#off.splice(0)) off();
     await this.#transport.close();
   }
@@ -99,11 +153,36 @@ export class ClusterLink {
     // Awareness only from this relay's own sockets; a relay origin means it came from elsewhere.
     if ('origin' in event && event.origin.source === 'relay') return;
     this.#sent?.labels(event.type).inc();
-    void this.#transport.send(encodeClusterEvent(this.#transport.relayId, event));
+    const bytes = encodeClusterEvent(this.#transport.relayId, event);
+    if (this.#fence !== null && narrowsAccess(event)) {
+      // Published now (in order with what follows), retried if it fails; answers wait on the fence.
+      this.#fence.track(() => (this.#closed ? Promise.resolve(true) : this.#transport.send(bytes)));
+    } else {
+      void this.#transport.send(bytes);
+    }
+  }
+
+  #beat(lease: DeliveryLease): void {
+    if (this.#closed || this.#beating) return;
+    this.#beating = true;
+    void this.#transport.send(encodeHeartbeat(this.#transport.relayId, lease.stamp())).finally(() => {
+      this.#beating = false;
+    });
+  }
+
+  #echo(lease: DeliveryLease, bytes: Uint8Array): void {
+    if (this.#closed) return;
+    const sentAt = decodeHeartbeat(bytes);
+    if (sentAt === null) return; // an echo of an event: nothing to learn
+    const revalidating = lease.echoed(sentAt);
+    // Started only now, after an echo proved the subscription is back: whatever was lost was
+    // committed before it, so this check of every socket against the store sees it.
+    if (revalidating !== null) revalidating(this.#revalidate());
   }
 
   #receive(bytes: Uint8Array): void {
     if (this.#closed) return;
+    if (decodeHeartbeat(bytes) !== null) return; // another relay's heartbeat: only it reads it
     let event: RelayEvent;
     try {
       event = decodeClusterEvent(bytes).event;

@@ -23,7 +23,8 @@ type Client = RedisClient;
 
 /**
  * A {@link ClusterTransport} over Redis pub/sub: one channel, a dedicated subscriber
- * connection, messages prefixed with the sender's id so a relay ignores its own echo. Redis
+ * connection, messages prefixed with the sender's id so a relay tells its own echo (given to
+ * `onEcho` handlers, never to `onMessage` ones) from the others' messages. Redis
  * only accelerates: a publish while Redis is away is dropped (no offline queue that could grow
  * without bound), and after a reconnect the relays catch up from the store.
  */
@@ -34,6 +35,8 @@ export class RedisTransport implements ClusterTransport {
   readonly #subscriber: Client;
   readonly #log: NonNullable<RedisTransportOptions['log']>;
   readonly #handlers: Array<(message: Uint8Array) => void> = [];
+  readonly #echoes: Array<(message: Uint8Array) => void> = [];
+  readonly #losses: Array<() => void> = [];
   readonly #reconnects: Array<() => void> = [];
   readonly #prefix: Buffer;
   #down = false;
@@ -84,13 +87,15 @@ export class RedisTransport implements ClusterTransport {
     return transport;
   }
 
-  async send(message: Uint8Array): Promise<void> {
-    if (this.#closed) return;
+  async send(message: Uint8Array): Promise<boolean> {
+    if (this.#closed) return false;
     try {
       await this.#publisher.publish(Buffer.from(this.#channel), Buffer.concat([this.#prefix, message]));
+      return true;
     } catch (error) {
       // Best effort: the other relays catch up from the store after the outage.
       this.#outage(error);
+      return false;
     }
   }
 
@@ -102,6 +107,14 @@ export class RedisTransport implements ClusterTransport {
     this.#reconnects.push(handler);
   }
 
+  onEcho(handler: (message: Uint8Array) => void): void {
+    this.#echoes.push(handler);
+  }
+
+  onLoss(handler: () => void): void {
+    this.#losses.push(handler);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -111,13 +124,13 @@ export class RedisTransport implements ClusterTransport {
   #receive(message: Buffer): void {
     const idLength = message[0];
     if (idLength === undefined || message.length < 1 + idLength) return;
-    if (message.subarray(0, 1 + idLength).equals(this.#prefix)) return; // our own echo
+    const own = message.subarray(0, 1 + idLength).equals(this.#prefix);
     const body = new Uint8Array(
       message.buffer,
       message.byteOffset + 1 + idLength,
       message.length - 1 - idLength,
     );
-    for (const handler of this.#handlers) handler(body);
+    for (const handler of own ? this.#echoes : this.#handlers) handler(body);
   }
 
   #watch(): void {
@@ -133,6 +146,13 @@ export class RedisTransport implements ClusterTransport {
     // A killed subscriber connection reconnects (and re-subscribes) on its own; messages
     // published meanwhile are lost, so it counts as an outage too.
     this.#subscriber.on('end', () => this.#outage(new Error('subscriber connection ended')));
+    // Every sign that the subscription dropped, each time (not once per outage like the log):
+    // whoever trusts what it heard must stop at once.
+    for (const event of ['end', 'error', 'reconnecting']) {
+      this.#subscriber.on(event, () => {
+        if (!this.#closed) for (const handler of this.#losses) handler();
+      });
+    }
   }
 
   #outage(error: unknown): void {

@@ -25,6 +25,12 @@ export interface EventBus {
   on<T extends RelayEventType>(type: T, handler: RelayEventHandler<T>): () => void;
   /** Runs `fn` in the ordering lane of `key` (see `orderingKeyOf`); resolves or rejects with it. */
   serialize<T>(key: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Optional: when an event that had to wait for its lane was published (`performance.now()`);
+   * undefined for one handled as it was published (then it is now). Lets a handler tell which
+   * store reads made meanwhile are newer than the event.
+   */
+  publishedAt?(event: RelayEvent): number | undefined;
   /** Stops delivering; waits for handlers in progress. Idempotent. */
   close(): Promise<void>;
 }

@@ -80,4 +80,21 @@ describe('LocalEventBus', () => {
     expect(seen).toEqual([1, 2]);
     expect(errors).toHaveLength(4);
   });
+
+  it('remembers when an event that waited for its lane was published, and nothing for one handled at once', async () => {
+    const bus = new LocalEventBus();
+    let release!: () => void;
+    bus.on('doc-updated', (e) => {
+      if (e.update[0] === 1) return new Promise<void>((resolve) => (release = resolve));
+    });
+    const first = update(doc('a'), 1);
+    const second = update(doc('a'), 2);
+    const done = bus.publish(first);
+    const before = performance.now();
+    const queued = bus.publish(second);
+    expect(bus.publishedAt(first)).toBeUndefined();
+    expect(bus.publishedAt(second)).toBeGreaterThanOrEqual(before);
+    release();
+    await Promise.all([done, queued]);
+  });
 });

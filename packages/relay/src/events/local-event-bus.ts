@@ -27,6 +27,8 @@ export class LocalEventBus implements EventBus {
   readonly #handlers = new Map<RelayEventType, Set<AnyHandler>>();
   /** The tail of each busy lane; a lane without an entry is idle. */
   readonly #lanes = new Map<string, Promise<void>>();
+  /** When each event that queued behind its lane was published (see `publishedAt`). */
+  readonly #queuedAt = new WeakMap<RelayEvent, number>();
   readonly #log: EventBusLog;
   #closed = false;
 
@@ -55,9 +57,14 @@ export class LocalEventBus implements EventBus {
       if (pending === null) return Promise.resolve();
       return this.#occupy(key, pending);
     }
+    this.#queuedAt.set(event, performance.now());
     return this.#enqueue(key, async () => {
       await this.#deliver(event);
     });
+  }
+
+  publishedAt(event: RelayEvent): number | undefined {
+    return this.#queuedAt.get(event);
   }
 
   serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {

@@ -1,4 +1,5 @@
 import { isLevel, type Level, parseUserId, type RelayStore, SyncError } from '@scopesync/core';
+import { type AccessFence, NO_FENCE } from '../cluster/narrowing-fence.ts';
 import { issueApiKey, parseDeviceName, type Registration } from '../credentials.ts';
 import type { EventBus } from '../events/event-bus.ts';
 
@@ -8,6 +9,8 @@ export interface AccountServiceOptions {
   readonly bus: EventBus;
   /** Epoch milliseconds. */
   readonly now: () => number;
+  /** Waited on after a key was revoked or a level set, so every relay enforces it; default none. */
+  readonly fence?: AccessFence | undefined;
 }
 
 /** Options of {@link AccountService.issueKey}. */
@@ -24,11 +27,13 @@ export class AccountService {
   readonly #store: RelayStore;
   readonly #bus: EventBus;
   readonly #now: () => number;
+  readonly #fence: AccessFence;
 
   constructor(options: AccountServiceOptions) {
     this.#store = options.store;
     this.#bus = options.bus;
     this.#now = options.now;
+    this.#fence = options.fence ?? NO_FENCE;
   }
 
   /**
@@ -49,6 +54,7 @@ export class AccountService {
   async revokeKey(keyHash: string): Promise<void> {
     await this.#store.revokeKey(keyHash, this.#now());
     await this.#bus.publish({ type: 'credential-revoked', credential: keyHash });
+    await this.#fence.settle();
   }
 
   /**
@@ -60,5 +66,7 @@ export class AccountService {
     const id = parseUserId(userId);
     if (!(await this.#store.setUserLevel(id, level))) throw new SyncError('NotFound', `no user ${userId}`);
     await this.#bus.publish({ type: 'level-changed', userId: id, level });
+    // A raise waits too: the event does not say which way the level moved.
+    await this.#fence.settle();
   }
 }

@@ -14,6 +14,7 @@ import {
   type WriteFlag,
 } from '@scopesync/core';
 import type { AccessControl } from '../access-control.ts';
+import { type AccessFence, NO_FENCE } from '../cluster/narrowing-fence.ts';
 import type { DocHub } from '../documents/doc-hub.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ChangeOrigin } from '../events/relay-events.ts';
@@ -55,6 +56,8 @@ export interface ObjectServiceOptions {
   readonly hub: DocHub;
   readonly bus: EventBus;
   readonly locks: Locks;
+  /** Waited on after access narrowed, so every relay enforces it (several relays); default none. */
+  readonly fence?: AccessFence | undefined;
 }
 
 /**
@@ -70,6 +73,7 @@ export class ObjectService {
   readonly #hub: DocHub;
   readonly #bus: EventBus;
   readonly #locks: Locks;
+  readonly #fence: AccessFence;
 
   constructor(options: ObjectServiceOptions) {
     this.#access = options.access;
@@ -77,6 +81,7 @@ export class ObjectService {
     this.#hub = options.hub;
     this.#bus = options.bus;
     this.#locks = options.locks;
+    this.#fence = options.fence ?? NO_FENCE;
   }
 
   /**
@@ -133,7 +138,10 @@ export class ObjectService {
   /** Has every subscription decided again when `prepared` changed who may see the object. */
   async #narrow(address: Address, { before, after }: PreparedWrite): Promise<void> {
     const cause = accessChangeOf(before, after);
-    if (cause !== null) await this.#bus.publish({ type: 'access-changed', name: address.name, cause });
+    if (cause === null) return;
+    await this.#bus.publish({ type: 'access-changed', name: address.name, cause });
+    // Before the content is written: no relay that missed the change may take it for the old state.
+    if (cause !== 'created') await this.#fence.settle();
   }
 
   /**
@@ -194,14 +202,17 @@ export class ObjectService {
    * then its content, then publishes `doc-removed` and waits until subscriptions have been
    * decided again. Resolves with whether it existed.
    */
-  remove(caller: Caller, address: Address, channel: AuditChannel): Promise<boolean> {
-    return this.#locks.run(address.name, async () => {
+  async remove(caller: Caller, address: Address, channel: AuditChannel): Promise<boolean> {
+    const existed = await this.#locks.run(address.name, async () => {
       await this.require(caller, 'delete', address, channel);
       const existed = await this.#store.deleteObject(address.name);
       await this.#hub.remove(address.name);
       await this.#bus.publish({ type: 'doc-removed', name: address.name });
       return existed;
     });
+    // Outside the lock: every relay enforces the removal before the caller hears of it.
+    await this.#fence.settle();
+    return existed;
   }
 
   /**

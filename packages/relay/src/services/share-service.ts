@@ -8,6 +8,7 @@ import {
   type UserId,
 } from '@scopesync/core';
 import type { UserCaller } from '../access-control.ts';
+import { type AccessFence, NO_FENCE } from '../cluster/narrowing-fence.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ObjectService } from './object-service.ts';
 
@@ -24,12 +25,16 @@ export interface ShareServiceOptions {
   readonly objects: ObjectService;
   /** Epoch milliseconds. */
   readonly now: () => number;
+  /** Waited on after a share was revoked or lowered, so every relay enforces it; default none. */
+  readonly fence?: AccessFence | undefined;
 }
 
 /**
  * Blob shares. Only the owner shares and revokes (core's `decide()`); the owner and sharees
  * list. Every change is an `access-changed` event, handled by every subscription of the blob
- * before the call returns: a revoked sharee's socket has lost the blob when the owner hears 204.
+ * before the call returns: a revoked sharee's socket has lost the blob when the owner hears 204
+ * — on this relay at once, and on the others (several relays) through the fence: each has
+ * heard of it or no longer delivers without asking the store.
  */
 export class ShareService {
   readonly #store: RelayStore;
@@ -37,6 +42,7 @@ export class ShareService {
   readonly #locks: Locks;
   readonly #objects: ObjectService;
   readonly #now: () => number;
+  readonly #fence: AccessFence;
 
   constructor(options: ShareServiceOptions) {
     this.#store = options.store;
@@ -44,14 +50,23 @@ export class ShareService {
     this.#locks = options.locks;
     this.#objects = options.objects;
     this.#now = options.now;
+    this.#fence = options.fence ?? NO_FENCE;
   }
 
   /** Grants (or changes) `userId`'s access to the blob. */
-  share(caller: UserCaller, address: BlobAddress, userId: UserId, level: ShareLevel): Promise<ShareRecord> {
+  async share(
+    caller: UserCaller,
+    address: BlobAddress,
+    userId: UserId,
+    level: ShareLevel,
+  ): Promise<ShareRecord> {
     if (userId === caller.userId) throw new SyncError('BadRequest', 'you cannot share a blob with yourself');
-    return this.#locks.run(address.name, async () => {
+    let lowered = false;
+    const granted = await this.#locks.run(address.name, async () => {
       await this.#objects.require(caller, 'share', address, 'http');
       if (!(await this.#store.getUser(userId))) throw new SyncError('NotFound', `no user ${userId}`);
+      const before = (await this.#store.listShares(address.blobId)).find((s) => s.userId === userId);
+      lowered = before?.level === 'read_write' && level === 'read_only';
       const share: ShareRecord = {
         blobId: address.blobId,
         userId,
@@ -64,17 +79,22 @@ export class ShareService {
       await this.#bus.publish({ type: 'access-changed', name: address.name, cause: 'share' });
       return share;
     });
+    // A grant narrows nothing; a downgrade waits (outside the lock) until every relay enforces it.
+    if (lowered) await this.#fence.settle();
+    return granted;
   }
 
   /** Revokes `userId`'s share; NotFound when there was none. */
-  revoke(caller: UserCaller, address: BlobAddress, userId: UserId): Promise<void> {
-    return this.#locks.run(address.name, async () => {
+  async revoke(caller: UserCaller, address: BlobAddress, userId: UserId): Promise<void> {
+    await this.#locks.run(address.name, async () => {
       await this.#objects.require(caller, 'share', address, 'http');
       if (!(await this.#store.deleteShare(address.blobId, userId))) {
         throw new SyncError('NotFound', `no share with ${userId}`);
       }
       await this.#bus.publish({ type: 'access-changed', name: address.name, cause: 'share' });
     });
+    // Outside the lock: answered once every relay enforces it (heard of it, or asks the store).
+    await this.#fence.settle();
   }
 
   /**

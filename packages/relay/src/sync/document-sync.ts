@@ -88,6 +88,9 @@ export class DocumentSync {
           this.#skippedSteps.inc();
           return;
         }
+        // Without the delivery lease, the access is decided again against the store first.
+        const current = this.#registry.current(sub);
+        if (current !== null) await current;
         const update = await this.#read(sub, (doc) => {
           try {
             return Y.encodeStateAsUpdate(doc, message.stateVector);
@@ -106,6 +109,8 @@ export class DocumentSync {
         this.#registry.receiveAwareness(sub, message.update);
         return;
       case 'query-awareness': {
+        const current = this.#registry.current(sub);
+        if (current !== null) await current;
         const states = this.#registry.awarenessStates(sub);
         if (states) sub.push({ type: 'awareness', update: states });
         return;
@@ -176,6 +181,8 @@ export class DocumentSync {
   /** An encrypted-channel request of an active encrypted subscription. */
   async handleEncrypted(sub: Subscription, message: EncryptedRequest): Promise<void> {
     if (message.type === 'enc-fetch') {
+      const current = this.#registry.current(sub);
+      if (current !== null) await current;
       await this.sendEntries(sub, message.sinceSeq);
       return;
     }

@@ -17,6 +17,7 @@ import {
   type DocUpdated,
   docLane,
   type EnvelopeAppended,
+  type RelayEvent,
 } from '../events/relay-events.ts';
 import type { Counter } from '../metrics.ts';
 import { couldCreate } from '../services/existence.ts';
@@ -39,6 +40,19 @@ export interface SubscriptionRegistryOptions {
   readonly log: SyncLog;
   /** Awareness client ids one subscription may claim. */
   readonly maxAwarenessClients: number;
+  /**
+   * Whether this relay's access decisions in memory are current (its delivery lease holds, see
+   * `DeliveryLease`). When not, every delivery of a document's content first decides its
+   * subscriptions again against the store. Default: always (one relay).
+   */
+  readonly fresh?: (() => boolean) | undefined;
+  /**
+   * Takes the session's caller again from the store (a revoked credential closes it, a changed
+   * level is applied); resolves with whether the session is still open. Default: keeps it.
+   */
+  readonly refreshCaller?: ((session: SocketSession) => Promise<boolean>) | undefined;
+  /** Counts the subscriptions decided again against the store because the lease did not hold. */
+  readonly storeChecks?: Counter | undefined;
 }
 
 /** What {@link SubscriptionRegistry.admit} needs to create a subscription. */
@@ -99,6 +113,14 @@ export class SubscriptionRegistry {
   readonly #denials: Counter;
   readonly #log: SyncLog;
   readonly #maxAwarenessClients: number;
+  readonly #fresh: () => boolean;
+  readonly #refreshCaller: (session: SocketSession) => Promise<boolean>;
+  readonly #storeChecks: Counter | null;
+  /**
+   * When the last check of each subscription against the store started (while the delivery
+   * lease did not hold): it covers every event published before then.
+   */
+  readonly #checkedFrom = new WeakMap<Subscription, number>();
   readonly #rooms = new Map<DocName, Room>();
   readonly #bySession = new Map<SocketSession, Set<Subscription>>();
   readonly #unsubscribe: Array<() => void>;
@@ -109,14 +131,20 @@ export class SubscriptionRegistry {
     this.#denials = options.denials;
     this.#log = options.log;
     this.#maxAwarenessClients = options.maxAwarenessClients;
+    this.#fresh = options.fresh ?? (() => true);
+    this.#refreshCaller = options.refreshCaller ?? ((session) => Promise.resolve(!session.ended));
+    this.#storeChecks = options.storeChecks ?? null;
     this.#unsubscribe = [
       this.#bus.on('doc-updated', (event) => this.#deliverUpdate(event)),
       this.#bus.on('envelope-appended', (event) => this.#deliverEnvelope(event)),
       this.#bus.on('awareness-changed', (event) => {
         // Local sockets' awareness was applied where it arrived; only other relays' is applied here.
-        if (event.origin.source === 'relay') {
-          this.#rooms.get(event.name)?.awareness.receiveRemote(event.origin.relayId, event.update);
-        }
+        const origin = event.origin;
+        if (origin.source !== 'relay') return;
+        const deliver = (): void =>
+          this.#rooms.get(event.name)?.awareness.receiveRemote(origin.relayId, event.update);
+        if (!this.#fresh()) return this.#afterStoreCheck(event.name, deliver, event);
+        deliver();
       }),
       this.#bus.on('access-changed', (event) => this.#redecideAll(event)),
       this.#bus.on('doc-removed', (event) => this.#redecideAll(event)),
@@ -192,13 +220,16 @@ export class SubscriptionRegistry {
   }
 
   /**
-   * Decides every subscription of `session` again (its caller changed level), each in its
-   * document's lane. Resolves when all have been.
+   * Decides every subscription of `session` again (its caller changed level, or a re-check
+   * against the store), each in its document's lane. Resolves when all have been. `onFailure`:
+   * what a decision the store cannot answer does — end that subscription (`lose`, the default)
+   * or close the socket so its client reconnects and syncs again (`close`, for re-checks that
+   * are not about a known change).
    */
-  async redecideSession(session: SocketSession): Promise<void> {
+  async redecideSession(session: SocketSession, onFailure: 'lose' | 'close' = 'lose'): Promise<void> {
     const subs = [...(this.#bySession.get(session) ?? [])];
     await Promise.all(
-      subs.map((sub) => this.#bus.serialize(docLane(sub.name), () => this.#redecide(sub, false))),
+      subs.map((sub) => this.#bus.serialize(docLane(sub.name), () => this.#redecide(sub, false, onFailure))),
     );
   }
 
@@ -226,10 +257,38 @@ export class SubscriptionRegistry {
   }
 
   /**
+   * Null while this relay's access decisions in memory are current (the delivery lease holds).
+   * Otherwise a promise that settles once `sub` has been decided again against the store, in its
+   * document's lane: what a socket asks for (a SyncStep1, a fetch) is answered after it.
+   */
+  current(sub: Subscription): Promise<void> | null {
+    if (this.#fresh()) return null;
+    return this.#bus.serialize(docLane(sub.name), async () => {
+      if (!sub.active || sub.posing) return;
+      const started = performance.now();
+      this.#storeChecks?.inc();
+      if (await this.#refreshCaller(sub.session)) await this.#redecide(sub, false, 'close');
+      this.#checkedFrom.set(sub, started);
+    });
+  }
+
+  /**
    * Applies an awareness update from an active subscription, bound to its caller, broadcasts
-   * it to the room and publishes what was accepted (for the other relays).
+   * it to the room and publishes what was accepted (for the other relays). While the delivery
+   * lease does not hold, the room's subscriptions are decided again against the store first.
    */
   receiveAwareness(sub: Subscription, update: Uint8Array): void {
+    if (!sub.active) return;
+    if (!this.#fresh()) {
+      void this.#bus.serialize(docLane(sub.name), () =>
+        this.#afterStoreCheck(sub.name, () => this.#applyAwareness(sub, update)),
+      );
+      return;
+    }
+    this.#applyAwareness(sub, update);
+  }
+
+  #applyAwareness(sub: Subscription, update: Uint8Array): void {
     if (!sub.active) return;
     const room = this.#rooms.get(sub.name);
     if (sub.posing) {
@@ -364,7 +423,7 @@ export class SubscriptionRegistry {
   }
 
   /** Decides one subscription again and tells its endpoint what changed. Never rejects: a failure ends it. */
-  async #redecide(sub: Subscription, removed: boolean): Promise<void> {
+  async #redecide(sub: Subscription, removed: boolean, onFailure: 'lose' | 'close' = 'lose'): Promise<void> {
     const before = sub.state;
     if (before.phase === 'ended' || sub.session.ended) return;
     if (before.phase === 'active' && removed && !before.posing) {
@@ -428,7 +487,15 @@ export class SubscriptionRegistry {
       this.#log('error', 're-deciding sync access failed; ending the subscription', {
         ...sub.session.context({ doc: sub.name, error }),
       });
-      this.#lose(sub, 'access could not be verified', false);
+      if (onFailure === 'lose') {
+        this.#lose(sub, 'access could not be verified', false);
+        return;
+      }
+      // A check before a delivery (no lease) that the store could not answer says nothing about
+      // the access: nothing more is sent, and the socket closes so its client reconnects and
+      // syncs again — ending only the subscription would leave it behind for good.
+      this.end(sub);
+      sub.session.close(4503, 'access could not be verified');
     }
   }
 
@@ -437,7 +504,51 @@ export class SubscriptionRegistry {
     sub.listener.lost(sub, reason, deleted);
   }
 
-  #deliverUpdate(event: DocUpdated): void {
+  /**
+   * The delivery lease ran out (see `DeliveryLease`): another relay may have narrowed access
+   * without this relay hearing of it yet. Every subscription of the document that could receive
+   * its content takes its caller again and is decided again against the store (as after an
+   * access change), here in the document's lane; only then is `deliver` called. Costs store
+   * reads per delivery, only while the lease does not hold.
+   */
+  async #afterStoreCheck(name: DocName, deliver: () => void, event?: RelayEvent): Promise<void> {
+    const room = this.#rooms.get(name);
+    if (!room) return;
+    // A check that started after the event was published covers it: a burst of updates queued
+    // behind one check costs one more check, not one each.
+    const published = (event && this.#bus.publishedAt?.(event)) ?? performance.now();
+    // Before any read: every read of this check starts after it.
+    const started = performance.now();
+    const callers = new Map<SocketSession, Promise<boolean>>();
+    await Promise.all(
+      [...room.subs]
+        .filter(
+          (sub) =>
+            sub.active &&
+            !sub.posing &&
+            (this.#checkedFrom.get(sub) ?? Number.NEGATIVE_INFINITY) <= published,
+        )
+        .map(async (sub) => {
+          this.#storeChecks?.inc();
+          let open = callers.get(sub.session);
+          if (open === undefined) {
+            open = this.#refreshCaller(sub.session);
+            callers.set(sub.session, open);
+          }
+          if (await open) await this.#redecide(sub, false, 'close');
+          this.#checkedFrom.set(sub, started);
+        }),
+    );
+    deliver();
+  }
+
+  #deliverUpdate(event: DocUpdated): void | Promise<void> {
+    if (!this.#rooms.has(event.name)) return;
+    if (!this.#fresh()) return this.#afterStoreCheck(event.name, () => this.#pushUpdate(event), event);
+    this.#pushUpdate(event);
+  }
+
+  #pushUpdate(event: DocUpdated): void {
     const room = this.#rooms.get(event.name);
     if (!room) return;
     // Each frame is encoded once per endpoint kind, not once per socket.
@@ -448,7 +559,13 @@ export class SubscriptionRegistry {
     }
   }
 
-  #deliverEnvelope(event: EnvelopeAppended): void {
+  #deliverEnvelope(event: EnvelopeAppended): void | Promise<void> {
+    if (!this.#rooms.has(event.name)) return;
+    if (!this.#fresh()) return this.#afterStoreCheck(event.name, () => this.#pushEnvelope(event), event);
+    this.#pushEnvelope(event);
+  }
+
+  #pushEnvelope(event: EnvelopeAppended): void {
     const room = this.#rooms.get(event.name);
     if (!room) return;
     const frames = new FrameCache(event.name, {

@@ -87,6 +87,12 @@ export interface SyncServerOptions {
   /** The address a guest's upgrade comes from (trusted proxies); default: the TCP peer. */
   readonly clientAddress?: ((request: IncomingMessage) => string) | undefined;
   readonly log?: SyncLog | undefined;
+  /**
+   * Several relays: whether this relay's access decisions in memory are current (its
+   * `DeliveryLease`). While they are not, content is delivered only after a check against the
+   * store. Default: always current (one relay).
+   */
+  readonly deliveryLease?: { fresh(): boolean } | undefined;
 }
 
 /** How long a revoked credential is remembered for sockets still upgrading with it, in ms. */
@@ -178,12 +184,22 @@ export class SyncServer {
       'scopesync_sync_denials_total',
       'Sync requests refused: upgrades, subscriptions, writes and revoked subscriptions.',
     );
+    const lease = options.deliveryLease;
     this.#registry = new SubscriptionRegistry({
       bus: options.bus,
       authority: this.#authority,
       denials: this.#denials,
       log: this.#log,
       maxAwarenessClients: this.#limits.maxAwarenessClients,
+      fresh: lease === undefined ? undefined : () => lease.fresh(),
+      refreshCaller: (session) => this.#refreshCaller(session),
+      storeChecks:
+        lease === undefined
+          ? undefined
+          : m.counter(
+              'scopesync_sync_lease_checks_total',
+              'Subscriptions decided again against the store before a delivery, because the delivery lease did not hold.',
+            ),
     });
     const documentSync = new DocumentSync({
       hub: this.#hub,
@@ -254,22 +270,33 @@ export class SyncServer {
   async revalidate(): Promise<void> {
     await Promise.all(
       [...this.#sessions].map(async (session) => {
-        try {
-          if (session.credential !== null && this.#authority.reauthenticate) {
-            const caller = await this.#authority.reauthenticate(session.credential);
-            if (caller === null) {
-              this.#credentialRevoked({ type: 'credential-revoked', credential: session.credential });
-              return;
-            }
-            session.setCaller(caller);
-          }
-          await this.#registry.redecideSession(session);
-        } catch (error) {
-          this.#log('error', 're-validating a socket failed; closing it', session.context({ error }));
-          session.close(4503, 'access could not be verified');
-        }
+        // A store that cannot answer says nothing about access: the socket reconnects and syncs again.
+        if (await this.#refreshCaller(session)) await this.#registry.redecideSession(session, 'close');
       }),
     );
+  }
+
+  /**
+   * Takes the session's caller again from the stores: a revoked credential closes its sockets
+   * (4401), a changed level is applied. Resolves with whether the session is still open; a
+   * failure closes it (fail closed). Never rejects.
+   */
+  async #refreshCaller(session: SocketSession): Promise<boolean> {
+    try {
+      if (session.credential !== null && this.#authority.reauthenticate) {
+        const caller = await this.#authority.reauthenticate(session.credential);
+        if (caller === null) {
+          this.#credentialRevoked({ type: 'credential-revoked', credential: session.credential });
+          return false;
+        }
+        session.setCaller(caller);
+      }
+      return !session.ended;
+    } catch (error) {
+      this.#log('error', 're-validating a socket failed; closing it', session.context({ error }));
+      session.close(4503, 'access could not be verified');
+      return false;
+    }
   }
 
   /** Stops accepting, closes every socket with 1001, and flushes the hub's pending writes. Idempotent. */
