@@ -140,3 +140,16 @@ const quick: BenchConfig = {
 export function configFor(quickMode: boolean): BenchConfig {
   return quickMode ? quick : full;
 }
+
+/**
+ * `config` with workload 3's totals taken from a `--connections=1000,5000` flag (ascending,
+ * positive); unchanged without one. Measuring one size alone is cheaper than the full mode's three.
+ */
+export function withConnectionTotals(config: BenchConfig, flag: string | undefined): BenchConfig {
+  if (flag === undefined) return config;
+  const totals = flag.split(',').map(Number);
+  if (totals.some((t, i) => !Number.isInteger(t) || t <= 0 || (i > 0 && t <= totals[i - 1]!))) {
+    throw new Error(`--connections wants ascending positive totals, got ${flag}`);
+  }
+  return { ...config, connections: { ...config.connections, totals } };
+}

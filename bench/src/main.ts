@@ -4,13 +4,14 @@
  * bench/results.md and bench/results.json.
  *
  * Flags: --quick, --only=<workload id,...>, --peers=<name,...>, --keep (keep the temp dir),
- * --out=<dir> (write results.md/json there instead of bench/, e.g. for a partial run).
+ * --out=<dir> (write results.md/json there instead of bench/, e.g. for a partial run),
+ * --connections=<total,...> (workload 3's totals instead of the mode's, e.g. 1000,5000).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { configFor } from './config.ts';
+import { configFor, withConnectionTotals } from './config.ts';
 import type { Workload, WorkloadContext } from './driver/workload.ts';
 import { BENCH_DIR, makeRunDir, removeDir } from './paths.ts';
 import { type RunReport, type WorkloadReport, writeReport } from './report.ts';
@@ -62,7 +63,7 @@ function flag(name: string): string | undefined {
 }
 
 async function main(): Promise<void> {
-  const config = configFor(process.argv.includes('--quick'));
+  const config = withConnectionTotals(configFor(process.argv.includes('--quick')), flag('connections'));
   const only = flag('only')?.split(',');
   const peers = (flag('peers')?.split(',') ?? [...PEER_NAMES]) as PeerName[];
   for (const p of peers) if (!PEER_NAMES.includes(p)) throw new Error(`unknown peer ${p}`);

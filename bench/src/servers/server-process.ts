@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { compiledChild } from './compiled-child.ts';
 import type { ChildMessage, ParentRequest, ServerStats } from './ipc.ts';
 
 /** Options for one server child. */
@@ -63,12 +64,14 @@ export class ServerProcess {
   }
 
   /** Forks the child and resolves once its server listens, or rejects with the reason it gave. */
-  static start(options: ServerProcessOptions): Promise<ServerProcess> {
+  static async start(options: ServerProcessOptions): Promise<ServerProcess> {
+    const entry = await compiledChild(options.entry);
     const log = createWriteStream(options.logFile, { flags: 'a' });
-    const child = fork(options.entry, [], {
+    const child = fork(entry, [], {
       // BENCH_CHILD_NODE_ARGS adds flags to every server child, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
       // to profile one workload (Node refuses --cpu-prof in NODE_OPTIONS).
-      execArgv: ['--conditions=source', '--import', 'tsx', '--expose-gc', ...childNodeArgs()],
+      // Compiled JavaScript, not tsx (see compiledChild).
+      execArgv: ['--expose-gc', ...childNodeArgs()],
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });

@@ -25,6 +25,14 @@ export function validateUpdate(update: Uint8Array): void {
 }
 
 /**
+ * Whether `update` is the Yjs v1 update that holds nothing (no structs, no deletions): what a
+ * client with an empty document sends as its SyncStep2. Applying it never changes a document.
+ */
+export function isEmptyUpdate(update: Uint8Array): boolean {
+  return update.length === 2 && update[0] === 0 && update[1] === 0;
+}
+
+/**
  * Applies a stored plaintext log to `doc`, skipping entries that do not decode as Yjs updates
  * (garbage a client pushed through another channel must not make the document unloadable).
  * Returns how many were skipped.

@@ -7,7 +7,7 @@ import {
 } from '@scopesync/core';
 import * as Y from 'yjs';
 import type { DocHub, PendingWrite } from '../documents/doc-hub.ts';
-import { validateUpdate } from '../documents/yjs-log.ts';
+import { isEmptyUpdate, validateUpdate } from '../documents/yjs-log.ts';
 import type { ChangeOrigin } from '../events/relay-events.ts';
 import type { Counter } from '../metrics.ts';
 import type { Subscription } from './subscription.ts';
@@ -133,6 +133,10 @@ export class DocumentSync {
       return;
     }
     const state = sub.state;
+    // Every stock client that connects with an empty document answers SyncStep1 with the empty
+    // update: untracked, there is nothing to write and nothing to answer, so it skips the
+    // document's lane (a read to check it, then a no-op write) that would cost each connection.
+    if (ref === 0 && state.phase === 'active' && isEmptyUpdate(update)) return;
     // An update that brings nothing new (a stock client answering SyncStep1 with an empty
     // SyncStep2) needs no write access and must not create the object: the hub answers it like
     // any write that changed nothing. Checked only until the subscription's writes are authorised.

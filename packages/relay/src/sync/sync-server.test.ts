@@ -24,7 +24,7 @@ import {
 } from '@scopesync/core';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import * as Y from 'yjs';
 import { DocHub, type EnvelopeVerifier } from '../documents/doc-hub.ts';
@@ -307,6 +307,29 @@ describe('SyncServer single-document endpoint', () => {
     expect(copy.getText('t').toString()).toBe('hello');
     await f.hub.flush();
     expect(await f.store.head(NOTES)).toBe(1);
+  });
+
+  it('drops the empty SyncStep2 of a client with an empty document without touching the document', async () => {
+    const f = await start();
+    const client = await Client.open(`${f.url}/sync/${NOTES}`, false);
+    await client.next('sync-step1');
+    const reads = vi.spyOn(f.hub, 'read');
+    const writes = vi.spyOn(f.hub, 'enqueueUpdate');
+    client.send({ type: 'sync-step2', update: Y.encodeStateAsUpdate(new Y.Doc()) });
+    // A socket's frames are processed in order: this answer comes after the step2 was handled.
+    client.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
+    await client.next('sync-step2');
+    // Every connecting idle client sends one: no read to check it, no no-op write.
+    expect(writes).not.toHaveBeenCalled();
+    expect(reads).toHaveBeenCalledTimes(1); // the SyncStep1 answer
+    // A SyncStep2 that carries something is still written.
+    client.send({ type: 'sync-step2', update: textUpdate(new Y.Doc(), 'kept') });
+    client.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
+    await client.next('sync-step2');
+    expect(writes).toHaveBeenCalledTimes(1);
+    await f.hub.flush();
+    expect(await f.store.head(NOTES)).toBe(1);
+    expect(await f.hub.read(NOTES, (d) => d.getText('t').toString())).toBe('kept');
   });
 
   it('syncs a read-only caller but drops its edits and tells it so', async () => {
