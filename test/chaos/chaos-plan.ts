@@ -55,7 +55,9 @@ export function soakPlan(size: ChaosSize, log: (line: string) => void): SoakOpti
     clientChurn: true,
     killEveryMs: size.killEveryMs,
     replaceKilled: !short,
-    enginesEveryMs: short ? 1500 : 7000,
+    enginesEveryMs: short ? 1000 : 7000,
+    // The cluster's own PostgreSQL server, stopped for a few seconds by the engines scenario.
+    privatePostgres: { outageMs: short ? 1500 : 4000 },
     network: {
       delayMaxMs: short ? 10 : 30,
       cutEveryMs: short ? 1500 : 5000,
