@@ -1,5 +1,5 @@
 import { createClient, memoryClientStore, type SyncClient } from '@scopesync/client';
-import { MemoryDocStore, type StoredEntry, SyncError } from '@scopesync/core';
+import { MemoryDocStore, parseDocName, type StoredEntry, SyncError } from '@scopesync/core';
 import { MemoryRelayStore } from '@scopesync/relay';
 import { afterEach, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -83,3 +83,57 @@ it('a subscription the relay ended because its store was down is made again on t
     'the reader got the edit',
   );
 }, 30_000);
+
+/** A relay store whose every call fails with Unavailable while `state.down` (a stopped database). */
+function downRelayStore(state: { down: boolean }): MemoryRelayStore {
+  const store = new MemoryRelayStore();
+  return new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (state.down) return Promise.reject(new SyncError('Unavailable', 'cannot reach the database'));
+        return value.apply(target, args);
+      };
+    },
+  });
+}
+
+it('a subscription whose access could not be checked again while the store was down is resumed, not revoked', async () => {
+  const state = { down: false };
+  const relay = await startTestRelay({
+    stores: { relayStore: downRelayStore(state), docStore: new MemoryDocStore() },
+    rateLimit: false,
+    log: () => undefined,
+  });
+  cleanups.push(() => relay.close());
+  const open = async (): Promise<SyncClient> => {
+    const client = await createClient({ url: relay.url, WebSocket, store: memoryClientStore() });
+    cleanups.push(() => client.close());
+    return client;
+  };
+  const name = 'PUBLIC_RW/_/access-check-store-down';
+  const writer = await open();
+  const pad = writer.doc(name);
+  await pad.whenSynced;
+  await pad.transact((d) => d.getText('t').insert(0, 'before'));
+  await pad.whenAcked();
+  const reader = await open();
+  const copy = reader.doc(name);
+  await copy.whenSynced;
+  await until(() => copy.doc.getText('t').toString() === 'before', 15_000, 'the reader synced');
+
+  // An access change arrives while the store is down: the relay cannot decide again.
+  const told: string[] = [];
+  copy.on('error', (error) => told.push(error.kind));
+  copy.on('permission', (event) => told.push(`permission ${event.access}`));
+  state.down = true;
+  await relay.relay.bus.publish({ type: 'access-changed', name: parseDocName(name).name, cause: 'flags' });
+  await until(() => told.length > 0, 15_000, 'the reader was told');
+  state.down = false;
+  // Not a revocation (before the fix: `permission none`, the copy dropped, never again synced).
+  expect(told[0]).toBe('Unavailable');
+  await pad.transact((d) => d.getText('t').insert(d.getText('t').length, ' after'));
+  await pad.whenAcked();
+  await until(() => copy.doc.getText('t').toString() === 'before after', 15_000, 'the reader got the edit');
+}, 60_000);

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +100,15 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres | string> 
     run(
       [...pgCtl, 'start', '-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '120', '-o', serverOptions],
       dir,
+    ).catch((error: unknown) => {
+      // pg_ctl's own message rarely says why: the server's log does.
+      const log = existsSync(join(dir, 'server.log')) ? readFileSync(join(dir, 'server.log'), 'utf8') : '';
+      throw new Error(`${String(error)}\nserver.log: ${log.slice(-1500)}`);
+    });
+  const running = () =>
+    run([...pgCtl, 'status', '-D', data], dir).then(
+      () => true,
+      () => false,
     );
   const stop = (mode: StopMode) => run([...pgCtl, 'stop', '-D', data, '-m', mode, '-w', '-t', '120'], dir);
   const stopNow = (): void => {
@@ -172,12 +181,15 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres | string> 
       exclusive(async () => {
         up = false;
         try {
-          await stop(mode);
+          await stop(mode).catch((error: unknown) => {
+            throw new Error(`stopping the private PostgreSQL (${mode}) failed: ${String(error)}`);
+          });
           const [seen] = await Promise.all([during(), sleep(ms)]);
           return seen;
         } finally {
-          // Started again whatever happened: the rest of the run needs its store.
-          await start();
+          // Started again whatever happened: the rest of the run needs its store. A server
+          // whose stop failed may still run: then there is nothing to start.
+          if (!(await running())) await start();
           up = true;
         }
       }),

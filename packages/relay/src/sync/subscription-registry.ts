@@ -428,6 +428,14 @@ export class SubscriptionRegistry {
       this.#log('error', 're-deciding sync access failed; ending the subscription', {
         ...sub.session.context({ doc: sub.name, error }),
       });
+      if (isSyncError(error) && error.kind === 'Unavailable') {
+        // The store is down, which says nothing of the caller's access: end the subscription
+        // (nothing more reaches it) without telling the client it lost access — it would drop
+        // its copy and never subscribe again (chaos #16, PostgreSQL stopped).
+        this.end(sub);
+        sub.listener.interrupted(sub, error);
+        return;
+      }
       this.#lose(sub, 'access could not be verified', false);
     }
   }
