@@ -34,6 +34,10 @@ const size: ChaosSize = {
   pingIntervalMs: process.env.SCOPESYNC_CHAOS_PING_INTERVAL_MS
     ? fromEnv('SCOPESYNC_CHAOS_PING_INTERVAL_MS', 0)
     : undefined,
+  // 1: stop PostgreSQL (a private server) in the short run too; 0: not in the full run either.
+  postgresStop: process.env.SCOPESYNC_CHAOS_POSTGRES_STOP
+    ? process.env.SCOPESYNC_CHAOS_POSTGRES_STOP === '1'
+    : undefined,
 };
 const reportPath = process.env.SCOPESYNC_CHAOS_REPORT;
 const results: Record<string, unknown> = { size };
@@ -55,7 +59,8 @@ describe(`chaos (seed ${seed})`, () => {
       record('soak', report);
       console.log(
         `chaos soak seed ${seed}: ${report.writes} writes, ${report.acked} acked, ${report.lost.length} lost, ${report.unread.length} unread; ` +
-          `converged ${report.converged}/${report.pairs}; kills ${report.kills}; engine faults ${JSON.stringify(report.engineFaults)}; ` +
+          `converged ${report.converged}/${report.pairs}; kills ${report.kills}; engine faults ${JSON.stringify(report.engineFaults)}` +
+          `${report.privatePostgres ? ` (${report.outageRefusals} writes refused while PostgreSQL was stopped)` : ' (PostgreSQL not stopped in this run)'}; ` +
           `proxy ${JSON.stringify(report.proxy)}; ${JSON.stringify(report.addons)}`,
       );
       // What a user would notice: nothing acknowledged is lost, everyone sees the same document,
@@ -70,6 +75,11 @@ describe(`chaos (seed ${seed})`, () => {
       expect(report.acked).toBeGreaterThan(0);
       expect(report.kills).toBeGreaterThanOrEqual(1);
       expect(Object.values(report.engineFaults).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
+      // PostgreSQL itself stopped (the first engine fault) unless its private server could not be made (said on stderr).
+      if (report.privatePostgres) {
+        expect(report.engineFaults['postgres-stopped']).toBeGreaterThanOrEqual(1);
+        expect(report.outageRefusals).toBeGreaterThanOrEqual(1);
+      }
       expect(report.proxy.cuts).toBeGreaterThanOrEqual(1);
       expect(report.addons['client-crash']?.crashes).toBeGreaterThanOrEqual(1);
       expect(report.addons.permissions?.revocations).toBeGreaterThanOrEqual(1);

@@ -1,20 +1,42 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { createClient } from '@redis/client';
 import pg from 'pg';
-import { CLUSTER_DATABASE_URL, CLUSTER_REDIS_URL, type RelayCluster } from '../support/relay-cluster.ts';
+import { call } from '../support/http-client.ts';
+import { CLUSTER_REDIS_URL, type ClusterRelay, type RelayCluster } from '../support/relay-cluster.ts';
+import type { PrivatePostgres, StopMode } from './private-postgres.ts';
 
 // Faults of the engines a cluster runs on, aimed at this run's relays only: the PostgreSQL and
 // Redis servers of the machine are shared with other work, so they are never stopped, and
-// only connections that belong to our relay processes are killed.
+// only connections that belong to our relay processes are killed. The one fault that stops
+// PostgreSQL itself stops the run's private server (private-postgres.ts), never the shared one.
 
 /** The faults the engines scenario injects. */
 export const ENGINE_FAULTS = [
   'redis-subscriptions-killed',
   'redis-paused',
   'postgres-connections-killed',
+  'postgres-stopped',
 ] as const;
 /** One engine fault. */
 export type EngineFault = (typeof ENGINE_FAULTS)[number];
+
+/** What an engine fault hit, and what it saw go wrong (must be nothing). */
+export interface FaultOutcome {
+  /** Connections or servers hit; 0 when the fault could not be injected (it is then not counted). */
+  readonly hit: number;
+  readonly violations: string[];
+  /** Writes refused while the store was down (the relays said so instead of acking). */
+  readonly refused?: number;
+}
+
+/** The cluster an engine fault aims at, and its private PostgreSQL (null: the shared one). */
+export interface FaultTarget {
+  readonly cluster: RelayCluster;
+  readonly database: PrivatePostgres | null;
+}
+
+/** How long a relay may take to store writes again once PostgreSQL is back. */
+const RECOVERY_BOUND_MS = 30_000;
 
 /** Kills Redis's pub/sub connections of the cluster's relays (they reconnect and catch up). */
 export function killRedisSubscriptions(cluster: RelayCluster): Promise<number> {
@@ -33,8 +55,9 @@ export async function pauseRedis(ms: number): Promise<void> {
   }
 }
 
-/** The local TCP ports of the connections `pids` hold to PostgreSQL (port 5432), from /proc. */
-async function postgresPortsOf(pids: readonly number[]): Promise<number[]> {
+/** The local TCP ports of the connections `pids` hold to PostgreSQL's `serverPort`, from /proc. */
+async function postgresPortsOf(pids: readonly number[], serverPort: number): Promise<number[]> {
+  const hexPort = serverPort.toString(16).toUpperCase().padStart(4, '0');
   const inodeToPort = new Map<string, number>();
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
     const text = await readFile(table, 'utf8').catch(() => '');
@@ -44,7 +67,7 @@ async function postgresPortsOf(pids: readonly number[]): Promise<number[]> {
       const remote = cols[2];
       const inode = cols[9];
       if (!local || !remote || !inode) continue;
-      if (remote.split(':')[1] !== '1538') continue; // 5432
+      if (remote.split(':')[1] !== hexPort) continue;
       inodeToPort.set(inode, Number.parseInt(local.split(':')[1] as string, 16));
     }
   }
@@ -70,9 +93,10 @@ export async function terminatePostgresConnections(cluster: RelayCluster): Promi
     .filter((r) => r.cli.child.exitCode === null && r.cli.child.signalCode === null)
     .map((r) => r.cli.child.pid)
     .filter((pid): pid is number => pid !== undefined);
-  const ports = await postgresPortsOf(pids);
+  const serverPort = Number(new URL(cluster.databaseUrl).port || '5432');
+  const ports = await postgresPortsOf(pids, serverPort);
   if (ports.length === 0) return 0;
-  const db = new pg.Client({ connectionString: CLUSTER_DATABASE_URL });
+  const db = new pg.Client({ connectionString: cluster.databaseUrl });
   await db.connect();
   try {
     const result = await db.query(
@@ -86,19 +110,95 @@ export async function terminatePostgresConnections(cluster: RelayCluster): Promi
   }
 }
 
-/** Injects `fault` on `cluster`; resolves with how many connections it hit (1 for a pause). */
+function alive(relay: ClusterRelay): boolean {
+  return relay.cli.child.exitCode === null && relay.cli.child.signalCode === null;
+}
+
+/** A write a relay must store durably before it answers 200: registering a device key. */
+async function probeWrite(relay: ClusterRelay): Promise<number | 'no answer'> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<'no answer'>((resolve) => {
+    timer = setTimeout(() => resolve('no answer'), 10_000);
+  });
+  const answer = call(relay.url, 'POST', '/keys', { body: { device_name: 'chaos-outage-probe' } }).then(
+    (a) => a.status,
+    () => 'no answer' as const,
+  );
+  return Promise.race([answer, bound]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Stops the private PostgreSQL (`mode`) for `ms`, then starts it again. While it is down, a
+ * write to every live relay must be refused (never 200: nothing can be stored); afterwards
+ * every relay that lived through it must still run (no crash) and store writes again within
+ * {@link RECOVERY_BOUND_MS} (its pool reconnected).
+ */
+export async function stopPostgres(target: FaultTarget, mode: StopMode, ms: number): Promise<FaultOutcome> {
+  const database = target.database;
+  if (database === null) return { hit: 0, violations: [] };
+  const violations: string[] = [];
+  const before = target.cluster.relays.filter(alive);
+  const refused = await database.outage(mode, ms, async () => {
+    let count = 0;
+    for (const relay of target.cluster.relays.filter(alive)) {
+      const status = await probeWrite(relay);
+      if (status === 200)
+        violations.push(`relay ${relay.index} acked a write while PostgreSQL was stopped (${mode})`);
+      else count += 1;
+    }
+    return count;
+  });
+  for (const relay of before) {
+    // The kill loop ends relays with SIGKILL; any other end is a crash.
+    if (!alive(relay) && relay.cli.child.signalCode !== 'SIGKILL') {
+      const said = (await relay.cli.finished).stderr.trim().split('\n').slice(-25).join(' | ').slice(-3000);
+      violations.push(
+        `relay ${relay.index} exited (${relay.cli.child.exitCode ?? relay.cli.child.signalCode}) around a PostgreSQL stop (${mode}): ${said}`,
+      );
+      continue;
+    }
+    const until = Date.now() + RECOVERY_BOUND_MS;
+    for (;;) {
+      if (!alive(relay)) break; // killed by the kill loop meanwhile
+      if ((await probeWrite(relay)) === 200) break;
+      if (Date.now() > until) {
+        violations.push(
+          `relay ${relay.index} stored nothing within ${RECOVERY_BOUND_MS} ms after PostgreSQL came back (${mode})`,
+        );
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+  return { hit: 1, violations, refused };
+}
+
+/** Options of {@link injectEngineFault}. */
+export interface FaultOptions {
+  /** How long Redis pauses. Default 800 ms. */
+  readonly pauseMs?: number;
+  /** How long PostgreSQL stays stopped. Default 2000 ms. */
+  readonly outageMs?: number;
+  /** How PostgreSQL stops. Default fast. */
+  readonly stopMode?: StopMode;
+}
+
+/** Injects `fault` on `target`'s cluster; resolves with what it hit (a pause or a stop is 1). */
 export async function injectEngineFault(
-  cluster: RelayCluster,
+  target: FaultTarget,
   fault: EngineFault,
-  pauseMs = 800,
-): Promise<number> {
+  options: FaultOptions = {},
+): Promise<FaultOutcome> {
+  const { cluster } = target;
   switch (fault) {
     case 'redis-subscriptions-killed':
-      return killRedisSubscriptions(cluster);
+      return { hit: await killRedisSubscriptions(cluster), violations: [] };
     case 'redis-paused':
-      await pauseRedis(pauseMs);
-      return 1;
+      await pauseRedis(options.pauseMs ?? 800);
+      return { hit: 1, violations: [] };
     case 'postgres-connections-killed':
-      return terminatePostgresConnections(cluster);
+      return { hit: await terminatePostgresConnections(cluster), violations: [] };
+    case 'postgres-stopped':
+      return stopPostgres(target, options.stopMode ?? 'fast', options.outageMs ?? 2000);
   }
 }

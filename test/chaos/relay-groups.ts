@@ -5,6 +5,7 @@ import type { SeededRandom } from '@scopesync/testing';
 import { type CliProcess, runCli, startCli } from '../support/relay-cli.ts';
 import { type RelayCluster, startCluster } from '../support/relay-cluster.ts';
 import { ChaosProxy } from './chaos-proxy.ts';
+import { type PrivatePostgres, startPrivatePostgres } from './private-postgres.ts';
 
 // The relays a chaos run talks to, as groups behind one proxy each: a cluster of relay
 // processes on PostgreSQL + Redis, and one relay process on SQLite. A group can lose a relay
@@ -46,6 +47,8 @@ export interface RelayGroup {
   createAdmin(deviceName: string): Promise<{ userId: string; key: string }>;
   /** The underlying cluster (engines scenario), when this group is one. */
   readonly cluster: RelayCluster | null;
+  /** The cluster's own PostgreSQL server, which the engines scenario may stop; null on the shared one. */
+  readonly database: PrivatePostgres | null;
   close(): Promise<void>;
 }
 
@@ -70,13 +73,33 @@ function hostPort(url: string): string {
   return new URL(url).host;
 }
 
-/** Starts `count` relays on PostgreSQL + Redis behind a proxy. */
+/**
+ * Starts `count` relays on PostgreSQL + Redis behind a proxy. With `privatePostgres`, on a
+ * server of their own (see private-postgres.ts); when that cannot be made, on the shared one,
+ * saying why on stderr.
+ */
 export async function startClusterGroup(
   count: number,
   random: SeededRandom,
   extraFlags: readonly string[] = [],
+  privatePostgres = false,
 ): Promise<RelayGroup> {
-  const cluster = await startCluster(count, [...LOAD_FLAGS, ...extraFlags]);
+  let database: PrivatePostgres | null = null;
+  if (privatePostgres) {
+    const made = await startPrivatePostgres();
+    if (typeof made === 'string') {
+      console.warn(`[chaos] no private PostgreSQL (${made}): the postgres-stopped fault is skipped`);
+    } else database = made;
+  }
+  let cluster: RelayCluster;
+  try {
+    cluster = await startCluster(count, [...LOAD_FLAGS, ...extraFlags], database?.url);
+  } catch (error) {
+    await database?.destroy();
+    throw error;
+  }
+  // A replacement relay must not start while the server is stopped (it would fail to migrate).
+  const startRelay = () => (database ? database.exclusive(() => cluster.start()) : cluster.start());
   const live = (): GroupRelay[] =>
     cluster.relays.filter((r) => alive(r.cli)).map((r) => ({ url: r.url, cli: r.cli }));
   const proxy = new ChaosProxy(() => live().map((r) => hostPort(r.url)), random);
@@ -87,17 +110,23 @@ export async function startClusterGroup(
     url,
     live,
     cluster,
+    database,
     createAdmin: async (deviceName) =>
       adminOf(await cluster.cli(['admin', 'create', '--device-name', deviceName])),
     killOne: async (replace) => {
       const victims = cluster.relays.filter((r) => alive(r.cli));
       if (victims.length > 0) await random.pick(victims).signal('SIGKILL');
       // Never fewer than two: the clients of the killed one must have somewhere to go.
-      if (replace || victims.length <= 2) await cluster.start();
+      if (replace || victims.length <= 2) await startRelay();
     },
     close: async () => {
       await proxy.close();
-      await cluster.close();
+      try {
+        await database?.exclusive(() => cluster.close());
+        if (!database) await cluster.close();
+      } finally {
+        await database?.destroy();
+      }
     },
   };
 }
@@ -135,6 +164,7 @@ export async function startSqliteGroup(
     url,
     live: () => (alive(current.cli) ? [current] : []),
     cluster: null,
+    database: null,
     createAdmin: async (deviceName) =>
       adminOf(await runCli(['admin', 'create', '--device-name', deviceName, '--data-dir', dataDir])),
     killOne: async () => {

@@ -7,6 +7,7 @@
  *   --crashes N                 SIGKILLs of the crash client per backend (default 10)
  *   --fuzz-cases N              WebSocket frames + HTTP requests per backend (default 50000)
  *   --ping-interval-seconds N   the relays' heartbeat (default 5; a socket silent past ~2 of them is dropped)
+ *   --postgres-stop 0|1         stop the cluster's private PostgreSQL in the engines scenario (default 1)
  *   --seed N                    replay a run (same as SCOPESYNC_SEED=N)
  *   --report FILE               where to write the figures as JSON (default chaos-report.json)
  * It runs test/chaos.test.ts under Vitest with SCOPESYNC_CHAOS=full and exits with its code.
@@ -24,6 +25,7 @@ const FLAGS: Record<string, { env: string; scale: number }> = {
   'fuzz-cases': { env: 'SCOPESYNC_CHAOS_FUZZ_CASES', scale: 1 },
   'ping-interval-seconds': { env: 'SCOPESYNC_CHAOS_PING_INTERVAL_MS', scale: 1000 },
   seed: { env: 'SCOPESYNC_SEED', scale: 1 },
+  'postgres-stop': { env: 'SCOPESYNC_CHAOS_POSTGRES_STOP', scale: 1 },
 };
 
 const env: Record<string, string> = { SCOPESYNC_CHAOS: 'full' };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type SeededRandom, seededRandom } from '@scopesync/testing';
 import { call } from '../support/http-client.ts';
-import { ENGINE_FAULTS, injectEngineFault } from './engine-faults.ts';
+import { ENGINE_FAULTS, type EngineFault, type FaultOutcome, injectEngineFault } from './engine-faults.ts';
 import { Ledger } from './ledger.ts';
 import { type RelayGroup, startClusterGroup, startSqliteGroup } from './relay-groups.ts';
 import { type Blocker, loopLag, type RelayRead, readPrivate, readRelays, summarize } from './settle-check.ts';
@@ -43,8 +43,16 @@ export interface SoakOptions {
   readonly killEveryMs: number | null;
   /** Whether a killed cluster relay is replaced by a new process (the SQLite one always restarts). */
   readonly replaceKilled: boolean;
-  /** An engine fault (Redis subscriptions killed, Redis paused, PostgreSQL connections killed) every so often. */
+  /**
+   * An engine fault (Redis subscriptions killed, Redis paused, PostgreSQL connections killed,
+   * PostgreSQL stopped) every so often.
+   */
   readonly enginesEveryMs: number | null;
+  /**
+   * The cluster runs on a private PostgreSQL server which the `postgres-stopped` fault stops for
+   * `outageMs` (first fault of the run, then in turn); null: on the shared server, never stopped.
+   */
+  readonly privatePostgres: { readonly outageMs: number } | null;
   readonly network: NetworkChaos | null;
   /** Relay heartbeat interval (the half-open detection bound is about twice this). */
   readonly pingIntervalMs: number;
@@ -95,6 +103,10 @@ export interface SoakReport {
   readonly unread: string[];
   readonly kills: number;
   readonly engineFaults: Record<string, number>;
+  /** Whether the cluster ran on a private PostgreSQL (false: it could not be made, or was not asked for). */
+  readonly privatePostgres: boolean;
+  /** Writes the relays refused while PostgreSQL was stopped (none may be acked). */
+  readonly outageRefusals: number;
   readonly offlinePeriods: number;
   readonly restarts: number;
   readonly proxy: Record<string, number>;
@@ -117,6 +129,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const ledger = new Ledger();
   const counts = Object.fromEntries(CLIENT_KINDS.map((k) => [k, 0])) as Record<ClientKind, number>;
   const engineFaults: Record<string, number> = {};
+  const engineViolations: string[] = [];
+  let outageRefusals = 0;
   let kills = 0;
   let offlinePeriods = 0;
   let restarts = 0;
@@ -124,7 +138,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const ctx: SoakContext = { groups, random: derive(), log, running: () => running };
   const lag = loopLag();
   try {
-    groups.push(await startClusterGroup(options.clusterRelays, derive(), relayFlags));
+    groups.push(
+      await startClusterGroup(options.clusterRelays, derive(), relayFlags, options.privatePostgres !== null),
+    );
     groups.push(await startSqliteGroup(derive(), relayFlags));
     log(`soak ${runId}: relays up (cluster ${options.clusterRelays} on PostgreSQL + Redis, 1 on SQLite)`);
 
@@ -239,20 +255,33 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       );
     }
     const cluster = groups[0]?.cluster;
+    const database = groups[0]?.database ?? null;
     if (options.enginesEveryMs !== null && cluster) {
       const every = options.enginesEveryMs;
+      const outageMs = options.privatePostgres?.outageMs ?? 0;
       loops.push(
         (async () => {
-          // Every kind in turn (in a seeded order), so even a short run sees each one.
-          const order = derive().shuffle(ENGINE_FAULTS);
+          // Every kind in turn (in a seeded order), so even a short run sees each one; a stop
+          // of PostgreSQL first, as no other scenario stops the store.
+          const shuffled = derive().shuffle(ENGINE_FAULTS.filter((f) => f !== 'postgres-stopped'));
+          const order: EngineFault[] = database ? ['postgres-stopped', ...shuffled] : shuffled;
+          let stops = 0;
           for (let i = 0; Date.now() + every < until; i++) {
             await sleep(every);
-            const fault = order[i % order.length] as (typeof ENGINE_FAULTS)[number];
-            const hit = await injectEngineFault(cluster, fault).catch((error) => {
+            const fault = order[i % order.length] as EngineFault;
+            // A crash (no checkpoint, recovery at start) and a clean shutdown in turn.
+            const stopMode = fault === 'postgres-stopped' && stops++ % 2 === 0 ? 'immediate' : 'fast';
+            const outcome = await injectEngineFault({ cluster, database }, fault, {
+              outageMs,
+              stopMode,
+            }).catch((error): FaultOutcome => {
               log(`engine fault ${fault} failed to inject: ${String(error)}`);
-              return 0;
+              return { hit: 0, violations: [] };
             });
-            if (hit > 0) engineFaults[fault] = (engineFaults[fault] ?? 0) + 1;
+            if (outcome.hit > 0) engineFaults[fault] = (engineFaults[fault] ?? 0) + 1;
+            if (fault === 'postgres-stopped') log(`soak ${runId}: PostgreSQL stopped (${stopMode}) and back`);
+            outageRefusals += outcome.refused ?? 0;
+            engineViolations.push(...outcome.violations);
           }
         })(),
       );
@@ -410,6 +439,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
     for (const g of groups)
       for (const m of g.proxy.missed) violations.push(`half-open connection not dropped: ${m}`);
+    violations.push(...engineViolations.map((v) => `engines: ${v}`));
     const proxy: Record<string, number> = {};
     for (const g of groups)
       for (const [k, v] of Object.entries(g.proxy.stats)) proxy[k] = (proxy[k] ?? 0) + v;
@@ -428,6 +458,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       unread,
       kills,
       engineFaults,
+      privatePostgres: database !== null,
+      outageRefusals,
       offlinePeriods,
       restarts,
       proxy,

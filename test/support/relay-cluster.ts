@@ -31,6 +31,8 @@ export interface ClusterRelay {
 
 /** A cluster of relays sharing one schema and one Redis prefix. */
 export interface RelayCluster {
+  /** The PostgreSQL the relays use (CLUSTER_DATABASE_URL unless the cluster was given another). */
+  readonly databaseUrl: string;
   readonly schema: string;
   readonly prefix: string;
   readonly relays: ClusterRelay[];
@@ -47,13 +49,13 @@ export interface RelayCluster {
 }
 
 /** Fails with one line saying how to start the engines when either does not answer. */
-async function requireEngines(): Promise<void> {
-  const db = new pg.Client({ connectionString: CLUSTER_DATABASE_URL, connectionTimeoutMillis: 5000 });
+async function requireEngines(databaseUrl: string): Promise<void> {
+  const db = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5000 });
   try {
     await db.connect();
   } catch (error) {
     throw new Error(
-      `PostgreSQL is not reachable at ${CLUSTER_DATABASE_URL} (${String(error)}): start it with \`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\``,
+      `PostgreSQL is not reachable at ${databaseUrl} (${String(error)}): start it with \`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\``,
     );
   } finally {
     await db.end().catch(() => undefined);
@@ -70,9 +72,16 @@ async function requireEngines(): Promise<void> {
   }
 }
 
-/** Starts `count` relays on a fresh schema and Redis prefix, with `extraFlags` for each. */
-export async function startCluster(count: number, extraFlags: readonly string[] = []): Promise<RelayCluster> {
-  await requireEngines();
+/**
+ * Starts `count` relays on a fresh schema and Redis prefix, with `extraFlags` for each, on
+ * `databaseUrl` (default: the shared test server).
+ */
+export async function startCluster(
+  count: number,
+  extraFlags: readonly string[] = [],
+  databaseUrl: string = CLUSTER_DATABASE_URL,
+): Promise<RelayCluster> {
+  await requireEngines(databaseUrl);
   const id = randomBytes(5).toString('hex');
   const schema = `scopesync_cluster_${id}`;
   const prefix = `cluster-${id}`;
@@ -82,7 +91,7 @@ export async function startCluster(count: number, extraFlags: readonly string[] 
     '--audit-dir',
     auditDir,
     '--database-url',
-    CLUSTER_DATABASE_URL,
+    databaseUrl,
     '--database-schema',
     schema,
     '--redis-url',
@@ -113,6 +122,7 @@ export async function startCluster(count: number, extraFlags: readonly string[] 
   await start();
   for (let i = 1; i < count; i++) await start();
   return {
+    databaseUrl,
     schema,
     prefix,
     relays,
@@ -143,7 +153,7 @@ export async function startCluster(count: number, extraFlags: readonly string[] 
         }
       }
       await Promise.all(relays.map((r) => r.cli.finished.catch(() => undefined)));
-      const db = new pg.Client({ connectionString: CLUSTER_DATABASE_URL });
+      const db = new pg.Client({ connectionString: databaseUrl });
       await db.connect();
       try {
         await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);

@@ -25,6 +25,7 @@ import type { CompactResult, LocalDocLog } from './local-doc-log.ts';
 import { PlaintextChannel } from './plaintext-channel.ts';
 import { FINAL_REFUSALS, TRANSIENT_REFUSALS } from './refusal-kinds.ts';
 import { ResendSchedule } from './resend-schedule.ts';
+import { ResubscribeSchedule } from './resubscribe-schedule.ts';
 import { isSubscribed, type SubscriptionPhase, transition } from './subscription-phase.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
 
@@ -119,6 +120,9 @@ export class DocHandle {
   /** Set while a released handle waits for its outbox to drain: the socket closing ends the wait. */
   #onDetach: (() => void) | undefined;
   /** Sends unacked edits again after a transient refusal or a silence (issue #16). */
+  readonly #resubscribes = new ResubscribeSchedule(() => {
+    if (this.#phase.kind === 'ended' && !this.closed && this.#ctx.isOnline()) this.#subscribe();
+  });
   readonly #resends = new ResendSchedule({
     canSend: () =>
       !this.closed &&
@@ -360,6 +364,7 @@ export class DocHandle {
   detach(): void {
     this.#onDetach?.();
     this.#resends.stop();
+    this.#resubscribes.stop();
     if (this.#phase.kind !== 'idle' && !this.closed) this.#enter({ kind: 'idle' });
     this.#channel.detach();
     this.#presence.dropRemote();
@@ -630,6 +635,8 @@ export class DocHandle {
 
   #markSynced(): void {
     if (this.#phase.kind === 'active') this.#enter({ ...this.#phase, synced: true });
+    // Synced, not merely admitted: the relay admits before it loads the doc, which can fail.
+    this.#resubscribes.synced();
     this.#synced.resolve();
     this.#events.emit('synced', undefined);
   }
@@ -706,11 +713,13 @@ export class DocHandle {
   async #onError(ref: number, kind: ErrorKind, text: string): Promise<void> {
     const error = new SyncError(kind, text || `the relay refused a request about ${this.name}`);
     if (ref === 0) {
-      // The relay ended this doc's subscription; the next socket subscribes again.
+      // The relay ended this doc's subscription; the next socket subscribes again, and so
+      // does this one after a backoff when the cause is transient (its store was down).
       if (isSubscribed(this.#phase)) this.#enter({ kind: 'ended', reason: error });
       this.#channel.detach();
       this.#synced.reject(error);
       this.#events.emit('error', error);
+      if (TRANSIENT_REFUSALS.has(kind)) this.#resubscribes.ended();
       return;
     }
     const refusal = await this.#channel.refused(ref, error);

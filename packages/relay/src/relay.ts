@@ -169,6 +169,8 @@ export interface RelayOptions {
   readonly docs?: {
     readonly idleMs?: number;
     readonly compactAfter?: number;
+    /** How long a commit may wait for the store before its writers get Unavailable and resend, in ms. Default 20000. */
+    readonly commitTimeoutMs?: number | undefined;
     readonly maxBytes?: number | undefined;
     readonly maxBytesByScope?: Readonly<Partial<Record<Scope | 'blob', number>>> | undefined;
   };
@@ -368,6 +370,7 @@ export class Relay {
       verifyEnvelope: createEnvelopeVerifier({ store: this.store, mutex: locks }),
       ...(options.docs?.idleMs === undefined ? {} : { idleMs: options.docs.idleMs }),
       ...(options.docs?.compactAfter === undefined ? {} : { compactAfter: options.docs.compactAfter }),
+      commitTimeoutMs: options.docs?.commitTimeoutMs,
       maxDocBytes: docSizeBounds(options.docs?.maxBytes, options.docs?.maxBytesByScope),
     });
     const services = {

@@ -1,10 +1,19 @@
 import type { AppendItem, DocStore, StoredEntry } from '@scopesync/core';
 import { SyncError } from '@scopesync/core';
+import { boundedQuery } from './bounded-query.ts';
 import { PostgresHandle, type PostgresStoreOptions } from './postgres-handle.ts';
 import { toSafeInteger } from './postgres-pool.ts';
 
 /** Options of {@link PostgresDocStore}: where the data lives; every other field has a default. */
-export type PostgresDocStoreOptions = PostgresStoreOptions;
+export interface PostgresDocStoreOptions extends PostgresStoreOptions {
+  /**
+   * How long an append (a commit writers wait on) may take before it fails with Unavailable
+   * and its backend is terminated, so that it cannot commit later, in ms. Default 10,000.
+   */
+  readonly commitTimeoutMs?: number;
+}
+
+const DEFAULT_COMMIT_TIMEOUT_MS = 10_000;
 
 interface Sql {
   readonly append: string;
@@ -79,10 +88,12 @@ function statements(s: string): Sql {
 export class PostgresDocStore implements DocStore {
   readonly #handle: PostgresHandle;
   readonly #sql: Sql;
+  readonly #commitTimeoutMs: number;
 
-  private constructor(handle: PostgresHandle) {
+  private constructor(handle: PostgresHandle, commitTimeoutMs: number) {
     this.#handle = handle;
     this.#sql = statements(handle.schema);
+    this.#commitTimeoutMs = commitTimeoutMs;
   }
 
   /**
@@ -90,7 +101,14 @@ export class PostgresDocStore implements DocStore {
    * store. Unavailable when PostgreSQL cannot be reached; BadRequest for bad options.
    */
   static async open(options: PostgresDocStoreOptions): Promise<PostgresDocStore> {
-    return new PostgresDocStore(await PostgresHandle.open(options, 'the store is closed'));
+    const commitTimeoutMs = options.commitTimeoutMs ?? DEFAULT_COMMIT_TIMEOUT_MS;
+    if (!(commitTimeoutMs > 0) || !Number.isFinite(commitTimeoutMs)) {
+      throw new SyncError(
+        'BadRequest',
+        `commitTimeoutMs must be a positive number, got ${String(commitTimeoutMs)}`,
+      );
+    }
+    return new PostgresDocStore(await PostgresHandle.open(options, 'the store is closed'), commitTimeoutMs);
   }
 
   async append(doc: string, data: Uint8Array): Promise<number> {
@@ -109,8 +127,12 @@ export class PostgresDocStore implements DocStore {
     // Copied now: the caller may reuse its buffers before the query is sent.
     const docs = items.map((i) => i.doc);
     const data = items.map((i) => Buffer.from(i.data));
-    const rows = await this.#handle.run('cannot append to the document log', async (q) => {
-      return (await q.query<{ seq: bigint }>(this.#sql.append, [docs, data])).rows;
+    // Bounded: a backend that stopped answering must not hold every writer forever.
+    const rows = await this.#handle.run('cannot append to the document log', async () => {
+      const pool = this.#handle.pool;
+      return (
+        await boundedQuery<{ seq: bigint }>(pool, this.#sql.append, [docs, data], this.#commitTimeoutMs)
+      ).rows;
     });
     if (rows.length !== items.length) {
       throw new SyncError('Internal', `appended ${items.length} entries but got ${rows.length} seqs`);

@@ -67,6 +67,13 @@ export async function openPostgresPool(url: string, options: PostgresPoolOptions
     types: TYPES,
   });
   pool.on('error', opts.onIdleError);
+  // pg-pool listens for a client's 'error' only while it is idle. A checked-out one (inside a
+  // transaction, holding a lock) whose server stops or kills it emits 'error' with no listener,
+  // and Node ends the whole process on it (a relay died so under a PostgreSQL stop, chaos #16).
+  // Its queries reject with the error anyway and their callers release it as broken.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   try {
     await pool.query('SELECT 1');
   } catch (error) {

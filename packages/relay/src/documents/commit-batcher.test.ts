@@ -12,8 +12,14 @@ class CountingStore extends MemoryDocStore {
   batches: AppendItem[][] = [];
   failNext = false;
   failure: unknown = new Error('disk full');
+  /** The next batch never settles (a database backend that stopped answering). */
+  hangNext = false;
   override async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
     this.batches.push([...items]);
+    if (this.hangNext) {
+      this.hangNext = false;
+      return new Promise<number[]>(() => undefined);
+    }
     if (this.failNext) {
       this.failNext = false;
       throw this.failure;
@@ -22,7 +28,7 @@ class CountingStore extends MemoryDocStore {
   }
 }
 
-function setup(): {
+function setup(commitTimeoutMs?: number): {
   store: CountingStore;
   batcher: CommitBatcher;
   entry: (name: DocName) => Promise<DocEntry>;
@@ -40,7 +46,7 @@ function setup(): {
     compactAfter: 500,
     openDocs: new Metrics().gauge('g', 'g'),
   });
-  const batcher = new CommitBatcher({ store, metrics: new Metrics(), log });
+  const batcher = new CommitBatcher({ store, metrics: new Metrics(), log, commitTimeoutMs });
   const entry = async (name: DocName): Promise<DocEntry> => {
     const e = await registry.acquire(name, 'plaintext');
     registry.release(e);
@@ -109,5 +115,20 @@ describe('CommitBatcher', () => {
     void batcher.enqueue(a, 'plaintext', update('2'));
     await batcher.flush();
     expect(a.headSeq).toBe(2);
+  });
+
+  it('refuses the writers of a batch the store never answers at the deadline, and commits later writes', async () => {
+    const { store, batcher, entry } = setup(200);
+    const a = await entry(A);
+    store.hangNext = true;
+    const hung = batcher.enqueue(a, 'plaintext', update('1'));
+    // Before the deadline existed this write, and every one after it, waited forever.
+    await expect(hung).rejects.toMatchObject({
+      kind: 'Unavailable',
+      message: expect.stringContaining('200 ms'),
+    });
+    expect(a.stale).toBe(true);
+    expect(await batcher.enqueue(a, 'plaintext', update('2'))).toEqual({ seq: 1 });
+    expect(store.batches).toHaveLength(2);
   });
 });

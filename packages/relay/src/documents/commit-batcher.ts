@@ -13,7 +13,15 @@ export interface CommitBatcherOptions {
   readonly afterCommit?: ((entries: ReadonlySet<DocEntry>) => void) | undefined;
   /** Called after a failed batch with the plaintext documents it held (now stale: memory has what the store lacks). */
   readonly refused?: ((entries: ReadonlySet<DocEntry>) => void) | undefined;
+  /**
+   * How long a batch may wait for the store before its writers are refused (Unavailable), in ms.
+   * Default 20,000. A backstop for a store that never answers: a store with a bound of its own
+   * (the PostgreSQL one's, 10 s) should answer first and say whether the write can still land.
+   */
+  readonly commitTimeoutMs?: number | undefined;
 }
+
+const DEFAULT_COMMIT_TIMEOUT_MS = 20_000;
 
 interface QueuedWrite {
   readonly entry: DocEntry;
@@ -35,6 +43,7 @@ export class CommitBatcher {
   readonly #log: SyncLog;
   readonly #afterCommit: ((entries: ReadonlySet<DocEntry>) => void) | undefined;
   readonly #refused: ((entries: ReadonlySet<DocEntry>) => void) | undefined;
+  readonly #commitTimeoutMs: number;
   #queue: QueuedWrite[] = [];
   #scheduled = false;
   #draining: Promise<void> | null = null;
@@ -49,6 +58,7 @@ export class CommitBatcher {
     this.#log = options.log;
     this.#afterCommit = options.afterCommit;
     this.#refused = options.refused;
+    this.#commitTimeoutMs = options.commitTimeoutMs ?? DEFAULT_COMMIT_TIMEOUT_MS;
     const m = options.metrics;
     this.#commits = m.counter(
       'scopesync_store_commits_total',
@@ -152,7 +162,10 @@ export class CommitBatcher {
     const started = performance.now();
     let seqs: number[];
     try {
-      seqs = await this.#store.appendBatch(batch.map((w) => ({ doc: w.entry.name, data: w.data })));
+      seqs = await this.#withDeadline(
+        this.#store.appendBatch(batch.map((w) => ({ doc: w.entry.name, data: w.data }))),
+        batch.length,
+      );
       if (seqs.length !== batch.length)
         throw new SyncError('Internal', 'the store returned a wrong number of seqs');
     } catch (error) {
@@ -178,6 +191,30 @@ export class CommitBatcher {
       if (w.onCommit) this.#call(entry, () => w.onCommit?.(seq));
     });
     this.#afterCommit?.(touched);
+  }
+
+  /**
+   * `commit`, or Unavailable once the deadline passes: a store that never answers (a stopped
+   * database backend, a network black hole) must not hold every later writer of this relay
+   * too. The refused writers resend; a commit that lands after all is logged, and the reload of
+   * the refused documents reads it.
+   */
+  async #withDeadline(commit: Promise<number[]>, writes: number): Promise<number[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new SyncError('Unavailable', `the store did not commit within ${this.#commitTimeoutMs} ms`));
+        commit.then(
+          () => this.#log('warn', 'a batch refused at its commit deadline was committed later', { writes }),
+          () => undefined,
+        );
+      }, this.#commitTimeoutMs);
+    });
+    try {
+      return await Promise.race([commit, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #refuse(batch: readonly QueuedWrite[], error: unknown): void {

@@ -30,6 +30,8 @@ export interface DocHubOptions {
   readonly idleMs?: number | undefined;
   /** Compact a plaintext document's log once it holds this many entries. Default 500. */
   readonly compactAfter?: number | undefined;
+  /** How long a commit may wait for the store before its writers get Unavailable, in ms (see CommitBatcher). */
+  readonly commitTimeoutMs?: number | undefined;
   /**
    * Largest a plaintext document may grow, in bytes of its encoded state, by name (so by scope);
    * a write that would pass it is refused with TooLarge. Default: no bound.
@@ -135,6 +137,7 @@ export class DocHub {
       store: this.#store,
       metrics,
       log,
+      commitTimeoutMs: options.commitTimeoutMs,
       afterCommit: (entries) => {
         for (const entry of entries) this.#compactor.consider(entry);
       },

@@ -72,6 +72,10 @@ export class DocEndpoint {
     lost: (sub, reason, deleted) => {
       sub.session.close(wsCloseCodeOf(deleted ? 'NotFound' : 'Forbidden'), deleted ? 'deleted' : reason);
     },
+    // One document per socket: closing it is how a stock client is told to come back (it reconnects).
+    interrupted: (sub, error) => {
+      sub.session.close(wsCloseCodeOf(error.kind), error.message);
+    },
   };
 
   constructor(options: DocEndpointOptions) {

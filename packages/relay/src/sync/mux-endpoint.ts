@@ -74,6 +74,11 @@ export class MuxEndpoint {
       sub.answer({ type: 'permission', access: 'none', reason });
       this.#forget(sub);
     },
+    // An error with ref 0 ends the subscription; the client subscribes again after a backoff.
+    interrupted: (sub, error) => {
+      sub.answer({ type: 'error', ref: 0, kind: error.kind, message: error.message });
+      this.#forget(sub);
+    },
   };
 
   constructor(options: MuxEndpointOptions) {

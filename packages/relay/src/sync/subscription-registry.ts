@@ -487,15 +487,24 @@ export class SubscriptionRegistry {
       this.#log('error', 're-deciding sync access failed; ending the subscription', {
         ...sub.session.context({ doc: sub.name, error }),
       });
-      if (onFailure === 'lose') {
-        this.#lose(sub, 'access could not be verified', false);
+      if (onFailure === 'close') {
+        // A check before a delivery (no lease) or a re-check of the socket that the store could
+        // not answer says nothing about the access: nothing more is sent, and the socket closes
+        // so its client reconnects and syncs again — ending only the subscription would leave a
+        // stock client behind for good.
+        this.end(sub);
+        sub.session.close(4503, 'access could not be verified');
         return;
       }
-      // A check before a delivery (no lease) that the store could not answer says nothing about
-      // the access: nothing more is sent, and the socket closes so its client reconnects and
-      // syncs again — ending only the subscription would leave it behind for good.
-      this.end(sub);
-      sub.session.close(4503, 'access could not be verified');
+      if (isSyncError(error) && error.kind === 'Unavailable') {
+        // The store is down, which says nothing of the caller's access: end the subscription
+        // (nothing more reaches it) without telling the client it lost access — it would drop
+        // its copy and never subscribe again (chaos #16, PostgreSQL stopped).
+        this.end(sub);
+        sub.listener.interrupted(sub, error);
+        return;
+      }
+      this.#lose(sub, 'access could not be verified', false);
     }
   }
 

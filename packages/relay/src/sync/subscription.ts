@@ -1,4 +1,12 @@
-import type { Address, DocAccess, DocName, EncEntry, Message, SubscribeMode } from '@scopesync/core';
+import type {
+  Address,
+  DocAccess,
+  DocName,
+  EncEntry,
+  Message,
+  SubscribeMode,
+  SyncError,
+} from '@scopesync/core';
 import type { DocHold } from '../documents/doc-registry.ts';
 import type { AwarenessPeer } from './awareness-room.ts';
 import type { SocketSession } from './socket-session.ts';
@@ -56,6 +64,11 @@ export interface SubscriptionListener {
   accessChanged(sub: Subscription, access: ActiveState['access'], reason: string): void;
   /** It lost read access (`deleted`: the document was deleted); the subscription has ended. */
   lost(sub: Subscription, reason: string, deleted: boolean): void;
+  /**
+   * Its access could not be verified for now (the store unreachable); the subscription has
+   * ended. Not a revocation: the client must subscribe again later, not drop its copy.
+   */
+  interrupted(sub: Subscription, error: SyncError): void;
 }
 
 /**
