@@ -44,6 +44,8 @@ export interface Peer {
   register(deviceName: string): Promise<string | undefined>;
   /** Resident set size of the server process in bytes. */
   rss(): Promise<number>;
+  /** CPU seconds the server process has used so far (user + system), null where it cannot be read. */
+  cpuSeconds(): Promise<number | null>;
   /** Bytes the server keeps on disk for everything stored so far, null when it does not persist. */
   storedBytes(): Promise<number | null>;
   /** Entries in the server's document log and their total size, where it keeps one (our relay). */
@@ -62,11 +64,15 @@ export interface Peer {
 export type StartPeer = (options: PeerOptions) => Promise<Peer>;
 
 /** The parts of a Peer every server shares, built on its ServerProcess. */
-export function processPeer(proc: ServerProcess, parts: Omit<Peer, 'url' | 'rss' | 'close'>): Peer {
+export function processPeer(
+  proc: ServerProcess,
+  parts: Omit<Peer, 'url' | 'rss' | 'cpuSeconds' | 'close'>,
+): Peer {
   return {
     ...parts,
     url: `http://127.0.0.1:${proc.port}`,
     rss: () => proc.rss(),
+    cpuSeconds: () => proc.cpuSeconds(),
     close: (options) => (options?.flush ? proc.close() : proc.kill()),
   };
 }

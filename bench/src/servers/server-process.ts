@@ -31,6 +31,9 @@ function childNodeArgs(): string[] {
   return (process.env.BENCH_CHILD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 }
 
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's CPU times (100 on every architecture Node runs on). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
   // Only the children this process started, by their own handle.
@@ -127,6 +130,22 @@ export class ServerProcess {
   }
 
   /** Resident set size of the server process in bytes, after a full GC in the child. */
+  /**
+   * CPU seconds (user + system) the child has used so far, from /proc (null elsewhere): read
+   * without waking its event loop, so a reading costs the server nothing.
+   */
+  async cpuSeconds(): Promise<number | null> {
+    try {
+      const stat = await readFile(`/proc/${this.pid}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces) start past its closing parenthesis.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime and stime are fields 14 and 15 of the line, in clock ticks (100 a second on Linux).
+      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+    } catch {
+      return null;
+    }
+  }
+
   async rss(): Promise<number> {
     await this.#request('gc');
     try {

@@ -10,7 +10,19 @@ import type { Peer } from '../servers/peer.ts';
 interface ConnectionsResult {
   readonly baseRss: number;
   /** By total connections: RSS, and seconds spent opening all of them (the pauses to read RSS left out). */
-  readonly at: Map<number, { readonly rss: number; readonly openSeconds: number }>;
+  readonly at: Map<number, ConnectionsStep>;
+}
+
+/** One total's readings. */
+interface ConnectionsStep {
+  readonly rss: number;
+  readonly openSeconds: number;
+  /**
+   * Server CPU milliseconds per connection opened in this step (from the previous total to this
+   * one), null where /proc cannot be read: steadier than the time to open on a shared machine,
+   * since it counts the server's own work, not how long a busy machine took.
+   */
+  readonly cpuMsPerConnection: number | null;
 }
 
 const MIB = 2 ** 20;
@@ -83,6 +95,18 @@ export const connections: Workload = {
         ),
       );
     }
+    totals.forEach((total, i) => {
+      const from = i === 0 ? 0 : (totals[i - 1] as number);
+      rows.push(
+        row(
+          outcomes,
+          `server CPU per connection opened, ${from.toLocaleString('en-US')} → ${total.toLocaleString('en-US')}`,
+          'ms',
+          'lower',
+          (r) => r.at.get(total)?.cpuMsPerConnection ?? null,
+        ),
+      );
+    });
     return {
       id: this.id,
       title: this.title,
@@ -113,11 +137,13 @@ async function measure(
   await sleep(500);
   const baseRss = await peer.rss();
   const clients: SyncClient[] = [];
-  const at = new Map<number, { rss: number; openSeconds: number }>();
+  const at = new Map<number, ConnectionsStep>();
   try {
     let openMs = 0;
     for (const total of totals) {
       const start = now();
+      const cpuBefore = await peer.cpuSeconds();
+      const opened = total - clients.length;
       const specs = [];
       for (let i = clients.length; i < total; i++) {
         specs.push({ docName: `PUBLIC_RW/_/bench-conn-${i % docs}`, key: keys[i] });
@@ -125,9 +151,12 @@ async function measure(
       clients.push(...(await openClients(peer, specs, 64, 300_000)));
       openMs += now() - start;
       const openSeconds = openMs / 1000;
+      const cpuAfter = await peer.cpuSeconds();
+      const cpuMsPerConnection =
+        cpuBefore === null || cpuAfter === null ? null : ((cpuAfter - cpuBefore) * 1000) / opened;
       // Let the server finish the handshakes' garbage before reading its RSS.
       await sleep(1000);
-      at.set(total, { rss: await peer.rss(), openSeconds });
+      at.set(total, { rss: await peer.rss(), openSeconds, cpuMsPerConnection });
     }
     return { baseRss, at };
   } finally {

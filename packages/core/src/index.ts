@@ -50,6 +50,7 @@ export type {
   DeviceListRecord,
   KeyGrantRecord,
   KeyRecord,
+  KeyWithUser,
   MemberListRecord,
   ObjectListing,
   ObjectPatch,

@@ -34,6 +34,13 @@ export interface KeyRecord {
   readonly revokedAt: number | null;
 }
 
+/** An API key and the user it names, read together (see {@link RelayStore.getKeyWithUser}). */
+export interface KeyWithUser {
+  readonly key: KeyRecord;
+  /** Null when no such user exists (a store's foreign key normally rules that out). */
+  readonly user: UserRecord | null;
+}
+
 /** The relay's metadata of one document or blob (the content lives in the DocStore, or as raw blob bytes). */
 export interface ObjectRecord {
   /** The document name: `<SCOPE>/<namespace>/<key>` or `blob/<blob_id>`. */
@@ -321,6 +328,12 @@ export interface RelayStore {
   addKey(key: KeyRecord): Promise<void>;
   /** The key with this hash (revoked or not), or null. */
   getKey(keyHash: string): Promise<KeyRecord | null>;
+  /**
+   * The key with this hash (revoked or not) and its user as one consistent read, or null when
+   * there is no such key: what authenticating a request or socket needs, in one call (one
+   * statement where the store has SQL) instead of `getKey` then `getUser`.
+   */
+  getKeyWithUser(keyHash: string): Promise<KeyWithUser | null>;
   /** Marks a key revoked; false when it is unknown or already revoked. */
   revokeKey(keyHash: string, at: number): Promise<boolean>;
   /** A user's API keys, revoked ones too, oldest first (then by hash); empty for an unknown user. */
@@ -442,6 +455,7 @@ export const RELAY_STORE_TX_METHODS: readonly (keyof RelayStoreTx)[] = Object.ke
   countUsers: true,
   addKey: true,
   getKey: true,
+  getKeyWithUser: true,
   revokeKey: true,
   listKeys: true,
   getObject: true,

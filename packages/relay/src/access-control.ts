@@ -169,9 +169,10 @@ export class AccessControl {
 
   /** The user the API key with this hash belongs to while it is valid (at their current level), or null. */
   async userOfKeyHash(keyHash: string): Promise<UserCaller | null> {
-    const record = await this.#store.getKey(keyHash);
-    if (!record || record.revokedAt !== null) return null;
-    const user = await this.#store.getUser(record.userId);
+    // One store call, not getKey then getUser: every socket opened with a key pays this once.
+    const found = await this.#store.getKeyWithUser(keyHash);
+    if (!found || found.key.revokedAt !== null) return null;
+    const user = found.user;
     if (!user || !isLevel(user.level)) return null;
     return { kind: 'user', userId: user.userId as UserId, level: user.level };
   }

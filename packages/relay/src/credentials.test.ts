@@ -22,6 +22,8 @@ describe('credentials', () => {
     expect(generateApiKey()).not.toBe(key);
     expect(hashApiKey(key)).toMatch(/^[0-9a-f]{64}$/);
     expect(hashApiKey(key)).not.toContain(key);
+    // Stored hashes must stay what they were: the lowercase hex SHA-256 of the key's UTF-8 bytes.
+    expect(hashApiKey('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
   });
 
   it('gives the same device name a different user id every time', () => {

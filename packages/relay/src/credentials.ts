@@ -1,3 +1,4 @@
+import * as nodeCrypto from 'node:crypto';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Level, type RelayStore, SyncError, type UserId, userIdOfSigningKey } from '@scopesync/core';
@@ -25,9 +26,16 @@ export function isApiKeyShaped(key: string): boolean {
   return API_KEY.test(key);
 }
 
+/** `crypto.hash` where this Node has it (20.12+), else undefined (a named import would not link there). */
+const oneShotHash = nodeCrypto.hash as typeof nodeCrypto.hash | undefined;
+
 /** What the relay stores instead of a key: the lowercase hex SHA-256 of the key string. */
 export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
+  // Every socket and request with a key hashes it once: the one-shot `hash` skips the Hash
+  // object `createHash` builds (about 3× faster). It is in Node 20.12+; `engines` allows any 20.
+  return oneShotHash
+    ? oneShotHash('sha256', key, 'hex')
+    : createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
 /**

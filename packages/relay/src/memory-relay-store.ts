@@ -8,6 +8,7 @@ import {
   forwardRelayStoreTx,
   type KeyGrantRecord,
   type KeyRecord,
+  type KeyWithUser,
   type Level,
   type MemberListRecord,
   type ModGrant,
@@ -93,6 +94,10 @@ export class MemoryRelayStore implements RelayStore {
 
   async getKey(keyHash: string): Promise<KeyRecord | null> {
     return this.#call(() => this.#data.getKey(keyHash));
+  }
+
+  async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
+    return this.#call(() => this.#data.getKeyWithUser(keyHash));
   }
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {
@@ -410,6 +415,13 @@ class MemoryRelayData implements RelayStoreTx {
   async getKey(keyHash: string): Promise<KeyRecord | null> {
     const key = this.#keys.get(keyHash);
     return key ? { ...key } : null;
+  }
+
+  async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
+    const key = this.#keys.get(keyHash);
+    if (!key) return null;
+    const user = this.#users.get(key.userId);
+    return { key: { ...key }, user: user ? { ...user } : null };
   }
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {

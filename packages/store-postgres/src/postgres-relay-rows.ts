@@ -1,12 +1,13 @@
 import type {
   AuditRecord,
+  KeyWithUser,
   Level,
   ModGrant,
   ObjectRecord,
   RetiredKeyRecord,
   UserRecord,
 } from '@scopesync/core';
-import { toSafeInteger } from './postgres-pool.ts';
+import { toSafeInteger, toSafeIntegerOrNull } from './postgres-pool.ts';
 
 // Rows of the PostgreSQL relay store as node-postgres returns them, and their records.
 
@@ -25,6 +26,15 @@ export interface KeyRow {
   user_id: string;
   created_at: bigint;
   revoked_at: bigint | null;
+}
+/** An `api_keys` row joined with its `users` row (the `u_` columns: null when there is none). */
+export interface KeyUserRow extends KeyRow {
+  u_user_id: string | null;
+  u_level: number | null;
+  u_device_name: string | null;
+  u_sign_pk: string | null;
+  u_box_pk: string | null;
+  u_created_at: bigint | null;
 }
 /** An `objects` row. */
 export interface ObjectRow {
@@ -120,6 +130,29 @@ export function toUser(r: UserRow): UserRecord {
     signPk: r.sign_pk,
     boxPk: r.box_pk,
     createdAt: toSafeInteger(r.created_at, 'createdAt'),
+  };
+}
+
+/** The key and user records of a joined `api_keys` / `users` row. */
+export function toKeyWithUser(r: KeyUserRow): KeyWithUser {
+  return {
+    key: {
+      keyHash: r.key_hash,
+      userId: r.user_id,
+      createdAt: toSafeInteger(r.created_at, 'createdAt'),
+      revokedAt: toSafeIntegerOrNull(r.revoked_at, 'revokedAt'),
+    },
+    user:
+      r.u_user_id === null
+        ? null
+        : toUser({
+            user_id: r.u_user_id,
+            level: r.u_level as number,
+            device_name: r.u_device_name as string,
+            sign_pk: r.u_sign_pk,
+            box_pk: r.u_box_pk,
+            created_at: r.u_created_at as bigint,
+          }),
   };
 }
 

@@ -7,6 +7,7 @@ import {
   type DeviceListRecord,
   type KeyGrantRecord,
   type KeyRecord,
+  type KeyWithUser,
   type Level,
   type MemberListRecord,
   type ModGrant,
@@ -39,12 +40,14 @@ import {
   type GrantRow,
   type KeyGrantRow,
   type KeyRow,
+  type KeyUserRow,
   type ObjectRow,
   objectValues,
   type RetiredKeyRow,
   type ShareRow,
   toAudit,
   toGrant,
+  toKeyWithUser,
   toObject,
   toRetiredKey,
   toUser,
@@ -91,6 +94,11 @@ function statements(s: string) {
     countUsers: `SELECT count(*) AS n FROM ${s}.users`,
     insertKey: `INSERT INTO ${s}.api_keys (key_hash, user_id, created_at, revoked_at) VALUES ($1, $2, $3, $4)`,
     getKey: `SELECT * FROM ${s}.api_keys WHERE key_hash = $1`,
+    // One statement for authentication: the key and its user from one snapshot, one round trip.
+    getKeyWithUser: `SELECT k.key_hash, k.user_id, k.created_at, k.revoked_at, u.user_id AS u_user_id,
+        u.level AS u_level, u.device_name AS u_device_name, u.sign_pk AS u_sign_pk,
+        u.box_pk AS u_box_pk, u.created_at AS u_created_at
+      FROM ${s}.api_keys k LEFT JOIN ${s}.users u ON u.user_id = k.user_id WHERE k.key_hash = $1`,
     listKeys: `SELECT * FROM ${s}.api_keys WHERE user_id = $1 ORDER BY created_at, key_hash`,
     revokeKey: `UPDATE ${s}.api_keys SET revoked_at = $2 WHERE key_hash = $1 AND revoked_at IS NULL`,
     getObject: `SELECT ${OBJECT_COLUMNS} FROM ${s}.objects WHERE name = $1`,
@@ -332,6 +340,14 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
           revokedAt: toSafeIntegerOrNull(row.revoked_at, 'revokedAt'),
         }
       : null;
+  }
+
+  async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
+    const rows = await this.#x.one(
+      'read the key and its user',
+      async (q) => (await q.query<KeyUserRow>(this.#sql.getKeyWithUser, [keyHash])).rows,
+    );
+    return rows[0] ? toKeyWithUser(rows[0]) : null;
   }
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {

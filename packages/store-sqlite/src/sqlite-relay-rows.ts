@@ -1,5 +1,6 @@
 import type {
   KeyGrantRecord,
+  KeyWithUser,
   Level,
   ModGrant,
   ObjectRecord,
@@ -24,6 +25,15 @@ export interface KeySql {
   user_id: string;
   created_at: number;
   revoked_at: number | null;
+}
+/** An `api_keys` row joined with its `users` row (the `u_` columns: null when there is none). */
+export interface KeyUserSql extends KeySql {
+  u_user_id: string | null;
+  u_level: number | null;
+  u_device_name: string | null;
+  u_sign_pk: string | null;
+  u_box_pk: string | null;
+  u_created_at: number | null;
 }
 /** An `objects` row. */
 export interface ObjectSql {
@@ -82,6 +92,24 @@ export function toUser(r: UserSql): UserRecord {
     signPk: r.sign_pk,
     boxPk: r.box_pk,
     createdAt: r.created_at,
+  };
+}
+
+/** The key and user records of a joined `api_keys` / `users` row. */
+export function toKeyWithUser(r: KeyUserSql): KeyWithUser {
+  return {
+    key: { keyHash: r.key_hash, userId: r.user_id, createdAt: r.created_at, revokedAt: r.revoked_at },
+    user:
+      r.u_user_id === null
+        ? null
+        : toUser({
+            user_id: r.u_user_id,
+            level: r.u_level as number,
+            device_name: r.u_device_name as string,
+            sign_pk: r.u_sign_pk,
+            box_pk: r.u_box_pk,
+            created_at: r.u_created_at as number,
+          }),
   };
 }
 

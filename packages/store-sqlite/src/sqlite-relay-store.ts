@@ -8,6 +8,7 @@ import {
   forwardRelayStoreTx,
   type KeyGrantRecord,
   type KeyRecord,
+  type KeyWithUser,
   type Level,
   type MemberListRecord,
   type ModGrant,
@@ -32,11 +33,13 @@ import {
   type GrantSql,
   type KeyGrantSql,
   type KeySql,
+  type KeyUserSql,
   type ObjectSql,
   type RetiredKeySql,
   type ShareSql,
   toGrant,
   toKeyGrant,
+  toKeyWithUser,
   toObject,
   toRetiredKey,
   toUser,
@@ -91,6 +94,13 @@ function prepare(db: Database.Database) {
       'INSERT INTO api_keys (key_hash, user_id, created_at, revoked_at) VALUES (?, ?, ?, ?)',
     ),
     getKey: db.prepare<[string], KeySql>('SELECT * FROM api_keys WHERE key_hash = ?'),
+    // One statement for authentication: the key and its user from one snapshot.
+    getKeyWithUser: db.prepare<[string], KeyUserSql>(
+      `SELECT k.key_hash, k.user_id, k.created_at, k.revoked_at, u.user_id AS u_user_id,
+         u.level AS u_level, u.device_name AS u_device_name, u.sign_pk AS u_sign_pk,
+         u.box_pk AS u_box_pk, u.created_at AS u_created_at
+       FROM api_keys k LEFT JOIN users u ON u.user_id = k.user_id WHERE k.key_hash = ?`,
+    ),
     listKeys: db.prepare<[string], KeySql>(
       'SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at, key_hash',
     ),
@@ -277,6 +287,10 @@ export class SqliteRelayStore implements RelayStore {
 
   async getKey(keyHash: string): Promise<KeyRecord | null> {
     return this.#gate.run(() => this.#tables.getKey(keyHash));
+  }
+
+  async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
+    return this.#gate.run(() => this.#tables.getKeyWithUser(keyHash));
   }
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {
@@ -624,6 +638,13 @@ class SqliteRelayTables implements RelayStoreTx {
       return row
         ? { keyHash: row.key_hash, userId: row.user_id, createdAt: row.created_at, revokedAt: row.revoked_at }
         : null;
+    });
+  }
+
+  async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
+    return this.#run('read the key and its user', () => {
+      const row = this.#sql.getKeyWithUser.get(keyHash);
+      return row ? toKeyWithUser(row) : null;
     });
   }
 

@@ -211,6 +211,25 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
       expect(await store().getUser(BOB)).toBeNull();
     });
 
+    it('reads a key with its user in one call, and sees revocation and level changes at once', async () => {
+      const alice = user(ALICE);
+      await store().createUser(alice, { keyHash: 'h1', userId: ALICE, createdAt: 1, revokedAt: null });
+      await store().addKey({ keyHash: 'h2', userId: ALICE, createdAt: 2, revokedAt: null });
+      expect(await store().getKeyWithUser('h1')).toEqual({ key: key('h1', ALICE), user: alice });
+      expect(await store().getKeyWithUser('nope')).toBeNull();
+      // Authentication reads through this call: a revocation or a new level shows on the next read.
+      expect(await store().revokeKey('h2', 7)).toBe(true);
+      expect((await store().getKeyWithUser('h2'))?.key.revokedAt).toBe(7);
+      expect(await store().setUserLevel(ALICE, Level.Admin)).toBe(true);
+      expect((await store().getKeyWithUser('h1'))?.user?.level).toBe(Level.Admin);
+      // Inside a transaction it sees the transaction's own writes.
+      await store().transaction(async (tx) => {
+        await tx.revokeKey('h1', 9);
+        expect((await tx.getKeyWithUser('h1'))?.key.revokedAt).toBe(9);
+      });
+      expect((await store().getKeyWithUser('h1'))?.key).toEqual({ ...key('h1', ALICE), revokedAt: 9 });
+    });
+
     it('adds and revokes keys, and changes levels', async () => {
       await store().createUser(user(ALICE), { keyHash: 'h1', userId: ALICE, createdAt: 1, revokedAt: null });
       await store().addKey({ keyHash: 'h2', userId: ALICE, createdAt: 2, revokedAt: null });

@@ -7,6 +7,7 @@ import {
   isEncryptedScope,
   isSyncError,
   isYProtocolsMessage,
+  type Message,
   type WireLimits,
   wsCloseCodeOf,
 } from '@scopesync/core';
@@ -40,6 +41,21 @@ const ENCRYPTED_PRIVATE =
   'USER_PRIVATE documents are end-to-end encrypted: sync them on /sync with the encrypted channel';
 const ENCRYPTED_BLOB =
   'this blob is end-to-end encrypted: sync it on /sync with the encrypted channel (subscribe mode 1)';
+
+// Shared by every socket of this endpoint, not made per socket: neither depends on more than
+// its arguments.
+
+/** A message as this endpoint's frame: y-protocols only, anything else is not sent. */
+function encodePlaintext(message: Message): Uint8Array | null {
+  return isYProtocolsMessage(message) ? encodeDocFrame(message) : null;
+}
+
+/** Told only to callers who may read it: the channel a document needs, or null when this one is right. */
+function announcePlaintext(sub: Subscription, encrypted: boolean | undefined): string | null {
+  const address = sub.address;
+  if (address.kind === 'doc' && isEncryptedScope(address.scope)) return ENCRYPTED_PRIVATE;
+  return encrypted === true ? ENCRYPTED_BLOB : null;
+}
 
 /**
  * `/sync/<doc name>`: exactly y-protocols, so a stock y-websocket `WebsocketProvider` works
@@ -101,15 +117,9 @@ export class DocEndpoint {
       mode: 'plaintext',
       flags: {},
       listener: this.#listener,
-      encode: (message) => (isYProtocolsMessage(message) ? encodeDocFrame(message) : null),
+      encode: encodePlaintext,
       mayWait: false,
-      // Told only to callers who may read it: the channel a document needs.
-      announce: (_sub, encrypted) =>
-        address.kind === 'doc' && isEncryptedScope(address.scope)
-          ? ENCRYPTED_PRIVATE
-          : encrypted === true
-            ? ENCRYPTED_BLOB
-            : null,
+      announce: announcePlaintext,
     });
     if (admission.kind === 'invalid') return refuseUpgrade(socket, 'BadRequest', admission.message);
     if (admission.kind === 'refused') return refuseUpgrade(socket, 'Forbidden', admission.reason);
