@@ -47,8 +47,7 @@ export function transactOn(
  */
 export function applyOn(entry: DocEntry, update: Uint8Array, origin: ChangeOrigin): boolean {
   const doc = entry.doc as Y.Doc;
-  const pendingBefore = doc.store.pendingStructs?.update ?? null;
-  const pendingDsBefore = doc.store.pendingDs;
+  const pendingBefore = pendingOf(doc);
   let changed = false;
   const onCleanup = (tr: Y.Transaction): void => {
     changed ||= changedBy(tr);
@@ -65,11 +64,26 @@ export function applyOn(entry: DocEntry, update: Uint8Array, origin: ChangeOrigi
     entry.writing = false;
     doc.off('afterTransactionCleanup', onCleanup);
   }
-  return (
-    changed ||
-    (doc.store.pendingStructs?.update ?? null) !== pendingBefore ||
-    doc.store.pendingDs !== pendingDsBefore
-  );
+  return changed || pendingChanged(doc, pendingBefore);
+}
+
+/** What a document holds but cannot integrate yet (updates whose dependencies are missing). */
+export interface PendingMark {
+  readonly structs: Uint8Array | null;
+  readonly ds: Uint8Array | null;
+}
+
+/** The document's pending updates now, to compare with {@link pendingChanged} after an apply. */
+export function pendingOf(doc: Y.Doc): PendingMark {
+  return { structs: doc.store.pendingStructs?.update ?? null, ds: doc.store.pendingDs };
+}
+
+/**
+ * Whether the pending updates changed since `before`: an update went pending (or a pending one
+ * was integrated). Yjs replaces these buffers whenever they change, so identity is enough.
+ */
+export function pendingChanged(doc: Y.Doc, before: PendingMark): boolean {
+  return (doc.store.pendingStructs?.update ?? null) !== before.structs || doc.store.pendingDs !== before.ds;
 }
 
 /**

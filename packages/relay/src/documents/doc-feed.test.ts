@@ -202,4 +202,51 @@ describe('DocFeed across relays', () => {
     expect(reader.getText('t').toString()).toContain('from B');
     hold.release();
   });
+  it('sends its readers an update that arrives before one it depends on (chaos finding 16)', async () => {
+    const store = new SharedStore();
+    const b = relay(store);
+    const hold = await b.hub.hold(NOTES, 'plaintext');
+    // A writer typed "hello", then " world" after it: the second update depends on the first.
+    const writer = new Y.Doc();
+    const updates: Uint8Array[] = [];
+    writer.on('update', (u: Uint8Array) => updates.push(u));
+    writer.getText('t').insert(0, 'hello');
+    writer.getText('t').insert(5, ' world');
+    const [hello, world] = updates as [Uint8Array, Uint8Array];
+    // They reach B from two relays, the dependent one first: B's copy keeps it pending.
+    b.feed.receive({ type: 'doc-updated', name: NOTES, update: world, seq: null, origin: FROM_A });
+    await settle();
+    b.feed.receive({ type: 'doc-updated', name: NOTES, update: hello, seq: null, origin: FROM_A });
+    await settle();
+    expect(await textOn(b.hub)).toBe('hello world');
+    // A stock y-websocket reader on B only ever gets what B pushes: it must end with both.
+    const reader = new Y.Doc();
+    for (const e of b.toSockets) Y.applyUpdate(reader, e.update);
+    expect(reader.getText('t').toString()).toBe('hello world');
+    hold.release();
+  });
+
+  it('sends its readers a stored update that precedes, in the log, the one it depends on (chaos finding 16)', async () => {
+    const store = new SharedStore();
+    const b = relay(store);
+    const hold = await b.hub.hold(NOTES, 'plaintext');
+    const writer = new Y.Doc();
+    const updates: Uint8Array[] = [];
+    writer.on('update', (u: Uint8Array) => updates.push(u));
+    writer.getText('t').insert(0, 'hello');
+    writer.getText('t').insert(5, ' world');
+    const [hello, world] = updates as [Uint8Array, Uint8Array];
+    // The first update's commit failed and its writer resent it later: the log has them reversed.
+    await store.append(NOTES, world);
+    await b.feed.catchUpAll();
+    await settle();
+    await store.append(NOTES, hello);
+    await b.feed.catchUpAll();
+    await settle();
+    expect(await textOn(b.hub)).toBe('hello world');
+    const reader = new Y.Doc();
+    for (const e of b.toSockets) Y.applyUpdate(reader, e.update);
+    expect(reader.getText('t').toString()).toBe('hello world');
+    hold.release();
+  });
 });

@@ -3,7 +3,7 @@ import { SyncError } from '@scopesync/core';
 import * as Y from 'yjs';
 import type { Counter, Gauge } from '../metrics.ts';
 import type { SyncLog } from '../sync/sync-log.ts';
-import { changedBy } from './doc-edits.ts';
+import { changedBy, pendingChanged, pendingOf } from './doc-edits.ts';
 import { applyLog } from './yjs-log.ts';
 
 /** A plaintext write applied in memory whose commit has not completed. */
@@ -153,6 +153,10 @@ export class DocRegistry {
     const seen = (tr: Y.Transaction): void => {
       changed ||= changedBy(tr);
     };
+    // An update whose dependencies are missing only goes pending: nothing integrates, yet it is
+    // new here and must reach this copy's readers now. Once its dependency arrives, Yjs
+    // integrates both, but the feed forwards only the dependency's bytes (chaos finding 16).
+    const pendingBefore = pendingOf(doc);
     entry.writing = true;
     doc.on('afterTransactionCleanup', seen);
     try {
@@ -166,7 +170,7 @@ export class DocRegistry {
       doc.off('afterTransactionCleanup', seen);
       entry.writing = false;
     }
-    return changed ? 'changed' : 'unchanged';
+    return changed || pendingChanged(doc, pendingBefore) ? 'changed' : 'unchanged';
   }
 
   /**
