@@ -1,34 +1,14 @@
 import { createClient, memoryClientStore, type SyncClient } from '@scopesync/client';
-import { type AppendItem, MemoryDocStore, SyncError } from '@scopesync/core';
 import { MemoryRelayStore } from '@scopesync/relay';
 import { afterEach, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { FailingOnceDocStore } from './support/failing-doc-store.ts';
 import { startTestRelay } from './support/start-test-relay.ts';
 
 // Regression test from the chaos suite (issue #16): a relay delivers a plaintext update to the
 // doc's other readers before it commits it. When that commit fails, the writer is answered with
 // an error (Unavailable) — and the client used to keep the edit "pending" forever without
 // sending it again, so the relay never stored what every other reader already showed.
-
-/** A document store whose next commit touching `doc` fails (a dropped database connection). */
-class FailingOnceDocStore extends MemoryDocStore {
-  #armed: string | null = null;
-  failures = 0;
-
-  /** Makes the next batch that writes `doc` fail. */
-  failNextWriteOf(doc: string): void {
-    this.#armed = doc;
-  }
-
-  override async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
-    if (this.#armed !== null && items.some((item) => item.doc === this.#armed)) {
-      this.#armed = null;
-      this.failures += 1;
-      throw new SyncError('Unavailable', 'the connection to the database was terminated');
-    }
-    return super.appendBatch(items);
-  }
-}
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

@@ -125,6 +125,9 @@ export class DocHub {
       reloaded: (name, update, seq) => {
         void this.#bus.publish({ type: 'doc-updated', name, update, seq, origin: STORE_ORIGIN });
       },
+      forgotten: (name, stateVector) => {
+        void this.#bus.publish({ type: 'doc-forgotten', name, stateVector });
+      },
     });
     this.#compactor = new Compactor({
       store: this.#store,

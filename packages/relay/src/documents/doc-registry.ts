@@ -86,6 +86,11 @@ export interface DocRegistryOptions {
    * seq the new copy is complete through: the copy's readers must be sent it (see `#load`).
    */
   readonly reloaded?: ((name: DocName, update: Uint8Array, seq: number) => void) | undefined;
+  /**
+   * After a reload whose old copy held content the store does not (writes shown before a commit
+   * that failed): the reloaded copy's state vector, so readers can be asked for that content.
+   */
+  readonly forgotten?: ((name: DocName, stateVector: Uint8Array) => void) | undefined;
 }
 
 /**
@@ -102,6 +107,7 @@ export class DocRegistry {
   readonly #loaded: Counter | undefined;
   readonly #evicted: Counter | undefined;
   readonly #reloaded: DocRegistryOptions['reloaded'];
+  readonly #forgotten: DocRegistryOptions['forgotten'];
   readonly #entries = new Map<string, DocEntry>();
   readonly #removals = new Map<string, Promise<void>>();
   #closed = false;
@@ -115,6 +121,7 @@ export class DocRegistry {
     this.#loaded = options.loaded;
     this.#evicted = options.evicted;
     this.#reloaded = options.reloaded;
+    this.#forgotten = options.forgotten;
   }
 
   /** Documents currently in memory. */
@@ -378,6 +385,9 @@ export class DocRegistry {
       // and a stock y-websocket client never asks again (chaos issue #16). Send the difference.
       const previous = entry.doc;
       const gained = previous ? newContent(previous, doc) : null;
+      // And the other way round: what readers were shown but the store never took. Its writer
+      // resends it — unless that writer is gone — so the readers who hold it are asked too.
+      const forgot = previous ? newContent(doc, previous) !== null : false;
       previous?.destroy();
       entry.doc = doc;
       entry.stale = false;
@@ -391,6 +401,7 @@ export class DocRegistry {
       entry.compactAt = stored.length + this.#compactAfter;
       this.#loaded?.inc();
       if (gained) this.#reloaded?.(entry.name, gained, entry.loadedThrough);
+      if (forgot) this.#forgotten?.(entry.name, Y.encodeStateVector(doc));
     } finally {
       entry.catchup = null;
     }

@@ -7,6 +7,7 @@ export const RELAY_EVENT_TYPES: readonly RelayEventType[] = [
   'doc-updated',
   'doc-committed',
   'doc-write-failed',
+  'doc-forgotten',
   'envelope-appended',
   'awareness-changed',
   'access-changed',

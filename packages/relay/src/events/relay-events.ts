@@ -56,6 +56,20 @@ export interface DocWriteFailed {
   readonly name: DocName;
 }
 
+/**
+ * This relay reloaded a plaintext document and its old copy held content the store does not:
+ * writes shown to readers before a commit that failed, whose writers may never resend them (a
+ * client restarted from nothing). The readers are asked for it back with a SyncStep1 of the
+ * reloaded state; a reader allowed to write answers with what the relay lacks, which is then
+ * stored like any write. Local: every relay reloads (and asks its own sockets) itself.
+ */
+export interface DocForgotten {
+  readonly type: 'doc-forgotten';
+  readonly name: DocName;
+  /** The state vector of the reloaded copy. */
+  readonly stateVector: Uint8Array;
+}
+
 /** A committed envelope of an end-to-end encrypted document, with its relay-assigned seq. */
 export interface EnvelopeAppended {
   readonly type: 'envelope-appended';
@@ -111,6 +125,7 @@ export type RelayEvent =
   | DocUpdated
   | DocCommitted
   | DocWriteFailed
+  | DocForgotten
   | EnvelopeAppended
   | AwarenessChanged
   | AccessChanged
@@ -139,6 +154,7 @@ export function orderingKeyOf(event: RelayEvent): string {
     case 'doc-updated':
     case 'doc-committed':
     case 'doc-write-failed':
+    case 'doc-forgotten':
     case 'envelope-appended':
     case 'awareness-changed':
     case 'access-changed':

@@ -13,6 +13,7 @@ import type { EventBus } from '../events/event-bus.ts';
 import {
   type AccessChanged,
   type ChangeOrigin,
+  type DocForgotten,
   type DocRemoved,
   type DocUpdated,
   docLane,
@@ -137,6 +138,7 @@ export class SubscriptionRegistry {
     this.#unsubscribe = [
       this.#bus.on('doc-updated', (event) => this.#deliverUpdate(event)),
       this.#bus.on('envelope-appended', (event) => this.#deliverEnvelope(event)),
+      this.#bus.on('doc-forgotten', (event) => this.#askBack(event)),
       this.#bus.on('awareness-changed', (event) => {
         // Local sockets' awareness was applied where it arrived; only other relays' is applied here.
         const origin = event.origin;
@@ -565,6 +567,22 @@ export class SubscriptionRegistry {
     for (const sub of room.subs) {
       if (sub.mode !== 'plaintext' || isEchoOf(event.origin, sub)) continue;
       sub.pushFrame(frames.for(sub));
+    }
+  }
+
+  /** Asks every plaintext reader of a reloaded document for what it holds beyond the relay's copy. */
+  #askBack(event: DocForgotten): void | Promise<void> {
+    if (!this.#rooms.has(event.name)) return;
+    if (!this.#fresh()) return this.#afterStoreCheck(event.name, () => this.#pushAskBack(event), event);
+    this.#pushAskBack(event);
+  }
+
+  #pushAskBack(event: DocForgotten): void {
+    const room = this.#rooms.get(event.name);
+    if (!room) return;
+    const frames = new FrameCache(event.name, { type: 'sync-step1', stateVector: event.stateVector });
+    for (const sub of room.subs) {
+      if (sub.mode === 'plaintext') sub.pushFrame(frames.for(sub));
     }
   }
 
