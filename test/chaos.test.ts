@@ -34,7 +34,7 @@ const size: ChaosSize = {
   pingIntervalMs: process.env.SCOPESYNC_CHAOS_PING_INTERVAL_MS
     ? fromEnv('SCOPESYNC_CHAOS_PING_INTERVAL_MS', 0)
     : undefined,
-  // 1: stop PostgreSQL (a private server) in the short run too; 0: not in the full run either.
+  // 0: do not stop PostgreSQL (a private server of the run's own); 1 or unset: stop it.
   postgresStop: process.env.SCOPESYNC_CHAOS_POSTGRES_STOP
     ? process.env.SCOPESYNC_CHAOS_POSTGRES_STOP === '1'
     : undefined,

@@ -49,7 +49,8 @@ export const SHORT: Omit<ChaosSize, 'seed'> = {
 /** The soak (with every scenario that runs alongside it) for `size`. */
 export function soakPlan(size: ChaosSize, log: (line: string) => void): SoakOptions {
   const short = size.durationMs < 60_000;
-  const postgresStop = size.postgresStop ?? !short;
+  // PostgreSQL is stopped in every run unless turned off (a private server: see private-postgres.ts).
+  const postgresStop = size.postgresStop ?? true;
   return {
     seed: size.seed,
     durationMs: size.durationMs,
