@@ -1,9 +1,7 @@
-import { createClient, memoryClientStore, type SyncClient } from '@scopesync/client';
 import { MemoryRelayStore } from '@scopesync/relay';
 import { afterEach, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { FailingOnceDocStore } from './support/failing-doc-store.ts';
-import { startTestRelay } from './support/start-test-relay.ts';
+import { startQuietRelay } from './support/quiet-relay.ts';
 
 // Regression test from the chaos suite (issue #16): a relay delivers a plaintext update to the
 // doc's other readers before it commits it. When that commit fails, the writer is answered with
@@ -17,18 +15,8 @@ afterEach(async () => {
 
 it('an edit whose first commit failed is sent again, acknowledged, and then served by the relay', async () => {
   const docs = new FailingOnceDocStore();
-  const relay = await startTestRelay({
-    stores: { relayStore: new MemoryRelayStore(), docStore: docs },
-    rateLimit: false,
-    // The failed commit is logged as an error on purpose; keep the output quiet.
-    log: () => undefined,
-  });
-  cleanups.push(() => relay.close());
-  const open = async (): Promise<SyncClient> => {
-    const client = await createClient({ url: relay.url, WebSocket, store: memoryClientStore() });
-    cleanups.push(() => client.close());
-    return client;
-  };
+  // The failed commit is logged as an error on purpose; the relay is quiet.
+  const { open } = await startQuietRelay({ relayStore: new MemoryRelayStore(), docStore: docs }, cleanups);
   const name = 'PUBLIC_RW/_/commit-fails-once';
 
   const writer = await open();

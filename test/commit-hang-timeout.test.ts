@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createClient, memoryClientStore, type SyncClient } from '@scopesync/client';
 import { MemoryRelayStore } from '@scopesync/relay';
 import { openPostgresPool, PostgresDocStore } from '@scopesync/store-postgres';
 import type pg from 'pg';
 import { afterEach, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import { startQuietRelay } from './support/quiet-relay.ts';
 import { CLUSTER_DATABASE_URL } from './support/relay-cluster.ts';
-import { startTestRelay } from './support/start-test-relay.ts';
 
 // Chaos issue #16: a commit that never returns. The relay's PostgreSQL backend is frozen
 // (SIGSTOP, as a stopped server or a network black hole would leave it): the append the relay
@@ -58,18 +56,8 @@ it('a commit whose PostgreSQL backend froze is refused within the bound, resent,
   cleanups.push(() => pool.end().catch(() => undefined));
   const docStore = await PostgresDocStore.open({ pool, schema, commitTimeoutMs: 1500 });
   cleanups.push(() => docStore.close());
-  const relay = await startTestRelay({
-    stores: { relayStore: new MemoryRelayStore(), docStore },
-    rateLimit: false,
-    // The refused commit is logged as an error on purpose.
-    log: () => undefined,
-  });
-  cleanups.push(() => relay.close());
-  const open = async (): Promise<SyncClient> => {
-    const client = await createClient({ url: relay.url, WebSocket, store: memoryClientStore() });
-    cleanups.push(() => client.close());
-    return client;
-  };
+  // The refused commit is logged as an error on purpose; the relay is quiet.
+  const { open } = await startQuietRelay({ relayStore: new MemoryRelayStore(), docStore }, cleanups);
   const name = 'PUBLIC_RW/_/commit-hangs';
   const writer = await open();
   const pad = writer.doc(name);

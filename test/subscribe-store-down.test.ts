@@ -1,9 +1,7 @@
-import { createClient, memoryClientStore, type SyncClient } from '@scopesync/client';
 import { MemoryDocStore, parseDocName, type StoredEntry, SyncError } from '@scopesync/core';
 import { MemoryRelayStore } from '@scopesync/relay';
 import { afterEach, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { startTestRelay } from './support/start-test-relay.ts';
+import { startQuietRelay } from './support/quiet-relay.ts';
 
 // Regression test from the chaos suite (issue #16, PostgreSQL stopped): a client subscribes
 // while the relay's store is down, so the relay cannot load the document and ends that one
@@ -49,17 +47,7 @@ async function until(check: () => boolean, ms: number, what: string): Promise<vo
 
 it('a subscription the relay ended because its store was down is made again on the same socket', async () => {
   const docs = new DownStore();
-  const relay = await startTestRelay({
-    stores: { relayStore: new MemoryRelayStore(), docStore: docs },
-    rateLimit: false,
-    log: () => undefined,
-  });
-  cleanups.push(() => relay.close());
-  const open = async (): Promise<SyncClient> => {
-    const client = await createClient({ url: relay.url, WebSocket, store: memoryClientStore() });
-    cleanups.push(() => client.close());
-    return client;
-  };
+  const { open } = await startQuietRelay({ relayStore: new MemoryRelayStore(), docStore: docs }, cleanups);
   const name = 'PUBLIC_RW/_/store-down-at-subscribe';
 
   const reader = await open();
@@ -101,17 +89,10 @@ function downRelayStore(state: { down: boolean }): MemoryRelayStore {
 
 it('a subscription whose access could not be checked again while the store was down is resumed, not revoked', async () => {
   const state = { down: false };
-  const relay = await startTestRelay({
-    stores: { relayStore: downRelayStore(state), docStore: new MemoryDocStore() },
-    rateLimit: false,
-    log: () => undefined,
-  });
-  cleanups.push(() => relay.close());
-  const open = async (): Promise<SyncClient> => {
-    const client = await createClient({ url: relay.url, WebSocket, store: memoryClientStore() });
-    cleanups.push(() => client.close());
-    return client;
-  };
+  const { relay, open } = await startQuietRelay(
+    { relayStore: downRelayStore(state), docStore: new MemoryDocStore() },
+    cleanups,
+  );
   const name = 'PUBLIC_RW/_/access-check-store-down';
   const writer = await open();
   const pad = writer.doc(name);
