@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import type { DocHandle } from '@scopesync/client';
 import {
   deriveIdentity,
   exportRecoveryPhrase,
@@ -12,6 +11,7 @@ import { SqliteDocStore } from '@scopesync/store-sqlite';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as Y from 'yjs';
 import {
+  appendAcked as append,
   cleanUp,
   type Device,
   everythingStored,
@@ -21,6 +21,7 @@ import {
   rawSend,
   type ScannedRelay,
   startScannedRelay,
+  docText as text,
 } from './e2e-encryption-harness.ts';
 
 /*
@@ -31,8 +32,6 @@ import {
  */
 
 afterEach(cleanUp);
-
-const text = (handle: DocHandle): string => handle.doc.getText('t').toString();
 
 interface Member extends Device {
   readonly apiKey: string;
@@ -53,14 +52,6 @@ async function member(relay: ScannedRelay, name: string): Promise<Member> {
   });
   await device.client.encryption.ready();
   return { ...device, apiKey: key, userId, identity: deriveIdentity(seed) };
-}
-
-async function append(handle: DocHandle, words: string): Promise<void> {
-  await handle.transact((d) => {
-    const t = d.getText('t');
-    t.insert(t.length, words);
-  });
-  await handle.whenAcked();
 }
 
 describe('encrypted blobs', () => {

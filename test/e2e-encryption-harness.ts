@@ -1,7 +1,13 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { type ClientOptions, createClient, indexedDbClientStore, type SyncClient } from '@scopesync/client';
+import {
+  type ClientOptions,
+  createClient,
+  type DocHandle,
+  indexedDbClientStore,
+  type SyncClient,
+} from '@scopesync/client';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { WebSocket } from 'ws';
 import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
@@ -217,5 +223,30 @@ export async function rawSend(
     });
   } finally {
     ws.close();
+  }
+}
+
+/** The text these tests write: the doc's root text `t`. */
+export function docText(handle: DocHandle): string {
+  return handle.doc.getText('t').toString();
+}
+
+/** Appends `words` to the doc's text `t` and waits until the relay acknowledged it. */
+export async function appendAcked(handle: DocHandle, words: string): Promise<void> {
+  await handle.transact((d) => {
+    const t = d.getText('t');
+    t.insert(t.length, words);
+  });
+  await handle.whenAcked();
+}
+
+/** Opens `name` on `device`, waits until it synced, and returns its text (the handle is released). */
+export async function readDocText(device: Device, name: string, encrypted = true): Promise<string> {
+  const handle = device.client.doc(name, { encrypted });
+  try {
+    await handle.whenSynced;
+    return docText(handle);
+  } finally {
+    await handle.release();
   }
 }

@@ -18,6 +18,7 @@ import { SqliteDocStore } from '@scopesync/store-sqlite';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as Y from 'yjs';
 import {
+  appendAcked as append,
   cleanUp,
   type Device,
   marker,
@@ -25,6 +26,7 @@ import {
   rawSend,
   type ScannedRelay,
   startScannedRelay,
+  docText as text,
 } from './e2e-encryption-harness.ts';
 import { type HostileRelay, jsonOf, startHostileRelay, withJson } from './support/hostile-relay.ts';
 
@@ -52,8 +54,6 @@ interface Member extends Device {
 }
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
-const text = (handle: DocHandle): string => handle.doc.getText('t').toString();
-
 /** A real relay and a hostile proxy in front of it: clients only ever talk to the proxy. */
 async function setUp(): Promise<{ relay: ScannedRelay; hostile: HostileRelay }> {
   await ready();
@@ -79,14 +79,6 @@ function open(m: Member, blob: string): DocHandle {
   const handle = m.client.blobs.open(blob, { encrypted: true });
   handle.on('error', (error) => m.errors.push(`${error.kind}: ${error.message}`));
   return handle;
-}
-
-async function append(handle: DocHandle, words: string): Promise<void> {
-  await handle.transact((d) => {
-    const t = d.getText('t');
-    t.insert(t.length, words);
-  });
-  await handle.whenAcked();
 }
 
 /** The relay's stored log of a doc (ciphertext), read from its SQLite files. */

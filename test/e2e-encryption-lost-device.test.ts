@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { DocHandle, KeyChangedEvent } from '@scopesync/client';
+import type { KeyChangedEvent } from '@scopesync/client';
 import { isSyncError, type SyncError } from '@scopesync/core';
 import {
   type DocKey,
@@ -13,13 +13,15 @@ import {
 import { SqliteDocStore } from '@scopesync/store-sqlite';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  appendAcked as append,
   cleanUp,
-  type Device,
   everythingStored,
   findMarker,
   marker,
   openDevice,
+  readDocText as read,
   startScannedRelay,
+  docText as text,
 } from './e2e-encryption-harness.ts';
 
 /*
@@ -33,16 +35,6 @@ import {
 
 afterEach(cleanUp);
 
-const text = (handle: DocHandle): string => handle.doc.getText('t').toString();
-
-async function append(handle: DocHandle, words: string): Promise<void> {
-  await handle.transact((d) => {
-    const t = d.getText('t');
-    t.insert(t.length, words);
-  });
-  await handle.whenAcked();
-}
-
 async function rejection(attempt: Promise<unknown>): Promise<SyncError> {
   try {
     await attempt;
@@ -51,16 +43,6 @@ async function rejection(attempt: Promise<unknown>): Promise<SyncError> {
     throw error;
   }
   throw new Error('expected a SyncError');
-}
-
-async function read(device: Device, name: string, encrypted = true): Promise<string> {
-  const handle = device.client.doc(name, { encrypted });
-  try {
-    await handle.whenSynced;
-    return text(handle);
-  } finally {
-    await handle.release();
-  }
 }
 
 describe('a lost device (identity rotation)', () => {

@@ -13,6 +13,7 @@ import {
   marker,
   openDevice,
   startScannedRelay,
+  docText as text,
 } from './e2e-encryption-harness.ts';
 
 /*
@@ -23,8 +24,6 @@ import {
  */
 
 afterEach(cleanUp);
-
-const text = (handle: DocHandle): string => handle.doc.getText('t').toString();
 
 async function append(handle: DocHandle, words: string): Promise<void> {
   await handle.transact((d) => {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { DocHandle, KeyChangedEvent } from '@scopesync/client';
+import type { KeyChangedEvent } from '@scopesync/client';
 import {
   type DocKey,
   deriveIdentity,
@@ -11,7 +11,15 @@ import {
 } from '@scopesync/crypto';
 import { SqliteDocStore } from '@scopesync/store-sqlite';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { cleanUp, type Device, marker, openDevice, startScannedRelay } from './e2e-encryption-harness.ts';
+import {
+  appendAcked as append,
+  cleanUp,
+  marker,
+  openDevice,
+  readDocText as read,
+  startScannedRelay,
+  docText as text,
+} from './e2e-encryption-harness.ts';
 
 /*
  * The follow-ups of an identity rotation (docs/encryption.md, "A lost device"), on a real relay
@@ -24,26 +32,6 @@ import { cleanUp, type Device, marker, openDevice, startScannedRelay } from './e
  */
 
 afterEach(cleanUp);
-
-const text = (handle: DocHandle): string => handle.doc.getText('t').toString();
-
-async function append(handle: DocHandle, words: string): Promise<void> {
-  await handle.transact((d) => {
-    const t = d.getText('t');
-    t.insert(t.length, words);
-  });
-  await handle.whenAcked();
-}
-
-async function read(device: Device, name: string): Promise<string> {
-  const handle = device.client.doc(name, { encrypted: true });
-  try {
-    await handle.whenSynced;
-    return text(handle);
-  } finally {
-    await handle.release();
-  }
-}
 
 /** Bounded: a follow happens in the background of the owner's client. */
 const WAIT = { timeout: 20_000, interval: 100 };

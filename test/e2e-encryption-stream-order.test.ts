@@ -1,6 +1,6 @@
 import type { DocHandle, TamperEvent } from '@scopesync/client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanUp, openDevice, startScannedRelay } from './e2e-encryption-harness.ts';
+import { cleanUp, openDevice, startScannedRelay, docText as text } from './e2e-encryption-harness.ts';
 
 /*
  * Issue 16, finding 9 of docs/reliability.md: every envelope a device sends continues its
@@ -11,8 +11,6 @@ import { cleanUp, openDevice, startScannedRelay } from './e2e-encryption-harness
  */
 
 afterEach(cleanUp);
-
-const text = (handle: DocHandle): string => handle.doc.getText('t').toString();
 
 async function append(handle: DocHandle, words: string): Promise<void> {
   await handle.transact((d) => {
