@@ -4,7 +4,7 @@ import type { Cluster, ClusterPeerName } from '../servers/cluster.ts';
 import type { Peer, PeerName, PeerOptions } from '../servers/peer.ts';
 
 /** Server settings a workload may change from the defaults. */
-export type PeerSettings = Pick<PeerOptions, 'docIdleMs'>;
+export type PeerSettings = Pick<PeerOptions, 'docIdleMs' | 'maxFramesPerSecond'>;
 
 /** What a workload gets from the run. */
 export interface WorkloadContext {

@@ -30,6 +30,12 @@ export interface PeerOptions {
    * relay's `docs.idleMs`, default 30 s); the peers unload on the last close and ignore it.
    */
   readonly docIdleMs?: number | undefined;
+  /**
+   * Frames per second one socket, and one caller over all its sockets, may send (our relay's
+   * defaults: 2,000 and 10,000, over them the socket is closed with 4429); the peers have no
+   * such limit and ignore it.
+   */
+  readonly maxFramesPerSecond?: number | undefined;
 }
 
 /** A running server under test, in its own child process. */

@@ -11,11 +11,23 @@ runChild(async () => {
   if (!dataDir) throw new Error('BENCH_RELAY_DATA_DIR is not set');
   // Only the many-documents workload shortens the idle eviction (default 30 s).
   const idleMs = process.env.BENCH_RELAY_DOC_IDLE_MS;
+  // Only the trace replays raise the frame rate limits (one socket sends ~20,000 keystrokes/s).
+  const framesPerSecond = process.env.BENCH_RELAY_MAX_FRAMES_PER_SECOND;
   const relay = createRelay({
     dataDir,
     port: 0,
     host: '127.0.0.1',
     ...(idleMs ? { docs: { idleMs: Number(idleMs) } } : {}),
+    ...(framesPerSecond
+      ? {
+          limits: {
+            sync: {
+              maxFramesPerSecond: Number(framesPerSecond),
+              maxCallerFramesPerSecond: Number(framesPerSecond),
+            },
+          },
+        }
+      : {}),
   });
   const { port } = await relay.listen();
   return { port, close: () => relay.close() };

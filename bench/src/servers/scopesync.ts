@@ -32,6 +32,9 @@ export async function startScopesync(options: PeerOptions): Promise<Peer> {
     env: {
       BENCH_RELAY_DATA_DIR: dataDir,
       ...(options.docIdleMs === undefined ? {} : { BENCH_RELAY_DOC_IDLE_MS: String(options.docIdleMs) }),
+      ...(options.maxFramesPerSecond === undefined
+        ? {}
+        : { BENCH_RELAY_MAX_FRAMES_PER_SECOND: String(options.maxFramesPerSecond) }),
     },
     logFile: options.logFile,
   });

@@ -122,6 +122,8 @@ export class SocketSession {
   #revoked = false;
   /** It sent frames faster than its rate limit: no frame of it is processed any more. */
   #throttled = false;
+  /** Reading from the socket is paused until its queue of frames has shrunk (backpressure). */
+  #paused = false;
   #onClosed: Array<() => void> | null = null;
   readonly #startedAt = performance.now();
   #framesInCount = 0;
@@ -232,6 +234,10 @@ export class SocketSession {
       .catch((error: unknown) => this.#fail(error))
       .finally(() => {
         this.#pending -= 1;
+        if (this.#paused && this.#pending <= RESUME_READING_AT) {
+          this.#paused = false;
+          this.#ws?.resume();
+        }
       });
     return this.#queue;
   }
@@ -346,6 +352,13 @@ export class SocketSession {
     this.#framesInCount += 1;
     const bytes = toBytes(data);
     void this.enqueue(() => onFrame(bytes));
+    // A client that sends faster than the relay handles its frames (a bulk import, a replay) is
+    // slowed by TCP, not cut off: reading stops until the queue drained. The bound above stays
+    // for frames ws had already read when it paused.
+    if (!this.#paused && this.#pending >= PAUSE_READING_AT) {
+      this.#paused = true;
+      this.#ws?.pause();
+    }
   }
 
   /** One token from this socket's bucket and from its caller's; false when either is empty. */
@@ -371,6 +384,11 @@ export class SocketSession {
     this.close(wsCloseCodeOf('Internal'), 'internal error');
   }
 }
+
+/** Frames queued on one socket at which the relay stops reading it. */
+const PAUSE_READING_AT = 256;
+/** Frames still queued when it reads again. */
+const RESUME_READING_AT = 64;
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));

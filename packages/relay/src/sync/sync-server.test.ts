@@ -761,6 +761,28 @@ describe('SyncServer bounds: one caller cannot take the relay from the others', 
     await calm.next('sync-step2');
   });
 
+  it('slows a client that sends faster than its frames are handled instead of cutting it off', async () => {
+    // Under the rate limit, but far faster than the relay applies and stores: 20,000 edits sent
+    // at once. Without backpressure the socket's queue passes its bound and the socket is closed.
+    const f = await start({ maxFramesPerSecond: 1_000_000, maxCallerFramesPerSecond: 1_000_000 });
+    const writer = await Client.open(`${f.url}/sync/${NOTES}?key=alice-key`, false);
+    const local = new Y.Doc();
+    const edits = 20_000;
+    for (let i = 0; i < edits; i++) writer.send({ type: 'sync-update', update: textUpdate(local, 'x') });
+    // Frames are handled in order: the answer to this SyncStep1 comes after every edit.
+    writer.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
+    const step2 = await Promise.race([
+      writer.next('sync-step2'),
+      writer.closed.then(({ code, reason }) => {
+        throw new Error(`the relay closed the socket: ${code} ${reason}`);
+      }),
+    ]);
+    const copy = new Y.Doc();
+    Y.applyUpdate(copy, step2.update);
+    expect(copy.getText('t').length).toBe(edits);
+    expect(writer.ws.readyState).toBe(WebSocket.OPEN);
+  }, 60_000);
+
   it('rate-limits pings like any other frame', async () => {
     const f = await start({ maxFramesPerSecond: 5 });
     const flood = await Client.open(`${f.url}/sync?key=alice-key`, true);
