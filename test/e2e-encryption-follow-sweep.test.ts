@@ -1,5 +1,5 @@
-import type { FollowFailedEvent } from '@scopesync/client';
-import { ready } from '@scopesync/crypto';
+import type { FollowFailedEvent, KeyChangedEvent } from '@scopesync/client';
+import { deriveIdentity, generateRootSeed, ready } from '@scopesync/crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   appendAcked as append,
@@ -154,5 +154,33 @@ describe('the owner of a blob shared with a user who rotated while it was away',
     expect(members.find((m) => m.userId === ada)?.signPublicKey).toEqual(
       (await laptop.client.encryption.publicKeys()).signPublicKey,
     );
+  });
+
+  it('does not follow an unexplained key change it finds (no signed rotation): the app decides', async () => {
+    await ready();
+    const relay = await startScannedRelay();
+    const laptop = await openDevice(relay.url, { deviceName: 'laptop' });
+    await laptop.client.encryption.ready();
+    const ada = laptop.client.userId as string;
+    const cy = await openDevice(relay.url, { deviceName: 'cy' });
+    await cy.client.encryption.ready();
+    await sharedBoard(cy, laptop, marker('before'));
+    const listsBefore = (await relay.relay.store.listMemberLists('board')).length;
+    const grantsBefore = await relay.relay.store.listKeyGrants('board', ada);
+
+    // The relay (an admin, or a relay lying) publishes other keys for Ada, with no rotation chain.
+    const other = deriveIdentity(generateRootSeed());
+    const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+    await relay.relay.runtime.setUserKeys(ada, {
+      signPk: b64(other.signPublicKey),
+      boxPk: b64(other.boxPublicKey),
+    });
+    const changes: KeyChangedEvent[] = [];
+    cy.client.on('key-changed', (event) => changes.push(event));
+    const sweep = await cy.client.encryption.followRotations();
+    expect(sweep).toMatchObject({ checked: 1, followed: [], failed: [] });
+    expect(changes.map((e) => [e.userId, e.rotated])).toEqual([[ada, false]]);
+    expect((await relay.relay.store.listMemberLists('board')).length).toBe(listsBefore);
+    expect(await relay.relay.store.listKeyGrants('board', ada)).toEqual(grantsBefore);
   });
 });
