@@ -1,5 +1,6 @@
-import type { KeyValueStore } from '@scopesync/core';
+import { type KeyValueStore, SyncError } from '@scopesync/core';
 import { KV_TABLES } from './client-store.ts';
+import type { KeyApi } from './key-api.ts';
 
 // Where an encrypted doc's keys are kept on this device, apart from the code that uses them:
 // asking whether a blob is encrypted must not load libsodium.
@@ -12,4 +13,18 @@ export function docKeyRecord(docName: string): string {
 /** True when this device holds keys for `docName` (an encrypted doc it has opened before). */
 export async function hasDocKeys(kv: KeyValueStore, docName: string): Promise<boolean> {
   return (await kv.get(KV_TABLES.keys, docKeyRecord(docName))) !== undefined;
+}
+
+/**
+ * An owned blob this device never opened must have a key this user stored on the relay: else
+ * loading it would make a fresh key, and a snapshot or member list under it would replace what
+ * it cannot read (a device that wrote it offline and never uploaded its key). Unavailable then.
+ */
+export async function requireStoredKey(kv: KeyValueStore, api: KeyApi, name: string): Promise<void> {
+  if (!name.startsWith('blob/') || (await hasDocKeys(kv, name))) return;
+  if ((await api.myGrants(name.slice('blob/'.length))).length > 0) return;
+  throw new SyncError(
+    'Unavailable',
+    `no key of ${name} is stored on the relay for you: open it on the device that wrote it, then try again`,
+  );
 }

@@ -32,7 +32,7 @@ import { KV_TABLES } from './client-store.ts';
 import type { DocCipher } from './doc-cipher.ts';
 import { DocHistory, type HistoryFinding, type StoredHistory } from './doc-history.ts';
 import { docKeyRecord as recordKey } from './doc-key-record.ts';
-import type { KeyApi } from './key-api.ts';
+import type { KeyApi, PublicKeys } from './key-api.ts';
 import { checkAndFollow, rotatedTo } from './rotation-follow.ts';
 import type { Trust } from './trust.ts';
 
@@ -379,7 +379,8 @@ export class DocKeys implements DocCipher {
     const userId = header.userId;
     const member = this.#listFor(header)?.members.find((m) => m.userId === userId);
     if (userId === undefined || !member || sameBytes(member.signPublicKey, header.authorKey)) return false;
-    if (this.isOwner) await checkAndFollow(this, this.#ctx.trust, userId);
+    // A follow that fails is reported (`follow-failed`): the member's envelope is judged all the same.
+    if (this.isOwner) await checkAndFollow(this, this.#ctx.trust, userId).catch(() => false);
     if (await rotatedTo(this.#ctx.trust, userId, member.signPublicKey, header.authorKey)) {
       this.#successors.push({ userId, from: member.signPublicKey, to: header.authorKey });
     }
@@ -490,6 +491,7 @@ export class DocKeys implements DocCipher {
     const { api } = this.#ctx;
     this.#owner ??= await api.blobOwner(this.address.blobId);
     if (this.#owner === undefined) return;
+    const before = this.#lists;
     const served = await api.memberLists(this.address.blobId);
     const ownerKeys = await this.#ownerKeys(this.#owner);
     let chain: MemberList[];
@@ -505,6 +507,9 @@ export class DocKeys implements DocCipher {
       throw error;
     }
     const known = this.#lists;
+    // A version this device appended while the list was on its way (a share, a follow) is newer
+    // than what was served: not a rollback.
+    if (known !== before && served.length < known.length) return;
     if (served.length < known.length) {
       this.#report({
         kind: 'rollback',
@@ -540,7 +545,8 @@ export class DocKeys implements DocCipher {
     if (this.address.kind !== 'blob') return;
     const { api, identity, userId } = this.#ctx;
     for (let attempt = 0; ; attempt++) {
-      const previous = this.#lists.at(-1);
+      const base = this.#lists;
+      const previous = base.at(-1);
       const key = this.keyring.current();
       const list = signMemberList({
         docName: this.docName,
@@ -563,7 +569,8 @@ export class DocKeys implements DocCipher {
         }
         throw error;
       }
-      this.#lists = [...this.#lists, list];
+      // On the versions it was signed after (a refresh meanwhile may already hold it).
+      this.#lists = [...base, list];
       this.#chain = verifyMemberListChain(
         this.#lists,
         await this.#ctx.trust.keyHistory(userId),
@@ -675,11 +682,32 @@ export class DocKeys implements DocCipher {
     if (this.address.kind !== 'blob') throw new SyncError('BadRequest', 'only blobs are shared');
     if (!this.isOwner) throw new SyncError('Forbidden', 'only the owner shares an encrypted blob');
     const keys = await this.#ctx.trust.keysOf(userId);
+    await this.#listMember(userId, level, keys);
+    await this.#sealTo(userId, level, keys);
+  }
+
+  /**
+   * @internal Follows a member's verified identity rotation to `keys` (their keys as pinned now;
+   * see `rotation-follow.ts`): the doc keys are sealed to the new box key first, then the next
+   * member list version names the new keys. In this order a follow that fails half-way leaves
+   * the old keys listed, so the next attempt does it all again. Owner only (the caller checks).
+   */
+  async followMember(userId: string, level: ShareLevel, keys: PublicKeys): Promise<void> {
+    await this.#sealTo(userId, level, keys);
+    await this.#listMember(userId, level, keys);
+  }
+
+  /** The next member list version, naming `userId` at `level` with `keys`. */
+  async #listMember(userId: string, level: ShareLevel, keys: PublicKeys): Promise<void> {
     await this.#appendMembers((members) => [
       ...members.filter((m) => m.userId !== userId),
       { userId, level, signPublicKey: keys.signPublicKey, boxPublicKey: keys.boxPublicKey },
     ]);
-    // Every key the current log may still hold envelopes under, so the sharee reads it all.
+  }
+
+  /** Seals every key the current log may still hold envelopes under to `keys`, so `userId` reads it all. */
+  async #sealTo(userId: string, level: ShareLevel, keys: PublicKeys): Promise<void> {
+    if (this.address.kind !== 'blob') return;
     for (const key of this.keyring.keys()) {
       if (key.epoch < this.keyring.minEpoch) continue;
       const sealed = sealGrant({

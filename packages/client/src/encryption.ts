@@ -3,6 +3,7 @@ import type { Identity as CryptoIdentity, Device } from '@scopesync/crypto';
 import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
 import type { DocKeys } from './doc-keys.ts';
+import { FollowSweep, type FollowSweepResult } from './follow-sweep.ts';
 import type { RegistrationPlan } from './identity.ts';
 import {
   cannotRotate,
@@ -72,6 +73,7 @@ export class Encryption {
   #openDoc: ((docName: string) => RotatingDoc) | undefined;
   #rotating: Promise<IdentityRotationResult> | undefined;
   readonly #devices: OwnDevices;
+  #sweep: FollowSweep | undefined;
 
   /** @internal Created by the client. */
   constructor(init: EncryptionInit) {
@@ -91,7 +93,8 @@ export class Encryption {
   /**
    * Follows `userId`'s verified identity rotation on every encrypted blob this device knows
    * that this user owns and lists them in (see `rotation-follow.ts`). A blob that fails (offline)
-   * is followed later: when the member's envelope or head under the new key reaches the owner.
+   * is reported (`follow-failed`) and followed later: on the member's envelope or head under the
+   * new key, or by the next follow sweep.
    */
   async #followOwnedBlobs(userId: string): Promise<void> {
     for (const { key } of await this.#init.kv.list(KV_TABLES.keys, 'doc:blob/')) {
@@ -99,6 +102,51 @@ export class Encryption {
         await followRotation(await this.docKeys(key.slice('doc:'.length)), this.#init.trust, userId);
       } catch {}
     }
+  }
+
+  /**
+   * Looks through the encrypted blobs this user owns on the relay (`GET /blobs/mine`, at most 100
+   * per call, the next call going on from there) for members whose listed keys a signed identity
+   * rotation retired, and follows each rotation this client verifies: the blob's keys are sealed
+   * to the member's new keys and the next member list version names them. An unexplained key
+   * change is never followed (`trust.accept`, then `blobs.share`). The client does this by itself
+   * each time it comes online (skipped for a minute after a sweep that left nothing out);
+   * call it to check now. Follows that fail are in `failed` and emitted as `follow-failed`.
+   * Unavailable offline.
+   */
+  async followRotations(): Promise<FollowSweepResult> {
+    await this.#rotating?.catch(() => undefined);
+    return this.#followSweep().run();
+  }
+
+  /**
+   * @internal The client came online: a follow sweep ({@link followRotations}), when this device
+   * has registered keys for its user (nothing is loaded for a client that never set encryption
+   * up) and is not rotating its own identity.
+   */
+  async onOnline(): Promise<void> {
+    const userId = this.#init.userId();
+    if (userId === undefined || this.#rotating) return;
+    const known = await this.#init.kv.get<Registration>(KV_TABLES.keys, REGISTRATION);
+    if (known?.userId !== userId) return;
+    await this.#followSweep().onOnline();
+  }
+
+  #followSweep(): FollowSweep {
+    const userId = this.#init.userId();
+    if (userId === undefined) {
+      throw new SyncError('Unauthorized', 'following rotations needs a registered user (an API key)');
+    }
+    if (this.#sweep?.userId !== userId) {
+      this.#sweep = new FollowSweep({
+        kv: this.#init.kv,
+        api: this.#init.api,
+        trust: this.#init.trust,
+        userId,
+        docKeys: (name) => this.docKeys(name),
+      });
+    }
+    return this.#sweep;
   }
 
   /**
@@ -209,6 +257,8 @@ export class Encryption {
   async #rotate(): Promise<IdentityRotationResult> {
     const openDoc = this.#openDoc;
     if (!openDoc) throw cannotRotate('the built-in encryption of a client');
+    // A follow sweep under way signs member lists too: it ends first (none starts meanwhile).
+    await this.#sweep?.running?.catch(() => undefined);
     await this.ensureRegistered();
     const userId = this.#init.userId();
     if (userId === undefined) throw cannotRotate('a registered user (an API key)');

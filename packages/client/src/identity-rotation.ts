@@ -3,7 +3,7 @@ import type { Identity as CryptoIdentity } from '@scopesync/crypto';
 import { asSyncError } from './as-sync-error.ts';
 import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
-import { hasDocKeys } from './doc-key-record.ts';
+import { requireStoredKey } from './doc-key-record.ts';
 import type { DocKeys } from './doc-keys.ts';
 import type { KeyApi } from './key-api.ts';
 import { loadCrypto } from './load-crypto.ts';
@@ -78,7 +78,7 @@ export async function rotateIdentity(ctx: IdentityRotationContext): Promise<Iden
   const docs: { name: string; keys: DocKeys; handle?: RotatingDoc; onRelay: boolean }[] = [];
   for (const name of await docsHeld(ctx)) {
     try {
-      await requireStoredKey(ctx, name);
+      await requireStoredKey(ctx.kv, ctx.api, name);
       const keys = await ctx.docKeys(name);
       if (!keys.isOwner) {
         docs.push({ name, keys, onRelay: true });
@@ -222,20 +222,6 @@ async function docsHeld(ctx: IdentityRotationContext): Promise<string[]> {
       return false;
     }
   });
-}
-
-/**
- * An owned blob this device never opened must have a key this user stored on the relay: else
- * loading it would make a fresh key, and the snapshot under it would replace the log it cannot
- * read (a device that wrote it offline and never uploaded its key).
- */
-async function requireStoredKey(ctx: IdentityRotationContext, name: string): Promise<void> {
-  if (!name.startsWith('blob/') || (await hasDocKeys(ctx.kv, name))) return;
-  if ((await ctx.api.myGrants(name.slice('blob/'.length))).length > 0) return;
-  throw new SyncError(
-    'Unavailable',
-    `no key of ${name} is stored on the relay for you: open it on the device that wrote it, then rotate again`,
-  );
 }
 
 /** Thrown for a client that cannot rotate: not registered, or a custom cipher. */

@@ -32,6 +32,7 @@ export type {
 } from './doc-provider.ts';
 export { DocProvider } from './doc-provider.ts';
 export { Encryption } from './encryption.ts';
+export type { FollowSweepResult } from './follow-sweep.ts';
 export type { FetchFunction } from './http-api.ts';
 export type { IdentityRotationResult } from './identity-rotation.ts';
 export type { IndexedDbOptions } from './indexed-db-database.ts';
@@ -45,7 +46,7 @@ export type { ThisDevice } from './own-devices.ts';
 export type { SeedLocation } from './seed-store.ts';
 export type { ClientOptions, DocOptions, SyncClientEvents } from './sync-client.ts';
 export { createClient, SyncClient } from './sync-client.ts';
-export type { KeyChangedEvent, TamperEvent, TamperKind, TrustEvents } from './trust.ts';
+export type { FollowFailedEvent, KeyChangedEvent, TamperEvent, TamperKind, TrustEvents } from './trust.ts';
 export { Trust } from './trust.ts';
 export type { Unsubscribe } from './typed-events.ts';
 export type { JsonObject, JsonValue, UserDataListOptions, UserDataWriteOptions } from './user-data.ts';

@@ -41,7 +41,7 @@ import { LocalDocLog, type PayloadCodec, PLAINTEXT_CODEC } from './local-doc-log
 import { fileSeedStore, storeSeedStore } from './seed-store.ts';
 import { TabChannel } from './tab-channel.ts';
 import { resolveTokenIdentity, type TokenProvider, TokenSource } from './token-source.ts';
-import { type KeyChangedEvent, type TamperEvent, Trust } from './trust.ts';
+import { type FollowFailedEvent, type KeyChangedEvent, type TamperEvent, Trust } from './trust.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
 import { UserData } from './user-data.ts';
 
@@ -154,6 +154,8 @@ export interface SyncClientEvents {
   'key-changed': KeyChangedEvent;
   /** The relay was caught altering an encrypted document's history or membership. */
   tamper: TamperEvent;
+  /** A member's identity rotation could not be followed on a blob this user owns; tried again later. */
+  'follow-failed': FollowFailedEvent;
 }
 
 /**
@@ -370,6 +372,7 @@ export class SyncClient {
     this.trust = init.trust;
     this.trust.on('key-changed', (event) => this.#events.emit('key-changed', event));
     this.trust.on('tamper', (event) => this.#events.emit('tamper', event));
+    this.trust.on('follow-failed', (event) => this.#events.emit('follow-failed', event));
     this.#connection = this.#connect(init.identity.apiKey);
     // Per relay and user: tabs of someone else who signs in on this origin are not ours.
     this.#tabs = init.tabSync
@@ -711,6 +714,8 @@ export class SyncClient {
     await this.userData.flushOutbox();
     if (!this.#connection.isOpen) return;
     for (const handle of this.#handles.values()) handle.attach();
+    // An owner follows the identity rotations of members it missed while away (follow-sweep.ts).
+    if (this.#cipherFor === undefined) this.encryption.onOnline().catch(() => undefined);
   }
 
   #onFrame(bytes: Uint8Array): void {

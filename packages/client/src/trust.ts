@@ -34,10 +34,24 @@ export interface TamperEvent {
   readonly message: string;
 }
 
+/**
+ * Following a member's verified identity rotation on an encrypted blob this user owns failed
+ * (offline, the relay refused): the blob's keys are still sealed to the member's old box key, so
+ * the member's new devices cannot open it yet. Tried again on the next trigger and on the next
+ * follow sweep (when the client comes online: `client.encryption.followRotations()`).
+ */
+export interface FollowFailedEvent {
+  readonly blobId: string;
+  /** The member whose rotation was not followed. */
+  readonly userId: string;
+  readonly error: SyncError;
+}
+
 /** The events of {@link Trust} (also emitted by the client). */
 export interface TrustEvents {
   'key-changed': KeyChangedEvent;
   tamper: TamperEvent;
+  'follow-failed': FollowFailedEvent;
 }
 
 /** What {@link Trust} needs from its client. */
@@ -82,7 +96,7 @@ export class Trust {
     this.#init = init;
   }
 
-  /** Listens to `key-changed` or `tamper`; returns the function that stops listening. */
+  /** Listens to `key-changed`, `tamper` or `follow-failed`; returns the function that stops listening. */
   on<K extends keyof TrustEvents>(event: K, listener: (value: TrustEvents[K]) => void): Unsubscribe {
     return this.#events.on(event, listener);
   }
@@ -284,6 +298,11 @@ export class Trust {
   /** @internal Reports tamper evidence found by a document's cipher. */
   reportTamper(event: TamperEvent): void {
     this.#events.emit('tamper', event);
+  }
+
+  /** @internal Reports a member's rotation this client could not follow on a blob it owns. */
+  reportFollowFailed(event: FollowFailedEvent): void {
+    this.#events.emit('follow-failed', event);
   }
 
   async #pin(userId: string, keys: PublicKeys, history?: readonly Uint8Array[]): Promise<void> {
