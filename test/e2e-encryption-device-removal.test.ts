@@ -1,7 +1,13 @@
 import type { SyncError } from '@scopesync/core';
 import { afterEach, describe, expect, it } from 'vitest';
+import {
+  appendAcked,
+  cleanUp,
+  openDevice,
+  readDocText,
+  startScannedRelay,
+} from './e2e-encryption-harness.ts';
 import { mustOpen, openSocket } from './support/auth-sockets.ts';
-import { appendAcked, cleanUp, openDevice, readDocText, startScannedRelay } from './e2e-encryption-harness.ts';
 
 /*
  * Issue 17, attack 6, a lost device whose seed the thief cannot open (the device keeps it under

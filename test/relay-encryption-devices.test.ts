@@ -101,7 +101,12 @@ describe('device lists', () => {
     const laptopSocket = await mustOpen(t.wsUrl, '/sync', { query: ada.key });
 
     // The phone is lost: the laptop signs a list without it.
-    const v2 = signDeviceList({ userId: ada.userId, identity: ada.identity, previous: v1, devices: [laptop] });
+    const v2 = signDeviceList({
+      userId: ada.userId,
+      identity: ada.identity,
+      previous: v1,
+      devices: [laptop],
+    });
     expect(await put(v2)).toMatchObject({ status: 200, json: { version: 2, revoked_keys: 1 } });
     expect(await phoneSocket.closed).toMatchObject({ code: 4401 });
     expect(await validate(phoneKey)).toBe(401);
@@ -163,9 +168,17 @@ describe('device lists', () => {
     expect((await bind(phoneKey, 'not-a-device')).status).toBe(400);
 
     const v1 = signDeviceList({ userId: ada.userId, identity: ada.identity, devices: [laptop, phone] });
-    const v2 = signDeviceList({ userId: ada.userId, identity: ada.identity, previous: v1, devices: [laptop] });
+    const v2 = signDeviceList({
+      userId: ada.userId,
+      identity: ada.identity,
+      previous: v1,
+      devices: [laptop],
+    });
     for (const list of [v1, v2]) {
-      const answer = await api('PUT', `/users/${ada.userId}/devices`, { key: ada.key, body: { list: b64(list) } });
+      const answer = await api('PUT', `/users/${ada.userId}/devices`, {
+        key: ada.key,
+        body: { list: b64(list) },
+      });
       expect(answer.status).toBe(200);
     }
     expect((await api('GET', '/keys/validate', { key: phoneKey })).status).toBe(401);

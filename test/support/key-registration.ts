@@ -110,7 +110,11 @@ export function keyRegistration(api: TestRelay['api']) {
   };
 
   /** Links a new device to the user holding `identity`'s keys (POST /keys with a link proof, and `extra`). */
-  const link = async (name: string, identity: Identity, extra: Record<string, string> = {}): Promise<Device> => {
+  const link = async (
+    name: string,
+    identity: Identity,
+    extra: Record<string, string> = {},
+  ): Promise<Device> => {
     const body = { device_name: name, ...extra, ...(await keysBody(identity, { purpose: 'link' })) };
     const answer = await api('POST', '/keys', { body });
     expect(answer.status, JSON.stringify(answer.json)).toBe(200);

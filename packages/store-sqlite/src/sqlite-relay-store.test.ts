@@ -335,7 +335,9 @@ describe('SqliteRelayStore', () => {
       raw.prepare(`INSERT INTO users VALUES ('${OTHER}', 1, 'd', 'c2lnbg', NULL, 2)`).run(),
     ).toThrow(/UNIQUE/);
     expect(() =>
-      raw.prepare(`INSERT INTO api_keys (key_hash, user_id, created_at) VALUES ('h9', 'user_nobody', 1)`).run(),
+      raw
+        .prepare(`INSERT INTO api_keys (key_hash, user_id, created_at) VALUES ('h9', 'user_nobody', 1)`)
+        .run(),
     ).toThrow(/FOREIGN KEY/);
     expect(() => raw.prepare(`UPDATE objects SET version = 1 WHERE name = 'blob/b'`).run()).toThrow(
       /blob version repeats/,

@@ -38,8 +38,8 @@ import {
   type RetiredKeySql,
   type ShareSql,
   toGrant,
-  toKeyGrant,
   toKey,
+  toKeyGrant,
   toKeyWithUser,
   toObject,
   toRetiredKey,
@@ -666,9 +666,7 @@ class SqliteRelayTables implements RelayStoreTx {
   }
 
   async listKeys(userId: string): Promise<KeyRecord[]> {
-    return this.#run('list the keys', () =>
-      this.#sql.listKeys.all(userId).map(toKey),
-    );
+    return this.#run('list the keys', () => this.#sql.listKeys.all(userId).map(toKey));
   }
 
   async getObject(name: string): Promise<ObjectRecord | null> {
