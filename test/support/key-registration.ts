@@ -94,16 +94,28 @@ export function keyRegistration(api: TestRelay['api']) {
     };
   };
 
-  /** Registers a device with `identity`'s keys (a fresh identity by default), proving its signing key. */
-  const register = async (name: string, identity = deriveIdentity(generateRootSeed())): Promise<Device> => {
-    const answer = await api('POST', '/keys', { body: { device_name: name, ...(await keysBody(identity)) } });
+  /**
+   * Registers a device with `identity`'s keys (a fresh identity by default), proving its signing
+   * key; `extra` body fields go along (a `device_id`).
+   */
+  const register = async (
+    name: string,
+    identity = deriveIdentity(generateRootSeed()),
+    extra: Record<string, string> = {},
+  ): Promise<Device> => {
+    const body = { device_name: name, ...extra, ...(await keysBody(identity)) };
+    const answer = await api('POST', '/keys', { body });
     expect(answer.status, JSON.stringify(answer.json)).toBe(200);
     return { key: answer.json.key, userId: answer.json.user_id, identity };
   };
 
-  /** Links a new device to the user holding `identity`'s keys (POST /keys with a link proof). */
-  const link = async (name: string, identity: Identity): Promise<Device> => {
-    const body = { device_name: name, ...(await keysBody(identity, { purpose: 'link' })) };
+  /** Links a new device to the user holding `identity`'s keys (POST /keys with a link proof, and `extra`). */
+  const link = async (
+    name: string,
+    identity: Identity,
+    extra: Record<string, string> = {},
+  ): Promise<Device> => {
+    const body = { device_name: name, ...extra, ...(await keysBody(identity, { purpose: 'link' })) };
     const answer = await api('POST', '/keys', { body });
     expect(answer.status, JSON.stringify(answer.json)).toBe(200);
     expect(answer.json.linked).toBe(true);

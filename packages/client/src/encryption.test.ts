@@ -37,6 +37,7 @@ describe('Encryption in memory', () => {
       deviceSeeds: seeds,
       recoveryPhrase: undefined,
       userId: () => undefined,
+      usesApiKey: () => false,
       // Only listened to (for members' rotations): this test never opens another user's document.
       trust: { on: () => () => undefined } as unknown as Trust,
     });

@@ -29,6 +29,8 @@ export interface EncryptionInit {
   readonly recoveryPhrase: string | undefined;
   /** The client's user id, once known. */
   readonly userId: () => string | undefined;
+  /** True when the client authenticates with an API key (not an app token): a key is bound to its device. */
+  readonly usesApiKey: () => boolean;
   /** Pinned keys of other users and tamper reports (shared encrypted blobs). */
   readonly trust: Trust;
 }
@@ -159,12 +161,24 @@ export class Encryption {
   }
 
   /**
+   * @internal This device's id in the device list (made on first use, kept): a new device's
+   * API key is registered for it, so that a list without this device revokes that key.
+   */
+  deviceId(): Promise<string> {
+    return this.#devices.deviceId();
+  }
+
+  /**
    * Adds this device to the user's signed device list (a new version signed by the identity key,
-   * chained to the last one; nothing when listed already). Resolves with the devices listed.
-   * Other clients read it with `client.trust.devicesOf(userId)`.
+   * chained to the last one; nothing when listed already), and makes sure this client's API key
+   * is bound to it, so that removing the device revokes the key (a key registered before keys
+   * named their device is bound now). Resolves with the devices listed. Other clients read it
+   * with `client.trust.devicesOf(userId)`.
    */
   async addThisDevice(): Promise<readonly Device[]> {
     const me = await this.thisDevice();
+    await this.ensureRegistered();
+    if (this.#init.usesApiKey()) await this.#init.api.bindKeyToDevice(me.deviceId);
     return this.#updateDevices((devices) =>
       devices.some((d) => d.deviceId === me.deviceId)
         ? undefined
@@ -174,8 +188,11 @@ export class Encryption {
 
   /**
    * Removes a device from the user's signed device list (a lost one). NotFound when it is not
-   * listed. The document keys it could open are not rotated by this (they derive from the shared
-   * seed): after losing a device that held the seed, call {@link rotateIdentity}.
+   * listed. The relay revokes the API keys registered for it in the same step (its sockets close,
+   * its key is refused from then on), so a thief holding the device's files without the seed
+   * (a passphrase-protected device) can sync nothing more. The document keys it could open are
+   * not rotated by this (they derive from the shared seed): after losing a device whose seed
+   * may be known (no passphrase, or a weak one), call {@link rotateIdentity}.
    */
   async removeDevice(deviceId: string): Promise<readonly Device[]> {
     return this.#updateDevices((devices) => {

@@ -140,6 +140,11 @@ export interface ResolveIdentityOptions {
    * this device kept from an earlier, unfinished start) it registers a new user instead.
    */
   readonly registrationPlan?: (() => Promise<RegistrationPlan>) | undefined;
+  /**
+   * This device's id in the user's device list: a new device's API key is registered for it, so
+   * that a list without this device revokes that key (docs/encryption.md, "Per-device keys").
+   */
+  readonly deviceId?: (() => Promise<string>) | undefined;
   /** Told the user id the relay registered the proven keys for. */
   readonly keysRegistered?: ((userId: string) => Promise<void>) | undefined;
   /**
@@ -310,12 +315,17 @@ async function postKeys(
   { answer: { key: string; userId: string }; proven: ProvenKeys | undefined } | 'unknown-keys' | 'held-keys'
 > {
   const proven = await options.proveKeys?.(purpose);
+  const deviceId = await options.deviceId?.();
   let answer: { key?: unknown; user_id?: unknown; linked?: unknown };
   try {
     answer = await options.http.json<{ key?: unknown; user_id?: unknown; linked?: unknown }>({
       method: 'POST',
       path: '/keys',
-      json: { device_name: options.deviceName, ...(proven ? provenKeysJson(proven) : {}) },
+      json: {
+        device_name: options.deviceName,
+        ...(deviceId === undefined ? {} : { device_id: deviceId }),
+        ...(proven ? provenKeysJson(proven) : {}),
+      },
     });
   } catch (error) {
     if (proven?.purpose === 'link' && error instanceof SyncError && error.kind === 'NotFound')

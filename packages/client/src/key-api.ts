@@ -163,6 +163,15 @@ export class KeyApi {
     });
   }
 
+  /**
+   * Binds this client's API key to its device of the device list (`PUT /keys/device`), once: a
+   * list without the device then revokes the key. Conflict when it is bound to another device
+   * or the device was removed.
+   */
+  async bindKeyToDevice(deviceId: string): Promise<void> {
+    await this.#http.send({ method: 'PUT', path: '/keys/device', json: { device_id: deviceId } });
+  }
+
   /** The keys of this user's USER_PRIVATE docs on the relay (GET /userdata/<id>/USER_PRIVATE, every page). */
   async privateDocKeys(userId: string): Promise<string[]> {
     const keys: string[] = [];

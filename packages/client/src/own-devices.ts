@@ -7,8 +7,8 @@ import type { SeedStore } from './seed-store.ts';
 import type { Trust } from './trust.ts';
 
 // This device's own keys and the user's signed device list (docs/encryption.md, "Per-device
-// keys", steps 1–2). Partial: the list is kept and verified, but envelopes and grants are still
-// signed and sealed with the identity (step 3 is not built).
+// keys", steps 1–2). The relay revokes the API keys bound to a device a new version drops;
+// envelopes and grants are still signed and sealed with the identity (steps 3–4 are not built).
 
 /** This device in the user's device list: its id and its own public keys. */
 export interface ThisDevice extends PublicKeys {
@@ -30,6 +30,7 @@ const DEVICE_ID = 'device-id';
 export class OwnDevices {
   readonly #ctx: OwnDevicesContext;
   #device: Promise<ThisDevice> | undefined;
+  #deviceId: Promise<string> | undefined;
 
   constructor(ctx: OwnDevicesContext) {
     this.#ctx = ctx;
@@ -44,19 +45,37 @@ export class OwnDevices {
     return this.#device;
   }
 
+  /**
+   * This device's id in the device list, made at random on first use and kept: what its API key
+   * is registered for, so that a list without it revokes the key. Needs no seed.
+   */
+  deviceId(): Promise<string> {
+    this.#deviceId ??= this.#loadId();
+    this.#deviceId.catch(() => {
+      this.#deviceId = undefined;
+    });
+    return this.#deviceId;
+  }
+
+  async #loadId(): Promise<string> {
+    const { kv } = this.#ctx;
+    let deviceId = await kv.get<string>(KV_TABLES.keys, DEVICE_ID);
+    if (deviceId === undefined) {
+      deviceId = (await loadCrypto()).newDeviceId();
+      await kv.put(KV_TABLES.keys, DEVICE_ID, deviceId);
+    }
+    return deviceId;
+  }
+
   async #load(): Promise<ThisDevice> {
-    const { kv, seeds } = this.#ctx;
-    const { deriveIdentity, generateRootSeed, newDeviceId } = await loadCrypto();
+    const { seeds } = this.#ctx;
+    const { deriveIdentity, generateRootSeed } = await loadCrypto();
     let seed = await seeds.load();
     if (seed === undefined) {
       seed = generateRootSeed();
       await seeds.save(seed, false);
     }
-    let deviceId = await kv.get<string>(KV_TABLES.keys, DEVICE_ID);
-    if (deviceId === undefined) {
-      deviceId = newDeviceId();
-      await kv.put(KV_TABLES.keys, DEVICE_ID, deviceId);
-    }
+    const deviceId = await this.deviceId();
     try {
       const keys = deriveIdentity(seed);
       return { deviceId, signPublicKey: keys.signPublicKey, boxPublicKey: keys.boxPublicKey };

@@ -215,6 +215,7 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
     deviceSeeds: storeSeedStore(store.kv, options.passphrase, 'device-seed'),
     recoveryPhrase: options.recoveryPhrase,
     userId: () => userId,
+    usesApiKey: () => tokens === undefined && apiKey !== undefined,
   });
   let identity: Identity;
   let identityOptions: ResolveIdentityOptions;
@@ -235,6 +236,11 @@ export async function createClient(options: ClientOptions): Promise<SyncClient> 
       registrationPlan:
         options.cipherFor === undefined || options.recoveryPhrase !== undefined
           ? () => encryption.registrationPlan()
+          : undefined,
+      // Its key is registered for its entry in the device list: removing the entry revokes it.
+      deviceId:
+        options.cipherFor === undefined || options.recoveryPhrase !== undefined
+          ? () => encryption.deviceId()
           : undefined,
       keysRegistered: (id) => encryption.registered(id),
       useKey: (key) => {

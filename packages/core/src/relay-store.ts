@@ -32,6 +32,12 @@ export interface KeyRecord {
   readonly createdAt: number;
   /** Epoch milliseconds of the revocation; null while the key is valid. */
   readonly revokedAt: number | null;
+  /**
+   * The device of the user's signed device list the key was registered for (32 lowercase hex
+   * characters); absent for a key bound to no device. Fixed for the key's life: a device list
+   * version without the device revokes the key (docs/encryption.md, "Per-device keys").
+   */
+  readonly deviceId?: string | undefined;
 }
 
 /** An API key and the user it names, read together (see {@link RelayStore.getKeyWithUser}). */
@@ -336,6 +342,11 @@ export interface RelayStore {
   getKeyWithUser(keyHash: string): Promise<KeyWithUser | null>;
   /** Marks a key revoked; false when it is unknown or already revoked. */
   revokeKey(keyHash: string, at: number): Promise<boolean>;
+  /**
+   * Binds a key that names no device to `deviceId` (see {@link KeyRecord.deviceId}); false,
+   * and nothing changed, when the key is unknown or names a device already (it keeps that one).
+   */
+  bindKeyToDevice(keyHash: string, deviceId: string): Promise<boolean>;
   /** A user's API keys, revoked ones too, oldest first (then by hash); empty for an unknown user. */
   listKeys(userId: string): Promise<KeyRecord[]>;
 
@@ -457,6 +468,7 @@ export const RELAY_STORE_TX_METHODS: readonly (keyof RelayStoreTx)[] = Object.ke
   getKey: true,
   getKeyWithUser: true,
   revokeKey: true,
+  bindKeyToDevice: true,
   listKeys: true,
   getObject: true,
   createObject: true,

@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
-import type { AuditHead, AuditQuery, AuditRecord, RelayStore } from '@scopesync/core';
+import type { AuditHead, AuditQuery, AuditRecord, RelayStore, RelayStoreTx } from '@scopesync/core';
 
 /** The `prevHash` of the first entry. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -227,10 +227,13 @@ export class AuditLog {
     this.#key = options.key;
   }
 
-  /** Appends one entry and resolves with it once it is durable. */
-  record(event: AuditEvent): Promise<AuditRecord> {
+  /**
+   * Appends one entry and resolves with it once it is durable; through `tx` (a store
+   * transaction's), it commits or rolls back with the rest of that transaction.
+   */
+  record(event: AuditEvent, tx: Pick<RelayStoreTx, 'appendAudit'> = this.#store): Promise<AuditRecord> {
     const ts = this.#now();
-    return this.#store.appendAudit((head) => sealAuditEntry(head, event, ts, this.#key));
+    return tx.appendAudit((head) => sealAuditEntry(head, event, ts, this.#key));
   }
 
   /** Entries matching `query`, oldest first. */

@@ -11,6 +11,8 @@ import { credentialOfProtocols } from './auth/subprotocol.ts';
 const API_KEY = /^[A-Za-z0-9_-]{43}$/;
 /** Binary fields as a client sends them: base64 or base64url, padding optional. */
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+/** A device id of the user's device list: 16 random bytes as lowercase hex (crypto's `newDeviceId`). */
+const DEVICE_ID = /^[0-9a-f]{32}$/;
 /** Longest device name accepted, in characters. */
 export const MAX_DEVICE_NAME_LENGTH = 128;
 /** Bytes in an Ed25519 or X25519 public key. */
@@ -82,6 +84,8 @@ export interface DeviceRegistration {
   readonly signPk?: string | null | undefined;
   /** X25519 public key, base64 or base64url (32 bytes); stored as base64url. */
   readonly boxPk?: string | null | undefined;
+  /** The device of the user's device list the first key is for (see `parseDeviceId`). */
+  readonly deviceId?: string | undefined;
 }
 
 /** The once-only answer of a registration: the key is never shown again. */
@@ -100,6 +104,18 @@ export function parseDeviceName(value: unknown): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point.
   if (/[\u0000-\u001f\u007f]/.test(value))
     throw new SyncError('BadRequest', 'device_name must not contain control characters');
+  return value;
+}
+
+/**
+ * Checks an optional device id (`device_id` of POST /keys): 32 lowercase hex characters, or
+ * undefined when absent (null or undefined). Throws BadRequest otherwise.
+ */
+export function parseDeviceId(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || !DEVICE_ID.test(value)) {
+    throw new SyncError('BadRequest', 'device_id must be 32 lowercase hex characters (a device list entry)');
+  }
   return value;
 }
 
@@ -192,7 +208,13 @@ export async function registerDevice(
   const userId = signBytes ? userIdOfSigningKey(signBytes) : newUserId(deviceName);
   await store.createUser(
     { userId, level, deviceName, signPk, boxPk, createdAt: now },
-    { keyHash: hashApiKey(key), userId, createdAt: now, revokedAt: null },
+    {
+      keyHash: hashApiKey(key),
+      userId,
+      createdAt: now,
+      revokedAt: null,
+      ...(registration.deviceId === undefined ? {} : { deviceId: parseDeviceId(registration.deviceId) }),
+    },
   );
   return { key, userId };
 }

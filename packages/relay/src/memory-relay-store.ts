@@ -104,6 +104,10 @@ export class MemoryRelayStore implements RelayStore {
     return this.#call(() => this.#data.revokeKey(keyHash, at));
   }
 
+  async bindKeyToDevice(keyHash: string, deviceId: string): Promise<boolean> {
+    return this.#call(() => this.#data.bindKeyToDevice(keyHash, deviceId));
+  }
+
   async listKeys(userId: string): Promise<KeyRecord[]> {
     return this.#call(() => this.#data.listKeys(userId));
   }
@@ -336,7 +340,7 @@ class MemoryRelayData implements RelayStoreTx {
       throw new SyncError('BadRequest', 'the first key must belong to the new user');
     this.#checkSignPkFree(user.signPk, user.userId);
     this.#users.set(user.userId, { ...user });
-    this.#keys.set(firstKey.keyHash, { ...firstKey });
+    this.#keys.set(firstKey.keyHash, keyCopy(firstKey));
   }
 
   async getUser(userId: string): Promise<UserRecord | null> {
@@ -409,7 +413,7 @@ class MemoryRelayData implements RelayStoreTx {
   async addKey(key: KeyRecord): Promise<void> {
     if (!this.#users.has(key.userId)) throw new SyncError('NotFound', `no user ${key.userId}`);
     if (this.#keys.has(key.keyHash)) throw new SyncError('Conflict', 'that key exists');
-    this.#keys.set(key.keyHash, { ...key });
+    this.#keys.set(key.keyHash, keyCopy(key));
   }
 
   async getKey(keyHash: string): Promise<KeyRecord | null> {
@@ -428,6 +432,13 @@ class MemoryRelayData implements RelayStoreTx {
     const key = this.#keys.get(keyHash);
     if (!key || key.revokedAt !== null) return false;
     this.#keys.set(keyHash, { ...key, revokedAt: at });
+    return true;
+  }
+
+  async bindKeyToDevice(keyHash: string, deviceId: string): Promise<boolean> {
+    const key = this.#keys.get(keyHash);
+    if (!key || key.deviceId !== undefined) return false;
+    this.#keys.set(keyHash, { ...key, deviceId });
     return true;
   }
 
@@ -653,6 +664,12 @@ class MemoryRelayData implements RelayStoreTx {
 
 function copyNested<K, L, V>(outer: Map<K, Map<L, V>>): Map<K, Map<L, V>> {
   return new Map([...outer].map(([key, inner]) => [key, new Map(inner)]));
+}
+
+/** A key as the SQL stores keep it: no device id field when it names none. */
+function keyCopy(key: KeyRecord): KeyRecord {
+  const { keyHash, userId, createdAt, revokedAt, deviceId } = key;
+  return { keyHash, userId, createdAt, revokedAt, ...(deviceId === undefined ? {} : { deviceId }) };
 }
 
 function copyKeyGrant(grant: KeyGrantRecord): KeyGrantRecord {

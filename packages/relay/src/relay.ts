@@ -50,6 +50,7 @@ import { consoleRelayLog, type RelayLog } from './relay-log.ts';
 import { type ModDefinition, RelayRuntime } from './runtime.ts';
 import { AccountService } from './services/account-service.ts';
 import { BlobService } from './services/blob-service.ts';
+import { DeviceListService } from './services/device-list-service.ts';
 import { ObjectService } from './services/object-service.ts';
 import { ShareService } from './services/share-service.ts';
 import { SyncAccess } from './services/sync-access.ts';
@@ -404,6 +405,7 @@ export class Relay {
         blobs: new BlobService({ ...services, objects }),
         shares: new ShareService({ ...services, objects }),
         accounts,
+        devices: new DeviceListService({ store: this.store, accounts, audit: this.audit, now }),
         challenges: new KeyChallenges({
           ...(options.cluster?.challenges === undefined
             ? {}

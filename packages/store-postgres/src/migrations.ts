@@ -228,6 +228,12 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'objects by owner ("my blobs")',
     sql: (s) => `CREATE INDEX objects_owner ON ${s}.objects (owner, name);`,
   },
+  {
+    version: 6,
+    name: 'API keys bound to a device of the device list',
+    // Null for a key bound to no device (every key from before): a list without it revokes the key.
+    sql: (s) => `ALTER TABLE ${s}.api_keys ADD COLUMN device_id text COLLATE "C";`,
+  },
 ];
 
 /** The newest schema version this package knows. */

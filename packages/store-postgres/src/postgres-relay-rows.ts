@@ -1,5 +1,6 @@
 import type {
   AuditRecord,
+  KeyRecord,
   KeyWithUser,
   Level,
   ModGrant,
@@ -26,6 +27,7 @@ export interface KeyRow {
   user_id: string;
   created_at: bigint;
   revoked_at: bigint | null;
+  device_id: string | null;
 }
 /** An `api_keys` row joined with its `users` row (the `u_` columns: null when there is none). */
 export interface KeyUserRow extends KeyRow {
@@ -133,15 +135,21 @@ export function toUser(r: UserRow): UserRecord {
   };
 }
 
+/** The key record of an `api_keys` row (no `deviceId` when it names no device). */
+export function toKey(r: KeyRow): KeyRecord {
+  const key = {
+    keyHash: r.key_hash,
+    userId: r.user_id,
+    createdAt: toSafeInteger(r.created_at, 'createdAt'),
+    revokedAt: toSafeIntegerOrNull(r.revoked_at, 'revokedAt'),
+  };
+  return r.device_id === null ? key : { ...key, deviceId: r.device_id };
+}
+
 /** The key and user records of a joined `api_keys` / `users` row. */
 export function toKeyWithUser(r: KeyUserRow): KeyWithUser {
   return {
-    key: {
-      keyHash: r.key_hash,
-      userId: r.user_id,
-      createdAt: toSafeInteger(r.created_at, 'createdAt'),
-      revokedAt: toSafeIntegerOrNull(r.revoked_at, 'revokedAt'),
-    },
+    key: toKey(r),
     user:
       r.u_user_id === null
         ? null

@@ -33,7 +33,7 @@ import {
   TxExecutor,
 } from './postgres-executors.ts';
 import { backoff, PostgresHandle, type PostgresStoreOptions } from './postgres-handle.ts';
-import { toSafeInteger, toSafeIntegerOrNull } from './postgres-pool.ts';
+import { toSafeInteger } from './postgres-pool.ts';
 import {
   type AuditRow,
   bytes,
@@ -47,6 +47,7 @@ import {
   type ShareRow,
   toAudit,
   toGrant,
+  toKey,
   toKeyWithUser,
   toObject,
   toRetiredKey,
@@ -92,15 +93,16 @@ function statements(s: string) {
     deviceLists: `SELECT * FROM ${s}.device_lists WHERE user_id = $1 ORDER BY version`,
     retiredKeysOf: `SELECT * FROM ${s}.retired_keys WHERE user_id = $1 ORDER BY retired_at, sign_pk`,
     countUsers: `SELECT count(*) AS n FROM ${s}.users`,
-    insertKey: `INSERT INTO ${s}.api_keys (key_hash, user_id, created_at, revoked_at) VALUES ($1, $2, $3, $4)`,
+    insertKey: `INSERT INTO ${s}.api_keys (key_hash, user_id, created_at, revoked_at, device_id) VALUES ($1, $2, $3, $4, $5)`,
     getKey: `SELECT * FROM ${s}.api_keys WHERE key_hash = $1`,
     // One statement for authentication: the key and its user from one snapshot, one round trip.
-    getKeyWithUser: `SELECT k.key_hash, k.user_id, k.created_at, k.revoked_at, u.user_id AS u_user_id,
+    getKeyWithUser: `SELECT k.key_hash, k.user_id, k.created_at, k.revoked_at, k.device_id, u.user_id AS u_user_id,
         u.level AS u_level, u.device_name AS u_device_name, u.sign_pk AS u_sign_pk,
         u.box_pk AS u_box_pk, u.created_at AS u_created_at
       FROM ${s}.api_keys k LEFT JOIN ${s}.users u ON u.user_id = k.user_id WHERE k.key_hash = $1`,
     listKeys: `SELECT * FROM ${s}.api_keys WHERE user_id = $1 ORDER BY created_at, key_hash`,
     revokeKey: `UPDATE ${s}.api_keys SET revoked_at = $2 WHERE key_hash = $1 AND revoked_at IS NULL`,
+    bindKeyToDevice: `UPDATE ${s}.api_keys SET device_id = $2 WHERE key_hash = $1 AND device_id IS NULL`,
     getObject: `SELECT ${OBJECT_COLUMNS} FROM ${s}.objects WHERE name = $1`,
     lockObject: `SELECT ${OBJECT_COLUMNS} FROM ${s}.objects WHERE name = $1 FOR UPDATE`,
     insertObject: `INSERT INTO ${s}.objects (${OBJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -204,6 +206,7 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
         firstKey.userId,
         firstKey.createdAt,
         firstKey.revokedAt,
+        firstKey.deviceId ?? null,
       ]);
     });
   }
@@ -316,7 +319,13 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
   async addKey(key: KeyRecord): Promise<void> {
     await this.#x.one('add the key', async (q) => {
       try {
-        await q.query(this.#sql.insertKey, [key.keyHash, key.userId, key.createdAt, key.revokedAt]);
+        await q.query(this.#sql.insertKey, [
+          key.keyHash,
+          key.userId,
+          key.createdAt,
+          key.revokedAt,
+          key.deviceId ?? null,
+        ]);
       } catch (error) {
         if ((error as { code?: unknown }).code === '23503') {
           throw new SyncError('NotFound', `no user ${key.userId}`, { cause: error });
@@ -331,15 +340,7 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
       'read the key',
       async (q) => (await q.query<KeyRow>(this.#sql.getKey, [keyHash])).rows,
     );
-    const row = rows[0];
-    return row
-      ? {
-          keyHash: row.key_hash,
-          userId: row.user_id,
-          createdAt: toSafeInteger(row.created_at, 'createdAt'),
-          revokedAt: toSafeIntegerOrNull(row.revoked_at, 'revokedAt'),
-        }
-      : null;
+    return rows[0] ? toKey(rows[0]) : null;
   }
 
   async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
@@ -357,17 +358,19 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
     );
   }
 
+  async bindKeyToDevice(keyHash: string, deviceId: string): Promise<boolean> {
+    return this.#x.one(
+      'bind the key to a device',
+      async (q) => ((await q.query(this.#sql.bindKeyToDevice, [keyHash, deviceId])).rowCount ?? 0) > 0,
+    );
+  }
+
   async listKeys(userId: string): Promise<KeyRecord[]> {
     const rows = await this.#x.one(
       'list the keys',
       async (q) => (await q.query<KeyRow>(this.#sql.listKeys, [userId])).rows,
     );
-    return rows.map((row) => ({
-      keyHash: row.key_hash,
-      userId: row.user_id,
-      createdAt: toSafeInteger(row.created_at, 'createdAt'),
-      revokedAt: toSafeIntegerOrNull(row.revoked_at, 'revokedAt'),
-    }));
+    return rows.map(toKey);
   }
 
   async getObject(name: string): Promise<ObjectRecord | null> {

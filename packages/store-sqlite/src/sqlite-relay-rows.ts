@@ -1,5 +1,6 @@
 import type {
   KeyGrantRecord,
+  KeyRecord,
   KeyWithUser,
   Level,
   ModGrant,
@@ -25,6 +26,7 @@ export interface KeySql {
   user_id: string;
   created_at: number;
   revoked_at: number | null;
+  device_id: string | null;
 }
 /** An `api_keys` row joined with its `users` row (the `u_` columns: null when there is none). */
 export interface KeyUserSql extends KeySql {
@@ -95,10 +97,16 @@ export function toUser(r: UserSql): UserRecord {
   };
 }
 
+/** The key record of an `api_keys` row (no `deviceId` when it names no device). */
+export function toKey(r: KeySql): KeyRecord {
+  const key = { keyHash: r.key_hash, userId: r.user_id, createdAt: r.created_at, revokedAt: r.revoked_at };
+  return r.device_id === null ? key : { ...key, deviceId: r.device_id };
+}
+
 /** The key and user records of a joined `api_keys` / `users` row. */
 export function toKeyWithUser(r: KeyUserSql): KeyWithUser {
   return {
-    key: { keyHash: r.key_hash, userId: r.user_id, createdAt: r.created_at, revokedAt: r.revoked_at },
+    key: toKey(r),
     user:
       r.u_user_id === null
         ? null

@@ -13,8 +13,9 @@ import type Database from 'better-sqlite3';
  * 7: `retired_keys`, the signing keys users rotated away from (identity rotation), and
  *    `device_lists`, users' signed device lists.
  * 8: the index of objects by owner (`objects_owner`, "my blobs").
+ * 9: `api_keys.device_id`, the device of the user's device list a key was registered for.
  */
-const SCHEMA_VERSION = 8;
+const SCHEMA_VERSION = 9;
 
 /** The `prevHash` of the first audit entry. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -32,7 +33,9 @@ const SCHEMA = `
     key_hash   TEXT    NOT NULL PRIMARY KEY,
     user_id    TEXT    NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
     created_at INTEGER NOT NULL,
-    revoked_at INTEGER
+    revoked_at INTEGER,
+    -- The device list entry the key belongs to (null: none): a list without it revokes the key.
+    device_id  TEXT
   );
   CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys (user_id);
   CREATE TABLE IF NOT EXISTS objects (
@@ -274,6 +277,11 @@ export function migrateRelaySchema(db: Database.Database): void {
     const objectColumns = db.pragma('table_info(objects)') as { name: string }[];
     if (objectColumns.length > 0 && !objectColumns.some((c) => c.name === 'min_epoch')) {
       db.exec('ALTER TABLE objects ADD COLUMN min_epoch INTEGER NOT NULL DEFAULT 0');
+    }
+    // Keys from before schema 9 name no device.
+    const keyColumns = db.pragma('table_info(api_keys)') as { name: string }[];
+    if (keyColumns.length > 0 && !keyColumns.some((c) => c.name === 'device_id')) {
+      db.exec('ALTER TABLE api_keys ADD COLUMN device_id TEXT');
     }
     db.exec(SCHEMA);
     if (version < 4) db.exec(TO_SCHEMA_4);

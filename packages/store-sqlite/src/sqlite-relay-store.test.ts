@@ -235,7 +235,7 @@ describe('SqliteRelayStore', () => {
     );
     const db = new Database(path, { readonly: true });
     open.push(db);
-    expect(db.pragma('user_version', { simple: true })).toBe(8);
+    expect(db.pragma('user_version', { simple: true })).toBe(9);
   });
 
   it('migrates a schema 3 database in place: its data stays, and the schema takes over the invariants', async () => {
@@ -267,6 +267,12 @@ describe('SqliteRelayStore', () => {
     // The later holder of a duplicated signing key loses it; everything else of theirs stays.
     expect(await s.getUser(OTHER)).toMatchObject({ deviceName: 'copy', signPk: null });
     expect(await s.getKey('h2')).toEqual({ keyHash: 'h2', userId: OTHER, createdAt: 2, revokedAt: 5 });
+    // Keys from before schema 9 name no device; new ones may.
+    await s.addKey({ keyHash: 'h3', userId: USER, createdAt: 3, revokedAt: null, deviceId: 'ab'.repeat(16) });
+    expect((await s.listKeys(USER)).map((k) => [k.keyHash, k.deviceId])).toEqual([
+      ['h1', undefined],
+      ['h3', 'ab'.repeat(16)],
+    ]);
     expect(await s.getObject('blob/b')).toMatchObject({ encrypted: true, minEpoch: 3, size: 2, version: 7 });
     expect(await s.getBlobData('blob/b')).toEqual(new Uint8Array([1, 2]));
     expect(await s.listShares('b')).toHaveLength(1);
@@ -279,7 +285,7 @@ describe('SqliteRelayStore', () => {
     // Now the schema keeps the invariants.
     const raw = new Database(path);
     open.push(raw);
-    expect(raw.pragma('user_version', { simple: true })).toBe(8);
+    expect(raw.pragma('user_version', { simple: true })).toBe(9);
     expect(() => raw.prepare(`UPDATE users SET sign_pk = 'c2lnbg' WHERE user_id = '${OTHER}'`).run()).toThrow(
       /UNIQUE/,
     );
@@ -328,9 +334,11 @@ describe('SqliteRelayStore', () => {
     expect(() =>
       raw.prepare(`INSERT INTO users VALUES ('${OTHER}', 1, 'd', 'c2lnbg', NULL, 2)`).run(),
     ).toThrow(/UNIQUE/);
-    expect(() => raw.prepare(`INSERT INTO api_keys VALUES ('h9', 'user_nobody', 1, NULL)`).run()).toThrow(
-      /FOREIGN KEY/,
-    );
+    expect(() =>
+      raw
+        .prepare(`INSERT INTO api_keys (key_hash, user_id, created_at) VALUES ('h9', 'user_nobody', 1)`)
+        .run(),
+    ).toThrow(/FOREIGN KEY/);
     expect(() => raw.prepare(`UPDATE objects SET version = 1 WHERE name = 'blob/b'`).run()).toThrow(
       /blob version repeats/,
     );

@@ -38,6 +38,7 @@ import {
   type RetiredKeySql,
   type ShareSql,
   toGrant,
+  toKey,
   toKeyGrant,
   toKeyWithUser,
   toObject,
@@ -90,19 +91,22 @@ function prepare(db: Database.Database) {
     ),
     setLevel: db.prepare<[number, string]>('UPDATE users SET level = ? WHERE user_id = ?'),
     countUsers: db.prepare<[], number>('SELECT count(*) FROM users').pluck(),
-    insertKey: db.prepare<[string, string, number, number | null]>(
-      'INSERT INTO api_keys (key_hash, user_id, created_at, revoked_at) VALUES (?, ?, ?, ?)',
+    insertKey: db.prepare<[string, string, number, number | null, string | null]>(
+      'INSERT INTO api_keys (key_hash, user_id, created_at, revoked_at, device_id) VALUES (?, ?, ?, ?, ?)',
     ),
     getKey: db.prepare<[string], KeySql>('SELECT * FROM api_keys WHERE key_hash = ?'),
     // One statement for authentication: the key and its user from one snapshot.
     getKeyWithUser: db.prepare<[string], KeyUserSql>(
-      `SELECT k.key_hash, k.user_id, k.created_at, k.revoked_at, u.user_id AS u_user_id,
+      `SELECT k.key_hash, k.user_id, k.created_at, k.revoked_at, k.device_id, u.user_id AS u_user_id,
          u.level AS u_level, u.device_name AS u_device_name, u.sign_pk AS u_sign_pk,
          u.box_pk AS u_box_pk, u.created_at AS u_created_at
        FROM api_keys k LEFT JOIN users u ON u.user_id = k.user_id WHERE k.key_hash = ?`,
     ),
     listKeys: db.prepare<[string], KeySql>(
       'SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at, key_hash',
+    ),
+    bindKeyToDevice: db.prepare<[string, string]>(
+      'UPDATE api_keys SET device_id = ? WHERE key_hash = ? AND device_id IS NULL',
     ),
     revokeKey: db.prepare<[number, string]>(
       'UPDATE api_keys SET revoked_at = ? WHERE key_hash = ? AND revoked_at IS NULL',
@@ -297,6 +301,10 @@ export class SqliteRelayStore implements RelayStore {
     return this.#write(() => this.#tables.revokeKey(keyHash, at));
   }
 
+  async bindKeyToDevice(keyHash: string, deviceId: string): Promise<boolean> {
+    return this.#write(() => this.#tables.bindKeyToDevice(keyHash, deviceId));
+  }
+
   async listKeys(userId: string): Promise<KeyRecord[]> {
     return this.#gate.run(() => this.#tables.listKeys(userId));
   }
@@ -489,7 +497,7 @@ class SqliteRelayTables implements RelayStoreTx {
     this.#tx = {
       createUser: db.transaction((user: UserRecord, key: KeyRecord) => {
         sql.insertUser.run(user.userId, user.level, user.deviceName, user.signPk, user.boxPk, user.createdAt);
-        sql.insertKey.run(key.keyHash, key.userId, key.createdAt, key.revokedAt);
+        sql.insertKey.run(key.keyHash, key.userId, key.createdAt, key.revokedAt, key.deviceId ?? null);
       }),
       putBlobData: db.transaction((name: string, write: BlobWrite) => {
         const existing = sql.getObject.get(name);
@@ -628,16 +636,14 @@ class SqliteRelayTables implements RelayStoreTx {
   async addKey(key: KeyRecord): Promise<void> {
     // The foreign key to users turns an unknown user into NotFound.
     this.#run('add the key', () => {
-      this.#sql.insertKey.run(key.keyHash, key.userId, key.createdAt, key.revokedAt);
+      this.#sql.insertKey.run(key.keyHash, key.userId, key.createdAt, key.revokedAt, key.deviceId ?? null);
     });
   }
 
   async getKey(keyHash: string): Promise<KeyRecord | null> {
     return this.#run('read the key', () => {
       const row = this.#sql.getKey.get(keyHash);
-      return row
-        ? { keyHash: row.key_hash, userId: row.user_id, createdAt: row.created_at, revokedAt: row.revoked_at }
-        : null;
+      return row ? toKey(row) : null;
     });
   }
 
@@ -652,15 +658,15 @@ class SqliteRelayTables implements RelayStoreTx {
     return this.#run('revoke the key', () => this.#sql.revokeKey.run(at, keyHash).changes > 0);
   }
 
-  async listKeys(userId: string): Promise<KeyRecord[]> {
-    return this.#run('list the keys', () =>
-      this.#sql.listKeys.all(userId).map((row) => ({
-        keyHash: row.key_hash,
-        userId: row.user_id,
-        createdAt: row.created_at,
-        revokedAt: row.revoked_at,
-      })),
+  async bindKeyToDevice(keyHash: string, deviceId: string): Promise<boolean> {
+    return this.#run(
+      'bind the key to a device',
+      () => this.#sql.bindKeyToDevice.run(deviceId, keyHash).changes > 0,
     );
+  }
+
+  async listKeys(userId: string): Promise<KeyRecord[]> {
+    return this.#run('list the keys', () => this.#sql.listKeys.all(userId).map(toKey));
   }
 
   async getObject(name: string): Promise<ObjectRecord | null> {

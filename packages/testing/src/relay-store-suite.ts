@@ -487,6 +487,32 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
       expect(await store().getRetiredKey('b3RoZXI')).toBeNull();
     });
 
+    it('keeps the device a key is bound to, binds an unbound key once, and revokes by device in a transaction', async () => {
+      const phone = 'ab'.repeat(16);
+      await store().createUser(user(ALICE), { ...key('h1', ALICE), deviceId: 'cd'.repeat(16) });
+      await store().addKey({ ...key('h2', ALICE, 2), deviceId: phone });
+      await store().addKey(key('h3', ALICE, 3));
+      expect(await store().getKey('h2')).toEqual({ ...key('h2', ALICE, 2), deviceId: phone });
+      // A key bound to no device reads back without the field, as it was written.
+      expect(await store().getKey('h3')).toEqual(key('h3', ALICE, 3));
+      expect((await store().getKeyWithUser('h1'))?.key.deviceId).toBe('cd'.repeat(16));
+      // A key bound to no device is bound once; a bound one keeps its device.
+      expect(await store().bindKeyToDevice('h2', 'ef'.repeat(16))).toBe(false);
+      expect(await store().bindKeyToDevice('unknown', phone)).toBe(false);
+      expect(await store().bindKeyToDevice('h3', phone)).toBe(true);
+      expect(await store().bindKeyToDevice('h3', 'ef'.repeat(16))).toBe(false);
+      // What a device list without the phone does: its keys revoked, with the list, atomically.
+      await store().transaction(async (tx) => {
+        for (const k of await tx.listKeys(ALICE)) if (k.deviceId === phone) await tx.revokeKey(k.keyHash, 9);
+      });
+      expect((await store().listKeys(ALICE)).map((k) => [k.keyHash, k.deviceId, k.revokedAt])).toEqual([
+        ['h1', 'cd'.repeat(16), null],
+        ['h2', phone, 9],
+        ['h3', phone, 9],
+      ]);
+      expect(await store().getKey('h1')).toMatchObject({ deviceId: 'cd'.repeat(16), revokedAt: null });
+    });
+
     it('keeps device list versions: one per (user, version), the first write kept, oldest first', async () => {
       const record = (userId: string, version: number, fill: number) => ({
         userId,
@@ -1050,7 +1076,8 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
         context.skip();
         return;
       }
-      await store().createUser(user(ALICE), key('h1', ALICE));
+      const bound = { ...key('h1', ALICE), deviceId: 'ef'.repeat(16) };
+      await store().createUser(user(ALICE), bound);
       await store().putBlobData('blob/b', { data: new Uint8Array([4, 5]), create: object('blob/b'), now: 2 });
       await store().putShare(share('b', 'read_only', 3));
       await store().updateObject('blob/b', { encrypted: true, minEpoch: 2 });
@@ -1080,7 +1107,7 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
         }),
       ).toMatchObject({ version: 2 });
       expect(await again.getUser(ALICE)).toEqual(user(ALICE));
-      expect(await again.getKey('h1')).toEqual(key('h1', ALICE));
+      expect(await again.getKey('h1')).toEqual(bound);
       expect(await again.getBlobData('blob/b')).toEqual(new Uint8Array([4, 5]));
       expect(await again.listShares('b')).toHaveLength(1);
       expect(await again.getObject('blob/b')).toMatchObject({ encrypted: true, minEpoch: 2, version: 1 });

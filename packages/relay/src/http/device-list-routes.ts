@@ -1,6 +1,5 @@
 import { parseUserId, SyncError } from '@scopesync/core';
-import { checkDeviceListStep, readDeviceList, ready, verifyDeviceList } from '@scopesync/crypto';
-import { parseBase64, publicKeyBytes, toBase64Url } from '../credentials.ts';
+import { parseBase64, toBase64Url } from '../credentials.ts';
 import { readJsonObject } from './request.ts';
 import { sendJson } from './respond.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';
@@ -13,8 +12,10 @@ const MAX_LIST_BYTES = 128 * 1024;
  *
  * - `PUT /users/<own id>/devices {list}` — appends the next version, signed by the user's
  *   registered (identity) key, for this user, following the stored chain (version + 1, the
- *   previous hash). 200 `{user_id, version}`; 403 otherwise (a rewritten version included); 409
- *   without a registered key, or when a concurrent append took the version first.
+ *   previous hash), and revokes the API keys registered for the devices it drops (their sockets
+ *   close). 200 `{user_id, version, revoked_keys}`; 403 otherwise (a rewritten version
+ *   included); 409 without a registered key, when a concurrent append took the version first,
+ *   or for a version listing a device an earlier one dropped.
  * - `GET /users/<id>/devices` — every version, oldest first (public, like the keys).
  *
  * Clients do not trust these checks: they verify the chain against the identity keys they pinned
@@ -27,27 +28,8 @@ export function deviceListRoutes(s: RouteServices): Route[] {
     if (caller.userId !== userId) throw new SyncError('Forbidden', 'you can only sign your own device list');
     const body = await readJsonObject(r.req, Math.min(MAX_LIST_BYTES * 2, s.maxBodyBytes));
     const bytes = parseBase64(body.list, 'list', 1, MAX_LIST_BYTES);
-    await s.locks.run(`device-list:${userId}`, async () => {
-      const identityKey = publicKeyBytes((await s.store.getUser(userId))?.signPk ?? null);
-      if (!identityKey) {
-        throw new SyncError(
-          'Conflict',
-          `no signing key is registered for ${userId}: register one with PUT /users/${userId}/keys`,
-        );
-      }
-      await ready();
-      const list = verifyDeviceList(bytes, identityKey, userId);
-      const last = (await s.store.listDeviceLists(userId)).at(-1);
-      checkDeviceListStep(last === undefined ? undefined : readDeviceList(last.list), list);
-      const appended = await s.store.appendDeviceList({
-        userId,
-        version: list.version,
-        list: bytes,
-        createdAt: s.now(),
-      });
-      if (!appended) throw new SyncError('Conflict', `device list version ${list.version} exists`);
-      sendJson(r.res, 200, { user_id: userId, version: list.version });
-    });
+    const { version, revokedKeys } = await s.devices.append(userId, bytes);
+    sendJson(r.res, 200, { user_id: userId, version, revoked_keys: revokedKeys });
   };
 
   const get = async (r: RouteRequest): Promise<void> => {

@@ -11,6 +11,7 @@ import { MemoryRelayStore } from '../memory-relay-store.ts';
 import { Metrics } from '../metrics.ts';
 import { AccountService } from '../services/account-service.ts';
 import { BlobService } from '../services/blob-service.ts';
+import { DeviceListService } from '../services/device-list-service.ts';
 import { ObjectService } from '../services/object-service.ts';
 import { ShareService } from '../services/share-service.ts';
 import { HttpApi } from './http-api.ts';
@@ -41,6 +42,7 @@ describe('HttpApi', () => {
     const access = new AccessControl({ store, audit, metrics });
     const core = { access, store, hub, bus, locks: new KeyedMutex(), now: Date.now };
     const objects = new ObjectService(core);
+    const accounts = new AccountService(core);
     const api = new HttpApi({
       services: {
         ...core,
@@ -48,7 +50,8 @@ describe('HttpApi', () => {
         objects,
         blobs: new BlobService({ ...core, objects }),
         shares: new ShareService({ ...core, objects }),
-        accounts: new AccountService(core),
+        accounts,
+        devices: new DeviceListService({ store, accounts, audit, now: Date.now }),
         challenges: new KeyChallenges(),
         maxBodyBytes: 1024,
       },

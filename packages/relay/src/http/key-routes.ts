@@ -7,6 +7,7 @@ import {
   isApiKeyShaped,
   PUBLIC_KEY_BYTES,
   parseBase64,
+  parseDeviceId,
   parseDeviceName,
   publicKeyBytes,
   registerDevice,
@@ -14,6 +15,7 @@ import {
 } from '../credentials.ts';
 import { rotationChain } from '../key-history.ts';
 import type { ProofPurpose } from '../key-proof.ts';
+import { refuseRemovedDevice } from '../services/device-list-service.ts';
 import { readJsonObject } from './request.ts';
 import { sendEmpty, sendJson } from './respond.ts';
 import type { Route, RouteRequest, RouteServices } from './route.ts';
@@ -30,9 +32,10 @@ type ProvenKeys = { readonly signPk: string; readonly boxPk: string };
 
 /**
  * `POST /keys/challenge`, `POST /keys` (register a device, or link it to the user holding the
- * signing key it proves), `GET /keys/validate`, `DELETE /keys/<key>`, `GET /users/<id>/keys`
- * (public keys for sharing) and `PUT /users/<id>/keys` (register one's own keys later).
- * docs/encryption.md has the flows.
+ * signing key it proves; `device_id` binds the key to that device of the device list),
+ * `GET /keys/validate`, `PUT /keys/device` (bind the caller's key to its device, once),
+ * `DELETE /keys/<key>`, `GET /users/<id>/keys` (public keys for sharing) and
+ * `PUT /users/<id>/keys` (register one's own keys later). docs/encryption.md has the flows.
  */
 export function keyRoutes(s: RouteServices): Route[] {
   const challenge = async (r: RouteRequest): Promise<void> => {
@@ -47,6 +50,9 @@ export function keyRoutes(s: RouteServices): Route[] {
   const register = async (r: RouteRequest): Promise<void> => {
     const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
     const deviceName = parseDeviceName(body.device_name);
+    // The device list entry this key is for: a version of the list without it revokes the key.
+    const deviceId = parseDeviceId(body.device_id);
+    const bound = deviceId === undefined ? {} : { deviceId };
     const purpose = body.purpose ?? 'register';
     if (purpose !== 'register' && purpose !== 'link') {
       throw new SyncError(
@@ -61,7 +67,11 @@ export function keyRoutes(s: RouteServices): Route[] {
     // HTTP only ever registers Users: the first admin comes from the CLI.
     if (!keys) {
       if (s.registration === 'closed') throw new SyncError('Forbidden', REGISTRATION_CLOSED);
-      const { key, userId } = await registerDevice(s.store, { deviceName, level: Level.User }, s.now());
+      const { key, userId } = await registerDevice(
+        s.store,
+        { deviceName, level: Level.User, ...bound },
+        s.now(),
+      );
       sendJson(r.res, 200, { key, user_id: userId, linked: false });
       return;
     }
@@ -80,11 +90,16 @@ export function keyRoutes(s: RouteServices): Route[] {
           );
         }
         const key = generateApiKey();
-        await s.store.addKey({
-          keyHash: hashApiKey(key),
-          userId: existing.userId,
-          createdAt: now,
-          revokedAt: null,
+        // One transaction with the check: a list dropping the device cannot land in between.
+        await s.store.transaction(async (tx) => {
+          if (deviceId !== undefined) await refuseRemovedDevice(tx, existing.userId, deviceId);
+          await tx.addKey({
+            keyHash: hashApiKey(key),
+            userId: existing.userId,
+            createdAt: now,
+            revokedAt: null,
+            ...bound,
+          });
         });
         // The proof endorses this box key too; both derive from the same seed, so they only
         // differ when the stored one was never set.
@@ -102,7 +117,7 @@ export function keyRoutes(s: RouteServices): Route[] {
       if (s.registration === 'closed') throw new SyncError('Forbidden', REGISTRATION_CLOSED);
       const { key, userId } = await registerDevice(
         s.store,
-        { deviceName, level: Level.User, signPk: keys.signPk, boxPk: keys.boxPk },
+        { deviceName, level: Level.User, signPk: keys.signPk, boxPk: keys.boxPk, ...bound },
         now,
       );
       sendJson(r.res, 200, { key, user_id: userId, linked: false });
@@ -131,6 +146,20 @@ export function keyRoutes(s: RouteServices): Route[] {
     // Every later request with the key is refused by authentication; its open sockets close too.
     await s.accounts.revokeKey(hashApiKey(key));
     sendEmpty(r.res);
+  };
+
+  const bindDevice = async (r: RouteRequest): Promise<void> => {
+    const caller = await r.user();
+    const key = apiKeyOf(r.req);
+    // An app token (docs/auth.md) is no stored key: it has no device to be bound to.
+    if (key === null || !isApiKeyShaped(key)) {
+      throw new SyncError('BadRequest', 'only an API key is bound to a device, not an app token');
+    }
+    const body = await readJsonObject(r.req, Math.min(MAX_REGISTRATION_BYTES, s.maxBodyBytes));
+    const deviceId = parseDeviceId(body.device_id);
+    if (deviceId === undefined) throw new SyncError('BadRequest', 'device_id is required');
+    await s.devices.bindKey(caller.userId, hashApiKey(key), deviceId);
+    sendJson(r.res, 200, { user_id: caller.userId, device_id: deviceId });
   };
 
   const publicKeys = async (r: RouteRequest): Promise<void> => {
@@ -216,6 +245,7 @@ export function keyRoutes(s: RouteServices): Route[] {
     { pattern: ['keys'], methods: { POST: register } },
     { pattern: ['keys', 'challenge'], methods: { POST: challenge } },
     { pattern: ['keys', 'validate'], methods: { GET: validate } },
+    { pattern: ['keys', 'device'], methods: { PUT: bindDevice } },
     { pattern: ['keys', ':key'], methods: { DELETE: revoke } },
     { pattern: ['users', ':id', 'keys'], methods: { GET: publicKeys, PUT: putPublicKeys } },
   ];

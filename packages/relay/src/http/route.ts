@@ -6,6 +6,7 @@ import type { DocHub } from '../documents/doc-hub.ts';
 import type { KeyChallenges } from '../key-proof.ts';
 import type { AccountService } from '../services/account-service.ts';
 import type { BlobService } from '../services/blob-service.ts';
+import type { DeviceListService } from '../services/device-list-service.ts';
 import type { ObjectService } from '../services/object-service.ts';
 import type { ShareService } from '../services/share-service.ts';
 
@@ -48,6 +49,8 @@ export interface RouteServices {
   readonly shares: ShareService;
   /** Key revocation and levels. */
   readonly accounts: AccountService;
+  /** Users' signed device lists, and the revocation of the keys of devices they drop. */
+  readonly devices: DeviceListService;
   /** Serialises check-then-write sections per name (a signing key, a blob's grants). */
   readonly locks: Locks;
   /** Single-use challenges for proofs of a signing key (POST /keys/challenge). */

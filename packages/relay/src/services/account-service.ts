@@ -53,7 +53,19 @@ export class AccountService {
    */
   async revokeKey(keyHash: string): Promise<void> {
     await this.#store.revokeKey(keyHash, this.#now());
-    await this.#bus.publish({ type: 'credential-revoked', credential: keyHash });
+    await this.revoked([keyHash]);
+  }
+
+  /**
+   * Tells every relay that the keys with these hashes were revoked in the store (by a caller's
+   * own transaction): their open sockets close (4401) before this resolves. The one path from a
+   * revocation to the sockets, whoever revoked.
+   */
+  async revoked(keyHashes: readonly string[]): Promise<void> {
+    if (keyHashes.length === 0) return;
+    for (const keyHash of keyHashes) {
+      await this.#bus.publish({ type: 'credential-revoked', credential: keyHash });
+    }
     await this.#fence.settle();
   }
 
