@@ -88,6 +88,8 @@ export type WriteVerdict =
   | { readonly ok: false; readonly kind: ErrorKind; readonly reason: string };
 
 interface Room {
+  /** The document's address, shared by all its subscriptions: each socket's own parse of the name is not kept. */
+  readonly address: Address;
   readonly subs: Set<Subscription>;
   readonly awareness: AwarenessRoom;
   /**
@@ -348,16 +350,18 @@ export class SubscriptionRegistry {
   }
 
   #add(request: AdmitRequest, state: SubscriptionState): Subscription {
-    const sub = new Subscription({ ...request, state });
-    let room = this.#rooms.get(sub.name);
+    const name = request.address.name;
+    let room = this.#rooms.get(name);
     if (!room) {
       room = {
+        address: request.address,
         subs: new Set(),
         awareness: new AwarenessRoom({ maxClientsPerPeer: this.#maxAwarenessClients }),
         posing: new AwarenessRoom({ maxClientsPerPeer: this.#maxAwarenessClients }),
       };
-      this.#rooms.set(sub.name, room);
+      this.#rooms.set(name, room);
     }
+    const sub = new Subscription({ ...request, address: room.address, state });
     room.subs.add(sub);
     if (state.phase === 'active') (state.posing ? room.posing : room.awareness).join(sub);
     const mine = this.#bySession.get(sub.session);
