@@ -23,4 +23,17 @@ describe('RateLimiter', () => {
     expect(limiter.take('a').ok).toBe(true); // a starts full again
     expect(limiter.take('c').ok).toBe(false);
   });
+
+  it('holds no bucket for callers who went idle and refilled', () => {
+    let now = 0;
+    const limiter = new RateLimiter({ capacity: 4, refillPerSecond: 2 }, () => now);
+    for (let i = 0; i < 100; i++) limiter.take(`idle-${i}`);
+    now = 1000; // every one has refilled its token
+    limiter.take('active');
+    limiter.take('active');
+    for (let i = 0; i < 60; i++) limiter.take('active');
+    expect(limiter.size).toBe(1);
+    // A dropped bucket is a full one: an idle caller still has its whole burst.
+    expect([1, 2, 3, 4, 5].map(() => limiter.take('idle-0').ok)).toEqual([true, true, true, true, false]);
+  });
 });

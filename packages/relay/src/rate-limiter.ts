@@ -18,6 +18,9 @@ export const DEFAULT_RATE_LIMIT: Required<RateLimitOptions> = {
   maxBuckets: 100_000,
 };
 
+/** How many of the stalest buckets each take looks at: more than one, so dropping outpaces creating. */
+const REFILLED_CHECKS_PER_TAKE = 2;
+
 /** The answer of {@link RateLimiter.take}. */
 export type RateVerdict = { readonly ok: true } | { readonly ok: false; readonly retryAfterSeconds: number };
 
@@ -42,6 +45,11 @@ export class RateLimiter implements RateLimitBuckets {
   /** Insertion order is recency order: a used bucket is re-inserted, so the first is the stalest. */
   readonly #buckets = new Map<string, Bucket>();
 
+  /** Buckets held now: callers that took tokens lately and have not refilled since. */
+  get size(): number {
+    return this.#buckets.size;
+  }
+
   /** `now` is in milliseconds (monotonic by default), injectable for tests. */
   constructor(options: Partial<RateLimitOptions> = {}, now: () => number = () => performance.now()) {
     this.#options = { ...DEFAULT_RATE_LIMIT, ...definedOnly(options) };
@@ -60,6 +68,7 @@ export class RateLimiter implements RateLimitBuckets {
     bucket.tokens = Math.min(capacity, bucket.tokens + ((now - bucket.at) / 1000) * refillPerSecond);
     bucket.at = now;
     this.#buckets.set(id, bucket);
+    this.#dropRefilled(now);
     if (this.#buckets.size > maxBuckets) {
       const stalest = this.#buckets.keys().next();
       if (!stalest.done) this.#buckets.delete(stalest.value);
@@ -69,6 +78,23 @@ export class RateLimiter implements RateLimitBuckets {
       return { ok: true };
     }
     return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((cost - bucket.tokens) / refillPerSecond)) };
+  }
+
+  /**
+   * Drops the stalest buckets that have refilled to capacity: one is the same as none (a missing
+   * bucket starts full), and a caller who went idle should not keep one — the sync server takes
+   * a token per frame of every socket, so otherwise each idle socket's user held a bucket.
+   */
+  #dropRefilled(now: number): void {
+    const { capacity, refillPerSecond } = this.#options;
+    for (let i = 0; i < REFILLED_CHECKS_PER_TAKE; i++) {
+      const stalest = this.#buckets.entries().next();
+      if (stalest.done) return;
+      const [id, bucket] = stalest.value;
+      if (bucket.at === now || bucket.tokens + ((now - bucket.at) / 1000) * refillPerSecond < capacity)
+        return;
+      this.#buckets.delete(id);
+    }
   }
 }
 

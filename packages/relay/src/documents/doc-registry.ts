@@ -237,16 +237,7 @@ export class DocRegistry {
     const entry = await this.acquire(name, mode);
     entry.holds += 1;
     this.release(entry);
-    let held = true;
-    return {
-      name,
-      release: () => {
-        if (!held) return;
-        held = false;
-        entry.holds -= 1;
-        this.maybeIdle(entry);
-      },
-    };
+    return new EntryHold(this, entry);
   }
 
   /**
@@ -416,6 +407,31 @@ export class DocRegistry {
       this.#entries.delete(entry.name);
       this.#openDocs.set(this.#entries.size);
     }
+  }
+}
+
+/**
+ * A hold on one entry. Every subscribed socket keeps one for as long as it is open: an object
+ * with a method, not a closure and its context per hold.
+ */
+class EntryHold implements DocHold {
+  readonly name: DocName;
+  readonly #registry: DocRegistry;
+  /** Null once released. */
+  #entry: DocEntry | null;
+
+  constructor(registry: DocRegistry, entry: DocEntry) {
+    this.name = entry.name;
+    this.#registry = registry;
+    this.#entry = entry;
+  }
+
+  release(): void {
+    const entry = this.#entry;
+    if (entry === null) return;
+    this.#entry = null;
+    entry.holds -= 1;
+    this.#registry.maybeIdle(entry);
   }
 }
 

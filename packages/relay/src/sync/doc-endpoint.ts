@@ -14,7 +14,7 @@ import {
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { DocHub } from '../documents/doc-hub.ts';
 import type { DocumentSync } from './document-sync.ts';
-import type { SocketSession } from './socket-session.ts';
+import type { SessionHandler, SocketSession } from './socket-session.ts';
 import type { Subscription, SubscriptionListener } from './subscription.ts';
 import type { SubscriptionRegistry } from './subscription-registry.ts';
 import { completeUpgrade, refuseUpgrade } from './upgrade.ts';
@@ -28,13 +28,11 @@ export interface DocEndpointOptions {
   readonly documentSync: DocumentSync;
   readonly wss: WebSocketServer;
   readonly wireLimits: WireLimits;
-  /** Registers an accepted session with the server (heartbeat, revocation, shutdown). */
-  readonly accepted: (
-    session: SocketSession,
-    ws: WebSocket,
-    onFrame: (bytes: Uint8Array) => Promise<void>,
-    onClose: () => void,
-  ) => boolean;
+  /**
+   * Registers an accepted session with the server (heartbeat, revocation, shutdown), which
+   * reads its frames into this endpoint's {@link DocEndpoint.frame}; false when it must not live.
+   */
+  readonly accepted: (session: SocketSession, ws: WebSocket) => boolean;
 }
 
 const ENCRYPTED_PRIVATE =
@@ -42,8 +40,11 @@ const ENCRYPTED_PRIVATE =
 const ENCRYPTED_BLOB =
   'this blob is end-to-end encrypted: sync it on /sync with the encrypted channel (subscribe mode 1)';
 
-// Shared by every socket of this endpoint, not made per socket: neither depends on more than
+// Shared by every socket of this endpoint, not made per socket: none depends on more than
 // its arguments.
+
+/** A stock client requests no flags: the object is created as its scope says. */
+const NO_FLAGS = Object.freeze({});
 
 /** A message as this endpoint's frame: y-protocols only, anything else is not sent. */
 function encodePlaintext(message: Message): Uint8Array | null {
@@ -65,7 +66,7 @@ function announcePlaintext(sub: Subscription, encrypted: boolean | undefined): s
  * permission frame, so a change between read and read-write is not announced: refused writes
  * are answered with its permission-denied message.
  */
-export class DocEndpoint {
+export class DocEndpoint implements SessionHandler {
   readonly #hub: DocHub;
   readonly #registry: SubscriptionRegistry;
   readonly #sync: DocumentSync;
@@ -115,7 +116,7 @@ export class DocEndpoint {
       session,
       address,
       mode: 'plaintext',
-      flags: {},
+      flags: NO_FLAGS,
       listener: this.#listener,
       encode: encodePlaintext,
       mayWait: false,
@@ -138,8 +139,7 @@ export class DocEndpoint {
       socket,
       head,
       (ws) => {
-        const onClose = (): void => this.#registry.end(sub);
-        if (!this.#accepted(session, ws, (bytes) => this.#receive(sub, bytes), onClose)) return;
+        if (!this.#accepted(session, ws)) return;
         if (!sub.active) {
           // Access was lost while the handshake completed.
           session.close(wsCloseCodeOf('Forbidden'), 'access revoked');
@@ -151,9 +151,14 @@ export class DocEndpoint {
     );
   }
 
-  async #receive(sub: Subscription, bytes: Uint8Array): Promise<void> {
+  /** Handles a frame of one of this endpoint's sockets: the socket's one subscription, found from the session. */
+  async frame(session: SocketSession, bytes: Uint8Array): Promise<void> {
     const message = decodeDocFrame(bytes, this.#wireLimits);
-    if (!sub.active) return;
+    const sub = this.#registry.soleSubscription(session);
+    if (!sub?.active) return;
     await this.#sync.handleYProtocols(sub, message);
   }
+
+  /** Nothing of its own to give back: the socket's subscription ends with its session (`endSession`). */
+  closed(_session: SocketSession): void {}
 }

@@ -16,7 +16,7 @@ import {
 import type { DocHub } from '../documents/doc-hub.ts';
 import type { Counter } from '../metrics.ts';
 import type { DocumentSync } from './document-sync.ts';
-import type { SocketSession } from './socket-session.ts';
+import type { SessionHandler, SocketSession } from './socket-session.ts';
 import type { Subscription, SubscriptionListener } from './subscription.ts';
 import type { SubscriptionRegistry } from './subscription-registry.ts';
 
@@ -46,13 +46,18 @@ const ENCRYPTED_BLOB =
   'this blob is end-to-end encrypted: sync it on /sync with the encrypted channel (subscribe mode 1)';
 const PLAINTEXT_BLOB = 'this blob syncs as plaintext Yjs: subscribe with mode 0';
 
+/** A message about document `name` as this endpoint's frame; shared by every subscription. */
+function encodeMux(message: Message, name: DocName): Uint8Array {
+  return encodeMuxFrame(name, message);
+}
+
 /**
  * `/sync`: many documents over one socket, each frame prefixed with the document name
  * (docs/wire-protocol.md). Subscriptions are announced with a permission message (read,
  * read-write, waiting — absent or hidden, the same to the caller — or none), writes are acked
  * after the commit, and encrypted documents use the envelope log.
  */
-export class MuxEndpoint {
+export class MuxEndpoint implements SessionHandler {
   readonly #hub: DocHub;
   readonly #registry: SubscriptionRegistry;
   readonly #sync: DocumentSync;
@@ -90,19 +95,19 @@ export class MuxEndpoint {
     this.#denials = options.denials;
   }
 
-  /** Starts serving an accepted session; returns its frame handler and its close handler. */
-  open(session: SocketSession): { onFrame: (bytes: Uint8Array) => Promise<void>; onClose: () => void } {
+  /** Starts serving an accepted session: its frames come to {@link frame}, its close to {@link closed}. */
+  open(session: SocketSession): void {
     this.#entries.set(session, new Map());
-    return {
-      onFrame: (bytes) => this.#receive(session, bytes),
-      onClose: () => {
-        for (const entry of this.#entries.get(session)?.values() ?? []) this.#registry.end(entry.sub);
-        this.#entries.delete(session);
-      },
-    };
   }
 
-  async #receive(session: SocketSession, bytes: Uint8Array): Promise<void> {
+  /** The socket closed: its subscriptions end. */
+  closed(session: SocketSession): void {
+    for (const entry of this.#entries.get(session)?.values() ?? []) this.#registry.end(entry.sub);
+    this.#entries.delete(session);
+  }
+
+  /** Handles one frame of an open session. */
+  async frame(session: SocketSession, bytes: Uint8Array): Promise<void> {
     const { docName, message } = decodeMuxFrame(bytes, this.#wireLimits);
     switch (message.type) {
       case 'permission':
@@ -199,7 +204,7 @@ export class MuxEndpoint {
       mode: message.mode,
       flags: { read: message.read, write: message.write, encrypted: message.mode === 'encrypted' },
       listener: this.#listener,
-      encode: (m: Message) => encodeMuxFrame(name, m),
+      encode: encodeMux,
       mayWait: true,
       announce: (sub, encrypted) => {
         // A blob's mode is fixed when it is created; told only to callers who may read it.

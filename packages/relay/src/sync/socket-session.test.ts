@@ -3,7 +3,7 @@ import { isSyncError } from '@scopesync/core';
 import { describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { Metrics } from '../metrics.ts';
-import { SendBudget, type SessionLimits, SocketSession } from './socket-session.ts';
+import { SendBudget, type SessionHandler, type SessionLimits, SocketSession } from './socket-session.ts';
 
 const LIMITS: SessionLimits = {
   maxPendingFrames: 100,
@@ -37,12 +37,16 @@ function session(limits: Partial<SessionLimits> = {}, budget?: SendBudget): Sock
     endpoint: 'mux',
     caller: { kind: 'guest' },
     credential: null,
-    limits: { ...LIMITS, ...limits },
-    log: () => undefined,
-    framesOut: new Metrics().counter('frames', 'frames'),
-    ...(budget === undefined ? {} : { sendBudget: budget }),
+    shared: {
+      limits: { ...LIMITS, ...limits },
+      log: () => undefined,
+      framesOut: new Metrics().counter('frames', 'frames'),
+      ...(budget === undefined ? {} : { sendBudget: budget }),
+    },
   });
 }
+
+const IGNORE: SessionHandler = { frame: async () => undefined, closed: () => undefined };
 
 describe('SocketSession', () => {
   it('lets the event loop run between two queued frames', async () => {
@@ -63,11 +67,7 @@ describe('SocketSession', () => {
   it('is congested once a quarter of its send buffer bound is queued', () => {
     const s = session();
     const ws = new FakeSocket();
-    s.attach(
-      ws as unknown as WebSocket,
-      async () => undefined,
-      () => undefined,
-    );
+    s.attach(ws as unknown as WebSocket, IGNORE);
     expect(s.congested).toBe(false);
     ws.bufferedAmount = 251;
     expect(s.congested).toBe(true);
@@ -94,11 +94,7 @@ describe('SocketSession', () => {
     const budget = new SendBudget(10);
     const slow = session({}, budget);
     const slowWs = new FakeSocket();
-    slow.attach(
-      slowWs as unknown as WebSocket,
-      async () => undefined,
-      () => undefined,
-    );
+    slow.attach(slowWs as unknown as WebSocket, IGNORE);
     slow.sendFrame(new Uint8Array(8));
     expect(budget.queued).toBe(8);
     slowWs.bufferedAmount = 8;
@@ -107,11 +103,7 @@ describe('SocketSession', () => {
     // A socket that keeps up still gets its frame, and the budget comes back once written.
     const fast = session({}, budget);
     const fastWs = new FakeSocket();
-    fast.attach(
-      fastWs as unknown as WebSocket,
-      async () => undefined,
-      () => undefined,
-    );
+    fast.attach(fastWs as unknown as WebSocket, IGNORE);
     fast.sendFrame(new Uint8Array(8));
     expect(fastWs.sent).toHaveLength(1);
     await new Promise((resolve) => setImmediate(resolve));

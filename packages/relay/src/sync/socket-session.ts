@@ -51,6 +51,20 @@ export class SendBudget {
   }
 }
 
+/**
+ * What every session of one server shares: settings and meters, held once by reference rather
+ * than copied into each socket's session.
+ */
+export interface SessionShared {
+  readonly limits: SessionLimits;
+  readonly log: SyncLog;
+  readonly framesOut: Counter;
+  /** Frame buckets shared by all sockets of a caller (keyed by `callerKey`); none: no per-caller limit. */
+  readonly callerFrames?: RateLimiter | undefined;
+  /** The process-wide bound on queued outgoing bytes; none: only the per-socket bound. */
+  readonly sendBudget?: SendBudget | undefined;
+}
+
 /** Options of a {@link SocketSession}. */
 export interface SocketSessionOptions {
   readonly id: number;
@@ -58,17 +72,22 @@ export interface SocketSessionOptions {
   readonly caller: Caller;
   /** The authority's id of the credential it authenticated with, or null (guest). */
   readonly credential: string | null;
-  readonly limits: SessionLimits;
-  readonly log: SyncLog;
-  readonly framesOut: Counter;
+  readonly shared: SessionShared;
   /** The document of a single-document socket (for its log lines); absent for a multiplexed one. */
   readonly doc?: string | undefined;
   /** Who is rate-limited together: the user, or the guest's address. */
   readonly callerKey?: string | undefined;
-  /** Frame buckets shared by all sockets of a caller (keyed by `callerKey`); none: no per-caller limit. */
-  readonly callerFrames?: RateLimiter | undefined;
-  /** The process-wide bound on queued outgoing bytes; none: only the per-socket bound. */
-  readonly sendBudget?: SendBudget | undefined;
+}
+
+/**
+ * What serves the sockets of one endpoint: one object for all of them (the session is passed
+ * in), not closures bound per socket.
+ */
+export interface SessionHandler {
+  /** Handles one binary frame of `session`; whatever it throws closes only that socket. */
+  frame(session: SocketSession, bytes: Uint8Array): Promise<void>;
+  /** The socket closed; called once. */
+  closed(session: SocketSession): void;
 }
 
 /** What a socket did, for its closing log line. */
@@ -81,17 +100,25 @@ export interface SessionStats {
   readonly code: number | null;
 }
 
-/** Handles one binary frame of a session; whatever it throws closes only this socket. */
-export type FrameHandler = (bytes: Uint8Array) => Promise<void>;
+/** Queued work of a session: a received frame (for its handler) or a task. */
+type Work = Uint8Array | (() => Promise<void>);
 
 /** Code for a normal shutdown of the relay. */
 export const CLOSE_GOING_AWAY = 1001;
+
+/** The session of each attached socket, for the listeners every socket shares. */
+const sessionOf = new WeakMap<WebSocket, SocketSession>();
 
 /**
  * One authenticated WebSocket: who it is (the level follows level changes), its credential,
  * the frame queue (frames are processed one after the other, in arrival order), back-pressure
  * (a socket that does not read is closed instead of buffering without bound) and liveness for
  * the heartbeat. It knows nothing of documents: the endpoints and subscriptions do.
+ *
+ * An idle socket is most of what a relay holds, so a session keeps little of its own: the
+ * settings every session shares are one reference, the socket's listeners are shared by every
+ * socket (they find the session from the socket), and state few sockets use (awareness, queued
+ * frames) is allocated on first use.
  */
 export class SocketSession {
   /** Unique within the process; the origin of this socket's writes. */
@@ -100,21 +127,22 @@ export class SocketSession {
   readonly credential: string | null;
   /** The document of a single-document socket, else undefined. */
   readonly doc: string | undefined;
-  readonly #limits: SessionLimits;
-  readonly #log: SyncLog;
-  readonly #framesOut: Counter;
+  readonly #shared: SessionShared;
   readonly #callerKey: string;
-  readonly #callerFrames: RateLimiter | null;
-  readonly #sendBudget: SendBudget | null;
-  /** This socket's own frame bucket. */
-  #tokens: number;
-  #tokensAt = performance.now();
-  /** Awareness bytes this socket holds per document. */
-  #awareness: Map<string, number> | null = null;
-  #awarenessBytes = 0;
+  /**
+   * This socket's own frame bucket, as the time (ms) at which it would be full again: one
+   * number instead of a token count and its time (a full bucket is any time in the past).
+   */
+  #bucketFullAt = 0;
+  /** Awareness bytes this socket holds, in all and per document; null until it sends awareness. */
+  #awareness: { total: number; readonly byDoc: Map<string, number> } | null = null;
   #caller: Caller;
   #ws: WebSocket | null = null;
-  #queue: Promise<void> = Promise.resolve();
+  #handler: SessionHandler | null = null;
+  /** Settles when the queue has drained; null while nothing is queued or running. */
+  #running: Promise<void> | null = null;
+  /** Work queued behind the one running, in order; null while there is none. */
+  #waiting: Work[] | null = null;
   #pending = 0;
   #alive = true;
   #closed = false;
@@ -136,13 +164,8 @@ export class SocketSession {
     this.endpoint = options.endpoint;
     this.#caller = options.caller;
     this.credential = options.credential;
-    this.#limits = options.limits;
-    this.#log = options.log;
-    this.#framesOut = options.framesOut;
+    this.#shared = options.shared;
     this.#callerKey = options.callerKey ?? callerId(options.caller);
-    this.#callerFrames = options.callerFrames ?? null;
-    this.#sendBudget = options.sendBudget ?? null;
-    this.#tokens = 2 * options.limits.maxFramesPerSecond;
   }
 
   /** Who is rate-limited together with this socket (the user, or the guest's address). */
@@ -156,7 +179,7 @@ export class SocketSession {
    */
   get congested(): boolean {
     const ws = this.#ws;
-    return ws !== null && ws.bufferedAmount > this.#limits.maxBufferedBytes / 4;
+    return ws !== null && ws.bufferedAmount > this.#shared.limits.maxBufferedBytes / 4;
   }
 
   /**
@@ -164,22 +187,18 @@ export class SocketSession {
    * throws TooLarge when the socket's total would pass its bound.
    */
   holdAwareness(name: string, bytes: number): void {
-    const before = this.#awareness?.get(name) ?? 0;
-    const total = this.#awarenessBytes - before + bytes;
-    if (total > this.#limits.maxAwarenessBytes) {
-      throw new SyncError(
-        'TooLarge',
-        `awareness of this socket would exceed ${this.#limits.maxAwarenessBytes} bytes`,
-      );
-    }
-    this.#awarenessBytes = total;
+    const held = this.#awareness;
     // Created on first use: most sockets never send awareness, and an idle socket should be small.
-    if (bytes === 0) {
-      this.#awareness?.delete(name);
-      return;
-    }
-    this.#awareness ??= new Map();
-    this.#awareness.set(name, bytes);
+    if (held === null && bytes === 0) return;
+    const before = held?.byDoc.get(name) ?? 0;
+    const total = (held?.total ?? 0) - before + bytes;
+    const max = this.#shared.limits.maxAwarenessBytes;
+    if (total > max) throw new SyncError('TooLarge', `awareness of this socket would exceed ${max} bytes`);
+    const awareness = held ?? { total: 0, byDoc: new Map<string, number>() };
+    this.#awareness = awareness;
+    awareness.total = total;
+    if (bytes === 0) awareness.byDoc.delete(name);
+    else awareness.byDoc.set(name, bytes);
   }
 
   /** Who the socket is, at its current level. */
@@ -202,70 +221,73 @@ export class SocketSession {
     this.#caller = caller;
   }
 
-  /** Binds the opened WebSocket and starts reading frames into `onFrame`. */
-  attach(ws: WebSocket, onFrame: FrameHandler, onClose: () => void): void {
+  /** Binds the opened WebSocket and starts reading its frames into `handler`. */
+  attach(ws: WebSocket, handler: SessionHandler): void {
     this.#ws = ws;
-    ws.on('message', (data, isBinary) => this.#receive(data, isBinary, onFrame));
-    ws.on('pong', () => {
-      this.#alive = true;
-    });
-    ws.on('error', (error) => this.#log('warn', 'sync socket error', this.context({ error })));
-    ws.on('close', (code) => {
-      if (this.#closed) return;
-      this.#closed = true;
-      this.#closeCode = code;
-      onClose();
-      for (const resolve of this.#onClosed?.splice(0) ?? []) resolve();
-    });
+    this.#handler = handler;
+    sessionOf.set(ws, this);
+    ws.on('message', SocketSession.#listeners.message);
+    ws.on('pong', SocketSession.#listeners.pong);
+    ws.on('error', SocketSession.#listeners.error);
+    ws.on('close', SocketSession.#listeners.close);
   }
 
-  /** Runs `task` after the frames already queued; whatever it throws closes only this socket. */
+  /**
+   * The listeners of every attached socket, shared: each finds its session from the socket
+   * (`this`), so a socket costs no closures of its own.
+   */
+  static readonly #listeners = {
+    message(this: WebSocket, data: RawData, isBinary: boolean): void {
+      const session = sessionOf.get(this);
+      if (session) session.#receive(data, isBinary);
+    },
+    pong(this: WebSocket): void {
+      const session = sessionOf.get(this);
+      if (session) session.#alive = true;
+    },
+    error(this: WebSocket, error: Error): void {
+      const session = sessionOf.get(this);
+      if (session) session.#shared.log('warn', 'sync socket error', session.context({ error }));
+    },
+    close(this: WebSocket, code: number): void {
+      const session = sessionOf.get(this);
+      if (session) session.#closedWith(code);
+    },
+  };
+
+  /**
+   * Runs `task` after the frames already queued; whatever it throws closes only this socket.
+   * Resolves when the queue has drained, this task included.
+   */
   enqueue(task: () => Promise<void>): Promise<void> {
-    // An idle socket's frame starts at once, in the I/O callback that brought it: the hot path
-    // of a live edit (one frame, then a pause) skips a loop turn, which other sockets' frames
-    // and the commit of the last batch would otherwise get ahead of.
-    const idle = this.#pending === 0;
-    this.#pending += 1;
-    this.#queue = (idle ? Promise.resolve() : this.#queue.then(yieldToEventLoop))
-      // Behind others, each frame starts in a macrotask of its own: a socket with many queued
-      // frames (SyncStep1 against a large document, say) lets other sockets, timers and HTTP
-      // requests in between.
-      .then(() => (this.ended ? undefined : task()))
-      .catch((error: unknown) => this.#fail(error))
-      .finally(() => {
-        this.#pending -= 1;
-        if (this.#paused && this.#pending <= RESUME_READING_AT) {
-          this.#paused = false;
-          this.#ws?.resume();
-        }
-      });
-    return this.#queue;
+    return this.#push(task);
   }
 
   /** Resolves when every queued frame has been handled. */
   idle(): Promise<void> {
-    return this.#queue;
+    return this.#running ?? Promise.resolve();
   }
 
   /** Sends one encoded frame. Never throws; a socket that stopped reading is closed (4503). */
   sendFrame(frame: Uint8Array): void {
     const ws = this.#ws;
     if (!ws || this.#closed || ws.readyState !== ws.OPEN) return;
-    if (ws.bufferedAmount > this.#limits.maxBufferedBytes) {
+    const shared = this.#shared;
+    if (ws.bufferedAmount > shared.limits.maxBufferedBytes) {
       this.close(wsCloseCodeOf('Unavailable'), 'the client does not read its socket');
       return;
     }
-    const budget = this.#sendBudget;
-    if (budget !== null && !budget.fits(frame.byteLength) && ws.bufferedAmount > 0) {
+    const budget = shared.sendBudget;
+    if (budget !== undefined && !budget.fits(frame.byteLength) && ws.bufferedAmount > 0) {
       this.close(wsCloseCodeOf('Unavailable'), 'the relay is short of send buffer: reconnect later');
       return;
     }
     budget?.add(frame.byteLength);
     ws.send(frame, (error) => {
       budget?.release(frame.byteLength);
-      if (error) this.#log('warn', 'sending a sync frame failed', this.context({ error }));
+      if (error) shared.log('warn', 'sending a sync frame failed', this.context({ error }));
     });
-    this.#framesOut.inc();
+    shared.framesOut.inc();
     this.#framesOutCount += 1;
   }
 
@@ -314,7 +336,7 @@ export class SocketSession {
     try {
       ws.ping();
     } catch (error) {
-      this.#log('warn', 'ping failed', this.context({ error }));
+      this.#shared.log('warn', 'ping failed', this.context({ error }));
     }
   }
 
@@ -334,13 +356,21 @@ export class SocketSession {
     return { connection: this.id, endpoint: this.endpoint, caller: this.callerId, ...doc, ...extra };
   }
 
-  #receive(data: RawData, isBinary: boolean, onFrame: FrameHandler): void {
+  #closedWith(code: number): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeCode = code;
+    this.#handler?.closed(this);
+    for (const resolve of this.#onClosed?.splice(0) ?? []) resolve();
+  }
+
+  #receive(data: RawData, isBinary: boolean): void {
     if (this.ended) return;
     if (!isBinary) {
       this.close(wsCloseCodeOf('InvalidMessage'), 'text frames are not part of the protocol');
       return;
     }
-    if (this.#pending >= this.#limits.maxPendingFrames) {
+    if (this.#pending >= this.#shared.limits.maxPendingFrames) {
       this.close(wsCloseCodeOf('RateLimited'), 'too many frames waiting to be processed');
       return;
     }
@@ -350,8 +380,8 @@ export class SocketSession {
       return;
     }
     this.#framesInCount += 1;
-    const bytes = toBytes(data);
-    void this.enqueue(() => onFrame(bytes));
+    // Queued as bytes, not as a closure over them: the handler is the endpoint's, shared.
+    void this.#push(toBytes(data));
     // A client that sends faster than the relay handles its frames (a bulk import, a replay) is
     // slowed by TCP, not cut off: reading stops until the queue drained. The bound above stays
     // for frames ws had already read when it paused.
@@ -361,26 +391,73 @@ export class SocketSession {
     }
   }
 
+  /** Queues `work` behind what is queued, starting the queue when it was empty; resolves when it drained. */
+  #push(work: Work): Promise<void> {
+    this.#pending += 1;
+    if (this.#running === null) {
+      this.#running = this.#drain(work);
+    } else {
+      this.#waiting ??= [];
+      this.#waiting.push(work);
+    }
+    return this.#running;
+  }
+
+  /**
+   * Runs the queue until it is empty, one piece of work after the other. No promise chain is
+   * kept per frame: an idle socket holds no queue at all.
+   */
+  async #drain(first: Work): Promise<void> {
+    // An idle socket's frame starts at once, in the I/O callback that brought it (a microtask
+    // later, never inside the caller's own code): the hot path of a live edit (one frame, then
+    // a pause) skips a loop turn, which other sockets' frames and the commit of the last batch
+    // would otherwise get ahead of.
+    await undefined;
+    let work: Work | undefined = first;
+    while (work !== undefined) {
+      try {
+        if (!this.ended) await (typeof work === 'function' ? work() : this.#handler?.frame(this, work));
+      } catch (error) {
+        this.#fail(error);
+      }
+      this.#pending -= 1;
+      if (this.#paused && this.#pending <= RESUME_READING_AT) {
+        this.#paused = false;
+        this.#ws?.resume();
+      }
+      work = this.#waiting?.shift();
+      // Behind others, each frame starts in a macrotask of its own: a socket with many queued
+      // frames (SyncStep1 against a large document, say) lets other sockets, timers and HTTP
+      // requests in between.
+      if (work !== undefined) await yieldToEventLoop();
+    }
+    this.#waiting = null;
+    this.#running = null;
+  }
+
   /** One token from this socket's bucket and from its caller's; false when either is empty. */
   #takeFrameToken(): boolean {
-    const perSecond = this.#limits.maxFramesPerSecond;
+    const perSecond = this.#shared.limits.maxFramesPerSecond;
+    const msPerToken = 1000 / perSecond;
     const now = performance.now();
-    this.#tokens = Math.min(2 * perSecond, this.#tokens + ((now - this.#tokensAt) / 1000) * perSecond);
-    this.#tokensAt = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return this.#callerFrames === null || this.#callerFrames.take(this.#callerKey).ok;
+    // Burst: twice the rate. Taking a token pushes the time it is full again by one token's worth.
+    const fullAt = Math.max(this.#bucketFullAt, now);
+    if (fullAt - now > (2 * perSecond - 1) * msPerToken) return false;
+    this.#bucketFullAt = fullAt + msPerToken;
+    const callerFrames = this.#shared.callerFrames;
+    return callerFrames === undefined || callerFrames.take(this.#callerKey).ok;
   }
 
   #fail(error: unknown): void {
+    const log = this.#shared.log;
     if (isSyncError(error)) {
       if (error.kind !== 'InvalidMessage') {
-        this.#log('warn', 'closing a sync socket after an error', this.context({ error }));
+        log('warn', 'closing a sync socket after an error', this.context({ error }));
       }
       this.close(wsCloseCodeOf(error.kind), error.message);
       return;
     }
-    this.#log('error', 'a sync handler threw; closing its socket', this.context({ error }));
+    log('error', 'a sync handler threw; closing its socket', this.context({ error }));
     this.close(wsCloseCodeOf('Internal'), 'internal error');
   }
 }

@@ -29,6 +29,7 @@ import {
   Subscription,
   type SubscriptionOptions,
   type SubscriptionState,
+  type WriteState,
 } from './subscription.ts';
 import type { CheckedAccess, SyncAuthority } from './sync-authority.ts';
 import type { SyncLog } from './sync-log.ts';
@@ -87,6 +88,8 @@ export type WriteVerdict =
   | { readonly ok: false; readonly kind: ErrorKind; readonly reason: string };
 
 interface Room {
+  /** The document's address, shared by all its subscriptions: each socket's own parse of the name is not kept. */
+  readonly address: Address;
   readonly subs: Set<Subscription>;
   readonly awareness: AwarenessRoom;
   /**
@@ -97,6 +100,10 @@ interface Room {
 }
 
 const NO_AUDIT = { audit: false } as const;
+
+// The write states without data, shared by every subscription (a state is never changed in place).
+const WRITE_UNCHECKED: WriteState = Object.freeze({ status: 'unchecked' });
+const WRITE_AUTHORIZED: WriteState = Object.freeze({ status: 'authorized' });
 
 /** What a write to a document the socket is not subscribed to is told (the multiplexed endpoint's words). */
 export const NOT_SUBSCRIBED = 'not subscribed to this document: send subscribe first';
@@ -123,7 +130,8 @@ export class SubscriptionRegistry {
    */
   readonly #checkedFrom = new WeakMap<Subscription, number>();
   readonly #rooms = new Map<DocName, Room>();
-  readonly #bySession = new Map<SocketSession, Set<Subscription>>();
+  /** Each session's subscriptions: the one itself while it has one (every `/sync/<doc>` socket), else a set. */
+  readonly #bySession = new Map<SocketSession, Subscription | Set<Subscription>>();
   readonly #unsubscribe: Array<() => void>;
 
   constructor(options: SubscriptionRegistryOptions) {
@@ -213,9 +221,7 @@ export class SubscriptionRegistry {
       sub.transition({
         ...state,
         exists: true,
-        write: verdict.ok
-          ? { status: 'authorized' }
-          : { status: 'denied', reason: verdict.reason, audited: true },
+        write: verdict.ok ? WRITE_AUTHORIZED : { status: 'denied', reason: verdict.reason, audited: true },
       });
       return verdict;
     }
@@ -229,15 +235,22 @@ export class SubscriptionRegistry {
    * are not about a known change).
    */
   async redecideSession(session: SocketSession, onFailure: 'lose' | 'close' = 'lose'): Promise<void> {
-    const subs = [...(this.#bySession.get(session) ?? [])];
+    const subs = this.#subscriptionsOf(session);
     await Promise.all(
       subs.map((sub) => this.#bus.serialize(docLane(sub.name), () => this.#redecide(sub, false, onFailure))),
     );
   }
 
+  /** The subscription of a session that has exactly one (a single-document socket), else undefined. */
+  soleSubscription(session: SocketSession): Subscription | undefined {
+    const mine = this.#bySession.get(session);
+    if (!(mine instanceof Set)) return mine;
+    return mine.size === 1 ? mine.values().next().value : undefined;
+  }
+
   /** Ends every subscription of a session (its socket closed or its credential was revoked). */
   endSession(session: SocketSession): void {
-    for (const sub of [...(this.#bySession.get(session) ?? [])]) this.end(sub);
+    for (const sub of this.#subscriptionsOf(session)) this.end(sub);
     this.#bySession.delete(session);
   }
 
@@ -249,11 +262,13 @@ export class SubscriptionRegistry {
     sub.hold = null;
     sub.session.holdAwareness(sub.name, 0);
     const mine = this.#bySession.get(sub.session);
-    if (mine?.delete(sub) && mine.size === 0) this.#bySession.delete(sub.session);
+    if (mine === sub || (mine instanceof Set && mine.delete(sub) && mine.size === 0)) {
+      this.#bySession.delete(sub.session);
+    }
     const room = this.#rooms.get(sub.name);
     if (room?.subs.delete(sub)) {
-      room.awareness.leave(sub.peer);
-      room.posing.leave(sub.peer);
+      room.awareness.leave(sub);
+      room.posing.leave(sub);
       if (room.subs.size === 0) this.#rooms.delete(sub.name);
     }
   }
@@ -295,10 +310,10 @@ export class SubscriptionRegistry {
     const room = this.#rooms.get(sub.name);
     if (sub.posing) {
       // Stays among the posing subscriptions of this relay: nothing of it reaches the real room.
-      room?.posing.receive(sub.peer, update);
+      room?.posing.receive(sub, update);
       return;
     }
-    const accepted = room?.awareness.receive(sub.peer, update) ?? null;
+    const accepted = room?.awareness.receive(sub, update) ?? null;
     if (accepted === null) return;
     void this.#bus.publish({
       type: 'awareness-changed',
@@ -335,25 +350,31 @@ export class SubscriptionRegistry {
   }
 
   #add(request: AdmitRequest, state: SubscriptionState): Subscription {
-    const sub = new Subscription({ ...request, state });
-    let room = this.#rooms.get(sub.name);
+    const name = request.address.name;
+    let room = this.#rooms.get(name);
     if (!room) {
       room = {
+        address: request.address,
         subs: new Set(),
         awareness: new AwarenessRoom({ maxClientsPerPeer: this.#maxAwarenessClients }),
         posing: new AwarenessRoom({ maxClientsPerPeer: this.#maxAwarenessClients }),
       };
-      this.#rooms.set(sub.name, room);
+      this.#rooms.set(name, room);
     }
+    const sub = new Subscription({ ...request, address: room.address, state });
     room.subs.add(sub);
-    if (state.phase === 'active') (state.posing ? room.posing : room.awareness).join(sub.peer);
-    let mine = this.#bySession.get(sub.session);
-    if (!mine) {
-      mine = new Set();
-      this.#bySession.set(sub.session, mine);
-    }
-    mine.add(sub);
+    if (state.phase === 'active') (state.posing ? room.posing : room.awareness).join(sub);
+    const mine = this.#bySession.get(sub.session);
+    if (mine === undefined) this.#bySession.set(sub.session, sub);
+    else if (mine instanceof Set) mine.add(sub);
+    else this.#bySession.set(sub.session, new Set([mine, sub]));
     return sub;
+  }
+
+  #subscriptionsOf(session: SocketSession): Subscription[] {
+    const mine = this.#bySession.get(session);
+    if (mine === undefined) return [];
+    return mine instanceof Set ? [...mine] : [mine];
   }
 
   /**
@@ -386,7 +407,7 @@ export class SubscriptionRegistry {
         posing: false,
         readAudited,
         write: write.decision.allowed
-          ? { status: 'unchecked' }
+          ? WRITE_UNCHECKED
           : { status: 'denied', reason: write.decision.reason, audited: false },
       };
       return { kind: 'active', state, encrypted: read.encrypted };
@@ -407,7 +428,7 @@ export class SubscriptionRegistry {
           exists: false,
           posing,
           readAudited: false,
-          write: { status: 'unchecked' },
+          write: WRITE_UNCHECKED,
         };
         return { kind: 'active', state, encrypted: undefined };
       }
@@ -463,8 +484,8 @@ export class SubscriptionRegistry {
         // and started like a waiting subscription that may read now).
         sub.transition(decided.state);
         const room = this.#rooms.get(sub.name);
-        room?.posing.leave(sub.peer);
-        room?.awareness.join(sub.peer);
+        room?.posing.leave(sub);
+        room?.awareness.join(sub);
         if (decided.state.exists) {
           sub.listener.activated(sub);
         }
@@ -476,7 +497,7 @@ export class SubscriptionRegistry {
           : decided.state;
       sub.transition(next);
       if (current.phase === 'waiting') {
-        this.#rooms.get(sub.name)?.awareness.join(sub.peer);
+        this.#rooms.get(sub.name)?.awareness.join(sub);
         sub.listener.activated(sub);
         return;
       }

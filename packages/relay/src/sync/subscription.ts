@@ -86,23 +86,25 @@ export interface SubscriptionOptions {
   readonly flags: RequestedFlags;
   readonly state: SubscriptionState;
   readonly listener: SubscriptionListener;
-  /** Encodes a message for this subscription's endpoint; null when the endpoint has no such frame. */
-  readonly encode: (message: Message) => Uint8Array | null;
+  /**
+   * Encodes a message about document `name` for this subscription's endpoint; null when the
+   * endpoint has no such frame. One function per endpoint, shared by its subscriptions.
+   */
+  readonly encode: (message: Message, name: DocName) => Uint8Array | null;
 }
 
 /**
  * One socket's interest in one document. What it may see is its {@link SubscriptionState};
- * pushes of document content go out only while it is active.
+ * pushes of document content go out only while it is active. It is its own participant of the
+ * document's awareness room ({@link AwarenessPeer}), so a subscription allocates no peer object
+ * or closure of its own.
  */
-export class Subscription {
+export class Subscription implements AwarenessPeer {
   readonly session: SocketSession;
   readonly address: Address;
-  readonly name: DocName;
   readonly mode: SubscribeMode;
   readonly flags: RequestedFlags;
   readonly listener: SubscriptionListener;
-  /** This subscription as a participant of the document's awareness room. */
-  readonly peer: AwarenessPeer;
   /** Keeps the document loaded while active; set by the endpoint that started it. */
   hold: DocHold | null = null;
   /**
@@ -110,24 +112,38 @@ export class Subscription {
    * the client sees the log in order. Null once it has.
    */
   liveBuffer: EncEntry[] | null;
-  readonly #encode: (message: Message) => Uint8Array | null;
+  readonly #encode: SubscriptionOptions['encode'];
   #state: SubscriptionState;
 
   constructor(options: SubscriptionOptions) {
     this.session = options.session;
     this.address = options.address;
-    this.name = options.address.name;
     this.mode = options.mode;
     this.flags = options.flags;
     this.listener = options.listener;
     this.#state = options.state;
     this.#encode = options.encode;
     this.liveBuffer = options.mode === 'encrypted' ? [] : null;
-    this.peer = {
-      userId: options.session.callerId,
-      claimKey: options.session.caller.kind === 'user' ? options.session.callerId : null,
-      send: (update) => this.#pushAwareness(update),
-    };
+  }
+
+  /** The document's name. */
+  get name(): DocName {
+    return this.address.name;
+  }
+
+  /** The caller's id, written into each awareness state it sends (see {@link AwarenessPeer}). */
+  get userId(): string {
+    return this.session.callerId;
+  }
+
+  /** A user's subscriptions may take over each other's awareness client ids; a guest's never. */
+  get claimKey(): string | null {
+    return this.session.caller.kind === 'user' ? this.session.callerId : null;
+  }
+
+  /** Delivers an awareness broadcast of its room (see {@link AwarenessPeer}). */
+  send(update: Uint8Array): void {
+    this.#pushAwareness(update);
   }
 
   /** The current state. */
@@ -154,7 +170,7 @@ export class Subscription {
   /** Pushes document content (updates, entries, awareness): only while active. */
   push(message: Message): void {
     if (this.#state.phase !== 'active') return;
-    const frame = this.#encode(message);
+    const frame = this.#encode(message, this.name);
     if (frame) this.session.sendFrame(frame);
   }
 
@@ -177,7 +193,7 @@ export class Subscription {
     const endpoint = this.session.endpoint;
     let frame = byEndpoint.get(endpoint);
     if (frame === undefined) {
-      frame = this.#encode({ type: 'awareness', update });
+      frame = this.#encode({ type: 'awareness', update }, this.name);
       byEndpoint.set(endpoint, frame);
     }
     if (frame) this.session.sendFrame(frame);
@@ -188,7 +204,7 @@ export class Subscription {
    * since an ack reports durability whether or not the client still listens.
    */
   answer(message: Message): void {
-    const frame = this.#encode(message);
+    const frame = this.#encode(message, this.name);
     if (frame) this.session.sendFrame(frame);
   }
 }

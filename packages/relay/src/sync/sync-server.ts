@@ -15,9 +15,10 @@ import { DocumentSync } from './document-sync.ts';
 import { MuxEndpoint } from './mux-endpoint.ts';
 import {
   CLOSE_GOING_AWAY,
-  type FrameHandler,
   SendBudget,
   type SessionEndpoint,
+  type SessionHandler,
+  type SessionShared,
   SocketSession,
 } from './socket-session.ts';
 import { SubscriptionRegistry } from './subscription-registry.ts';
@@ -125,13 +126,14 @@ export class SyncServer {
   #closing: Promise<void> | null = null;
   readonly #connections: Gauge;
   readonly #framesIn: Counter;
-  readonly #framesOut: Counter;
   readonly #denials: Counter;
   readonly #opened: LabeledCounter;
   readonly #closedSockets: LabeledCounter;
   readonly #clientAddress: (request: IncomingMessage) => string;
-  readonly #callerFrames: RateLimiter;
-  readonly #sendBudget: SendBudget;
+  /** What every session shares (limits, meters, buckets): one object, not copied per socket. */
+  readonly #shared: SessionShared;
+  /** Each endpoint's handler wrapped with the server's own bookkeeping, shared by its sockets. */
+  readonly #handlers: Readonly<Record<SessionEndpoint, SessionHandler>>;
   /** Sockets per caller key, counted from authentication (so upgrades in flight count too). */
   readonly #perCaller = new Map<string, number>();
   readonly #counted = new Set<SocketSession>();
@@ -150,11 +152,6 @@ export class SyncServer {
     this.#log = options.log ?? consoleSyncLog;
     this.#closeGraceMs = options.closeGraceMs ?? 2000;
     this.#clientAddress = options.clientAddress ?? ((request) => request.socket.remoteAddress ?? 'unknown');
-    this.#callerFrames = new RateLimiter({
-      capacity: 2 * this.#limits.maxCallerFramesPerSecond,
-      refillPerSecond: this.#limits.maxCallerFramesPerSecond,
-    });
-    this.#sendBudget = new SendBudget(this.#limits.maxTotalBufferedBytes);
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -167,7 +164,16 @@ export class SyncServer {
     const m = options.metrics;
     this.#connections = m.gauge('scopesync_sync_connections', 'Open sync WebSockets.');
     this.#framesIn = m.counter('scopesync_sync_messages_received_total', 'Sync frames received.');
-    this.#framesOut = m.counter('scopesync_sync_messages_sent_total', 'Sync frames sent.');
+    this.#shared = {
+      limits: this.#limits,
+      log: this.#log,
+      framesOut: m.counter('scopesync_sync_messages_sent_total', 'Sync frames sent.'),
+      callerFrames: new RateLimiter({
+        capacity: 2 * this.#limits.maxCallerFramesPerSecond,
+        refillPerSecond: this.#limits.maxCallerFramesPerSecond,
+      }),
+      sendBudget: new SendBudget(this.#limits.maxTotalBufferedBytes),
+    };
     this.#opened = m.labeledCounter(
       'scopesync_sync_sockets_opened_total',
       'Sync WebSockets opened, by endpoint (doc: /sync/<name>, mux: /sync).',
@@ -218,7 +224,7 @@ export class SyncServer {
       documentSync,
       wss: this.#wss,
       wireLimits,
-      accepted: (session, ws, onFrame, onClose) => this.#accept(session, ws, onFrame, onClose),
+      accepted: (session, ws) => this.#accept(session, ws),
     });
     this.#muxEndpoint = new MuxEndpoint({
       hub: this.#hub,
@@ -228,6 +234,7 @@ export class SyncServer {
       maxDocsPerConnection: this.#limits.maxDocsPerConnection,
       denials: this.#denials,
     });
+    this.#handlers = { doc: this.#served(this.#docEndpoint), mux: this.#served(this.#muxEndpoint) };
     this.#unsubscribe = [
       options.bus.on('credential-revoked', (event) => this.#credentialRevoked(event)),
       options.bus.on('level-changed', (event) => this.#levelChanged(event)),
@@ -382,8 +389,8 @@ export class SyncServer {
       socket,
       head,
       (ws) => {
-        const { onFrame, onClose } = this.#muxEndpoint.open(session);
-        this.#accept(session, ws, onFrame, onClose);
+        this.#muxEndpoint.open(session);
+        this.#accept(session, ws);
       },
       () => undefined,
     );
@@ -402,12 +409,8 @@ export class SyncServer {
       caller,
       credential,
       doc,
-      limits: this.#limits,
-      log: this.#log,
-      framesOut: this.#framesOut,
       callerKey,
-      callerFrames: this.#callerFrames,
-      sendBudget: this.#sendBudget,
+      shared: this.#shared,
     });
   }
 
@@ -424,33 +427,44 @@ export class SyncServer {
     else this.#perCaller.delete(session.callerKey);
   }
 
+  /**
+   * `endpoint` as its sockets' handler, with the server's part: frames counted, and a closed
+   * socket's subscriptions, place and timer given back. Made once per endpoint, not per socket.
+   */
+  #served(endpoint: SessionHandler): SessionHandler {
+    return {
+      frame: (session, bytes) => {
+        this.#framesIn.inc();
+        return endpoint.frame(session, bytes);
+      },
+      closed: (session) => {
+        endpoint.closed(session);
+        this.#closedSession(session);
+      },
+    };
+  }
+
+  #closedSession(session: SocketSession): void {
+    this.#expiries.disarm(session);
+    this.#registry.endSession(session);
+    this.#uncount(session);
+    if (this.#sessions.delete(session)) this.#connections.dec();
+    this.#closedSockets.labels(session.endpoint).inc();
+    const { framesIn, framesOut, ms, code } = session.stats();
+    this.#log(
+      'info',
+      'socket closed',
+      session.context({ code, ms, frames_in: framesIn, frames_out: framesOut }),
+    );
+  }
+
   /** Registers an opened socket; false (and the socket closed) when it must not live. */
-  #accept(session: SocketSession, ws: WebSocket, onFrame: FrameHandler, onClose: () => void): boolean {
+  #accept(session: SocketSession, ws: WebSocket): boolean {
     this.#sessions.add(session);
     this.#connections.inc();
     this.#opened.labels(session.endpoint).inc();
     this.#log('info', 'socket opened', session.context({}));
-    session.attach(
-      ws,
-      (bytes) => {
-        this.#framesIn.inc();
-        return onFrame(bytes);
-      },
-      () => {
-        onClose();
-        this.#expiries.disarm(session);
-        this.#registry.endSession(session);
-        this.#uncount(session);
-        if (this.#sessions.delete(session)) this.#connections.dec();
-        this.#closedSockets.labels(session.endpoint).inc();
-        const { framesIn, framesOut, ms, code } = session.stats();
-        this.#log(
-          'info',
-          'socket closed',
-          session.context({ code, ms, frames_in: framesIn, frames_out: framesOut }),
-        );
-      },
-    );
+    session.attach(ws, this.#handlers[session.endpoint]);
     if (this.#closed) {
       session.close(CLOSE_GOING_AWAY, 'relay shutting down');
       return false;
