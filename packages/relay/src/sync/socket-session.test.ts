@@ -49,19 +49,41 @@ function session(limits: Partial<SessionLimits> = {}, budget?: SendBudget): Sock
 const IGNORE: SessionHandler = { frame: async () => undefined, closed: () => undefined };
 
 describe('SocketSession', () => {
-  it('lets the event loop run between two queued frames', async () => {
+  it('lets the event loop run between queued frames once a frame used up its time slice', async () => {
     const s = session();
     let otherWorkRan = false;
     void s.enqueue(async () => {
       setImmediate(() => {
         otherWorkRan = true;
       });
+      // A frame that takes a while (SyncStep1 against a large document, say).
+      const until = performance.now() + 5;
+      while (performance.now() < until) {
+        // busy
+      }
     });
     let seenBySecond: boolean | null = null;
     await s.enqueue(async () => {
       seenBySecond = otherWorkRan;
     });
     expect(seenBySecond).toBe(true);
+  });
+
+  it('runs a burst of quick queued frames without a loop turn between each', async () => {
+    const s = session();
+    let turns = 0;
+    const seen: number[] = [];
+    for (let i = 0; i < 50; i++)
+      void s.enqueue(async () => {
+        seen.push(turns);
+        setImmediate(() => {
+          turns += 1;
+        });
+      });
+    await s.idle();
+    // A loop turn before every frame would show each frame one more finished turn than the last.
+    const withoutTurn = seen.filter((t, i) => i > 0 && t === seen[i - 1]).length;
+    expect(withoutTurn).toBeGreaterThan(0);
   });
 
   it('is congested once a quarter of its send buffer bound is queued', () => {
