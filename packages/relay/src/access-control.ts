@@ -215,7 +215,9 @@ export class AccessControl {
   /** The object's metadata and mode, as a check sees them; `object` null when it does not exist. */
   async #load(address: Address): Promise<Omit<CheckedAccess, 'decision'>> {
     const record = await this.#store.getObject(address.name);
-    return record ? { object: await this.#meta(address, record), encrypted: record.encrypted } : { object: null };
+    return record
+      ? { object: await this.#meta(address, record), encrypted: record.encrypted }
+      : { object: null };
   }
 
   /** Like {@link check}, for an object the caller already loaded. */

@@ -399,7 +399,8 @@ export class SubscriptionRegistry {
     // nothing tells the two apart before the caller tries to create it.
     const posing = read.object !== null && read.decision.hideExistence && couldCreate(caller, address);
     if (read.object === null || posing) {
-      const create = posing || (await this.#authority.check(caller, 'write', address, probe)).decision.allowed;
+      const create =
+        posing || (await this.#authority.check(caller, 'write', address, probe)).decision.allowed;
       if (create) {
         // The refused read of a hidden object is recorded for its owner (the caller cannot see that).
         if (posing && options.audit) await this.#authority.check(caller, 'read', address, audited);
