@@ -8,7 +8,7 @@ import {
   SYSTEM_OWNER,
   type UserId,
 } from '@scopesync/core';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { AccessControl } from './access-control.ts';
 import { AuditLog, verifyAuditChain } from './audit-log.ts';
 import { hashApiKey, registerDevice } from './credentials.ts';
@@ -119,6 +119,38 @@ describe('AccessControl', () => {
       [bob.userId, alice.userId, 'write', 'denied', 'ws'],
     ]);
     expect(await verifyAuditChain(store)).toMatchObject({ ok: true, entries: 4 });
+  });
+
+  it('decides a later check of the same decision on the object the first one read, and audits it as usual', async () => {
+    const blob = blobAddress('shared');
+    await access.prepareWrite(userOf(alice), blob);
+    await store.putShare({
+      blobId: 'shared',
+      userId: bob.userId,
+      level: 'read_only',
+      grantedBy: alice.userId,
+      grantedAt: 1,
+    });
+    const read = await access.check(userOf(bob), 'read', blob, { audit: false });
+    expect(read).toMatchObject({ decision: { allowed: true }, encrypted: false });
+    const reads = vi.spyOn(store, 'getObject');
+    const shares = vi.spyOn(store, 'listShares');
+    const write = await access.check(userOf(bob), 'write', blob, { loaded: read });
+    const audited = await access.check(userOf(bob), 'read', blob, { loaded: read });
+    expect(reads).not.toHaveBeenCalled();
+    expect(shares).not.toHaveBeenCalled();
+    expect(write).toMatchObject({ decision: { allowed: false }, object: read.object, encrypted: false });
+    expect(audited.decision.allowed).toBe(true);
+    const absent = await access.check(userOf(bob), 'read', blobAddress('none'), { audit: false });
+    expect(await access.check(userOf(bob), 'write', blobAddress('none'), { loaded: absent })).toEqual({
+      decision: expect.objectContaining({ allowed: true }),
+      object: null,
+    });
+    const entries = await store.queryAudit({});
+    expect(entries.map((e) => [e.accessor, e.action, e.result])).toEqual([
+      [bob.userId, 'write', 'denied'],
+      [bob.userId, 'read', 'ok'],
+    ]);
   });
 
   it('appends a repeated denial once per window, with the count of the repeats, so guests cannot fill the log', async () => {

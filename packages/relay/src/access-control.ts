@@ -206,10 +206,18 @@ export class AccessControl {
     address: Address,
     options: AccessCheckOptions = {},
   ): Promise<CheckedAccess> {
-    const record = await this.#store.getObject(address.name);
-    const object = record ? await this.#meta(address, record) : null;
+    // The object an earlier check of the same decision read (see CheckOptions.loaded), or the store's.
+    const { object, encrypted } = options.loaded ?? (await this.#load(address));
     const decision = await this.decideOn(caller, action, address, object, options);
-    return record ? { decision, object, encrypted: record.encrypted } : { decision, object };
+    return object ? { decision, object, encrypted } : { decision, object };
+  }
+
+  /** The object's metadata and mode, as a check sees them; `object` null when it does not exist. */
+  async #load(address: Address): Promise<Omit<CheckedAccess, 'decision'>> {
+    const record = await this.#store.getObject(address.name);
+    return record
+      ? { object: await this.#meta(address, record), encrypted: record.encrypted }
+      : { object: null };
   }
 
   /** Like {@link check}, for an object the caller already loaded. */

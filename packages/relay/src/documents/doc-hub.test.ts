@@ -374,6 +374,57 @@ describe('DocHub compaction', () => {
   });
 });
 
+describe('DocHub reads and holds of a held document (served at once)', () => {
+  it('answers from the held copy what every write applied so far left', async () => {
+    const { hub } = makeHub();
+    const hold = await hub.hold(NOTES, 'plaintext');
+    await hub.applyUpdate(NOTES, updateSetting('a', 1), SOCKET);
+    const second = await hub.hold(NOTES, 'plaintext');
+    expect(await hub.read(NOTES, (doc) => doc.getMap('data').toJSON())).toEqual({ a: 1 });
+    await expect(
+      hub.read(NOTES, () => {
+        throw new SyncError('InvalidMessage', 'malformed state vector');
+      }),
+    ).rejects.toMatchObject({ kind: 'InvalidMessage' });
+    hold.release();
+    second.release();
+  });
+
+  it('reads a held copy that went stale from the store again, never the stale copy', async () => {
+    const { hub } = makeHub();
+    const hold = await hub.hold(NOTES, 'plaintext');
+    await hub.applyUpdate(NOTES, updateSetting('kept', 1), SOCKET);
+    // A change behind the store's back: the copy no longer matches its log.
+    await hub.read(NOTES, (doc) => doc.getMap('data').set('sneaked', true));
+    expect(await hub.read(NOTES, (doc) => doc.getMap('data').toJSON())).toEqual({ kept: 1 });
+    hold.release();
+  });
+
+  it('makes a read or hold that arrives during a removal wait for it and see the document that follows', async () => {
+    const { hub } = makeHub();
+    const hold = await hub.hold(NOTES, 'plaintext');
+    await hub.applyUpdate(NOTES, updateSetting('a', 1), SOCKET);
+    const removed = hub.remove(NOTES);
+    const read = hub.read(NOTES, (doc) => doc.getMap('data').toJSON());
+    const holding = hub.hold(NOTES, 'plaintext');
+    await removed;
+    expect(await read).toEqual({});
+    (await holding).release();
+    hold.release();
+  });
+
+  it('refuses reads and holds once closing, even of a held document', async () => {
+    const { hub } = makeHub();
+    await hub.hold(NOTES, 'plaintext');
+    const closing = hub.close();
+    const read = hub.read(NOTES, () => 1);
+    const hold = hub.hold(NOTES, 'plaintext');
+    await expect(read).rejects.toMatchObject({ kind: 'Unavailable' });
+    await expect(hold).rejects.toMatchObject({ kind: 'Unavailable' });
+    await closing;
+  });
+});
+
 describe('DocHub remove', () => {
   it('removes the document from memory and store, even while held', async () => {
     const { hub, store } = makeHub();

@@ -272,6 +272,16 @@ export class DocHub {
 
   /** Runs `fn` on the loaded document and returns its result. `fn` must not change the document. */
   read<T>(name: DocName, fn: (doc: Y.Doc) => T): Promise<T> {
+    const held = this.#held(name, 'plaintext');
+    if (held !== null) {
+      // Held and loaded: `fn` runs now, nothing to wait for or to track (a socket's greeting and
+      // its SyncStep1 answer). It sees what every write applied so far left, like any read.
+      try {
+        return Promise.resolve(fn(held.doc as Y.Doc));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     return this.#op(async () => {
       assertChannel(name, 'plaintext');
       const entry = await this.#registry.acquire(name, 'plaintext');
@@ -299,6 +309,9 @@ export class DocHub {
    * listens on the bus, then holds and reads the state, misses nothing.
    */
   hold(name: DocName, mode: SubscribeMode): Promise<DocHold> {
+    // Another socket holds it ready: one more hold, at once (every socket but a document's first).
+    const held = this.#held(name, mode);
+    if (held !== null) return Promise.resolve(this.#registry.holdEntry(held));
     return this.#op(async () => {
       assertChannel(name, mode);
       return this.#registry.hold(name, mode);
@@ -442,6 +455,15 @@ export class DocHub {
       void this.#bus.publish({ type: 'doc-committed', name, seq, update, origin });
     };
     return this.#batcher.enqueue(entry, 'plaintext', update, committed);
+  }
+
+  /**
+   * The document's entry when someone holds it ready for `mode` and the hub is open: what a
+   * synchronous read or hold may use without an operation (see `DocRegistry.held`), else null.
+   * No channel check here: an entry is open for `mode` only after an operation checked it.
+   */
+  #held(name: DocName, mode: SubscribeMode): DocEntry | null {
+    return this.#closed ? null : this.#registry.held(name, mode);
   }
 
   /** Runs a public operation: refused once closing, tracked so that close() can wait for it. */

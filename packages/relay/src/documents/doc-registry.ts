@@ -232,11 +232,33 @@ export class DocRegistry {
     this.maybeIdle(entry);
   }
 
+  /**
+   * The entry when someone holds it and it is ready for `mode` now (loaded and current, not
+   * loading, not being removed), else null. Such an entry cannot be evicted, reloaded or
+   * removed without one of those flags set first, so a synchronous use of it needs no turn
+   * through {@link acquire}: the hot path of every socket that joins a document others hold.
+   */
+  held(name: DocName, mode: SubscribeMode): DocEntry | null {
+    const entry = this.#entries.get(name);
+    if (entry === undefined || entry.holds === 0 || entry.removed || entry.loading !== null) return null;
+    if (entry.mode !== mode || !entry.headKnown || this.#removals.has(name)) return null;
+    if (mode === 'plaintext' && (entry.doc === null || entry.stale)) return null;
+    return entry;
+  }
+
   /** Keeps the document ready for `mode` until the hold is released. */
   async hold(name: DocName, mode: SubscribeMode): Promise<DocHold> {
     const entry = await this.acquire(name, mode);
+    try {
+      return this.holdEntry(entry);
+    } finally {
+      this.release(entry);
+    }
+  }
+
+  /** One more hold on an entry that is acquired or already {@link held}. */
+  holdEntry(entry: DocEntry): DocHold {
     entry.holds += 1;
-    this.release(entry);
     return new EntryHold(this, entry);
   }
 

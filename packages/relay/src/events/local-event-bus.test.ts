@@ -64,6 +64,45 @@ describe('LocalEventBus', () => {
     await expect(bus.serialize('x', async () => Promise.reject(new Error('no')))).rejects.toThrow('no');
   });
 
+  it('starts serialized work on an idle lane at once, and holds the lane’s events until it settled', async () => {
+    const bus = new LocalEventBus();
+    const order: string[] = [];
+    bus.on('doc-updated', (e) => {
+      order.push(`update-${e.update[0]}`);
+    });
+    let release!: () => void;
+    const admitted = bus.serialize(`doc:${doc('a')}`, async () => {
+      order.push('admit-start');
+      // An update published from inside the work, and one while it waits for the store.
+      void bus.publish(update(doc('a'), 1));
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      order.push('admit-end');
+      return 'admitted';
+    });
+    expect(order).toEqual(['admit-start']);
+    const later = bus.publish(update(doc('a'), 2));
+    const queued = bus.serialize(`doc:${doc('a')}`, async () => {
+      order.push('second');
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual(['admit-start']);
+    release();
+    await expect(admitted).resolves.toBe('admitted');
+    await later;
+    await queued;
+    expect(order).toEqual(['admit-start', 'admit-end', 'update-1', 'update-2', 'second']);
+    // Errors of serialized work go to its caller, and the lane goes on.
+    await expect(bus.serialize('x', () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+    await expect(
+      bus.serialize('x', () => {
+        throw new Error('thrown');
+      }),
+    ).rejects.toThrow('thrown');
+    await expect(bus.serialize('x', async () => 'next')).resolves.toBe('next');
+  });
+
   it('reports a failing handler and keeps delivering to the others', async () => {
     const errors: unknown[] = [];
     const bus = new LocalEventBus({ log: (_m, c) => errors.push(c.error) });

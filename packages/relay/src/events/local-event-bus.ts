@@ -68,15 +68,26 @@ export class LocalEventBus implements EventBus {
   }
 
   serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    let result!: Promise<T>;
-    const done = this.#enqueue(key, async () => {
-      result = fn();
-      await result.then(
-        () => undefined,
-        () => undefined,
-      );
+    const previous = this.#lanes.get(key);
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => {
+      settle = resolve;
     });
-    return done.then(() => result);
+    // The lane is taken now: whatever is published for it meanwhile waits until `fn` has settled.
+    this.#occupy(key, previous === undefined ? settled : previous.then(() => settled));
+    const run = (): Promise<T> => {
+      let result: Promise<T>;
+      try {
+        result = fn();
+      } catch (error) {
+        result = Promise.reject(error);
+      }
+      result.then(settle, settle);
+      return result;
+    };
+    // An idle lane (a socket's admission, mostly): `fn` starts in the caller's turn, not a chain
+    // of microtasks later.
+    return previous === undefined ? run() : previous.then(run);
   }
 
   async close(): Promise<void> {

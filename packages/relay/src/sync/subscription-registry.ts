@@ -391,14 +391,17 @@ export class SubscriptionRegistry {
     | { kind: 'refused'; reason: string }
   > {
     const read = await this.#authority.check(caller, 'read', address, NO_AUDIT);
+    // The checks after the first decide on the object it read: one store read per decision.
+    const audited = { loaded: read };
+    const probe = { audit: false, loaded: read };
     if (read.decision.allowed) {
       let readAudited = options.readAudited || !read.decision.audit;
       if (!readAudited) {
-        const real = await this.#authority.check(caller, 'read', address);
+        const real = await this.#authority.check(caller, 'read', address, audited);
         if (!real.decision.allowed) return refusal(real);
         readAudited = true;
       }
-      const write = await this.#authority.check(caller, 'write', address, NO_AUDIT);
+      const write = await this.#authority.check(caller, 'write', address, probe);
       const access = write.decision.allowed ? 'read-write' : 'read';
       const state: ActiveState = {
         phase: 'active',
@@ -418,10 +421,10 @@ export class SubscriptionRegistry {
     const posing = read.object !== null && read.decision.hideExistence && couldCreate(caller, address);
     if (read.object === null || posing) {
       const create =
-        posing || (await this.#authority.check(caller, 'write', address, NO_AUDIT)).decision.allowed;
+        posing || (await this.#authority.check(caller, 'write', address, probe)).decision.allowed;
       if (create) {
         // The refused read of a hidden object is recorded for its owner (the caller cannot see that).
-        if (posing && options.audit) await this.#authority.check(caller, 'read', address);
+        if (posing && options.audit) await this.#authority.check(caller, 'read', address, audited);
         const state: ActiveState = {
           phase: 'active',
           access: 'read-write',
@@ -434,7 +437,7 @@ export class SubscriptionRegistry {
       }
     }
     // Record the refused attempt once, when it is made.
-    return refusal(options.audit ? await this.#authority.check(caller, 'read', address) : read);
+    return refusal(options.audit ? await this.#authority.check(caller, 'read', address, audited) : read);
   }
 
   /** An access change or a removal: every subscription of the document is decided again, here, in its lane. */

@@ -32,6 +32,12 @@ export interface CheckOptions {
    * subscription starting, a first write) is checked with auditing. Default true.
    */
   readonly audit?: boolean | undefined;
+  /**
+   * What an earlier check of the same decision returned: the object it read is decided on
+   * again instead of read from the store once more, so the checks of one decision (read, then
+   * write) see one state of it and cost one read. An authority may ignore it and read again.
+   */
+  readonly loaded?: CheckedAccess | undefined;
 }
 
 /**

@@ -51,6 +51,8 @@ class TestAuthority implements SyncAuthority {
   readonly objects = new Map<string, ObjectMeta>();
   readonly audits: Array<{ caller: string; action: Action; name: string; allowed: boolean }> = [];
   failOn: string | null = null;
+  /** Checks that read the metadata (not handed the object an earlier check read, `loaded`). */
+  reads = 0;
   /** Where a first write that changed who may read an object is announced (as the relay's service does). */
   bus: LocalEventBus | null = null;
 
@@ -69,7 +71,8 @@ class TestAuthority implements SyncAuthority {
     options?: CheckOptions,
   ): Promise<CheckedAccess> {
     if (this.failOn === address.name) throw new Error('metadata store exploded');
-    const object = this.objects.get(address.name) ?? null;
+    if (!options?.loaded) this.reads += 1;
+    const object = options?.loaded ? options.loaded.object : (this.objects.get(address.name) ?? null);
     const decision = decide({ caller, action, address, object });
     if (options?.audit !== false && decision.audit) {
       const who = caller.kind === 'user' ? caller.userId : caller.kind;
@@ -330,6 +333,18 @@ describe('SyncServer single-document endpoint', () => {
     await f.hub.flush();
     expect(await f.store.head(NOTES)).toBe(1);
     expect(await f.hub.read(NOTES, (d) => d.getText('t').toString())).toBe('kept');
+  });
+
+  it('reads an object’s metadata once to decide whether a socket may open, and still audits the read', async () => {
+    const f = await start();
+    f.authority.objects.set(ALICE_PUBLIC, { owner: ALICE, read: 2, write: 1 });
+    const absent = await Client.open(`${f.url}/sync/${NOTES}?key=bob-key`, false);
+    await absent.next('sync-step1');
+    expect(f.authority.reads).toBe(1);
+    const crossUser = await Client.open(`${f.url}/sync/${ALICE_PUBLIC}?key=bob-key`, false);
+    await crossUser.next('sync-step1');
+    expect(f.authority.reads).toBe(2);
+    expect(f.authority.audits).toEqual([{ caller: BOB, action: 'read', name: ALICE_PUBLIC, allowed: true }]);
   });
 
   it('syncs a read-only caller but drops its edits and tells it so', async () => {
