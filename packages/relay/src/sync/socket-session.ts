@@ -2,6 +2,7 @@ import { type Caller, callerId, isSyncError, SyncError, wsCloseCodeOf } from '@s
 import type { RawData, WebSocket } from 'ws';
 import type { Counter } from '../metrics.ts';
 import type { RateLimiter } from '../rate-limiter.ts';
+import { type SharedFrame, writeFramed } from './shared-frame.ts';
 import type { SyncLog } from './sync-log.ts';
 
 /** Which endpoint a socket speaks. */
@@ -270,24 +271,37 @@ export class SocketSession {
 
   /** Sends one encoded frame. Never throws; a socket that stopped reading is closed (4503). */
   sendFrame(frame: Uint8Array): void {
+    this.#send(frame, null);
+  }
+
+  /**
+   * Sends a frame that other sockets get too (a broadcast): its WebSocket framing is built once
+   * for all of them and written to this socket as is (see {@link SharedFrame}). Never throws.
+   */
+  sendShared(frame: SharedFrame): void {
+    this.#send(frame.bytes, frame);
+  }
+
+  #send(frame: Uint8Array, shared: SharedFrame | null): void {
     const ws = this.#ws;
     if (!ws || this.#closed || ws.readyState !== ws.OPEN) return;
-    const shared = this.#shared;
-    if (ws.bufferedAmount > shared.limits.maxBufferedBytes) {
+    const settings = this.#shared;
+    if (ws.bufferedAmount > settings.limits.maxBufferedBytes) {
       this.close(wsCloseCodeOf('Unavailable'), 'the client does not read its socket');
       return;
     }
-    const budget = shared.sendBudget;
+    const budget = settings.sendBudget;
     if (budget !== undefined && !budget.fits(frame.byteLength) && ws.bufferedAmount > 0) {
       this.close(wsCloseCodeOf('Unavailable'), 'the relay is short of send buffer: reconnect later');
       return;
     }
     budget?.add(frame.byteLength);
-    ws.send(frame, (error) => {
+    const sent = (error?: Error | null): void => {
       budget?.release(frame.byteLength);
-      if (error) shared.log('warn', 'sending a sync frame failed', this.context({ error }));
-    });
-    shared.framesOut.inc();
+      if (error) settings.log('warn', 'sending a sync frame failed', this.context({ error }));
+    };
+    if (shared === null || !writeFramed(ws, shared, sent)) ws.send(frame, sent);
+    settings.framesOut.inc();
     this.#framesOutCount += 1;
   }
 

@@ -23,6 +23,7 @@ import {
 import type { Counter } from '../metrics.ts';
 import { couldCreate } from '../services/existence.ts';
 import { AwarenessRoom } from './awareness-room.ts';
+import { SharedFrame } from './shared-frame.ts';
 import type { SocketSession } from './socket-session.ts';
 import {
   type ActiveState,
@@ -640,24 +641,24 @@ function refusal(checked: CheckedAccess): { kind: 'hidden' | 'refused'; reason: 
   return { kind: checked.decision.hideExistence ? 'hidden' : 'refused', reason: checked.decision.reason };
 }
 
-/** One message encoded lazily for each endpoint kind. */
+/** One message encoded lazily for each endpoint kind, each framed once for all its sockets. */
 class FrameCache {
   readonly #name: DocName;
   readonly #message: Message;
-  #doc: Uint8Array | null = null;
-  #mux: Uint8Array | null = null;
+  #doc: SharedFrame | null = null;
+  #mux: SharedFrame | null = null;
 
   constructor(name: DocName, message: Message) {
     this.#name = name;
     this.#message = message;
   }
 
-  for(sub: Subscription): Uint8Array {
+  for(sub: Subscription): SharedFrame {
     if (sub.session.endpoint === 'doc') {
-      this.#doc ??= encodeDocFrame(this.#message as Parameters<typeof encodeDocFrame>[0]);
+      this.#doc ??= new SharedFrame(encodeDocFrame(this.#message as Parameters<typeof encodeDocFrame>[0]));
       return this.#doc;
     }
-    this.#mux ??= encodeMuxFrame(this.#name, this.#message);
+    this.#mux ??= new SharedFrame(encodeMuxFrame(this.#name, this.#message));
     return this.#mux;
   }
 }

@@ -9,6 +9,7 @@ import type {
 } from '@scopesync/core';
 import type { DocHold } from '../documents/doc-registry.ts';
 import type { AwarenessPeer } from './awareness-room.ts';
+import { SharedFrame } from './shared-frame.ts';
 import type { SocketSession } from './socket-session.ts';
 import type { RequestedFlags } from './sync-authority.ts';
 
@@ -75,7 +76,7 @@ export interface SubscriptionListener {
  * Encoded frames of awareness broadcasts, by the broadcast's bytes and the endpoint kind. A
  * room's broadcast bytes belong to one document, so the same bytes always encode the same way.
  */
-const awarenessFrames = new WeakMap<Uint8Array, Map<SocketSession['endpoint'], Uint8Array | null>>();
+const awarenessFrames = new WeakMap<Uint8Array, Map<SocketSession['endpoint'], SharedFrame | null>>();
 
 /** Options of a {@link Subscription}. */
 export interface SubscriptionOptions {
@@ -174,9 +175,12 @@ export class Subscription implements AwarenessPeer {
     if (frame) this.session.sendFrame(frame);
   }
 
-  /** Sends an already encoded push frame of the document's own traffic: only while active, never while posing. */
-  pushFrame(frame: Uint8Array): void {
-    if (this.#state.phase === 'active' && !this.#state.posing) this.session.sendFrame(frame);
+  /**
+   * Sends an already encoded push frame of the document's own traffic, shared with the
+   * document's other sockets: only while active, never while posing.
+   */
+  pushFrame(frame: SharedFrame): void {
+    if (this.#state.phase === 'active' && !this.#state.posing) this.session.sendShared(frame);
   }
 
   /**
@@ -193,10 +197,11 @@ export class Subscription implements AwarenessPeer {
     const endpoint = this.session.endpoint;
     let frame = byEndpoint.get(endpoint);
     if (frame === undefined) {
-      frame = this.#encode({ type: 'awareness', update }, this.name);
+      const bytes = this.#encode({ type: 'awareness', update }, this.name);
+      frame = bytes === null ? null : new SharedFrame(bytes);
       byEndpoint.set(endpoint, frame);
     }
-    if (frame) this.session.sendFrame(frame);
+    if (frame) this.session.sendShared(frame);
   }
 
   /**
