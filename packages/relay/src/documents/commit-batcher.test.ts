@@ -14,8 +14,15 @@ class CountingStore extends MemoryDocStore {
   failure: unknown = new Error('disk full');
   /** The next batch never settles (a database backend that stopped answering). */
   hangNext = false;
+  /** The next batch commits only after this many ms (a backend that answers late). */
+  delayNextMs = 0;
   override async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
     this.batches.push([...items]);
+    if (this.delayNextMs > 0) {
+      const ms = this.delayNextMs;
+      this.delayNextMs = 0;
+      await new Promise((resolve) => setTimeout(resolve, ms));
+    }
     if (this.hangNext) {
       this.hangNext = false;
       return new Promise<number[]>(() => undefined);
@@ -130,5 +137,17 @@ describe('CommitBatcher', () => {
     expect(a.stale).toBe(true);
     expect(await batcher.enqueue(a, 'plaintext', update('2'))).toEqual({ seq: 1 });
     expect(store.batches).toHaveLength(2);
+  });
+
+  it('refuses a batch at its deadline and logs it when the store commits it after all', async () => {
+    const { store, batcher, entry, logs } = setup(50);
+    const a = await entry(A);
+    store.delayNextMs = 200;
+    await expect(batcher.enqueue(a, 'plaintext', update('1'))).rejects.toMatchObject({ kind: 'Unavailable' });
+    expect(a.stale).toBe(true);
+    const late = (): boolean => logs.some((l) => String((l as unknown[])[1]).includes('committed later'));
+    expect(late()).toBe(false);
+    while (!late()) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(await store.head(A)).toBe(1);
   });
 });

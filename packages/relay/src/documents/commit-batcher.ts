@@ -199,22 +199,28 @@ export class CommitBatcher {
    * too. The refused writers resend; a commit that lands after all is logged, and the reload of
    * the refused documents reads it.
    */
-  async #withDeadline(commit: Promise<number[]>, writes: number): Promise<number[]> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+  #withDeadline(commit: Promise<number[]>, writes: number): Promise<number[]> {
+    // One promise and a timer per commit, not a deadline promise and a `Promise.race` on top:
+    // this runs for every edit, and its garbage is collected in pauses that edits wait behind.
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
         reject(new SyncError('Unavailable', `the store did not commit within ${this.#commitTimeoutMs} ms`));
         commit.then(
           () => this.#log('warn', 'a batch refused at its commit deadline was committed later', { writes }),
           () => undefined,
         );
       }, this.#commitTimeoutMs);
+      commit.then(
+        (seqs) => {
+          clearTimeout(timer);
+          resolve(seqs);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
     });
-    try {
-      return await Promise.race([commit, deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   #refuse(batch: readonly QueuedWrite[], error: unknown): void {
