@@ -88,9 +88,13 @@ describe('AccessControl in the caller’s turn', () => {
     const tx = store.transaction(async () => held);
     const request = upgrade(`/sync?key=${alice.key}`);
     const address = docAddress('PUBLIC_RW', '_', 'a');
-    expect(access.authenticateNow(request)).toBeUndefined();
-    expect(access.probeNow(userOf(alice), 'read', address)).toBeUndefined();
-    release();
+    try {
+      expect(access.authenticateNow(request)).toBeUndefined();
+      expect(access.probeNow(userOf(alice), 'read', address)).toBeUndefined();
+    } finally {
+      // Never leave the transaction open: close() would wait for it.
+      release();
+    }
     await tx;
     expect(access.authenticateNow(request)?.caller).toEqual(userOf(alice));
     const probed = access.probeNow(userOf(alice), 'read', address);

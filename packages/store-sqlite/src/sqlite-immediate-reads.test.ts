@@ -74,12 +74,17 @@ describe('SqliteRelayStore.immediateReads', () => {
       await t.updateObject('blob/b1', { read: 'owner' });
       await held;
     });
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(inside).toBeNull();
-    expect(store.immediateReads()).toBeNull();
     // The async read waits for the transaction and sees it whole.
-    const read = store.getObject('blob/b1');
-    release();
+    let read: Promise<ObjectRecord | null>;
+    try {
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(inside).toBeNull();
+      expect(store.immediateReads()).toBeNull();
+      read = store.getObject('blob/b1');
+    } finally {
+      // Never leave the transaction open: close() would wait for it.
+      release();
+    }
     await tx;
     expect((await read)?.read).toBe('owner');
     expect(store.immediateReads()?.getObject('blob/b1')?.read).toBe('owner');
