@@ -17,8 +17,8 @@ const key = { keyHash: 'a'.repeat(64), userId: user.userId, createdAt: 1, revoke
 const object = (name: string): ObjectRecord => ({
   name,
   owner: user.userId,
-  read: 'public',
-  write: 'owner',
+  read: 0,
+  write: 1,
   encrypted: false,
   minEpoch: 0,
   createdAt: 1,
@@ -71,7 +71,7 @@ describe('SqliteRelayStore.immediateReads', () => {
     let inside: unknown = 'not called';
     const tx = store.transaction(async (t) => {
       inside = store.immediateReads();
-      await t.updateObject('blob/b1', { read: 'owner' });
+      await t.updateObject('blob/b1', { read: 2 });
       await held;
     });
     // The async read waits for the transaction and sees it whole.
@@ -86,8 +86,8 @@ describe('SqliteRelayStore.immediateReads', () => {
       release();
     }
     await tx;
-    expect((await read)?.read).toBe('owner');
-    expect(store.immediateReads()?.getObject('blob/b1')?.read).toBe('owner');
+    expect((await read)?.read).toBe(2);
+    expect(store.immediateReads()?.getObject('blob/b1')?.read).toBe(2);
   });
 
   it('fails like the async methods once the store is closed', async () => {
