@@ -48,6 +48,7 @@ export type {
   AuditRecord,
   BlobWrite,
   DeviceListRecord,
+  ImmediateRelayReads,
   KeyGrantRecord,
   KeyRecord,
   KeyWithUser,

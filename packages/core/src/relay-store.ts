@@ -47,6 +47,18 @@ export interface KeyWithUser {
   readonly user: UserRecord | null;
 }
 
+/**
+ * The reads an access decision makes, answered in the caller's turn: what a store whose database
+ * is synchronous underneath (SQLite) hands out through {@link RelayStore.immediateReads}. Each
+ * returns what the async method of the same name would resolve with, or throws what it would
+ * reject with.
+ */
+export interface ImmediateRelayReads {
+  getKeyWithUser(keyHash: string): KeyWithUser | null;
+  getObject(name: string): ObjectRecord | null;
+  listShares(blobId: string): ShareRecord[];
+}
+
 /** The relay's metadata of one document or blob (the content lives in the DocStore, or as raw blob bytes). */
 export interface ObjectRecord {
   /** The document name: `<SCOPE>/<namespace>/<key>` or `blob/<blob_id>`. */
@@ -270,8 +282,8 @@ export interface BlobWrite {
   readonly now: number;
 }
 
-/** RelayStore without close/transaction: what a transaction callback receives. */
-export type RelayStoreTx = Omit<RelayStore, 'close' | 'transaction'>;
+/** RelayStore without close/transaction/immediateReads: what a transaction callback receives. */
+export type RelayStoreTx = Omit<RelayStore, 'close' | 'transaction' | 'immediateReads'>;
 
 /**
  * Everything the relay keeps besides document content: users, API key hashes, object
@@ -443,6 +455,15 @@ export interface RelayStore {
    * - Unavailable when the store is closed; `close()` waits for an open transaction.
    */
   transaction<T>(fn: (tx: RelayStoreTx) => Promise<T>): Promise<T>;
+
+  /**
+   * Optional: the decision reads, answered at once, when a call made now would run at once and
+   * read the same rows (a synchronous database, no transaction open or queued, not called from
+   * inside a transaction's callback); null when the async methods must be used. Lets the relay
+   * decide a WebSocket upgrade without a promise per read. A store over a network (PostgreSQL)
+   * leaves it out.
+   */
+  immediateReads?(): ImmediateRelayReads | null;
 
   /** Releases the store. Idempotent; later calls reject with Unavailable. */
   close(): Promise<void>;

@@ -54,6 +54,16 @@ export class TransactionGate {
   }
 
   /**
+   * Whether a plain call made now would run at once: no transaction open or queued, and not a
+   * call from inside a transaction's own callback (which `run` refuses). A synchronous store
+   * may then answer in the caller's turn, as `run` would have.
+   */
+  get idle(): boolean {
+    // An open transaction (and so a call from inside its callback) keeps the tail set until it settles.
+    return this.#tail === null;
+  }
+
+  /**
    * Runs `body` alone: nothing else the gate admits runs until it settles. `body` receives
    * its ticket, open while it runs.
    */

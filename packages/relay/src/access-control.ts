@@ -8,13 +8,16 @@ import {
   type Decision,
   decide,
   flagsForWrite,
+  type ImmediateRelayReads,
   isEncryptedScope,
   isLevel,
+  type KeyWithUser,
   type ObjectMeta,
   type ObjectRecord,
   ownerForCreate,
   type RelayStore,
   type ShareLevel,
+  type ShareRecord,
   SyncError,
   type UserId,
 } from '@scopesync/core';
@@ -122,18 +125,33 @@ export class AccessControl {
     return result;
   }
 
+  /**
+   * {@link authenticateRequest}, answered in the caller's turn when it can be: no credential, or
+   * an API key while the store has its immediate reads (SQLite with no transaction waiting).
+   * Undefined otherwise (a token, a malformed credential, a store that must be awaited): ask
+   * `authenticateRequest`. Throws SyncError('Unauthorized') where that rejects. The key is read
+   * from the store every time (a revoked key is refused at once); nothing is memoized.
+   */
+  authenticateNow(request: IncomingMessage): Authenticated | undefined {
+    const key = apiKeyOf(request);
+    if (key === null) return GUEST;
+    if (!isApiKeyShaped(key)) return undefined;
+    const reads = this.#store.immediateReads?.();
+    if (!reads) return undefined;
+    const keyHash = hashApiKey(key);
+    return keyAuthenticated(userOfFound(reads.getKeyWithUser(keyHash)), keyHash);
+  }
+
   /** The caller a credential (API key or token) stands for; Guest for null. Unauthorized for an invalid one. */
   async authenticateKey(key: string | null): Promise<Caller> {
     return (await this.#authenticateCredential(key)).caller;
   }
 
   async #authenticateCredential(key: string | null): Promise<Authenticated> {
-    if (key === null) return { caller: { kind: 'guest' }, credential: null };
+    if (key === null) return GUEST;
     if (isApiKeyShaped(key)) {
       const keyHash = hashApiKey(key);
-      const user = await this.userOfKeyHash(keyHash);
-      if (!user) throw new SyncError('Unauthorized', 'invalid or revoked API key');
-      return { caller: user, credential: keyHash };
+      return keyAuthenticated(await this.userOfKeyHash(keyHash), keyHash);
     }
     if (this.#tokens !== null && key.length <= MAX_TOKEN_LENGTH) {
       const { caller, credential } = await this.#tokens.authenticate(key);
@@ -170,17 +188,35 @@ export class AccessControl {
   /** The user the API key with this hash belongs to while it is valid (at their current level), or null. */
   async userOfKeyHash(keyHash: string): Promise<UserCaller | null> {
     // One store call, not getKey then getUser: every socket opened with a key pays this once.
-    const found = await this.#store.getKeyWithUser(keyHash);
-    if (!found || found.key.revokedAt !== null) return null;
-    const user = found.user;
-    if (!user || !isLevel(user.level)) return null;
-    return { kind: 'user', userId: user.userId as UserId, level: user.level };
+    return userOfFound(await this.#store.getKeyWithUser(keyHash));
   }
 
   /** The object's metadata as `decide()` sees it (blob shares included), or null when it does not exist. */
   async loadObject(address: Address): Promise<ObjectMeta | null> {
     const record = await this.#store.getObject(address.name);
     return record ? this.#meta(address, record) : null;
+  }
+
+  /**
+   * A probe ({@link check} with `audit: false`: nothing logged, counted or audited) answered in
+   * the caller's turn: on the object `loaded` carries (see CheckOptions.loaded), or read through
+   * the store's immediate reads. Undefined when the store must be awaited: ask `check`.
+   */
+  probeNow(
+    caller: Caller,
+    action: Action,
+    address: Address,
+    loaded?: CheckedAccess,
+  ): CheckedAccess | undefined {
+    let state: Omit<CheckedAccess, 'decision'> | undefined = loaded;
+    if (state === undefined) {
+      const reads = this.#store.immediateReads?.();
+      if (!reads) return undefined;
+      state = loadNow(reads, address);
+    }
+    const { object, encrypted } = state;
+    const decision = decide({ caller, action, address, object, now: this.#now() });
+    return object ? { decision, object, encrypted } : { decision, object };
   }
 
   /**
@@ -333,9 +369,38 @@ export class AccessControl {
   }
 
   async #meta(address: Address, record: ObjectRecord): Promise<ObjectMeta> {
-    if (address.kind !== 'blob') return { owner: record.owner, read: record.read, write: record.write };
-    const shares = new Map<string, ShareLevel>();
-    for (const share of await this.#store.listShares(address.blobId)) shares.set(share.userId, share.level);
-    return { owner: record.owner, read: record.read, write: record.write, shares };
+    return metaOf(record, address.kind === 'blob' ? await this.#store.listShares(address.blobId) : null);
   }
+}
+
+const GUEST: Authenticated = Object.freeze({ caller: Object.freeze({ kind: 'guest' }), credential: null });
+
+/** What an API key with this hash authenticates as; Unauthorized when it names no valid user. */
+function keyAuthenticated(user: UserCaller | null, keyHash: string): Authenticated {
+  if (!user) throw new SyncError('Unauthorized', 'invalid or revoked API key');
+  return { caller: user, credential: keyHash };
+}
+
+/** The user a key read from the store stands for, or null when it is unknown or revoked, or its user is gone. */
+function userOfFound(found: KeyWithUser | null): UserCaller | null {
+  if (!found || found.key.revokedAt !== null) return null;
+  const user = found.user;
+  if (!user || !isLevel(user.level)) return null;
+  return { kind: 'user', userId: user.userId as UserId, level: user.level };
+}
+
+/** The object's metadata and mode read in the caller's turn, as `check` would load them. */
+function loadNow(reads: ImmediateRelayReads, address: Address): Omit<CheckedAccess, 'decision'> {
+  const record = reads.getObject(address.name);
+  if (!record) return { object: null };
+  const shares = address.kind === 'blob' ? reads.listShares(address.blobId) : null;
+  return { object: metaOf(record, shares), encrypted: record.encrypted };
+}
+
+/** An object's metadata as `decide()` sees it: a blob's with its shares (`shares` non-null). */
+function metaOf(record: ObjectRecord, shares: readonly ShareRecord[] | null): ObjectMeta {
+  if (shares === null) return { owner: record.owner, read: record.read, write: record.write };
+  const levels = new Map<string, ShareLevel>();
+  for (const share of shares) levels.set(share.userId, share.level);
+  return { owner: record.owner, read: record.read, write: record.write, shares: levels };
 }

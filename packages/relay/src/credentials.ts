@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Level, type RelayStore, SyncError, type UserId, userIdOfSigningKey } from '@scopesync/core';
 import { credentialOfProtocols } from './auth/subprotocol.ts';
+import { queryParam } from './http/request.ts';
 
 // API keys and user ids: how they are made, hashed and found in a request. Plain functions,
 // shared by the HTTP routes, the WebSocket upgrade and the CLI's `admin create`.
@@ -66,13 +67,8 @@ export function apiKeyOf(request: IncomingMessage): string | null {
   }
   const offered = credentialOfProtocols(request.headers['sec-websocket-protocol']);
   if (offered !== null) return offered;
-  const url = request.url ?? '';
-  const query = url.indexOf('?');
-  if (query >= 0) {
-    const key = new URLSearchParams(url.slice(query + 1)).get('key');
-    if (key) return key;
-  }
-  return null;
+  // `|| null`: an empty `?key=` is no credential.
+  return queryParam(request.url ?? '', 'key') || null;
 }
 
 /** What a device registers with. */

@@ -6,6 +6,7 @@ import {
   type BlobWrite,
   type DeviceListRecord,
   forwardRelayStoreTx,
+  type ImmediateRelayReads,
   type KeyGrantRecord,
   type KeyRecord,
   type KeyWithUser,
@@ -222,6 +223,8 @@ export class SqliteRelayStore implements RelayStore {
   readonly #handle: SqliteHandle;
   readonly #tables: SqliteRelayTables;
   readonly #gate = new TransactionGate(new AsyncLocalStorage());
+  /** The decision reads in the caller's turn (see {@link immediateReads}): one object, made once. */
+  readonly #immediate: ImmediateRelayReads;
 
   /**
    * Opens (creating or migrating if needed) the store at `options.path`, or inside
@@ -238,7 +241,22 @@ export class SqliteRelayStore implements RelayStore {
       migrateRelaySchema(db);
       return prepare(db);
     });
-    this.#tables = new SqliteRelayTables(this.#handle, sql);
+    const tables = new SqliteRelayTables(this.#handle, sql);
+    this.#tables = tables;
+    this.#immediate = {
+      getKeyWithUser: (keyHash) => tables.getKeyWithUserNow(keyHash),
+      getObject: (name) => tables.getObjectNow(name),
+      listShares: (blobId) => tables.listSharesNow(blobId),
+    };
+  }
+
+  /**
+   * The decision reads in the caller's turn while nothing waits at the gate: better-sqlite3
+   * answers synchronously, so a read now sees what `getObject` (and the others) would, without
+   * their promises. Null while a transaction is open or queued: the async methods wait for it.
+   */
+  immediateReads(): ImmediateRelayReads | null {
+    return this.#gate.idle ? this.#immediate : null;
   }
 
   async createUser(user: UserRecord, firstKey: KeyRecord): Promise<void> {
@@ -294,7 +312,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
-    return this.#gate.run(() => this.#tables.getKeyWithUser(keyHash));
+    return this.#gate.run(() => this.#tables.getKeyWithUserNow(keyHash));
   }
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {
@@ -310,7 +328,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async getObject(name: string): Promise<ObjectRecord | null> {
-    return this.#gate.run(() => this.#tables.getObject(name));
+    return this.#gate.run(() => this.#tables.getObjectNow(name));
   }
 
   async createObject(record: ObjectRecord): Promise<ObjectRecord> {
@@ -354,7 +372,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async listShares(blobId: string): Promise<ShareRecord[]> {
-    return this.#gate.run(() => this.#tables.listShares(blobId));
+    return this.#gate.run(() => this.#tables.listSharesNow(blobId));
   }
 
   async listSharesOfUser(userId: string): Promise<ShareRecord[]> {
@@ -648,6 +666,11 @@ class SqliteRelayTables implements RelayStoreTx {
   }
 
   async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
+    return this.getKeyWithUserNow(keyHash);
+  }
+
+  /** {@link getKeyWithUser}, answered in the caller's turn. */
+  getKeyWithUserNow(keyHash: string): KeyWithUser | null {
     return this.#run('read the key and its user', () => {
       const row = this.#sql.getKeyWithUser.get(keyHash);
       return row ? toKeyWithUser(row) : null;
@@ -670,6 +693,11 @@ class SqliteRelayTables implements RelayStoreTx {
   }
 
   async getObject(name: string): Promise<ObjectRecord | null> {
+    return this.getObjectNow(name);
+  }
+
+  /** {@link getObject}, answered in the caller's turn. */
+  getObjectNow(name: string): ObjectRecord | null {
     return this.#run('read the object', () => {
       const row = this.#sql.getObject.get(name);
       return row ? toObject(row) : null;
@@ -770,6 +798,11 @@ class SqliteRelayTables implements RelayStoreTx {
   }
 
   async listShares(blobId: string): Promise<ShareRecord[]> {
+    return this.listSharesNow(blobId);
+  }
+
+  /** {@link listShares}, answered in the caller's turn. */
+  listSharesNow(blobId: string): ShareRecord[] {
     return this.#run('list the shares', () => this.#sql.listShares.all(blobId).map(shareOfRow));
   }
 

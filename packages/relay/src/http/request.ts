@@ -17,11 +17,10 @@ export interface ParsedUrl {
  */
 export function parseRequestUrl(url: string | undefined): ParsedUrl {
   const target = url ?? '';
-  if (!target.startsWith('/')) throw new SyncError('BadRequest', 'the request target must be a path');
+  const path = requestPath(target);
   const hash = target.indexOf('#');
   const withoutHash = hash >= 0 ? target.slice(0, hash) : target;
   const q = withoutHash.indexOf('?');
-  const path = q >= 0 ? withoutHash.slice(0, q) : withoutHash;
   const segments = path
     .slice(1)
     .split('/')
@@ -33,6 +32,44 @@ export function parseRequestUrl(url: string | undefined): ParsedUrl {
       }
     });
   return { segments, query: new URLSearchParams(q >= 0 ? withoutHash.slice(q + 1) : '') };
+}
+
+/**
+ * The path of an origin-form request target (`/path?query#fragment` → `/path`), as sent: not
+ * percent-decoded, dot segments kept (a name with `..` is then refused by its own grammar
+ * instead of resolved). BadRequest for any other form (`http://host/…`, `*`, empty).
+ */
+export function requestPath(target: string): string {
+  if (!target.startsWith('/')) throw new SyncError('BadRequest', 'the request target must be a path');
+  let end = target.indexOf('?');
+  if (end < 0) end = target.length;
+  const hash = target.indexOf('#');
+  if (hash >= 0 && hash < end) end = hash;
+  return end === target.length ? target : target.slice(0, end);
+}
+
+/**
+ * The first value of the query parameter `name` in a request target (everything after its first
+ * `?`), as `URLSearchParams` reads it; null when there is none. A query without escapes (`%`,
+ * `+`) — every API key and token — is scanned in place, without a `URLSearchParams` per request.
+ */
+export function queryParam(target: string, name: string): string | null {
+  const start = target.indexOf('?');
+  if (start < 0) return null;
+  if (target.includes('%', start) || target.includes('+', start)) {
+    return new URLSearchParams(target.slice(start + 1)).get(name);
+  }
+  for (let at = start + 1; at <= target.length; ) {
+    let end = target.indexOf('&', at);
+    if (end < 0) end = target.length;
+    const eq = target.indexOf('=', at);
+    const nameEnd = eq >= 0 && eq < end ? eq : end;
+    if (nameEnd - at === name.length && target.startsWith(name, at)) {
+      return nameEnd === end ? '' : target.slice(nameEnd + 1, end);
+    }
+    at = end + 1;
+  }
+  return null;
 }
 
 /**

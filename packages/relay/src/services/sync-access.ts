@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Action, Address, Caller, Decision } from '@scopesync/core';
-import type { AccessControl } from '../access-control.ts';
+import type { AccessControl, Authenticated } from '../access-control.ts';
 import type { CheckedAccess, CheckOptions, RequestedFlags, SyncAuthority } from '../sync/sync-authority.ts';
 import type { ObjectService } from './object-service.ts';
 
@@ -21,6 +21,10 @@ export class SyncAccess implements SyncAuthority {
     return this.#access.authenticate(request);
   }
 
+  authenticateNow(request: IncomingMessage): Authenticated | undefined {
+    return this.#access.authenticateNow(request);
+  }
+
   credentialOf(request: IncomingMessage): string | null {
     return this.#access.credentialOf(request);
   }
@@ -35,6 +39,15 @@ export class SyncAccess implements SyncAuthority {
 
   check(caller: Caller, action: Action, address: Address, options?: CheckOptions): Promise<CheckedAccess> {
     return this.#access.check(caller, action, address, { ...options, channel: 'ws' });
+  }
+
+  probeNow(
+    caller: Caller,
+    action: Action,
+    address: Address,
+    loaded?: CheckedAccess,
+  ): CheckedAccess | undefined {
+    return this.#access.probeNow(caller, action, address, loaded);
   }
 
   authorizeWrite(caller: Caller, address: Address, requested: RequestedFlags): Promise<Decision> {

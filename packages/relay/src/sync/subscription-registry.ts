@@ -1,4 +1,5 @@
 import {
+  type Action,
   type Address,
   type Caller,
   type DocName,
@@ -379,6 +380,27 @@ export class SubscriptionRegistry {
   }
 
   /**
+   * A check that is not an attempt (not audited), on the object `loaded` read when given: in this
+   * turn when the authority can answer it so (`probeNow`), else through `check`.
+   */
+  #probe(
+    caller: Caller,
+    action: Action,
+    address: Address,
+    loaded?: CheckedAccess,
+  ): CheckedAccess | Promise<CheckedAccess> {
+    return (
+      this.#authority.probeNow?.(caller, action, address, loaded) ??
+      this.#authority.check(
+        caller,
+        action,
+        address,
+        loaded === undefined ? NO_AUDIT : { audit: false, loaded },
+      )
+    );
+  }
+
+  /**
    * What `caller` may do with `address` now. `audit`: record the start of a read (and a refused
    * attempt) as the engine asks; `readAudited`: the read was recorded already.
    */
@@ -391,10 +413,11 @@ export class SubscriptionRegistry {
     | { kind: 'hidden'; reason: string }
     | { kind: 'refused'; reason: string }
   > {
-    const read = await this.#authority.check(caller, 'read', address, NO_AUDIT);
+    // Probes answered in this turn are not awaited: no promise turn per check on a synchronous store.
+    const probed = this.#probe(caller, 'read', address);
+    const read = probed instanceof Promise ? await probed : probed;
     // The checks after the first decide on the object it read: one store read per decision.
     const audited = { loaded: read };
-    const probe = { audit: false, loaded: read };
     if (read.decision.allowed) {
       let readAudited = options.readAudited || !read.decision.audit;
       if (!readAudited) {
@@ -402,7 +425,8 @@ export class SubscriptionRegistry {
         if (!real.decision.allowed) return refusal(real);
         readAudited = true;
       }
-      const write = await this.#authority.check(caller, 'write', address, probe);
+      const writeProbed = this.#probe(caller, 'write', address, read);
+      const write = writeProbed instanceof Promise ? await writeProbed : writeProbed;
       const access = write.decision.allowed ? 'read-write' : 'read';
       const state: ActiveState = {
         phase: 'active',
@@ -421,8 +445,7 @@ export class SubscriptionRegistry {
     // nothing tells the two apart before the caller tries to create it.
     const posing = read.object !== null && read.decision.hideExistence && couldCreate(caller, address);
     if (read.object === null || posing) {
-      const create =
-        posing || (await this.#authority.check(caller, 'write', address, probe)).decision.allowed;
+      const create = posing || (await this.#probe(caller, 'write', address, read)).decision.allowed;
       if (create) {
         // The refused read of a hidden object is recorded for its owner (the caller cannot see that).
         if (posing && options.audit) await this.#authority.check(caller, 'read', address, audited);

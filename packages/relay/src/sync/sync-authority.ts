@@ -53,6 +53,15 @@ export interface SyncAuthority {
    */
   authenticate(request: IncomingMessage): Promise<Caller>;
   /**
+   * Optional: `authenticate` and `credentialOf` together, answered in the caller's turn when the
+   * authority can (an API key against a synchronous store); undefined when it cannot, and the
+   * async methods must be asked. Throws SyncError('Unauthorized') where `authenticate` rejects.
+   * The credential is checked against the store each time: never a cache of verified keys.
+   */
+  authenticateNow?(
+    request: IncomingMessage,
+  ): { readonly caller: Caller; readonly credential: string | null } | undefined;
+  /**
    * An opaque id of the credential an upgrade request carries (the relay: its API key's hash),
    * or null for none: a `credential-revoked` event names it to close exactly its sockets.
    */
@@ -72,6 +81,17 @@ export interface SyncAuthority {
    * for — unless `options.audit` is false (see {@link CheckOptions}).
    */
   check(caller: Caller, action: Action, address: Address, options?: CheckOptions): Promise<CheckedAccess>;
+  /**
+   * Optional: a probe (`check` with `audit: false`) answered in the caller's turn when the
+   * authority can (on `loaded`'s object, or a synchronous store's read); undefined when it cannot,
+   * and `check` must be asked. The same `decide()` as `check`.
+   */
+  probeNow?(
+    caller: Caller,
+    action: Action,
+    address: Address,
+    loaded?: CheckedAccess,
+  ): CheckedAccess | undefined;
   /**
    * A subscription's first write: decides `write` (audited, channel `ws`) and, when allowed,
    * creates the object (owner, flags from `requested` over the scope defaults) or applies the

@@ -342,8 +342,13 @@ export class SyncServer {
     }
     if (target === null) return refuseUpgrade(socket, 'NotFound', 'no such sync endpoint');
     let caller: Caller;
+    /** The credential's id when authentication gave it; undefined: ask `credentialOf`. */
+    let credential: string | null | undefined;
     try {
-      caller = await this.#authority.authenticate(request);
+      // In this turn when the authority can (an API key on SQLite): no promise per layer.
+      const now = this.#authority.authenticateNow?.(request);
+      if (now === undefined) caller = await this.#authority.authenticate(request);
+      else ({ caller, credential } = now);
     } catch (error) {
       if (!isSyncError(error)) throw error;
       this.#denials.inc();
@@ -355,7 +360,7 @@ export class SyncServer {
       this.#denials.inc();
       return refuseUpgrade(socket, 'RateLimited', 'too many open sockets for this caller');
     }
-    const credential = this.#authority.credentialOf?.(request) ?? null;
+    if (credential === undefined) credential = this.#authority.credentialOf?.(request) ?? null;
     const session = this.#newSession(
       target.kind,
       caller,
