@@ -11,6 +11,7 @@ import { IndexeddbPersistence } from 'y-indexeddb';
 import * as Y from 'yjs';
 import { indexedDbClientStore } from '../../../packages/client/src/client-store.ts';
 import { LocalDocLog, PLAINTEXT_CODEC } from '../../../packages/client/src/local-doc-log.ts';
+import { settleHeap } from '../driver/heap.ts';
 import { median } from '../driver/stats.ts';
 import { prepareSequential, tracePath } from '../driver/traces.ts';
 
@@ -98,7 +99,7 @@ async function measure(rounds: number, tail: number): Promise<ClientRestartResul
   for (let r = 0; r < rounds; r++) {
     // Each round starts with a different one, so none always runs first after a collection.
     for (let k = 0; k < order.length; k++) {
-      (globalThis as { gc?: () => void }).gc?.();
+      settleHeap();
       await reloads[order[(r + k) % order.length]!]();
     }
   }

@@ -1,11 +1,18 @@
 /**
- * Child process for the cold-start workload: fills one local store with the same documents
- * the other store gets, closes it, reopens it and times the reads. Argv: kind, docs,
- * updatesPerDoc. Sends one Outcome<ColdStartResult> to the parent and exits.
+ * Child process for the cold-start workload, in two phases, each its own fresh process.
+ * `fill`: writes the documents through one store, closes it and saves the process's IndexedDB
+ * (every database, through the plain API) to a file. `read`: restores that file into an empty
+ * fake-indexeddb, then opens the store and times the reads — nothing of the read path (Dexie,
+ * the store, Yjs's apply) has run in that process before the clock starts, as in a page load.
+ * Argv: kind, docs, updatesPerDoc, phase, file. Sends one Outcome to the parent and exits.
  */
+import { readFile, writeFile } from 'node:fs/promises';
+import { deserialize, serialize } from 'node:v8';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { IndexeddbPersistence } from 'y-indexeddb';
 import * as Y from 'yjs';
+import { settleHeap } from '../driver/heap.ts';
+import { type DatabaseDump, dumpDatabases, restoreDatabases } from '../driver/idb-snapshot.ts';
 import { pool } from '../driver/time.ts';
 
 export type StoreKind = 'scopesync' | 'scopesync-client' | 'y-indexeddb';
@@ -170,19 +177,47 @@ async function clientLogStore(): Promise<ColdStore> {
   };
 }
 
-async function measure(kind: StoreKind, docs: number, updatesPerDoc: number): Promise<ColdStartResult> {
+/** What the fill phase leaves for the read phase. */
+interface Filled {
+  readonly databases: DatabaseDump[];
+  /** Each document's name and the text it must read back as. */
+  readonly docs: Array<{ readonly name: string; readonly text: string }>;
+}
+
+function storeOf(kind: StoreKind): Promise<ColdStore> | ColdStore {
+  return kind === 'scopesync'
+    ? ourStore()
+    : kind === 'scopesync-client'
+      ? clientLogStore()
+      : yIndexeddbStore();
+}
+
+/** Each process has its own in-memory IndexedDB; every store sees the same globals. */
+function freshIndexedDb(): IDBFactory {
+  const indexedDB = new IDBFactory();
+  Object.assign(globalThis, { indexedDB, IDBKeyRange });
+  return indexedDB;
+}
+
+async function fill(kind: StoreKind, docs: number, updatesPerDoc: number, file: string): Promise<null> {
   const all = corpus(docs, updatesPerDoc);
-  // Each process has its own in-memory IndexedDB; both stores see the same globals.
-  Object.assign(globalThis, { indexedDB: new IDBFactory(), IDBKeyRange });
-  const store =
-    kind === 'scopesync'
-      ? await ourStore()
-      : kind === 'scopesync-client'
-        ? await clientLogStore()
-        : yIndexeddbStore();
-  await store.fill(all);
-  // The read path has not run in this process yet: as cold as a page load gets in Node.
-  (globalThis as { gc?: () => void }).gc?.();
+  const indexedDB = freshIndexedDb();
+  await (await storeOf(kind)).fill(all);
+  const filled: Filled = {
+    databases: await dumpDatabases(indexedDB),
+    docs: all.map(({ name, text }) => ({ name, text })),
+  };
+  await writeFile(file, serialize(filled));
+  return null;
+}
+
+async function measure(kind: StoreKind, file: string): Promise<ColdStartResult> {
+  const { databases, docs: all } = deserialize(await readFile(file)) as Filled;
+  await restoreDatabases(freshIndexedDb(), databases);
+  // The store's modules are imported and none of its read path has run: a page's scripts, loaded.
+  const store = await storeOf(kind);
+  // The restore's garbage collected and swept before the clock starts (see settleHeap).
+  settleHeap();
   const start = performance.now();
   await store.open();
   const first = await store.read(all[0]!.name);
@@ -198,8 +233,12 @@ async function measure(kind: StoreKind, docs: number, updatesPerDoc: number): Pr
   return { firstReadMs, allLoadedMs, correct };
 }
 
-const [kind, docs, updatesPerDoc] = process.argv.slice(2);
-measure(kind as StoreKind, Number(docs), Number(updatesPerDoc)).then(
+const [kind, docs, updatesPerDoc, phase, file] = process.argv.slice(2);
+const run =
+  phase === 'fill'
+    ? fill(kind as StoreKind, Number(docs), Number(updatesPerDoc), file!)
+    : measure(kind as StoreKind, file!);
+run.then(
   (value) => process.send?.({ ok: true, value }, () => process.exit(0)),
   (error: unknown) =>
     process.send?.({ ok: false, error: error instanceof Error ? error.message : String(error) }, () =>
