@@ -1,5 +1,5 @@
 import type { FollowFailedEvent, KeyChangedEvent } from '@scopesync/client';
-import { deriveIdentity, generateRootSeed, ready } from '@scopesync/crypto';
+import { ready } from '@scopesync/crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   appendAcked as append,
@@ -7,7 +7,9 @@ import {
   type Device,
   marker,
   openDevice,
+  publishUnexplainedKeys,
   readDocText as read,
+  rotateOntoNewDevice,
   startScannedRelay,
 } from './e2e-encryption-harness.ts';
 
@@ -47,12 +49,7 @@ describe('the owner of a blob shared with a user who rotated while it was away',
 
     // Cy's client is closed while Ada rotates.
     await cy.client.close();
-    const rotation = await laptop.client.encryption.rotateIdentity();
-    expect(rotation.failed).toEqual([]);
-    const tablet = await openDevice(relay.url, {
-      deviceName: 'tablet',
-      recoveryPhrase: rotation.recoveryPhrase,
-    });
+    const { newDevice: tablet } = await rotateOntoNewDevice(laptop, relay.url);
     await expect(tablet.client.encryption.docKeys('blob/board')).rejects.toMatchObject({
       kind: 'Unavailable',
     });
@@ -109,12 +106,7 @@ describe('the owner of a blob shared with a user who rotated while it was away',
     cy.client.on('follow-failed', (event) => failures.push(event));
 
     cy.client.disconnect();
-    const rotation = await laptop.client.encryption.rotateIdentity();
-    expect(rotation.failed).toEqual([]);
-    const tablet = await openDevice(relay.url, {
-      deviceName: 'tablet',
-      recoveryPhrase: rotation.recoveryPhrase,
-    });
+    const { newDevice: tablet } = await rotateOntoNewDevice(laptop, relay.url);
 
     // A sweep while the grants cannot be stored: the follow fails, and says so.
     unreachable = true;
@@ -169,12 +161,7 @@ describe('the owner of a blob shared with a user who rotated while it was away',
     const grantsBefore = await relay.relay.store.listKeyGrants('board', ada);
 
     // The relay (an admin, or a relay lying) publishes other keys for Ada, with no rotation chain.
-    const other = deriveIdentity(generateRootSeed());
-    const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
-    await relay.relay.runtime.setUserKeys(ada, {
-      signPk: b64(other.signPublicKey),
-      boxPk: b64(other.boxPublicKey),
-    });
+    await publishUnexplainedKeys(relay, ada);
     const changes: KeyChangedEvent[] = [];
     cy.client.on('key-changed', (event) => changes.push(event));
     const sweep = await cy.client.encryption.followRotations();

@@ -5,9 +5,11 @@ import {
   type ClientOptions,
   createClient,
   type DocHandle,
+  type IdentityRotationResult,
   indexedDbClientStore,
   type SyncClient,
 } from '@scopesync/client';
+import { deriveIdentity, generateRootSeed } from '@scopesync/crypto';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { WebSocket } from 'ws';
 import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
@@ -249,4 +251,32 @@ export async function readDocText(device: Device, name: string, encrypted = true
   } finally {
     await handle.release();
   }
+}
+
+/**
+ * `device` rotates its user's identity (every document re-keyed; throws if any failed), then a
+ * new device of the user opens from the new recovery phrase.
+ */
+export async function rotateOntoNewDevice(
+  device: Device,
+  url: string,
+  deviceName = 'tablet',
+): Promise<{ rotation: IdentityRotationResult; newDevice: Device }> {
+  const rotation = await device.client.encryption.rotateIdentity();
+  if (rotation.failed.length > 0) throw new Error(`rotation failed for ${inspect(rotation.failed)}`);
+  const newDevice = await openDevice(url, { deviceName, recoveryPhrase: rotation.recoveryPhrase });
+  return { rotation, newDevice };
+}
+
+/**
+ * The relay (an admin, or a relay lying) publishes fresh keys for `userId` with no rotation
+ * chain: an unexplained key change for everyone who pinned the old ones.
+ */
+export async function publishUnexplainedKeys(relay: TestRelay, userId: string): Promise<void> {
+  const other = deriveIdentity(generateRootSeed());
+  const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+  await relay.relay.runtime.setUserKeys(userId, {
+    signPk: b64(other.signPublicKey),
+    boxPk: b64(other.boxPublicKey),
+  });
 }

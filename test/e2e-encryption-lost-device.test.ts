@@ -20,6 +20,7 @@ import {
   marker,
   openDevice,
   readDocText as read,
+  rotateOntoNewDevice,
   startScannedRelay,
   docText as text,
 } from './e2e-encryption-harness.ts';
@@ -179,14 +180,9 @@ describe('a lost device (identity rotation)', () => {
     await cy.client.blobs.share('board', ada, 'read_write');
     expect(await read(laptop, 'blob/board')).toBe(before);
 
-    const rotation = await laptop.client.encryption.rotateIdentity();
-    expect(rotation.failed).toEqual([]);
+    const { newDevice: tablet } = await rotateOntoNewDevice(laptop, relay.url);
     // The owner sealed the key to Ada's old box key and has not learned of the rotation (it opened
     // nothing since and Ada wrote nothing): her new device cannot open it yet.
-    const tablet = await openDevice(relay.url, {
-      deviceName: 'tablet',
-      recoveryPhrase: rotation.recoveryPhrase,
-    });
     await expect(tablet.client.encryption.docKeys('blob/board')).rejects.toMatchObject({
       kind: 'Unavailable',
     });

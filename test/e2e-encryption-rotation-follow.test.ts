@@ -3,7 +3,6 @@ import type { KeyChangedEvent } from '@scopesync/client';
 import {
   type DocKey,
   deriveIdentity,
-  generateRootSeed,
   importRecoveryPhrase,
   openEnvelope,
   openGrant,
@@ -16,7 +15,9 @@ import {
   cleanUp,
   marker,
   openDevice,
+  publishUnexplainedKeys,
   readDocText as read,
+  rotateOntoNewDevice,
   startScannedRelay,
   docText as text,
 } from './e2e-encryption-harness.ts';
@@ -117,12 +118,7 @@ describe('the owner of a blob shared with a rotating user', () => {
     await board.release();
     expect(await read(laptop, 'blob/board')).toBe(before);
 
-    const rotation = await laptop.client.encryption.rotateIdentity();
-    expect(rotation.failed).toEqual([]);
-    const tablet = await openDevice(relay.url, {
-      deviceName: 'tablet',
-      recoveryPhrase: rotation.recoveryPhrase,
-    });
+    const { newDevice: tablet } = await rotateOntoNewDevice(laptop, relay.url);
     // The owner has not noticed yet: the key is sealed to Ada's old box key.
     await expect(tablet.client.encryption.docKeys('blob/board')).rejects.toMatchObject({
       kind: 'Unavailable',
@@ -156,12 +152,7 @@ describe('the owner of a blob shared with a rotating user', () => {
     const grantsBefore = await relay.relay.store.listKeyGrants('board', ada);
 
     // The relay (an admin, or a relay lying) publishes other keys for Ada, with no rotation chain.
-    const other = deriveIdentity(generateRootSeed());
-    const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
-    await relay.relay.runtime.setUserKeys(ada, {
-      signPk: b64(other.signPublicKey),
-      boxPk: b64(other.boxPublicKey),
-    });
+    await publishUnexplainedKeys(relay, ada);
     const changes: KeyChangedEvent[] = [];
     cy.client.on('key-changed', (event) => changes.push(event));
     await expect(cy.client.trust.keysOf(ada)).rejects.toMatchObject({ kind: 'KeyChanged' });
