@@ -7,6 +7,7 @@ import {
   type Device,
   marker,
   openDevice,
+  openReadyDevices,
   publishUnexplainedKeys,
   readDocText as read,
   rotateOntoNewDevice,
@@ -39,11 +40,8 @@ describe('the owner of a blob shared with a user who rotated while it was away',
   it('follows by itself when its client starts, opening nothing: her new device reads and writes', async () => {
     await ready();
     const relay = await startScannedRelay();
-    const laptop = await openDevice(relay.url, { deviceName: 'laptop' });
-    await laptop.client.encryption.ready();
+    const [laptop, cy] = await openReadyDevices(relay.url, 'laptop', 'cy');
     const ada = laptop.client.userId as string;
-    const cy = await openDevice(relay.url, { deviceName: 'cy' });
-    await cy.client.encryption.ready();
     const [before, fromTablet] = ['before', 'tablet'].map(marker) as [string, string];
     await sharedBoard(cy, laptop, before);
 
@@ -151,11 +149,8 @@ describe('the owner of a blob shared with a user who rotated while it was away',
   it('does not follow an unexplained key change it finds (no signed rotation): the app decides', async () => {
     await ready();
     const relay = await startScannedRelay();
-    const laptop = await openDevice(relay.url, { deviceName: 'laptop' });
-    await laptop.client.encryption.ready();
+    const [laptop, cy] = await openReadyDevices(relay.url, 'laptop', 'cy');
     const ada = laptop.client.userId as string;
-    const cy = await openDevice(relay.url, { deviceName: 'cy' });
-    await cy.client.encryption.ready();
     await sharedBoard(cy, laptop, marker('before'));
     const listsBefore = (await relay.relay.store.listMemberLists('board')).length;
     const grantsBefore = await relay.relay.store.listKeyGrants('board', ada);

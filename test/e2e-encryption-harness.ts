@@ -253,6 +253,20 @@ export async function readDocText(device: Device, name: string, encrypted = true
   }
 }
 
+/** One device of a new user per name, opened in turn, each with its encryption ready. */
+export async function openReadyDevices<const Names extends readonly string[]>(
+  url: string,
+  ...deviceNames: Names
+): Promise<{ [K in keyof Names]: Device }> {
+  const devices: Device[] = [];
+  for (const deviceName of deviceNames) {
+    const device = await openDevice(url, { deviceName });
+    await device.client.encryption.ready();
+    devices.push(device);
+  }
+  return devices as { [K in keyof Names]: Device };
+}
+
 /**
  * `device` rotates its user's identity (every document re-keyed; throws if any failed), then a
  * new device of the user opens from the new recovery phrase.

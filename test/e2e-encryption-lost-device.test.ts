@@ -19,6 +19,7 @@ import {
   findMarker,
   marker,
   openDevice,
+  openReadyDevices,
   readDocText as read,
   rotateOntoNewDevice,
   startScannedRelay,
@@ -167,11 +168,8 @@ describe('a lost device (identity rotation)', () => {
   it('a blob shared with the rotated user: its owner follows the signed rotation and shares again to the new keys', async () => {
     await ready();
     const relay = await startScannedRelay();
-    const laptop = await openDevice(relay.url, { deviceName: 'laptop' });
-    await laptop.client.encryption.ready();
+    const [laptop, cy] = await openReadyDevices(relay.url, 'laptop', 'cy');
     const ada = laptop.client.userId as string;
-    const cy = await openDevice(relay.url, { deviceName: 'cy' });
-    await cy.client.encryption.ready();
     const before = marker('before');
     const fromAda = marker('ada');
     const board = cy.client.blobs.open('board', { encrypted: true });

@@ -15,6 +15,7 @@ import {
   cleanUp,
   marker,
   openDevice,
+  openReadyDevices,
   publishUnexplainedKeys,
   readDocText as read,
   rotateOntoNewDevice,
@@ -41,11 +42,8 @@ describe('the owner of a blob shared with a rotating user', () => {
   it('follows the signed rotation by itself: the new device reads and writes, members accept the new key', async () => {
     await ready();
     const relay = await startScannedRelay();
-    const laptop = await openDevice(relay.url, { deviceName: 'laptop' });
-    await laptop.client.encryption.ready();
+    const [laptop, cy] = await openReadyDevices(relay.url, 'laptop', 'cy');
     const ada = laptop.client.userId as string;
-    const cy = await openDevice(relay.url, { deviceName: 'cy' });
-    await cy.client.encryption.ready();
     const dan = await openDevice(relay.url, { deviceName: 'dan' });
     await dan.client.encryption.ready();
     const [before, fromLaptop, fromTablet] = ['before', 'laptop', 'tablet'].map(marker) as [
@@ -105,11 +103,8 @@ describe('the owner of a blob shared with a rotating user', () => {
   it('follows it when it opens the blob later: the rotated device published a head under the new key', async () => {
     await ready();
     const relay = await startScannedRelay();
-    const laptop = await openDevice(relay.url, { deviceName: 'laptop' });
-    await laptop.client.encryption.ready();
+    const [laptop, cy] = await openReadyDevices(relay.url, 'laptop', 'cy');
     const ada = laptop.client.userId as string;
-    const cy = await openDevice(relay.url, { deviceName: 'cy' });
-    await cy.client.encryption.ready();
     const before = marker('before');
     const board = cy.client.blobs.open('board', { encrypted: true });
     await board.whenSynced;
@@ -139,11 +134,8 @@ describe('the owner of a blob shared with a rotating user', () => {
   it('does not follow an unexplained key change (no signed rotation): the app decides', async () => {
     await ready();
     const relay = await startScannedRelay();
-    const laptop = await openDevice(relay.url, { deviceName: 'laptop' });
-    await laptop.client.encryption.ready();
+    const [laptop, cy] = await openReadyDevices(relay.url, 'laptop', 'cy');
     const ada = laptop.client.userId as string;
-    const cy = await openDevice(relay.url, { deviceName: 'cy' });
-    await cy.client.encryption.ready();
     const board = cy.client.blobs.open('board', { encrypted: true });
     await board.whenSynced;
     await append(board, marker('before'));
