@@ -214,9 +214,7 @@ export class AccessControl {
       if (!reads) return undefined;
       state = loadNow(reads, address);
     }
-    const { object, encrypted } = state;
-    const decision = decide({ caller, action, address, object, now: this.#now() });
-    return object ? { decision, object, encrypted } : { decision, object };
+    return withDecision(state, decide({ caller, action, address, object: state.object, now: this.#now() }));
   }
 
   /**
@@ -243,9 +241,8 @@ export class AccessControl {
     options: AccessCheckOptions = {},
   ): Promise<CheckedAccess> {
     // The object an earlier check of the same decision read (see CheckOptions.loaded), or the store's.
-    const { object, encrypted } = options.loaded ?? (await this.#load(address));
-    const decision = await this.decideOn(caller, action, address, object, options);
-    return object ? { decision, object, encrypted } : { decision, object };
+    const state = options.loaded ?? (await this.#load(address));
+    return withDecision(state, await this.decideOn(caller, action, address, state.object, options));
   }
 
   /** The object's metadata and mode, as a check sees them; `object` null when it does not exist. */
@@ -387,6 +384,12 @@ function userOfFound(found: KeyWithUser | null): UserCaller | null {
   const user = found.user;
   if (!user || !isLevel(user.level)) return null;
   return { kind: 'user', userId: user.userId as UserId, level: user.level };
+}
+
+/** A check's answer: the decision on the object as loaded (its mode only when it exists). */
+function withDecision(state: Omit<CheckedAccess, 'decision'>, decision: Decision): CheckedAccess {
+  const { object, encrypted } = state;
+  return object ? { decision, object, encrypted } : { decision, object };
 }
 
 /** The object's metadata and mode read in the caller's turn, as `check` would load them. */
