@@ -1,10 +1,16 @@
 import { type AppendItem, type DocStore, type StoredEntry, SyncError } from '@scopesync/core';
 import { Dexie } from 'dexie';
-import { type EntryRow, type IndexedDbOptions, ScopesyncDatabase } from './indexed-db-database.ts';
+import {
+  type EntryRow,
+  type HeadRow,
+  type IndexedDbOptions,
+  ScopesyncDatabase,
+} from './indexed-db-database.ts';
 
 /**
- * A {@link DocStore} in IndexedDB (Dexie): the browser client's document logs. Every method
- * resolves after its IndexedDB transaction has committed with strict durability.
+ * A {@link DocStore} in IndexedDB: the browser client's document logs, written through Dexie,
+ * read in shared read transactions ({@link ScopesyncDatabase.reads}). Every write resolves after
+ * its IndexedDB transaction has committed with strict durability.
  */
 export class IndexedDbDocStore implements DocStore {
   readonly #db: ScopesyncDatabase;
@@ -55,7 +61,7 @@ export class IndexedDbDocStore implements DocStore {
 
   async head(doc: string): Promise<number> {
     this.#open();
-    return (await this.#db.heads.get(doc))?.seq ?? 0;
+    return (await this.#db.reads.get<HeadRow>('heads', doc))?.seq ?? 0;
   }
 
   async compact(doc: string, throughSeq: number, snapshot: Uint8Array): Promise<void> {
