@@ -1,9 +1,9 @@
 import { type KeyValueStore, type KvEntry, type KvOp, SyncError } from '@scopesync/core';
-import { Dexie } from 'dexie';
 import { type IndexedDbOptions, type KvRow, ScopesyncDatabase } from './indexed-db-database.ts';
 
 /**
- * A {@link KeyValueStore} in IndexedDB (Dexie). Values are structured-cloned, so it keeps
+ * A {@link KeyValueStore} in IndexedDB, written through Dexie, read in shared read transactions
+ * ({@link ScopesyncDatabase.reads}). Values are structured-cloned, so it keeps
  * non-extractable WebCrypto keys as well as JSON values and bytes (`cloneable` is true).
  */
 export class IndexedDbKeyValueStore implements KeyValueStore {
@@ -32,11 +32,11 @@ export class IndexedDbKeyValueStore implements KeyValueStore {
 
   async list<T = unknown>(table: string, prefix = ''): Promise<KvEntry<T>[]> {
     this.#open();
-    const rows = await this.#db.kv
-      .where('[table+key]')
-      .between([table, prefix], [table, Dexie.maxKey], true, true)
-      .until((row) => row.table !== table || !row.key.startsWith(prefix))
-      .toArray();
+    // Exactly the keys that start with `prefix`: from it up to (not including) the first string
+    // after all of them; an array sorts after every string, so [table, []] ends the table.
+    const end = prefixEnd(prefix);
+    const range = this.#db.keyRange.bound([table, prefix], [table, end ?? []], false, true);
+    const rows = await this.#db.reads.getAll<KvRow>('kv', range);
     return rows.map((row) => ({ key: row.key, value: row.value as T }));
   }
 
@@ -64,4 +64,15 @@ export class IndexedDbKeyValueStore implements KeyValueStore {
   #open(): void {
     if (this.#closed) throw new SyncError('Unavailable', 'the store is closed');
   }
+}
+
+/**
+ * The least string above every string that starts with `prefix` (its last code unit below
+ * U+FFFF raised by one, trailing U+FFFF dropped first); undefined when there is none.
+ */
+function prefixEnd(prefix: string): string | undefined {
+  let end = prefix.length;
+  while (end > 0 && prefix.charCodeAt(end - 1) === 0xffff) end--;
+  if (end === 0) return undefined;
+  return prefix.slice(0, end - 1) + String.fromCharCode(prefix.charCodeAt(end - 1) + 1);
 }

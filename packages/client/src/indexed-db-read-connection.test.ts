@@ -1,3 +1,4 @@
+import { MemoryKeyValueStore } from '@scopesync/core';
 import { Dexie } from 'dexie';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
@@ -131,6 +132,37 @@ describe('the plain read connection', () => {
     await docs.close();
     // Neither connection is left open: a deletion is not blocked.
     await expectDeleted(indexedDB, 'mixed');
+  });
+
+  it('lists exactly the keys under a prefix, as the memory store does, without opening Dexie', async () => {
+    const { indexedDB, opens } = recordingFactory();
+    const keys = [
+      'a',
+      'a\uffff',
+      'a\uffffb',
+      'a\uffff\uffff',
+      'ab',
+      'b',
+      'b\u0000',
+      '\uffff',
+      'doc:blob/1',
+      'doc:blob0',
+    ];
+    const writer = new IndexedDbKeyValueStore({ name: 'list', indexedDB, IDBKeyRange });
+    const memory = new MemoryKeyValueStore();
+    for (const kv of [writer, memory]) {
+      for (const key of keys) await kv.put('t', key, key.length);
+      await kv.put('s', 'a', 'other table');
+      await kv.put('u', 'a', 'other table');
+    }
+    await writer.close();
+    opens.length = 0;
+    const reader = new IndexedDbKeyValueStore({ name: 'list', indexedDB, IDBKeyRange });
+    for (const prefix of ['', 'a', 'a\uffff', 'a\uffff\uffff', 'b', '\uffff', 'doc:blob/', 'zz']) {
+      expect(await reader.list('t', prefix)).toEqual(await memory.list('t', prefix));
+    }
+    expect(opens).toEqual([undefined]);
+    await reader.close();
   });
 
   it('lets another connection change the database, then reads again', async () => {
