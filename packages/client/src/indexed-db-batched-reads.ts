@@ -10,8 +10,8 @@ interface QueuedRead {
 }
 
 /**
- * Runs the reads of many callers in one read-only IndexedDB transaction each time, on the
- * native database under Dexie. A transaction costs far more than a request in it (a browser
+ * Runs the reads of many callers in one read-only IndexedDB transaction each time, on a
+ * native connection (the plain read connection, or Dexie's). A transaction costs far more than a request in it (a browser
  * schedules, and fake-indexeddb simulates, each one), and a page opening many documents at
  * once would otherwise pay one per document for its log and one for its record. The first
  * read starts at once; reads asked for while a batch is in flight wait for it to finish and

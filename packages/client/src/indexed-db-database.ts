@@ -51,7 +51,7 @@ export class ScopesyncDatabase {
   readonly #name: string;
   readonly #factory: IDBFactory;
   #dexie: Dexie | null = null;
-  /** The plain read connection: pending, open, or null when the database needed Dexie's open. */
+  /** The plain read connection once asked for: resolves null when the database needed Dexie's open. Null before, and after it was dropped. */
   #native: Promise<IDBDatabase | null> | null = null;
   #nativeDb: IDBDatabase | null = null;
   #users = 0;
