@@ -241,13 +241,13 @@ export const DOCS_DB_FILE = 'docs.sqlite';
 
 /**
  * The page cache of each SQLite file a relay opens in its data dir, in KiB. `relay.sqlite` is
- * read on every upgrade (the key and its user): with SQLite's default 2,000 KiB, a relay that
- * many users connected to keeps their rows' pages as well; a small cache still holds the
- * interior b-tree pages every lookup walks, and the leaves come from the OS file cache
- * (bench/results.md, "the page cache of relay.sqlite"). `docs.sqlite` keeps SQLite's default:
- * a loaded document stays in memory, its pages are read once.
+ * read on every upgrade (the key and its user): with better-sqlite3's default of 16,000 KiB, a
+ * relay that thousands of users connected to keeps all their rows' pages too; 256 KiB still
+ * holds the interior b-tree pages every lookup walks, and the leaves come from the OS file
+ * cache (bench/results.md, "the page cache of relay.sqlite"). `docs.sqlite` keeps the driver's
+ * default.
  */
-export const DEFAULT_SQLITE_CACHE_KIB = { relay: 256, docs: 2000 } as const;
+export const DEFAULT_SQLITE_CACHE_KIB = { relay: 256, docs: 16_000 } as const;
 
 const DEFAULTS = {
   port: 8787,

@@ -12,7 +12,7 @@ export const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
 export interface SqliteOpenOptions {
   readonly synchronous: SqliteSynchronous;
   readonly busyTimeoutMs: number;
-  /** The connection's page cache in KiB (`PRAGMA cache_size = -N`); undefined: SQLite's own (2,000 KiB). */
+  /** The connection's page cache in KiB (`PRAGMA cache_size = -N`); undefined: better-sqlite3's default, 16,000 KiB. */
   readonly cacheKiB?: number | undefined;
 }
 

@@ -25,8 +25,8 @@ export interface SqliteFileOptions {
   /**
    * The page cache of the store's connection, in KiB: SQLite keeps every page it read there,
    * up to this size, for as long as the file is open. Smaller saves memory and reads pages
-   * from the operating system's file cache more often. Default: SQLite's own, 2,000 KiB. Only
-   * applied when the store opens the file itself.
+   * from the operating system's file cache more often. Default: better-sqlite3's, 16,000 KiB.
+   * Only applied when the store opens the file itself.
    */
   readonly cacheKiB?: number | undefined;
 }
