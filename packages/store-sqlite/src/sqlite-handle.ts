@@ -37,7 +37,7 @@ const DEFAULTS = {
 } as const satisfies Partial<SqliteFileOptions>;
 
 /** The smallest page cache a store accepts: a few pages of 4 KiB, the b-tree's interior pages. */
-export const MIN_CACHE_KIB = 16;
+const MIN_CACHE_KIB = 16;
 
 /**
  * A store's hold on its database: a file it opened itself ({@link openSqliteFile}; closed
