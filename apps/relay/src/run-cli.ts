@@ -232,6 +232,7 @@ function relayOptions(settings: ResolvedSettings): RelayOptions {
     port: int('port'),
     host: settings.get('host') ?? '127.0.0.1',
     dataDir: resolve(settings.get('data-dir') ?? DEFAULT_DATA_DIR),
+    sqliteCacheKiB: { relay: int('relay-db-cache-kib'), docs: int('docs-db-cache-kib') },
     mods,
     ...(staticDir === undefined ? {} : { staticDir: resolve(staticDir) }),
     corsOrigins: listItems(settings.get('cors-origins') ?? '*'),

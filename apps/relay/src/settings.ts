@@ -2,6 +2,7 @@ import { SCOPES } from '@scopesync/core';
 import {
   DEFAULT_LEASE_MS,
   DEFAULT_RATE_LIMIT,
+  DEFAULT_SQLITE_CACHE_KIB,
   DEFAULT_SYNC_LIMITS,
   RELAY_LOG_LEVELS,
   trustedProxyProblem,
@@ -144,6 +145,22 @@ export const SETTINGS: readonly Setting[] = [
     './data',
     'directory of relay.sqlite and docs.sqlite, created if missing',
     nonEmpty,
+  ),
+  setting(
+    'relay-db-cache-kib',
+    'SCOPESYNC_RELAY_DB_CACHE_KIB',
+    'KIB',
+    DEFAULT_SQLITE_CACHE_KIB.relay,
+    'SQLite page cache of relay.sqlite (users, keys, metadata) in KiB, read on every WebSocket upgrade: more keeps more users’ rows in memory, less reads them from the OS file cache',
+    integer(16),
+  ),
+  setting(
+    'docs-db-cache-kib',
+    'SCOPESYNC_DOCS_DB_CACHE_KIB',
+    'KIB',
+    DEFAULT_SQLITE_CACHE_KIB.docs,
+    'SQLite page cache of docs.sqlite (document logs) in KiB',
+    integer(16),
   ),
   setting(
     'database-url',

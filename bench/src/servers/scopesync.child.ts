@@ -13,11 +13,17 @@ runChild(async () => {
   const idleMs = process.env.BENCH_RELAY_DOC_IDLE_MS;
   // Only the trace replays raise the frame rate limits (one socket sends ~20,000 keystrokes/s).
   const framesPerSecond = process.env.BENCH_RELAY_MAX_FRAMES_PER_SECOND;
+  // A/B runs of the SQLite page caches, `relay,docs` in KiB (either may be empty); unset: the relay's defaults.
+  const [relayCacheKiB, docsCacheKiB] = (process.env.BENCH_RELAY_SQLITE_CACHE_KIB ?? '').split(',');
   const relay = createRelay({
     dataDir,
     port: 0,
     host: '127.0.0.1',
     ...(idleMs ? { docs: { idleMs: Number(idleMs) } } : {}),
+    sqliteCacheKiB: {
+      ...(relayCacheKiB ? { relay: Number(relayCacheKiB) } : {}),
+      ...(docsCacheKiB ? { docs: Number(docsCacheKiB) } : {}),
+    },
     ...(framesPerSecond
       ? {
           limits: {

@@ -40,11 +40,16 @@ export interface KeyRecord {
   readonly deviceId?: string | undefined;
 }
 
-/** An API key and the user it names, read together (see {@link RelayStore.getKeyWithUser}). */
-export interface KeyWithUser {
-  readonly key: KeyRecord;
-  /** Null when no such user exists (a store's foreign key normally rules that out). */
-  readonly user: UserRecord | null;
+/**
+ * What authenticating with an API key reads of it (see {@link RelayStore.getKeyHolder}): whether
+ * it is revoked, and who its user is now. Only what a decision needs, so that the read every
+ * upgrade makes is one narrow row.
+ */
+export interface KeyHolder {
+  /** Epoch milliseconds of the key's revocation; null while the key is valid. */
+  readonly revokedAt: number | null;
+  /** The key's user at their current level; null when no such user exists (a store's foreign key normally rules that out). */
+  readonly user: { readonly userId: string; readonly level: Level } | null;
 }
 
 /**
@@ -54,7 +59,7 @@ export interface KeyWithUser {
  * reject with.
  */
 export interface ImmediateRelayReads {
-  getKeyWithUser(keyHash: string): KeyWithUser | null;
+  getKeyHolder(keyHash: string): KeyHolder | null;
   getObject(name: string): ObjectRecord | null;
   listShares(blobId: string): ShareRecord[];
 }
@@ -347,11 +352,11 @@ export interface RelayStore {
   /** The key with this hash (revoked or not), or null. */
   getKey(keyHash: string): Promise<KeyRecord | null>;
   /**
-   * The key with this hash (revoked or not) and its user as one consistent read, or null when
-   * there is no such key: what authenticating a request or socket needs, in one call (one
-   * statement where the store has SQL) instead of `getKey` then `getUser`.
+   * Whether the key with this hash is revoked, and its user's id and level, as one consistent
+   * read; null when there is no such key. What authenticating a request or socket needs, in one
+   * call (one statement where the store has SQL) instead of `getKey` then `getUser`.
    */
-  getKeyWithUser(keyHash: string): Promise<KeyWithUser | null>;
+  getKeyHolder(keyHash: string): Promise<KeyHolder | null>;
   /** Marks a key revoked; false when it is unknown or already revoked. */
   revokeKey(keyHash: string, at: number): Promise<boolean>;
   /**
@@ -487,7 +492,7 @@ export const RELAY_STORE_TX_METHODS: readonly (keyof RelayStoreTx)[] = Object.ke
   countUsers: true,
   addKey: true,
   getKey: true,
-  getKeyWithUser: true,
+  getKeyHolder: true,
   revokeKey: true,
   bindKeyToDevice: true,
   listKeys: true,

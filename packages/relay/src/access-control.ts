@@ -11,7 +11,7 @@ import {
   type ImmediateRelayReads,
   isEncryptedScope,
   isLevel,
-  type KeyWithUser,
+  type KeyHolder,
   type ObjectMeta,
   type ObjectRecord,
   ownerForCreate,
@@ -139,7 +139,7 @@ export class AccessControl {
     const reads = this.#store.immediateReads?.();
     if (!reads) return undefined;
     const keyHash = hashApiKey(key);
-    return keyAuthenticated(userOfFound(reads.getKeyWithUser(keyHash)), keyHash);
+    return keyAuthenticated(userOfFound(reads.getKeyHolder(keyHash)), keyHash);
   }
 
   /** The caller a credential (API key or token) stands for; Guest for null. Unauthorized for an invalid one. */
@@ -188,7 +188,7 @@ export class AccessControl {
   /** The user the API key with this hash belongs to while it is valid (at their current level), or null. */
   async userOfKeyHash(keyHash: string): Promise<UserCaller | null> {
     // One store call, not getKey then getUser: every socket opened with a key pays this once.
-    return userOfFound(await this.#store.getKeyWithUser(keyHash));
+    return userOfFound(await this.#store.getKeyHolder(keyHash));
   }
 
   /** The object's metadata as `decide()` sees it (blob shares included), or null when it does not exist. */
@@ -379,8 +379,8 @@ function keyAuthenticated(user: UserCaller | null, keyHash: string): Authenticat
 }
 
 /** The user a key read from the store stands for, or null when it is unknown or revoked, or its user is gone. */
-function userOfFound(found: KeyWithUser | null): UserCaller | null {
-  if (!found || found.key.revokedAt !== null) return null;
+function userOfFound(found: KeyHolder | null): UserCaller | null {
+  if (!found || found.revokedAt !== null) return null;
   const user = found.user;
   if (!user || !isLevel(user.level)) return null;
   return { kind: 'user', userId: user.userId as UserId, level: user.level };

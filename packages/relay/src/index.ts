@@ -126,7 +126,7 @@ export type {
   RelayOptions,
   RelayStores,
 } from './relay.ts';
-export { createRelay, DOCS_DB_FILE, RELAY_DB_FILE, Relay } from './relay.ts';
+export { createRelay, DEFAULT_SQLITE_CACHE_KIB, DOCS_DB_FILE, RELAY_DB_FILE, Relay } from './relay.ts';
 export type { RelayLog, RelayLogLevel } from './relay-log.ts';
 export { consoleRelayLog, RELAY_LOG_LEVELS } from './relay-log.ts';
 export type {

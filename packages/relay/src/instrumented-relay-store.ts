@@ -59,10 +59,10 @@ function timedMethod(
 /** The same reads, each observed as it returns (or throws): no promise, no closure per call. */
 function timedReads(reads: ImmediateRelayReads, seconds: Histogram): ImmediateRelayReads {
   return {
-    getKeyWithUser(keyHash) {
+    getKeyHolder(keyHash) {
       const started = performance.now();
       try {
-        return reads.getKeyWithUser(keyHash);
+        return reads.getKeyHolder(keyHash);
       } finally {
         seconds.observe((performance.now() - started) / 1000);
       }

@@ -7,8 +7,8 @@ import {
   type DeviceListRecord,
   forwardRelayStoreTx,
   type KeyGrantRecord,
+  type KeyHolder,
   type KeyRecord,
-  type KeyWithUser,
   type Level,
   type MemberListRecord,
   type ModGrant,
@@ -96,8 +96,8 @@ export class MemoryRelayStore implements RelayStore {
     return this.#call(() => this.#data.getKey(keyHash));
   }
 
-  async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
-    return this.#call(() => this.#data.getKeyWithUser(keyHash));
+  async getKeyHolder(keyHash: string): Promise<KeyHolder | null> {
+    return this.#call(() => this.#data.getKeyHolder(keyHash));
   }
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {
@@ -421,11 +421,11 @@ class MemoryRelayData implements RelayStoreTx {
     return key ? { ...key } : null;
   }
 
-  async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
+  async getKeyHolder(keyHash: string): Promise<KeyHolder | null> {
     const key = this.#keys.get(keyHash);
     if (!key) return null;
     const user = this.#users.get(key.userId);
-    return { key: { ...key }, user: user ? { ...user } : null };
+    return { revokedAt: key.revokedAt, user: user ? { userId: user.userId, level: user.level } : null };
   }
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {

@@ -43,6 +43,21 @@ describe('createRelay', () => {
     expect(await read.json()).toMatchObject({ value: { kept: true }, owner: userId });
   });
 
+  it('opens its SQLite files with the page caches it is given, and refuses one too small', () => {
+    for (const sqliteCacheKiB of [{ relay: 8 }, { docs: 15 }]) {
+      let refused: unknown;
+      try {
+        relays.push(createRelay({ port: 0, dataDir, sqliteCacheKiB, log: () => undefined }));
+      } catch (error) {
+        refused = error;
+      }
+      expect(isSyncError(refused) && refused.kind === 'BadRequest' && refused.message).toMatch(/cacheKiB/);
+    }
+    relays.push(
+      createRelay({ port: 0, dataDir, sqliteCacheKiB: { relay: 16, docs: 16 }, log: () => undefined }),
+    );
+  });
+
   it('closes WebSockets with 1001, stops listening and is idempotent', async () => {
     const relay = await start();
     const url = relay.url;

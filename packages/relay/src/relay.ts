@@ -120,6 +120,14 @@ export interface RelayOptions {
    * the relay keeps everything in memory.
    */
   readonly dataDir?: string;
+  /**
+   * With `dataDir`: the SQLite page cache of each file, in KiB (at least 16). Pages read stay
+   * there up to this size while the relay runs; smaller holds less memory and reads pages
+   * from the operating system's file cache more often. Default {@link DEFAULT_SQLITE_CACHE_KIB}.
+   */
+  readonly sqliteCacheKiB?:
+    | { readonly relay?: number | undefined; readonly docs?: number | undefined }
+    | undefined;
   /** Stores to use instead of a data dir (e.g. memory stores in tests). */
   readonly stores?: RelayStores;
   readonly limits?: RelayLimits;
@@ -230,6 +238,16 @@ export interface RelayAuditOptions {
 export const RELAY_DB_FILE = 'relay.sqlite';
 /** The file in a data dir holding the document logs. */
 export const DOCS_DB_FILE = 'docs.sqlite';
+
+/**
+ * The page cache of each SQLite file a relay opens in its data dir, in KiB. `relay.sqlite` is
+ * read on every upgrade (the key and its user): with better-sqlite3's default of 16,000 KiB, a
+ * relay that thousands of users connected to keeps all their rows' pages too; 256 KiB still
+ * holds the interior b-tree pages every lookup walks, and the leaves come from the OS file
+ * cache (bench/results.md, "the page cache of relay.sqlite"). `docs.sqlite` keeps the driver's
+ * default.
+ */
+export const DEFAULT_SQLITE_CACHE_KIB = { relay: 256, docs: 16_000 } as const;
 
 const DEFAULTS = {
   port: 8787,
@@ -661,14 +679,25 @@ function openStores(options: RelayOptions): {
     return { relayStore, docStore, owned: [relayStore, docStore] };
   }
   mkdirSync(options.dataDir, { recursive: true });
-  const relayStore: RelayStore = new SqliteRelayStore({ path: join(options.dataDir, RELAY_DB_FILE) });
+  const cacheKiB = {
+    relay: options.sqliteCacheKiB?.relay ?? DEFAULT_SQLITE_CACHE_KIB.relay,
+    docs: options.sqliteCacheKiB?.docs ?? DEFAULT_SQLITE_CACHE_KIB.docs,
+  };
+  const relayStore: RelayStore = new SqliteRelayStore({
+    path: join(options.dataDir, RELAY_DB_FILE),
+    cacheKiB: cacheKiB.relay,
+  });
   let docStore: DocStore;
   try {
     // Document writes are the relay's hot path: SQLite's checkpoint (two fsyncs and a copy into
     // the database file every thousand log pages) runs on a thread, so no socket waits for it.
     // Not the whole write: on two busy cores, waking a thread per commit cost more than the
     // append it moved (bench/results.md, "The relay's hot path, second pass").
-    docStore = new SqliteDocStore({ path: join(options.dataDir, DOCS_DB_FILE), checkpointOnThread: true });
+    docStore = new SqliteDocStore({
+      path: join(options.dataDir, DOCS_DB_FILE),
+      checkpointOnThread: true,
+      cacheKiB: cacheKiB.docs,
+    });
   } catch (error) {
     void relayStore.close();
     throw error;

@@ -1,7 +1,7 @@
 import type {
   AuditRecord,
+  KeyHolder,
   KeyRecord,
-  KeyWithUser,
   Level,
   ModGrant,
   ObjectRecord,
@@ -29,14 +29,11 @@ export interface KeyRow {
   revoked_at: bigint | null;
   device_id: string | null;
 }
-/** An `api_keys` row joined with its `users` row (the `u_` columns: null when there is none). */
-export interface KeyUserRow extends KeyRow {
-  u_user_id: string | null;
-  u_level: number | null;
-  u_device_name: string | null;
-  u_sign_pk: string | null;
-  u_box_pk: string | null;
-  u_created_at: bigint | null;
+/** An `api_keys` row's revocation joined with its `users` row's id and level (null when there is none). */
+export interface KeyHolderRow {
+  revoked_at: bigint | null;
+  user_id: string | null;
+  level: number | null;
 }
 /** An `objects` row. */
 export interface ObjectRow {
@@ -146,21 +143,11 @@ export function toKey(r: KeyRow): KeyRecord {
   return r.device_id === null ? key : { ...key, deviceId: r.device_id };
 }
 
-/** The key and user records of a joined `api_keys` / `users` row. */
-export function toKeyWithUser(r: KeyUserRow): KeyWithUser {
+/** The key holder of a joined `api_keys` / `users` row. */
+export function toKeyHolder(r: KeyHolderRow): KeyHolder {
   return {
-    key: toKey(r),
-    user:
-      r.u_user_id === null
-        ? null
-        : toUser({
-            user_id: r.u_user_id,
-            level: r.u_level as number,
-            device_name: r.u_device_name as string,
-            sign_pk: r.u_sign_pk,
-            box_pk: r.u_box_pk,
-            created_at: r.u_created_at as bigint,
-          }),
+    revokedAt: toSafeIntegerOrNull(r.revoked_at, 'revokedAt'),
+    user: r.user_id === null ? null : { userId: r.user_id, level: r.level as Level },
   };
 }
 

@@ -6,8 +6,8 @@ import {
   type BlobWrite,
   type DeviceListRecord,
   type KeyGrantRecord,
+  type KeyHolder,
   type KeyRecord,
-  type KeyWithUser,
   type Level,
   type MemberListRecord,
   type ModGrant,
@@ -39,8 +39,8 @@ import {
   bytes,
   type GrantRow,
   type KeyGrantRow,
+  type KeyHolderRow,
   type KeyRow,
-  type KeyUserRow,
   type ObjectRow,
   objectValues,
   type RetiredKeyRow,
@@ -48,7 +48,7 @@ import {
   toAudit,
   toGrant,
   toKey,
-  toKeyWithUser,
+  toKeyHolder,
   toObject,
   toRetiredKey,
   toUser,
@@ -95,10 +95,9 @@ function statements(s: string) {
     countUsers: `SELECT count(*) AS n FROM ${s}.users`,
     insertKey: `INSERT INTO ${s}.api_keys (key_hash, user_id, created_at, revoked_at, device_id) VALUES ($1, $2, $3, $4, $5)`,
     getKey: `SELECT * FROM ${s}.api_keys WHERE key_hash = $1`,
-    // One statement for authentication: the key and its user from one snapshot, one round trip.
-    getKeyWithUser: `SELECT k.key_hash, k.user_id, k.created_at, k.revoked_at, k.device_id, u.user_id AS u_user_id,
-        u.level AS u_level, u.device_name AS u_device_name, u.sign_pk AS u_sign_pk,
-        u.box_pk AS u_box_pk, u.created_at AS u_created_at
+    // One statement for authentication: the key and its user from one snapshot, one round trip,
+    // only the columns a decision needs.
+    getKeyHolder: `SELECT k.revoked_at, u.user_id, u.level
       FROM ${s}.api_keys k LEFT JOIN ${s}.users u ON u.user_id = k.user_id WHERE k.key_hash = $1`,
     listKeys: `SELECT * FROM ${s}.api_keys WHERE user_id = $1 ORDER BY created_at, key_hash`,
     revokeKey: `UPDATE ${s}.api_keys SET revoked_at = $2 WHERE key_hash = $1 AND revoked_at IS NULL`,
@@ -343,12 +342,12 @@ class PostgresRelayMethods implements PostgresRelayStoreTx {
     return rows[0] ? toKey(rows[0]) : null;
   }
 
-  async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
+  async getKeyHolder(keyHash: string): Promise<KeyHolder | null> {
     const rows = await this.#x.one(
       'read the key and its user',
-      async (q) => (await q.query<KeyUserRow>(this.#sql.getKeyWithUser, [keyHash])).rows,
+      async (q) => (await q.query<KeyHolderRow>(this.#sql.getKeyHolder, [keyHash])).rows,
     );
-    return rows[0] ? toKeyWithUser(rows[0]) : null;
+    return rows[0] ? toKeyHolder(rows[0]) : null;
   }
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {

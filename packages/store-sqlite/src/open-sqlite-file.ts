@@ -8,14 +8,23 @@ export type SqliteSynchronous = 'FULL' | 'NORMAL';
 /** Upper bound of the WAL file kept on disk after a checkpoint: large compactions must not leave it huge. */
 export const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
+/** How a file is opened: durability, lock wait, and the connection's page cache. */
+export interface SqliteOpenOptions {
+  readonly synchronous: SqliteSynchronous;
+  readonly busyTimeoutMs: number;
+  /** The connection's page cache in KiB (`PRAGMA cache_size = -N`); undefined: better-sqlite3's default, 16,000 KiB. */
+  readonly cacheKiB?: number | undefined;
+}
+
 /**
  * Opens (creating if missing) the SQLite file every store of this package keeps when it is
  * given a path: WAL, `synchronous` as asked, foreign keys enforced, a bounded WAL file, and
- * incremental auto-vacuum for files created here. `store` names the caller in errors.
+ * incremental auto-vacuum for files created here, and the page cache asked for. `store` names
+ * the caller in errors.
  */
 export function openSqliteFile(
   path: string | undefined,
-  options: { readonly synchronous: SqliteSynchronous; readonly busyTimeoutMs: number },
+  options: SqliteOpenOptions,
   store: string,
 ): Database.Database {
   if (typeof path !== 'string' || path === '') {
@@ -38,6 +47,10 @@ export function openSqliteFile(
     db.pragma(`synchronous = ${options.synchronous}`);
     db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
     db.pragma('foreign_keys = ON');
+    // Pages stay in the cache once read, up to its size, for the connection's life: a relay
+    // that reads thousands of users' keys keeps a full cache per file (bench/results.md,
+    // "the page cache of relay.sqlite"). Interior b-tree pages, touched by every lookup, stay.
+    if (options.cacheKiB !== undefined) db.pragma(`cache_size = -${options.cacheKiB}`);
   } catch (error) {
     db.close();
     throw toSyncError(error, `cannot configure ${path}`);

@@ -48,8 +48,8 @@ describe('SqliteRelayStore.immediateReads', () => {
   it('reads what the async methods read, absent rows included', async () => {
     const reads = store.immediateReads();
     if (reads === null) throw new Error('an idle SQLite store answers at once');
-    expect(reads.getKeyWithUser(key.keyHash)).toEqual(await store.getKeyWithUser(key.keyHash));
-    expect(reads.getKeyWithUser('b'.repeat(64))).toBeNull();
+    expect(reads.getKeyHolder(key.keyHash)).toEqual(await store.getKeyHolder(key.keyHash));
+    expect(reads.getKeyHolder('b'.repeat(64))).toBeNull();
     expect(reads.getObject('blob/b1')).toEqual(await store.getObject('blob/b1'));
     expect(reads.getObject('blob/none')).toBeNull();
     expect(reads.listShares('b1')).toEqual(await store.listShares('b1'));
@@ -58,9 +58,9 @@ describe('SqliteRelayStore.immediateReads', () => {
 
   it('sees a revoked key at once: nothing is cached', async () => {
     const reads = store.immediateReads();
-    expect(reads?.getKeyWithUser(key.keyHash)?.key.revokedAt).toBeNull();
+    expect(reads?.getKeyHolder(key.keyHash)?.revokedAt).toBeNull();
     await store.revokeKey(key.keyHash, 5);
-    expect(store.immediateReads()?.getKeyWithUser(key.keyHash)?.key.revokedAt).toBe(5);
+    expect(store.immediateReads()?.getKeyHolder(key.keyHash)?.revokedAt).toBe(5);
   });
 
   it('is withheld while a transaction is open or queued, and inside its callback, so nobody reads one half done', async () => {

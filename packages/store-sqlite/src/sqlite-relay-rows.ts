@@ -1,7 +1,7 @@
 import type {
   KeyGrantRecord,
+  KeyHolder,
   KeyRecord,
-  KeyWithUser,
   Level,
   ModGrant,
   ObjectRecord,
@@ -28,14 +28,11 @@ export interface KeySql {
   revoked_at: number | null;
   device_id: string | null;
 }
-/** An `api_keys` row joined with its `users` row (the `u_` columns: null when there is none). */
-export interface KeyUserSql extends KeySql {
-  u_user_id: string | null;
-  u_level: number | null;
-  u_device_name: string | null;
-  u_sign_pk: string | null;
-  u_box_pk: string | null;
-  u_created_at: number | null;
+/** An `api_keys` row's revocation joined with its `users` row's id and level (null when there is none). */
+export interface KeyHolderSql {
+  revoked_at: number | null;
+  user_id: string | null;
+  level: number | null;
 }
 /** An `objects` row. */
 export interface ObjectSql {
@@ -103,21 +100,11 @@ export function toKey(r: KeySql): KeyRecord {
   return r.device_id === null ? key : { ...key, deviceId: r.device_id };
 }
 
-/** The key and user records of a joined `api_keys` / `users` row. */
-export function toKeyWithUser(r: KeyUserSql): KeyWithUser {
+/** The key holder of a joined `api_keys` / `users` row. */
+export function toKeyHolder(r: KeyHolderSql): KeyHolder {
   return {
-    key: toKey(r),
-    user:
-      r.u_user_id === null
-        ? null
-        : toUser({
-            user_id: r.u_user_id,
-            level: r.u_level as number,
-            device_name: r.u_device_name as string,
-            sign_pk: r.u_sign_pk,
-            box_pk: r.u_box_pk,
-            created_at: r.u_created_at as number,
-          }),
+    revokedAt: r.revoked_at,
+    user: r.user_id === null ? null : { userId: r.user_id, level: r.level as Level },
   };
 }
 

@@ -8,8 +8,8 @@ import {
   forwardRelayStoreTx,
   type ImmediateRelayReads,
   type KeyGrantRecord,
+  type KeyHolder,
   type KeyRecord,
-  type KeyWithUser,
   type Level,
   type MemberListRecord,
   type ModGrant,
@@ -33,15 +33,15 @@ import { type SqliteFileOptions, SqliteHandle } from './sqlite-handle.ts';
 import {
   type GrantSql,
   type KeyGrantSql,
+  type KeyHolderSql,
   type KeySql,
-  type KeyUserSql,
   type ObjectSql,
   type RetiredKeySql,
   type ShareSql,
   toGrant,
   toKey,
   toKeyGrant,
-  toKeyWithUser,
+  toKeyHolder,
   toObject,
   toRetiredKey,
   toUser,
@@ -96,11 +96,10 @@ function prepare(db: Database.Database) {
       'INSERT INTO api_keys (key_hash, user_id, created_at, revoked_at, device_id) VALUES (?, ?, ?, ?, ?)',
     ),
     getKey: db.prepare<[string], KeySql>('SELECT * FROM api_keys WHERE key_hash = ?'),
-    // One statement for authentication: the key and its user from one snapshot.
-    getKeyWithUser: db.prepare<[string], KeyUserSql>(
-      `SELECT k.key_hash, k.user_id, k.created_at, k.revoked_at, k.device_id, u.user_id AS u_user_id,
-         u.level AS u_level, u.device_name AS u_device_name, u.sign_pk AS u_sign_pk,
-         u.box_pk AS u_box_pk, u.created_at AS u_created_at
+    // One statement for authentication, run on every upgrade: the key and its user from one
+    // snapshot, only the three columns a decision needs (3 µs against 5–8 µs for all eleven).
+    getKeyHolder: db.prepare<[string], KeyHolderSql>(
+      `SELECT k.revoked_at, u.user_id, u.level
        FROM api_keys k LEFT JOIN users u ON u.user_id = k.user_id WHERE k.key_hash = ?`,
     ),
     listKeys: db.prepare<[string], KeySql>(
@@ -244,7 +243,7 @@ export class SqliteRelayStore implements RelayStore {
     const tables = new SqliteRelayTables(this.#handle, sql);
     this.#tables = tables;
     this.#immediate = {
-      getKeyWithUser: (keyHash) => tables.getKeyWithUserNow(keyHash),
+      getKeyHolder: (keyHash) => tables.getKeyHolderNow(keyHash),
       getObject: (name) => tables.getObjectNow(name),
       listShares: (blobId) => tables.listSharesNow(blobId),
     };
@@ -311,8 +310,8 @@ export class SqliteRelayStore implements RelayStore {
     return this.#gate.run(() => this.#tables.getKey(keyHash));
   }
 
-  async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
-    return this.#gate.run(() => this.#tables.getKeyWithUserNow(keyHash));
+  async getKeyHolder(keyHash: string): Promise<KeyHolder | null> {
+    return this.#gate.run(() => this.#tables.getKeyHolderNow(keyHash));
   }
 
   async revokeKey(keyHash: string, at: number): Promise<boolean> {
@@ -665,15 +664,15 @@ class SqliteRelayTables implements RelayStoreTx {
     });
   }
 
-  async getKeyWithUser(keyHash: string): Promise<KeyWithUser | null> {
-    return this.getKeyWithUserNow(keyHash);
+  async getKeyHolder(keyHash: string): Promise<KeyHolder | null> {
+    return this.getKeyHolderNow(keyHash);
   }
 
-  /** {@link getKeyWithUser}, answered in the caller's turn. */
-  getKeyWithUserNow(keyHash: string): KeyWithUser | null {
+  /** {@link getKeyHolder}, answered in the caller's turn. */
+  getKeyHolderNow(keyHash: string): KeyHolder | null {
     return this.#run('read the key and its user', () => {
-      const row = this.#sql.getKeyWithUser.get(keyHash);
-      return row ? toKeyWithUser(row) : null;
+      const row = this.#sql.getKeyHolder.get(keyHash);
+      return row ? toKeyHolder(row) : null;
     });
   }
 

@@ -215,19 +215,27 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
       const alice = user(ALICE);
       await store().createUser(alice, { keyHash: 'h1', userId: ALICE, createdAt: 1, revokedAt: null });
       await store().addKey({ keyHash: 'h2', userId: ALICE, createdAt: 2, revokedAt: null });
-      expect(await store().getKeyWithUser('h1')).toEqual({ key: key('h1', ALICE), user: alice });
-      expect(await store().getKeyWithUser('nope')).toBeNull();
+      // Exactly what a decision needs: nothing else of the key or the user.
+      expect(await store().getKeyHolder('h1')).toStrictEqual({
+        revokedAt: null,
+        user: { userId: ALICE, level: alice.level },
+      });
+      expect(await store().getKeyHolder('nope')).toBeNull();
       // Authentication reads through this call: a revocation or a new level shows on the next read.
       expect(await store().revokeKey('h2', 7)).toBe(true);
-      expect((await store().getKeyWithUser('h2'))?.key.revokedAt).toBe(7);
+      expect((await store().getKeyHolder('h2'))?.revokedAt).toBe(7);
       expect(await store().setUserLevel(ALICE, Level.Admin)).toBe(true);
-      expect((await store().getKeyWithUser('h1'))?.user?.level).toBe(Level.Admin);
+      expect((await store().getKeyHolder('h1'))?.user).toStrictEqual({ userId: ALICE, level: Level.Admin });
       // Inside a transaction it sees the transaction's own writes.
       await store().transaction(async (tx) => {
         await tx.revokeKey('h1', 9);
-        expect((await tx.getKeyWithUser('h1'))?.key.revokedAt).toBe(9);
+        expect((await tx.getKeyHolder('h1'))?.revokedAt).toBe(9);
       });
-      expect((await store().getKeyWithUser('h1'))?.key).toEqual({ ...key('h1', ALICE), revokedAt: 9 });
+      expect(await store().getKeyHolder('h1')).toStrictEqual({
+        revokedAt: 9,
+        user: { userId: ALICE, level: Level.Admin },
+      });
+      expect((await store().getKey('h1'))?.revokedAt).toBe(9);
     });
 
     it('adds and revokes keys, and changes levels', async () => {
@@ -495,7 +503,7 @@ export function runRelayStoreSuite(name: string, setup: RelayStoreSetup): void {
       expect(await store().getKey('h2')).toEqual({ ...key('h2', ALICE, 2), deviceId: phone });
       // A key bound to no device reads back without the field, as it was written.
       expect(await store().getKey('h3')).toEqual(key('h3', ALICE, 3));
-      expect((await store().getKeyWithUser('h1'))?.key.deviceId).toBe('cd'.repeat(16));
+      expect((await store().getKey('h1'))?.deviceId).toBe('cd'.repeat(16));
       // A key bound to no device is bound once; a bound one keeps its device.
       expect(await store().bindKeyToDevice('h2', 'ef'.repeat(16))).toBe(false);
       expect(await store().bindKeyToDevice('unknown', phone)).toBe(false);
