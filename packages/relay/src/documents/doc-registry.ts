@@ -3,6 +3,7 @@ import { SyncError } from '@scopesync/core';
 import * as Y from 'yjs';
 import type { Counter, Gauge } from '../metrics.ts';
 import type { SyncLog } from '../sync/sync-log.ts';
+import { compactAtBytes } from './compactor.ts';
 import { changedBy, pendingChanged, pendingOf } from './doc-edits.ts';
 import { applyLog } from './yjs-log.ts';
 
@@ -43,6 +44,10 @@ export interface DocEntry {
   stateBytes: number;
   /** Compact once `logEntries` reaches this; pushed back after every attempt so failures do not spin. */
   compactAt: number;
+  /** Bytes of the stored log (approximate): what a load reads and applies. */
+  logBytes: number;
+  /** Compact once `logBytes` reaches this (see `compactAtBytes`); pushed back like `compactAt`. */
+  compactAtBytes: number;
   /** Settles when every write queued so far for this document has settled. */
   tail: Promise<void>;
   /** Live {@link DocHold}s; a held document is never evicted. */
@@ -410,6 +415,9 @@ export class DocRegistry {
       entry.loadedThrough = Math.max(head, stored.at(-1)?.seq ?? 0);
       entry.loadId = nextLoadId++;
       entry.logEntries = stored.length;
+      entry.logBytes = 0;
+      for (const e of stored) entry.logBytes += e.data.byteLength;
+      entry.compactAtBytes = compactAtBytes(entry.logBytes);
       entry.stateBytes = Y.encodeStateAsUpdate(doc).byteLength;
       entry.compactAt = stored.length + this.#compactAfter;
       this.#loaded?.inc();
@@ -484,6 +492,8 @@ function newEntry(name: DocName): DocEntry {
     logEntries: 0,
     stateBytes: 0,
     compactAt: Number.POSITIVE_INFINITY,
+    logBytes: 0,
+    compactAtBytes: Number.POSITIVE_INFINITY,
     tail: Promise.resolve(),
     holds: 0,
     busy: 0,
