@@ -5,7 +5,7 @@ import type { Counter, Gauge } from '../metrics.ts';
 import type { SyncLog } from '../sync/sync-log.ts';
 import { compactAtBytes } from './compactor.ts';
 import { changedBy, pendingChanged, pendingOf } from './doc-edits.ts';
-import { applyLog } from './yjs-log.ts';
+import { applyLog, docFromLog } from './yjs-log.ts';
 
 /** A plaintext write applied in memory whose commit has not completed. */
 export interface InflightWrite {
@@ -373,13 +373,10 @@ export class DocRegistry {
     try {
       const head = await this.#store.head(entry.name);
       const stored = await this.#store.load(entry.name);
-      const doc = new Y.Doc({ gc: true });
-      let skipped = 0;
-      doc.transact(() => {
-        skipped = applyLog(doc, stored);
+      const { doc, skipped } = docFromLog(stored, (loaded) => {
         // Writes committed while we loaded, and writes applied but not yet committed.
-        for (const data of entry.catchup ?? []) Y.applyUpdate(doc, data);
-        for (const w of entry.inflight) Y.applyUpdate(doc, w.data);
+        for (const data of entry.catchup ?? []) Y.applyUpdate(loaded, data);
+        for (const w of entry.inflight) Y.applyUpdate(loaded, w.data);
       });
       if (skipped > 0 && skipped === stored.length) {
         doc.destroy();
