@@ -85,6 +85,34 @@ describe('CommitBatcher', () => {
     expect(a.inflight.size).toBe(0);
   });
 
+  it("stores one writer's consecutive plaintext writes of a document as one row, never envelopes", async () => {
+    const { store, batcher, entry } = setup();
+    const [a, b] = [await entry(A), await entry(B)];
+    const rows: Array<[number, string]> = [];
+    const onCommit = (seq: number, stored: Uint8Array): void => {
+      const doc = new Y.Doc();
+      Y.applyUpdate(doc, stored);
+      rows.push([seq, doc.getText('t').toString()]);
+    };
+    const results = await Promise.all([
+      batcher.enqueue(a, 'plaintext', update('1'), onCommit, 7),
+      batcher.enqueue(b, 'plaintext', update('2'), onCommit, 7),
+      // Another document's write in between does not end the row; a write of another writer does.
+      batcher.enqueue(a, 'plaintext', update('3'), onCommit, 7),
+      batcher.enqueue(a, 'plaintext', update('4'), onCommit, 8),
+      batcher.enqueue(b, 'encrypted', new Uint8Array([1, 2, 3]), undefined, 7),
+      batcher.enqueue(b, 'encrypted', new Uint8Array([4, 5, 6]), undefined, 7),
+    ]);
+    expect(store.batches).toHaveLength(1);
+    expect(store.batches[0]?.map((i) => i.doc)).toEqual([A, B, A, B, B]);
+    expect(results).toEqual([{ seq: 1 }, { seq: 1 }, { seq: 1 }, { seq: 2 }, { seq: 2 }, { seq: 3 }]);
+    // Once per row, with what the row stores: both updates of the joined one.
+    expect(rows.map(([seq]) => seq)).toEqual([1, 1, 2]);
+    expect(rows[0]?.[1]).toHaveLength(2);
+    expect(a.headSeq).toBe(2);
+    expect(a.logEntries).toBe(2);
+  });
+
   it('refuses every writer of a failed batch, marks their documents stale and fails no-ops that waited', async () => {
     const { store, batcher, entry, logs } = setup();
     const a = await entry(A);

@@ -15,9 +15,23 @@ export interface CompactorOptions {
   readonly settled?: ((entry: DocEntry) => void) | undefined;
 }
 
+/** A log grows by at least this many bytes between two compactions. */
+const MIN_GROWTH_BYTES = 16 * 1024;
+
 /**
- * Keeps plaintext document logs short: once a log has grown by `compactAfter` entries it is
- * replaced by one merged update. Never loses an append that races it: only the entries
+ * The log size at which a log of `logBytes` (just compacted or loaded) is due again: a quarter
+ * bigger, and at least 16 KiB. Entries that each hold many keystrokes (a commit stores a
+ * socket's updates as one merged row) reach `compactAfter` only after a long tail; growth in
+ * proportion keeps what a load applies near the document's size, and compactions — each one
+ * rebuilds the whole document — few as it grows.
+ */
+export function compactAtBytes(logBytes: number): number {
+  return logBytes + Math.max(MIN_GROWTH_BYTES, Math.ceil(logBytes / 4));
+}
+
+/**
+ * Keeps plaintext document logs short: once a log has grown by `compactAfter` entries, or by
+ * a quarter of its bytes (see {@link compactAtBytes}), it is replaced by one merged update. Never loses an append that races it: only the entries
  * committed when the log was read are replaced.
  */
 export class Compactor {
@@ -40,10 +54,11 @@ export class Compactor {
   /** Starts compacting the entry's log if it is due and none is running. */
   consider(entry: DocEntry): void {
     if (this.#closed || entry.mode !== 'plaintext' || entry.removed || entry.compaction) return;
-    if (entry.logEntries < entry.compactAt) return;
+    if (entry.logEntries < entry.compactAt && entry.logBytes < entry.compactAtBytes) return;
     const run = this.#compact(entry).finally(() => {
       entry.compaction = null;
       entry.compactAt = entry.logEntries + this.#compactAfter;
+      entry.compactAtBytes = compactAtBytes(entry.logBytes);
       this.#running.delete(run);
       this.#settled?.(entry);
     });
@@ -69,6 +84,9 @@ export class Compactor {
       const snapshot = mergeLog(stored);
       await this.#store.compact(entry.name, last.seq, snapshot);
       entry.logEntries = Math.max(1, entry.logEntries - (stored.length - 1));
+      let replaced = 0;
+      for (const e of stored) replaced += e.data.byteLength;
+      entry.logBytes = Math.max(snapshot.byteLength, entry.logBytes - replaced + snapshot.byteLength);
       this.#done.inc();
     } catch (error) {
       // Conflict: the document was removed meanwhile, nothing to do. Anything else: the log is

@@ -55,7 +55,7 @@ const hubs: DocHub[] = [];
 function makeHub(
   store = new TestStore(),
   options: Partial<DocHubOptions> = {},
-): { hub: DocHub; store: TestStore; logs: unknown[][]; events: RelayEvent[] } {
+): { hub: DocHub; store: TestStore; logs: unknown[][]; events: RelayEvent[]; bus: LocalEventBus } {
   const logs: unknown[][] = [];
   const log: SyncLog = (...args) => {
     logs.push(args);
@@ -70,7 +70,7 @@ function makeHub(
   });
   const hub = new DocHub({ store, bus, metrics: new Metrics(), log, ...options });
   hubs.push(hub);
-  return { hub, store, logs, events };
+  return { hub, store, logs, events, bus };
 }
 
 const SOCKET: ChangeOrigin = { source: 'socket', session: 1 };
@@ -216,6 +216,57 @@ describe('DocHub plaintext writes', () => {
     expect(results).toEqual([{ seq: 1 }, { seq: 1 }, { seq: 2 }]);
   });
 
+  it("stores one socket's updates of a tick as one entry, acked and announced committed with its seq once", async () => {
+    const { hub, store, bus } = makeHub();
+    await hub.read(NOTES, () => undefined);
+    const base = new Y.Doc();
+    const first = updateSetting('a', 1, base);
+    const second = updateSetting('b', 2, base);
+    const third = updateSetting('c', 3, base);
+    const other: ChangeOrigin = { source: 'socket', session: 2 };
+    // The feed and other relays follow seqs through doc-committed.
+    const committed: RelayEvent[] = [];
+    bus.on('doc-committed', (e) => {
+      committed.push(e);
+    });
+    const gate = deferred();
+    store.gate = gate.promise;
+    const acks = Promise.all([
+      hub.applyUpdate(NOTES, first, SOCKET),
+      hub.applyUpdate(NOTES, second, SOCKET),
+      hub.applyUpdate(NOTES, updateSetting('x', 9), other),
+      hub.applyUpdate(NOTES, third, SOCKET),
+    ]);
+    await vi.waitFor(() => expect(store.batches).toHaveLength(1));
+    // The first two are one row; another socket's write ends it, the third starts a new one.
+    expect(store.batches[0]).toHaveLength(3);
+    let acked = false;
+    void acks.then(() => {
+      acked = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(acked).toBe(false);
+    gate.resolve();
+    expect(await acks).toEqual([{ seq: 1 }, { seq: 1 }, { seq: 2 }, { seq: 3 }]);
+    expect(committed.map((e) => (e.type === 'doc-committed' ? e.seq : -1))).toEqual([1, 2, 3]);
+    const row = committed[0];
+    const merged = new Y.Doc();
+    if (row?.type === 'doc-committed') Y.applyUpdate(merged, row.update);
+    expect(merged.getMap('data').toJSON()).toEqual({ a: 1, b: 2 });
+    expect(await contentOf(store, NOTES)).toEqual({ a: 1, b: 2, c: 3, x: 9 });
+  });
+
+  it('keeps a seq per write for writes that are not a socket’s', async () => {
+    const { hub, store } = makeHub();
+    await hub.read(NOTES, () => undefined);
+    const results = await Promise.all([
+      hub.applyUpdate(NOTES, updateSetting('a', 1), RUNTIME_ORIGIN),
+      hub.applyUpdate(NOTES, updateSetting('b', 2), RUNTIME_ORIGIN),
+    ]);
+    expect(store.batches).toHaveLength(1);
+    expect(results).toEqual([{ seq: 1 }, { seq: 2 }]);
+  });
+
   it('rejects the writers of a failed commit, keeps serving, and does not remember what failed', async () => {
     const { hub, store, logs } = makeHub();
     await hub.applyUpdate(NOTES, updateSetting('a', 1), RUNTIME_ORIGIN);
@@ -358,6 +409,19 @@ describe('DocHub compaction', () => {
     const expected = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`k${i}`, i]));
     expect(await contentOf(store, NOTES)).toEqual(expected);
     expect((await store.load(NOTES)).length).toBeLessThan(6);
+  });
+
+  it('compacts a log that grew by a quarter of its bytes before it has compactAfter entries', async () => {
+    // Rows that each hold a socket's many keystrokes reach compactAfter only after a long tail.
+    const { hub, store } = makeHub(new TestStore(), { compactAfter: 500 });
+    const chunk = 'y'.repeat(6_000);
+    for (let i = 0; i < 3; i++)
+      await hub.transact(NOTES, (doc) => doc.getText('t').insert(0, chunk), RUNTIME_ORIGIN);
+    await hub.close();
+    expect(await store.load(NOTES)).toHaveLength(1);
+    const doc = new Y.Doc();
+    for (const e of await store.load(NOTES)) Y.applyUpdate(doc, e.data);
+    expect(doc.getText('t').length).toBe(18_000);
   });
 
   it('compacts deleted content away', async () => {

@@ -3,8 +3,9 @@ import { SyncError } from '@scopesync/core';
 import * as Y from 'yjs';
 import type { Counter, Gauge } from '../metrics.ts';
 import type { SyncLog } from '../sync/sync-log.ts';
+import { compactAtBytes } from './compactor.ts';
 import { changedBy, pendingChanged, pendingOf } from './doc-edits.ts';
-import { applyLog } from './yjs-log.ts';
+import { applyLog, docFromLog } from './yjs-log.ts';
 
 /** A plaintext write applied in memory whose commit has not completed. */
 export interface InflightWrite {
@@ -43,6 +44,10 @@ export interface DocEntry {
   stateBytes: number;
   /** Compact once `logEntries` reaches this; pushed back after every attempt so failures do not spin. */
   compactAt: number;
+  /** Bytes of the stored log (approximate): what a load reads and applies. */
+  logBytes: number;
+  /** Compact once `logBytes` reaches this (see `compactAtBytes`); pushed back like `compactAt`. */
+  compactAtBytes: number;
   /** Settles when every write queued so far for this document has settled. */
   tail: Promise<void>;
   /** Live {@link DocHold}s; a held document is never evicted. */
@@ -368,13 +373,10 @@ export class DocRegistry {
     try {
       const head = await this.#store.head(entry.name);
       const stored = await this.#store.load(entry.name);
-      const doc = new Y.Doc({ gc: true });
-      let skipped = 0;
-      doc.transact(() => {
-        skipped = applyLog(doc, stored);
+      const { doc, skipped } = docFromLog(stored, (loaded) => {
         // Writes committed while we loaded, and writes applied but not yet committed.
-        for (const data of entry.catchup ?? []) Y.applyUpdate(doc, data);
-        for (const w of entry.inflight) Y.applyUpdate(doc, w.data);
+        for (const data of entry.catchup ?? []) Y.applyUpdate(loaded, data);
+        for (const w of entry.inflight) Y.applyUpdate(loaded, w.data);
       });
       if (skipped > 0 && skipped === stored.length) {
         doc.destroy();
@@ -410,6 +412,9 @@ export class DocRegistry {
       entry.loadedThrough = Math.max(head, stored.at(-1)?.seq ?? 0);
       entry.loadId = nextLoadId++;
       entry.logEntries = stored.length;
+      entry.logBytes = 0;
+      for (const e of stored) entry.logBytes += e.data.byteLength;
+      entry.compactAtBytes = compactAtBytes(entry.logBytes);
       entry.stateBytes = Y.encodeStateAsUpdate(doc).byteLength;
       entry.compactAt = stored.length + this.#compactAfter;
       this.#loaded?.inc();
@@ -484,6 +489,8 @@ function newEntry(name: DocName): DocEntry {
     logEntries: 0,
     stateBytes: 0,
     compactAt: Number.POSITIVE_INFINITY,
+    logBytes: 0,
+    compactAtBytes: Number.POSITIVE_INFINITY,
     tail: Promise.resolve(),
     holds: 0,
     busy: 0,

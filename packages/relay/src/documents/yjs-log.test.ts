@@ -1,7 +1,7 @@
 import type { StoredEntry } from '@scopesync/core';
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import { applyLog, cutPage, mergeLog, validateUpdate } from './yjs-log.ts';
+import { applyLog, cutPage, docFromLog, mergeLog, validateUpdate } from './yjs-log.ts';
 
 function logOf(...values: string[]): StoredEntry[] {
   const doc = new Y.Doc();
@@ -31,6 +31,23 @@ describe('yjs-log', () => {
     const garbage = { seq: 9, data: new Uint8Array([200, 200, 200]) };
     expect(applyLog(doc, [log[0] as StoredEntry, garbage, log[1] as StoredEntry])).toBe(1);
     expect(doc.getText('t').toString()).toBe('ab');
+  });
+
+  it('builds a doc from a log, leaving out an entry that breaks half-way through its apply', () => {
+    const log = logOf('a', 'b');
+    const other = new Y.Doc();
+    other.getText('t').insert(0, 'zz');
+    const whole = Y.encodeStateAsUpdate(other);
+    // Its structs read and integrate; its delete set is cut off, so the apply throws after them.
+    const broken = { seq: 9, data: whole.slice(0, whole.length - 1) };
+    const { doc, skipped } = docFromLog([log[0] as StoredEntry, broken, log[1] as StoredEntry], (d) =>
+      d.getText('u').insert(0, 'more'),
+    );
+    expect(skipped).toBe(1);
+    expect(doc.getText('t').toString()).toBe('ab');
+    expect(doc.getText('u').toString()).toBe('more');
+    const clean = docFromLog(log);
+    expect([clean.skipped, clean.doc.getText('t').toString()]).toEqual([0, 'ab']);
   });
 
   it('merges a log into one update with the same content', () => {

@@ -52,14 +52,48 @@ export function applyLog(doc: Y.Doc, stored: readonly StoredEntry[]): number {
 }
 
 /**
+ * A fresh garbage-collecting Y.Doc holding a stored plaintext log, then whatever `more` applies,
+ * in one transaction; `skipped` counts entries that are not Yjs updates (left out, as
+ * {@link applyLog} does). The log is applied without decoding each entry first — that check cost
+ * as much as the apply itself for a large snapshot — and only when the apply throws is the doc
+ * dropped and built again entry by entry, checked: the first doc may hold part of the garbage.
+ */
+export function docFromLog(
+  stored: readonly StoredEntry[],
+  more?: (doc: Y.Doc) => void,
+): { doc: Y.Doc; skipped: number } {
+  const fast = new Y.Doc({ gc: true });
+  try {
+    fast.transact(() => {
+      for (const e of stored) Y.applyUpdate(fast, e.data);
+      more?.(fast);
+    });
+    return { doc: fast, skipped: 0 };
+  } catch {
+    fast.destroy();
+  }
+  const doc = new Y.Doc({ gc: true });
+  let skipped = 0;
+  try {
+    doc.transact(() => {
+      skipped = applyLog(doc, stored);
+      more?.(doc);
+    });
+  } catch (error) {
+    doc.destroy();
+    throw error;
+  }
+  return { doc, skipped };
+}
+
+/**
  * Merges a plaintext log into one update holding the same content. It goes through a fresh
  * garbage-collecting Y.Doc (as y-leveldb does) so that deleted content shrinks to GC structs;
  * pending structs (updates whose dependencies never arrived) are kept by `encodeStateAsUpdate`.
  */
 export function mergeLog(stored: readonly StoredEntry[]): Uint8Array {
-  const doc = new Y.Doc({ gc: true });
+  const { doc } = docFromLog(stored);
   try {
-    doc.transact(() => applyLog(doc, stored));
     return Y.encodeStateAsUpdate(doc);
   } finally {
     doc.destroy();
