@@ -3,6 +3,7 @@ import type { RawData, WebSocket } from 'ws';
 import type { Counter } from '../metrics.ts';
 import type { RateLimiter } from '../rate-limiter.ts';
 import { type SharedFrame, writeFramed } from './shared-frame.ts';
+import type { Subscription } from './subscription.ts';
 import type { SyncLog } from './sync-log.ts';
 
 /** Which endpoint a socket speaks. */
@@ -158,6 +159,14 @@ export class SocketSession {
   #framesInCount = 0;
   #framesOutCount = 0;
   #closeCode: number | null = null;
+  /**
+   * Its subscriptions, kept by the `SubscriptionRegistry`: the one itself while it has one
+   * (every `/sync/<doc>` socket), a set while it has more. A field rather than an entry per
+   * socket in a table of the registry's.
+   */
+  subscriptions: Subscription | Set<Subscription> | null = null;
+  /** It holds a place in its caller's count of open sockets (kept by the SyncServer). */
+  counted = false;
 
   constructor(options: SocketSessionOptions) {
     this.id = options.id;

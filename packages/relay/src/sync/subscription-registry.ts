@@ -132,8 +132,6 @@ export class SubscriptionRegistry {
    */
   readonly #checkedFrom = new WeakMap<Subscription, number>();
   readonly #rooms = new Map<DocName, Room>();
-  /** Each session's subscriptions: the one itself while it has one (every `/sync/<doc>` socket), else a set. */
-  readonly #bySession = new Map<SocketSession, Subscription | Set<Subscription>>();
   readonly #unsubscribe: Array<() => void>;
 
   constructor(options: SubscriptionRegistryOptions) {
@@ -245,15 +243,24 @@ export class SubscriptionRegistry {
 
   /** The subscription of a session that has exactly one (a single-document socket), else undefined. */
   soleSubscription(session: SocketSession): Subscription | undefined {
-    const mine = this.#bySession.get(session);
+    const mine = session.subscriptions;
+    if (mine === null) return undefined;
     if (!(mine instanceof Set)) return mine;
     return mine.size === 1 ? mine.values().next().value : undefined;
+  }
+
+  /**
+   * The name string of document `name` that its room holds (equal to `name`), else `name`: a
+   * socket that keeps a document's name keeps the one copy every subscription shares.
+   */
+  sharedName(name: DocName): DocName {
+    return this.#rooms.get(name)?.address.name ?? name;
   }
 
   /** Ends every subscription of a session (its socket closed or its credential was revoked). */
   endSession(session: SocketSession): void {
     for (const sub of this.#subscriptionsOf(session)) this.end(sub);
-    this.#bySession.delete(session);
+    session.subscriptions = null;
   }
 
   /** Ends a subscription: it leaves its room (and the awareness of it) and releases its document. */
@@ -263,9 +270,9 @@ export class SubscriptionRegistry {
     sub.hold?.release();
     sub.hold = null;
     sub.session.holdAwareness(sub.name, 0);
-    const mine = this.#bySession.get(sub.session);
+    const mine = sub.session.subscriptions;
     if (mine === sub || (mine instanceof Set && mine.delete(sub) && mine.size === 0)) {
-      this.#bySession.delete(sub.session);
+      sub.session.subscriptions = null;
     }
     const room = this.#rooms.get(sub.name);
     if (room?.subs.delete(sub)) {
@@ -366,16 +373,16 @@ export class SubscriptionRegistry {
     const sub = new Subscription({ ...request, address: room.address, state });
     room.subs.add(sub);
     if (state.phase === 'active') (state.posing ? room.posing : room.awareness).join(sub);
-    const mine = this.#bySession.get(sub.session);
-    if (mine === undefined) this.#bySession.set(sub.session, sub);
+    const mine = sub.session.subscriptions;
+    if (mine === null) sub.session.subscriptions = sub;
     else if (mine instanceof Set) mine.add(sub);
-    else this.#bySession.set(sub.session, new Set([mine, sub]));
+    else sub.session.subscriptions = new Set([mine, sub]);
     return sub;
   }
 
   #subscriptionsOf(session: SocketSession): Subscription[] {
-    const mine = this.#bySession.get(session);
-    if (mine === undefined) return [];
+    const mine = session.subscriptions;
+    if (mine === null) return [];
     return mine instanceof Set ? [...mine] : [mine];
   }
 

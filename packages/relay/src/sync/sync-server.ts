@@ -136,7 +136,6 @@ export class SyncServer {
   readonly #handlers: Readonly<Record<SessionEndpoint, SessionHandler>>;
   /** Sockets per caller key, counted from authentication (so upgrades in flight count too). */
   readonly #perCaller = new Map<string, number>();
-  readonly #counted = new Set<SocketSession>();
   /** Sockets that authenticated with an expiring token: closed with 4401 at its `exp`. */
   readonly #expiries = new ExpiryTimers<SocketSession>();
 
@@ -355,7 +354,9 @@ export class SyncServer {
       return refuseUpgrade(socket, error.kind, error.message);
     }
     if (this.#closed) return refuseUpgrade(socket, 'Unavailable', 'the relay is shutting down');
-    const callerKey = caller.kind === 'user' ? `user:${caller.userId}` : `ip:${this.#clientAddress(request)}`;
+    // A user's key is their id as the caller holds it (`user_` + hex never contains `:`), not a
+    // string made per socket; a guest's is its address.
+    const callerKey = caller.kind === 'user' ? caller.userId : `ip:${this.#clientAddress(request)}`;
     if ((this.#perCaller.get(callerKey) ?? 0) >= this.#limits.maxSocketsPerCaller) {
       this.#denials.inc();
       return refuseUpgrade(socket, 'RateLimited', 'too many open sockets for this caller');
@@ -365,7 +366,8 @@ export class SyncServer {
       target.kind,
       caller,
       credential,
-      target.kind === 'doc' ? target.address.name : undefined,
+      // The document's one name string when a room holds it, not this request's fresh parse of it.
+      target.kind === 'doc' ? this.#registry.sharedName(target.address.name) : undefined,
       callerKey,
     );
     this.#count(session);
@@ -420,13 +422,14 @@ export class SyncServer {
   }
 
   #count(session: SocketSession): void {
-    this.#counted.add(session);
+    session.counted = true;
     this.#perCaller.set(session.callerKey, (this.#perCaller.get(session.callerKey) ?? 0) + 1);
   }
 
   /** Gives back the session's place in its caller's count; idempotent. */
   #uncount(session: SocketSession): void {
-    if (!this.#counted.delete(session)) return;
+    if (!session.counted) return;
+    session.counted = false;
     const left = (this.#perCaller.get(session.callerKey) ?? 1) - 1;
     if (left > 0) this.#perCaller.set(session.callerKey, left);
     else this.#perCaller.delete(session.callerKey);
