@@ -368,7 +368,9 @@ export class DocRegistry {
     try {
       const head = await this.#store.head(entry.name);
       const stored = await this.#store.load(entry.name);
-      const doc = new Y.Doc({ gc: true });
+      // Named, not given a random guid: a relay document is never a subdocument, and lib0's
+      // uuidv4 draws 31 random numbers through WebCrypto (a fifth of a reload's CPU).
+      const doc = new Y.Doc({ gc: true, guid: entry.name });
       let skipped = 0;
       doc.transact(() => {
         skipped = applyLog(doc, stored);

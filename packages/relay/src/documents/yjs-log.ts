@@ -57,7 +57,8 @@ export function applyLog(doc: Y.Doc, stored: readonly StoredEntry[]): number {
  * pending structs (updates whose dependencies never arrived) are kept by `encodeStateAsUpdate`.
  */
 export function mergeLog(stored: readonly StoredEntry[]): Uint8Array {
-  const doc = new Y.Doc({ gc: true });
+  // A fixed guid: a random one costs 31 WebCrypto draws and nothing reads it here.
+  const doc = new Y.Doc({ gc: true, guid: 'merge' });
   try {
     doc.transact(() => applyLog(doc, stored));
     return Y.encodeStateAsUpdate(doc);
