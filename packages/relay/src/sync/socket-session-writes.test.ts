@@ -1,0 +1,119 @@
+import type { AddressInfo, Socket } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import { Metrics } from '../metrics.ts';
+import { SharedFrame } from './shared-frame.ts';
+import { SendBudget, type SessionHandler, SocketSession } from './socket-session.ts';
+
+const IGNORE: SessionHandler = { frame: async () => undefined, closed: () => undefined };
+
+interface Pair {
+  readonly session: SocketSession;
+  /** The relay side's TCP socket, under `ws`. */
+  readonly tcp: Socket;
+  readonly received: Uint8Array[];
+  readonly client: WebSocket;
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+/** One real `ws` connection on loopback; the server side attached to a SocketSession. */
+async function connect(budget?: SendBudget): Promise<Pair> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  const accepted = new Promise<{ session: SocketSession; tcp: Socket }>((resolve) =>
+    wss.once('connection', (ws) => {
+      const session = new SocketSession({
+        id: 1,
+        endpoint: 'mux',
+        caller: { kind: 'guest' },
+        credential: null,
+        shared: {
+          limits: {
+            maxPendingFrames: 100,
+            maxBufferedBytes: 1 << 24,
+            maxFramesPerSecond: 1000,
+            maxAwarenessBytes: 100,
+          },
+          log: () => undefined,
+          framesOut: new Metrics().counter('frames', 'frames'),
+          ...(budget === undefined ? {} : { sendBudget: budget }),
+        },
+      });
+      session.attach(ws, IGNORE);
+      resolve({ session, tcp: (ws as unknown as { _socket: Socket })._socket });
+    }),
+  );
+  const { port } = wss.address() as AddressInfo;
+  const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+  const received: Uint8Array[] = [];
+  client.on('message', (data: RawData) => received.push(new Uint8Array(data as Buffer)));
+  await new Promise<void>((resolve, reject) => {
+    client.once('open', () => resolve());
+    client.once('error', reject);
+  });
+  cleanups.push(async () => {
+    client.terminate();
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+  });
+  return { ...(await accepted), received, client };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 2));
+}
+
+function frame(seed: number, length = 20): Uint8Array {
+  return Uint8Array.from({ length }, (_, i) => (seed * 7 + i) & 0xff);
+}
+
+describe('SocketSession writes', () => {
+  it('hands the frames it sends in one turn to the kernel in one write, whole and in order', async () => {
+    const { session, tcp, received } = await connect();
+    // Spied after the upgrade, so only the session's own frames count.
+    const writev = vi.spyOn(tcp as unknown as { _writev: () => void }, '_writev');
+    const write = vi.spyOn(tcp as unknown as { _write: () => void }, '_write');
+    const expected: Uint8Array[] = [];
+    // What a burst of subscribes answers within one turn: own frames and a broadcast, mixed.
+    for (let i = 0; i < 10; i++) {
+      const own = frame(i);
+      session.sendFrame(own);
+      expected.push(own);
+      if (i % 3 === 0) {
+        const shared = new SharedFrame(frame(100 + i, 200));
+        session.sendShared(shared);
+        expected.push(shared.bytes);
+      }
+    }
+    await until(() => received.length === expected.length);
+    expect(received).toEqual(expected);
+    expect(writev.mock.calls.length + write.mock.calls.length).toBe(1);
+  });
+
+  it('sends a frame of a later turn on its own, without waiting for more', async () => {
+    const { session, received } = await connect();
+    session.sendFrame(frame(1));
+    await until(() => received.length === 1);
+    session.sendFrame(frame(2));
+    await until(() => received.length === 2);
+    expect(received).toEqual([frame(1), frame(2)]);
+  });
+
+  it('does not take the frames held back for its own turn as a slow reader when the send budget runs short', async () => {
+    // Room for one frame: the second goes past the budget. A reader that has taken everything
+    // before this turn keeps its socket (as when each frame went straight to the kernel).
+    const budget = new SendBudget(30);
+    const { session, received, client } = await connect(budget);
+    session.sendFrame(frame(1));
+    session.sendFrame(frame(2));
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    await Promise.race([until(() => received.length === 2), closed]);
+    expect(client.readyState).toBe(WebSocket.OPEN);
+    expect(received).toEqual([frame(1), frame(2)]);
+    await until(() => budget.queued === 0);
+  });
+});
