@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { Metrics } from '../metrics.ts';
 import { SharedFrame } from './shared-frame.ts';
-import { SendBudget, type SessionHandler, SocketSession } from './socket-session.ts';
+import { SendBudget, type SessionHandler, type SessionShared, SocketSession } from './socket-session.ts';
 
 const IGNORE: SessionHandler = { frame: async () => undefined, closed: () => undefined };
 
@@ -14,6 +14,25 @@ interface Pair {
   readonly received: Uint8Array[];
   readonly client: WebSocket;
 }
+
+/** A multiplexed guest socket whose limits stay out of the way. */
+const SHARED: SessionShared = {
+  limits: {
+    maxPendingFrames: 100,
+    maxBufferedBytes: 1 << 24,
+    maxFramesPerSecond: 1000,
+    maxAwarenessBytes: 100,
+  },
+  log: () => undefined,
+  framesOut: new Metrics().counter('frames', 'frames'),
+};
+const SESSION = {
+  id: 1,
+  endpoint: 'mux',
+  caller: { kind: 'guest' },
+  credential: null,
+  shared: SHARED,
+} as const;
 
 const cleanups: Array<() => Promise<void>> = [];
 
@@ -27,23 +46,8 @@ async function connect(budget?: SendBudget): Promise<Pair> {
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
   const accepted = new Promise<{ session: SocketSession; tcp: Socket }>((resolve) =>
     wss.once('connection', (ws) => {
-      const session = new SocketSession({
-        id: 1,
-        endpoint: 'mux',
-        caller: { kind: 'guest' },
-        credential: null,
-        shared: {
-          limits: {
-            maxPendingFrames: 100,
-            maxBufferedBytes: 1 << 24,
-            maxFramesPerSecond: 1000,
-            maxAwarenessBytes: 100,
-          },
-          log: () => undefined,
-          framesOut: new Metrics().counter('frames', 'frames'),
-          ...(budget === undefined ? {} : { sendBudget: budget }),
-        },
-      });
+      const shared = { ...SHARED, ...(budget === undefined ? {} : { sendBudget: budget }) };
+      const session = new SocketSession({ ...SESSION, shared });
       session.attach(ws, IGNORE);
       resolve({ session, tcp: (ws as unknown as { _socket: Socket })._socket });
     }),
