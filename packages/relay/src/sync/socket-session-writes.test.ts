@@ -75,34 +75,49 @@ function frame(seed: number, length = 20): Uint8Array {
   return Uint8Array.from({ length }, (_, i) => (seed * 7 + i) & 0xff);
 }
 
+/** Spies on the relay side's writes to its TCP socket (each one a system call). */
+function kernelWrites(tcp: Socket): () => number {
+  const writev = vi.spyOn(tcp as unknown as { _writev: () => void }, '_writev');
+  const write = vi.spyOn(tcp as unknown as { _write: () => void }, '_write');
+  return () => writev.mock.calls.length + write.mock.calls.length;
+}
+
 describe('SocketSession writes', () => {
-  it('hands the frames it sends in one turn to the kernel in one write, whole and in order', async () => {
+  it('hands what a backlog of its own frames sends in one turn to the kernel in one write, whole and in order', async () => {
     const { session, tcp, received } = await connect();
     // Spied after the upgrade, so only the session's own frames count.
-    const writev = vi.spyOn(tcp as unknown as { _writev: () => void }, '_writev');
-    const write = vi.spyOn(tcp as unknown as { _write: () => void }, '_write');
+    const writes = kernelWrites(tcp);
     const expected: Uint8Array[] = [];
-    // What a burst of subscribes answers within one turn: own frames and a broadcast, mixed.
+    // The clock stands still, so the burst runs in one time slice (see the session's FRAME_SLICE_MS).
+    const clock = vi.spyOn(performance, 'now').mockReturnValue(0);
+    // A burst of subscribes queued at once, each answered with frames of its own and a broadcast.
+    const queued: Promise<void>[] = [];
     for (let i = 0; i < 10; i++) {
       const own = frame(i);
-      session.sendFrame(own);
-      expected.push(own);
-      if (i % 3 === 0) {
-        const shared = new SharedFrame(frame(100 + i, 200));
-        session.sendShared(shared);
-        expected.push(shared.bytes);
-      }
+      const shared = i % 3 === 0 ? new SharedFrame(frame(100 + i, 200)) : null;
+      expected.push(own, ...(shared ? [shared.bytes] : []));
+      queued.push(
+        session.enqueue(async () => {
+          session.sendFrame(own);
+          if (shared) session.sendShared(shared);
+        }),
+      );
     }
+    await Promise.all(queued);
+    clock.mockRestore();
     await until(() => received.length === expected.length);
     expect(received).toEqual(expected);
-    expect(writev.mock.calls.length + write.mock.calls.length).toBe(1);
+    expect(writes()).toBe(1);
   });
 
-  it('sends a frame of a later turn on its own, without waiting for more', async () => {
-    const { session, received } = await connect();
+  it('writes a frame sent while nothing of its own is queued at once, before the caller goes on', async () => {
+    // What an HTTP call that changes access relies on: its socket is told before it answers.
+    const { session, tcp, received } = await connect();
+    const writes = kernelWrites(tcp);
     session.sendFrame(frame(1));
-    await until(() => received.length === 1);
+    expect(writes()).toBe(1);
     session.sendFrame(frame(2));
+    expect(writes()).toBe(2);
     await until(() => received.length === 2);
     expect(received).toEqual([frame(1), frame(2)]);
   });
@@ -112,9 +127,9 @@ describe('SocketSession writes', () => {
     // before this turn keeps its socket (as when each frame went straight to the kernel).
     const budget = new SendBudget(30);
     const { session, received, client } = await connect(budget);
-    session.sendFrame(frame(1));
-    session.sendFrame(frame(2));
     const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    void session.enqueue(async () => session.sendFrame(frame(1)));
+    void session.enqueue(async () => session.sendFrame(frame(2)));
     await Promise.race([until(() => received.length === 2), closed]);
     expect(client.readyState).toBe(WebSocket.OPEN);
     expect(received).toEqual([frame(1), frame(2)]);

@@ -198,13 +198,16 @@ export class SocketSession {
   }
 
   /**
-   * Holds this turn's frames in the TCP socket and writes them in one `writev` once the turn's
-   * microtasks are done (a tick later): a socket whose queued frames each send two or three
-   * answers (a thousand subscribes at once) paid one system call, and on loopback the reader's
-   * whole receive path, per frame. A lone frame goes out as soon as its turn ends, as before.
+   * While frames of its own wait behind the one being handled: holds what is sent to the socket
+   * in its TCP socket and writes it in one `writev` once the turn's microtasks are done (a tick
+   * later, before any timer or I/O). A socket with a thousand subscribes queued, each answered
+   * with two or three frames, paid one system call per frame, and on loopback the reader's whole
+   * receive path. A socket with nothing queued is never corked: what it is sent (a frame of a
+   * lone edit, a permission change an HTTP call made) is written at once, before that call answers.
    */
-  #cork(ws: WebSocket): void {
-    if (this.#queuedBeforeCork >= 0) return;
+  #cork(): void {
+    const ws = this.#ws;
+    if (ws === null || this.#queuedBeforeCork >= 0) return;
     const socket = (ws as unknown as { readonly _socket?: Socket | null })._socket;
     if (!socket || socket.destroyed) return;
     this.#queuedBeforeCork = ws.bufferedAmount;
@@ -335,7 +338,6 @@ export class SocketSession {
       budget?.release(frame.byteLength);
       if (error) settings.log('warn', 'sending a sync frame failed', this.context({ error }));
     };
-    this.#cork(ws);
     if (shared === null || !writeFramed(ws, shared, sent)) ws.send(frame, sent);
     settings.framesOut.inc();
     this.#framesOutCount += 1;
@@ -467,6 +469,7 @@ export class SocketSession {
     let sliceEnds = performance.now() + FRAME_SLICE_MS;
     while (work !== undefined) {
       try {
+        if (this.#waiting !== null && this.#waiting.length > 0) this.#cork();
         if (!this.ended) await (typeof work === 'function' ? work() : this.#handler?.frame(this, work));
       } catch (error) {
         this.#fail(error);
