@@ -377,7 +377,7 @@ export class DocRegistry {
         // Writes committed while we loaded, and writes applied but not yet committed.
         for (const data of entry.catchup ?? []) Y.applyUpdate(loaded, data);
         for (const w of entry.inflight) Y.applyUpdate(loaded, w.data);
-      });
+      }, entry.name);
       if (skipped > 0 && skipped === stored.length) {
         doc.destroy();
         throw new SyncError('Conflict', 'the stored document is an encrypted log, not a Yjs document');

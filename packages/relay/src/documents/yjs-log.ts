@@ -61,8 +61,11 @@ export function applyLog(doc: Y.Doc, stored: readonly StoredEntry[]): number {
 export function docFromLog(
   stored: readonly StoredEntry[],
   more?: (doc: Y.Doc) => void,
+  guid = 'merge',
 ): { doc: Y.Doc; skipped: number } {
-  const fast = new Y.Doc({ gc: true });
+  // A given guid, not a random one: a relay document is never a subdocument, and lib0's uuidv4
+  // draws 31 random numbers through WebCrypto (a fifth of a reload's CPU).
+  const fast = new Y.Doc({ gc: true, guid });
   try {
     fast.transact(() => {
       for (const e of stored) Y.applyUpdate(fast, e.data);
@@ -72,7 +75,7 @@ export function docFromLog(
   } catch {
     fast.destroy();
   }
-  const doc = new Y.Doc({ gc: true });
+  const doc = new Y.Doc({ gc: true, guid });
   let skipped = 0;
   try {
     doc.transact(() => {

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { type Caller, callerId, isSyncError, SyncError, wsCloseCodeOf } from '@scopesync/core';
 import type { RawData, WebSocket } from 'ws';
 import type { Counter } from '../metrics.ts';
@@ -167,6 +168,11 @@ export class SocketSession {
   subscriptions: Subscription | Set<Subscription> | null = null;
   /** It holds a place in its caller's count of open sockets (kept by the SyncServer). */
   counted = false;
+  /**
+   * While this turn's frames are held in the corked TCP socket (see {@link #cork}): what was
+   * queued for the socket before them; -1 when it is not corked.
+   */
+  #queuedBeforeCork = -1;
 
   constructor(options: SocketSessionOptions) {
     this.id = options.id;
@@ -189,7 +195,38 @@ export class SocketSession {
    */
   get congested(): boolean {
     const ws = this.#ws;
-    return ws !== null && ws.bufferedAmount > this.#shared.limits.maxBufferedBytes / 4;
+    return ws !== null && this.#queued(ws) > this.#shared.limits.maxBufferedBytes / 4;
+  }
+
+  /**
+   * Bytes the client has not taken yet: what `ws` holds, less this turn's frames while they are
+   * held by the cork (those go out at the end of the turn; they say nothing of the reader).
+   */
+  #queued(ws: WebSocket): number {
+    return this.#queuedBeforeCork >= 0 ? this.#queuedBeforeCork : ws.bufferedAmount;
+  }
+
+  /**
+   * While frames of its own wait behind the one being handled: holds what is sent to the socket
+   * in its TCP socket and writes it in one `writev` once the turn's microtasks are done (a tick
+   * later, before any timer or I/O). A socket with a thousand subscribes queued, each answered
+   * with two or three frames, paid one system call per frame, and on loopback the reader's whole
+   * receive path. A socket with nothing queued is never corked: what it is sent (a frame of a
+   * lone edit, a permission change an HTTP call made) is written at once, before that call answers.
+   */
+  #cork(): void {
+    const ws = this.#ws;
+    if (ws === null || this.#queuedBeforeCork >= 0) return;
+    const socket = (ws as unknown as { readonly _socket?: Socket | null })._socket;
+    if (!socket || socket.destroyed) return;
+    this.#queuedBeforeCork = ws.bufferedAmount;
+    socket.cork();
+    process.nextTick(SocketSession.#uncork, this, socket);
+  }
+
+  static #uncork(session: SocketSession, socket: Socket): void {
+    session.#queuedBeforeCork = -1;
+    socket.uncork();
   }
 
   /**
@@ -295,12 +332,13 @@ export class SocketSession {
     const ws = this.#ws;
     if (!ws || this.#closed || ws.readyState !== ws.OPEN) return;
     const settings = this.#shared;
-    if (ws.bufferedAmount > settings.limits.maxBufferedBytes) {
+    const queued = this.#queued(ws);
+    if (queued > settings.limits.maxBufferedBytes) {
       this.close(wsCloseCodeOf('Unavailable'), 'the client does not read its socket');
       return;
     }
     const budget = settings.sendBudget;
-    if (budget !== undefined && !budget.fits(frame.byteLength) && ws.bufferedAmount > 0) {
+    if (budget !== undefined && !budget.fits(frame.byteLength) && queued > 0) {
       this.close(wsCloseCodeOf('Unavailable'), 'the relay is short of send buffer: reconnect later');
       return;
     }
@@ -440,6 +478,7 @@ export class SocketSession {
     let sliceEnds = performance.now() + FRAME_SLICE_MS;
     while (work !== undefined) {
       try {
+        if (this.#waiting !== null && this.#waiting.length > 0) this.#cork();
         if (!this.ended) await (typeof work === 'function' ? work() : this.#handler?.frame(this, work));
       } catch (error) {
         this.#fail(error);
