@@ -1,11 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import { Metrics } from '../metrics.ts';
+import { IGNORE_FRAMES, relaxedSessionShared } from './session-test-settings.ts';
 import { SharedFrame } from './shared-frame.ts';
-import { SendBudget, type SessionHandler, SocketSession } from './socket-session.ts';
-
-const IGNORE: SessionHandler = { frame: async () => undefined, closed: () => undefined };
+import { SendBudget, SocketSession } from './socket-session.ts';
 
 /** Lengths on both sides of each WebSocket length encoding (7 bits, 16 bits, 64 bits). */
 const LENGTHS = [0, 1, 125, 126, 127, 65_535, 65_536, 70_000];
@@ -44,19 +42,9 @@ async function connect(readers: number, perMessageDeflate = false): Promise<Harn
       endpoint: 'doc',
       caller: { kind: 'guest' },
       credential: null,
-      shared: {
-        limits: {
-          maxPendingFrames: 100,
-          maxBufferedBytes: 1 << 24,
-          maxFramesPerSecond: 1000,
-          maxAwarenessBytes: 100,
-        },
-        log: () => undefined,
-        framesOut: new Metrics().counter('frames', 'frames'),
-        sendBudget: budget,
-      },
+      shared: relaxedSessionShared(budget),
     });
-    session.attach(ws, IGNORE);
+    session.attach(ws, IGNORE_FRAMES);
     sessions.push(session);
     serverSockets.push(ws);
   });

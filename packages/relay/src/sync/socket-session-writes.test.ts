@@ -1,11 +1,9 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import { Metrics } from '../metrics.ts';
+import { IGNORE_FRAMES, relaxedSessionShared } from './session-test-settings.ts';
 import { SharedFrame } from './shared-frame.ts';
-import { SendBudget, type SessionHandler, type SessionShared, SocketSession } from './socket-session.ts';
-
-const IGNORE: SessionHandler = { frame: async () => undefined, closed: () => undefined };
+import { SendBudget, SocketSession } from './socket-session.ts';
 
 interface Pair {
   readonly session: SocketSession;
@@ -16,16 +14,7 @@ interface Pair {
 }
 
 /** A multiplexed guest socket whose limits stay out of the way. */
-const SHARED: SessionShared = {
-  limits: {
-    maxPendingFrames: 100,
-    maxBufferedBytes: 1 << 24,
-    maxFramesPerSecond: 1000,
-    maxAwarenessBytes: 100,
-  },
-  log: () => undefined,
-  framesOut: new Metrics().counter('frames', 'frames'),
-};
+const SHARED = relaxedSessionShared();
 const SESSION = {
   id: 1,
   endpoint: 'mux',
@@ -46,9 +35,9 @@ async function connect(budget?: SendBudget): Promise<Pair> {
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
   const accepted = new Promise<{ session: SocketSession; tcp: Socket }>((resolve) =>
     wss.once('connection', (ws) => {
-      const shared = { ...SHARED, ...(budget === undefined ? {} : { sendBudget: budget }) };
+      const shared = relaxedSessionShared(budget);
       const session = new SocketSession({ ...SESSION, shared });
-      session.attach(ws, IGNORE);
+      session.attach(ws, IGNORE_FRAMES);
       resolve({ session, tcp: (ws as unknown as { _socket: Socket })._socket });
     }),
   );
