@@ -265,6 +265,13 @@ const ALICE_PUBLIC = parseDocName(`USER_PUBLIC/${ALICE}/profile`).name;
 const ALICE_PRIVATE = parseDocName(`USER_PRIVATE/${ALICE}/diary`).name;
 const BLOB = parseDocName('blob/b1').name;
 
+/** A relay whose blob BLOB belongs to alice and is shared read-write with bob. */
+async function startWithSharedBlob(): Promise<Fixture> {
+  const f = await start();
+  f.authority.objects.set(BLOB, { owner: ALICE, read: 1, write: 1, shares: new Map([[BOB, 'read_write']]) });
+  return f;
+}
+
 describe('SyncServer upgrade', () => {
   it('refuses with plain HTTP statuses before the socket opens', async () => {
     const f = await start();
@@ -350,13 +357,7 @@ describe('SyncServer single-document endpoint', () => {
   });
 
   it("applies an authorised live edit in its frame's turn, and refuses the next one once write access is gone", async () => {
-    const f = await start();
-    f.authority.objects.set(BLOB, {
-      owner: ALICE,
-      read: 1,
-      write: 1,
-      shares: new Map([[BOB, 'read_write']]),
-    });
+    const f = await startWithSharedBlob();
     const alice = await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false);
     const bob = await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false);
     await alice.next('sync-step1');
@@ -671,13 +672,7 @@ describe('SyncServer multiplexed endpoint', () => {
   });
 
   it('revokes a sharee at once: permission none, later writes refused', async () => {
-    const f = await start();
-    f.authority.objects.set(BLOB, {
-      owner: ALICE,
-      read: 1,
-      write: 1,
-      shares: new Map([[BOB, 'read_write']]),
-    });
+    const f = await startWithSharedBlob();
     const bob = await Client.open(`${f.url}/sync?key=bob-key`, true);
     bob.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, BLOB);
     expect(await bob.next('permission')).toMatchObject({ access: 'read-write' });
