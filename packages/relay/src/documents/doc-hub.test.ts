@@ -496,6 +496,63 @@ describe('DocHub reads and holds of a held document (served at once)', () => {
   });
 });
 
+describe("DocHub live update of a held document (in the caller's turn)", () => {
+  it('applies, announces and queues the commit before it returns; acks after the commit', async () => {
+    const { hub, store, events } = makeHub();
+    const hold = await hub.hold(NOTES, 'plaintext');
+    const gate = deferred();
+    store.gate = gate.promise;
+    const update = updateSetting('a', 1);
+    const pending = hub.enqueueHeldUpdate(NOTES, update, SOCKET);
+    // Nothing awaited: readers have it now, and the document holds it.
+    expect(pending).not.toBeNull();
+    expect(events).toEqual([{ type: 'doc-updated', name: NOTES, update, seq: null, origin: SOCKET }]);
+    expect(await hub.read(NOTES, (doc) => doc.getMap('data').toJSON())).toEqual({ a: 1 });
+    let acked = false;
+    const committed = pending?.committed.then(() => {
+      acked = true;
+    });
+    await vi.waitFor(() => expect(store.batches).toHaveLength(1));
+    expect(acked).toBe(false);
+    gate.resolve();
+    await committed;
+    expect(await store.head(NOTES)).toBe(1);
+    hold.release();
+  });
+
+  it('does nothing and answers null for a document nobody holds ready, or once closing', async () => {
+    const { hub, store, events } = makeHub();
+    expect(hub.enqueueHeldUpdate(NOTES, updateSetting('a', 1), SOCKET)).toBeNull();
+    const hold = await hub.hold(NOTES, 'plaintext');
+    // Gone stale (a change behind the store's back): not ready, so the caller takes the slow path.
+    await hub.read(NOTES, (doc) => doc.getMap('data').set('sneaked', true));
+    expect(hub.enqueueHeldUpdate(NOTES, updateSetting('b', 1), SOCKET)).toBeNull();
+    await hub.read(NOTES, () => undefined);
+    const closing = hub.close();
+    expect(hub.enqueueHeldUpdate(NOTES, updateSetting('c', 1), SOCKET)).toBeNull();
+    await closing;
+    expect(events).toEqual([]);
+    expect(store.batches).toEqual([]);
+    hold.release();
+  });
+
+  it('refuses a malformed update, and one past the size bound, before it touches anything', async () => {
+    const { hub, store, events } = makeHub(new TestStore(), { maxDocBytes: () => 100 });
+    const hold = await hub.hold(NOTES, 'plaintext');
+    expect(() => hub.enqueueHeldUpdate(NOTES, new Uint8Array([1, 2, 3, 4]), SOCKET)).toThrow(
+      expect.objectContaining({ kind: 'InvalidMessage' }),
+    );
+    expect(() => hub.enqueueHeldUpdate(NOTES, updateSetting('big', 'x'.repeat(200)), SOCKET)).toThrow(
+      expect.objectContaining({ kind: 'TooLarge' }),
+    );
+    expect(events).toEqual([]);
+    expect(await hub.read(NOTES, (doc) => doc.getMap('data').toJSON())).toEqual({});
+    await hub.flush();
+    expect(store.batches).toEqual([]);
+    hold.release();
+  });
+});
+
 describe('DocHub remove', () => {
   it('removes the document from memory and store, even while held', async () => {
     const { hub, store } = makeHub();
@@ -657,5 +714,22 @@ describe('DocHub size bound', () => {
     expect(await store.head(NOTES)).toBe(1);
     // Another scope's bound is its own.
     await hub.applyUpdate(OTHER, text(new Y.Doc(), 'd'.repeat(500)), RUNTIME_ORIGIN);
+  });
+
+  it("asks for a document's bound once, not on every write", async () => {
+    const asked: DocName[] = [];
+    const { hub } = makeHub(new TestStore(), {
+      maxDocBytes: (name) => {
+        asked.push(name);
+        return 10_000;
+      },
+    });
+    const client = new Y.Doc();
+    const hold = await hub.hold(NOTES, 'plaintext');
+    for (let i = 0; i < 5; i++) await hub.applyUpdate(NOTES, text(client, 'a'), RUNTIME_ORIGIN);
+    hub.enqueueHeldUpdate(NOTES, text(client, 'b'), RUNTIME_ORIGIN);
+    await hub.applyUpdate(OTHER, text(new Y.Doc(), 'c'), RUNTIME_ORIGIN);
+    expect(asked).toEqual([NOTES, OTHER]);
+    hold.release();
   });
 });

@@ -90,8 +90,6 @@ export class DocHub {
   readonly #bus: EventBus;
   readonly #maxEnvelopeBytes: number;
   readonly #maxDocBytes: ((name: DocName) => number) | null;
-  /** `#maxDocBytes` of each loaded document, asked once per entry. */
-  readonly #maxBytesOf = new WeakMap<DocEntry, number>();
   readonly #verifyEnvelope: EnvelopeVerifier | undefined;
   readonly #registry: DocRegistry;
   readonly #batcher: CommitBatcher;
@@ -248,28 +246,44 @@ export class DocHub {
       validateUpdate(update);
       const entry = await this.#registry.acquire(name, 'plaintext');
       try {
-        // Over the bound, only what the document already holds passes (a reconnecting client's
-        // SyncStep2), so a full document does not close its readers' sockets in a loop.
-        if (!this.#fits(entry, update) && !holdsAlready(entry, update)) throw this.#tooLarge(entry);
-        if (!applyOn(entry, update, origin)) return { committed: this.#batcher.noop(entry) };
-        entry.stateBytes += update.byteLength;
-        return { committed: this.#writePlaintext(entry, update, origin) };
+        return this.#applyPlaintext(entry, update, origin);
       } finally {
         this.#registry.release(entry);
       }
     });
   }
 
+  /**
+   * Like {@link enqueueUpdate}, but in the caller's turn when someone holds the document ready
+   * (a live edit on a subscribed socket): applied, announced and queued for the commit before
+   * it returns. Null, having done nothing, when the document is not held ready or the hub is
+   * closing — then call {@link enqueueUpdate}. Throws what `enqueueUpdate` would reject with.
+   */
+  enqueueHeldUpdate(name: DocName, update: Uint8Array, origin: ChangeOrigin): PendingWrite | null {
+    // Held ready means an operation checked its channel and loaded it, and nothing can evict,
+    // reload or remove it without first making it not ready (see `DocRegistry.held`).
+    const entry = this.#held(name, 'plaintext');
+    if (entry === null) return null;
+    validateUpdate(update);
+    return this.#applyPlaintext(entry, update, origin);
+  }
+
+  /** Applies a validated update to a ready entry and queues its commit (see {@link enqueueUpdate}). */
+  #applyPlaintext(entry: DocEntry, update: Uint8Array, origin: ChangeOrigin): PendingWrite {
+    // Over the bound, only what the document already holds passes (a reconnecting client's
+    // SyncStep2), so a full document does not close its readers' sockets in a loop.
+    if (!this.#fits(entry, update) && !holdsAlready(entry, update)) throw this.#tooLarge(entry);
+    if (!applyOn(entry, update, origin)) return { committed: this.#batcher.noop(entry) };
+    entry.stateBytes += update.byteLength;
+    return { committed: this.#writePlaintext(entry, update, origin) };
+  }
+
   /** Whether `update` may be added to the entry's document under the size cap. */
   #fits(entry: DocEntry, update: Uint8Array): boolean {
     if (this.#maxDocBytes === null) return true;
-    // The bound depends on the name only; parsing the name for every keystroke cost ~4% of a replay.
-    let max = this.#maxBytesOf.get(entry);
-    if (max === undefined) {
-      max = this.#maxDocBytes(entry.name);
-      this.#maxBytesOf.set(entry, max);
-    }
-    return entry.stateBytes + update.byteLength <= max;
+    // The bound depends on the name alone: asked once per entry, not parsed again on every edit.
+    entry.maxBytes ??= this.#maxDocBytes(entry.name);
+    return entry.stateBytes + update.byteLength <= entry.maxBytes;
   }
 
   #tooLarge(entry: DocEntry): SyncError {

@@ -42,6 +42,8 @@ export interface DocEntry {
    * since (an upper bound, exact again at the next load). What the per-document size cap checks.
    */
   stateBytes: number;
+  /** The size bound of this document (it depends on the name only), once the hub has asked for it. */
+  maxBytes: number | undefined;
   /** Compact once `logEntries` reaches this; pushed back after every attempt so failures do not spin. */
   compactAt: number;
   /** Bytes of the stored log (approximate): what a load reads and applies. */
@@ -488,6 +490,7 @@ function newEntry(name: DocName): DocEntry {
     headKnown: false,
     logEntries: 0,
     stateBytes: 0,
+    maxBytes: undefined,
     compactAt: Number.POSITIVE_INFINITY,
     logBytes: 0,
     compactAtBytes: Number.POSITIVE_INFINITY,

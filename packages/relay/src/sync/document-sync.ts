@@ -149,7 +149,11 @@ export class DocumentSync {
       if (ref > 0) sub.answer({ type: 'ack', ref, seq: 0 });
       return;
     }
-    const verdict = needsNothing ? { ok: true as const } : await this.#registry.authorizeWrite(sub);
+    // A live edit of a subscription whose writes are authorised is decided, applied and
+    // broadcast in this turn: no promise between the frame and its readers' sockets.
+    const verdict = needsNothing
+      ? { ok: true as const }
+      : (this.#registry.authorizedWrite(sub) ?? (await this.#registry.authorizeWrite(sub)));
     if (!verdict.ok) {
       this.#denials.inc();
       // Ended meanwhile (a posing subscription's first write): answered like any frame about a
@@ -163,7 +167,10 @@ export class DocumentSync {
     }
     let pending: PendingWrite;
     try {
-      pending = await this.#hub.enqueueUpdate(sub.name, update, originOf(sub));
+      const origin = originOf(sub);
+      pending =
+        this.#hub.enqueueHeldUpdate(sub.name, update, origin) ??
+        (await this.#hub.enqueueUpdate(sub.name, update, origin));
     } catch (error) {
       if (ref === 0) throw error;
       this.#answerError(sub, ref, error);

@@ -106,6 +106,12 @@ const NO_AUDIT = { audit: false } as const;
 // The write states without data, shared by every subscription (a state is never changed in place).
 const WRITE_UNCHECKED: WriteState = Object.freeze({ status: 'unchecked' });
 const WRITE_AUTHORIZED: WriteState = Object.freeze({ status: 'authorized' });
+const WRITE_OK: WriteVerdict = Object.freeze({ ok: true });
+const WRITE_NOT_SUBSCRIBED: WriteVerdict = Object.freeze({
+  ok: false,
+  kind: 'Forbidden',
+  reason: 'not subscribed',
+});
 
 /** What a write to a document the socket is not subscribed to is told (the multiplexed endpoint's words). */
 export const NOT_SUBSCRIBED = 'not subscribed to this document: send subscribe first';
@@ -188,19 +194,36 @@ export class SubscriptionRegistry {
   }
 
   /**
+   * The verdict on a write of `sub` when its state already holds it — not subscribed, writes
+   * authorised since the last access decision, or a refusal already audited — else null: then
+   * only {@link authorizeWrite} can answer. Answered in the caller's turn, so a live edit of an
+   * authorised subscription goes on without waiting for a promise; any access change replaces
+   * the state first (in the document's lane), so the answer is the current decision's.
+   */
+  authorizedWrite(sub: Subscription): WriteVerdict | null {
+    const state = sub.state;
+    if (state.phase !== 'active') return WRITE_NOT_SUBSCRIBED;
+    if (state.write.status === 'authorized') return WRITE_OK;
+    if (state.posing) return null;
+    if (state.write.status === 'denied' && state.write.audited) {
+      return { ok: false, kind: 'Forbidden', reason: state.write.reason };
+    }
+    return null;
+  }
+
+  /**
    * Authorises a write of `sub`: the audited write check and the object's preparation
    * (creation, requested flags) once per access decision; later writes pass at once. The
    * authority narrows access before it resolves, so the caller may then write the content.
    */
   async authorizeWrite(sub: Subscription): Promise<WriteVerdict> {
     for (;;) {
+      const known = this.authorizedWrite(sub);
+      if (known !== null) return known;
       const state = sub.state;
-      if (state.phase !== 'active') return { ok: false, kind: 'Forbidden', reason: 'not subscribed' };
-      if (state.write.status === 'authorized') return { ok: true };
+      // Narrows the type only: every state but an active one was answered above.
+      if (state.phase !== 'active') return WRITE_NOT_SUBSCRIBED;
       if (state.posing) return this.#unmask(sub, state);
-      if (state.write.status === 'denied' && state.write.audited) {
-        return { ok: false, kind: 'Forbidden', reason: state.write.reason };
-      }
       let verdict: WriteVerdict;
       try {
         const decision = await this.#authority.authorizeWrite(sub.session.caller, sub.address, sub.flags);

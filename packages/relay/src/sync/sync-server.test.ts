@@ -265,6 +265,13 @@ const ALICE_PUBLIC = parseDocName(`USER_PUBLIC/${ALICE}/profile`).name;
 const ALICE_PRIVATE = parseDocName(`USER_PRIVATE/${ALICE}/diary`).name;
 const BLOB = parseDocName('blob/b1').name;
 
+/** A relay whose blob BLOB belongs to alice and is shared read-write with bob. */
+async function startWithSharedBlob(): Promise<Fixture> {
+  const f = await start();
+  f.authority.objects.set(BLOB, { owner: ALICE, read: 1, write: 1, shares: new Map([[BOB, 'read_write']]) });
+  return f;
+}
+
 describe('SyncServer upgrade', () => {
   it('refuses with plain HTTP statuses before the socket opens', async () => {
     const f = await start();
@@ -317,19 +324,21 @@ describe('SyncServer single-document endpoint', () => {
     const client = await Client.open(`${f.url}/sync/${NOTES}`, false);
     await client.next('sync-step1');
     const reads = vi.spyOn(f.hub, 'read');
-    const writes = vi.spyOn(f.hub, 'enqueueUpdate');
+    // Either way into the hub: an operation, or the live path of a held document.
+    const entries = [vi.spyOn(f.hub, 'enqueueUpdate'), vi.spyOn(f.hub, 'enqueueHeldUpdate')];
+    const writes = (): number => entries.reduce((n, spy) => n + spy.mock.calls.length, 0);
     client.send({ type: 'sync-step2', update: Y.encodeStateAsUpdate(new Y.Doc()) });
     // A socket's frames are processed in order: this answer comes after the step2 was handled.
     client.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
     await client.next('sync-step2');
     // Every connecting idle client sends one: no read to check it, no no-op write.
-    expect(writes).not.toHaveBeenCalled();
+    expect(writes()).toBe(0);
     expect(reads).toHaveBeenCalledTimes(1); // the SyncStep1 answer
     // A SyncStep2 that carries something is still written.
     client.send({ type: 'sync-step2', update: textUpdate(new Y.Doc(), 'kept') });
     client.send({ type: 'sync-step1', stateVector: new Uint8Array([0]) });
     await client.next('sync-step2');
-    expect(writes).toHaveBeenCalledTimes(1);
+    expect(writes()).toBe(1);
     await f.hub.flush();
     expect(await f.store.head(NOTES)).toBe(1);
     expect(await f.hub.read(NOTES, (d) => d.getText('t').toString())).toBe('kept');
@@ -345,6 +354,35 @@ describe('SyncServer single-document endpoint', () => {
     await crossUser.next('sync-step1');
     expect(f.authority.reads).toBe(2);
     expect(f.authority.audits).toEqual([{ caller: BOB, action: 'read', name: ALICE_PUBLIC, allowed: true }]);
+  });
+
+  it("applies an authorised live edit in its frame's turn, and refuses the next one once write access is gone", async () => {
+    const f = await startWithSharedBlob();
+    const alice = await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false);
+    const bob = await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false);
+    await alice.next('sync-step1');
+    await bob.next('sync-step1');
+    // The document is held by the sockets: no hub operation (and no promise) on an edit's way.
+    const operations = vi.spyOn(f.hub, 'enqueueUpdate');
+    const live = vi.spyOn(f.hub, 'enqueueHeldUpdate');
+    const local = new Y.Doc();
+    bob.send({ type: 'sync-update', update: textUpdate(local, 'a') });
+    const copy = new Y.Doc();
+    Y.applyUpdate(copy, (await alice.next('sync-update')).update);
+    bob.send({ type: 'sync-update', update: textUpdate(local, 'b') });
+    Y.applyUpdate(copy, (await alice.next('sync-update')).update);
+    expect(copy.getText('t').toString()).toBe('ba');
+    expect(live).toHaveBeenCalledTimes(2);
+    expect(operations).not.toHaveBeenCalled();
+
+    f.authority.share(BLOB, BOB, 'read_only');
+    await f.bus.publish({ type: 'access-changed', name: BLOB, cause: 'flags' });
+    bob.send({ type: 'sync-update', update: textUpdate(local, 'c') });
+    expect((await bob.next('permission-denied')).reason).toMatch(/share|owner|write/);
+    await f.hub.flush();
+    expect(await f.hub.read(BLOB, (d) => d.getText('t').toString())).toBe('ba');
+    expect(await f.store.head(BLOB)).toBe(2);
+    expect(alice.has('sync-update')).toBe(false);
   });
 
   it('syncs a read-only caller but drops its edits and tells it so', async () => {
@@ -640,13 +678,7 @@ describe('SyncServer multiplexed endpoint', () => {
   });
 
   it('revokes a sharee at once: permission none, later writes refused', async () => {
-    const f = await start();
-    f.authority.objects.set(BLOB, {
-      owner: ALICE,
-      read: 1,
-      write: 1,
-      shares: new Map([[BOB, 'read_write']]),
-    });
+    const f = await startWithSharedBlob();
     const bob = await Client.open(`${f.url}/sync?key=bob-key`, true);
     bob.send({ type: 'subscribe', mode: 'plaintext', sinceSeq: 0 }, BLOB);
     expect(await bob.next('permission')).toMatchObject({ access: 'read-write' });
