@@ -375,11 +375,15 @@ export class DocRegistry {
     try {
       const head = await this.#store.head(entry.name);
       const stored = await this.#store.load(entry.name);
-      const { doc, skipped } = docFromLog(stored, (loaded) => {
-        // Writes committed while we loaded, and writes applied but not yet committed.
-        for (const data of entry.catchup ?? []) Y.applyUpdate(loaded, data);
-        for (const w of entry.inflight) Y.applyUpdate(loaded, w.data);
-      }, entry.name);
+      const { doc, skipped } = docFromLog(
+        stored,
+        (loaded) => {
+          // Writes committed while we loaded, and writes applied but not yet committed.
+          for (const data of entry.catchup ?? []) Y.applyUpdate(loaded, data);
+          for (const w of entry.inflight) Y.applyUpdate(loaded, w.data);
+        },
+        entry.name,
+      );
       if (skipped > 0 && skipped === stored.length) {
         doc.destroy();
         throw new SyncError('Conflict', 'the stored document is an encrypted log, not a Yjs document');
