@@ -120,17 +120,21 @@ function poolRounds(
   return pooled;
 }
 
+/** How many edits one measurement makes, and how long each may take to arrive. */
+export interface LatencyRun {
+  readonly warmupEdits: number;
+  readonly edits: number;
+  readonly editTimeoutMs: number;
+}
+
 /**
  * One writer on `placement.writer` and `readerCount` readers on `placement.readers`, all on
  * one document: p50/p99 from the writer's local change to each reader's apply.
  */
 export async function measureLatency(
-  placement: LatencyPlacement,
-  readerCount: number,
-  options: { readonly warmupEdits: number; readonly edits: number; readonly editTimeoutMs: number },
-  docName = `PUBLIC_RW/_/bench-latency-${readerCount}`,
+  ...args: Parameters<typeof measureLatencySamples>
 ): Promise<LatencySummary> {
-  const { samples, lost } = await measureLatencySamples(placement, readerCount, options, docName);
+  const { samples, lost } = await measureLatencySamples(...args);
   return summarize(samples, lost);
 }
 
@@ -138,7 +142,7 @@ export async function measureLatency(
 export async function measureLatencySamples(
   placement: LatencyPlacement,
   readerCount: number,
-  options: { readonly warmupEdits: number; readonly edits: number; readonly editTimeoutMs: number },
+  options: LatencyRun,
   docName = `PUBLIC_RW/_/bench-latency-${readerCount}`,
 ): Promise<LatencySamples> {
   const { warmupEdits, edits, editTimeoutMs } = options;
