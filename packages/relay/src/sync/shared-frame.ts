@@ -57,6 +57,15 @@ interface WsInternals {
   } | null;
 }
 
+function internalsOf(ws: WebSocket): WsInternals {
+  return ws as unknown as WsInternals;
+}
+
+/** The TCP socket under `ws` (`ws` keeps it private), or null once it is gone. */
+export function tcpSocketOf(ws: WebSocket): Socket | null {
+  return internalsOf(ws)._socket ?? null;
+}
+
 /**
  * Writes an already framed message straight to the WebSocket's TCP socket, after everything
  * `ws` has written so far: only when `ws`'s sender has nothing of its own under way (no
@@ -70,7 +79,7 @@ export function writeFramed(
   done: (error?: Error | null) => void,
 ): boolean {
   if (ws.extensions !== '') return false;
-  const { _socket: socket, _sender: sender } = ws as unknown as WsInternals;
+  const { _socket: socket, _sender: sender } = internalsOf(ws);
   if (!socket || !sender || socket.destroyed || !socket.writable) return false;
   // ws's Sender: state 0 is DEFAULT (not deflating, not reading a blob); with an empty queue
   // every earlier send is already in the socket, and a first fragment means no message is open.

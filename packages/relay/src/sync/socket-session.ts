@@ -3,7 +3,7 @@ import { type Caller, callerId, isSyncError, SyncError, wsCloseCodeOf } from '@s
 import type { RawData, WebSocket } from 'ws';
 import type { Counter } from '../metrics.ts';
 import type { RateLimiter } from '../rate-limiter.ts';
-import { type SharedFrame, writeFramed } from './shared-frame.ts';
+import { type SharedFrame, tcpSocketOf, writeFramed } from './shared-frame.ts';
 import type { Subscription } from './subscription.ts';
 import type { SyncLog } from './sync-log.ts';
 
@@ -217,7 +217,7 @@ export class SocketSession {
   #cork(): void {
     const ws = this.#ws;
     if (ws === null || this.#queuedBeforeCork >= 0) return;
-    const socket = (ws as unknown as { readonly _socket?: Socket | null })._socket;
+    const socket = tcpSocketOf(ws);
     if (!socket || socket.destroyed) return;
     this.#queuedBeforeCork = ws.bufferedAmount;
     socket.cork();
