@@ -4,11 +4,8 @@ import {
   type Caller,
   type DocName,
   type ErrorKind,
-  encodeDocFrame,
-  encodeMuxFrame,
   HIDDEN_REASON,
   isSyncError,
-  type Message,
 } from '@scopesync/core';
 import type { EventBus } from '../events/event-bus.ts';
 import {
@@ -24,7 +21,7 @@ import {
 import type { Counter } from '../metrics.ts';
 import { couldCreate } from '../services/existence.ts';
 import { AwarenessRoom } from './awareness-room.ts';
-import { SharedFrame } from './shared-frame.ts';
+import { FrameCache } from './frame-cache.ts';
 import type { SocketSession } from './socket-session.ts';
 import {
   type ActiveState,
@@ -692,26 +689,4 @@ function isEchoOf(origin: ChangeOrigin, sub: Subscription): boolean {
 
 function refusal(checked: CheckedAccess): { kind: 'hidden' | 'refused'; reason: string } {
   return { kind: checked.decision.hideExistence ? 'hidden' : 'refused', reason: checked.decision.reason };
-}
-
-/** One message encoded lazily for each endpoint kind, each framed once for all its sockets. */
-class FrameCache {
-  readonly #name: DocName;
-  readonly #message: Message;
-  #doc: SharedFrame | null = null;
-  #mux: SharedFrame | null = null;
-
-  constructor(name: DocName, message: Message) {
-    this.#name = name;
-    this.#message = message;
-  }
-
-  for(sub: Subscription): SharedFrame {
-    if (sub.session.endpoint === 'doc') {
-      this.#doc ??= new SharedFrame(encodeDocFrame(this.#message as Parameters<typeof encodeDocFrame>[0]));
-      return this.#doc;
-    }
-    this.#mux ??= new SharedFrame(encodeMuxFrame(this.#name, this.#message));
-    return this.#mux;
-  }
 }
