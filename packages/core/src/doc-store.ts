@@ -31,6 +31,12 @@ export interface DocStore {
   /** The highest sequence number ever assigned to the document, 0 if none. */
   head(doc: string): Promise<number>;
   /**
+   * Optional: the heads of several documents in one read (0 for one without entries), for a
+   * relay that compares every document it follows with the store (callers fall back to `head`
+   * per document).
+   */
+  heads?(docs: readonly string[]): Promise<Map<string, number>>;
+  /**
    * Atomically replaces every entry with `seq <= throughSeq` by one entry holding `snapshot`
    * at `seq = throughSeq`. Later entries stay. A crash leaves either the old entries or the
    * snapshot, never neither. Throws Conflict if `throughSeq` is not an existing entry's seq.

@@ -46,6 +46,11 @@ export class MemoryDocStore implements DocStore {
     return this.#heads.get(doc) ?? 0;
   }
 
+  async heads(docs: readonly string[]): Promise<Map<string, number>> {
+    this.#open();
+    return new Map(docs.map((doc) => [doc, this.#heads.get(doc) ?? 0]));
+  }
+
   async compact(doc: string, throughSeq: number, snapshot: Uint8Array): Promise<void> {
     this.#open();
     const log = this.#logs.get(doc) ?? [];

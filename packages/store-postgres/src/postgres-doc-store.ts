@@ -20,6 +20,7 @@ interface Sql {
   readonly load: string;
   readonly loadLimited: string;
   readonly head: string;
+  readonly heads: string;
   readonly lockHead: string;
   readonly entryExists: string;
   readonly deleteBefore: string;
@@ -63,6 +64,7 @@ function statements(s: string): Sql {
     load: `SELECT seq, data FROM ${s}.doc_entries WHERE doc = $1 AND seq > $2 ORDER BY seq`,
     loadLimited: `SELECT seq, data FROM ${s}.doc_entries WHERE doc = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
     head: `SELECT seq FROM ${s}.doc_heads WHERE doc = $1`,
+    heads: `SELECT doc, seq FROM ${s}.doc_heads WHERE doc = ANY($1::text[])`,
     // Compaction and removal lock the head row first: they wait for appends in flight and make
     // each other wait, always in the order head row, then entries (no deadlock).
     lockHead: `SELECT seq FROM ${s}.doc_heads WHERE doc = $1 FOR UPDATE`,
@@ -174,6 +176,18 @@ export class PostgresDocStore implements DocStore {
       return (await q.query<{ seq: bigint }>(this.#sql.head, [doc])).rows;
     });
     return rows[0] === undefined ? 0 : toSafeInteger(rows[0].seq, 'seq');
+  }
+
+  async heads(docs: readonly string[]): Promise<Map<string, number>> {
+    this.#handle.checkOpen();
+    for (const doc of docs) checkDoc(doc);
+    const heads = new Map<string, number>(docs.map((doc) => [doc, 0]));
+    if (docs.length === 0) return heads;
+    const rows = await this.#handle.run('cannot read the heads of the document logs', async (q) => {
+      return (await q.query<{ doc: string; seq: bigint }>(this.#sql.heads, [docs])).rows;
+    });
+    for (const row of rows) heads.set(row.doc, toSafeInteger(row.seq, 'seq'));
+    return heads;
   }
 
   async compact(doc: string, throughSeq: number, snapshot: Uint8Array): Promise<void> {

@@ -192,6 +192,13 @@ export class SqliteDocStore implements DocStore {
     });
   }
 
+  async heads(docs: readonly string[]): Promise<Map<string, number>> {
+    return this.#run('read the heads of', () => {
+      for (const doc of docs) checkDoc(doc);
+      return new Map(docs.map((doc) => [doc, this.#sql.head.get(doc) ?? 0]));
+    });
+  }
+
   async compact(doc: string, throughSeq: number, snapshot: Uint8Array): Promise<void> {
     this.#run('compact', () => {
       checkDoc(doc);

@@ -97,6 +97,20 @@ export function runDocStoreSuite(name: string, setup: DocStoreSetup): void {
         expect(await s.head('unknown')).toBe(0);
       });
 
+      it('reads the heads of several documents at once, 0 for one without entries (if it offers heads)', async () => {
+        const s = store();
+        if (s.heads === undefined) return;
+        const a1 = await s.append('a', entry(0));
+        const b1 = await s.append('b', entry(1));
+        const a2 = await s.append('a', entry(2));
+        await s.append('c', entry(3));
+        await s.remove('c');
+        const heads = await s.heads(['a', 'b', 'c', 'unknown']);
+        expect(Object.fromEntries(heads)).toEqual({ a: a2, b: b1, c: await s.head('c'), unknown: 0 });
+        expect(a2).toBeGreaterThan(a1);
+        expect((await s.heads([])).size).toBe(0);
+      });
+
       it('loads only the entries after sinceSeq', async () => {
         const s = store();
         const seqs: number[] = [];

@@ -1,4 +1,10 @@
-import { type AppendItem, MemoryDocStore, parseDocName, type StoredEntry } from '@scopesync/core';
+import {
+  type AppendItem,
+  type DocName,
+  MemoryDocStore,
+  parseDocName,
+  type StoredEntry,
+} from '@scopesync/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { LocalEventBus } from '../events/local-event-bus.ts';
@@ -18,7 +24,18 @@ class SharedStore extends MemoryDocStore {
   loadGate: Promise<void> | null = null;
   /** Reads of a log fail while set: the database is unreachable. */
   loadsFail = false;
+  /** How often each read was made. */
+  readonly reads = { head: 0, heads: 0, load: 0 };
+  override async head(doc: string): Promise<number> {
+    this.reads.head += 1;
+    return super.head(doc);
+  }
+  override async heads(docs: readonly string[]): Promise<Map<string, number>> {
+    this.reads.heads += 1;
+    return super.heads(docs);
+  }
   override async load(doc: string, sinceSeq?: number, limit?: number): Promise<StoredEntry[]> {
+    this.reads.load += 1;
     if (this.loadGate) await this.loadGate;
     if (this.loadsFail) throw new Error('connection terminated');
     return super.load(doc, sinceSeq, limit);
@@ -249,4 +266,34 @@ describe('DocFeed across relays', () => {
     expect(reader.getText('t').toString()).toBe('hello world');
     hold.release();
   });
+
+  for (const heads of ['one read of all heads', 'a head per document'] as const) {
+    it(`brings its readers a commit whose messages were lost, on its idle check (${heads})`, async () => {
+      const store = new SharedStore();
+      if (heads === 'a head per document') Object.defineProperty(store, 'heads', { value: undefined });
+      const a = relay(store);
+      const b = relay(store);
+      const names = Array.from({ length: 20 }, (_, i) => parseDocName(`PUBLIC_RW/_/notes-${i}`).name);
+      const holds = await Promise.all(names.map((name) => b.hub.hold(name, 'plaintext')));
+      // A stores an edit of one of them; every message about it to B is lost.
+      await a.hub.applyUpdate(names[7] as DocName, edit('missed'), WRITER);
+      a.forwarded.splice(0);
+      const before = { ...store.reads };
+      await b.feed.catchUpAll();
+      await settle();
+      const reader = new Y.Doc();
+      for (const e of b.toSockets) Y.applyUpdate(reader, e.update);
+      expect(reader.getText('t').toString()).toBe('missed');
+      expect(b.toSockets.map((e) => e.name)).toEqual([names[7]]);
+      // Only the document behind had its log read; the others cost one shared read, or one each.
+      expect(store.reads.load - before.load).toBe(1);
+      if (heads === 'one read of all heads') {
+        expect(store.reads.heads - before.heads).toBe(1);
+        expect(store.reads.head - before.head).toBe(1);
+      } else {
+        expect(store.reads.head - before.head).toBe(names.length);
+      }
+      for (const hold of holds) hold.release();
+    });
+  }
 });

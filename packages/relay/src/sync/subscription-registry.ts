@@ -7,6 +7,7 @@ import {
   HIDDEN_REASON,
   isSyncError,
 } from '@scopesync/core';
+import { forEachBounded } from '../bounded-work.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import {
   type AccessChanged,
@@ -252,12 +253,17 @@ export class SubscriptionRegistry {
    * against the store), each in its document's lane. Resolves when all have been. `onFailure`:
    * what a decision the store cannot answer does — end that subscription (`lose`, the default)
    * or close the socket so its client reconnects and syncs again (`close`, for re-checks that
-   * are not about a known change).
+   * are not about a known change). `oneAtATime` decides them one after the other, for a sweep
+   * that bounds its store reads (see `SWEEP_CONCURRENCY`).
    */
-  async redecideSession(session: SocketSession, onFailure: 'lose' | 'close' = 'lose'): Promise<void> {
+  async redecideSession(
+    session: SocketSession,
+    onFailure: 'lose' | 'close' = 'lose',
+    oneAtATime = false,
+  ): Promise<void> {
     const subs = this.#subscriptionsOf(session);
-    await Promise.all(
-      subs.map((sub) => this.#bus.serialize(docLane(sub.name), () => this.#redecide(sub, false, onFailure))),
+    await forEachBounded(subs, oneAtATime ? 1 : subs.length, (sub) =>
+      this.#bus.serialize(docLane(sub.name), () => this.#redecide(sub, false, onFailure)),
     );
   }
 

@@ -4,6 +4,7 @@ import { type Caller, DEFAULT_WIRE_LIMITS, isSyncError, type WireLimits } from '
 import { type WebSocket, WebSocketServer } from 'ws';
 import { ExpiryTimers } from '../auth/expiry-timers.ts';
 import { chooseSubprotocol } from '../auth/subprotocol.ts';
+import { forEachBounded, SWEEP_CONCURRENCY } from '../bounded-work.ts';
 import type { DocHub } from '../documents/doc-hub.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { CredentialRevoked, LevelChanged } from '../events/relay-events.ts';
@@ -274,12 +275,12 @@ export class SyncServer {
    * transport reconnects, and periodically). Resolves when done; never rejects.
    */
   async revalidate(): Promise<void> {
-    await Promise.all(
-      [...this.#sessions].map(async (session) => {
-        // A store that cannot answer says nothing about access: the socket reconnects and syncs again.
-        if (await this.#refreshCaller(session)) await this.#registry.redecideSession(session, 'close');
-      }),
-    );
+    // A few sockets at a time, each's subscriptions one by one: the sweep runs beside live
+    // traffic and must not hold every document's lane while its reads queue for the store.
+    await forEachBounded([...this.#sessions], SWEEP_CONCURRENCY, async (session) => {
+      // A store that cannot answer says nothing about access: the socket reconnects and syncs again.
+      if (await this.#refreshCaller(session)) await this.#registry.redecideSession(session, 'close', true);
+    });
   }
 
   /**
