@@ -80,7 +80,7 @@ export const clusterFanout: Workload = {
         `Stores: every row runs on ${redact(backends.postgresUrl)} and ${redact(backends.redisUrl)}, each deployment in its own random schema and Redis prefix, dropped afterwards — scopesync: ${CLUSTER_STORE.scopesync}; Hocuspocus: ${CLUSTER_STORE.hocuspocus}. Workload 2's single-process rows use SQLite instead, so "1 process" here is not the same figure, and the store in the column headings does not apply to these rows.`,
         'All processes and the load generator share the two cores: more processes add Redis hops and context switches, not CPU. The figures show what the Redis path costs, not how a deployment scales on more machines.',
         '"updates lost" counts updates not applied by a reader within 1 s after their step ended, summed over the steps; a step with any lost has p99 = ∞.',
-        'scopesync sends an update to the other processes once PostgreSQL has committed it (its doc-committed event); Hocuspocus applies and broadcasts in memory and stores the whole document on its debounce (2 s, max 10 s).',
+        'scopesync sends an update to the other processes as soon as it is applied (doc-updated, before its commit) and again with its seq once PostgreSQL has committed it (doc-committed), so a relay that missed the first still gets it; Hocuspocus applies and broadcasts in memory and stores the whole document on its debounce (2 s, max 10 s).',
         ...problemNotes,
       ],
       details: Object.fromEntries(
