@@ -44,13 +44,13 @@ export class IndexedDbDocStore implements DocStore {
         seqs.push(seq);
       }
       for (const [doc, entries] of added) {
-        const last = await db.entries
-          .where('[doc+seq]')
-          .between([doc, Dexie.minKey], [doc, Dexie.maxKey])
-          .last();
+        // A document's last row is keyed by its head: seqs only grow, and compaction keeps the
+        // entries after the seq it compacts through. None there: the log was removed.
+        const head = (entries[0] as StoredEntry).seq - 1;
+        const last = head > 0 ? await db.entries.get([doc, head]) : undefined;
         let run = entries;
         if (last && canExtend(last, entries[0] as StoredEntry)) {
-          await db.entries.delete([doc, last.seq]);
+          await db.entries.delete([doc, head]);
           run = [...unpack(last), ...entries];
         }
         await db.entries.bulkAdd(packRows(doc, run));
