@@ -78,7 +78,7 @@ export class ScopesyncDatabase {
       chromeTransactionDurability: 'strict',
       cache: 'disabled',
     });
-    // Keep in step with READ_STORES and READ_VERSION, which the plain read connection checks for.
+    // Keep in step with READ_STORES and NATIVE_VERSIONS, which the plain read connection checks for.
     const stores = { entries: '[doc+seq], doc', heads: 'doc', kv: '[table+key], table' };
     dexie.version(1).stores(stores);
     // Version 2 packs small consecutive entries into one row (indexed-db-entry-packs.ts).

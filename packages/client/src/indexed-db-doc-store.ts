@@ -67,7 +67,7 @@ export class IndexedDbDocStore implements DocStore {
     }
     if (limit === 0) return [];
     // The [doc+seq] key walks in seq order; a row is keyed by its last seq, so every row from
-    // `sinceSeq` on holds at least one entry after it, and `limit` rows hold `limit` entries.
+    // `sinceSeq` on holds at least one entry after it, and `limit` rows hold at least `limit`.
     const range = this.#db.keyRange.bound([doc, sinceSeq], [doc, Number.POSITIVE_INFINITY], true, true);
     const rows = await this.#db.reads.getAll<EntryRow>('entries', range, limit);
     const entries: StoredEntry[] = [];
