@@ -1,7 +1,7 @@
 import { SyncError } from '@scopesync/core';
-import { Dexie, type Table, type Transaction } from 'dexie';
+import { Dexie, type Table } from 'dexie';
 import { BatchedReads } from './indexed-db-batched-reads.ts';
-import { type EntryRow, packRows, unpack } from './indexed-db-entry-packs.ts';
+import type { EntryRow } from './indexed-db-entry-packs.ts';
 import { openReadConnection } from './indexed-db-read-connection.ts';
 
 export type { EntryRow } from './indexed-db-entry-packs.ts';
@@ -78,12 +78,13 @@ export class ScopesyncDatabase {
       chromeTransactionDurability: 'strict',
       cache: 'disabled',
     });
-    // Keep in step with READ_STORES and NATIVE_VERSIONS, which the plain read connection checks for.
-    const stores = { entries: '[doc+seq], doc', heads: 'doc', kv: '[table+key], table' };
-    dexie.version(1).stores(stores);
-    // Version 2 packs small consecutive entries into one row (indexed-db-entry-packs.ts).
-    // The version change keeps code that knows only plain rows from opening (and misreading) it.
-    dexie.version(2).stores(stores).upgrade(packExistingLogs);
+    // Keep in step with READ_STORES, which the plain read connection checks for. Packed rows
+    // (indexed-db-entry-packs.ts) changed no store, key or index: no new version, no upgrade.
+    dexie.version(1).stores({
+      entries: '[doc+seq], doc',
+      heads: 'doc',
+      kv: '[table+key], table',
+    });
     this.#dexie = dexie;
     return dexie;
   }
@@ -157,23 +158,5 @@ export class ScopesyncDatabase {
     };
     this.#nativeDb = db;
     return db;
-  }
-}
-
-/**
- * The upgrade from version 1: every document's plain rows packed as appends pack them. It runs
- * in the version-change transaction, so a crash in it leaves the database at version 1 with
- * every row as it was; one document at a time, so memory holds one log, not the database.
- */
-async function packExistingLogs(tx: Transaction): Promise<void> {
-  const entries = tx.table<EntryRow, [string, number]>('entries');
-  const docs = (await entries.orderBy('doc').uniqueKeys()) as string[];
-  for (const doc of docs) {
-    const log = entries.where('[doc+seq]').between([doc, Dexie.minKey], [doc, Dexie.maxKey], true, true);
-    const rows = await log.toArray();
-    const packed = packRows(doc, rows.flatMap(unpack));
-    if (packed.length === rows.length) continue;
-    await log.delete();
-    await entries.bulkAdd(packed);
   }
 }

@@ -5,9 +5,10 @@ import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { indexedDbClientStore } from './client-store.ts';
-import { type EntryRow, ScopesyncDatabase } from './indexed-db-database.ts';
+import type { EntryRow } from './indexed-db-database.ts';
 import { IndexedDbDocStore } from './indexed-db-doc-store.ts';
-import { PACK_MAX_BYTES, PACK_MAX_ENTRIES } from './indexed-db-entry-packs.ts';
+import { PACK_MAX_BYTES, PACK_MAX_ENTRIES, type PlainRow } from './indexed-db-entry-packs.ts';
+import { decodeEntry, EntryTag, encodeEntry } from './local-doc-log.ts';
 
 const plain = (entries: readonly StoredEntry[]) => entries.map((e) => [e.seq, ...e.data]);
 
@@ -125,9 +126,9 @@ describe('packed entry rows', () => {
   });
 });
 
-describe('the upgrade from plain rows (schema version 1)', () => {
-  /** Writes as the client before packed rows did: one row per entry, through Dexie's version 1. */
-  async function writeVersion1(indexedDB: IDBFactory, name: string): Promise<Dexie> {
+describe('databases written before packed rows', () => {
+  /** Writes as the client before packed rows did: one row per entry (Dexie, the same schema). */
+  async function writePlainRows(indexedDB: IDBFactory, name: string): Promise<Dexie> {
     const old = new Dexie(name, { indexedDB, IDBKeyRange });
     old.version(1).stores({ entries: '[doc+seq], doc', heads: 'doc', kv: '[table+key], table' });
     for (let d = 0; d < 30; d++) {
@@ -144,40 +145,50 @@ describe('the upgrade from plain rows (schema version 1)', () => {
     return old;
   }
 
-  it('reads every entry, head and record the old layout held, and packs the rows', async () => {
+  it('are read entry for entry, and their logs go on after the old head', async () => {
     const indexedDB = new IDBFactory();
-    const old = await writeVersion1(indexedDB, 'v1');
+    const old = await writePlainRows(indexedDB, 'before');
     const expected = await Promise.all(
       Array.from({ length: 30 }, async (_, d) => {
-        const rows = await old.table<EntryRow>('entries').where('doc').equals(`doc-${d}`).sortBy('seq');
+        const rows = await old.table<PlainRow>('entries').where('doc').equals(`doc-${d}`).sortBy('seq');
         return rows.map((r) => [r.seq, ...r.data]);
       }),
     );
-    const rowsBefore = (await rawRows(indexedDB, 'v1')).length;
     old.close();
 
-    const store = indexedDbClientStore({ name: 'v1', indexedDB, IDBKeyRange });
+    const store = indexedDbClientStore({ name: 'before', indexedDB, IDBKeyRange });
     for (let d = 0; d < 30; d++) {
       expect(plain(await store.docs.load(`doc-${d}`))).toEqual(expected[d]);
       expect(await store.docs.head(`doc-${d}`)).toBe((expected[d]?.length ?? 0) + 2);
       expect(await store.kv.get('docs', `doc-${d}`)).toEqual({ name: `doc-${d}` });
     }
-    // Appends go on after the old head, and land after the migrated entries.
+    // Appends go on after the old head (4 entries, head 6), packed with the plain row before them.
     expect(await store.docs.append('doc-3', new Uint8Array([7]))).toBe(7);
-    expect(plain(await store.docs.load('doc-3', 4))).toEqual([[7, 7]]);
+    expect(await store.docs.append('doc-3', new Uint8Array([8]))).toBe(8);
+    (expected[3] as number[][]).push([7, 7], [8, 8]);
     await Promise.all([store.docs.close(), store.kv.close()]);
-    expect(await indexedDB.databases()).toEqual([{ name: 'v1', version: 20 }]);
-    expect((await rawRows(indexedDB, 'v1')).length).toBeLessThan(rowsBefore / 5);
+    const reopened = indexedDbClientStore({ name: 'before', indexedDB, IDBKeyRange });
+    for (let d = 0; d < 30; d++) expect(plain(await reopened.docs.load(`doc-${d}`))).toEqual(expected[d]);
+    await Promise.all([reopened.docs.close(), reopened.kv.close()]);
   });
 
-  it('is not blocked by a tab still open on the old layout', async () => {
+  it('stay open in a tab on the code from before, which fails on a packed row instead of misreading it', async () => {
     const indexedDB = new IDBFactory();
-    const old = await writeVersion1(indexedDB, 'open-tab');
-    // The old tab's connection stays open; Dexie closes it when a newer version asks.
-    const database = new ScopesyncDatabase({ name: 'open-tab', indexedDB, IDBKeyRange });
-    const store = new IndexedDbDocStore(database);
-    expect((await store.load('doc-2')).length).toBe(3);
-    expect(old.isOpen()).toBe(false);
+    const old = await writePlainRows(indexedDB, 'open-tab');
+    const store = new IndexedDbDocStore({ name: 'open-tab', indexedDB, IDBKeyRange });
+    const local = (i: number) => encodeEntry(EntryTag.Local, 0, new Uint8Array([i]));
+    // Not blocked by the old tab's open connection, and neither is it.
+    await store.appendBatch([1, 2, 3].map((i) => ({ doc: 'new', data: local(i) })));
+    await old.table('entries').add({ doc: 'other', seq: 1, data: local(9) });
+    expect(plain(await store.load('other'))).toEqual([[1, ...local(9)]]);
+    // What the old tab reads of the packed document: a row without `data`, which its log
+    // decoder (unchanged since) reports as corrupt, rather than one entry holding all three.
+    const rows = await old.table<EntryRow>('entries').where('doc').equals('new').toArray();
+    expect(rows).toHaveLength(1);
+    expect(() =>
+      decodeEntry(rows[0]?.seq ?? 0, (rows[0] as { data?: Uint8Array }).data as Uint8Array),
+    ).toThrow(/corrupt/);
+    old.close();
     await store.close();
   });
 });

@@ -1,22 +1,35 @@
 import type { StoredEntry } from '@scopesync/core';
 
-/**
- * One row of the `entries` store, keyed by `[doc, seq]`. A plain row is one log entry. A
- * packed row (schema version 2, `seqs` present) holds a run of small consecutive entries of
- * one document: `data` is their bytes end to end, `seqs[i]` the seq of the i-th and
- * `ends[i]` where its bytes end; the row's own `seq` is the last of `seqs`. Reading a
- * document then costs one row and one structured clone per run instead of one per entry,
- * which was most of the store's time in a cold start (fake-indexeddb, like a browser, pays
- * per record: a tree walk and a clone each). Keyed by the last seq, a range read from
- * `[doc, sinceSeq]` (open) finds every row that holds an entry after `sinceSeq`.
- */
-export interface EntryRow {
+/** A row of the `entries` store holding one log entry: a document's update (or envelope). */
+export interface PlainRow {
   readonly doc: string;
   readonly seq: number;
   readonly data: Uint8Array;
-  readonly seqs?: readonly number[];
-  readonly ends?: readonly number[];
 }
+
+/**
+ * A row of the `entries` store holding a run of small consecutive entries of one document:
+ * `packed` is their bytes end to end, `seqs[i]` the seq of the i-th and `ends[i]` where its
+ * bytes end; the row's own `seq` is the last of `seqs`. It has no `data`: code from before
+ * packed rows, which reads `data` as one entry, fails on it ("corrupt entry") rather than
+ * misreading the run as one entry and compacting the rest away.
+ */
+export interface PackedRow {
+  readonly doc: string;
+  readonly seq: number;
+  readonly packed: Uint8Array;
+  readonly seqs: readonly number[];
+  readonly ends: readonly number[];
+}
+
+/**
+ * One row of the `entries` store, keyed by `[doc, seq]`. Reading a document costs one row and
+ * one structured clone per run of entries instead of one per entry, which was most of the
+ * store's time in a cold start (fake-indexeddb, like a browser, pays per record: a tree walk
+ * and a clone each). Keyed by the last seq, a range read from `[doc, sinceSeq]` (open) finds
+ * every row that holds an entry after `sinceSeq`.
+ */
+export type EntryRow = PlainRow | PackedRow;
 
 /**
  * Most bytes a packed row holds. Each append to a document rewrites its last packed row, so
@@ -29,13 +42,13 @@ export const PACK_MAX_ENTRIES = 128;
 
 /** The entries a row holds, in seq order; packed entries are views into the row's bytes (no copy). */
 export function unpack(row: EntryRow): StoredEntry[] {
-  const { seqs, ends } = row;
-  if (!seqs || !ends) return [{ seq: row.seq, data: row.data }];
+  if (!('packed' in row)) return [{ seq: row.seq, data: row.data }];
+  const { packed, seqs, ends } = row;
   const entries: StoredEntry[] = new Array(seqs.length);
   let start = 0;
   for (let i = 0; i < seqs.length; i++) {
     const end = ends[i] as number;
-    entries[i] = { seq: seqs[i] as number, data: row.data.subarray(start, end) };
+    entries[i] = { seq: seqs[i] as number, data: packed.subarray(start, end) };
     start = end;
   }
   return entries;
@@ -70,7 +83,9 @@ export function packRows(doc: string, entries: readonly StoredEntry[]): EntryRow
  * appends extend a document's last row while this holds.
  */
 export function canExtend(row: EntryRow, entry: StoredEntry): boolean {
-  return fits(row.seqs?.length ?? 1, row.data.byteLength, entry);
+  return 'packed' in row
+    ? fits(row.seqs.length, row.packed.byteLength, entry)
+    : fits(1, row.data.byteLength, entry);
 }
 
 function fits(count: number, bytes: number, entry: StoredEntry): boolean {
@@ -81,17 +96,17 @@ function rowOf(doc: string, run: readonly StoredEntry[], bytes: number): EntryRo
   const last = run[run.length - 1] as StoredEntry;
   // A view (an entry of a packed row) is copied: structured clone would store its whole buffer.
   if (run.length === 1) return { doc, seq: last.seq, data: ownBytes(last.data) };
-  const data = new Uint8Array(bytes);
+  const packed = new Uint8Array(bytes);
   const seqs: number[] = [];
   const ends: number[] = [];
   let end = 0;
   for (const entry of run) {
-    data.set(entry.data, end);
+    packed.set(entry.data, end);
     end += entry.data.byteLength;
     seqs.push(entry.seq);
     ends.push(end);
   }
-  return { doc, seq: last.seq, data, seqs, ends };
+  return { doc, seq: last.seq, packed, seqs, ends };
 }
 
 function ownBytes(data: Uint8Array): Uint8Array {

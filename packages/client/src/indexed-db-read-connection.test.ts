@@ -9,7 +9,7 @@ import { unpack } from './indexed-db-entry-packs.ts';
 import { IndexedDbKeyValueStore } from './indexed-db-key-value-store.ts';
 import { READ_STORES } from './indexed-db-read-connection.ts';
 
-/** A factory that records the version of every open: Dexie passes one (20), the plain read connection none. */
+/** A factory that records the version of every open: Dexie passes one (10), the plain read connection none. */
 function recordingFactory(): { indexedDB: IDBFactory; opens: Array<number | undefined> } {
   const indexedDB = new IDBFactory();
   const opens: Array<number | undefined> = [];
@@ -62,7 +62,7 @@ describe('the plain read connection', () => {
 
     // Dexie's own reads of the same records, for the expected answer.
     const dexie = new Dexie('both', { indexedDB, IDBKeyRange });
-    dexie.version(2).stores({ entries: '[doc+seq], doc', heads: 'doc', kv: '[table+key], table' });
+    dexie.version(1).stores({ entries: '[doc+seq], doc', heads: 'doc', kv: '[table+key], table' });
     const rows = (await dexie.table<EntryRow>('entries').toArray()).flatMap((row) =>
       unpack(row).map((entry) => ({ doc: row.doc, ...entry })),
     );
@@ -102,11 +102,11 @@ describe('the plain read connection', () => {
     expect(await docs.load('doc')).toEqual([]);
     expect(await docs.head('doc')).toBe(0);
     // The plain open found nothing (and aborted its creation); Dexie opened at its version.
-    expect(opens).toEqual([undefined, 20]);
+    expect(opens).toEqual([undefined, 10]);
     await docs.append('doc', new Uint8Array([1]));
     expect((await docs.load('doc')).map((e) => [...e.data])).toEqual([[1]]);
     await docs.close();
-    expect(await indexedDB.databases()).toEqual([{ name: 'fresh', version: 20 }]);
+    expect(await indexedDB.databases()).toEqual([{ name: 'fresh', version: 10 }]);
     await expectSchema(indexedDB, 'fresh');
   });
 
@@ -131,7 +131,7 @@ describe('the plain read connection', () => {
     // A read after a write that resolved sees it, though the write went through the other connection.
     expect(await docs.head('doc-0')).toBe(4);
     expect((await docs.load('doc-0', 3)).map((e) => [e.seq, ...e.data])).toEqual([[4, 7]]);
-    expect(opens).toEqual([undefined, 20]);
+    expect(opens).toEqual([undefined, 10]);
     await docs.close();
     // Neither connection is left open: a deletion is not blocked.
     await expectDeleted(indexedDB, 'mixed');
@@ -200,10 +200,10 @@ async function expectDeleted(indexedDB: IDBFactory, name: string): Promise<void>
   expect(await indexedDB.databases()).toEqual([]);
 }
 
-/** The database has Dexie's version 2 layout, which is what the plain read connection checks for. */
+/** The database has Dexie's version 1 layout, which is what the plain read connection checks for. */
 async function expectSchema(indexedDB: IDBFactory, name: string): Promise<void> {
   const db = await settle(indexedDB.open(name));
-  expect(db.version).toBe(20);
+  expect(db.version).toBe(10);
   const names = Array.from(db.objectStoreNames as ArrayLike<string>);
   const tx = db.transaction(names, 'readonly');
   const layout = Object.fromEntries(

@@ -1,7 +1,7 @@
 /**
  * The stores the client reads, as Dexie lays them out in the native database for
- * `stores({ entries: '[doc+seq], doc', heads: 'doc', kv: '[table+key], table' })`: a compound
- * primary key becomes an array key path.
+ * `version(1).stores({ entries: '[doc+seq], doc', heads: 'doc', kv: '[table+key], table' })`:
+ * a compound primary key becomes an array key path, and Dexie's version 1 is native version 10.
  */
 export const READ_STORES: Readonly<Record<'entries' | 'heads' | 'kv', string | readonly string[]>> = {
   entries: ['doc', 'seq'],
@@ -9,11 +9,8 @@ export const READ_STORES: Readonly<Record<'entries' | 'heads' | 'kv', string | r
   kv: ['table', 'key'],
 };
 
-/**
- * Native versions Dexie gives schema version 2 (packed entry rows): 20, or above when it
- * patched a drifted schema. A version 1 database is left to Dexie, whose upgrade packs it.
- */
-const NATIVE_VERSIONS = { min: 20, below: 30 } as const;
+/** Native versions Dexie gives schema version 1: 10, or above when it patched a drifted schema. */
+const NATIVE_VERSIONS = { min: 10, below: 20 } as const;
 
 /**
  * Opens an existing client database with the plain IndexedDB API, for reads only: on a page
@@ -52,7 +49,7 @@ export function openReadConnection(factory: IDBFactory, name: string): Promise<I
   });
 }
 
-/** True when `db` is at schema version 2 and holds every read store with its key path. */
+/** True when `db` is at schema version 1 and holds every read store with its key path. */
 function matchesSchema(db: IDBDatabase): boolean {
   if (db.version < NATIVE_VERSIONS.min || db.version >= NATIVE_VERSIONS.below) return false;
   const names = Object.keys(READ_STORES);
