@@ -1,14 +1,10 @@
 import { SyncError } from '@scopesync/core';
 import { Dexie, type Table } from 'dexie';
 import { BatchedReads } from './indexed-db-batched-reads.ts';
+import type { EntryRow } from './indexed-db-entry-packs.ts';
 import { openReadConnection } from './indexed-db-read-connection.ts';
 
-/** One stored log entry: a document's update (or envelope) under its sequence number. */
-export interface EntryRow {
-  readonly doc: string;
-  readonly seq: number;
-  readonly data: Uint8Array;
-}
+export type { EntryRow } from './indexed-db-entry-packs.ts';
 
 /** The highest sequence number ever assigned in a document; kept after removal so seqs are never reused. */
 export interface HeadRow {
@@ -82,7 +78,8 @@ export class ScopesyncDatabase {
       chromeTransactionDurability: 'strict',
       cache: 'disabled',
     });
-    // Keep in step with READ_STORES, which the plain read connection checks for.
+    // Keep in step with READ_STORES, which the plain read connection checks for. Packed rows
+    // (indexed-db-entry-packs.ts) changed no store, key or index: no new version, no upgrade.
     dexie.version(1).stores({
       entries: '[doc+seq], doc',
       heads: 'doc',

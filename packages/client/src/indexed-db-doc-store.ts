@@ -1,16 +1,14 @@
 import { type AppendItem, type DocStore, type StoredEntry, SyncError } from '@scopesync/core';
 import { Dexie } from 'dexie';
-import {
-  type EntryRow,
-  type HeadRow,
-  type IndexedDbOptions,
-  ScopesyncDatabase,
-} from './indexed-db-database.ts';
+import { type HeadRow, type IndexedDbOptions, ScopesyncDatabase } from './indexed-db-database.ts';
+import { canExtend, type EntryRow, packRows, unpack } from './indexed-db-entry-packs.ts';
 
 /**
  * A {@link DocStore} in IndexedDB: the browser client's document logs, written through Dexie,
  * read in shared read transactions ({@link ScopesyncDatabase.reads}). Every write resolves after
- * its IndexedDB transaction has committed with strict durability.
+ * its IndexedDB transaction has committed with strict durability. Small consecutive entries of
+ * a document share one row (see {@link EntryRow}): an append extends the document's last row
+ * in the same transaction, so a crash leaves the row as it was or with the new entries.
  */
 export class IndexedDbDocStore implements DocStore {
   readonly #db: ScopesyncDatabase;
@@ -33,14 +31,29 @@ export class IndexedDbDocStore implements DocStore {
     const copies = items.map(({ doc, data }) => ({ doc, data: data.slice() }));
     return db.dexie.transaction('rw', db.entries, db.heads, async () => {
       const heads = new Map<string, number>();
+      const added = new Map<string, StoredEntry[]>();
       const seqs: number[] = [];
       for (const { doc, data } of copies) {
         let head = heads.get(doc);
         if (head === undefined) head = (await db.heads.get(doc))?.seq ?? 0;
         const seq = head + 1;
         heads.set(doc, seq);
-        await db.entries.add({ doc, seq, data });
+        const run = added.get(doc);
+        if (run) run.push({ seq, data });
+        else added.set(doc, [{ seq, data }]);
         seqs.push(seq);
+      }
+      for (const [doc, entries] of added) {
+        // A document's last row is keyed by its head: seqs only grow, and compaction keeps the
+        // entries after the seq it compacts through. None there: the log was removed.
+        const head = (entries[0] as StoredEntry).seq - 1;
+        const last = head > 0 ? await db.entries.get([doc, head]) : undefined;
+        let run = entries;
+        if (last && canExtend(last, entries[0] as StoredEntry)) {
+          await db.entries.delete([doc, head]);
+          run = [...unpack(last), ...entries];
+        }
+        await db.entries.bulkAdd(packRows(doc, run));
       }
       await db.heads.bulkPut([...heads].map(([doc, seq]) => ({ doc, seq })));
       return seqs;
@@ -53,10 +66,15 @@ export class IndexedDbDocStore implements DocStore {
       throw new SyncError('BadRequest', `limit must be a non-negative integer, got ${String(limit)}`);
     }
     if (limit === 0) return [];
-    // The [doc+seq] key walks in seq order, so the first `limit` rows are the lowest seqs.
+    // The [doc+seq] key walks in seq order; a row is keyed by its last seq, so every row from
+    // `sinceSeq` on holds at least one entry after it, and `limit` rows hold at least `limit`.
     const range = this.#db.keyRange.bound([doc, sinceSeq], [doc, Number.POSITIVE_INFINITY], true, true);
     const rows = await this.#db.reads.getAll<EntryRow>('entries', range, limit);
-    return rows.map((row) => ({ seq: row.seq, data: row.data }));
+    const entries: StoredEntry[] = [];
+    for (const row of rows) {
+      for (const entry of unpack(row)) if (entry.seq > sinceSeq) entries.push(entry);
+    }
+    return limit === undefined ? entries : entries.slice(0, limit);
   }
 
   async head(doc: string): Promise<number> {
@@ -70,12 +88,22 @@ export class IndexedDbDocStore implements DocStore {
     const data = snapshot.slice();
     // One transaction: a crash leaves either the old entries or the snapshot.
     await db.dexie.transaction('rw', db.entries, async () => {
-      const existing = await db.entries.get([doc, throughSeq]);
-      if (!existing) throw new SyncError('Conflict', `no entry ${throughSeq} to compact through in ${doc}`);
+      // The row holding `throughSeq`: the first one keyed at or after it.
+      const holder = await db.entries
+        .where('[doc+seq]')
+        .between([doc, throughSeq], [doc, Dexie.maxKey], true, true)
+        .first();
+      const held = holder ? unpack(holder) : [];
+      if (!held.some((entry) => entry.seq === throughSeq)) {
+        throw new SyncError('Conflict', `no entry ${throughSeq} to compact through in ${doc}`);
+      }
       await db.entries
         .where('[doc+seq]')
         .between([doc, Dexie.minKey], [doc, throughSeq], true, true)
         .delete();
+      // A packed row running past `throughSeq` keeps its later entries (under the same key).
+      const later = held.filter((entry) => entry.seq > throughSeq);
+      if (later.length > 0) await db.entries.bulkPut(packRows(doc, later));
       await db.entries.put({ doc, seq: throughSeq, data });
     });
   }

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { indexedDbClientStore } from './client-store.ts';
 import { type EntryRow, type KvRow, ScopesyncDatabase } from './indexed-db-database.ts';
 import { IndexedDbDocStore } from './indexed-db-doc-store.ts';
+import { unpack } from './indexed-db-entry-packs.ts';
 import { IndexedDbKeyValueStore } from './indexed-db-key-value-store.ts';
 import { READ_STORES } from './indexed-db-read-connection.ts';
 
@@ -62,7 +63,9 @@ describe('the plain read connection', () => {
     // Dexie's own reads of the same records, for the expected answer.
     const dexie = new Dexie('both', { indexedDB, IDBKeyRange });
     dexie.version(1).stores({ entries: '[doc+seq], doc', heads: 'doc', kv: '[table+key], table' });
-    const rows = await dexie.table<EntryRow>('entries').toArray();
+    const rows = (await dexie.table<EntryRow>('entries').toArray()).flatMap((row) =>
+      unpack(row).map((entry) => ({ doc: row.doc, ...entry })),
+    );
     const heads = await dexie.table<{ doc: string; seq: number }>('heads').toArray();
     const kvRows = await dexie.table<KvRow>('kv').toArray();
     dexie.close();
