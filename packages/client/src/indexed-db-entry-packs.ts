@@ -33,12 +33,15 @@ export type EntryRow = PlainRow | PackedRow;
 
 /**
  * Most bytes a packed row holds. Each append to a document rewrites its last packed row, so
- * this bounds the write amplification of a keystroke; a larger entry (a snapshot) stays a
- * plain row of its own.
+ * this bounds the write amplification of a keystroke (a few KiB written for a 30-byte update,
+ * not 16 as first built); a larger entry (a snapshot) stays a plain row of its own.
  */
-export const PACK_MAX_BYTES = 16 * 1024;
-/** Most entries a packed row holds (the client compacts its log every 100 entries by default). */
-export const PACK_MAX_ENTRIES = 128;
+export const PACK_MAX_BYTES = 4 * 1024;
+/**
+ * Most entries a packed row holds. The client compacts its log every 100 entries by default, so
+ * a document's log is a handful of rows, not a hundred, while an append rewrites at most 32.
+ */
+export const PACK_MAX_ENTRIES = 32;
 
 /** The entries a row holds, in seq order; packed entries are views into the row's bytes (no copy). */
 export function unpack(row: EntryRow): StoredEntry[] {
