@@ -31,6 +31,13 @@ function childNodeArgs(): string[] {
   return (process.env.BENCH_CHILD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 }
 
+/**
+ * Whether the children write a profile when they exit (`--cpu-prof`, `--heap-prof`, `--prof`):
+ * a SIGKILLed child writes none, so such children are closed gracefully even where a workload
+ * would kill them.
+ */
+const CHILDREN_PROFILE = childNodeArgs().some((a) => /^--(cpu-prof|heap-prof|prof)$/.test(a));
+
 /** Linux's USER_HZ, the unit of /proc/<pid>/stat's CPU times (100 on every architecture Node runs on). */
 const CLOCK_TICKS_PER_SECOND = 100;
 
@@ -166,8 +173,12 @@ export class ServerProcess {
     return value !== null && typeof value === 'object' ? value : {};
   }
 
-  /** Kills the child at once (SIGKILL to its own pid) and waits for it to exit. */
+  /**
+   * Kills the child at once (SIGKILL to its own pid) and waits for it to exit; closes it
+   * gracefully instead when BENCH_CHILD_NODE_ARGS asks for a profile, which only an exit writes.
+   */
   kill(): Promise<void> {
+    if (CHILDREN_PROFILE) return this.close();
     this.#closed ??= (async () => {
       if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
       const exited = new Promise<void>((resolve) => this.#child.once('exit', () => resolve()));
