@@ -215,7 +215,7 @@ export class DocFeed {
   /** Compares every followed document with the store and delivers what is missing. Never rejects. */
   async catchUpAll(): Promise<void> {
     const held = new Set(this.#target.heldNames());
-    const behind = await this.#behindTheStore([...new Set([...this.#followed.keys(), ...held])]);
+    const behind = await this.#behindTheStore([...new Set([...this.#followed.keys(), ...held])], held);
     // A few documents at a time (see `SWEEP_CONCURRENCY`): the reads run beside the writes.
     await forEachBounded(behind, SWEEP_CONCURRENCY, (name) => {
       const followed = this.#follow(name);
@@ -229,10 +229,11 @@ export class DocFeed {
 
   /**
    * The documents among `names` that may hold entries this relay has not delivered: with a store
-   * that reads many heads at once, only those whose head is past the watermark (one read per
-   * {@link HEADS_PER_READ} documents instead of one each, every few seconds); otherwise all.
+   * that reads many heads at once, only those whose head is past the watermark, and held copies
+   * not followed (one read per {@link HEADS_PER_READ} documents instead of one each, every few
+   * seconds); otherwise all.
    */
-  async #behindTheStore(names: DocName[]): Promise<DocName[]> {
+  async #behindTheStore(names: DocName[], held: ReadonlySet<DocName>): Promise<DocName[]> {
     const store = this.#store;
     if (store.heads === undefined) return names;
     const behind: DocName[] = [];
@@ -249,7 +250,9 @@ export class DocFeed {
       }
       for (const name of chunk) {
         const followed = this.#follow(name);
-        if (followed === null || (heads.get(name) ?? 0) > followed.watermark) behind.push(name);
+        // Not followed but held: a copy whose reload failed, to be reloaded (see `catchUpAll`).
+        if (followed === null ? held.has(name) : (heads.get(name) ?? 0) > followed.watermark)
+          behind.push(name);
       }
     }
     return behind;
