@@ -31,8 +31,9 @@ export function compactAtBytes(logBytes: number): number {
 
 /**
  * Keeps plaintext document logs short: once a log has grown by `compactAfter` entries, or by
- * a quarter of its bytes (see {@link compactAtBytes}), it is replaced by one merged update. Never loses an append that races it: only the entries
- * committed when the log was read are replaced.
+ * a quarter of its bytes (see {@link compactAtBytes}), it is replaced by one merged update.
+ * Never loses an append that races it: only the entries committed when the log was read are
+ * replaced.
  */
 export class Compactor {
   readonly #store: DocStore;
