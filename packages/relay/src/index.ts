@@ -117,18 +117,19 @@ export type { Counter, Gauge, Histogram, LabeledCounter } from './metrics.ts';
 export { Metrics } from './metrics.ts';
 export type { RateLimitBuckets, RateLimitOptions, RateVerdict } from './rate-limiter.ts';
 export { DEFAULT_RATE_LIMIT, RateLimiter } from './rate-limiter.ts';
+export { createRelay, Relay } from './relay.ts';
+export type { RelayAddress } from './relay-listener.ts';
+export type { RelayLog, RelayLogLevel } from './relay-log.ts';
+export { consoleRelayLog, RELAY_LOG_LEVELS } from './relay-log.ts';
 export type {
-  RelayAddress,
   RelayAuditOptions,
   RelayAuthOptions,
   RelayCluster,
   RelayLimits,
   RelayOptions,
   RelayStores,
-} from './relay.ts';
-export { createRelay, DEFAULT_SQLITE_CACHE_KIB, DOCS_DB_FILE, RELAY_DB_FILE, Relay } from './relay.ts';
-export type { RelayLog, RelayLogLevel } from './relay-log.ts';
-export { consoleRelayLog, RELAY_LOG_LEVELS } from './relay-log.ts';
+} from './relay-options.ts';
+export { DEFAULT_SQLITE_CACHE_KIB, DOCS_DB_FILE, RELAY_DB_FILE } from './relay-stores.ts';
 export type {
   AuthoritativeWriteOptions,
   ModContext,

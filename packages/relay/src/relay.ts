@@ -1,20 +1,7 @@
-import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import {
-  type DocName,
-  type DocStore,
-  KeyedMutex,
-  type Locks,
-  MemoryDocStore,
-  parseDocName,
-  type RelayStore,
-  type Scope,
-  SyncError,
-} from '@scopesync/core';
-import { SqliteDocStore, SqliteRelayStore } from '@scopesync/store-sqlite';
+import { type DocStore, KeyedMutex, type RelayStore, SyncError } from '@scopesync/core';
 import { AccessControl } from './access-control.ts';
 import {
   AUDIT_ANCHOR_FILE,
@@ -23,13 +10,11 @@ import {
   loadOrCreateAuditKey,
 } from './audit-anchor.ts';
 import { AuditLog } from './audit-log.ts';
-import { type JwtAuthOptions, JwtVerifier, type VerifiedToken } from './auth/jwt-verifier.ts';
+import { JwtVerifier } from './auth/jwt-verifier.ts';
 import { type AttachOptions, attachToServer } from './auth/mount.ts';
 import { TokenUsers } from './auth/token-users.ts';
-import type { ChallengeStore } from './challenge-store.ts';
 import { clusterLeaseOf } from './cluster/cluster-lease.ts';
 import { ClusterLink } from './cluster/cluster-link.ts';
-import type { ClusterTransport } from './cluster/cluster-transport.ts';
 import { type AccessFence, NO_FENCE } from './cluster/narrowing-fence.ts';
 import { DocFeed } from './documents/doc-feed.ts';
 import { DocHub } from './documents/doc-hub.ts';
@@ -43,11 +28,12 @@ import { loggablePath } from './http/request-log.ts';
 import { StaticFiles } from './http/static-files.ts';
 import { instrumentRelayStore } from './instrumented-relay-store.ts';
 import { KeyChallenges } from './key-proof.ts';
-import { MemoryRelayStore } from './memory-relay-store.ts';
 import { Metrics } from './metrics.ts';
-import type { RateLimitBuckets, RateLimitOptions } from './rate-limiter.ts';
+import { addressOf, listenOn, type RelayAddress } from './relay-listener.ts';
 import { consoleRelayLog, type RelayLog } from './relay-log.ts';
-import { type ModDefinition, RelayRuntime } from './runtime.ts';
+import { DEFAULTS, docSizeBounds, type RelayCluster, type RelayOptions } from './relay-options.ts';
+import { openStores } from './relay-stores.ts';
+import { RelayRuntime } from './runtime.ts';
 import { AccountService } from './services/account-service.ts';
 import { BlobService } from './services/blob-service.ts';
 import { DeviceListService } from './services/device-list-service.ts';
@@ -55,215 +41,7 @@ import { ObjectService } from './services/object-service.ts';
 import { ShareService } from './services/share-service.ts';
 import { SyncAccess } from './services/sync-access.ts';
 import type { SyncLog } from './sync/sync-log.ts';
-import { SyncServer, type SyncServerOptions } from './sync/sync-server.ts';
-
-/** Size limits of the relay. */
-export interface RelayLimits {
-  /** Largest HTTP request body, in bytes; larger ones get 413 before they are read. Default 16 MiB. */
-  readonly maxBodyBytes?: number;
-  /** The WebSocket layer's limits (frame size, subscriptions per socket, …), passed to the SyncServer. */
-  readonly sync?: SyncServerOptions['limits'];
-}
-
-/** Explicit stores, instead of a data dir. The relay does not close stores it was given. */
-export interface RelayStores {
-  readonly relayStore: RelayStore;
-  readonly docStore: DocStore;
-}
-
-/**
- * What several relays share besides their stores. Each part defaults to this process's own,
- * which is right for one relay and wrong for several: give all three when relays share a database.
- */
-export interface RelayCluster {
-  /**
-   * Events between relays (e.g. `RedisTransport`). Without one, relays still converge: each
-   * compares the documents its sockets hold with the store every few seconds.
-   */
-  readonly transport?: ClusterTransport | undefined;
-  /** Locks every relay honours (e.g. PostgreSQL advisory locks); default: in process. */
-  readonly locks?: Locks | undefined;
-  /** Registration challenges any relay can redeem; default: in memory. */
-  readonly challenges?: ChallengeStore | undefined;
-  /**
-   * The relay id registration proofs name (`POST /keys/challenge` publishes it). Relays that
-   * share `challenges` must share it; default: random per process with in-memory challenges,
-   * `scopesync-cluster` with shared ones (give one per deployment, so a proof made for one
-   * deployment is refused by another that shares nothing with it).
-   */
-  readonly relayId?: string | undefined;
-  /**
-   * How often every open socket is checked against the stores, in case an access event between
-   * relays was lost (it is also done after the transport reconnects). Default 30 s.
-   */
-  readonly revalidateMs?: number | undefined;
-  /**
-   * L, the delivery lease (docs/scale-out.md, "Revocations between relays"), in ms: how long a
-   * relay trusts its access decisions in memory after its last heartbeat echo, and how long a
-   * relay that narrowed access waits after Redis took the event before it answers. The same on
-   * every relay of a deployment. Default 1000. Needs a transport with `onEcho` (RedisTransport).
-   */
-  readonly leaseMs?: number | undefined;
-  /** How often each relay publishes its heartbeat, in ms; at most half of `leaseMs`. Default 200 (or `leaseMs` / 5 if less). */
-  readonly heartbeatMs?: number | undefined;
-}
-
-/** Options of {@link createRelay}; everything has a default. */
-export interface RelayOptions {
-  /** TCP port; 0 picks a free one. Default 8787. */
-  readonly port?: number;
-  /** Interface to listen on. Default `127.0.0.1`; `0.0.0.0` to serve a network. */
-  readonly host?: string;
-  /**
-   * Directory of the SQLite files (`relay.sqlite` for users, keys, metadata, shares, audit;
-   * `docs.sqlite` for document logs), created if missing. Without it and without `stores`
-   * the relay keeps everything in memory.
-   */
-  readonly dataDir?: string;
-  /**
-   * With `dataDir`: the SQLite page cache of each file, in KiB (at least 16). Pages read stay
-   * there up to this size while the relay runs; smaller holds less memory and reads pages
-   * from the operating system's file cache more often. Default {@link DEFAULT_SQLITE_CACHE_KIB}.
-   */
-  readonly sqliteCacheKiB?:
-    | { readonly relay?: number | undefined; readonly docs?: number | undefined }
-    | undefined;
-  /** Stores to use instead of a data dir (e.g. memory stores in tests). */
-  readonly stores?: RelayStores;
-  readonly limits?: RelayLimits;
-  /**
-   * Per-caller token buckets for HTTP requests: options of in-memory ones, shared buckets (e.g.
-   * {@link RedisRateLimitBuckets} for several relays), or false for none. Default: generous
-   * in-memory buckets (see DEFAULT_RATE_LIMIT).
-   */
-  readonly rateLimit?: Partial<RateLimitOptions> | RateLimitBuckets | false;
-  /** Several relays on one database: how they share events, locks and challenges. */
-  readonly cluster?: RelayCluster | undefined;
-  /** Mods to register (with their grants) and start when the relay listens. */
-  readonly mods?: readonly ModDefinition[];
-  /**
-   * A built web app to serve at `/` (SPA fallback to index.html). Default: none. An empty path
-   * and a directory that equals or contains `dataDir` are refused (BadRequest): the relay never
-   * serves its working directory or its own data.
-   */
-  readonly staticDir?: string;
-  /**
-   * Origins browsers may call the HTTP API from. Default: any (`*`) — API keys travel in
-   * headers, never cookies, so another origin's page has no ambient credential to use.
-   */
-  readonly corsOrigins?: readonly string[] | undefined;
-  /**
-   * Reverse proxies (addresses, CIDR ranges) whose `Forwarded` / `X-Forwarded-For` name the
-   * client for per-address rate limits and caps. Default: none (the TCP peer is the client).
-   */
-  readonly trustedProxies?: readonly string[] | undefined;
-  /**
-   * GET /metrics: `token` requires `Authorization: Bearer <token>`; `port` (and `host`, default
-   * 127.0.0.1) moves it to a listener of its own, and the main port no longer answers it.
-   */
-  readonly metricsEndpoint?:
-    | {
-        readonly token?: string | undefined;
-        readonly port?: number | undefined;
-        readonly host?: string | undefined;
-      }
-    | undefined;
-  /** How long a client may take to send a whole HTTP request (headers and body), in ms. Default 30000. */
-  readonly requestTimeoutMs?: number | undefined;
-  /**
-   * How documents stay in memory, and how large a plaintext document may grow (bytes of its
-   * encoded state): `maxBytes` for every scope (default 64 MiB), `maxBytesByScope` per scope
-   * (`{ PUBLIC_RW: 1048576 }`, `blob` for blobs). A write past it is refused with TooLarge.
-   */
-  readonly docs?: {
-    readonly idleMs?: number;
-    readonly compactAfter?: number;
-    /** How long a commit may wait for the store before its writers get Unavailable and resend, in ms. Default 20000. */
-    readonly commitTimeoutMs?: number | undefined;
-    readonly maxBytes?: number | undefined;
-    readonly maxBytesByScope?: Readonly<Partial<Record<Scope | 'blob', number>>> | undefined;
-  };
-  /** How long close() lets HTTP requests in flight finish before cutting them, in ms. Default 5000. */
-  readonly closeGraceMs?: number;
-  /**
-   * How often sync sockets are pinged, in ms; a socket that missed the previous pong is dropped,
-   * so a half-open connection is found within about twice this. Default 30000.
-   */
-  readonly pingIntervalMs?: number | undefined;
-  /** Where the relay reports problems. Default: warnings and errors as JSON lines on stderr. */
-  readonly log?: RelayLog;
-  /**
-   * The audit chain's key and its anchor outside the database (docs/security.md, "Audit
-   * chain"). The key file is created (mode 0600) when missing; several relays on one database
-   * must share it. Default with a data dir: `audit.key` and `audit-anchor.json` in it; the
-   * anchor defaults to the key's directory. Without either, the chain is unkeyed and unanchored.
-   */
-  readonly audit?: RelayAuditOptions;
-  /** Who may sign in and how (docs/auth.md): the app's tokens, and whether anyone may register. */
-  readonly auth?: RelayAuthOptions | undefined;
-}
-
-/** How callers authenticate besides the API keys the relay issues (docs/auth.md). */
-export interface RelayAuthOptions {
-  /**
-   * Accept JWTs minted by the app's own auth server (key, issuer, audience, claims map). Their
-   * users are created on first use; an invalid or expired token is 401, and a socket whose token
-   * expires while open is closed with 4401.
-   */
-  readonly jwt?: JwtAuthOptions | undefined;
-  /**
-   * Instead of `jwt`: the app's own check of a token (an opaque session id, a token of another
-   * format), like Hocuspocus's `onAuthenticate`. It answers `{ userId, level, expiresAt }` (see
-   * `userIdForSubject`; `level: null` leaves the stored level alone) or throws to refuse. Tokens of
-   * an API key's shape (43 base64url characters) are taken for API keys, not passed to it.
-   */
-  readonly verifyToken?: ((token: string) => Promise<VerifiedToken>) | undefined;
-  /**
-   * `open` (default): `POST /keys` registers new users. `closed`: it refuses them (403); a device
-   * proving the signing key of an existing user still joins that user, and keys for existing users
-   * come from `runtime.issueKey`, `POST /users/<id>/api-keys` (admins) or the CLI.
-   */
-  readonly registration?: 'open' | 'closed' | undefined;
-}
-
-/** Where the audit key and anchor live, and how often the anchor moves. */
-export interface RelayAuditOptions {
-  readonly keyFile?: string | undefined;
-  readonly anchorFile?: string | undefined;
-  /** How often the audit head is anchored while running, in ms. Default 10000. */
-  readonly anchorIntervalMs?: number | undefined;
-}
-
-/** The file in a data dir holding users, keys, metadata, shares, the audit log and grants. */
-export const RELAY_DB_FILE = 'relay.sqlite';
-/** The file in a data dir holding the document logs. */
-export const DOCS_DB_FILE = 'docs.sqlite';
-
-/**
- * The page cache of each SQLite file a relay opens in its data dir, in KiB. `relay.sqlite` is
- * read on every upgrade (the key and its user): with better-sqlite3's default of 16,000 KiB, a
- * relay that thousands of users connected to keeps all their rows' pages too; 256 KiB still
- * holds the interior b-tree pages every lookup walks, and the leaves come from the OS file
- * cache (bench/results.md, "the page cache of relay.sqlite"). `docs.sqlite` keeps the driver's
- * default.
- */
-export const DEFAULT_SQLITE_CACHE_KIB = { relay: 256, docs: 16_000 } as const;
-
-const DEFAULTS = {
-  port: 8787,
-  host: '127.0.0.1',
-  maxBodyBytes: 16 * 1024 * 1024,
-  closeGraceMs: 5000,
-  requestTimeoutMs: 30_000,
-  maxDocBytes: 64 * 1024 * 1024,
-};
-
-/** Where a listening relay is. */
-export interface RelayAddress {
-  readonly port: number;
-  /** `http://host:port`, without a trailing slash. */
-  readonly url: string;
-}
+import { SyncServer } from './sync/sync-server.ts';
 
 /**
  * A running relay: the HTTP API, the WebSocket sync endpoints (`/sync`, `/sync/<name>`), the
@@ -628,79 +406,7 @@ export class Relay {
   }
 }
 
-/** The size bound of each document, by its scope. */
-function docSizeBounds(
-  maxBytes: number | undefined,
-  byScope: Readonly<Partial<Record<Scope | 'blob', number>>> = {},
-): (name: DocName) => number {
-  const fallback = maxBytes ?? DEFAULTS.maxDocBytes;
-  return (name) => {
-    const address = parseDocName(name);
-    return byScope[address.kind === 'blob' ? 'blob' : address.scope] ?? fallback;
-  };
-}
-
-function listenOn(server: Server, port: number, host: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onError = (error: Error): void =>
-      reject(new SyncError('Unavailable', `cannot listen: ${error.message}`, { cause: error }));
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-function addressOf(server: Server, host: string): RelayAddress {
-  const { port } = server.address() as AddressInfo;
-  const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
-  return { port, url: `http://${shownHost}:${port}` };
-}
-
 /** Creates a relay (not yet listening): `const relay = createRelay({port: 0}); await relay.listen()`. */
 export function createRelay(options: RelayOptions = {}): Relay {
   return new Relay(options);
-}
-
-function openStores(options: RelayOptions): {
-  relayStore: RelayStore;
-  docStore: DocStore;
-  owned: { close(): Promise<void> }[];
-} {
-  if (options.stores) {
-    if (options.dataDir !== undefined)
-      throw new SyncError('BadRequest', 'give either dataDir or stores, not both');
-    return { ...options.stores, owned: [] };
-  }
-  if (options.dataDir === undefined) {
-    const relayStore = new MemoryRelayStore();
-    const docStore = new MemoryDocStore();
-    return { relayStore, docStore, owned: [relayStore, docStore] };
-  }
-  mkdirSync(options.dataDir, { recursive: true });
-  const cacheKiB = {
-    relay: options.sqliteCacheKiB?.relay ?? DEFAULT_SQLITE_CACHE_KIB.relay,
-    docs: options.sqliteCacheKiB?.docs ?? DEFAULT_SQLITE_CACHE_KIB.docs,
-  };
-  const relayStore: RelayStore = new SqliteRelayStore({
-    path: join(options.dataDir, RELAY_DB_FILE),
-    cacheKiB: cacheKiB.relay,
-  });
-  let docStore: DocStore;
-  try {
-    // Document writes are the relay's hot path: SQLite's checkpoint (two fsyncs and a copy into
-    // the database file every thousand log pages) runs on a thread, so no socket waits for it.
-    // Not the whole write: on two busy cores, waking a thread per commit cost more than the
-    // append it moved (bench/results.md, "The relay's hot path, second pass").
-    docStore = new SqliteDocStore({
-      path: join(options.dataDir, DOCS_DB_FILE),
-      checkpointOnThread: true,
-      cacheKiB: cacheKiB.docs,
-    });
-  } catch (error) {
-    void relayStore.close();
-    throw error;
-  }
-  return { relayStore, docStore, owned: [relayStore, docStore] };
 }
