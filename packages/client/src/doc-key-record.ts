@@ -10,6 +10,29 @@ export function docKeyRecord(docName: string): string {
   return `doc:${docName}`;
 }
 
+/** A document's keys as stored on this device (table `keys`, record `doc:<name>`). */
+export interface StoredDocKeys {
+  readonly v: 1;
+  /** Every key held, each `wrapDocKey(kek, docName, key)`: never a key in the clear. */
+  readonly wrapped: Uint8Array[];
+  /** Envelopes under an older epoch are refused (raised by a snapshot under a newer key). */
+  readonly minEpoch: number;
+  /** `epoch:id` of the keys this device has stored on the relay (as the owner). */
+  readonly uploaded: string[];
+  /** A blob's owner, once known. */
+  readonly owner?: string | undefined;
+  /** A blob's member list, every version as signed by the owner (verified), oldest first. */
+  readonly lists?: Uint8Array[] | undefined;
+}
+
+/** The record (table `keys`) of `docName`'s history marks on this device (see `doc-history.ts`). */
+export function docHistoryRecord(docName: string): string {
+  return `history:${docName}`;
+}
+
+/** A key's slot in {@link StoredDocKeys.uploaded}: `epoch:id`. */
+export const keySlot = (key: { epoch: number; id: string }): string => `${key.epoch}:${key.id}`;
+
 /** True when this device holds keys for `docName` (an encrypted doc it has opened before). */
 export async function hasDocKeys(kv: KeyValueStore, docName: string): Promise<boolean> {
   return (await kv.get(KV_TABLES.keys, docKeyRecord(docName))) !== undefined;

@@ -1,39 +1,32 @@
-import {
-  type Address,
-  type KeyValueStore,
-  parseDocName,
-  type ShareLevel,
-  SyncError,
-  type UserId,
-} from '@scopesync/core';
+import { type Address, type KeyValueStore, parseDocName, type ShareLevel, SyncError } from '@scopesync/core';
 import {
   type Identity as CryptoIdentity,
   createDocKey,
   type DocKey,
   type EnvelopeHeader,
   type EnvelopeKind,
-  type Member,
   type MemberList,
   MemoryDocKeyring,
   openEnvelope,
-  openGrant,
   readEnvelopeHeader,
   sealEnvelope,
   sealGrant,
-  signHead,
-  signMemberList,
   unwrapDocKey,
-  verifyHead,
-  verifyMemberListChain,
   wrapDocKey,
 } from '@scopesync/crypto';
-import { sameBytes } from './base64.ts';
 import { KV_TABLES } from './client-store.ts';
 import type { DocCipher } from './doc-cipher.ts';
 import { DocHistory, type HistoryFinding, type StoredHistory } from './doc-history.ts';
-import { docKeyRecord as recordKey } from './doc-key-record.ts';
+import { DocKeyFetch } from './doc-key-fetch.ts';
+import {
+  docHistoryRecord,
+  keySlot,
+  docKeyRecord as recordKey,
+  type StoredDocKeys,
+} from './doc-key-record.ts';
+import { DocMembership } from './doc-membership.ts';
 import type { KeyApi, PublicKeys } from './key-api.ts';
-import { checkAndFollow, rotatedTo } from './rotation-follow.ts';
+import { checkAndFollow } from './rotation-follow.ts';
 import type { Trust } from './trust.ts';
 
 /** What {@link DocKeys} needs from the client's encryption. */
@@ -45,23 +38,6 @@ export interface DocKeysContext {
   /** Pinned keys of other users, and where tamper evidence is reported. */
   readonly trust: Trust;
 }
-
-/** A document's keys as stored on this device (table `keys`, record `doc:<name>`). */
-interface StoredDocKeys {
-  readonly v: 1;
-  /** Every key held, each `wrapDocKey(kek, docName, key)`: never a key in the clear. */
-  readonly wrapped: Uint8Array[];
-  /** Envelopes under an older epoch are refused (raised by a snapshot under a newer key). */
-  readonly minEpoch: number;
-  /** `epoch:id` of the keys this device has stored on the relay (as the owner). */
-  readonly uploaded: string[];
-  /** A blob's owner, once known. */
-  readonly owner?: string | undefined;
-  /** A blob's member list, every version as signed by the owner (verified), oldest first. */
-  readonly lists?: Uint8Array[] | undefined;
-}
-
-const slot = (key: { epoch: number; id: string }): string => `${key.epoch}:${key.id}`;
 
 /**
  * The keys of one end-to-end encrypted document on this device, and its cipher.
@@ -83,22 +59,11 @@ export class DocKeys implements DocCipher {
   readonly keyring: MemoryDocKeyring;
   readonly #ctx: DocKeysContext;
   readonly #uploaded: Set<string>;
-  #owner: string | undefined;
-  /** A blob's member list versions (bytes, and verified content), oldest first. */
-  #lists: Uint8Array[];
-  #chain: MemberList[] = [];
   readonly #history: DocHistory;
-  /** Key slots a relay refresh did not find: not asked for again in this session. */
-  readonly #missing = new Set<string>();
-  /** Authors and key pairs a member list refresh did not vouch for: not asked for again in this session. */
-  readonly #unvouched = new Set<string>();
-  /**
-   * Members' keys this client saw them rotate to (a verified chain from the key the list pins):
-   * their envelopes under the new key are accepted before the owner lists it.
-   */
-  readonly #successors: { userId: string; from: Uint8Array; to: Uint8Array }[] = [];
-  #refreshing: Promise<boolean> | undefined;
-  #refreshingMembers: Promise<void> | undefined;
+  /** The doc's owner and (a blob's) member list: who may write it. */
+  readonly #membership: DocMembership;
+  /** Brings the keys the relay holds for this user. */
+  readonly #fetch: DocKeyFetch;
 
   private constructor(
     ctx: DocKeysContext,
@@ -112,9 +77,15 @@ export class DocKeys implements DocCipher {
     this.docName = address.name;
     this.keyring = keyring;
     this.#uploaded = new Set(stored?.uploaded ?? []);
-    this.#owner = address.kind === 'doc' ? address.namespace : stored?.owner;
-    this.#lists = stored?.lists ?? [];
     this.#history = new DocHistory(history, ctx.identity.signPublicKey);
+    this.#membership = new DocMembership(ctx, address, keyring, this.#history, stored, {
+      report: (finding) => this.#report(finding),
+      persist: () => this.persist(),
+      follow: (userId) => checkAndFollow(this, ctx.trust, userId),
+    });
+    this.#fetch = new DocKeyFetch(ctx, address, keyring, this.#membership, this.#uploaded, () =>
+      this.persist(),
+    );
   }
 
   /**
@@ -129,14 +100,9 @@ export class DocKeys implements DocCipher {
     const keyring = new MemoryDocKeyring([], { minEpoch: stored?.minEpoch ?? 0 });
     for (const wrapped of stored?.wrapped ?? [])
       keyring.add(unwrapDocKey(ctx.identity.kek, address.name, wrapped));
-    const history = await ctx.kv.get<StoredHistory>(KV_TABLES.keys, historyKey(address.name));
+    const history = await ctx.kv.get<StoredHistory>(KV_TABLES.keys, docHistoryRecord(address.name));
     const keys = new DocKeys(ctx, address, keyring, stored, history);
-    if (keys.#lists.length > 0 && keys.#owner !== undefined) {
-      // Verified when stored; verified again against the owner keys pinned here (no network: this
-      // works offline).
-      const ownerKeys = await ctx.trust.keyHistory(keys.#owner);
-      if (ownerKeys.length > 0) keys.#chain = verifyMemberListChain(keys.#lists, ownerKeys, address.name);
-    }
+    await keys.#membership.verifyStored();
     if (keyring.keys().length > 0) return keys;
 
     let offline = false;
@@ -148,7 +114,7 @@ export class DocKeys implements DocCipher {
       offline = true;
     }
     if (keyring.keys().length === 0) {
-      if (address.kind === 'blob' && keys.#owner !== undefined && keys.#owner !== ctx.userId) {
+      if (address.kind === 'blob' && keys.owner !== undefined && keys.owner !== ctx.userId) {
         // Unavailable, not NotFound: the owner grants the key right after sharing, so asking
         // again later is the cure.
         throw new SyncError(
@@ -157,7 +123,7 @@ export class DocKeys implements DocCipher {
         );
       }
       keyring.add(createDocKey());
-      if (address.kind === 'blob') keys.#owner ??= ctx.userId;
+      if (address.kind === 'blob') keys.#membership.owner ??= ctx.userId;
       await keys.persist();
     }
     return keys;
@@ -165,12 +131,12 @@ export class DocKeys implements DocCipher {
 
   /** The user id that owns the doc (a blob's, once known). */
   get owner(): string | undefined {
-    return this.#owner;
+    return this.#membership.owner;
   }
 
   /** True when this user owns the doc: it stores the keys and rotates them. */
   get isOwner(): boolean {
-    return this.#owner === undefined || this.#owner === this.#ctx.userId;
+    return this.#membership.isOwner;
   }
 
   // ---------------------------------------------------------------- DocCipher
@@ -208,7 +174,8 @@ export class DocKeys implements DocCipher {
    */
   async open(envelope: Uint8Array): Promise<Uint8Array> {
     const header = readEnvelopeHeader(envelope);
-    if (!this.keyring.get(header.keyId, header.epoch)) await this.#refreshFor(header).catch(() => false);
+    if (!this.keyring.get(header.keyId, header.epoch))
+      await this.#fetch.refreshFor(header).catch(() => false);
     return openEnvelope(envelope, {
       docName: this.docName,
       keys: (id, epoch) => this.keyring.get(id, epoch),
@@ -264,12 +231,12 @@ export class DocKeys implements DocCipher {
   }
 
   async #openChecked(envelope: Uint8Array, header: EnvelopeHeader) {
-    if (this.address.kind === 'blob') await this.#vouchFor(header);
-    if (!this.keyring.get(header.keyId, header.epoch)) await this.#refreshFor(header);
+    if (this.address.kind === 'blob') await this.#membership.vouchFor(header);
+    if (!this.keyring.get(header.keyId, header.epoch)) await this.#fetch.refreshFor(header);
     return openEnvelope(envelope, {
       docName: this.docName,
       keys: (id, epoch) => this.keyring.get(id, epoch),
-      isAuthorAllowed: (key, userId) => this.#isWriter(key, userId, header),
+      isAuthorAllowed: (key, userId) => this.#membership.isWriter(key, userId, header),
       minEpoch: this.keyring.minEpoch,
     });
   }
@@ -318,85 +285,7 @@ export class DocKeys implements DocCipher {
     return envelope;
   }
 
-  /**
-   * Whether an envelope's author may write it: USER_PRIVATE — this user's key; a blob — the
-   * owner, or a read_write member of the latest member list version naming the envelope's key
-   * pair, with the keys that version pinned. A blob's snapshot: the owner only.
-   */
-  #isWriter(authorKey: Uint8Array, userId: UserId | undefined, header: EnvelopeHeader): boolean {
-    const { identity } = this.#ctx;
-    if (this.address.kind === 'doc') return sameBytes(authorKey, identity.signPublicKey);
-    if (this.#chain.length === 0) {
-      // Our own new blob, before its first member list: only we write it.
-      return this.isOwner && sameBytes(authorKey, identity.signPublicKey);
-    }
-    const list = this.#listFor(header);
-    if (!list) return false;
-    if (sameBytes(authorKey, list.ownerKey)) return userId === undefined || userId === list.ownerId;
-    if (header.kind === 'snapshot') return false;
-    return list.members.some(
-      (m) =>
-        m.level === 'read_write' &&
-        (userId === undefined || m.userId === userId) &&
-        (sameBytes(m.signPublicKey, authorKey) ||
-          this.#successors.some(
-            (s) => s.userId === m.userId && sameBytes(s.from, m.signPublicKey) && sameBytes(s.to, authorKey),
-          )),
-    );
-  }
-
-  /** The latest member list version naming the envelope's key pair. */
-  #listFor(header: { epoch: number; keyId: string }): MemberList | undefined {
-    for (let i = this.#chain.length - 1; i >= 0; i--) {
-      const list = this.#chain[i] as MemberList;
-      if (list.epoch === header.epoch && list.keyId === header.keyId) return list;
-    }
-    return undefined;
-  }
-
-  /** Makes sure the member list is current enough to judge this envelope (one refresh per unknown author or pair). */
-  async #vouchFor(header: EnvelopeHeader): Promise<void> {
-    if (this.isOwner && this.#chain.length === 0) return; // our own new blob: no list yet
-    const list = this.#listFor(header);
-    const known = list !== undefined && this.#isWriter(header.authorKey, header.userId, header);
-    if (known) return;
-    const slotKey = `${header.epoch}:${header.keyId}:${Array.from(header.authorKey).join(',')}`;
-    if (this.#unvouched.has(slotKey)) return;
-    await this.refreshMembers();
-    if (this.#listFor(header) && this.#isWriter(header.authorKey, header.userId, header)) return;
-    if (await this.#rotatedMember(header).catch(() => false)) return;
-    this.#unvouched.add(slotKey);
-  }
-
-  /**
-   * A listed member's envelope under another key than the list pins: true when a verified
-   * identity rotation (signed by the listed key, countersigned by the next, ending at the author
-   * key as pinned now) explains it. The owner then follows it (the next list version names the
-   * new key, the keys are sealed to it); any member accepts the new key meanwhile, so nothing the
-   * member writes before the owner follows is refused. An unexplained change explains nothing.
-   */
-  async #rotatedMember(header: EnvelopeHeader): Promise<boolean> {
-    const userId = header.userId;
-    const member = this.#listFor(header)?.members.find((m) => m.userId === userId);
-    if (userId === undefined || !member || sameBytes(member.signPublicKey, header.authorKey)) return false;
-    // A follow that fails is reported (`follow-failed`): the member's envelope is judged all the same.
-    if (this.isOwner) await checkAndFollow(this, this.#ctx.trust, userId).catch(() => false);
-    if (await rotatedTo(this.#ctx.trust, userId, member.signPublicKey, header.authorKey)) {
-      this.#successors.push({ userId, from: member.signPublicKey, to: header.authorKey });
-    }
-    return this.#isWriter(header.authorKey, userId, header);
-  }
-
   // ---------------------------------------------------------------- the relay
-
-  async #refreshFor(header: { keyId: string; epoch: number }): Promise<void> {
-    const wanted = slot({ id: header.keyId, epoch: header.epoch });
-    // A key a refresh did not bring is not asked for again: a forged or damaged envelope must
-    // not turn every read into a request.
-    if (this.#missing.has(wanted)) return;
-    await this.refreshKeys();
-    if (!this.keyring.get(header.keyId, header.epoch)) this.#missing.add(wanted);
-  }
 
   /**
    * Adds the keys the relay holds for this user and doc: the owner's wrapped keys of a private
@@ -404,231 +293,29 @@ export class DocKeys implements DocCipher {
    * Concurrent calls share one request.
    */
   refreshKeys(): Promise<boolean> {
-    this.#refreshing ??= this.#refreshKeys().finally(() => {
-      this.#refreshing = undefined;
-    });
-    return this.#refreshing;
-  }
-
-  async #refreshKeys(): Promise<boolean> {
-    const { api, identity } = this.#ctx;
-    const found: DocKey[] = [];
-    if (this.address.kind === 'doc') {
-      for (const wrapped of await api.docKeys(this.docName)) {
-        // Wrapped under our KEK by one of our devices; one that does not open is skipped.
-        try {
-          found.push(unwrapDocKey(identity.kek, this.docName, wrapped));
-        } catch {}
-      }
-    } else {
-      const blobId = this.address.blobId;
-      this.#owner ??= await api.blobOwner(blobId);
-      if (this.#owner === undefined) return false; // a blob nobody has written yet
-      await this.refreshMembers();
-      // The owner keys pinned on first use (and the rotations they signed), never the one the
-      // relay hands out today.
-      const ownerKeys = await this.#ownerKeys(this.#owner);
-      for (const { grant, sealedKey } of await api.myGrants(blobId)) {
-        try {
-          const opened = openGrant({
-            grant,
-            sealedKey,
-            recipient: identity,
-            blobId,
-            isGrantorAllowed: (key) => ownerKeys.some((k) => sameBytes(k, key)),
-          });
-          // Only keys the owner signed into the member list: a planted grant names no listed pair.
-          if (!this.isOwner && !this.#listFor({ epoch: opened.docKey.epoch, keyId: opened.docKey.id }))
-            continue;
-          found.push(opened.docKey);
-        } catch {}
-      }
-    }
-    let added = false;
-    for (const key of found) {
-      if (this.keyring.get(key.id, key.epoch)) continue;
-      this.keyring.add(key);
-      // The relay already has it: no need to store it there again.
-      this.#uploaded.add(slot(key));
-      added = true;
-    }
-    if (added || this.address.kind === 'blob') await this.persist();
-    return added;
+    return this.#fetch.refreshKeys();
   }
 
   /**
-   * The owner's signing keys, oldest first, the current one last: ours, or the ones pinned for the
-   * owner — following a signed identity rotation, KeyChanged when the relay's keys changed
-   * otherwise. Earlier keys are those the owner retired: member list versions and grants they
-   * signed before the rotation stay valid.
-   */
-  async #ownerKeys(owner: string): Promise<Uint8Array[]> {
-    const { trust, userId } = this.#ctx;
-    if (owner === userId) {
-      // A device that starts after our own rotation learns the keys we retired.
-      await trust.loadOwnHistory().catch(() => undefined);
-    } else {
-      await trust.keysOf(owner);
-    }
-    return trust.keyHistory(owner);
-  }
-
-  /**
-   * Reloads a blob's member list from the relay and verifies it: every version signed by the
-   * owner key pinned on first use, each chaining the one before, epochs only in +1 steps, and
-   * extending (never rewriting or shortening) the chain this device has seen. Forbidden, with
-   * a `tamper` event, when the relay serves a forged, forked or rolled-back list.
+   * Reloads a blob's member list from the relay and verifies it (see
+   * {@link DocMembership.refreshMembers}); Forbidden, with a `tamper` event, when the relay serves
+   * a forged, forked or rolled-back list.
    */
   refreshMembers(): Promise<void> {
-    this.#refreshingMembers ??= this.#refreshMembers().finally(() => {
-      this.#refreshingMembers = undefined;
-    });
-    return this.#refreshingMembers;
-  }
-
-  async #refreshMembers(): Promise<void> {
-    if (this.address.kind !== 'blob') return;
-    const { api } = this.#ctx;
-    this.#owner ??= await api.blobOwner(this.address.blobId);
-    if (this.#owner === undefined) return;
-    const before = this.#lists;
-    const served = await api.memberLists(this.address.blobId);
-    const ownerKeys = await this.#ownerKeys(this.#owner);
-    let chain: MemberList[];
-    try {
-      chain = verifyMemberListChain(served, ownerKeys, this.docName);
-      if (chain[0] && chain[0].ownerId !== this.#owner) {
-        throw new SyncError('Forbidden', 'the member list names another owner');
-      }
-    } catch (error) {
-      if (error instanceof SyncError && error.kind === 'Forbidden') {
-        this.#report({ kind: 'forged', refuse: true, message: `member list: ${error.message}` });
-      }
-      throw error;
-    }
-    const known = this.#lists;
-    // A version this device appended while the list was on its way (a share, a follow) is newer
-    // than what was served: not a rollback.
-    if (known !== before && served.length < known.length) return;
-    if (served.length < known.length) {
-      this.#report({
-        kind: 'rollback',
-        refuse: true,
-        message: `the relay serves member list version ${served.length}, older than version ${known.length} seen before`,
-      });
-    }
-    for (let i = 0; i < known.length; i++) {
-      if (!sameBytes(known[i] as Uint8Array, served[i] as Uint8Array)) {
-        this.#report({
-          kind: 'fork',
-          refuse: true,
-          message: `member list version ${i + 1} differs from the one seen before`,
-        });
-      }
-    }
-    this.#lists = served;
-    this.#chain = chain;
-    await this.persist();
+    return this.#membership.refreshMembers();
   }
 
   /** The latest member list version, once there is one. */
   get members(): MemberList | undefined {
-    return this.#chain.at(-1);
+    return this.#membership.members;
   }
 
   /**
-   * Appends the next member list version (owner only) with the current key and the members
-   * `change` makes of the latest ones. A concurrent version from another of our devices is
-   * read and the change made again on top of it.
+   * Publishes this member's signed head of the doc and compares the other members' heads with it
+   * (see {@link DocMembership.exchangeHeads}). Encrypted blobs only; called after catching up.
    */
-  async #appendMembers(change: (members: Member[]) => Member[]): Promise<void> {
-    if (this.address.kind !== 'blob') return;
-    const { api, identity, userId } = this.#ctx;
-    for (let attempt = 0; ; attempt++) {
-      const base = this.#lists;
-      const previous = base.at(-1);
-      const key = this.keyring.current();
-      const list = signMemberList({
-        docName: this.docName,
-        previous,
-        owner: { userId, signPublicKey: identity.signPublicKey, signSecretKey: identity.signSecretKey },
-        epoch: key.epoch,
-        keyId: key.id,
-        members: change([...(this.#chain.at(-1)?.members ?? [])]),
-      });
-      try {
-        await api.putMemberList(this.address.blobId, list);
-      } catch (error) {
-        if (
-          attempt === 0 &&
-          error instanceof SyncError &&
-          (error.kind === 'Conflict' || error.kind === 'Forbidden')
-        ) {
-          await this.refreshMembers();
-          continue;
-        }
-        throw error;
-      }
-      // On the versions it was signed after (a refresh meanwhile may already hold it).
-      this.#lists = [...base, list];
-      this.#chain = verifyMemberListChain(
-        this.#lists,
-        await this.#ctx.trust.keyHistory(userId),
-        this.docName,
-      );
-      await this.persist();
-      return;
-    }
-  }
-
-  /**
-   * Publishes this member's signed head of the doc (what it has read) and compares the other
-   * members' heads with it: a member who read further than this device did reveals envelopes
-   * the relay withheld (reported as `tamper`). Encrypted blobs only; called after catching up.
-   */
-  async exchangeHeads(): Promise<void> {
-    if (this.address.kind !== 'blob' || this.#chain.length === 0) return;
-    const { api, identity, userId } = this.#ctx;
-    const latest = this.#chain.at(-1) as MemberList;
-    const members = new Map<string, Uint8Array>([[latest.ownerId, latest.ownerKey]]);
-    for (const m of latest.members) members.set(m.userId, m.signPublicKey);
-    for (const { userId: who, head } of await api.heads(this.address.blobId)) {
-      if (who === userId) continue;
-      let signed: ReturnType<typeof verifyHead>;
-      try {
-        signed = verifyHead(head, this.docName, (key, id) => {
-          const pinned = members.get(id);
-          return id === who && pinned !== undefined && sameBytes(pinned, key);
-        });
-      } catch {
-        // A member's head under another key than the list pins: as the owner, follow their
-        // signed identity rotation (if it is one) for the next exchange.
-        if (this.isOwner && members.has(who) && who !== latest.ownerId) {
-          await checkAndFollow(this, this.#ctx.trust, who).catch(() => false);
-        }
-        continue; // a former member's or a forged head says nothing about our view
-      }
-      if (signed.memberListVersion > this.#chain.length) {
-        this.#report({
-          kind: 'withheld',
-          refuse: false,
-          message: `${who} has seen member list version ${signed.memberListVersion}, the relay served this device ${this.#chain.length}`,
-        });
-      }
-      this.#report(this.#history.compare(signed));
-    }
-    await api.putHead(
-      this.address.blobId,
-      signHead(
-        this.docName,
-        { userId, signPublicKey: identity.signPublicKey, signSecretKey: identity.signSecretKey },
-        {
-          memberListVersion: this.#chain.length,
-          snapshot: this.#history.snapshot,
-          clock: this.#history.readClock(),
-        },
-      ),
-    );
+  exchangeHeads(): Promise<void> {
+    return this.#membership.exchangeHeads();
   }
 
   /**
@@ -642,12 +329,12 @@ export class DocKeys implements DocCipher {
     const { api, identity, userId } = this.#ctx;
     let changed = false;
     try {
-      if (this.address.kind === 'blob' && this.#chain.length === 0) {
+      if (this.address.kind === 'blob' && this.members === undefined) {
         await this.refreshMembers();
-        if (this.#chain.length === 0) await this.#appendMembers((members) => members);
+        if (this.members === undefined) await this.#membership.appendMembers((members) => members);
       }
       for (const key of this.keyring.keys()) {
-        if (this.#uploaded.has(slot(key))) continue;
+        if (this.#uploaded.has(keySlot(key))) continue;
         if (this.address.kind === 'doc') {
           await api.putDocKey(this.docName, key.id, wrapDocKey(identity.kek, this.docName, key));
         } else {
@@ -660,7 +347,7 @@ export class DocKeys implements DocCipher {
           });
           await api.putGrant(this.address.blobId, userId, key.epoch, sealed);
         }
-        this.#uploaded.add(slot(key));
+        this.#uploaded.add(keySlot(key));
         changed = true;
       }
     } catch (error) {
@@ -699,7 +386,7 @@ export class DocKeys implements DocCipher {
 
   /** The next member list version, naming `userId` at `level` with `keys`. */
   async #listMember(userId: string, level: ShareLevel, keys: PublicKeys): Promise<void> {
-    await this.#appendMembers((members) => [
+    await this.#membership.appendMembers((members) => [
       ...members.filter((m) => m.userId !== userId),
       { userId, level, signPublicKey: keys.signPublicKey, boxPublicKey: keys.boxPublicKey },
     ]);
@@ -730,10 +417,10 @@ export class DocKeys implements DocCipher {
   async rotate(options: { readonly remove?: string | undefined } = {}): Promise<DocKey> {
     if (this.address.kind !== 'blob') throw new SyncError('BadRequest', 'only blobs rotate keys');
     if (!this.isOwner) throw new SyncError('Forbidden', 'only the owner rotates a blob key');
-    if (this.#chain.length === 0) await this.refreshMembers();
+    if (this.members === undefined) await this.refreshMembers();
     const next = this.keyring.rotate();
     await this.persist();
-    await this.#appendMembers((members) => members.filter((m) => m.userId !== options.remove));
+    await this.#membership.appendMembers((members) => members.filter((m) => m.userId !== options.remove));
     await this.upload();
     const blobId = this.address.blobId;
     for (const member of this.members?.members ?? []) {
@@ -792,7 +479,7 @@ export class DocKeys implements DocCipher {
 
   /** Writes the doc's history marks (public values, small: on every envelope sealed or read). */
   async #persistHistory(): Promise<void> {
-    await this.#ctx.kv.put(KV_TABLES.keys, historyKey(this.docName), this.#history.toStored());
+    await this.#ctx.kv.put(KV_TABLES.keys, docHistoryRecord(this.docName), this.#history.toStored());
   }
 
   /** Writes the keys (wrapped under the KEK) and what this device knows about them. */
@@ -803,13 +490,9 @@ export class DocKeys implements DocCipher {
       wrapped: this.keyring.keys().map((key) => wrapDocKey(kek, this.docName, key)),
       minEpoch: this.keyring.minEpoch,
       uploaded: [...this.#uploaded],
-      ...(this.#owner === undefined ? {} : { owner: this.#owner }),
-      lists: this.#lists,
+      ...(this.owner === undefined ? {} : { owner: this.owner }),
+      lists: this.#membership.lists,
     };
     await this.#ctx.kv.put(KV_TABLES.keys, recordKey(this.docName), record);
   }
-}
-
-function historyKey(docName: string): string {
-  return `history:${docName}`;
 }
