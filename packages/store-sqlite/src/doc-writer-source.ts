@@ -1,3 +1,5 @@
+import { APPEND_ENTRY_SQL, KEEP_HEAD_SQL, REMOVE_ENTRIES_SQL } from './doc-log-sql.ts';
+
 /**
  * The body of the document store's writer thread, as plain CommonJS evaluated by
  * `new Worker(source, { eval: true })`: a file would have to exist both as TypeScript (source
@@ -21,21 +23,17 @@ const db = new Database(workerData.path, { timeout: workerData.busyTimeoutMs });
 db.pragma('synchronous = ' + workerData.synchronous);
 db.pragma('journal_size_limit = ' + workerData.journalSizeLimit);
 db.pragma('foreign_keys = ON');
-const nextSeq = db
-  .prepare('INSERT INTO doc_heads (doc, seq) VALUES (?, 1) ON CONFLICT (doc) DO UPDATE SET seq = seq + 1 RETURNING seq')
-  .pluck();
-const insert = db.prepare('INSERT INTO doc_entries (doc, seq, data) VALUES (?, ?, ?)');
+const appendEntry = db.prepare(${JSON.stringify(APPEND_ENTRY_SQL)}).pluck();
+const keepHead = db.prepare(${JSON.stringify(KEEP_HEAD_SQL)});
+const removeEntries = db.prepare(${JSON.stringify(REMOVE_ENTRIES_SQL)});
 const exists = db.prepare('SELECT 1 FROM doc_entries WHERE doc = ? AND seq = ?').pluck();
 const deleteThrough = db.prepare('DELETE FROM doc_entries WHERE doc = ? AND seq < ?');
 const replace = db.prepare('UPDATE doc_entries SET data = ? WHERE doc = ? AND seq = ?');
-const remove = db.prepare('DELETE FROM doc_entries WHERE doc = ?');
-const appendBatch = db.transaction((items) =>
-  items.map(({ doc, data }) => {
-    const seq = nextSeq.get(doc);
-    insert.run(doc, seq, data);
-    return seq;
-  }),
-);
+const appendBatch = db.transaction((items) => items.map(({ doc, data }) => appendEntry.get({ doc, data })));
+const remove = db.transaction((doc) => {
+  keepHead.run({ doc });
+  removeEntries.run({ doc });
+});
 const compact = db.transaction((doc, throughSeq, snapshot) => {
   if (exists.get(doc, throughSeq) === undefined) {
     const error = new Error('no entry ' + throughSeq + ' to compact through in ' + doc);
@@ -54,7 +52,7 @@ function handle(m) {
       db.pragma('incremental_vacuum');
       return undefined;
     case 'remove':
-      remove.run(m.doc);
+      remove(m.doc);
       db.pragma('incremental_vacuum');
       return undefined;
     case 'checkpoint':

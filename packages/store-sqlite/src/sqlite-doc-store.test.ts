@@ -184,6 +184,60 @@ describe('SqliteDocStore options', () => {
     await store.close();
   });
 
+  it('continues the seqs of a file whose head rows moved with every append (earlier versions)', async () => {
+    const path = join(dir, 'earlier.sqlite');
+    // What an earlier version left: a head row per document at its newest seq, and a removed
+    // document whose head row is all that is left of it.
+    const earlier = new Database(path);
+    earlier.pragma('journal_mode = WAL');
+    earlier.exec(`
+      CREATE TABLE doc_entries (doc TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (doc, seq));
+      CREATE TABLE doc_heads (doc TEXT NOT NULL PRIMARY KEY, seq INTEGER NOT NULL);
+      INSERT INTO doc_entries VALUES ('kept', 1, x'01'), ('kept', 2, x'02'), ('compacted', 5, x'05');
+      INSERT INTO doc_heads VALUES ('kept', 2), ('compacted', 5), ('removed', 9);
+    `);
+    earlier.close();
+    for (const writeOnThread of [false, true]) {
+      const store = new SqliteDocStore({ path, synchronous: 'NORMAL', writeOnThread });
+      const offset = writeOnThread ? 1 : 0;
+      expect(await store.heads(['kept', 'compacted', 'removed', 'new'])).toEqual(
+        new Map([
+          ['kept', 2 + offset],
+          ['compacted', 5 + offset],
+          ['removed', 9 + offset],
+          ['new', offset],
+        ]),
+      );
+      expect(
+        await store.appendBatch([
+          { doc: 'kept', data: new Uint8Array([3]) },
+          { doc: 'compacted', data: new Uint8Array([6]) },
+          { doc: 'removed', data: new Uint8Array([10]) },
+          { doc: 'new', data: new Uint8Array([1]) },
+        ]),
+      ).toEqual([3 + offset, 6 + offset, 10 + offset, 1 + offset]);
+      await store.close();
+    }
+  });
+
+  it('never reuses a removed document’s seqs, on its own connection and on a thread', async () => {
+    for (const writeOnThread of [false, true]) {
+      const store = new SqliteDocStore({
+        path: join(dir, `removed-${writeOnThread}.sqlite`),
+        synchronous: 'NORMAL',
+        writeOnThread,
+      });
+      for (let i = 0; i < 3; i++) await store.append('doc', new Uint8Array([i]));
+      await store.compact('doc', 3, new Uint8Array([9]));
+      await store.remove('doc');
+      expect(await store.head('doc')).toBe(3);
+      await store.remove('doc');
+      expect(await store.head('doc')).toBe(3);
+      expect(await store.append('doc', new Uint8Array([4]))).toBe(4);
+      await store.close();
+    }
+  });
+
   it('rejects data that is not bytes with BadRequest instead of storing it as text', async () => {
     const store = new SqliteDocStore({ path: join(dir, 'typed.sqlite') });
     await expect(store.append('doc', 'text' as unknown as Uint8Array)).rejects.toSatisfy((e) =>

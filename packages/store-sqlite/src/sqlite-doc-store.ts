@@ -1,6 +1,7 @@
 import type { AppendItem, DocStore, StoredEntry } from '@scopesync/core';
 import { SyncError } from '@scopesync/core';
 import type Database from 'better-sqlite3';
+import { APPEND_ENTRY_SQL, KEEP_HEAD_SQL, READ_HEAD_SQL, REMOVE_ENTRIES_SQL } from './doc-log-sql.ts';
 import { DocWriteThread } from './doc-write-thread.ts';
 import { JOURNAL_SIZE_LIMIT } from './open-sqlite-file.ts';
 import { type SqliteFileOptions, SqliteHandle } from './sqlite-handle.ts';
@@ -32,8 +33,8 @@ const CHECKPOINT_PAGES = 1000;
 const PAGE_BYTES = 4096;
 
 /**
- * The tables. `doc_heads` keeps the highest seq ever assigned per document, so removing a
- * document (or compacting it down to one row) never lets a sequence number be reused.
+ * The tables. `doc_heads` keeps the head of a document whose entries were removed, so its
+ * sequence numbers are never reused (see `doc-log-sql.ts` for how a head is read).
  * A plain rowid table rather than WITHOUT ROWID: entries are often larger than the 1/20 of a
  * page where WITHOUT ROWID stops paying off.
  */
@@ -50,15 +51,23 @@ const SCHEMA = `
   );
 `;
 
+/** The named parameters of the log's shared statements. */
+interface DocParam {
+  readonly doc: string;
+}
+interface EntryParams extends DocParam {
+  readonly data: Uint8Array;
+}
+
 interface Statements {
-  readonly nextSeq: Database.Statement<[string], number>;
-  readonly insert: Database.Statement<[string, number, Uint8Array]>;
+  readonly appendEntry: Database.Statement<[EntryParams], number>;
   readonly load: Database.Statement<[string, number, number], { seq: number; data: Buffer }>;
-  readonly head: Database.Statement<[string], number>;
+  readonly head: Database.Statement<[DocParam], number>;
   readonly exists: Database.Statement<[string, number], number>;
   readonly deleteThrough: Database.Statement<[string, number]>;
   readonly replace: Database.Statement<[Uint8Array, string, number]>;
-  readonly remove: Database.Statement<[string]>;
+  readonly keepHead: Database.Statement<[DocParam]>;
+  readonly removeEntries: Database.Statement<[DocParam]>;
   readonly docsFrom: Database.Statement<[string], string>;
 }
 
@@ -86,6 +95,7 @@ export class SqliteDocStore implements DocStore {
   readonly #sql: Statements;
   readonly #appendBatch: (items: readonly AppendItem[]) => number[];
   readonly #compact: (doc: string, throughSeq: number, snapshot: Uint8Array) => void;
+  readonly #remove: (doc: string) => void;
 
   /** Opens (creating if needed) the store at `options.path`, or inside `options.database`. */
   constructor(options: SqliteDocStoreOptions) {
@@ -119,11 +129,7 @@ export class SqliteDocStore implements DocStore {
     if (checkpointOnThread) this.#handle.run('configure', () => db.pragma('wal_autocheckpoint = 0'));
 
     this.#appendBatch = db.transaction((items: readonly AppendItem[]) =>
-      items.map(({ doc, data }) => {
-        const seq = this.#sql.nextSeq.get(doc) as number;
-        this.#sql.insert.run(doc, seq, data);
-        return seq;
-      }),
+      items.map(({ doc, data }) => this.#sql.appendEntry.get({ doc, data }) as number),
     );
 
     this.#compact = db.transaction((doc: string, throughSeq: number, snapshot: Uint8Array) => {
@@ -132,6 +138,11 @@ export class SqliteDocStore implements DocStore {
       }
       this.#sql.deleteThrough.run(doc, throughSeq);
       this.#sql.replace.run(snapshot, doc, throughSeq);
+    });
+
+    this.#remove = db.transaction((doc: string) => {
+      this.#sql.keepHead.run({ doc });
+      this.#sql.removeEntries.run({ doc });
     });
   }
 
@@ -161,7 +172,7 @@ export class SqliteDocStore implements DocStore {
     const seqs = this.#run('append', () => this.#appendBatch(batch));
     let bytes = 0;
     for (const item of batch) bytes += item.data.byteLength;
-    // An entry's pages and its document's head row.
+    // An entry's pages: the table's and its primary key's.
     this.#wrote(2 * batch.length + Math.floor(bytes / PAGE_BYTES));
     await this.#durable('append');
     return seqs;
@@ -188,14 +199,14 @@ export class SqliteDocStore implements DocStore {
   async head(doc: string): Promise<number> {
     return this.#run('read the head of', () => {
       checkDoc(doc);
-      return this.#sql.head.get(doc) ?? 0;
+      return this.#sql.head.get({ doc }) ?? 0;
     });
   }
 
   async heads(docs: readonly string[]): Promise<Map<string, number>> {
     return this.#run('read the heads of', () => {
       for (const doc of docs) checkDoc(doc);
-      return new Map(docs.map((doc) => [doc, this.#sql.head.get(doc) ?? 0]));
+      return new Map(docs.map((doc) => [doc, this.#sql.head.get({ doc }) ?? 0]));
     });
   }
 
@@ -227,9 +238,9 @@ export class SqliteDocStore implements DocStore {
     while (this.#gate !== null) await this.#gate;
     this.#run('remove', () => {
       if (this.#writer !== null) return;
-      this.#sql.remove.run(doc);
+      this.#remove(doc);
       this.#handle.releaseFreePages();
-      this.#wrote(2);
+      this.#wrote(3);
     });
     if (this.#writer !== null) {
       await this.#writer.run({ op: 'remove', doc }, 'cannot remove the document log');
@@ -291,19 +302,11 @@ export class SqliteDocStore implements DocStore {
 
 function prepare(db: Database.Database): Statements {
   return {
-    // One statement both reads and bumps the head, inside the batch's transaction.
-    nextSeq: db
-      .prepare<[string], number>(
-        'INSERT INTO doc_heads (doc, seq) VALUES (?, 1) ON CONFLICT (doc) DO UPDATE SET seq = seq + 1 RETURNING seq',
-      )
-      .pluck(),
-    insert: db.prepare<[string, number, Uint8Array]>(
-      'INSERT INTO doc_entries (doc, seq, data) VALUES (?, ?, ?)',
-    ),
+    appendEntry: db.prepare<[EntryParams], number>(APPEND_ENTRY_SQL).pluck(),
     load: db.prepare<[string, number, number], { seq: number; data: Buffer }>(
       'SELECT seq, data FROM doc_entries WHERE doc = ? AND seq > ? ORDER BY seq LIMIT ?',
     ),
-    head: db.prepare<[string], number>('SELECT seq FROM doc_heads WHERE doc = ?').pluck(),
+    head: db.prepare<[DocParam], number>(READ_HEAD_SQL).pluck(),
     exists: db
       .prepare<[string, number], number>('SELECT 1 FROM doc_entries WHERE doc = ? AND seq = ?')
       .pluck(),
@@ -311,7 +314,8 @@ function prepare(db: Database.Database): Statements {
     replace: db.prepare<[Uint8Array, string, number]>(
       'UPDATE doc_entries SET data = ? WHERE doc = ? AND seq = ?',
     ),
-    remove: db.prepare<[string]>('DELETE FROM doc_entries WHERE doc = ?'),
+    keepHead: db.prepare<[DocParam]>(KEEP_HEAD_SQL),
+    removeEntries: db.prepare<[DocParam]>(REMOVE_ENTRIES_SQL),
     docsFrom: db
       .prepare<[string], string>('SELECT DISTINCT doc FROM doc_entries WHERE doc >= ? ORDER BY doc')
       .pluck(),
