@@ -39,7 +39,7 @@ export type SqliteRelayStoreOptions = SqliteFileOptions;
  * The relay's durable store (users, API key hashes, object metadata and raw blob bytes,
  * shares, the audit log, mod grants) in one SQLite file: better-sqlite3, WAL, one
  * transaction per change, committed before its promise resolves. The contract's invariants
- * live in the schema (see {@link CONSTRAINTS}); older files are migrated when opened.
+ * live in the schema (see `CONSTRAINTS` in sqlite-relay-schema.ts); older files are migrated when opened.
  *
  * `transaction()` holds a `BEGIN IMMEDIATE` transaction on the one connection across the
  * callback's awaits; meanwhile every other call on this store waits for it (a
@@ -219,7 +219,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async appendMemberList(record: MemberListRecord): Promise<boolean> {
-    return this.#gate.run(() => this.#tables.appendMemberList(record));
+    return this.#write(() => this.#tables.appendMemberList(record));
   }
 
   async listMemberLists(blobId: string): Promise<MemberListRecord[]> {
@@ -227,7 +227,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async putSignedHead(record: SignedHeadRecord): Promise<void> {
-    return this.#gate.run(() => this.#tables.putSignedHead(record));
+    return this.#write(() => this.#tables.putSignedHead(record));
   }
 
   async listSignedHeads(blobId: string): Promise<SignedHeadRecord[]> {
