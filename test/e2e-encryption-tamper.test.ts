@@ -91,10 +91,10 @@ function entries(db: Database.Database, doc: string): { seq: number; data: Uint8
   }[];
 }
 
+/** Appends an entry the way the store does: after the document's newest one (doc-log-sql.ts). */
 function insertEntry(db: Database.Database, doc: string, data: Uint8Array): number {
-  const head = (db.prepare('SELECT seq FROM doc_heads WHERE doc = ?').get(doc) as { seq: number }).seq;
+  const head = db.prepare('SELECT max(seq) FROM doc_entries WHERE doc = ?').pluck().get(doc) as number;
   db.prepare('INSERT INTO doc_entries (doc, seq, data) VALUES (?, ?, ?)').run(doc, head + 1, data);
-  db.prepare('UPDATE doc_heads SET seq = ? WHERE doc = ?').run(head + 1, doc);
   return head + 1;
 }
 

@@ -366,7 +366,13 @@ async function readStored(): Promise<Stored> {
         "SELECT name, owner || ' ' || read || ' ' || write || ' ' || (CASE WHEN encrypted THEN 1 ELSE 0 END) || ' ' || min_epoch FROM objects",
       ),
     ),
-    docs: new Set((await stored.rows('SELECT doc FROM doc_heads')).map((row) => String(row[0]))),
+    // A document exists once it has an entry; `doc_heads` also names one whose entries were
+    // removed (the SQLite store writes that table only then, the PostgreSQL one on every append).
+    docs: new Set(
+      (await stored.rows('SELECT doc FROM doc_entries UNION SELECT doc FROM doc_heads')).map((row) =>
+        String(row[0]),
+      ),
+    ),
   };
 }
 
