@@ -82,7 +82,10 @@ export interface SyncServerOptions {
   readonly authority: SyncAuthority;
   readonly metrics: Metrics;
   readonly limits?: Partial<SyncServerLimits> | undefined;
-  /** How often idle sockets are pinged; a socket that missed the previous pong is dropped. Default 30 s. */
+  /**
+   * How often sockets are pinged; one from which nothing was read since the previous ping (not
+   * even its pong) is dropped. Default 30 s.
+   */
   readonly pingIntervalMs?: number | undefined;
   /** How long close() waits for sockets to finish their close handshake. Default 2 s. */
   readonly closeGraceMs?: number | undefined;
