@@ -128,6 +128,8 @@ const THROTTLED = 4;
 const PAUSED = 8;
 /** It holds a place in its caller's count of open sockets (kept by the SyncServer). */
 const COUNTED = 16;
+/** It is among its server's open sockets (kept by the SyncServer). */
+const LISTED = 32;
 
 /**
  * One authenticated WebSocket: who it is (the level follows level changes), its credential,
@@ -171,7 +173,7 @@ export class SocketSession {
    * four slots to eight (~100 B per idle socket).
    */
   #readAtPing = -1;
-  /** CLOSED, REVOKED, THROTTLED, PAUSED and COUNTED, or'ed. */
+  /** CLOSED, REVOKED, THROTTLED, PAUSED, COUNTED and LISTED, or'ed. */
   #flags = 0;
   #onClosed: Array<() => void> | null = null;
   /** In whole ms: a small integer in the session, not a heap number of its own. */
@@ -208,6 +210,15 @@ export class SocketSession {
 
   set counted(value: boolean) {
     this.#flags = value ? this.#flags | COUNTED : this.#flags & ~COUNTED;
+  }
+
+  /** It is among its server's open sockets (kept by the SyncServer). */
+  get listed(): boolean {
+    return (this.#flags & LISTED) !== 0;
+  }
+
+  set listed(value: boolean) {
+    this.#flags = value ? this.#flags | LISTED : this.#flags & ~LISTED;
   }
 
   /** Who is rate-limited together with this socket (the user, or the guest's address). */
