@@ -148,8 +148,9 @@ export interface RelayOptions {
   /** How long close() lets HTTP requests in flight finish before cutting them, in ms. Default 5000. */
   readonly closeGraceMs?: number;
   /**
-   * How often sync sockets are pinged, in ms; a socket that missed the previous pong is dropped,
-   * so a half-open connection is found within about twice this. Default 30000.
+   * How often sync sockets are pinged, in ms; a socket from which nothing was read since the
+   * previous ping (not even its pong) is dropped, so a half-open connection is found within
+   * about twice this. Default 30000.
    */
   readonly pingIntervalMs?: number | undefined;
   /** Where the relay reports problems. Default: warnings and errors as JSON lines on stderr. */

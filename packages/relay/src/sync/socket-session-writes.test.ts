@@ -1,64 +1,11 @@
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import { IGNORE_FRAMES, relaxedSessionShared } from './session-test-settings.ts';
+import { WebSocket } from 'ws';
+import { closeSessions, connectSession as connect, until } from './session-test-socket.ts';
 import { SharedFrame } from './shared-frame.ts';
-import { SendBudget, SocketSession } from './socket-session.ts';
+import { SendBudget } from './socket-session.ts';
 
-interface Pair {
-  readonly session: SocketSession;
-  /** The relay side's TCP socket, under `ws`. */
-  readonly tcp: Socket;
-  readonly received: Uint8Array[];
-  readonly client: WebSocket;
-}
-
-/** A multiplexed guest socket whose limits stay out of the way. */
-const SHARED = relaxedSessionShared();
-const SESSION = {
-  id: 1,
-  endpoint: 'mux',
-  caller: { kind: 'guest' },
-  credential: null,
-  shared: SHARED,
-} as const;
-
-const cleanups: Array<() => Promise<void>> = [];
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-
-/** One real `ws` connection on loopback; the server side attached to a SocketSession. */
-async function connect(budget?: SendBudget): Promise<Pair> {
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
-  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-  const accepted = new Promise<{ session: SocketSession; tcp: Socket }>((resolve) =>
-    wss.once('connection', (ws) => {
-      const shared = relaxedSessionShared(budget);
-      const session = new SocketSession({ ...SESSION, shared });
-      session.attach(ws, IGNORE_FRAMES);
-      resolve({ session, tcp: (ws as unknown as { _socket: Socket })._socket });
-    }),
-  );
-  const { port } = wss.address() as AddressInfo;
-  const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
-  const received: Uint8Array[] = [];
-  client.on('message', (data: RawData) => received.push(new Uint8Array(data as Buffer)));
-  await new Promise<void>((resolve, reject) => {
-    client.once('open', () => resolve());
-    client.once('error', reject);
-  });
-  cleanups.push(async () => {
-    client.terminate();
-    await new Promise<void>((resolve) => wss.close(() => resolve()));
-  });
-  return { ...(await accepted), received, client };
-}
-
-async function until(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((resolve) => setTimeout(resolve, 2));
-}
+afterEach(closeSessions);
 
 function frame(seed: number, length = 20): Uint8Array {
   return Uint8Array.from({ length }, (_, i) => (seed * 7 + i) & 0xff);

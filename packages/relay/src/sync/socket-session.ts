@@ -109,8 +109,27 @@ type Work = Uint8Array | (() => Promise<void>);
 /** Code for a normal shutdown of the relay. */
 export const CLOSE_GOING_AWAY = 1001;
 
-/** The session of each attached socket, for the listeners every socket shares. */
-const sessionOf = new WeakMap<WebSocket, SocketSession>();
+/**
+ * Where an attached socket keeps its session, for the listeners every socket shares: a property
+ * of the socket rather than an entry in a WeakMap, whose table grew by an entry per socket.
+ */
+const SESSION: unique symbol = Symbol('scopesync.session');
+
+/** A `ws` socket with its session attached. */
+type AttachedSocket = WebSocket & { [SESSION]?: SocketSession };
+
+/** Bits of a session's `#flags` (one small integer, not a field per yes/no): its socket closed. */
+const CLOSED = 1;
+/** Its credential was revoked: no frame of it is processed any more. */
+const REVOKED = 2;
+/** It sent frames faster than its rate limit: no frame of it is processed any more. */
+const THROTTLED = 4;
+/** Reading from the socket is paused until its queue of frames has shrunk (backpressure). */
+const PAUSED = 8;
+/** It holds a place in its caller's count of open sockets (kept by the SyncServer). */
+const COUNTED = 16;
+/** It is among its server's open sockets (kept by the SyncServer). */
+const LISTED = 32;
 
 /**
  * One authenticated WebSocket: who it is (the level follows level changes), its credential,
@@ -147,16 +166,18 @@ export class SocketSession {
   /** Work queued behind the one running, in order; null while there is none. */
   #waiting: Work[] | null = null;
   #pending = 0;
-  #alive = true;
-  #closed = false;
-  /** Its credential was revoked: no frame of it is processed any more. */
-  #revoked = false;
-  /** It sent frames faster than its rate limit: no frame of it is processed any more. */
-  #throttled = false;
-  /** Reading from the socket is paused until its queue of frames has shrunk (backpressure). */
-  #paused = false;
+  /**
+   * Bytes read from its TCP socket when it was last pinged; -1 before the first ping. Anything
+   * read since (the pong, or any frame) shows the client is alive. Read from the socket rather
+   * than kept by a `pong` listener: a fourth listener grows every socket's listener table from
+   * four slots to eight (~100 B per idle socket).
+   */
+  #readAtPing = -1;
+  /** CLOSED, REVOKED, THROTTLED, PAUSED, COUNTED and LISTED, or'ed. */
+  #flags = 0;
   #onClosed: Array<() => void> | null = null;
-  readonly #startedAt = performance.now();
+  /** In whole ms: a small integer in the session, not a heap number of its own. */
+  readonly #startedAt = Math.floor(performance.now());
   #framesInCount = 0;
   #framesOutCount = 0;
   #closeCode: number | null = null;
@@ -166,8 +187,6 @@ export class SocketSession {
    * socket in a table of the registry's.
    */
   subscriptions: Subscription | Set<Subscription> | null = null;
-  /** It holds a place in its caller's count of open sockets (kept by the SyncServer). */
-  counted = false;
   /**
    * While this turn's frames are held in the corked TCP socket (see {@link #cork}): what was
    * queued for the socket before them; -1 when it is not corked.
@@ -182,6 +201,24 @@ export class SocketSession {
     this.credential = options.credential;
     this.#shared = options.shared;
     this.#callerKey = options.callerKey ?? callerId(options.caller);
+  }
+
+  /** It holds a place in its caller's count of open sockets (kept by the SyncServer). */
+  get counted(): boolean {
+    return (this.#flags & COUNTED) !== 0;
+  }
+
+  set counted(value: boolean) {
+    this.#flags = value ? this.#flags | COUNTED : this.#flags & ~COUNTED;
+  }
+
+  /** It is among its server's open sockets (kept by the SyncServer). */
+  get listed(): boolean {
+    return (this.#flags & LISTED) !== 0;
+  }
+
+  set listed(value: boolean) {
+    this.#flags = value ? this.#flags | LISTED : this.#flags & ~LISTED;
   }
 
   /** Who is rate-limited together with this socket (the user, or the guest's address). */
@@ -260,7 +297,7 @@ export class SocketSession {
 
   /** Closed, or refusing work because its credential was revoked. */
   get ended(): boolean {
-    return this.#closed || this.#revoked || this.#throttled;
+    return (this.#flags & (CLOSED | REVOKED | THROTTLED)) !== 0;
   }
 
   /** Takes a user's new level (see the `level-changed` event). */
@@ -272,9 +309,8 @@ export class SocketSession {
   attach(ws: WebSocket, handler: SessionHandler): void {
     this.#ws = ws;
     this.#handler = handler;
-    sessionOf.set(ws, this);
+    (ws as AttachedSocket)[SESSION] = this;
     ws.on('message', SocketSession.#listeners.message);
-    ws.on('pong', SocketSession.#listeners.pong);
     ws.on('error', SocketSession.#listeners.error);
     ws.on('close', SocketSession.#listeners.close);
   }
@@ -285,19 +321,15 @@ export class SocketSession {
    */
   static readonly #listeners = {
     message(this: WebSocket, data: RawData, isBinary: boolean): void {
-      const session = sessionOf.get(this);
+      const session = (this as AttachedSocket)[SESSION];
       if (session) session.#receive(data, isBinary);
     },
-    pong(this: WebSocket): void {
-      const session = sessionOf.get(this);
-      if (session) session.#alive = true;
-    },
     error(this: WebSocket, error: Error): void {
-      const session = sessionOf.get(this);
+      const session = (this as AttachedSocket)[SESSION];
       if (session) session.#shared.log('warn', 'sync socket error', session.context({ error }));
     },
     close(this: WebSocket, code: number): void {
-      const session = sessionOf.get(this);
+      const session = (this as AttachedSocket)[SESSION];
       if (session) session.#closedWith(code);
     },
   };
@@ -330,7 +362,7 @@ export class SocketSession {
 
   #send(frame: Uint8Array, shared: SharedFrame | null): void {
     const ws = this.#ws;
-    if (!ws || this.#closed || ws.readyState !== ws.OPEN) return;
+    if (!ws || (this.#flags & CLOSED) !== 0 || ws.readyState !== ws.OPEN) return;
     const settings = this.#shared;
     const queued = this.#queued(ws);
     if (queued > settings.limits.maxBufferedBytes) {
@@ -361,19 +393,19 @@ export class SocketSession {
 
   /** Stops processing frames at once and closes with 4401: its credential was revoked. */
   revoke(reason: string): void {
-    this.#revoked = true;
+    this.#flags |= REVOKED;
     this.close(wsCloseCodeOf('Unauthorized'), reason);
   }
 
   /** Whether it was revoked (an upgrade racing the revocation checks this on accept). */
   get revoked(): boolean {
-    return this.#revoked;
+    return (this.#flags & REVOKED) !== 0;
   }
 
   /** Closes with 1001 and resolves when the close handshake finished (or the socket is gone). */
   goAway(): Promise<void> {
     return new Promise((resolve) => {
-      if (this.#closed || !this.#ws) return resolve();
+      if ((this.#flags & CLOSED) !== 0 || !this.#ws) return resolve();
       this.#onClosed ??= [];
       this.#onClosed.push(resolve);
       this.close(CLOSE_GOING_AWAY, 'relay shutting down');
@@ -382,18 +414,22 @@ export class SocketSession {
 
   /** Kills the TCP connection without a close handshake. */
   terminate(): void {
-    if (!this.#closed) this.#ws?.terminate();
+    if ((this.#flags & CLOSED) === 0) this.#ws?.terminate();
   }
 
-  /** One heartbeat: a socket that missed the previous pong is dropped, the others pinged. */
+  /**
+   * One heartbeat: a socket from which nothing at all was read since the previous ping (not its
+   * pong, not a frame) is dropped, the others pinged.
+   */
   heartbeat(): void {
     const ws = this.#ws;
     if (!ws) return;
-    if (!this.#alive) {
+    const read = tcpSocketOf(ws)?.bytesRead ?? 0;
+    if (read === this.#readAtPing) {
       ws.terminate();
       return;
     }
-    this.#alive = false;
+    this.#readAtPing = read;
     try {
       ws.ping();
     } catch (error) {
@@ -418,8 +454,8 @@ export class SocketSession {
   }
 
   #closedWith(code: number): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if ((this.#flags & CLOSED) !== 0) return;
+    this.#flags |= CLOSED;
     this.#closeCode = code;
     this.#handler?.closed(this);
     for (const resolve of this.#onClosed?.splice(0) ?? []) resolve();
@@ -436,7 +472,7 @@ export class SocketSession {
       return;
     }
     if (!this.#takeFrameToken()) {
-      this.#throttled = true; // stop processing what is queued: the socket is going
+      this.#flags |= THROTTLED; // stop processing what is queued: the socket is going
       this.close(wsCloseCodeOf('RateLimited'), 'too many frames: slow down');
       return;
     }
@@ -446,8 +482,8 @@ export class SocketSession {
     // A client that sends faster than the relay handles its frames (a bulk import, a replay) is
     // slowed by TCP, not cut off: reading stops until the queue drained. The bound above stays
     // for frames ws had already read when it paused.
-    if (!this.#paused && this.#pending >= PAUSE_READING_AT) {
-      this.#paused = true;
+    if ((this.#flags & PAUSED) === 0 && this.#pending >= PAUSE_READING_AT) {
+      this.#flags |= PAUSED;
       this.#ws?.pause();
     }
   }
@@ -484,8 +520,8 @@ export class SocketSession {
         this.#fail(error);
       }
       this.#pending -= 1;
-      if (this.#paused && this.#pending <= RESUME_READING_AT) {
-        this.#paused = false;
+      if ((this.#flags & PAUSED) !== 0 && this.#pending <= RESUME_READING_AT) {
+        this.#flags &= ~PAUSED;
         this.#ws?.resume();
       }
       work = this.#waiting?.shift();

@@ -14,6 +14,7 @@ import { RateLimiter } from '../rate-limiter.ts';
 import { DocEndpoint } from './doc-endpoint.ts';
 import { DocumentSync } from './document-sync.ts';
 import { MuxEndpoint } from './mux-endpoint.ts';
+import { SessionTable } from './session-table.ts';
 import {
   CLOSE_GOING_AWAY,
   SendBudget,
@@ -82,7 +83,10 @@ export interface SyncServerOptions {
   readonly authority: SyncAuthority;
   readonly metrics: Metrics;
   readonly limits?: Partial<SyncServerLimits> | undefined;
-  /** How often idle sockets are pinged; a socket that missed the previous pong is dropped. Default 30 s. */
+  /**
+   * How often sockets are pinged; one from which nothing was read since the previous ping (not
+   * even its pong) is dropped. Default 30 s.
+   */
   readonly pingIntervalMs?: number | undefined;
   /** How long close() waits for sockets to finish their close handshake. Default 2 s. */
   readonly closeGraceMs?: number | undefined;
@@ -117,7 +121,8 @@ export class SyncServer {
   readonly #registry: SubscriptionRegistry;
   readonly #docEndpoint: DocEndpoint;
   readonly #muxEndpoint: MuxEndpoint;
-  readonly #sessions = new Set<SocketSession>();
+  /** Sockets by caller: counted from authentication (so upgrades in flight count too), open ones marked. */
+  readonly #sessions = new SessionTable();
   readonly #ping: NodeJS.Timeout;
   readonly #unsubscribe: Array<() => void>;
   #nextId = 1;
@@ -135,8 +140,6 @@ export class SyncServer {
   readonly #shared: SessionShared;
   /** Each endpoint's handler wrapped with the server's own bookkeeping, shared by its sockets. */
   readonly #handlers: Readonly<Record<SessionEndpoint, SessionHandler>>;
-  /** Sockets per caller key, counted from authentication (so upgrades in flight count too). */
-  readonly #perCaller = new Map<string, number>();
   /** Sockets that authenticated with an expiring token: closed with 4401 at its `exp`. */
   readonly #expiries = new ExpiryTimers<SocketSession>();
 
@@ -358,7 +361,7 @@ export class SyncServer {
     // A user's key is their id as the caller holds it (`user_` + hex never contains `:`), not a
     // string made per socket; a guest's is its address.
     const callerKey = caller.kind === 'user' ? caller.userId : `ip:${this.#clientAddress(request)}`;
-    if ((this.#perCaller.get(callerKey) ?? 0) >= this.#limits.maxSocketsPerCaller) {
+    if (this.#sessions.count(callerKey) >= this.#limits.maxSocketsPerCaller) {
       this.#denials.inc();
       return refuseUpgrade(socket, 'RateLimited', 'too many open sockets for this caller');
     }
@@ -371,12 +374,12 @@ export class SyncServer {
       target.kind === 'doc' ? this.#registry.sharedName(target.address.name) : undefined,
       callerKey,
     );
-    this.#count(session);
+    this.#sessions.add(session);
     try {
       await this.#open(request, socket, head, session, target);
     } finally {
       // Refused or abandoned before it opened: it holds no place any more.
-      if (!this.#sessions.has(session)) this.#uncount(session);
+      if (!session.listed) this.#sessions.remove(session);
     }
   }
 
@@ -422,20 +425,6 @@ export class SyncServer {
     });
   }
 
-  #count(session: SocketSession): void {
-    session.counted = true;
-    this.#perCaller.set(session.callerKey, (this.#perCaller.get(session.callerKey) ?? 0) + 1);
-  }
-
-  /** Gives back the session's place in its caller's count; idempotent. */
-  #uncount(session: SocketSession): void {
-    if (!session.counted) return;
-    session.counted = false;
-    const left = (this.#perCaller.get(session.callerKey) ?? 1) - 1;
-    if (left > 0) this.#perCaller.set(session.callerKey, left);
-    else this.#perCaller.delete(session.callerKey);
-  }
-
   /**
    * `endpoint` as its sockets' handler, with the server's part: frames counted, and a closed
    * socket's subscriptions, place and timer given back. Made once per endpoint, not per socket.
@@ -456,8 +445,7 @@ export class SyncServer {
   #closedSession(session: SocketSession): void {
     this.#expiries.disarm(session);
     this.#registry.endSession(session);
-    this.#uncount(session);
-    if (this.#sessions.delete(session)) this.#connections.dec();
+    if (this.#sessions.remove(session)) this.#connections.dec();
     this.#closedSockets.labels(session.endpoint).inc();
     const { framesIn, framesOut, ms, code } = session.stats();
     this.#log(
@@ -469,7 +457,7 @@ export class SyncServer {
 
   /** Registers an opened socket; false (and the socket closed) when it must not live. */
   #accept(session: SocketSession, ws: WebSocket): boolean {
-    this.#sessions.add(session);
+    this.#sessions.open(session);
     this.#connections.inc();
     this.#opened.labels(session.endpoint).inc();
     this.#log('info', 'socket opened', session.context({}));
@@ -518,7 +506,8 @@ export class SyncServer {
   /** Applies a user's new level to their sockets and decides each of their subscriptions again. */
   async #levelChanged(event: LevelChanged): Promise<void> {
     const affected: SocketSession[] = [];
-    for (const session of this.#sessions) {
+    // A user's sockets are those under their id (see `callerKey`); the check below stays.
+    for (const session of this.#sessions.ofCaller(event.userId)) {
       const caller = session.caller;
       if (caller.kind !== 'user' || caller.userId !== event.userId) continue;
       session.setCaller({ ...caller, level: event.level });
