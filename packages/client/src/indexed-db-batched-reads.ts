@@ -22,6 +22,8 @@ interface QueuedRead {
  * once would otherwise pay one per document for its log and one for its record. The first
  * read starts at once; reads asked for while a batch is in flight wait for it to finish and
  * then go together, so a lone read is never delayed and a burst costs a few transactions.
+ * Within one, the whole logs of documents next to each other in key order share a request
+ * ({@link log}): a request costs far more than a row, too.
  * Not for use inside a Dexie transaction: its own transaction would wait for that one to end.
  */
 export class BatchedReads {
