@@ -1,9 +1,15 @@
+import { DOC_ORDER_MAX, DocOrder } from './indexed-db-doc-order.ts';
+
 /** One read waiting for the next batch. */
 interface QueuedRead {
   readonly store: string;
   readonly query: IDBValidKey | IDBKeyRange;
-  /** `getAll` reads every record in a range (at most `count`); `get` reads one record. */
-  readonly kind: 'get' | 'getAll';
+  /**
+   * `getAll` reads every record in a range (at most `count`); `get` reads one record; `log`
+   * reads every row of one document's log (`query` is its name), sharing a request with the
+   * logs of the documents next to it in the batch.
+   */
+  readonly kind: 'get' | 'getAll' | 'log';
   readonly count: number | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
@@ -16,16 +22,30 @@ interface QueuedRead {
  * once would otherwise pay one per document for its log and one for its record. The first
  * read starts at once; reads asked for while a batch is in flight wait for it to finish and
  * then go together, so a lone read is never delayed and a burst costs a few transactions.
+ * Within one, the whole logs of documents next to each other in key order share a request
+ * ({@link log}): a request costs far more than a row, too.
  * Not for use inside a Dexie transaction: its own transaction would wait for that one to end.
  */
 export class BatchedReads {
   readonly #database: () => Promise<IDBDatabase>;
+  readonly #logs: LogLayout;
+  /** Read with the first batch of several logs, then kept (see {@link DocOrder}). */
+  #order: DocOrder | null = null;
   #queue: QueuedRead[] = [];
   #running = false;
 
-  /** `database` resolves with the open native database (opening it on first use). */
-  constructor(database: () => Promise<IDBDatabase>) {
+  /**
+   * `database` resolves with the open native database (opening it on first use); `logs` says
+   * where the document logs that {@link log} reads lie.
+   */
+  constructor(database: () => Promise<IDBDatabase>, logs: LogLayout) {
     this.#database = database;
+    this.#logs = logs;
+  }
+
+  /** Every row of `doc`'s log, in key order. */
+  log<T extends LogRow>(doc: string): Promise<T[]> {
+    return this.#enqueue(this.#logs.store, doc, 'log', undefined) as Promise<T[]>;
   }
 
   /** Every record of `store` in `range`, in key order; at most `count` when given. */
@@ -67,10 +87,28 @@ export class BatchedReads {
   async #run(batch: readonly QueuedRead[]): Promise<void> {
     try {
       const db = await this.#database();
-      const stores = [...new Set(batch.map((r) => r.store))];
-      const tx = db.transaction(stores, 'readonly');
-      const results: unknown[] = new Array(batch.length);
+      const logs = new Map<string, number[]>();
       batch.forEach((read, i) => {
+        if (read.kind !== 'log') return;
+        const readers = logs.get(read.query as string);
+        if (readers) readers.push(i);
+        else logs.set(read.query as string, [i]);
+      });
+      // A lone log (a page's first read) never waits for the order; a burst reads it once.
+      const readOrder = this.#order === null && logs.size > 1;
+      const stores = new Set(batch.map((r) => r.store));
+      if (readOrder) stores.add(this.#logs.order);
+      const tx = db.transaction([...stores], 'readonly');
+      const results: unknown[] = new Array(batch.length);
+      if (readOrder) {
+        const request = tx.objectStore(this.#logs.order).getAllKeys(null, DOC_ORDER_MAX);
+        request.onsuccess = () => {
+          this.#order = new DocOrder(request.result as string[]);
+          this.#readLogs(tx, logs, this.#order, results);
+        };
+      } else if (logs.size > 0) this.#readLogs(tx, logs, this.#order, results);
+      batch.forEach((read, i) => {
+        if (read.kind === 'log') return;
         const source = tx.objectStore(read.store);
         const request = read.kind === 'get' ? source.get(read.query) : source.getAll(read.query, read.count);
         request.onsuccess = () => {
@@ -87,4 +125,54 @@ export class BatchedReads {
       for (const read of batch) read.reject(error);
     }
   }
+
+  /**
+   * One `getAll` per run of documents next to each other in `order` (each document alone
+   * without one), from the first one's log to the last one's; each reader gets its document's
+   * rows. Rows of a document between them that the order did not know of are dropped here.
+   */
+  #readLogs(
+    tx: IDBTransaction,
+    logs: ReadonlyMap<string, readonly number[]>,
+    order: DocOrder | null,
+    results: unknown[],
+  ): void {
+    const source = tx.objectStore(this.#logs.store);
+    const runs = order ? order.spans(logs.keys()) : [...logs.keys()].map((doc) => [doc]);
+    for (const run of runs) {
+      for (const doc of run) for (const i of logs.get(doc) ?? []) results[i] = [];
+      // Seqs start at 1 and are finite: (doc, 0) and (doc, ∞) bound a whole log, exclusive.
+      const range = this.#logs.keyRange.bound(
+        [run[0], 0],
+        [run[run.length - 1], Number.POSITIVE_INFINITY],
+        true,
+        true,
+      );
+      const request = source.getAll(range);
+      // Only this run's documents: one between them that the order did not know of is read
+      // alone (or not at all), in a request of its own.
+      const members = new Set(run);
+      request.onsuccess = () => {
+        for (const row of request.result as LogRow[]) {
+          if (!members.has(row.doc)) continue;
+          for (const i of logs.get(row.doc) ?? []) (results[i] as LogRow[]).push(row);
+        }
+      };
+    }
+  }
+}
+
+/** A row of a document log: keyed `[doc, seq]`, so one document's rows lie together in key order. */
+export interface LogRow {
+  readonly doc: string;
+}
+
+/** Where the document logs lie: {@link BatchedReads.log} reads them. */
+export interface LogLayout {
+  /** The store of log rows, keyed `[doc, seq]` with seqs from 1. */
+  readonly store: string;
+  /** The store keyed by document name, one record per document with a log: their order. */
+  readonly order: string;
+  /** The key range class of the IndexedDB in use. */
+  readonly keyRange: typeof IDBKeyRange;
 }

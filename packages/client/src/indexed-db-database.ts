@@ -64,7 +64,11 @@ export class ScopesyncDatabase {
     this.#name = options.name ?? DEFAULT_DATABASE_NAME;
     this.#factory = factory;
     this.keyRange = keyRange;
-    this.reads = new BatchedReads(() => this.#readDatabase());
+    this.reads = new BatchedReads(() => this.#readDatabase(), {
+      store: 'entries',
+      order: 'heads',
+      keyRange,
+    });
   }
 
   /** The Dexie instance (created on first use; it opens itself on its first operation). */

@@ -1,7 +1,7 @@
 import { type AppendItem, type DocStore, type StoredEntry, SyncError } from '@scopesync/core';
 import { Dexie } from 'dexie';
 import { type HeadRow, type IndexedDbOptions, ScopesyncDatabase } from './indexed-db-database.ts';
-import { canExtend, type EntryRow, packRows, unpack } from './indexed-db-entry-packs.ts';
+import { canExtend, type EntryRow, packRows, unpack, unpackAll } from './indexed-db-entry-packs.ts';
 
 /**
  * A {@link DocStore} in IndexedDB: the browser client's document logs, written through Dexie,
@@ -66,14 +66,14 @@ export class IndexedDbDocStore implements DocStore {
       throw new SyncError('BadRequest', `limit must be a non-negative integer, got ${String(limit)}`);
     }
     if (limit === 0) return [];
+    // A whole log (a document opened) shares its request with the logs of the documents next
+    // to it that are read at the same time (BatchedReads.log).
+    if (sinceSeq <= 0 && limit === undefined) return unpackAll(await this.#db.reads.log<EntryRow>(doc));
     // The [doc+seq] key walks in seq order; a row is keyed by its last seq, so every row from
     // `sinceSeq` on holds at least one entry after it, and `limit` rows hold at least `limit`.
     const range = this.#db.keyRange.bound([doc, sinceSeq], [doc, Number.POSITIVE_INFINITY], true, true);
     const rows = await this.#db.reads.getAll<EntryRow>('entries', range, limit);
-    const entries: StoredEntry[] = [];
-    for (const row of rows) {
-      for (const entry of unpack(row)) if (entry.seq > sinceSeq) entries.push(entry);
-    }
+    const entries = unpackAll(rows).filter((entry) => entry.seq > sinceSeq);
     return limit === undefined ? entries : entries.slice(0, limit);
   }
 

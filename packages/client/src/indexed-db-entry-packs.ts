@@ -57,6 +57,14 @@ export function unpack(row: EntryRow): StoredEntry[] {
   return entries;
 }
 
+/** The entries `rows` hold (in key order), in seq order: {@link unpack} of each, end to end. */
+export function unpackAll(rows: readonly EntryRow[]): StoredEntry[] {
+  if (rows.length === 1) return unpack(rows[0] as EntryRow);
+  const entries: StoredEntry[] = [];
+  for (const row of rows) for (const entry of unpack(row)) entries.push(entry);
+  return entries;
+}
+
 /**
  * Rows holding `entries` (one document's, in seq order): consecutive entries packed while a
  * row stays within {@link PACK_MAX_BYTES} and {@link PACK_MAX_ENTRIES}; an entry alone in its
