@@ -71,7 +71,25 @@ export class DocumentSync {
 
   /** Sends SyncStep1 and the current awareness states: the start of a plaintext sync. */
   async greetPlaintext(sub: Subscription): Promise<void> {
-    const stateVector = await this.#read(sub, (doc) => Y.encodeStateVector(doc));
+    this.#greet(sub, await this.#read(sub, stateVectorOf));
+  }
+
+  /**
+   * {@link greetPlaintext} in the caller's turn, when the document is held ready (or the
+   * subscription poses, and sees an empty one); false, having sent nothing, when it is not.
+   */
+  greetPlaintextNow(sub: Subscription): boolean {
+    if (sub.posing) {
+      this.#greet(sub, EMPTY_STATE_VECTOR);
+      return true;
+    }
+    const doc = this.#hub.readyDoc(sub.name);
+    if (doc === null) return false;
+    this.#greet(sub, stateVectorOf(doc));
+    return true;
+  }
+
+  #greet(sub: Subscription, stateVector: Uint8Array): void {
     sub.push({ type: 'sync-step1', stateVector });
     const states = this.#registry.awarenessStates(sub);
     if (states) sub.push({ type: 'awareness', update: states });
@@ -93,7 +111,7 @@ export class DocumentSync {
         if (current !== null) await current;
         const update = await this.#read(sub, (doc) => {
           try {
-            return Y.encodeStateAsUpdate(doc, message.stateVector);
+            return updateSince(doc, message.stateVector);
           } catch (error) {
             throw new SyncError('InvalidMessage', 'malformed state vector', { cause: error });
           }
@@ -308,6 +326,32 @@ export class DocumentSync {
     this.#log('error', 'a sync request failed', sub.session.context({ doc: sub.name, ref, error }));
     sub.answer({ type: 'error', ref, kind: 'Internal', message: 'internal error' });
   }
+}
+
+/**
+ * The state vector of a document with nothing in it, and its whole state as an update: what
+ * Yjs encodes for any empty document, shared rather than encoded again for each socket (most
+ * sockets of a new document greet an empty one, and a fresh client asks with an empty vector).
+ * Never written to: frames are encoded from them, not into them.
+ */
+export const EMPTY_STATE_VECTOR = new Uint8Array([0]);
+const EMPTY_UPDATE = new Uint8Array([0, 0]);
+
+/** Whether Yjs would encode `doc` as empty: no structs, nothing pending. */
+function isEmptyDoc(doc: Y.Doc): boolean {
+  const store = doc.store;
+  return store.clients.size === 0 && store.pendingStructs === null && store.pendingDs === null;
+}
+
+function stateVectorOf(doc: Y.Doc): Uint8Array {
+  return isEmptyDoc(doc) ? EMPTY_STATE_VECTOR : Y.encodeStateVector(doc);
+}
+
+/** What `doc` holds beyond `stateVector` (SyncStep2); throws on a malformed vector. */
+function updateSince(doc: Y.Doc, stateVector: Uint8Array): Uint8Array {
+  // Only the one-byte empty vector skips Yjs: any other is decoded, so a malformed one still throws.
+  if (stateVector.length === 1 && stateVector[0] === 0 && isEmptyDoc(doc)) return EMPTY_UPDATE;
+  return Y.encodeStateAsUpdate(doc, stateVector);
 }
 
 /** The origin of a subscription's writes: its socket, so its own echo is not sent back. */
