@@ -190,11 +190,10 @@ export class DocEndpoint implements SessionHandler {
   };
 
   /** Handles a frame of one of this endpoint's sockets: the socket's one subscription, found from the session. */
-  async frame(session: SocketSession, bytes: Uint8Array): Promise<void> {
+  frame(session: SocketSession, bytes: Uint8Array): void | Promise<void> {
     const message = decodeDocFrame(bytes, this.#wireLimits);
     const sub = this.#registry.soleSubscription(session);
-    if (!sub?.active) return;
-    await this.#sync.handleYProtocols(sub, message);
+    if (sub?.active) return this.#sync.handleYProtocols(sub, message);
   }
 
   /** Nothing of its own to give back: the socket's subscription ends with its session (`endSession`). */
