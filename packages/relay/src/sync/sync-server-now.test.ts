@@ -1,5 +1,4 @@
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import {
   type Action,
   type Address,
@@ -7,12 +6,9 @@ import {
   decide,
   decodeDocFrame,
   encodeDocFrame,
-  Level,
   MemoryDocStore,
   type Message,
-  type ObjectMeta,
   parseDocName,
-  parseUserId,
   SyncError,
 } from '@scopesync/core';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -21,56 +17,30 @@ import * as Y from 'yjs';
 import { DocHub } from '../documents/doc-hub.ts';
 import { LocalEventBus } from '../events/local-event-bus.ts';
 import { Metrics } from '../metrics.ts';
-import type { CheckedAccess, CheckOptions, SyncAuthority } from './sync-authority.ts';
+import type { CheckedAccess } from './sync-authority.ts';
 import { SyncServer } from './sync-server.ts';
+import { ALICE, BOB, serveSync, TestAuthority } from './sync-test-authority.ts';
 
 // An upgrade whose key, access decision and document are at hand (the relay on SQLite) is
 // answered in the upgrade's own turn, with the same answers and the same audit entries as the
 // path that waits.
 
-const ALICE = parseUserId('user_aaaaaaaaaaaaaaaa');
-const BOB = parseUserId('user_bbbbbbbbbbbbbbbb');
 const NOTES = parseDocName('PUBLIC_RW/_/notes').name;
 const ALICE_PUBLIC = parseDocName(`USER_PUBLIC/${ALICE}/profile`).name;
 const ALICE_OWN = parseDocName(`USER_PUBLIC/${ALICE}/draft`).name;
 
-/** An authority over core's decide() that answers in the caller's turn, recording audited checks. */
-class ImmediateAuthority implements SyncAuthority {
-  readonly objects = new Map<string, ObjectMeta>();
-  readonly audits: Array<{ caller: string; name: string; allowed: boolean }> = [];
-
+/** The test authority, answering in the caller's turn as the relay does on SQLite. */
+class ImmediateAuthority extends TestAuthority {
   authenticateNow(request: IncomingMessage): { caller: Caller; credential: string | null } {
-    const key = new URL(request.url ?? '/', 'http://x').searchParams.get('key');
-    const userId = key === 'alice-key' ? ALICE : key === 'bob-key' ? BOB : null;
-    if (userId === null) throw new SyncError('Unauthorized', 'unknown API key');
-    return { caller: { kind: 'user', userId, level: Level.User }, credential: key };
-  }
-
-  authenticate(request: IncomingMessage): Promise<Caller> {
-    return Promise.resolve(this.authenticateNow(request).caller);
+    const key = new URL(request.url ?? '/', 'http://x').searchParams.get('key') ?? '';
+    const caller = this.keys.get(key);
+    if (!caller) throw new SyncError('Unauthorized', 'unknown API key');
+    return { caller, credential: key };
   }
 
   probeNow(caller: Caller, action: Action, address: Address, loaded?: CheckedAccess): CheckedAccess {
     const object = loaded ? loaded.object : (this.objects.get(address.name) ?? null);
     return { decision: decide({ caller, action, address, object }), object };
-  }
-
-  async check(
-    caller: Caller,
-    action: Action,
-    address: Address,
-    options?: CheckOptions,
-  ): Promise<CheckedAccess> {
-    const checked = this.probeNow(caller, action, address, options?.loaded);
-    if (options?.audit !== false && checked.decision.audit) {
-      const who = caller.kind === 'user' ? caller.userId : caller.kind;
-      this.audits.push({ caller: who, name: address.name, allowed: checked.decision.allowed });
-    }
-    return checked;
-  }
-
-  async authorizeWrite(caller: Caller, address: Address): Promise<ReturnType<typeof decide>> {
-    return (await this.check(caller, 'write', address)).decision;
   }
 }
 
@@ -88,20 +58,13 @@ async function start() {
   const server = new SyncServer({ hub, bus, authority, metrics, log: () => undefined });
   /** Sockets opened by each upgrade before `handleUpgrade` returned. */
   const openedInTurn: number[] = [];
-  const http = createServer((_req, res) => res.end());
-  http.on('upgrade', (req, socket, head) => {
+  const { url, close } = await serveSync(server, hub, (req, socket, head) => {
     const before = server.connections;
     server.handleUpgrade(req, socket, head);
     openedInTurn.push(server.connections - before);
   });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const { port } = http.address() as AddressInfo;
-  teardowns.push(async () => {
-    await server.close();
-    await hub.close();
-    await new Promise<void>((resolve) => http.close(() => resolve()));
-  });
-  return { url: `ws://127.0.0.1:${port}`, authority, openedInTurn };
+  teardowns.push(close);
+  return { url, authority, openedInTurn };
 }
 
 /** Opens a `/sync/<doc>` socket and resolves with its first `count` frames (or its refusal's status). */
@@ -164,10 +127,10 @@ describe('SyncServer with an authority that answers at once', () => {
     expect(await firstFrames(`${f.url}/sync/${NOTES}?key=nope`, 1)).toBe(401);
     const bobs = f.authority.audits.filter((a) => a.caller === BOB);
     expect(bobs).toEqual([
-      { caller: BOB, name: ALICE_PUBLIC, allowed: true },
-      { caller: BOB, name: ALICE_OWN, allowed: false },
-      { caller: BOB, name: ALICE_PUBLIC, allowed: true },
-      { caller: BOB, name: ALICE_OWN, allowed: false },
+      { caller: BOB, action: 'read', name: ALICE_PUBLIC, allowed: true },
+      { caller: BOB, action: 'read', name: ALICE_OWN, allowed: false },
+      { caller: BOB, action: 'read', name: ALICE_PUBLIC, allowed: true },
+      { caller: BOB, action: 'read', name: ALICE_OWN, allowed: false },
     ]);
   });
 });
