@@ -58,7 +58,8 @@ export interface SubscriptionRegistryOptions {
 }
 
 /** What {@link SubscriptionRegistry.admit} needs to create a subscription. */
-export type AdmitRequest = Omit<SubscriptionOptions, 'state'> & {
+export type AdmitRequest = SubscriptionOptions & {
+  readonly address: Address;
   /** Whether an absent or hidden document may be waited for (the multiplexed endpoint); else it is refused. */
   readonly mayWait: boolean;
   /**
@@ -434,7 +435,7 @@ export class SubscriptionRegistry {
       };
       this.#rooms.set(name, room);
     }
-    const sub = new Subscription({ ...request, address: room.address, state });
+    const sub = new Subscription(request, room.address, state);
     room.subs.add(sub);
     if (state.phase === 'active') (state.posing ? room.posing : room.awareness).join(sub);
     const mine = sub.session.subscriptions;
