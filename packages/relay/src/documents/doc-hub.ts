@@ -293,12 +293,12 @@ export class DocHub {
 
   /** Runs `fn` on the loaded document and returns its result. `fn` must not change the document. */
   read<T>(name: DocName, fn: (doc: Y.Doc) => T): Promise<T> {
-    const held = this.#held(name, 'plaintext');
+    const held = this.readyDoc(name);
     if (held !== null) {
       // Held and loaded: `fn` runs now, nothing to wait for or to track (a socket's greeting and
       // its SyncStep1 answer). It sees what every write applied so far left, like any read.
       try {
-        return Promise.resolve(fn(held.doc as Y.Doc));
+        return Promise.resolve(fn(held));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -312,6 +312,15 @@ export class DocHub {
         this.#registry.release(entry);
       }
     });
+  }
+
+  /**
+   * The plaintext document when someone holds it ready, to read in the caller's turn (what
+   * {@link read} would run `fn` on, and like `fn`, the caller must not change it); else null.
+   */
+  readyDoc(name: DocName): Y.Doc | null {
+    const held = this.#held(name, 'plaintext');
+    return held === null ? null : (held.doc as Y.Doc);
   }
 
   /** The store's head seq of the document: the relay's version of the object (0 if never written). */
@@ -331,12 +340,21 @@ export class DocHub {
    */
   hold(name: DocName, mode: SubscribeMode): Promise<DocHold> {
     // Another socket holds it ready: one more hold, at once (every socket but a document's first).
-    const held = this.#held(name, mode);
-    if (held !== null) return Promise.resolve(this.#registry.holdEntry(held));
+    const held = this.holdNow(name, mode);
+    if (held !== null) return Promise.resolve(held);
     return this.#op(async () => {
       assertChannel(name, mode);
       return this.#registry.hold(name, mode);
     });
+  }
+
+  /**
+   * One more hold of a document someone holds ready for `mode`, in the caller's turn; null when
+   * none does (then {@link hold} loads it).
+   */
+  holdNow(name: DocName, mode: SubscribeMode): DocHold | null {
+    const held = this.#held(name, mode);
+    return held === null ? null : this.#registry.holdEntry(held);
   }
 
   /**

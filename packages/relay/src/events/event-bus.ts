@@ -26,6 +26,11 @@ export interface EventBus {
   /** Runs `fn` in the ordering lane of `key` (see `orderingKeyOf`); resolves or rejects with it. */
   serialize<T>(key: string, fn: () => Promise<T>): Promise<T>;
   /**
+   * Optional: whether nothing runs or waits in the lane of `key` now. Then work that finishes in
+   * the caller's turn may skip {@link serialize}: no event of the lane can come between.
+   */
+  laneIdle?(key: string): boolean;
+  /**
    * Optional: when an event that had to wait for its lane was published (`performance.now()`);
    * undefined for one handled as it was published (then it is now). Lets a handler tell which
    * store reads made meanwhile are newer than the event.

@@ -90,6 +90,10 @@ export class LocalEventBus implements EventBus {
     return previous === undefined ? run() : previous.then(run);
   }
 
+  laneIdle(key: string): boolean {
+    return !this.#lanes.has(key);
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#lanes.values()]);

@@ -13,13 +13,11 @@ import {
 } from '@scopesync/core';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { DocHub } from '../documents/doc-hub.ts';
-import type { DocumentSync } from './document-sync.ts';
+import { type DocumentSync, EMPTY_STATE_VECTOR } from './document-sync.ts';
 import type { SessionHandler, SocketSession } from './socket-session.ts';
 import type { Subscription, SubscriptionListener } from './subscription.ts';
-import type { SubscriptionRegistry } from './subscription-registry.ts';
-import { completeUpgrade, refuseUpgrade } from './upgrade.ts';
-
-const EMPTY_STATE_VECTOR = new Uint8Array([0]);
+import type { Admission, AdmitRequest, SubscriptionRegistry } from './subscription-registry.ts';
+import { completeUpgrade, refuseUpgrade, type UpgradeHandler } from './upgrade.ts';
 
 /** Options of a {@link DocEndpoint}. */
 export interface DocEndpointOptions {
@@ -56,6 +54,12 @@ function announcePlaintext(sub: Subscription, encrypted: boolean | undefined): s
   const address = sub.address;
   if (address.kind === 'doc' && isEncryptedScope(address.scope)) return ENCRYPTED_PRIVATE;
   return encrypted === true ? ENCRYPTED_BLOB : null;
+}
+
+/** Refuses the upgrade of a socket not admitted: 400 for the wrong channel, 403 without read access. */
+function refuseAdmission(socket: Duplex, admission: Exclude<Admission, { kind: 'admitted' }>): void {
+  if (admission.kind === 'invalid') refuseUpgrade(socket, 'BadRequest', admission.message);
+  else refuseUpgrade(socket, 'Forbidden', admission.reason);
 }
 
 /**
@@ -104,15 +108,19 @@ export class DocEndpoint implements SessionHandler {
     this.#accepted = options.accepted;
   }
 
-  /** Admits a session to `address` and completes the upgrade, or refuses it with plain HTTP. */
-  async open(
+  /**
+   * Admits a session to `address` and completes the upgrade, or refuses it with plain HTTP. In
+   * the caller's turn when the decision and the document are at hand (a store that answers at
+   * once, a document another socket holds): then it returns nothing, else a promise.
+   */
+  open(
     request: IncomingMessage,
     socket: Duplex,
     head: Buffer,
     session: SocketSession,
     address: Address,
-  ): Promise<void> {
-    const admission = await this.#registry.admit({
+  ): void | Promise<void> {
+    const admit: AdmitRequest = {
       session,
       address,
       mode: 'plaintext',
@@ -121,42 +129,71 @@ export class DocEndpoint implements SessionHandler {
       encode: encodePlaintext,
       mayWait: false,
       announce: announcePlaintext,
-    });
-    if (admission.kind === 'invalid') return refuseUpgrade(socket, 'BadRequest', admission.message);
-    if (admission.kind === 'refused') return refuseUpgrade(socket, 'Forbidden', admission.reason);
-    const { sub } = admission;
+    };
+    const admission = this.#registry.admitNow(admit);
+    if (admission === undefined) return this.#openLater(request, socket, head, admit);
+    if (admission.kind !== 'admitted') return refuseAdmission(socket, admission);
+    const sub = admission.sub;
+    // A posing subscription reads nothing of the hidden document: it holds none.
+    if (!sub.posing) {
+      const hold = this.#hub.holdNow(sub.name, 'plaintext');
+      if (hold === null) return this.#holdThenComplete(request, socket, head, sub);
+      sub.hold = hold;
+    }
+    completeUpgrade(this.#wss, request, socket, head, sub, this.#upgraded);
+  }
+
+  /** {@link open} when the admission has to wait (its lane busy, or the store reads asynchronously). */
+  async #openLater(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    admit: AdmitRequest,
+  ): Promise<void> {
+    const admission = await this.#registry.admit(admit);
+    if (admission.kind !== 'admitted') return refuseAdmission(socket, admission);
+    await this.#holdThenComplete(request, socket, head, admission.sub);
+  }
+
+  /** Loads and holds the admitted subscription's document (unless it poses), then completes the upgrade. */
+  async #holdThenComplete(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    sub: Subscription,
+  ): Promise<void> {
     try {
-      // A posing subscription reads nothing of the hidden document: it holds none.
       if (!sub.posing) sub.hold = await this.#hub.hold(sub.name, 'plaintext');
     } catch (error) {
       this.#registry.end(sub);
       if (!isSyncError(error)) throw error;
       return refuseUpgrade(socket, error.kind, error.message);
     }
-    completeUpgrade(
-      this.#wss,
-      request,
-      socket,
-      head,
-      (ws) => {
-        if (!this.#accepted(session, ws)) return;
-        if (!sub.active) {
-          // Access was lost while the handshake completed.
-          session.close(wsCloseCodeOf('Forbidden'), 'access revoked');
-          return;
-        }
-        void session.enqueue(() => this.#sync.greetPlaintext(sub));
-      },
-      () => this.#registry.end(sub),
-    );
+    completeUpgrade(this.#wss, request, socket, head, sub, this.#upgraded);
   }
 
+  /** What a completed or abandoned handshake does with its subscription: one object for every socket. */
+  readonly #upgraded: UpgradeHandler<Subscription> = {
+    accept: (sub, ws) => {
+      const session = sub.session;
+      if (!this.#accepted(session, ws)) return;
+      if (!sub.active) {
+        // Access was lost while the handshake completed.
+        session.close(wsCloseCodeOf('Forbidden'), 'access revoked');
+        return;
+      }
+      // Greeted now when the document is at hand: the socket's listeners were attached just
+      // above, so no frame of it can be queued before the greeting.
+      if (!this.#sync.greetPlaintextNow(sub)) void session.enqueue(() => this.#sync.greetPlaintext(sub));
+    },
+    abandon: (sub) => this.#registry.end(sub),
+  };
+
   /** Handles a frame of one of this endpoint's sockets: the socket's one subscription, found from the session. */
-  async frame(session: SocketSession, bytes: Uint8Array): Promise<void> {
+  frame(session: SocketSession, bytes: Uint8Array): void | Promise<void> {
     const message = decodeDocFrame(bytes, this.#wireLimits);
     const sub = this.#registry.soleSubscription(session);
-    if (!sub?.active) return;
-    await this.#sync.handleYProtocols(sub, message);
+    if (sub?.active) return this.#sync.handleYProtocols(sub, message);
   }
 
   /** Nothing of its own to give back: the socket's subscription ends with its session (`endSession`). */

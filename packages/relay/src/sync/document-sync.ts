@@ -71,14 +71,52 @@ export class DocumentSync {
 
   /** Sends SyncStep1 and the current awareness states: the start of a plaintext sync. */
   async greetPlaintext(sub: Subscription): Promise<void> {
-    const stateVector = await this.#read(sub, (doc) => Y.encodeStateVector(doc));
+    this.#greet(sub, await this.#read(sub, stateVectorOf));
+  }
+
+  /**
+   * {@link greetPlaintext} in the caller's turn, when the document is held ready (or the
+   * subscription poses, and sees an empty one); false, having sent nothing, when it is not.
+   */
+  greetPlaintextNow(sub: Subscription): boolean {
+    if (sub.posing) {
+      this.#greet(sub, EMPTY_STATE_VECTOR);
+      return true;
+    }
+    const doc = this.#hub.readyDoc(sub.name);
+    if (doc === null) return false;
+    this.#greet(sub, stateVectorOf(doc));
+    return true;
+  }
+
+  #greet(sub: Subscription, stateVector: Uint8Array): void {
     sub.push({ type: 'sync-step1', stateVector });
+    this.#sendAwareness(sub);
+  }
+
+  /** Sends the awareness states `sub` may see, if any. */
+  #sendAwareness(sub: Subscription): void {
     const states = this.#registry.awarenessStates(sub);
     if (states) sub.push({ type: 'awareness', update: states });
   }
 
-  /** Handles a y-protocols message of an active plaintext (or, for awareness, any) subscription. */
-  async handleYProtocols(sub: Subscription, message: YProtocolsMessage): Promise<void> {
+  /** Answers a SyncStep1 once `current` (a check against the store) has settled and the document is read. */
+  async #answerStep1(
+    sub: Subscription,
+    current: Promise<void> | null,
+    stateVector: Uint8Array,
+  ): Promise<void> {
+    if (current !== null) await current;
+    const update = await this.#read(sub, (doc) => stepTwo(doc, stateVector));
+    sub.push({ type: 'sync-step2', update });
+  }
+
+  /**
+   * Handles a y-protocols message of an active plaintext (or, for awareness, any) subscription:
+   * in the caller's turn where nothing needs waiting for (a SyncStep1 on a document held ready
+   * with the delivery lease, a fresh client's empty SyncStep2, awareness), else a promise.
+   */
+  handleYProtocols(sub: Subscription, message: YProtocolsMessage): void | Promise<void> {
     switch (message.type) {
       case 'sync-step1': {
         // A client that has not read what it was sent gets no new copy of the document on top:
@@ -90,15 +128,9 @@ export class DocumentSync {
         }
         // Without the delivery lease, the access is decided again against the store first.
         const current = this.#registry.current(sub);
-        if (current !== null) await current;
-        const update = await this.#read(sub, (doc) => {
-          try {
-            return Y.encodeStateAsUpdate(doc, message.stateVector);
-          } catch (error) {
-            throw new SyncError('InvalidMessage', 'malformed state vector', { cause: error });
-          }
-        });
-        sub.push({ type: 'sync-step2', update });
+        const doc = current === null && !sub.posing ? this.#hub.readyDoc(sub.name) : null;
+        if (doc === null) return this.#answerStep1(sub, current, message.stateVector);
+        sub.push({ type: 'sync-step2', update: stepTwo(doc, message.stateVector) });
         return;
       }
       case 'sync-step2':
@@ -110,9 +142,8 @@ export class DocumentSync {
         return;
       case 'query-awareness': {
         const current = this.#registry.current(sub);
-        if (current !== null) await current;
-        const states = this.#registry.awarenessStates(sub);
-        if (states) sub.push({ type: 'awareness', update: states });
+        if (current !== null) return current.then(() => this.#sendAwareness(sub));
+        this.#sendAwareness(sub);
         return;
       }
       case 'permission-denied':
@@ -124,7 +155,7 @@ export class DocumentSync {
    * A plaintext Yjs update from a client: `ref` > 0 for a tracked update (acked after the
    * commit, or answered with an error), 0 for a y-protocols step2/update (not acknowledged).
    */
-  async write(sub: Subscription, update: Uint8Array, ref: number): Promise<void> {
+  write(sub: Subscription, update: Uint8Array, ref: number): void | Promise<void> {
     try {
       validateUpdate(update);
     } catch (error) {
@@ -132,11 +163,16 @@ export class DocumentSync {
       sub.answer({ type: 'error', ref, kind: 'InvalidMessage', message: 'malformed Yjs update' });
       return;
     }
-    const state = sub.state;
     // Every stock client that connects with an empty document answers SyncStep1 with the empty
     // update: untracked, there is nothing to write and nothing to answer, so it skips the
     // document's lane (a read to check it, then a no-op write) that would cost each connection.
-    if (ref === 0 && state.phase === 'active' && isEmptyUpdate(update)) return;
+    if (ref === 0 && sub.state.phase === 'active' && isEmptyUpdate(update)) return;
+    return this.#writeValid(sub, update, ref);
+  }
+
+  /** {@link write} of a valid update that may change the document. */
+  async #writeValid(sub: Subscription, update: Uint8Array, ref: number): Promise<void> {
+    const state = sub.state;
     // An update that brings nothing new (a stock client answering SyncStep1 with an empty
     // SyncStep2) needs no write access and must not create the object: the hub answers it like
     // any write that changed nothing. Checked only until the subscription's writes are authorised.
@@ -308,6 +344,41 @@ export class DocumentSync {
     this.#log('error', 'a sync request failed', sub.session.context({ doc: sub.name, ref, error }));
     sub.answer({ type: 'error', ref, kind: 'Internal', message: 'internal error' });
   }
+}
+
+/**
+ * The state vector of a document with nothing in it, and its whole state as an update: what
+ * Yjs encodes for any empty document, shared rather than encoded again for each socket (most
+ * sockets of a new document greet an empty one, and a fresh client asks with an empty vector).
+ * Never written to: frames are encoded from them, not into them.
+ */
+export const EMPTY_STATE_VECTOR = new Uint8Array([0]);
+const EMPTY_UPDATE = new Uint8Array([0, 0]);
+
+/** Whether Yjs would encode `doc` as empty: no structs, nothing pending. */
+function isEmptyDoc(doc: Y.Doc): boolean {
+  const store = doc.store;
+  return store.clients.size === 0 && store.pendingStructs === null && store.pendingDs === null;
+}
+
+function stateVectorOf(doc: Y.Doc): Uint8Array {
+  return isEmptyDoc(doc) ? EMPTY_STATE_VECTOR : Y.encodeStateVector(doc);
+}
+
+/** The SyncStep2 answering a SyncStep1 with `stateVector`; a malformed vector is an invalid message. */
+function stepTwo(doc: Y.Doc, stateVector: Uint8Array): Uint8Array {
+  try {
+    return updateSince(doc, stateVector);
+  } catch (error) {
+    throw new SyncError('InvalidMessage', 'malformed state vector', { cause: error });
+  }
+}
+
+/** What `doc` holds beyond `stateVector` (SyncStep2); throws on a malformed vector. */
+function updateSince(doc: Y.Doc, stateVector: Uint8Array): Uint8Array {
+  // Only the one-byte empty vector skips Yjs: any other is decoded, so a malformed one still throws.
+  if (stateVector.length === 1 && stateVector[0] === 0 && isEmptyDoc(doc)) return EMPTY_UPDATE;
+  return Y.encodeStateAsUpdate(doc, stateVector);
 }
 
 /** The origin of a subscription's writes: its socket, so its own echo is not sent back. */

@@ -87,8 +87,11 @@ export interface SocketSessionOptions {
  * in), not closures bound per socket.
  */
 export interface SessionHandler {
-  /** Handles one binary frame of `session`; whatever it throws closes only that socket. */
-  frame(session: SocketSession, bytes: Uint8Array): Promise<void>;
+  /**
+   * Handles one binary frame of `session`, in this turn or by the promise it returns; whatever
+   * it throws or rejects with closes only that socket.
+   */
+  frame(session: SocketSession, bytes: Uint8Array): void | Promise<void>;
   /** The socket closed; called once. */
   closed(session: SocketSession): void;
 }

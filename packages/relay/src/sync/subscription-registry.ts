@@ -58,7 +58,8 @@ export interface SubscriptionRegistryOptions {
 }
 
 /** What {@link SubscriptionRegistry.admit} needs to create a subscription. */
-export type AdmitRequest = Omit<SubscriptionOptions, 'state'> & {
+export type AdmitRequest = SubscriptionOptions & {
+  readonly address: Address;
   /** Whether an absent or hidden document may be waited for (the multiplexed endpoint); else it is refused. */
   readonly mayWait: boolean;
   /**
@@ -100,6 +101,24 @@ interface Room {
 }
 
 const NO_AUDIT = { audit: false } as const;
+
+/** What {@link SubscriptionRegistry}'s decision records: the start of a read, a refused attempt. */
+interface DecideOptions {
+  readonly audit: boolean;
+  /** The read was recorded already. */
+  readonly readAudited: boolean;
+}
+
+/** An admission records the read it starts and a refused attempt. */
+const ADMISSION: DecideOptions = Object.freeze({ audit: true, readAudited: false });
+
+/** What a caller may do with a document now. */
+type Decided =
+  | { readonly kind: 'active'; readonly state: ActiveState; readonly encrypted: boolean | undefined }
+  | { readonly kind: 'hidden'; readonly reason: string }
+  | { readonly kind: 'refused'; readonly reason: string };
+
+const SOCKET_CLOSED: Admission = Object.freeze({ kind: 'refused', reason: 'the socket closed' });
 
 // The write states without data, shared by every subscription (a state is never changed in place).
 const WRITE_UNCHECKED: WriteState = Object.freeze({ status: 'unchecked' });
@@ -174,21 +193,41 @@ export class SubscriptionRegistry {
   admit(request: AdmitRequest): Promise<Admission> {
     return this.#bus.serialize(docLane(request.address.name), async () => {
       const { session, address } = request;
-      if (session.ended) return { kind: 'refused', reason: 'the socket closed' };
-      const decided = await this.#decide(session.caller, address, { audit: true, readAudited: false });
-      if (decided.kind !== 'active') this.#denials.inc();
-      if (decided.kind === 'active' || (decided.kind === 'hidden' && request.mayWait)) {
-        const encrypted = decided.kind === 'active' ? decided.encrypted : undefined;
-        const sub = this.#add(request, decided.kind === 'active' ? decided.state : { phase: 'waiting' });
-        const invalid = request.announce?.(sub, encrypted) ?? null;
-        if (invalid !== null) {
-          this.end(sub);
-          return { kind: 'invalid', message: invalid };
-        }
-        return { kind: 'admitted', sub, encrypted };
-      }
-      return { kind: 'refused', reason: decided.reason };
+      if (session.ended) return SOCKET_CLOSED;
+      return this.#admitted(request, await this.#decide(session.caller, address, ADMISSION));
     });
+  }
+
+  /**
+   * {@link admit} in the caller's turn, when it can be answered so: the document's lane is idle
+   * (no event of it can come between, since nothing here waits) and the store answers the
+   * decision at once with nothing to record (a refusal, or a cross-user read, is recorded
+   * through `admit`). Undefined, having done nothing, otherwise.
+   */
+  admitNow(request: AdmitRequest): Admission | undefined {
+    const { session, address } = request;
+    if (this.#bus.laneIdle?.(docLane(address.name)) !== true) return undefined;
+    if (session.ended) return SOCKET_CLOSED;
+    const read = this.#authority.probeNow?.(session.caller, 'read', address);
+    if (read === undefined) return undefined;
+    const decided = this.#decideOn(read, session.caller, address, ADMISSION);
+    return decided === undefined ? undefined : this.#admitted(request, decided);
+  }
+
+  /** The subscription an admission's decision makes (active, waiting or none), announced. */
+  #admitted(request: AdmitRequest, decided: Decided): Admission {
+    if (decided.kind !== 'active') this.#denials.inc();
+    if (decided.kind === 'active' || (decided.kind === 'hidden' && request.mayWait)) {
+      const encrypted = decided.kind === 'active' ? decided.encrypted : undefined;
+      const sub = this.#add(request, decided.kind === 'active' ? decided.state : { phase: 'waiting' });
+      const invalid = request.announce?.(sub, encrypted) ?? null;
+      if (invalid !== null) {
+        this.end(sub);
+        return { kind: 'invalid', message: invalid };
+      }
+      return { kind: 'admitted', sub, encrypted };
+    }
+    return { kind: 'refused', reason: decided.reason };
   }
 
   /**
@@ -396,7 +435,7 @@ export class SubscriptionRegistry {
       };
       this.#rooms.set(name, room);
     }
-    const sub = new Subscription({ ...request, address: room.address, state });
+    const sub = new Subscription(request, room.address, state);
     room.subs.add(sub);
     if (state.phase === 'active') (state.posing ? room.posing : room.awareness).join(sub);
     const mine = sub.session.subscriptions;
@@ -437,41 +476,21 @@ export class SubscriptionRegistry {
    * What `caller` may do with `address` now. `audit`: record the start of a read (and a refused
    * attempt) as the engine asks; `readAudited`: the read was recorded already.
    */
-  async #decide(
-    caller: Caller,
-    address: Address,
-    options: { audit: boolean; readAudited: boolean },
-  ): Promise<
-    | { kind: 'active'; state: ActiveState; encrypted: boolean | undefined }
-    | { kind: 'hidden'; reason: string }
-    | { kind: 'refused'; reason: string }
-  > {
+  async #decide(caller: Caller, address: Address, options: DecideOptions): Promise<Decided> {
     // Probes answered in this turn are not awaited: no promise turn per check on a synchronous store.
     const probed = this.#probe(caller, 'read', address);
     const read = probed instanceof Promise ? await probed : probed;
+    const now = this.#decideOn(read, caller, address, options);
+    if (now !== undefined) return now;
     // The checks after the first decide on the object it read: one store read per decision.
     const audited = { loaded: read };
     if (read.decision.allowed) {
-      let readAudited = options.readAudited || !read.decision.audit;
-      if (!readAudited) {
+      if (!options.readAudited && read.decision.audit) {
         const real = await this.#authority.check(caller, 'read', address, audited);
         if (!real.decision.allowed) return refusal(real);
-        readAudited = true;
       }
-      const writeProbed = this.#probe(caller, 'write', address, read);
-      const write = writeProbed instanceof Promise ? await writeProbed : writeProbed;
-      const access = write.decision.allowed ? 'read-write' : 'read';
-      const state: ActiveState = {
-        phase: 'active',
-        access,
-        exists: true,
-        posing: false,
-        readAudited,
-        write: write.decision.allowed
-          ? WRITE_UNCHECKED
-          : { status: 'denied', reason: write.decision.reason, audited: false },
-      };
-      return { kind: 'active', state, encrypted: read.encrypted };
+      const write = await this.#probe(caller, 'write', address, read);
+      return activeOn(write, true, read.encrypted);
     }
     // Absent: who may create it may start syncing it (an empty document reveals nothing). Hidden
     // from a caller who could create it were it absent: the same answer (posing), so that
@@ -482,19 +501,35 @@ export class SubscriptionRegistry {
       if (create) {
         // The refused read of a hidden object is recorded for its owner (the caller cannot see that).
         if (posing && options.audit) await this.#authority.check(caller, 'read', address, audited);
-        const state: ActiveState = {
-          phase: 'active',
-          access: 'read-write',
-          exists: false,
-          posing,
-          readAudited: false,
-          write: WRITE_UNCHECKED,
-        };
-        return { kind: 'active', state, encrypted: undefined };
+        return creating(posing);
       }
     }
     // Record the refused attempt once, when it is made.
     return refusal(options.audit ? await this.#authority.check(caller, 'read', address, audited) : read);
+  }
+
+  /**
+   * The decision on `read` when it needs no store read and nothing recorded: a readable object
+   * whose read is not audited (or was), or an absent one the caller may create, with the write
+   * probe answered in this turn; undefined otherwise (then {@link #decide} goes on).
+   */
+  #decideOn(
+    read: CheckedAccess,
+    caller: Caller,
+    address: Address,
+    options: DecideOptions,
+  ): Decided | undefined {
+    if (read.decision.allowed) {
+      if (!options.readAudited && read.decision.audit) return undefined;
+      const write = this.#authority.probeNow?.(caller, 'write', address, read);
+      return write === undefined ? undefined : activeOn(write, true, read.encrypted);
+    }
+    // An existing object it may not read: hidden, posing or refused, decided by `#decide`.
+    if (read.object !== null) return undefined;
+    const write = this.#authority.probeNow?.(caller, 'write', address, read);
+    if (write === undefined) return undefined;
+    if (write.decision.allowed) return creating(false);
+    return options.audit ? undefined : refusal(read);
   }
 
   /** An access change or a removal: every subscription of the document is decided again, here, in its lane. */
@@ -691,6 +726,34 @@ export class SubscriptionRegistry {
 
 function isEchoOf(origin: ChangeOrigin, sub: Subscription): boolean {
   return origin.source === 'socket' && origin.session === sub.session.id;
+}
+
+/** Syncing an existing object it may read, read-write when `write` allows. */
+function activeOn(write: CheckedAccess, readAudited: boolean, encrypted: boolean | undefined): Decided {
+  const state: ActiveState = {
+    phase: 'active',
+    access: write.decision.allowed ? 'read-write' : 'read',
+    exists: true,
+    posing: false,
+    readAudited,
+    write: write.decision.allowed
+      ? WRITE_UNCHECKED
+      : { status: 'denied', reason: write.decision.reason, audited: false },
+  };
+  return { kind: 'active', state, encrypted };
+}
+
+/** Syncing an object it may create that does not exist (or, `posing`, is hidden from it). */
+function creating(posing: boolean): Decided {
+  const state: ActiveState = {
+    phase: 'active',
+    access: 'read-write',
+    exists: false,
+    posing,
+    readAudited: false,
+    write: WRITE_UNCHECKED,
+  };
+  return { kind: 'active', state, encrypted: undefined };
 }
 
 function refusal(checked: CheckedAccess): { kind: 'hidden' | 'refused'; reason: string } {

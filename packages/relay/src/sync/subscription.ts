@@ -81,11 +81,9 @@ const awarenessFrames = new WeakMap<Uint8Array, Map<SocketSession['endpoint'], S
 /** Options of a {@link Subscription}. */
 export interface SubscriptionOptions {
   readonly session: SocketSession;
-  readonly address: Address;
   readonly mode: SubscribeMode;
   /** Flags to create the object with, or change it to, on the first write. */
   readonly flags: RequestedFlags;
-  readonly state: SubscriptionState;
   readonly listener: SubscriptionListener;
   /**
    * Encodes a message about document `name` for this subscription's endpoint; null when the
@@ -116,13 +114,17 @@ export class Subscription implements AwarenessPeer {
   readonly #encode: SubscriptionOptions['encode'];
   #state: SubscriptionState;
 
-  constructor(options: SubscriptionOptions) {
+  /**
+   * `options` are read, not kept (an admission's request serves as is): `address` is the
+   * document's one shared address, `state` the admission's decision.
+   */
+  constructor(options: SubscriptionOptions, address: Address, state: SubscriptionState) {
     this.session = options.session;
-    this.address = options.address;
+    this.address = address;
     this.mode = options.mode;
     this.flags = options.flags;
     this.listener = options.listener;
-    this.#state = options.state;
+    this.#state = state;
     this.#encode = options.encode;
     this.liveBuffer = options.mode === 'encrypted' ? [] : null;
   }

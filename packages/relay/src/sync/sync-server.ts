@@ -26,8 +26,8 @@ import {
 import { SubscriptionRegistry } from './subscription-registry.ts';
 import type { SyncAuthority } from './sync-authority.ts';
 import { consoleSyncLog, type SyncLog } from './sync-log.ts';
-import { parseSyncPath } from './sync-path.ts';
-import { completeUpgrade, refuseUpgrade } from './upgrade.ts';
+import { parseSyncPath, type SyncTarget } from './sync-path.ts';
+import { completeUpgrade, refuseUpgrade, type UpgradeHandler } from './upgrade.ts';
 
 /** Bounds a {@link SyncServer} enforces per socket. */
 export interface SyncServerLimits {
@@ -263,7 +263,18 @@ export class SyncServer {
       this.#log('warn', 'sync upgrade socket error', { error, url: loggablePath(request.url) });
     };
     socket.on('error', onError);
-    this.#upgrade(request, socket, head)
+    let pending: void | Promise<void>;
+    try {
+      pending = this.#upgrade(request, socket, head);
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    // Answered in this turn (most upgrades: the key read, the decision and the document at hand).
+    if (pending === undefined) {
+      socket.off('error', onError);
+      return;
+    }
+    pending
       .catch((error: unknown) => {
         this.#log('error', 'sync upgrade failed', { error, url: loggablePath(request.url) });
         refuseUpgrade(socket, 'Internal', 'internal error');
@@ -335,28 +346,62 @@ export class SyncServer {
     this.#wss.close();
   }
 
-  async #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  /** Parses, authenticates, admits and opens an upgrade; a promise only when some step had to wait. */
+  #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void | Promise<void> {
     if (this.#closed) return refuseUpgrade(socket, 'Unavailable', 'the relay is shutting down');
-    let target: ReturnType<typeof parseSyncPath>;
+    let target: SyncTarget | null;
     try {
       target = parseSyncPath(request.url);
     } catch (error) {
       return refuseUpgrade(socket, 'BadRequest', isSyncError(error) ? error.message : 'bad request');
     }
     if (target === null) return refuseUpgrade(socket, 'NotFound', 'no such sync endpoint');
-    let caller: Caller;
-    /** The credential's id when authentication gave it; undefined: ask `credentialOf`. */
-    let credential: string | null | undefined;
+    let now: ReturnType<NonNullable<SyncAuthority['authenticateNow']>>;
     try {
       // In this turn when the authority can (an API key on SQLite): no promise per layer.
-      const now = this.#authority.authenticateNow?.(request);
-      if (now === undefined) caller = await this.#authority.authenticate(request);
-      else ({ caller, credential } = now);
+      now = this.#authority.authenticateNow?.(request);
     } catch (error) {
-      if (!isSyncError(error)) throw error;
-      this.#denials.inc();
-      return refuseUpgrade(socket, error.kind, error.message);
+      return this.#refuseAuthentication(socket, error);
     }
+    if (now === undefined) return this.#upgradeLater(request, socket, head, target);
+    return this.#admit(request, socket, head, target, now.caller, now.credential);
+  }
+
+  /** {@link #upgrade} with an authority that authenticates asynchronously. */
+  async #upgradeLater(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    target: SyncTarget,
+  ): Promise<void> {
+    let caller: Caller;
+    try {
+      caller = await this.#authority.authenticate(request);
+    } catch (error) {
+      return this.#refuseAuthentication(socket, error);
+    }
+    return this.#admit(request, socket, head, target, caller, undefined);
+  }
+
+  /** Refuses an upgrade whose credential was refused (401); rethrows anything else. */
+  #refuseAuthentication(socket: Duplex, error: unknown): void {
+    if (!isSyncError(error)) throw error;
+    this.#denials.inc();
+    refuseUpgrade(socket, error.kind, error.message);
+  }
+
+  /**
+   * Counts an authenticated upgrade against its caller's sockets and opens it. `credential`: the
+   * credential's id when authentication gave it; undefined: ask `credentialOf`.
+   */
+  #admit(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    target: SyncTarget,
+    caller: Caller,
+    credential: string | null | undefined,
+  ): void | Promise<void> {
     if (this.#closed) return refuseUpgrade(socket, 'Unavailable', 'the relay is shutting down');
     // A user's key is their id as the caller holds it (`user_` + hex never contains `:`), not a
     // string made per socket; a guest's is its address.
@@ -365,47 +410,42 @@ export class SyncServer {
       this.#denials.inc();
       return refuseUpgrade(socket, 'RateLimited', 'too many open sockets for this caller');
     }
-    if (credential === undefined) credential = this.#authority.credentialOf?.(request) ?? null;
     const session = this.#newSession(
       target.kind,
       caller,
-      credential,
+      credential === undefined ? (this.#authority.credentialOf?.(request) ?? null) : credential,
       // The document's one name string when a room holds it, not this request's fresh parse of it.
       target.kind === 'doc' ? this.#registry.sharedName(target.address.name) : undefined,
       callerKey,
     );
     this.#sessions.add(session);
+    let opening: void | Promise<void>;
     try {
-      await this.#open(request, socket, head, session, target);
-    } finally {
-      // Refused or abandoned before it opened: it holds no place any more.
-      if (!session.listed) this.#sessions.remove(session);
+      opening =
+        target.kind === 'doc'
+          ? this.#docEndpoint.open(request, socket, head, session, target.address)
+          : completeUpgrade(this.#wss, request, socket, head, session, this.#muxUpgraded);
+    } catch (error) {
+      this.#unlist(session);
+      throw error;
     }
+    if (opening === undefined) return this.#unlist(session);
+    return opening.finally(() => this.#unlist(session));
   }
 
-  async #open(
-    request: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    session: SocketSession,
-    target: NonNullable<ReturnType<typeof parseSyncPath>>,
-  ): Promise<void> {
-    if (target.kind === 'doc') {
-      await this.#docEndpoint.open(request, socket, head, session, target.address);
-      return;
-    }
-    completeUpgrade(
-      this.#wss,
-      request,
-      socket,
-      head,
-      (ws) => {
-        this.#muxEndpoint.open(session);
-        this.#accept(session, ws);
-      },
-      () => undefined,
-    );
+  /** Refused or abandoned before it opened: the session holds no place any more. */
+  #unlist(session: SocketSession): void {
+    if (!session.listed) this.#sessions.remove(session);
   }
+
+  /** What a completed handshake of `/sync` does: one object for every socket. */
+  readonly #muxUpgraded: UpgradeHandler<SocketSession> = {
+    accept: (session, ws) => {
+      this.#muxEndpoint.open(session);
+      this.#accept(session, ws);
+    },
+    abandon: () => undefined,
+  };
 
   #newSession(
     endpoint: SessionEndpoint,

@@ -18,25 +18,36 @@ export function refuseUpgrade(socket: Duplex, kind: ErrorKind, message: string):
 }
 
 /**
- * Finishes the WebSocket handshake: `accept` receives the open socket; `abandon` cleans up when
- * the TCP socket died before the handshake completed.
+ * What to do when a handshake completes or is abandoned: one object for every socket of an
+ * endpoint, handed the socket's own context, rather than two closures made per socket.
  */
-export function completeUpgrade(
+export interface UpgradeHandler<C> {
+  /** The handshake completed: `ws` is the open socket. */
+  accept(context: C, ws: WebSocket): void;
+  /** The TCP socket died before the handshake completed. */
+  abandon(context: C): void;
+}
+
+/**
+ * Finishes the WebSocket handshake: `handler.accept` receives the open socket; `handler.abandon`
+ * cleans up when the TCP socket died before the handshake completed.
+ */
+export function completeUpgrade<C>(
   wss: WebSocketServer,
   request: IncomingMessage,
   socket: Duplex,
   head: Buffer,
-  accept: (ws: WebSocket) => void,
-  abandon: () => void,
+  context: C,
+  handler: UpgradeHandler<C>,
 ): void {
   let accepted = false;
   const onClose = (): void => {
-    if (!accepted) abandon();
+    if (!accepted) handler.abandon(context);
   };
   socket.once('close', onClose);
   wss.handleUpgrade(request, socket, head, (ws) => {
     accepted = true;
     socket.off('close', onClose);
-    accept(ws);
+    handler.accept(context, ws);
   });
 }
