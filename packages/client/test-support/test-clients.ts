@@ -1,6 +1,7 @@
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { type ClientStore, indexedDbClientStore } from '../src/client-store.ts';
-import { type ClientOptions, createClient, type SyncClient } from '../src/sync-client.ts';
+import { type ClientOptions, createClient } from '../src/create-client.ts';
+import type { SyncClient } from '../src/sync-client.ts';
 import type { FakeRelay } from './fake-relay.ts';
 
 /** A fresh IndexedDB "profile" (fake-indexeddb), reusable across client restarts. */
