@@ -1,7 +1,8 @@
 import type { ErrorKind, Message, SubscribeMode, SyncError } from '@scopesync/core';
 import type * as Y from 'yjs';
-import type { DocFlags, DocHandleEvents } from './doc-handle.ts';
+import type { DocFlags } from './doc-flags.ts';
 import type { DocHandleContext } from './doc-handle-context.ts';
+import type { DocHandleEvents } from './doc-handle-events.ts';
 import type { DocMeta, LocalDocLog } from './local-doc-log.ts';
 
 /** A stored local edit as the outbox holds it: its local seq and payload (an update or an envelope). */

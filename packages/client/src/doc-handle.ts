@@ -4,74 +4,28 @@ import {
   decide,
   type ErrorKind,
   type Message,
-  type ReadFlag,
-  SCOPE_FLAGS,
   SyncError,
-  unreachable,
-  type WriteFlag,
 } from '@scopesync/core';
 import type { Awareness } from 'y-protocols/awareness';
 import * as Y from 'yjs';
 import { asSyncError } from './as-sync-error.ts';
 import { Deferred } from './deferred.ts';
-import { deniedDocError } from './denied-doc.ts';
 import type { DocChannel, DocChannelHost } from './doc-channel.ts';
+import type { DocFlags } from './doc-flags.ts';
 import type { DocHandleContext } from './doc-handle-context.ts';
+import type { DocHandleEvents } from './doc-handle-events.ts';
 import { DOC_ORIGINS, docOriginOf } from './doc-origin.ts';
+import { DocOutbox } from './doc-outbox.ts';
 import { DocPresence } from './doc-presence.ts';
+import { type DocRelayHost, receiveFromRelay } from './doc-relay-messages.ts';
 import { DroppedEdits } from './dropped-edits.ts';
 import { EncryptedChannel } from './encrypted-channel.ts';
-import type { CompactResult, LocalDocLog } from './local-doc-log.ts';
+import type { LocalDocLog } from './local-doc-log.ts';
 import { PlaintextChannel } from './plaintext-channel.ts';
-import { FINAL_REFUSALS, TRANSIENT_REFUSALS } from './refusal-kinds.ts';
 import { ResendSchedule } from './resend-schedule.ts';
 import { ResubscribeSchedule } from './resubscribe-schedule.ts';
 import { isSubscribed, type SubscriptionPhase, transition } from './subscription-phase.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
-
-/** The events of a {@link DocHandle}. */
-export interface DocHandleEvents {
-  /** An update from the relay (another client's edit) was applied to the doc. */
-  'remote-update': { readonly update: Uint8Array };
-  /**
-   * The relay reported this client's access to the doc (on subscribe and whenever it changes).
-   * Access 'waiting' means the doc does not exist yet (or is hidden): the handle stays open and
-   * waits ({@link DocHandle.waiting}) — unless this client could read it before, when it was
-   * deleted or unshared meanwhile and the handle closes as on a revocation. Access 'none' means
-   * the subscription ended.
-   */
-  permission: { readonly access: DocAccess; readonly reason: string };
-  /** The doc caught up with the relay (after every (re)connect). */
-  synced: undefined;
-  /** The number of unacknowledged local updates changed. */
-  pending: number;
-  /** Something went wrong: a refused write, a refused subscription, a failed local write. */
-  error: SyncError;
-  /**
-   * The doc was rebuilt from confirmed state (after a refused or forbidden write, or a wipe) and
-   * {@link DocHandle.doc} is now a new Y.Doc: re-bind editors to `doc`. If presence was in use,
-   * {@link DocHandle.awareness} is by then a new Awareness of the new doc (its clientID): re-bind
-   * cursor plugins to it too.
-   */
-  reset: { readonly doc: Y.Doc };
-  /**
-   * The relay refused a doc this handle only ever held its own unsent edits of — for a blob: the
-   * id belongs to someone else (SyncError 'Conflict'). The edits stay in the local store and in
-   * {@link DocHandle.doc}; the handle stops syncing ('closed' follows) instead of retrying.
-   */
-  denied: { readonly error: SyncError };
-  /** The handle stopped syncing for good: released, revoked (access none) or the client closed. */
-  closed: { readonly reason: string };
-}
-
-/** Object flags a doc is created with (or narrowed to) when this client first writes it. */
-export interface DocFlags {
-  readonly read?: ReadFlag | undefined;
-  readonly write?: WriteFlag | undefined;
-}
-
-/** How long a released handle keeps syncing to get its last edits acknowledged, milliseconds. */
-const DRAIN_TIMEOUT_MS = 30_000;
 
 /**
  * One synced document: its Y.Doc, loaded from the local store and kept in sync with the
@@ -94,6 +48,10 @@ export class DocHandle {
   readonly #log: LocalDocLog;
   /** How the doc's data goes over the socket: plaintext Yjs sync or the encrypted log. */
   readonly #channel: DocChannel;
+  /** What the relay's messages about the doc act on (doc-relay-messages.ts). */
+  readonly #relay: DocRelayHost;
+  /** Sends, compacts and waits on the outbox (doc-outbox.ts). */
+  readonly #outbox: DocOutbox;
   readonly #events = new Emitter<DocHandleEvents>();
   readonly #loaded = new Deferred<void>();
   readonly #synced = new Deferred<void>();
@@ -104,8 +62,6 @@ export class DocHandle {
   #access: DocAccess | undefined;
   #flags: DocFlags;
   #refs = 1;
-  #flushing = false;
-  #flushAgain = false;
   #lastWrite: Promise<void> = Promise.resolve();
   #resetting: Promise<void> | undefined;
   /**
@@ -132,7 +88,7 @@ export class DocHandle {
     hasPending: () => this.#log.pendingCount > 0,
     resend: (forget) => {
       if (forget) this.#channel.forget();
-      void this.#flush();
+      void this.#outbox.flush();
     },
   });
 
@@ -157,6 +113,18 @@ export class DocHandle {
     });
     const host = this.#channelHost();
     this.#channel = ctx.encrypted ? new EncryptedChannel(host) : new PlaintextChannel(host);
+    this.#outbox = new DocOutbox({
+      name: this.name,
+      log: this.#log,
+      channel: this.#channel,
+      resends: this.#resends,
+      dropped: this.#dropped,
+      compactAfter: ctx.compactAfter,
+      emit: (event, value) => this.#events.emit(event, value),
+      on: (event, listener) => this.on(event, listener),
+      whenStored: () => this.whenStored(),
+    });
+    this.#relay = this.#relayHost();
     void this.#load();
   }
 
@@ -263,32 +231,7 @@ export class DocHandle {
    * (they were dropped, not acked).
    */
   whenAcked(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const check = (): boolean => {
-        if (this.#log.pendingCount === 0 && !this.#channel.remaking()) {
-          stop();
-          closed();
-          // An outbox emptied by a refusal (the edits were dropped) is not an ack: the next
-          // whenAcked to settle reports it, even when the refusal came before the call.
-          const dropped = this.#dropped.takeUnreported();
-          if (dropped) reject(dropped);
-          else resolve();
-          return true;
-        }
-        return false;
-      };
-      const stop = this.on('pending', () => check());
-      const closed = this.on('closed', ({ reason }) => {
-        stop();
-        closed();
-        reject(
-          new SyncError('Unavailable', `the handle closed before its edits were acknowledged: ${reason}`),
-        );
-      });
-      // A local edit that could not be stored is no reason to wait forever: it was dropped
-      // (counted as a refusal above), and the check reports it.
-      void this.whenStored().then(check, check);
-    });
+    return this.#outbox.acked();
   }
 
   /**
@@ -312,20 +255,8 @@ export class DocHandle {
   }
 
   async #closeWhenDrained(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, DRAIN_TIMEOUT_MS);
-      const stopPending = this.on('pending', (n) => {
-        if (n === 0) done();
-      });
-      const stopClosed = this.on('closed', done);
+    await this.#outbox.drained((done) => {
       this.#onDetach = done;
-      function done(): void {
-        clearTimeout(timer);
-        stopPending();
-        stopClosed();
-        resolve();
-      }
-      if (this.#log.pendingCount === 0) done();
     });
     this.#onDetach = undefined;
     if (this.#refs === 0) this.#close('released');
@@ -392,7 +323,9 @@ export class DocHandle {
   /** @internal A message about this doc arrived. */
   receive(message: Message): void {
     if (this.closed) return;
-    this.#channel.run(() => this.#receive(message)).catch((error) => this.#fail(error, 'Internal'));
+    this.#channel
+      .run(() => receiveFromRelay(this.#relay, message))
+      .catch((error) => this.#fail(error, 'Internal'));
   }
 
   /**
@@ -437,8 +370,8 @@ export class DocHandle {
       fail: (error, kind) => this.#fail(error, kind),
       stored: () => this.#lastWrite,
       reset: (dropPending) => this.#reset(dropPending),
-      flush: () => this.#flush(),
-      compact: () => void this.#compact(),
+      flush: () => this.#outbox.flush(),
+      compact: () => void this.#outbox.compact(),
     };
   }
 
@@ -473,7 +406,7 @@ export class DocHandle {
       this.#loaded.resolve();
       this.#events.emit('pending', this.#log.pendingCount);
       // After the load resolved, off the path of the first read: the next start reads less.
-      void this.#compact(() => this.#log.compactSettled());
+      void this.#outbox.compact(() => this.#log.compactSettled());
     } catch (error) {
       const failure = asSyncError(error, 'Internal', `loading ${this.name} from the local store failed`);
       this.#loaded.reject(failure);
@@ -511,7 +444,7 @@ export class DocHandle {
         this.#events.emit('pending', this.#log.pendingCount);
         this.#channel.send([{ seq, payload }]);
         this.#resends.sent();
-        void this.#compact();
+        void this.#outbox.compact();
       },
       (error: unknown) => {
         const failure = asSyncError(error, 'Internal', `storing a local edit of ${this.name} failed`);
@@ -560,77 +493,30 @@ export class DocHandle {
     return undefined;
   }
 
-  /** Sends the whole outbox again (after the relay granted read-write on a fresh socket). */
-  async #flush(): Promise<void> {
-    if (this.#flushing) {
-      this.#flushAgain = true;
-      return;
-    }
-    this.#flushing = true;
-    try {
-      do {
-        this.#flushAgain = false;
-        const pending = await this.#log.loadPending();
-        this.#channel.send(pending);
-        if (pending.length > 0) this.#resends.sent();
-      } while (this.#flushAgain);
-    } finally {
-      this.#flushing = false;
-    }
-  }
-
-  /** Runs `compaction` (default: when the log passed its size threshold) and re-sends what it merged. */
-  async #compact(compaction?: () => Promise<CompactResult>): Promise<void> {
-    if (compaction === undefined && this.#log.size <= this.#ctx.compactAfter) return;
-    try {
-      const result = await (compaction ?? (() => this.#log.compactIfNeeded()))();
-      if (result.pendingMergedThrough !== undefined) {
-        // The merged pending entry replaces entries that may be in flight: forget them and
-        // send the merged entry instead (acks for the old refs are then ignored).
-        this.#channel.merged(result.pendingMergedThrough);
-        await this.#flush();
-      }
-    } catch (error) {
-      this.#events.emit('error', asSyncError(error, 'Internal', `compacting ${this.name} failed`));
-    }
-  }
-
   // ---------------------------------------------------------------- the relay
 
-  async #receive(message: Message): Promise<void> {
-    switch (message.type) {
-      case 'permission':
-        await this.#onPermission(message.access, message.reason);
-        return;
-      case 'ack':
-        this.#resends.acked();
-        await this.#channel.ack(message.ref, message.seq);
-        return;
-      case 'error':
-        await this.#onError(message.ref, message.kind, message.message);
-        return;
-      case 'permission-denied':
-        this.#events.emit(
-          'error',
-          new SyncError('Forbidden', message.reason || `the relay refused a write to ${this.name}`),
-        );
-        return;
-      case 'awareness': {
-        // Encrypted docs: states arrive sealed under the doc key and are opened first.
-        await this.#presence.receive(message.update);
-        return;
-      }
-      case 'query-awareness':
-        this.#presence.answerQuery();
-        return;
-      default:
-        if (await this.#channel.receive(message)) return;
-        // Client-to-relay messages, or the other channel's, have no business arriving here.
-        this.#events.emit(
-          'error',
-          new SyncError('InvalidMessage', `unexpected ${message.type} for ${this.name}`),
-        );
-    }
+  /** What the relay's messages may use of this handle (doc-relay-messages.ts). */
+  #relayHost(): DocRelayHost {
+    return {
+      name: this.name,
+      address: this.address,
+      log: this.#log,
+      channel: this.#channel,
+      presence: this.#presence,
+      dropped: this.#dropped,
+      resends: this.#resends,
+      resubscribes: this.#resubscribes,
+      synced: this.#synced,
+      phase: () => this.#phase,
+      enter: (next) => this.#enter(next),
+      access: () => this.#access,
+      setAccess: (access) => {
+        this.#access = access;
+      },
+      emit: (event, value) => this.#events.emit(event, value),
+      reset: (dropPending) => this.#reset(dropPending),
+      close: (reason) => this.#close(reason),
+    };
   }
 
   #markSynced(): void {
@@ -639,102 +525,6 @@ export class DocHandle {
     this.#resubscribes.synced();
     this.#synced.resolve();
     this.#events.emit('synced', undefined);
-  }
-
-  async #onPermission(access: DocAccess, reason: string): Promise<void> {
-    switch (access) {
-      case 'waiting':
-        if (this.#access === 'read' || this.#access === 'read-write') {
-          // We could read it before: since deleted or unshared (while we were away). Drop our
-          // copy as on a revocation: what we may no longer see must not stay on this device.
-          await this.#lose(access, reason, 'the document is gone or hidden from you');
-          return;
-        }
-        // Absent or hidden (the same to us): keep the handle and the local copy; the relay keeps
-        // the subscription and sends permission again (then the sync) once the doc is readable.
-        this.#access = access;
-        if (isSubscribed(this.#phase)) this.#enter({ kind: 'waiting' });
-        this.#events.emit('permission', { access, reason });
-        await this.#log.updateMeta({ access, accessReason: reason });
-        return;
-      case 'none':
-        await this.#lose(access, reason, reason);
-        return;
-      case 'read':
-      case 'read-write':
-        await this.#onGranted(access, reason);
-        return;
-      default:
-        unreachable(access);
-    }
-  }
-
-  async #onGranted(access: 'read' | 'read-write', reason: string): Promise<void> {
-    this.#access = access;
-    if (isSubscribed(this.#phase)) {
-      const admitted = this.#phase.kind !== 'active';
-      // A change of access on a live subscription keeps it caught up.
-      const synced = this.#phase.kind === 'active' && this.#phase.synced;
-      this.#enter({ kind: 'active', access, synced });
-      if (admitted) this.#presence.announce();
-    }
-    this.#events.emit('permission', { access, reason });
-    await this.#log.updateMeta({ access, accessReason: reason });
-    await this.#channel.granted(access);
-    if (access === 'read' && this.#log.pendingCount > 0) {
-      const error = new SyncError(
-        'Forbidden',
-        `${this.name} is read-only for you; ${this.#log.pendingCount} unsent edit(s) were discarded`,
-      );
-      this.#events.emit('error', error);
-      // Discarded is not acknowledged: the next whenAcked to settle reports it.
-      this.#dropped.add(error);
-      await this.#reset(true);
-    }
-  }
-
-  /** Access ended (revoked, never granted, gone): stop syncing and drop the local copy and its unsendable edits. */
-  async #lose(access: 'none' | 'waiting', reason: string, why: string): Promise<void> {
-    this.#access = 'none';
-    this.#events.emit('permission', { access, reason });
-    this.#synced.reject(new SyncError('Forbidden', why || `no access to ${this.name}`));
-    if (!this.#log.holdsConfirmed() && this.#log.pendingCount > 0) {
-      // Nothing here came from the relay: only our own unsent edits (a taken blob id). Keep them; stop (denied-doc.ts).
-      const error = deniedDocError(this.address, reason);
-      this.#events.emit('denied', { error });
-      this.#events.emit('error', error);
-      this.#close(`denied: ${error.message}`);
-      return;
-    }
-    await this.#log.purge().catch(() => undefined);
-    this.#close(`access revoked${why ? `: ${why}` : ''}`);
-  }
-
-  async #onError(ref: number, kind: ErrorKind, text: string): Promise<void> {
-    const error = new SyncError(kind, text || `the relay refused a request about ${this.name}`);
-    if (ref === 0) {
-      // The relay ended this doc's subscription; the next socket subscribes again, and so
-      // does this one after a backoff when the cause is transient (its store was down).
-      if (isSubscribed(this.#phase)) this.#enter({ kind: 'ended', reason: error });
-      this.#channel.detach();
-      this.#synced.reject(error);
-      this.#events.emit('error', error);
-      if (TRANSIENT_REFUSALS.has(kind)) this.#resubscribes.ended();
-      return;
-    }
-    const refusal = await this.#channel.refused(ref, error);
-    if (refusal === 'settled') return;
-    this.#events.emit('error', error);
-    if (refusal === 'refused' && FINAL_REFUSALS.has(kind)) {
-      this.#dropped.add(error);
-      // The relay will never take these edits: drop them and rebuild from confirmed state;
-      // the re-sync that follows brings back everything the relay has.
-      await this.#reset(true);
-    } else if (refusal === 'refused' && TRANSIENT_REFUSALS.has(kind)) {
-      // Transient (the relay's store failed the commit, the relay is shutting down): the relay
-      // may already have shown the edits to other readers, so they must reach its store.
-      this.#resends.refused();
-    }
   }
 
   // ---------------------------------------------------------------- reset and close
@@ -783,9 +573,4 @@ export class DocHandle {
   #fail(error: unknown, kind: ErrorKind): void {
     this.#events.emit('error', asSyncError(error, kind, `handling a message for ${this.name} failed`));
   }
-}
-
-/** The scope default flags of an address, for callers that want to show them. */
-export function defaultFlags(address: Address): { read: ReadFlag; write: WriteFlag } {
-  return address.kind === 'blob' ? { read: 1, write: 1 } : { ...SCOPE_FLAGS[address.scope].defaults };
 }

@@ -4,7 +4,7 @@ import { asSyncError } from './as-sync-error.ts';
 import { openAwarenessUpdate, sealAwarenessUpdate } from './awareness-seal.ts';
 import { Deferred } from './deferred.ts';
 import type { DocChannel, DocChannelHost, OutboxEntry, Refusal } from './doc-channel.ts';
-import type { DocFlags } from './doc-handle.ts';
+import type { DocFlags } from './doc-flags.ts';
 import { DOC_ORIGINS } from './doc-origin.ts';
 import type { DocMeta } from './local-doc-log.ts';
 import { SerialQueue } from './serial-queue.ts';

@@ -22,8 +22,9 @@ export { DEFAULT_LIVENESS, NO_ANSWER_CLOSE } from './connection.ts';
 export type { ClientOptions } from './create-client.ts';
 export { createClient } from './create-client.ts';
 export type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
-export type { DocFlags, DocHandleEvents } from './doc-handle.ts';
+export type { DocFlags } from './doc-flags.ts';
 export { DocHandle } from './doc-handle.ts';
+export type { DocHandleEvents } from './doc-handle-events.ts';
 export type { DocOrigin } from './doc-origin.ts';
 export { DOC_ORIGINS, docOriginOf } from './doc-origin.ts';
 export type {

@@ -2,7 +2,7 @@ import type { Message, SyncError } from '@scopesync/core';
 import * as Y from 'yjs';
 import { asSyncError } from './as-sync-error.ts';
 import type { DocChannel, DocChannelHost, OutboxEntry, Refusal } from './doc-channel.ts';
-import type { DocFlags } from './doc-handle.ts';
+import type { DocFlags } from './doc-flags.ts';
 import { DOC_ORIGINS } from './doc-origin.ts';
 import { TrackedSends } from './tracked-sends.ts';
 

@@ -23,7 +23,8 @@ import {
 } from './connection.ts';
 import { DeviceRegistration } from './device-registration.ts';
 import type { DocCipher, DocCipherProvider } from './doc-cipher.ts';
-import { type DocFlags, DocHandle } from './doc-handle.ts';
+import type { DocFlags } from './doc-flags.ts';
+import { DocHandle } from './doc-handle.ts';
 import { DocProvider } from './doc-provider.ts';
 import type { Encryption } from './encryption.ts';
 import type { HttpApi } from './http-api.ts';
