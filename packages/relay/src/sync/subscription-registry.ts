@@ -11,7 +11,6 @@ import { forEachBounded } from '../bounded-work.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import {
   type AccessChanged,
-  type ChangeOrigin,
   type DocForgotten,
   type DocRemoved,
   type DocUpdated,
@@ -22,7 +21,7 @@ import {
 import type { Counter } from '../metrics.ts';
 import { couldCreate } from '../services/existence.ts';
 import { AwarenessRoom } from './awareness-room.ts';
-import { FrameCache } from './frame-cache.ts';
+import { pushAskBack, pushEnvelope, pushUpdate } from './room-broadcast.ts';
 import type { SocketSession } from './socket-session.ts';
 import {
   type ActiveState,
@@ -31,6 +30,14 @@ import {
   type SubscriptionState,
   type WriteState,
 } from './subscription.ts';
+import {
+  ADMISSION,
+  activeOn,
+  creating,
+  type Decided,
+  type DecideOptions,
+  refusal,
+} from './subscription-decision.ts';
 import type { CheckedAccess, SyncAuthority } from './sync-authority.ts';
 import type { SyncLog } from './sync-log.ts';
 
@@ -102,26 +109,9 @@ interface Room {
 
 const NO_AUDIT = { audit: false } as const;
 
-/** What {@link SubscriptionRegistry}'s decision records: the start of a read, a refused attempt. */
-interface DecideOptions {
-  readonly audit: boolean;
-  /** The read was recorded already. */
-  readonly readAudited: boolean;
-}
-
-/** An admission records the read it starts and a refused attempt. */
-const ADMISSION: DecideOptions = Object.freeze({ audit: true, readAudited: false });
-
-/** What a caller may do with a document now. */
-type Decided =
-  | { readonly kind: 'active'; readonly state: ActiveState; readonly encrypted: boolean | undefined }
-  | { readonly kind: 'hidden'; readonly reason: string }
-  | { readonly kind: 'refused'; readonly reason: string };
-
 const SOCKET_CLOSED: Admission = Object.freeze({ kind: 'refused', reason: 'the socket closed' });
 
 // The write states without data, shared by every subscription (a state is never changed in place).
-const WRITE_UNCHECKED: WriteState = Object.freeze({ status: 'unchecked' });
 const WRITE_AUTHORIZED: WriteState = Object.freeze({ status: 'authorized' });
 const WRITE_OK: WriteVerdict = Object.freeze({ ok: true });
 const WRITE_NOT_SUBSCRIBED: WriteVerdict = Object.freeze({
@@ -677,13 +667,7 @@ export class SubscriptionRegistry {
 
   #pushUpdate(event: DocUpdated): void {
     const room = this.#rooms.get(event.name);
-    if (!room) return;
-    // Each frame is encoded once per endpoint kind, not once per socket.
-    const frames = new FrameCache(event.name, { type: 'sync-update', update: event.update });
-    for (const sub of room.subs) {
-      if (sub.mode !== 'plaintext' || isEchoOf(event.origin, sub)) continue;
-      sub.pushFrame(frames.for(sub));
-    }
+    if (room) pushUpdate(room.subs, event);
   }
 
   /** Asks every plaintext reader of a reloaded document for what it holds beyond the relay's copy. */
@@ -695,11 +679,7 @@ export class SubscriptionRegistry {
 
   #pushAskBack(event: DocForgotten): void {
     const room = this.#rooms.get(event.name);
-    if (!room) return;
-    const frames = new FrameCache(event.name, { type: 'sync-step1', stateVector: event.stateVector });
-    for (const sub of room.subs) {
-      if (sub.mode === 'plaintext') sub.pushFrame(frames.for(sub));
-    }
+    if (room) pushAskBack(room.subs, event);
   }
 
   #deliverEnvelope(event: EnvelopeAppended): void | Promise<void> {
@@ -710,52 +690,6 @@ export class SubscriptionRegistry {
 
   #pushEnvelope(event: EnvelopeAppended): void {
     const room = this.#rooms.get(event.name);
-    if (!room) return;
-    const frames = new FrameCache(event.name, {
-      type: 'enc-entries',
-      headSeq: event.entry.seq,
-      entries: [event.entry],
-    });
-    for (const sub of room.subs) {
-      if (sub.mode !== 'encrypted' || !sub.active || sub.posing || isEchoOf(event.origin, sub)) continue;
-      if (sub.liveBuffer) sub.liveBuffer.push(event.entry);
-      else sub.pushFrame(frames.for(sub));
-    }
+    if (room) pushEnvelope(room.subs, event);
   }
-}
-
-function isEchoOf(origin: ChangeOrigin, sub: Subscription): boolean {
-  return origin.source === 'socket' && origin.session === sub.session.id;
-}
-
-/** Syncing an existing object it may read, read-write when `write` allows. */
-function activeOn(write: CheckedAccess, readAudited: boolean, encrypted: boolean | undefined): Decided {
-  const state: ActiveState = {
-    phase: 'active',
-    access: write.decision.allowed ? 'read-write' : 'read',
-    exists: true,
-    posing: false,
-    readAudited,
-    write: write.decision.allowed
-      ? WRITE_UNCHECKED
-      : { status: 'denied', reason: write.decision.reason, audited: false },
-  };
-  return { kind: 'active', state, encrypted };
-}
-
-/** Syncing an object it may create that does not exist (or, `posing`, is hidden from it). */
-function creating(posing: boolean): Decided {
-  const state: ActiveState = {
-    phase: 'active',
-    access: 'read-write',
-    exists: false,
-    posing,
-    readAudited: false,
-    write: WRITE_UNCHECKED,
-  };
-  return { kind: 'active', state, encrypted: undefined };
-}
-
-function refusal(checked: CheckedAccess): { kind: 'hidden' | 'refused'; reason: string } {
-  return { kind: checked.decision.hideExistence ? 'hidden' : 'refused', reason: checked.decision.reason };
 }
