@@ -240,6 +240,7 @@ export class SqliteDocStore implements DocStore {
       if (this.#writer !== null) return;
       this.#remove(doc);
       this.#handle.releaseFreePages();
+      // The kept head's row, and the table's and its primary key's pages the deletion changed.
       this.#wrote(3);
     });
     if (this.#writer !== null) {

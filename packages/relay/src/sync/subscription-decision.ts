@@ -21,7 +21,7 @@ export type Decided =
   | { readonly kind: 'refused'; readonly reason: string };
 
 /** A write state without data, shared by every subscription (a state is never changed in place). */
-export const WRITE_UNCHECKED: WriteState = Object.freeze({ status: 'unchecked' });
+const WRITE_UNCHECKED: WriteState = Object.freeze({ status: 'unchecked' });
 
 /** Syncing an existing object it may read, read-write when `write` allows. */
 export function activeOn(
