@@ -184,6 +184,22 @@ describe('SqliteDocStore options', () => {
     await store.close();
   });
 
+  it('lays its log out when it opens on a thread, and writes its first commits over it instead of growing it', async () => {
+    const path = join(dir, 'laid-out.sqlite');
+    const store = new SqliteDocStore({ path, checkpointOnThread: true });
+    const laidOut = (await stat(`${path}-wal`)).size;
+    // Past a checkpoint's thousand pages of 4 KiB: the log's whole first pass.
+    expect(laidOut).toBeGreaterThan(1000 * 4096);
+    const data = new Uint8Array(100).fill(3);
+    for (let i = 0; i < 200; i++) await store.append(`doc-${i % 7}`, data);
+    expect((await stat(`${path}-wal`)).size).toBe(laidOut);
+    await store.close();
+    // The zeros past the last commit are no frames: a new connection reads exactly what was written.
+    const again = new SqliteDocStore({ path });
+    expect((await again.load('doc-3')).map((e) => e.data)).toEqual(Array(29).fill(data));
+    await again.close();
+  });
+
   it('continues the seqs of a file whose head rows moved with every append (earlier versions)', async () => {
     const path = join(dir, 'earlier.sqlite');
     // What an earlier version left: a head row per document at its newest seq, and a removed

@@ -5,6 +5,7 @@ import { APPEND_ENTRY_SQL, KEEP_HEAD_SQL, READ_HEAD_SQL, REMOVE_ENTRIES_SQL } fr
 import { DocWriteThread } from './doc-write-thread.ts';
 import { JOURNAL_SIZE_LIMIT } from './open-sqlite-file.ts';
 import { type SqliteFileOptions, SqliteHandle } from './sqlite-handle.ts';
+import { preallocateWal } from './wal-preallocate.ts';
 
 /** Options of {@link SqliteDocStore}: where the data lives; every other field has a default. */
 export interface SqliteDocStoreOptions extends SqliteFileOptions {
@@ -31,6 +32,12 @@ const WRITER_IDLE_MS = 30_000;
 /** Log pages between two checkpoints: SQLite's own `wal_autocheckpoint` default. */
 const CHECKPOINT_PAGES = 1000;
 const PAGE_BYTES = 4096;
+/**
+ * The log a server store lays out when it opens: a header of 32 bytes, then frames of a
+ * 24-byte header and a page, for a quarter more pages than a checkpoint waits for (the page
+ * count a commit adds is an estimate, and the writes held during a checkpoint add more).
+ */
+const PREALLOCATED_LOG_BYTES = 32 + Math.ceil(CHECKPOINT_PAGES * 1.25) * (24 + PAGE_BYTES);
 
 /**
  * The tables. `doc_heads` keeps the head of a document whose entries were removed, so its
@@ -124,6 +131,13 @@ export class SqliteDocStore implements DocStore {
     this.#writer = onThread ? thread : null;
     this.#checkpointer = checkpointOnThread ? thread : null;
     const db = this.#handle.db;
+    // A server's log is written over from its first commit on (see preallocateWal), laid out before the
+    // store takes its first write.
+    if (thread !== null) {
+      this.#handle.run('lay out the log of', () =>
+        preallocateWal(db, options.path as string, PREALLOCATED_LOG_BYTES),
+      );
+    }
     // The thread checkpoints instead (see #wrote). The pragma is per connection; the file's
     // last connection to close still checkpoints everything on close.
     if (checkpointOnThread) this.#handle.run('configure', () => db.pragma('wal_autocheckpoint = 0'));
