@@ -7,9 +7,13 @@ interface QueuedRead {
   /**
    * `getAll` reads every record in a range (at most `count`); `get` reads one record; `log`
    * reads every row of one document's log (`query` is its name), sharing a request with the
-   * logs of the documents next to it in the batch.
+   * logs of the documents next to it in the batch; `record` reads the record keyed
+   * `[table, name]` (`query`), sharing a request with the records of the table's names next to
+   * it.
    */
-  readonly kind: 'get' | 'getAll' | 'log';
+  readonly kind: 'get' | 'getAll' | 'log' | 'record';
+  /** The table of a `record` read. */
+  readonly table: string | undefined;
   readonly count: number | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
@@ -23,7 +27,8 @@ interface QueuedRead {
  * read starts at once; reads asked for while a batch is in flight wait for it to finish and
  * then go together, so a lone read is never delayed and a burst costs a few transactions.
  * Within one, the whole logs of documents next to each other in key order share a request
- * ({@link log}): a request costs far more than a row, too.
+ * ({@link log}), and so do their records in a table keyed by document name ({@link record}):
+ * a request costs far more than a row, too.
  * Not for use inside a Dexie transaction: its own transaction would wait for that one to end.
  */
 export class BatchedReads {
@@ -58,14 +63,24 @@ export class BatchedReads {
     return this.#enqueue(store, key, 'get', undefined) as Promise<T | undefined>;
   }
 
+  /**
+   * The record of `store` keyed `[table, name]`, or undefined: a `get`, except that records of
+   * names next to each other in the documents' key order (a table keyed by document name) share
+   * one request.
+   */
+  record<T extends RecordRow>(store: string, table: string, name: string): Promise<T | undefined> {
+    return this.#enqueue(store, name, 'record', undefined, table) as Promise<T | undefined>;
+  }
+
   #enqueue(
     store: string,
     query: IDBValidKey | IDBKeyRange,
     kind: QueuedRead['kind'],
     count: number | undefined,
+    table?: string,
   ): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ store, query, kind, count, resolve, reject });
+      this.#queue.push({ store, query, kind, count, table, resolve, reject });
       // A microtask, so reads asked for in the same turn share the first transaction too.
       if (!this.#running) {
         this.#running = true;
@@ -88,27 +103,40 @@ export class BatchedReads {
     try {
       const db = await this.#database();
       const logs = new Map<string, number[]>();
+      const records = new Map<string, RecordReads>();
       batch.forEach((read, i) => {
-        if (read.kind !== 'log') return;
-        const readers = logs.get(read.query as string);
-        if (readers) readers.push(i);
-        else logs.set(read.query as string, [i]);
+        if (read.kind === 'log') addReader(logs, read.query as string, i);
+        else if (read.kind === 'record') {
+          const table = read.table as string;
+          const key = `${read.store}\u0000${table}`;
+          let reads = records.get(key);
+          if (reads === undefined) {
+            reads = { store: read.store, table, names: new Map() };
+            records.set(key, reads);
+          }
+          addReader(reads.names, read.query as string, i);
+        }
       });
-      // A lone log (a page's first read) never waits for the order; a burst reads it once.
-      const readOrder = this.#order === null && logs.size > 1;
+      // A lone log or record (a page's first read) never waits for the order; a burst reads it once.
+      const readOrder =
+        this.#order === null && (logs.size > 1 || [...records.values()].some((r) => r.names.size > 1));
       const stores = new Set(batch.map((r) => r.store));
       if (readOrder) stores.add(this.#logs.order);
       const tx = db.transaction([...stores], 'readonly');
       const results: unknown[] = new Array(batch.length);
+      const readRuns = (order: DocOrder | null): void => {
+        if (logs.size > 0) this.#readLogs(tx, logs, order, results);
+        for (const reads of records.values()) this.#readRecords(tx, reads, order, results);
+      };
       if (readOrder) {
         const request = tx.objectStore(this.#logs.order).getAllKeys(null, DOC_ORDER_MAX);
         request.onsuccess = () => {
           this.#order = new DocOrder(request.result as string[]);
-          this.#readLogs(tx, logs, this.#order, results);
+          readRuns(this.#order);
         };
-      } else if (logs.size > 0) this.#readLogs(tx, logs, this.#order, results);
+      } else readRuns(this.#order);
       batch.forEach((read, i) => {
-        if (read.kind === 'log') return;
+        if (read.kind === 'log' || read.kind === 'record') return;
         const source = tx.objectStore(read.store);
         const request = read.kind === 'get' ? source.get(read.query) : source.getAll(read.query, read.count);
         request.onsuccess = () => {
@@ -123,6 +151,35 @@ export class BatchedReads {
       for (const [i, read] of batch.entries()) read.resolve(results[i]);
     } catch (error) {
       for (const read of batch) read.reject(error);
+    }
+  }
+
+  /**
+   * One request per run of the names asked for in one table (see {@link record}): a `get` for
+   * a name alone, else a `getAll` from the first name's record to the last one's, each reader
+   * getting the record under its own name (or undefined).
+   */
+  #readRecords(tx: IDBTransaction, reads: RecordReads, order: DocOrder | null, results: unknown[]): void {
+    const { table, names } = reads;
+    const source = tx.objectStore(reads.store);
+    const runs = order ? order.spans(names.keys()) : [...names.keys()].map((name) => [name]);
+    for (const run of runs) {
+      const [from] = run;
+      if (run.length === 1) {
+        const request = source.get([table, from as string]);
+        request.onsuccess = () => {
+          for (const i of names.get(from as string) ?? []) results[i] = request.result;
+        };
+        continue;
+      }
+      const range = this.#logs.keyRange.bound([table, from], [table, run[run.length - 1]]);
+      const request = source.getAll(range);
+      request.onsuccess = () => {
+        // Only the names asked for: others in the range (stepped over, or unknown to the order) are dropped.
+        for (const row of request.result as RecordRow[]) {
+          for (const i of names.get(row.key) ?? []) results[i] = row;
+        }
+      };
     }
   }
 
@@ -160,6 +217,26 @@ export class BatchedReads {
       };
     }
   }
+}
+
+/** The `record` reads of a batch in one store and table: the batch's indexes of each name's readers. */
+interface RecordReads {
+  readonly store: string;
+  readonly table: string;
+  readonly names: Map<string, number[]>;
+}
+
+/** Adds reader `i` to the readers of `key`. */
+function addReader(readers: Map<string, number[]>, key: string, i: number): void {
+  const those = readers.get(key);
+  if (those) those.push(i);
+  else readers.set(key, [i]);
+}
+
+/** A record {@link BatchedReads.record} reads: keyed `[table, key]`. */
+export interface RecordRow {
+  readonly table: string;
+  readonly key: string;
 }
 
 /** A row of a document log: keyed `[doc, seq]`, so one document's rows lie together in key order. */

@@ -2,6 +2,7 @@ import { MemoryDocStore, type StoredEntry } from '@scopesync/core';
 import { seeds, withSeed } from '@scopesync/testing';
 import { IDBFactory, IDBKeyRange, IDBObjectStore } from 'fake-indexeddb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { indexedDbClientStore } from './client-store.ts';
 import { DocOrder } from './indexed-db-doc-order.ts';
 import { IndexedDbDocStore } from './indexed-db-doc-store.ts';
 import { PACK_MAX_BYTES } from './indexed-db-entry-packs.ts';
@@ -14,16 +15,29 @@ function countGetAll(): () => number {
   return () => spy.mock.calls.length;
 }
 
+/** Counts the `get` and `getAll` requests made on any object store from now on. */
+function countReads(): () => number {
+  const get = vi.spyOn(IDBObjectStore.prototype, 'get');
+  const getAll = vi.spyOn(IDBObjectStore.prototype, 'getAll');
+  return () => get.mock.calls.length + getAll.mock.calls.length;
+}
+
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
 describe('DocOrder', () => {
   it('groups documents next to each other into runs, in key order, and leaves unknown ones alone', () => {
-    const order = new DocOrder(['a', 'b', 'c', 'd', 'e', 'f']);
-    expect(order.spans(['e', 'a', 'b', 'd', 'x', 'f'])).toEqual([['x'], ['a', 'b'], ['d', 'e', 'f']]);
+    const order = new DocOrder(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
+    expect(order.spans(['e', 'a', 'b', 'x', 'f'])).toEqual([['x'], ['a', 'b'], ['e', 'f']]);
     expect(order.spans(['c'])).toEqual([['c']]);
     expect(order.spans([])).toEqual([]);
+  });
+
+  it('steps over one document not asked for, never two', () => {
+    const order = new DocOrder(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
+    // c and e are stepped over (read and dropped); between f and i lie two.
+    expect(order.spans(['a', 'b', 'd', 'f', 'i'])).toEqual([['a', 'b', 'd', 'f'], ['i']]);
   });
 });
 
@@ -56,6 +70,25 @@ describe('a burst of whole-log loads', () => {
       ]),
     );
     // All twenty lie next to each other: one request for their logs (one per document before).
+    expect(requests()).toBe(1);
+    await reader.close();
+  });
+
+  it('reads every other document of a run with one request, and drops the rows of those stepped over', async () => {
+    const indexedDB = new IDBFactory();
+    const open = () => new IndexedDbDocStore({ name: 'stepped', indexedDB, IDBKeyRange });
+    const writer = open();
+    const names = Array.from({ length: 12 }, (_, i) => `doc-${String(i).padStart(2, '0')}`);
+    for (const [d, doc] of names.entries()) await writer.appendBatch([{ doc, data: new Uint8Array([d]) }]);
+    await writer.close();
+
+    const reader = open();
+    await reader.load('doc-00');
+    const requests = countGetAll();
+    const even = names.filter((_, d) => d % 2 === 0);
+    const loaded = await Promise.all(even.map((doc) => reader.load(doc)));
+    expect(loaded.map(plain)).toEqual(even.map((_, k) => [[1, 2 * k]]));
+    // One for the six logs and the five between them (six before this change).
     expect(requests()).toBe(1);
     await reader.close();
   });
@@ -109,6 +142,73 @@ describe('a burst of whole-log loads', () => {
           }
         }
         await Promise.all([reader.close(), writer.close()]);
+      }));
+  }
+});
+
+describe('a burst of records keyed by document name', () => {
+  it('reads the records of documents next to each other with one request, each reader getting its own', async () => {
+    const indexedDB = new IDBFactory();
+    const open = () => indexedDbClientStore({ name: 'records', indexedDB, IDBKeyRange });
+    const writer = open();
+    const names = Array.from({ length: 12 }, (_, i) => `doc-${String(i).padStart(2, '0')}`);
+    for (const [d, doc] of names.entries()) {
+      await writer.docs.append(doc, new Uint8Array([d]));
+      // doc-05 has a log but no record; every record has a twin in another table.
+      if (d !== 5) await writer.kv.put('docs', doc, { d });
+      await writer.kv.put('other', doc, { other: d });
+    }
+    await Promise.all([writer.docs.close(), writer.kv.close()]);
+
+    const reader = open();
+    await reader.kv.get('docs', 'doc-00');
+    const requests = countReads();
+    // Every other document, one twice, as a page opening them asks (record and log together).
+    const asked = [...names.filter((_, d) => d % 2 === 0), 'doc-10', 'doc-05'];
+    const [records, logs] = await Promise.all([
+      Promise.all(asked.map((doc) => reader.kv.get('docs', doc))),
+      Promise.all(asked.map((doc) => reader.docs.load(doc))),
+    ]);
+    expect(records).toEqual(asked.map((doc) => (doc === 'doc-05' ? undefined : { d: Number(doc.slice(4)) })));
+    expect(logs.map(plain)).toEqual(asked.map((doc) => [[1, Number(doc.slice(4))]]));
+    // One for the records, one for the logs (fourteen before: a get and a getAll a document).
+    expect(requests()).toBe(2);
+    await Promise.all([reader.docs.close(), reader.kv.close()]);
+  });
+
+  for (const seed of seeds(3)) {
+    it(`answers as the memory store does while another tab writes [seed ${seed}]`, () =>
+      withSeed('bursts of record reads against a map', seed, async (random) => {
+        const indexedDB = new IDBFactory();
+        const open = () => indexedDbClientStore({ name: 'record-bursts', indexedDB, IDBKeyRange });
+        const reader = open();
+        const writer = open();
+        const model = new Map<string, unknown>();
+        const docs = Array.from({ length: 12 }, (_, i) => `d${i}`);
+        const tables = ['docs', 'keys'];
+        for (let step = 0; step < 60; step++) {
+          const doc = random.pick(docs);
+          const table = random.pick(tables);
+          const op = random.int(0, 9);
+          if (op < 3) {
+            await writer.docs.append(doc, new Uint8Array([step]));
+          } else if (op < 6) {
+            await writer.kv.put(table, doc, { step });
+            model.set(`${table}/${doc}`, { step });
+          } else if (op < 7) {
+            await writer.kv.delete(table, doc);
+            model.delete(`${table}/${doc}`);
+          } else {
+            // Records asked for in one turn, a name maybe twice, from both tables.
+            const asked = Array.from(
+              { length: random.int(1, 10) },
+              () => [random.pick(tables), random.pick(docs)] as const,
+            );
+            const got = await Promise.all(asked.map(([t, d]) => reader.kv.get(t, d)));
+            expect(got).toEqual(asked.map(([t, d]) => model.get(`${t}/${d}`)));
+          }
+        }
+        await Promise.all([reader.docs.close(), reader.kv.close(), writer.docs.close(), writer.kv.close()]);
       }));
   }
 });

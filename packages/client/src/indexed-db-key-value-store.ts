@@ -18,7 +18,8 @@ export class IndexedDbKeyValueStore implements KeyValueStore {
 
   async get<T = unknown>(table: string, key: string): Promise<T | undefined> {
     this.#open();
-    const row = await this.#db.reads.get<KvRow>('kv', [table, key]);
+    // A record: a table keyed by document name (the documents' metadata) is read in runs.
+    const row = await this.#db.reads.record<KvRow>('kv', table, key);
     return row?.value as T | undefined;
   }
 
