@@ -164,11 +164,11 @@ export class BatchedReads {
     const source = tx.objectStore(reads.store);
     const runs = order ? order.spans(names.keys()) : [...names.keys()].map((name) => [name]);
     for (const run of runs) {
-      const [from] = run;
+      const from = run[0] as string;
       if (run.length === 1) {
-        const request = source.get([table, from as string]);
+        const request = source.get([table, from]);
         request.onsuccess = () => {
-          for (const i of names.get(from as string) ?? []) results[i] = request.result;
+          for (const i of names.get(from) ?? []) results[i] = request.result;
         };
         continue;
       }

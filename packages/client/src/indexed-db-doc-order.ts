@@ -21,8 +21,7 @@ export const MAX_STEPPED_OVER = 1;
  *
  * Only a hint of what lies between two documents: one created since can fall between them,
  * and its rows are then read and dropped, as are those of a document a run steps over (see
- * {@link spans}). It never decides what a reader
- * gets, only how many requests it takes.
+ * {@link spans}). It never decides what a reader gets, only how many requests it takes.
  */
 export class DocOrder {
   readonly #position: ReadonlyMap<string, number>;

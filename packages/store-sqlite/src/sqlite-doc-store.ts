@@ -131,8 +131,8 @@ export class SqliteDocStore implements DocStore {
     this.#writer = onThread ? thread : null;
     this.#checkpointer = checkpointOnThread ? thread : null;
     const db = this.#handle.db;
-    // A server's log is written over from its first commit on (see preallocateWal), laid out before the
-    // store takes its first write.
+    // A server's log is written over from its first commit on (see preallocateWal): laid out
+    // here, before the store takes its first write.
     if (thread !== null) {
       this.#handle.run('lay out the log of', () =>
         preallocateWal(db, options.path as string, PREALLOCATED_LOG_BYTES),
