@@ -171,7 +171,8 @@ describe('a burst of records keyed by document name', () => {
     ]);
     expect(records).toEqual(asked.map((doc) => (doc === 'doc-05' ? undefined : { d: Number(doc.slice(4)) })));
     expect(logs.map(plain)).toEqual(asked.map((doc) => [[1, Number(doc.slice(4))]]));
-    // One for the records, one for the logs (fourteen before: a get and a getAll a document).
+    // One for the records, one for the logs (thirteen before: a get per record, and a getAll
+    // per run of neighbouring logs).
     expect(requests()).toBe(2);
     await Promise.all([reader.docs.close(), reader.kv.close()]);
   });
