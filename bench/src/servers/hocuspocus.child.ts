@@ -31,9 +31,42 @@ const require = createRequire(import.meta.url);
 const { Server } = require('@hocuspocus/server') as {
   Server: new (configuration: Record<string, unknown>) => HocuspocusServer;
 };
+/** The SQLite extension, as far as the bench looks into it: its connection, once configured. */
+interface SqliteExtension {
+  readonly db?: {
+    get(sql: string, callback: (error: Error | null, row: unknown) => void): unknown;
+  };
+}
 const { SQLite } = require('@hocuspocus/extension-sqlite') as {
-  SQLite: new (configuration: { database: string }) => object;
+  SQLite: new (configuration: { database: string }) => SqliteExtension;
 };
+
+/** How long the SQLite extension may take to create its table before the child gives up. */
+const SCHEMA_TIMEOUT_MS = 10_000;
+
+/**
+ * Resolves once the SQLite extension's table exists. Its `onConfigure` starts the CREATE TABLE
+ * without awaiting it, so a client that connects first was refused with permission-denied
+ * ("no such table: documents" in the server's log), about one run in three of workload 1.
+ * Take no socket before, as a deployment behind a health check would.
+ */
+async function schemaReady(extension: SqliteExtension): Promise<void> {
+  const deadline = Date.now() + SCHEMA_TIMEOUT_MS;
+  const tableExists = (): Promise<boolean> =>
+    new Promise((resolve) => {
+      if (extension.db === undefined) resolve(false);
+      else
+        extension.db.get(
+          "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'documents'",
+          (error, row) => resolve(error === null && row !== undefined),
+        );
+    });
+  while (!(await tableExists())) {
+    if (Date.now() > deadline)
+      throw new Error(`the SQLite extension created no table within ${SCHEMA_TIMEOUT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 const WRITE_PREFIX = '/bench-write/';
 
@@ -68,14 +101,16 @@ runChild(async () => {
       return Promise.reject(null);
     },
   };
+  const sqlite = new SQLite({ database });
   server = new Server({
     port: 0,
     address: '127.0.0.1',
     quiet: true,
     stopOnSignals: false,
-    extensions: [new SQLite({ database }), benchWrites],
+    extensions: [sqlite, benchWrites],
   });
   await server.listen();
+  await schemaReady(sqlite);
   const running = server;
   return {
     port: running.address.port,
