@@ -162,7 +162,7 @@ export class BatchedReads {
   #readRecords(tx: IDBTransaction, reads: RecordReads, order: DocOrder | null, results: unknown[]): void {
     const { table, names } = reads;
     const source = tx.objectStore(reads.store);
-    const runs = order ? order.spans(names.keys()) : [...names.keys()].map((name) => [name]);
+    const runs = runsOf(names.keys(), order);
     for (const run of runs) {
       const from = run[0] as string;
       if (run.length === 1) {
@@ -195,7 +195,7 @@ export class BatchedReads {
     results: unknown[],
   ): void {
     const source = tx.objectStore(this.#logs.store);
-    const runs = order ? order.spans(logs.keys()) : [...logs.keys()].map((doc) => [doc]);
+    const runs = runsOf(logs.keys(), order);
     for (const run of runs) {
       for (const doc of run) for (const i of logs.get(doc) ?? []) results[i] = [];
       // Seqs start at 1 and are finite: (doc, 0) and (doc, ∞) bound a whole log, exclusive.
@@ -224,6 +224,11 @@ interface RecordReads {
   readonly store: string;
   readonly table: string;
   readonly names: Map<string, number[]>;
+}
+
+/** `names` in runs that share a request (see {@link DocOrder.spans}); each alone without an order. */
+function runsOf(names: Iterable<string>, order: DocOrder | null): string[][] {
+  return order ? order.spans(names) : Array.from(names, (name) => [name]);
 }
 
 /** Adds reader `i` to the readers of `key`. */
