@@ -17,7 +17,7 @@ import { BENCH_DIR, makeRunDir, removeDir } from './paths.ts';
 import { type RunReport, type WorkloadReport, writeReport } from './report.ts';
 import { clusterBackends, startCluster } from './servers/cluster.ts';
 import { START } from './servers/index.ts';
-import { PEER_NAMES, type PeerName } from './servers/peer.ts';
+import { PEER_NAMES, type PeerName, type RelayStoreKind } from './servers/peer.ts';
 import { browserWorkload } from './workloads/browser.ts';
 import { bundleSize } from './workloads/bundle-size.ts';
 import { clusterFanout } from './workloads/cluster-fanout.ts';
@@ -62,6 +62,12 @@ function flag(name: string): string | undefined {
   return process.argv.find((a) => a.startsWith(prefix))?.slice(prefix.length);
 }
 
+/** `--relay-store`: `sqlite` (the default, as shipped) or `memory` (see PeerOptions.relayStore). */
+function relayStoreFlag(value: string | undefined): RelayStoreKind {
+  if (value === undefined || value === 'sqlite' || value === 'memory') return value ?? 'sqlite';
+  throw new Error(`--relay-store takes sqlite or memory, not ${value}`);
+}
+
 async function main(): Promise<void> {
   const config = withConnectionTotals(configFor(process.argv.includes('--quick')), flag('connections'));
   const only = flag('only')?.split(',');
@@ -70,6 +76,7 @@ async function main(): Promise<void> {
   const workloads = WORKLOADS.filter((w) => !only || only.includes(w.id));
   for (const id of only ?? [])
     if (!WORKLOADS.some((w) => w.id === id)) throw new Error(`unknown workload ${id}`);
+  const relayStore = relayStoreFlag(flag('relay-store'));
   const outDir = resolve(flag('out') ?? BENCH_DIR);
   await mkdir(outDir, { recursive: true });
   const runDir = await makeRunDir();
@@ -93,6 +100,7 @@ async function main(): Promise<void> {
       const peer = await START[name]({
         dataDir: dir,
         logFile: join(runDir, `${n}-${name}.log`),
+        relayStore,
         ...settings,
       });
       return { peer, dataDir: dir };
@@ -120,6 +128,9 @@ async function main(): Promise<void> {
       platform: process.platform,
       'data on': filesystemOf(runDir),
       'load average (1 min) at start / end': `${loadAtStart} / ${loadavg()[0]!.toFixed(2)}`,
+      ...(relayStore === 'memory'
+        ? { 'scopesync stores': 'memory only (--relay-store=memory, a diagnostic)' }
+        : {}),
     },
     workloads: reports,
     complete,

@@ -36,7 +36,16 @@ export interface PeerOptions {
    * such limit and ignore it.
    */
   readonly maxFramesPerSecond?: number | undefined;
+  /**
+   * Where our relay keeps documents: its SQLite files, as shipped (the default), or memory only,
+   * a diagnostic (`--relay-store=memory`) that shows in one run what the durable commit costs.
+   * The peers ignore it.
+   */
+  readonly relayStore?: RelayStoreKind | undefined;
 }
+
+/** Our relay's stores in a run: `sqlite` as shipped, `memory` to measure without the disk. */
+export type RelayStoreKind = 'sqlite' | 'memory';
 
 /** A running server under test, in its own child process. */
 export interface Peer {

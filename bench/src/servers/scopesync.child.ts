@@ -1,7 +1,8 @@
 /**
  * Child process: our relay from `createRelay` with a data dir and nothing else — auth, ACL
  * checks, audit, rate limits and its durable SQLite store (`relay.sqlite` + `docs.sqlite`)
- * all at their defaults, as the CLI runs it minus the example mod and the web app.
+ * all at their defaults, as the CLI runs it minus the example mod and the web app (or, for
+ * `--relay-store=memory`, the same relay on its in-memory stores).
  */
 import { createRelay } from '@scopesync/relay';
 import { runChild } from './child-runtime.ts';
@@ -16,7 +17,8 @@ runChild(async () => {
   // A/B runs of the SQLite page caches, `relay,docs` in KiB (either may be empty); unset: the relay's defaults.
   const [relayCacheKiB, docsCacheKiB] = (process.env.BENCH_RELAY_SQLITE_CACHE_KIB ?? '').split(',');
   const relay = createRelay({
-    dataDir,
+    // Only `--relay-store=memory` runs the relay without its files: a diagnostic, never a row of record.
+    ...(process.env.BENCH_RELAY_MEMORY_STORES === '1' ? {} : { dataDir }),
     port: 0,
     host: '127.0.0.1',
     ...(idleMs ? { docs: { idleMs: Number(idleMs) } } : {}),

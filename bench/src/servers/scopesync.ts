@@ -23,14 +23,18 @@ export function syncUrl(base: string, name: string, key?: string): string {
 
 /**
  * Starts our relay (auth, ACL checks, audit and its SQLite store on) in a child process.
- * Bench clients register a key each via POST /keys and connect with ?key=.
+ * Bench clients register a key each via POST /keys and connect with ?key=. With
+ * `relayStore: 'memory'` the same relay keeps nothing on disk, and the workloads that read or
+ * survive its store have nothing to read.
  */
 export async function startScopesync(options: PeerOptions): Promise<Peer> {
   const dataDir = join(options.dataDir, 'relay');
+  const durable = options.relayStore !== 'memory';
   const proc = await ServerProcess.start({
     entry: new URL('./scopesync.child.ts', import.meta.url),
     env: {
       BENCH_RELAY_DATA_DIR: dataDir,
+      ...(durable ? {} : { BENCH_RELAY_MEMORY_STORES: '1' }),
       ...(options.docIdleMs === undefined ? {} : { BENCH_RELAY_DOC_IDLE_MS: String(options.docIdleMs) }),
       ...(options.maxFramesPerSecond === undefined
         ? {}
@@ -40,11 +44,15 @@ export async function startScopesync(options: PeerOptions): Promise<Peer> {
   });
   const base = wsBase(proc);
   const url = `http://127.0.0.1:${proc.port}`;
-  return processPeer(proc, {
+  const endpoints = {
     name: 'scopesync',
     framing: 'y-websocket',
-    docUrl: (name, key) => syncUrl(base, name, key),
-    register: (deviceName) => registerKey(url, deviceName),
+    docUrl: (name: string, key?: string) => syncUrl(base, name, key),
+    register: (deviceName: string) => registerKey(url, deviceName),
+  } as const;
+  if (!durable) return processPeer(proc, { ...endpoints, storedBytes: async () => null, ackedWrite: null });
+  return processPeer(proc, {
+    ...endpoints,
     // The document log only (docs.sqlite and its WAL), like the peers' figures; users, keys
     // and the audit chain live in relay.sqlite.
     storedBytes: async () => {
