@@ -21,7 +21,7 @@ export const DOCS_DB_FILE = 'docs.sqlite';
  * relay that thousands of users connected to keeps all their rows' pages too; 256 KiB still
  * holds the interior b-tree pages every lookup walks, and the leaves come from the OS file
  * cache (bench/results.md, "the page cache of relay.sqlite"). `docs.sqlite` keeps the driver's
- * default.
+ * default, on each of its two connections (reads on the loop, writes on the writer thread).
  */
 export const DEFAULT_SQLITE_CACHE_KIB = { relay: 256, docs: 16_000 } as const;
 
@@ -55,13 +55,17 @@ export function openStores(options: RelayOptions): {
   });
   let docStore: DocStore;
   try {
-    // Document writes are the relay's hot path: SQLite's checkpoint (two fsyncs and a copy into
-    // the database file every thousand log pages) runs on a thread, so no socket waits for it.
-    // Not the whole write: on two busy cores, waking a thread per commit cost more than the
-    // append it moved (bench/results.md, "The relay's hot path, second pass").
+    // Document writes are the relay's hot path. The whole commit (the append, its fsync and
+    // SQLite's checkpoint) runs on a thread with a connection of its own: the loop goes back to
+    // its sockets the moment an edit is sent out, and the disk work runs beside it. On two quiet
+    // cores shared with the clients, that took the ten-reader edit latency from 1.33–1.37×
+    // y-websocket to 1.00–1.16× (bench/results.md, "The whole commit on the writer thread").
+    // An earlier measurement on cores oversubscribed by other work found the opposite, and the
+    // store keeps `checkpointOnThread` for such a machine (ibid., "The relay's hot path, second
+    // pass").
     docStore = new SqliteDocStore({
       path: join(options.dataDir, DOCS_DB_FILE),
-      checkpointOnThread: true,
+      writeOnThread: true,
       cacheKiB: cacheKiB.docs,
     });
   } catch (error) {

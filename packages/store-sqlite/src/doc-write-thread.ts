@@ -24,6 +24,8 @@ export interface DocWriteThreadOptions {
   readonly synchronous: SqliteSynchronous;
   readonly busyTimeoutMs: number;
   readonly journalSizeLimit: number;
+  /** The thread's page cache in KiB, as the store's own connection has it; undefined: the driver's default. */
+  readonly cacheKiB?: number | undefined;
   /** The thread stops after this long without a request (and starts again on the next). */
   readonly idleMs: number;
 }
@@ -62,6 +64,7 @@ class Writer {
         synchronous: options.synchronous,
         busyTimeoutMs: options.busyTimeoutMs,
         journalSizeLimit: options.journalSizeLimit,
+        cacheKiB: options.cacheKiB,
       },
       // The thread only runs SQLite: keep its V8 heap small.
       resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 },

@@ -8,7 +8,7 @@ import { APPEND_ENTRY_SQL, KEEP_HEAD_SQL, REMOVE_ENTRIES_SQL } from './doc-log-s
  * the order they come; each write is one transaction, committed — and at `synchronous = FULL`
  * fsynced, with SQLite's automatic checkpoint — on this thread, never on the caller's loop.
  *
- * workerData: { driver, path, synchronous, busyTimeoutMs, journalSizeLimit }.
+ * workerData: { driver, path, synchronous, busyTimeoutMs, journalSizeLimit, cacheKiB }.
  * Requests: { id, op: 'append', items } | { id, op: 'compact', doc, throughSeq, snapshot } |
  * { id, op: 'remove', doc } | { id, op: 'checkpoint' } | { id, op: 'close' }. Answers: { id, ok: true, value } or
  * { id, ok: false, error: { message, code, kind, name } }.
@@ -23,6 +23,7 @@ const db = new Database(workerData.path, { timeout: workerData.busyTimeoutMs });
 db.pragma('synchronous = ' + workerData.synchronous);
 db.pragma('journal_size_limit = ' + workerData.journalSizeLimit);
 db.pragma('foreign_keys = ON');
+if (workerData.cacheKiB !== undefined) db.pragma('cache_size = -' + workerData.cacheKiB);
 const appendEntry = db.prepare(${JSON.stringify(APPEND_ENTRY_SQL)}).pluck();
 const keepHead = db.prepare(${JSON.stringify(KEEP_HEAD_SQL)});
 const removeEntries = db.prepare(${JSON.stringify(REMOVE_ENTRIES_SQL)});

@@ -12,16 +12,17 @@ export interface SqliteDocStoreOptions extends SqliteFileOptions {
   /**
    * Write on a thread of its own (a file the store opens by `path` only; default false): the
    * caller's event loop then never waits for the log append, the fsync or SQLite's checkpoint,
-   * at the cost of a thread while writes come (it stops after `writerIdleMs` without one).
-   * For a server; a client with a few writes gains nothing from it.
+   * at the cost of a thread while writes come (it stops after `writerIdleMs` without one) and a
+   * thread wake per commit. For a server (the relay's): its loop goes back to its sockets as soon
+   * as an edit is sent out; a client with a few writes gains nothing from it.
    */
   readonly writeOnThread?: boolean;
   /**
    * Append on the caller's loop but checkpoint on a thread (a file the store opens by `path`
    * only; default false; ignored with `writeOnThread`): SQLite's automatic checkpoint, which
    * copies the log into the database file and fsyncs both every thousand pages, no longer
-   * stalls the loop. Cheaper than `writeOnThread` when cores are scarce: the thread wakes once
-   * per thousand pages, not once per commit.
+   * stalls the loop. The thread wakes once per thousand pages, not once per commit: for a
+   * machine whose cores are oversubscribed, where that wake costs more than the append it moves.
    */
   readonly checkpointOnThread?: boolean;
   /** How long the writer thread outlives the last write (or checkpoint), in ms. Default 30 s. */
@@ -125,6 +126,7 @@ export class SqliteDocStore implements DocStore {
             synchronous: options.synchronous ?? 'FULL',
             busyTimeoutMs: options.busyTimeoutMs ?? 5000,
             journalSizeLimit: JOURNAL_SIZE_LIMIT,
+            cacheKiB: options.cacheKiB,
             idleMs: options.writerIdleMs ?? WRITER_IDLE_MS,
           })
         : null;
