@@ -1,4 +1,5 @@
 import {
+  type ErrorKind,
   isSyncError,
   KeyedMutex,
   type MessageOfType,
@@ -191,6 +192,14 @@ export class DocumentSync {
       ? { ok: true as const }
       : (this.#registry.authorizedWrite(sub) ?? (await this.#registry.authorizeWrite(sub)));
     if (!verdict.ok) {
+      if (ref === 0 && sub.active && undecided(verdict.kind)) {
+        // The store or the lock could not answer, which says nothing of the caller's access. A
+        // stock client takes permission-denied as final and never sends this update again (the
+        // chaos soak caught one holding seven such edits, PostgreSQL stopped); closing makes it
+        // reconnect and re-sync, which sends them, as after a failed commit below.
+        sub.session.close(4503, 'the relay could not authorise an update');
+        return;
+      }
       this.#denials.inc();
       // Ended meanwhile (a posing subscription's first write): answered like any frame about a
       // document not subscribed to.
@@ -384,4 +393,9 @@ function updateSince(doc: Y.Doc, stateVector: Uint8Array): Uint8Array {
 /** The origin of a subscription's writes: its socket, so its own echo is not sent back. */
 export function originOf(sub: Subscription): ChangeOrigin {
   return { source: 'socket', session: sub.session.id };
+}
+
+/** Whether a refused write's kind says the relay could not decide it, rather than that it is not allowed. */
+function undecided(kind: ErrorKind): boolean {
+  return kind === 'Unavailable' || kind === 'Internal';
 }
