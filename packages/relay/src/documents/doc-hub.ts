@@ -324,6 +324,15 @@ export class DocHub {
   }
 
   /** The store's head seq of the document: the relay's version of the object (0 if never written). */
+  /**
+   * Resolves once every write of `name` queued so far has been committed or refused. Writes are
+   * applied, and shown, before they commit: a read that waits for this first gets a value its
+   * head already covers (or, for a write applied meanwhile, a value ahead of it, never behind).
+   */
+  async settled(name: DocName): Promise<void> {
+    await this.#registry.peek(name)?.tail;
+  }
+
   head(name: DocName): Promise<number> {
     return this.#op(async () => {
       const entry = this.#registry.peek(name);

@@ -169,6 +169,10 @@ export class ObjectService {
     refuseEncrypted(address);
     const object = await this.#access.loadObject(address);
     if (!object) return null;
+    // The version read with the value must cover it: a value read before its last socket edit
+    // committed would come with the version before, and a write If-Match that version would be
+    // refused (412) although its writer had read the latest value.
+    await this.#hub.settled(address.name);
     const value = await this.#hub.read(address.name, readUserValue);
     return this.#valueAt(address, value, object);
   }
