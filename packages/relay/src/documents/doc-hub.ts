@@ -323,7 +323,6 @@ export class DocHub {
     return held === null ? null : (held.doc as Y.Doc);
   }
 
-  /** The store's head seq of the document: the relay's version of the object (0 if never written). */
   /**
    * Resolves once every write of `name` queued so far has been committed or refused. Writes are
    * applied, and shown, before they commit: a read that waits for this first gets a value its
@@ -333,6 +332,7 @@ export class DocHub {
     await this.#registry.peek(name)?.tail;
   }
 
+  /** The store's head seq of the document: the relay's version of the object (0 if never written). */
   head(name: DocName): Promise<number> {
     return this.#op(async () => {
       const entry = this.#registry.peek(name);
