@@ -498,8 +498,12 @@ describe('encrypted documents', () => {
     const a = await start(relay, { apiKey: key, store: profile()(), cipherFor: testCipher });
     await a.userData.set('USER_PRIVATE', ALICE, 'prefs', { theme: 'dark-secret-theme' });
     const b = await start(relay, { apiKey: key, store: profile()(), cipherFor: testCipher });
-    await vi.waitFor(async () =>
-      expect(await b.userData.get('USER_PRIVATE', ALICE, 'prefs')).toEqual({ theme: 'dark-secret-theme' }),
+    // Ten seconds, not waitFor's default one: the second device subscribes, fetches the sealed
+    // log and opens it, which took longer than a second once on a loaded two-core CI machine.
+    await vi.waitFor(
+      async () =>
+        expect(await b.userData.get('USER_PRIVATE', ALICE, 'prefs')).toEqual({ theme: 'dark-secret-theme' }),
+      { timeout: 10_000 },
     );
     for (const frame of relay.rawFrames) expect(contains(frame, 'dark-secret-theme')).toBe(false);
   });
