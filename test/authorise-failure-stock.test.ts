@@ -1,10 +1,8 @@
 import { MemoryDocStore, type ObjectRecord, SyncError } from '@scopesync/core';
 import { MemoryRelayStore } from '@scopesync/relay';
 import { afterEach, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { WebsocketProvider } from 'y-websocket';
-import * as Y from 'yjs';
 import { startTestRelay } from './support/start-test-relay.ts';
+import { openStockClient, synced, until } from './support/stock-clients.ts';
 
 // Regression test from the chaos soak (a stock client 7 items ahead of its relay, PostgreSQL
 // stopped): the first write of a socket is authorised against the store. When the store (or
@@ -40,40 +38,6 @@ class FailingOnceRelayStore extends MemoryRelayStore {
   }
 }
 
-function stockClient(wsUrl: string, name: string, key: string): { doc: Y.Doc; provider: WebsocketProvider } {
-  const doc = new Y.Doc();
-  const provider = new WebsocketProvider(`${wsUrl}/sync`, name, doc, {
-    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
-    params: { key },
-    disableBc: true,
-  });
-  cleanups.push(() => provider.destroy());
-  return { doc, provider };
-}
-
-function synced(provider: WebsocketProvider): Promise<void> {
-  if (provider.synced) return Promise.resolve();
-  return new Promise((resolve) => provider.once('sync', () => resolve()));
-}
-
-/** Resolves once the doc's text reads `text`; rejects after `ms`. */
-function reads(doc: Y.Doc, text: string, ms = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      doc.off('update', check);
-      reject(new Error(`not reached in ${ms} ms; the doc reads "${doc.getText('t').toString()}"`));
-    }, ms);
-    const check = (): void => {
-      if (doc.getText('t').toString() !== text) return;
-      clearTimeout(timer);
-      doc.off('update', check);
-      resolve();
-    };
-    doc.on('update', check);
-    check();
-  });
-}
-
 it('a stock client whose write the store could not authorise sends it again and the relay serves it', async () => {
   const relayStore = new FailingOnceRelayStore();
   const t = await startTestRelay({
@@ -87,24 +51,24 @@ it('a stock client whose write the store could not authorise sends it again and 
   const name = 'PUBLIC_RW/_/authorise-fails-once';
 
   // Bob's stock client starts the document, so the object exists.
-  const first = stockClient(t.wsUrl, name, bob.key);
+  const first = openStockClient(t.wsUrl, name, bob.key, cleanups);
   await synced(first.provider);
   first.doc.getText('t').insert(0, 'first');
 
   // Alice's stock client connects; its first write is authorised against the store, which
   // loses its connection just then.
-  const writer = stockClient(t.wsUrl, name, alice.key);
+  const writer = openStockClient(t.wsUrl, name, alice.key, cleanups);
   await synced(writer.provider);
-  await reads(writer.doc, 'first');
+  await until(writer.doc, (d) => d.getText('t').toString() === 'first');
   const statuses: string[] = [];
   writer.provider.on('status', ({ status }: { status: string }) => statuses.push(status));
   relayStore.failNextReadOf(name);
   writer.doc.getText('t').insert(5, ' second');
 
   // The relay serves it: a reader that arrives later gets both edits.
-  const later = stockClient(t.wsUrl, name, bob.key);
+  const later = openStockClient(t.wsUrl, name, bob.key, cleanups);
   await synced(later.provider);
-  await reads(later.doc, 'first second');
+  await until(later.doc, (d) => d.getText('t').toString() === 'first second');
   expect(relayStore.failures).toBe(1);
   // It got there by the writer reconnecting, not on the socket that was refused.
   expect(statuses).toContain('disconnected');

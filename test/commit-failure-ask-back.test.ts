@@ -3,10 +3,10 @@ import * as encoding from 'lib0/encoding';
 import { afterEach, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import * as syncProtocol from 'y-protocols/sync';
-import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { FailingOnceDocStore } from './support/failing-doc-store.ts';
 import { startTestRelay } from './support/start-test-relay.ts';
+import { openStockClient, synced, until } from './support/stock-clients.ts';
 
 // Regression test from the chaos suite (issue #16, finding 14's "stock client ahead"): a relay
 // shows an update to the doc's readers before it commits it. When that commit fails and its
@@ -19,40 +19,6 @@ const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-function stockClient(wsUrl: string, name: string, key: string): { doc: Y.Doc; provider: WebsocketProvider } {
-  const doc = new Y.Doc();
-  const provider = new WebsocketProvider(`${wsUrl}/sync`, name, doc, {
-    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
-    params: { key },
-    disableBc: true,
-  });
-  cleanups.push(() => provider.destroy());
-  return { doc, provider };
-}
-
-function synced(provider: WebsocketProvider): Promise<void> {
-  if (provider.synced) return Promise.resolve();
-  return new Promise((resolve) => provider.once('sync', () => resolve()));
-}
-
-/** Resolves once `predicate(doc)` holds; rejects after `ms`. */
-function until(doc: Y.Doc, predicate: (doc: Y.Doc) => boolean, ms = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      doc.off('update', check);
-      reject(new Error(`not reached in ${ms} ms; the doc reads "${doc.getText('t').toString()}"`));
-    }, ms);
-    const check = (): void => {
-      if (!predicate(doc)) return;
-      clearTimeout(timer);
-      doc.off('update', check);
-      resolve();
-    };
-    doc.on('update', check);
-    check();
-  });
-}
 
 /** A y-protocols sync update frame. */
 function updateFrame(update: Uint8Array): Uint8Array {
@@ -75,7 +41,7 @@ it('an update shown to readers whose commit failed and whose writer is gone is a
   const name = 'PUBLIC_RW/_/ask-back';
 
   // Bob reads (and may write) the doc with a stock client.
-  const reader = stockClient(t.wsUrl, name, bob.key);
+  const reader = openStockClient(t.wsUrl, name, bob.key, cleanups);
   await synced(reader.provider);
 
   // Alice's writer is a bare socket: it sends one update and never resends anything (like a
@@ -97,7 +63,7 @@ it('an update shown to readers whose commit failed and whose writer is gone is a
   ws.terminate();
 
   // A reader that arrives later gets it from the relay: it was asked back and stored.
-  const later = stockClient(t.wsUrl, name, bob.key);
+  const later = openStockClient(t.wsUrl, name, bob.key, cleanups);
   await synced(later.provider);
   await until(later.doc, (d) => d.getText('t').toString() === 'kept by the readers');
   const stored = await docs.load(name);

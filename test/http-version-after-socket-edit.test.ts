@@ -1,10 +1,8 @@
 import { type AppendItem, MemoryDocStore } from '@scopesync/core';
 import { MemoryRelayStore } from '@scopesync/relay';
 import { afterEach, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { WebsocketProvider } from 'y-websocket';
-import * as Y from 'yjs';
 import { startTestRelay } from './support/start-test-relay.ts';
+import { openStockClient, synced } from './support/stock-clients.ts';
 
 // Found by a clean-clone CI run (`http-live.test.ts`, "reads over HTTP what a WebSocket client
 // wrote"): the relay applies a socket's edit, and shows it, before the edit commits. An HTTP
@@ -43,14 +41,8 @@ it('an HTTP read of a value a socket just changed returns the version that holds
   const before = (await t.api('GET', '/userdata/_/PUBLIC_RW/versioned-notes')).json;
   expect(before.value).toEqual({ a: 1 });
 
-  const doc = new Y.Doc();
-  const provider = new WebsocketProvider(`${t.wsUrl}/sync`, name, doc, {
-    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
-    params: { key: alice.key },
-    disableBc: true,
-  });
-  cleanups.push(() => provider.destroy());
-  await new Promise<void>((resolve) => provider.once('sync', () => resolve()));
+  const { doc, provider } = openStockClient(t.wsUrl, name, alice.key, cleanups);
+  await synced(provider);
   doc.getMap('data').set('b', 2);
   // The relay has applied the edit long before its 300 ms commit ends.
   await new Promise((resolve) => setTimeout(resolve, 50));
