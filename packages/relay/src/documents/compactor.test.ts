@@ -4,6 +4,7 @@ import * as Y from 'yjs';
 import { Metrics } from '../metrics.ts';
 import { Compactor } from './compactor.ts';
 import { DocRegistry } from './doc-registry.ts';
+import { MergeThread } from './merge-thread.ts';
 
 const NOTES = parseDocName('PUBLIC_RW/_/notes').name;
 
@@ -28,12 +29,14 @@ describe('Compactor', () => {
     const entry = await registry.acquire(NOTES, 'plaintext');
     registry.release(entry);
     const settled: string[] = [];
+    const merges = new MergeThread();
     const compactor = new Compactor({
       store,
       metrics: new Metrics(),
       log,
       compactAfter: 3,
       settled: (e) => settled.push(e.name),
+      merge: (updates) => merges.merge(updates),
     });
 
     entry.logEntries = entry.compactAt - 1; // not due yet
@@ -57,5 +60,6 @@ describe('Compactor', () => {
     expect(loaded.getText('t').toString()).toBe('abcd');
     expect(stored.length).toBeLessThan(4);
     registry.close();
+    await merges.close();
   });
 });

@@ -2,7 +2,7 @@ import { type DocStore, isSyncError } from '@scopesync/core';
 import type { Counter, Metrics } from '../metrics.ts';
 import type { SyncLog } from '../sync/sync-log.ts';
 import type { DocEntry } from './doc-registry.ts';
-import { mergeLog } from './yjs-log.ts';
+import type { MergedLog } from './merge-thread.ts';
 
 /** Options of a {@link Compactor}. */
 export interface CompactorOptions {
@@ -13,6 +13,8 @@ export interface CompactorOptions {
   readonly compactAfter: number;
   /** Called when a compaction of the entry has settled (it may be evictable again). */
   readonly settled?: ((entry: DocEntry) => void) | undefined;
+  /** Merges a log's entries into one update, off the loop (a {@link MergeThread}'s `merge`). */
+  readonly merge: (updates: readonly Uint8Array[]) => Promise<MergedLog>;
 }
 
 /** A log grows by at least this many bytes between two compactions. */
@@ -40,6 +42,7 @@ export class Compactor {
   readonly #log: SyncLog;
   readonly #compactAfter: number;
   readonly #settled: ((entry: DocEntry) => void) | undefined;
+  readonly #merge: (updates: readonly Uint8Array[]) => Promise<MergedLog>;
   readonly #running = new Set<Promise<void>>();
   readonly #done: Counter;
   #closed = false;
@@ -49,6 +52,7 @@ export class Compactor {
     this.#log = options.log;
     this.#compactAfter = options.compactAfter;
     this.#settled = options.settled;
+    this.#merge = options.merge;
     this.#done = options.metrics.counter('scopesync_compactions_total', 'Plaintext document logs compacted.');
   }
 
@@ -74,19 +78,19 @@ export class Compactor {
   }
 
   /**
-   * Replaces the committed log by one update holding the same content. Anything appended after
-   * the log was read gets a higher seq and stays, so no update is lost.
+   * Replaces the committed log by one update holding the same content, merged off the loop.
+   * Anything appended after the log was read gets a higher seq and stays, so no update is lost.
    */
   async #compact(entry: DocEntry): Promise<void> {
     try {
       const stored = await this.#store.load(entry.name);
       const last = stored.at(-1);
       if (!last || stored.length < 2) return;
-      const snapshot = mergeLog(stored);
-      await this.#store.compact(entry.name, last.seq, snapshot);
-      entry.logEntries = Math.max(1, entry.logEntries - (stored.length - 1));
       let replaced = 0;
       for (const e of stored) replaced += e.data.byteLength;
+      const snapshot = (await this.#merge(stored.map((e) => e.data))).update;
+      await this.#store.compact(entry.name, last.seq, snapshot);
+      entry.logEntries = Math.max(1, entry.logEntries - (stored.length - 1));
       entry.logBytes = Math.max(snapshot.byteLength, entry.logBytes - replaced + snapshot.byteLength);
       this.#done.inc();
     } catch (error) {

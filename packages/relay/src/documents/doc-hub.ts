@@ -11,6 +11,7 @@ import { Compactor } from './compactor.ts';
 import { applyOn, transactOn } from './doc-edits.ts';
 import type { ReplicaApply } from './doc-feed.ts';
 import { type DocEntry, type DocHold, DocRegistry } from './doc-registry.ts';
+import { MergeThread } from './merge-thread.ts';
 import { cutPage, validateUpdate } from './yjs-log.ts';
 
 /**
@@ -94,6 +95,7 @@ export class DocHub {
   readonly #registry: DocRegistry;
   readonly #batcher: CommitBatcher;
   readonly #compactor: Compactor;
+  readonly #mergeThread = new MergeThread();
   readonly #ops = new Set<Promise<unknown>>();
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -135,6 +137,7 @@ export class DocHub {
       log,
       compactAfter,
       settled: (entry) => this.#registry.maybeIdle(entry),
+      merge: (updates) => this.#mergeThread.merge(updates),
     });
     this.#batcher = new CommitBatcher({
       store: this.#store,
@@ -484,6 +487,7 @@ export class DocHub {
     while (this.#ops.size > 0) await Promise.allSettled([...this.#ops]);
     await this.#batcher.flush();
     await this.#compactor.close();
+    await this.#mergeThread.close();
     this.#registry.close();
   }
 

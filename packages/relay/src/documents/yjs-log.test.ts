@@ -1,7 +1,7 @@
 import type { StoredEntry } from '@scopesync/core';
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import { applyLog, cutPage, docFromLog, mergeLog, validateUpdate } from './yjs-log.ts';
+import { applyLog, cutPage, docFromLog, validateUpdate } from './yjs-log.ts';
 
 function logOf(...values: string[]): StoredEntry[] {
   const doc = new Y.Doc();
@@ -48,12 +48,6 @@ describe('yjs-log', () => {
     expect(doc.getText('u').toString()).toBe('more');
     const clean = docFromLog(log);
     expect([clean.skipped, clean.doc.getText('t').toString()]).toEqual([0, 'ab']);
-  });
-
-  it('merges a log into one update with the same content', () => {
-    const doc = new Y.Doc();
-    Y.applyUpdate(doc, mergeLog(logOf('x', 'y', 'z')));
-    expect(doc.getText('t').toString()).toBe('xyz');
   });
 
   it('cuts a page by bytes and entries, but never below one entry', () => {

@@ -90,20 +90,6 @@ export function docFromLog(
 }
 
 /**
- * Merges a plaintext log into one update holding the same content. It goes through a fresh
- * garbage-collecting Y.Doc (as y-leveldb does) so that deleted content shrinks to GC structs;
- * pending structs (updates whose dependencies never arrived) are kept by `encodeStateAsUpdate`.
- */
-export function mergeLog(stored: readonly StoredEntry[]): Uint8Array {
-  const { doc } = docFromLog(stored);
-  try {
-    return Y.encodeStateAsUpdate(doc);
-  } finally {
-    doc.destroy();
-  }
-}
-
-/**
  * The longest prefix of `stored` within `maxBytes` and `maxEntries`, but never empty when
  * `stored` is not: one entry larger than `maxBytes` still goes alone, or a reader could never
  * get past it.
