@@ -4,7 +4,13 @@ export interface BenchConfig {
   readonly latency: {
     readonly readerCounts: readonly number[];
     readonly warmupEdits: number;
+    /** Measured edits of a server over all its rounds. */
     readonly edits: number;
+    /**
+     * Rounds, each on a fresh server process, every other one in the reverse server order; an
+     * even number, so that every server is measured first as often as last.
+     */
+    readonly rounds: number;
     /** How long one edit may take to reach every reader before it counts as lost. */
     readonly editTimeoutMs: number;
   };
@@ -75,7 +81,9 @@ export interface BenchConfig {
 
 const full: BenchConfig = {
   mode: 'full',
-  latency: { readerCounts: [1, 10, 100], warmupEdits: 30, edits: 500, editTimeoutMs: 2000 },
+  // Four rounds of 250 edits: a server process's own luck (where its threads land, what its
+  // compiler did first) moved a row by ±15% between runs of two rounds (bench/results.md).
+  latency: { readerCounts: [1, 10, 100], warmupEdits: 30, edits: 1000, rounds: 4, editTimeoutMs: 2000 },
   fanout: {
     docs: 500,
     clientsPerDoc: 3,
@@ -105,7 +113,7 @@ const full: BenchConfig = {
 
 const quick: BenchConfig = {
   mode: 'quick',
-  latency: { readerCounts: [1, 10, 100], warmupEdits: 20, edits: 150, editTimeoutMs: 2000 },
+  latency: { readerCounts: [1, 10, 100], warmupEdits: 20, edits: 150, rounds: 2, editTimeoutMs: 2000 },
   fanout: {
     docs: 100,
     clientsPerDoc: 3,

@@ -15,11 +15,13 @@ export const editLatency: Workload = {
   id: 'edit-latency',
   title: '1. Edit latency',
   async run(ctx) {
-    const { readerCounts, warmupEdits, edits, editTimeoutMs } = ctx.config.latency;
+    const { readerCounts, warmupEdits, edits, rounds: roundCount, editTimeoutMs } = ctx.config.latency;
     // Whichever server is measured first reads ~0.1 ms slower at p50 (seen for ours and
     // y-websocket alike, not cured by more warm-up edits; cause not found), so every server
-    // takes both places: two rounds, the second in the reverse order, half the edits each.
-    const orders = [ctx.peers, [...ctx.peers].reverse()];
+    // takes both places: every other round runs in the reverse order.
+    const orders = Array.from({ length: roundCount }, (_, i) =>
+      i % 2 === 0 ? ctx.peers : [...ctx.peers].reverse(),
+    );
     const perRound = { warmupEdits, edits: Math.ceil(edits / orders.length), editTimeoutMs };
     const rounds: Outcomes<Map<number, LatencySamples>>[] = [];
     for (const [i, order] of orders.entries()) {
@@ -69,7 +71,7 @@ export const editLatency: Workload = {
       title: this.title,
       rows,
       notes: [
-        `${edits} single-character edits in two rounds of ${perRound.edits} (the second round measures the servers in the reverse order), each round after ${warmupEdits} warm-up edits; each from the writer's local change to the reader's apply; a reader that has not applied an edit within ${editTimeoutMs} ms counts as ∞. scopesync on PUBLIC_RW/_/bench-latency-N through its y-websocket-compatible endpoint, every client with its own key.`,
+        `${edits} single-character edits in ${orders.length} rounds of ${perRound.edits}, each on a fresh server process (every other round measures the servers in the reverse order), each round after ${warmupEdits} warm-up edits; each from the writer's local change to the reader's apply; a reader that has not applied an edit within ${editTimeoutMs} ms counts as ∞. scopesync on PUBLIC_RW/_/bench-latency-N through its y-websocket-compatible endpoint, every client with its own key.`,
         'Readers and writer share the load generator process, so with 100 readers the last reader to be scheduled waits for the others: the N = 100 figures include that queueing, equally for every server.',
       ],
       details: Object.fromEntries(
