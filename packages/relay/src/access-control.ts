@@ -316,6 +316,39 @@ export class AccessControl {
   }
 
   /**
+   * Decides `write` (audited, on `channel`) for a write that leaves the object as it is: it
+   * exists and `requested` keeps its flags. When allowed, refreshes its `updatedAt` as
+   * {@link prepareWrite} would, and nothing else, so it needs no lock: there is nothing to
+   * create and no flag to change that another writer could race. Null when the write would
+   * create the object or change its flags (or ask for flags it may not set): then only
+   * {@link prepareWrite}, under the object's lock, may record it.
+   */
+  async checkUnchangingWrite(
+    caller: Caller,
+    address: Address,
+    requested: RequestedFlags,
+    channel: AuditChannel,
+  ): Promise<Decision | null> {
+    const record = await this.#store.getObject(address.name);
+    if (!record) return null;
+    const object = await this.#meta(address, record);
+    let flags: { read: number; write: number };
+    try {
+      flags = flagsForWrite(caller, address, object, requested);
+    } catch {
+      return null; // the locked path decides first, then refuses the flags with their reason
+    }
+    if (flags.read !== record.read || flags.write !== record.write) return null;
+    const decision = await this.decideOn(caller, 'write', address, object, { channel });
+    const now = this.#now();
+    if (decision.allowed && isStale(record, now)) {
+      // `updatedAt` alone: the row's flags may have changed since it was read, and are not ours to write.
+      await this.#store.updateObject(address.name, { updatedAt: now });
+    }
+    return decision;
+  }
+
+  /**
    * Records that `caller` is about to write `address`: creates the metadata on the first
    * write (owner from `ownerForCreate`, flags from `flagsForWrite`) or applies a flag change.
    * Throws BadRequest/Forbidden for flags the caller may not set. The permission to write at
@@ -331,7 +364,7 @@ export class AccessControl {
     }
     const flags = flagsForWrite(caller, address, existing, requested);
     const changed = flags.read !== record.read || flags.write !== record.write;
-    if (changed || now - record.updatedAt >= TOUCH_INTERVAL_MS) {
+    if (changed || isStale(record, now)) {
       const updated = await this.#store.updateObject(address.name, { ...flags, updatedAt: now });
       if (updated) return this.#meta(address, updated);
     }
@@ -368,6 +401,11 @@ export class AccessControl {
   async #meta(address: Address, record: ObjectRecord): Promise<ObjectMeta> {
     return metaOf(record, address.kind === 'blob' ? await this.#store.listShares(address.blobId) : null);
   }
+}
+
+/** Whether a write at `now` refreshes the object's `updatedAt` (see {@link TOUCH_INTERVAL_MS}). */
+function isStale(record: ObjectRecord, now: number): boolean {
+  return now - record.updatedAt >= TOUCH_INTERVAL_MS;
 }
 
 const GUEST: Authenticated = Object.freeze({ caller: Object.freeze({ kind: 'guest' }), credential: null });

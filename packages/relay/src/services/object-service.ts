@@ -147,14 +147,22 @@ export class ObjectService {
   /**
    * The first write of a sync subscription: decides `write` (audited on `channel`) and, when
    * allowed, prepares the object under its lock (so that creating it is atomic), then narrows
-   * access (see {@link prepareWrite}). Resolves with the decision.
+   * access (see {@link prepareWrite}). A write that leaves an existing object as it is needs
+   * neither (see `AccessControl.checkUnchangingWrite`). Resolves with the decision.
    */
-  authorizeWrite(
+  async authorizeWrite(
     caller: Caller,
     address: Address,
     requested: RequestedFlags,
     channel: AuditChannel,
   ): Promise<Decision> {
+    // Most first writes are of this kind: a socket joining a document that exists. Across
+    // relays the lock costs a connection and two PostgreSQL round trips per socket, and a
+    // thousand sockets joining at once queued for it for seconds (bench/results-cluster.md,
+    // run I). Whatever changes access meanwhile decides the subscription again, and the
+    // registry then decides the write again (SubscriptionRegistry.authorizeWrite).
+    const unchanging = await this.#access.checkUnchangingWrite(caller, address, requested, channel);
+    if (unchanging !== null) return unchanging;
     return this.#locks.run(address.name, async () => {
       const { decision } = await this.#access.check(caller, 'write', address, { channel });
       if (decision.allowed) await this.prepareWrite(caller, address, requested);
