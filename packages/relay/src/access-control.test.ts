@@ -192,4 +192,29 @@ describe('AccessControl', () => {
     await access.prepareWrite({ kind: 'guest' }, address);
     expect((await store.getObject(address.name))?.updatedAt).toBe(3_010);
   });
+
+  it('decides a write that leaves the object as it is, and leaves every other write to prepareWrite', async () => {
+    const board = docAddress('USER_PUBLIC', alice.userId, 'board');
+    // Absent: the write would create it.
+    expect(await access.checkUnchangingWrite(userOf(alice), board, {}, 'ws')).toBeNull();
+    await access.prepareWrite(userOf(alice), board);
+    // Other flags, allowed or not, change the object: only the locked path may record them.
+    expect(await access.checkUnchangingWrite(userOf(alice), board, { read: 1 }, 'ws')).toBeNull();
+    expect(
+      await access.checkUnchangingWrite(userOf(bob, Level.Moderator), board, { read: 1 }, 'ws'),
+    ).toBeNull();
+
+    // The same flags: decided and audited like check(), and updatedAt alone refreshed once stale.
+    now += 2_000;
+    const staff = await access.checkUnchangingWrite(userOf(bob, Level.Moderator), board, { read: 2 }, 'ws');
+    expect(staff).toMatchObject({ allowed: true, crossUser: true });
+    expect(await store.getObject(board.name)).toMatchObject({ read: 2, write: 1, updatedAt: 3_000 });
+    const refused = await access.checkUnchangingWrite(userOf(bob), board, {}, 'ws');
+    expect(refused).toMatchObject({ allowed: false });
+    const entries = await store.queryAudit({});
+    expect(entries.map((e) => [e.accessor, e.action, e.result, e.channel])).toEqual([
+      [bob.userId, 'write', 'ok', 'ws'],
+      [bob.userId, 'write', 'denied', 'ws'],
+    ]);
+  });
 });
