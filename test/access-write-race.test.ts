@@ -169,8 +169,10 @@ describe('access taken away while a socket’s first write is being decided', ()
     await writerSocket.fence();
     expect(writerSocket.saw('WRITER-EDIT')).toBe(false);
   });
+});
 
-  it('a write to an existing object refreshes its updatedAt and leaves the flags as they are', async () => {
+describe('a socket’s first write to an existing object', () => {
+  it('refreshes its updatedAt and leaves the flags as they are', async () => {
     const owner = await t.user('owner');
     const sharee = await t.user('sharee');
     const id = `b-${randomUUID()}`;
