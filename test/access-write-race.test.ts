@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Level, MemoryDocStore, type ObjectRecord, type ShareRecord } from '@scopesync/core';
 import { MemoryRelayStore } from '@scopesync/relay';
 import { describe, expect, it } from 'vitest';
-import { enc } from './support/http-client.ts';
+import { enc, type HttpAnswer } from './support/http-client.ts';
 import { useTestRelay } from './support/start-test-relay.ts';
 import {
   carries,
@@ -86,6 +86,24 @@ function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> 
   ]);
 }
 
+/**
+ * Sends `socket`'s first write of `text` to `doc`, holds its access check at `held`, and meanwhile
+ * runs `change` (an access change that must not wait for the check). Resolves with the answers
+ * to both.
+ */
+async function firstWriteDuring(
+  socket: MuxSocket,
+  doc: string,
+  text: string,
+  held: HeldRead,
+  change: () => Promise<HttpAnswer>,
+): Promise<{ written: Awaited<ReturnType<MuxSocket['write']>>; changed: HttpAnswer }> {
+  const written = socket.write(doc, update('title', text));
+  await within(held.reached, 'the first write reaching its access check');
+  const changed = await within(change(), 'the access change').finally(held.release);
+  return { written: await written, changed };
+}
+
 describe('access taken away while a socket’s first write is being decided', () => {
   it('a share downgraded: the write decided against the old share does not land', async () => {
     const owner = await t.user('owner');
@@ -103,22 +121,21 @@ describe('access taken away while a socket’s first write is being decided', ()
     const shareeSocket = await mux(sharee.key);
     expect((await shareeSocket.subscribe(doc)).access).toBe('read-write');
 
-    // The sharee's first write reads the shares (read_write) and is held there.
-    const held = relayStore.holdNextSharesRead(id);
-    const answer = shareeSocket.write(doc, update('title', 'SHAREE-EDIT'));
-    await within(held.reached, 'the sharee’s first write reaching its access check');
-    // The owner downgrades the share meanwhile; the relay has decided the sharee's
-    // subscription again when this answers.
-    const downgraded = await within(
-      t.api('POST', `/share/${enc(id)}`, {
-        key: owner.key,
-        body: { user_id: sharee.userId, access_level: 'read_only' },
-      }),
-      'the downgrade',
-    ).finally(held.release);
-    expect(downgraded.status).toBe(200);
-
-    expect(await answer).toMatchObject({ type: 'error', kind: 'Forbidden' });
+    // The sharee's first write reads the shares (read_write) and is held there while the owner
+    // downgrades the share; the relay has decided the sharee's subscription again when that answers.
+    const { written, changed } = await firstWriteDuring(
+      shareeSocket,
+      doc,
+      'SHAREE-EDIT',
+      relayStore.holdNextSharesRead(id),
+      () =>
+        t.api('POST', `/share/${enc(id)}`, {
+          key: owner.key,
+          body: { user_id: sharee.userId, access_level: 'read_only' },
+        }),
+    );
+    expect(changed.status).toBe(200);
+    expect(written).toMatchObject({ type: 'error', kind: 'Forbidden' });
     await shareeSocket.fence();
     expect(shareeSocket.lastPermission(doc)?.access).toBe('read');
     await ownerSocket.fence();
@@ -148,22 +165,22 @@ describe('access taken away while a socket’s first write is being decided', ()
     const writerSocket = await mux(writer.key);
     expect((await writerSocket.subscribe(doc)).access).toBe('read-write');
 
-    // The writer's first write reads the object (write 1) and is held there.
-    const held = relayStore.holdNextObjectRead(doc);
-    const answer = writerSocket.write(doc, update('title', 'WRITER-EDIT'));
-    await within(held.reached, 'the writer’s first write reaching its access check');
-    // The admin closes the object to client writes meanwhile. This takes the object's lock,
-    // so it answers only because the writer's check does not hold it.
-    const closed = await within(
-      t.api('POST', `/userdata/_/PUBLIC_RW/${key}`, {
-        key: admin.key,
-        body: { value: { title: 'final' }, write: 0 },
-      }),
-      'the admin’s write 0',
-    ).finally(held.release);
-    expect(closed.status).toBe(200);
-
-    expect(await answer).toMatchObject({ type: 'error', kind: 'Forbidden' });
+    // The writer's first write reads the object (write 1) and is held there while the admin
+    // closes the object to client writes. That takes the object's lock, so it answers only
+    // because the writer's check does not hold it.
+    const { written, changed } = await firstWriteDuring(
+      writerSocket,
+      doc,
+      'WRITER-EDIT',
+      relayStore.holdNextObjectRead(doc),
+      () =>
+        t.api('POST', `/userdata/_/PUBLIC_RW/${key}`, {
+          key: admin.key,
+          body: { value: { title: 'final' }, write: 0 },
+        }),
+    );
+    expect(changed.status).toBe(200);
+    expect(written).toMatchObject({ type: 'error', kind: 'Forbidden' });
     const value = await t.api('GET', `/userdata/_/PUBLIC_RW/${key}`, { key: admin.key });
     expect(value.json).toMatchObject({ value: { title: 'final' }, write: 0 });
     await writerSocket.fence();
