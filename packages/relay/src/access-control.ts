@@ -338,7 +338,7 @@ export class AccessControl {
     } catch {
       return null; // the locked path decides first, then refuses the flags with their reason
     }
-    if (flags.read !== record.read || flags.write !== record.write) return null;
+    if (changesFlags(record, flags)) return null;
     const decision = await this.decideOn(caller, 'write', address, object, { channel });
     const now = this.#now();
     if (decision.allowed && isStale(record, now)) {
@@ -363,8 +363,7 @@ export class AccessControl {
       return this.#meta(address, created);
     }
     const flags = flagsForWrite(caller, address, existing, requested);
-    const changed = flags.read !== record.read || flags.write !== record.write;
-    if (changed || isStale(record, now)) {
+    if (changesFlags(record, flags) || isStale(record, now)) {
       const updated = await this.#store.updateObject(address.name, { ...flags, updatedAt: now });
       if (updated) return this.#meta(address, updated);
     }
@@ -401,6 +400,11 @@ export class AccessControl {
   async #meta(address: Address, record: ObjectRecord): Promise<ObjectMeta> {
     return metaOf(record, address.kind === 'blob' ? await this.#store.listShares(address.blobId) : null);
   }
+}
+
+/** Whether storing `flags` changes the object's. */
+function changesFlags(record: ObjectRecord, flags: { read: number; write: number }): boolean {
+  return flags.read !== record.read || flags.write !== record.write;
 }
 
 /** Whether a write at `now` refreshes the object's `updatedAt` (see {@link TOUCH_INTERVAL_MS}). */
