@@ -62,13 +62,13 @@ describe('AccessControl', () => {
 
   it('creates objects on the first write with the scope defaults and the namespace owner', async () => {
     const address = docAddress('USER_PUBLIC', alice.userId, 'profile');
-    expect(await access.prepareWrite(userOf(alice), address)).toEqual({
+    expect((await access.prepareWrite(userOf(alice), address)).after).toEqual({
       owner: alice.userId,
       read: 2,
       write: 1,
     });
     // The owner narrows; someone else may not change the flags.
-    expect(await access.prepareWrite(userOf(alice), address, { read: 1 })).toEqual({
+    expect((await access.prepareWrite(userOf(alice), address, { read: 1 })).after).toEqual({
       owner: alice.userId,
       read: 1,
       write: 1,
@@ -81,7 +81,9 @@ describe('AccessControl', () => {
       .prepareWrite(userOf(alice), docAddress('USER_PRIVATE', alice.userId, 'k'), { read: 2 })
       .catch((e: unknown) => e);
     expect(isSyncError(tooWide, 'BadRequest')).toBe(true);
-    expect(await access.prepareWrite({ kind: 'runtime' }, docAddress('SERVER_SCOPE', '_', 'motd'))).toEqual({
+    expect(
+      (await access.prepareWrite({ kind: 'runtime' }, docAddress('SERVER_SCOPE', '_', 'motd'))).after,
+    ).toEqual({
       owner: SYSTEM_OWNER,
       read: 0,
       write: 0,

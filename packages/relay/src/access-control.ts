@@ -352,22 +352,27 @@ export class AccessControl {
    * Records that `caller` is about to write `address`: creates the metadata on the first
    * write (owner from `ownerForCreate`, flags from `flagsForWrite`) or applies a flag change.
    * Throws BadRequest/Forbidden for flags the caller may not set. The permission to write at
-   * all is `check`'s business, asked before.
+   * all is `check`'s business, asked before. Resolves with the metadata before (null: this
+   * created the object) and after, from one read of the object.
    */
-  async prepareWrite(caller: Caller, address: Address, requested: RequestedFlags = {}): Promise<ObjectMeta> {
+  async prepareWrite(
+    caller: Caller,
+    address: Address,
+    requested: RequestedFlags = {},
+  ): Promise<{ readonly before: ObjectMeta | null; readonly after: ObjectMeta }> {
     const now = this.#now();
     const record = await this.#store.getObject(address.name);
-    const existing = record ? await this.#meta(address, record) : null;
     if (!record) {
       const created = await this.#store.createObject(this.newObject(caller, address, requested, now));
-      return this.#meta(address, created);
+      return { before: null, after: await this.#meta(address, created) };
     }
-    const flags = flagsForWrite(caller, address, existing, requested);
+    const before = await this.#meta(address, record);
+    const flags = flagsForWrite(caller, address, before, requested);
     if (changesFlags(record, flags) || isStale(record, now)) {
       const updated = await this.#store.updateObject(address.name, { ...flags, updatedAt: now });
-      if (updated) return this.#meta(address, updated);
+      if (updated) return { before, after: await this.#meta(address, updated) };
     }
-    return existing as ObjectMeta;
+    return { before, after: before };
   }
 
   /**

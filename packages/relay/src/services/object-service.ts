@@ -124,15 +124,11 @@ export class ObjectService {
     requested: RequestedFlags,
     owner?: string | undefined,
   ): Promise<PreparedWrite> {
-    const before = await this.#access.loadObject(address);
-    let after = await this.#access.prepareWrite(caller, address, requested);
-    if (owner !== undefined && owner !== after.owner) {
-      if (caller.kind !== 'runtime')
-        throw new SyncError('Forbidden', 'only the server runtime sets an owner');
-      await this.#store.updateObject(address.name, { owner });
-      after = { ...after, owner };
-    }
-    return { before, after };
+    const { before, after } = await this.#access.prepareWrite(caller, address, requested);
+    if (owner === undefined || owner === after.owner) return { before, after };
+    if (caller.kind !== 'runtime') throw new SyncError('Forbidden', 'only the server runtime sets an owner');
+    await this.#store.updateObject(address.name, { owner });
+    return { before, after: { ...after, owner } };
   }
 
   /** Has every subscription decided again when `prepared` changed who may see the object. */
