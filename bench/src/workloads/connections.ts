@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { openClients, registerMany } from '../driver/clients.ts';
 import type { SyncClient } from '../driver/sync-client.ts';
 import { now, sleep } from '../driver/time.ts';
-import { forEachPeer, row, type Workload, withPeer } from '../driver/workload.ts';
+import { forEachPeer, row, type Workload, type WorkloadContext, withPeer } from '../driver/workload.ts';
 import type { MetricRow } from '../report.ts';
 import type { Peer } from '../servers/peer.ts';
 
@@ -28,6 +28,10 @@ interface ConnectionsStep {
 const MIB = 2 ** 20;
 /** Descriptors kept free for files, pipes and the HTTP sockets of key registration. */
 const FD_HEADROOM = 256;
+/** Connections the load generator opens against each server's throwaway start before any measurement. */
+const WARMUP_CONNECTIONS = 2000;
+/** Sockets one warm-up key opens: under our relay's default of 256 sockets per caller. */
+const WARMUP_SOCKETS_PER_KEY = 200;
 
 /** The soft open-file limit this process (and the server children it forks) runs with. */
 function openFileLimit(): number {
@@ -53,6 +57,7 @@ export const connections: Workload = {
     const totals = ctx.config.connections.totals.filter((t) => t + FD_HEADROOM <= limit);
     const skipped = ctx.config.connections.totals.filter((t) => !totals.includes(t));
     const max = totals[totals.length - 1] ?? 0;
+    await warmLoadGenerator(ctx, Math.min(WARMUP_CONNECTIONS, max), docs);
     const outcomes = await forEachPeer(ctx, 'connections', async (name) => {
       // Keys are registered on a first start of the server, which is then restarted on the same
       // data: the idle RSS is of a process that, like the peers', has served nothing yet, not of
@@ -113,6 +118,7 @@ export const connections: Workload = {
       rows,
       notes: [
         `Clients spread over ${docs} documents, each synced and then idle; RSS per connection = (RSS at N − idle RSS) / N, read from /proc after a full GC in the server process. scopesync clients each registered their own key first, on an earlier start of the server: every server is restarted on its data before the idle RSS is read, so registration is in neither the idle RSS nor the time to open.`,
+        `Before any measurement the load generator opened and dropped ${Math.min(WARMUP_CONNECTIONS, max).toLocaleString('en-US')} connections on a throwaway start of each server, so that the first server measured does not pay for the load generator's own warm-up.`,
         `Open file limit (ulimit -n) ${Number.isFinite(limit) ? limit : 'unlimited'}: each connection holds one descriptor in the bench and one in the server.${skipped.length > 0 ? ` Skipped ${skipped.join(', ')}: over the limit.` : ''}`,
       ],
       details: Object.fromEntries(
@@ -124,6 +130,26 @@ export const connections: Workload = {
     };
   },
 };
+
+/**
+ * Opens and drops `count` connections on a throwaway start of every server, so that the load
+ * generator's own code (its WebSocket client, the sync client, Yjs) is optimised before the first
+ * measurement. Without it the first server measured paid for that: run in the two orders, the
+ * same two servers' times to open 1,000 traded places (1.49× with ours first, 0.79× second).
+ */
+async function warmLoadGenerator(ctx: WorkloadContext, count: number, docs: number): Promise<void> {
+  if (count === 0) return;
+  await forEachPeer(ctx, 'connections, warming the load generator', (name) =>
+    withPeer(ctx, name, async (peer) => {
+      const keys = await registerMany(peer, Math.ceil(count / WARMUP_SOCKETS_PER_KEY), 'bench-warmup');
+      const specs = Array.from({ length: count }, (_, i) => ({
+        docName: `PUBLIC_RW/_/bench-conn-${i % docs}`,
+        key: keys[i % keys.length],
+      }));
+      for (const client of await openClients(peer, specs, 64, 120_000)) client.terminate();
+    }),
+  );
+}
 
 async function measure(
   peer: Peer,
