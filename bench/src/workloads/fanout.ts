@@ -14,6 +14,12 @@ export interface FanoutStep {
   readonly p50: number;
   readonly p99: number;
   readonly lost: number;
+  /**
+   * The server's CPU (every process of a deployment, user + system) per update sent in this
+   * step, in µs; null where /proc cannot be read. Near the ramp's end the load generator, not
+   * the server, takes most of the two cores, so this says how much of them a server needs.
+   */
+  readonly serverCpuUs: number | null;
 }
 
 /** A ramp's outcome. */
@@ -68,10 +74,16 @@ export const fanout: Workload = {
         ),
         row(outcomes, 'p99 at that rate', 'ms', null, (r) => (r.sustained > 0 ? r.p99AtSustained : null)),
         row(outcomes, 'ramp stopped by', '', null, (r) => r.stoppedBy),
+        ...CPU_RATES.filter((rate) => cfg.rates.includes(rate)).map((rate) =>
+          row(outcomes, `server CPU per update at ${rate.toLocaleString('en-US')}/s`, 'µs', 'lower', (r) =>
+            serverCpuAt(r, rate, cfg.p99LimitMs),
+          ),
+        ),
       ],
       notes: [
         `${cfg.docs} docs × ${cfg.clientsPerDoc} clients (${cfg.docs * cfg.clientsPerDoc} sockets); offered rates ${cfg.rates.join(', ')} updates/s after a 1 s warm-up, ${cfg.stepMs / 1000} s per step, a failed step retried once; each update reaches ${cfg.clientsPerDoc - 1} other clients. An update not applied within 1 s after its step ends counts as ∞.`,
         '"generator" means the load generator could not send the offered rate (it shares the 2 cores with the server): that figure is a floor, not the server\'s limit.',
+        `Server CPU per update: the server process's user + system time over a step (from /proc, 10 ms ticks) divided by the updates sent in it, read at ${CPU_RATES.map((r) => `${r.toLocaleString('en-US')}/s`).join(' and ')} (the step held, or its retry); none where the ramp stopped before that rate. Near the ramp's end the load generator takes most of the two cores, so the sustained rate says little about the server's own cost and this row says it.`,
       ],
       details: Object.fromEntries(
         Object.entries(outcomes).map(([name, o]) => [name, o.ok ? o.value : { error: o.error }]),
@@ -79,6 +91,27 @@ export const fanout: Workload = {
     };
   },
 };
+
+/** Offered rates at which the fan-out workload reports the server's CPU per update: ones every server reaches. */
+const CPU_RATES = [2000, 4000] as const;
+
+/** The server's CPU per update in the ramp's held step at `rate` (else its last step there), null when it never ran it. */
+function serverCpuAt(result: FanoutResult, rate: number, p99LimitMs: number): number | null {
+  const steps = result.steps.filter((s) => s.offered === rate);
+  const held = steps.find((s) => s.p99 <= p99LimitMs);
+  return (held ?? steps.at(-1))?.serverCpuUs ?? null;
+}
+
+/** CPU seconds used so far by every process of a deployment, null when any cannot be read. */
+async function serverCpuSeconds(peers: readonly Peer[]): Promise<number | null> {
+  const readings = await Promise.all(peers.map((p) => p.cpuSeconds()));
+  let total = 0;
+  for (const seconds of readings) {
+    if (seconds === null) return null;
+    total += seconds;
+  }
+  return total;
+}
 
 /** The sizes and steps of one ramp. */
 export interface RampConfig {
@@ -178,8 +211,10 @@ export async function ramp(
     for (let r = 0, retried = false; r < cfg.rates.length; ) {
       const offered = cfg.rates[r]!;
       samples.length = 0;
+      const cpuBefore = await serverCpuSeconds(targets);
       const { sent, elapsed } = await runFor(offered, cfg.stepMs);
       const lost = await drain();
+      const cpuAfter = await serverCpuSeconds(targets);
       const summary = summarize(samples, lost);
       const step: FanoutStep = {
         offered,
@@ -187,6 +222,10 @@ export async function ramp(
         p50: summary.p50,
         p99: summary.p99,
         lost,
+        serverCpuUs:
+          cpuBefore === null || cpuAfter === null || sent === 0
+            ? null
+            : ((cpuAfter - cpuBefore) * 1e6) / sent,
       };
       steps.push(step);
       log(
