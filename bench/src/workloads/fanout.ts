@@ -76,7 +76,7 @@ export const fanout: Workload = {
         row(outcomes, 'ramp stopped by', '', null, (r) => r.stoppedBy),
         ...CPU_RATES.filter((rate) => cfg.rates.includes(rate)).map((rate) =>
           row(outcomes, `server CPU per update at ${rate.toLocaleString('en-US')}/s`, 'µs', 'lower', (r) =>
-            serverCpuAt(r, rate, cfg.p99LimitMs),
+            serverCpuAt(r, rate, cfg),
           ),
         ),
       ],
@@ -96,10 +96,14 @@ export const fanout: Workload = {
 const CPU_RATES = [2000, 4000] as const;
 
 /** The server's CPU per update in the ramp's held step at `rate` (else its last step there), null when it never ran it. */
-function serverCpuAt(result: FanoutResult, rate: number, p99LimitMs: number): number | null {
+function serverCpuAt(result: FanoutResult, rate: number, cfg: RampConfig): number | null {
   const steps = result.steps.filter((s) => s.offered === rate);
-  const held = steps.find((s) => s.p99 <= p99LimitMs);
-  return (held ?? steps.at(-1))?.serverCpuUs ?? null;
+  return (steps.find((s) => held(s, cfg)) ?? steps.at(-1))?.serverCpuUs ?? null;
+}
+
+/** Whether a step held its rate: p99 within the limit, and at least 90% of the offered rate sent. */
+function held(step: FanoutStep, cfg: RampConfig): boolean {
+  return step.p99 <= cfg.p99LimitMs && step.sent >= 0.9 * step.offered;
 }
 
 /** CPU seconds used so far by every process of a deployment, null when any cannot be read. */
@@ -207,7 +211,6 @@ export async function ramp(
     // Warm-up at the first rate, not recorded: JIT and first-use allocations out of the way.
     await runFor(cfg.rates[0]!, Math.min(1000, cfg.stepMs));
     await drain();
-    const held = (step: FanoutStep): boolean => step.p99 <= cfg.p99LimitMs && step.sent >= 0.9 * step.offered;
     for (let r = 0, retried = false; r < cfg.rates.length; ) {
       const offered = cfg.rates[r]!;
       samples.length = 0;
@@ -233,7 +236,7 @@ export async function ramp(
       );
       // Let the server settle between steps.
       await sleep(200);
-      if (held(step)) {
+      if (held(step, cfg)) {
         r++;
         retried = false;
       } else if (!retried) {
@@ -243,7 +246,7 @@ export async function ramp(
         break;
       }
     }
-    const best = steps.filter(held).at(-1);
+    const best = steps.filter((s) => held(s, cfg)).at(-1);
     const last = steps[steps.length - 1]!;
     const stoppedBy =
       last.p99 > cfg.p99LimitMs ? 'p99' : last.sent < 0.9 * last.offered ? 'generator' : 'end of ramp';
