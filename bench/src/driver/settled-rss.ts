@@ -22,8 +22,9 @@ const MAX_MS = 60_000;
  * under load only once its memory reducer finds the process idle, some seconds after the load
  * ended and at a time of each server's own: one reading 3 s after the last document left
  * memory read 142 MiB for our relay, 168 for y-websocket and 106 for Hocuspocus, and 20 s later
- * 76, 75 and 69 (2026-12-05, 10,000 documents). What a document costs once evicted is the
- * settled figure.
+ * 76, 75 and 69 (2026-12-05, 10,000 documents); 1,000 idle sockets read 5–13 KiB a connection
+ * more a second after they opened than settled. What an evicted document or an idle socket
+ * costs is the settled figure.
  */
 export async function settledRss(peer: Peer, maxMs = MAX_MS): Promise<SettledRss> {
   const started = now();

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { openClients, registerMany } from '../driver/clients.ts';
+import { settledRss } from '../driver/settled-rss.ts';
 import type { SyncClient } from '../driver/sync-client.ts';
 import { now, sleep } from '../driver/time.ts';
 import { forEachPeer, row, type Workload, type WorkloadContext, withPeer } from '../driver/workload.ts';
@@ -117,7 +118,7 @@ export const connections: Workload = {
       title: this.title,
       rows,
       notes: [
-        `Clients spread over ${docs} documents, each synced and then idle; RSS per connection = (RSS at N − idle RSS) / N, read from /proc after a full GC in the server process. scopesync clients each registered their own key first, on an earlier start of the server: every server is restarted on its data before the idle RSS is read, so registration is in neither the idle RSS nor the time to open.`,
+        `Clients spread over ${docs} documents, each synced and then idle; RSS per connection = (RSS at N − idle RSS) / N, each read from /proc after a full GC in the server process, every 2 s until the readings of 10 s lie within 1 MiB (at most 60 s): V8 keeps the young generation it grew while the sockets opened until its memory reducer finds the process idle, which at 1,000 sockets was worth 5–13 KiB a connection (2026-12-05, all three servers), of whatever size each server's young generation had reached. scopesync clients each registered their own key first, on an earlier start of the server: every server is restarted on its data before the idle RSS is read, so registration is in neither the idle RSS nor the time to open.`,
         `Before any measurement the load generator opened and dropped ${Math.min(WARMUP_CONNECTIONS, max).toLocaleString('en-US')} connections on a throwaway start of each server, so that the first server measured does not pay for the load generator's own warm-up.`,
         `Open file limit (ulimit -n) ${Number.isFinite(limit) ? limit : 'unlimited'}: each connection holds one descriptor in the bench and one in the server.${skipped.length > 0 ? ` Skipped ${skipped.join(', ')}: over the limit.` : ''}`,
       ],
@@ -171,7 +172,7 @@ async function measure(
   const [warm] = await openClients(peer, [{ docName: 'PUBLIC_RW/_/bench-conn-warmup', key: keys[0] }]);
   await warm!.close();
   await sleep(500);
-  const baseRss = await peer.rss();
+  const baseRss = (await settledRss(peer)).bytes;
   const clients: SyncClient[] = [];
   const at = new Map<number, ConnectionsStep>();
   try {
@@ -190,9 +191,7 @@ async function measure(
       const cpuAfter = await peer.cpuSeconds();
       const cpuMsPerConnection =
         cpuBefore === null || cpuAfter === null ? null : ((cpuAfter - cpuBefore) * 1000) / opened;
-      // Let the server finish the handshakes' garbage before reading its RSS.
-      await sleep(1000);
-      at.set(total, { rss: await peer.rss(), openSeconds, cpuMsPerConnection });
+      at.set(total, { rss: (await settledRss(peer)).bytes, openSeconds, cpuMsPerConnection });
     }
     return { baseRss, at };
   } finally {
