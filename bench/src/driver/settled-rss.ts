@@ -1,7 +1,7 @@
 import type { Peer } from '../servers/peer.ts';
 import { now, sleep } from './time.ts';
 
-/** A server's RSS once it stopped falling, and how long the wait was. */
+/** A server's RSS once it stopped falling, and how long the wait was (including the 10 s that confirmed it). */
 export interface SettledRss {
   readonly bytes: number;
   /** From the first reading to the one returned, in ms. */
@@ -24,16 +24,23 @@ const MAX_MS = 60_000;
  * memory read 142 MiB for our relay, 168 for y-websocket and 106 for Hocuspocus, and 20 s later
  * 76, 75 and 69 (2026-12-05, 10,000 documents); 1,000 idle sockets read 5–13 KiB a connection
  * more a second after they opened than settled. What an evicted document or an idle socket
- * costs is the settled figure.
+ * costs is the settled figure. `log` hears of a reading that had not settled by the bound.
  */
-export async function settledRss(peer: Peer, maxMs = MAX_MS): Promise<SettledRss> {
+export async function settledRss(
+  peer: Peer,
+  log?: (message: string) => void,
+  maxMs = MAX_MS,
+): Promise<SettledRss> {
   const started = now();
   const readings = [await peer.rss()];
   for (;;) {
     const recent = readings.slice(-READINGS);
     const settled = recent.length === READINGS && Math.max(...recent) - Math.min(...recent) <= SPAN_BYTES;
     if (settled || now() - started >= maxMs) {
-      return { bytes: readings[readings.length - 1] as number, afterMs: now() - started, settled };
+      const afterMs = now() - started;
+      if (!settled)
+        log?.(`${peer.name}'s RSS still moved after ${Math.round(afterMs)} ms; the last reading stands`);
+      return { bytes: readings[readings.length - 1] as number, afterMs, settled };
     }
     await sleep(INTERVAL_MS);
     readings.push(await peer.rss());

@@ -69,7 +69,12 @@ export const connections: Workload = {
         await peer.close({ flush: true });
         return { keys: registered, dataDir: dir };
       });
-      return withPeer(ctx, name, (peer) => measure(peer, totals, docs, keys), dataDir);
+      return withPeer(
+        ctx,
+        name,
+        (peer) => measure(peer, totals, docs, keys, (m) => ctx.log(`connections: ${m}`)),
+        dataDir,
+      );
     });
     const rows: MetricRow[] = [];
     for (const total of totals) {
@@ -167,12 +172,13 @@ async function measure(
   totals: readonly number[],
   docs: number,
   keys: ReadonlyArray<string | undefined>,
+  log: (message: string) => void,
 ): Promise<ConnectionsResult> {
   // One client open and closed first, so code paths loaded on first use are in the baseline.
   const [warm] = await openClients(peer, [{ docName: 'PUBLIC_RW/_/bench-conn-warmup', key: keys[0] }]);
   await warm!.close();
   await sleep(500);
-  const baseRss = (await settledRss(peer)).bytes;
+  const baseRss = (await settledRss(peer, log)).bytes;
   const clients: SyncClient[] = [];
   const at = new Map<number, ConnectionsStep>();
   try {
@@ -191,7 +197,7 @@ async function measure(
       const cpuAfter = await peer.cpuSeconds();
       const cpuMsPerConnection =
         cpuBefore === null || cpuAfter === null ? null : ((cpuAfter - cpuBefore) * 1000) / opened;
-      at.set(total, { rss: (await settledRss(peer)).bytes, openSeconds, cpuMsPerConnection });
+      at.set(total, { rss: (await settledRss(peer, log)).bytes, openSeconds, cpuMsPerConnection });
     }
     return { baseRss, at };
   } finally {
