@@ -128,6 +128,7 @@ async function main(): Promise<void> {
       platform: process.platform,
       'data on': filesystemOf(runDir),
       'load average (1 min) at start / end': `${loadAtStart} / ${loadavg()[0]!.toFixed(2)}`,
+      'load generator heap flags': loadGeneratorHeapFlags(),
       ...(relayStore === 'memory'
         ? { 'scopesync stores': 'memory only (--relay-store=memory, a diagnostic)' }
         : {}),
@@ -167,3 +168,12 @@ main().then(
     process.exit(1);
   },
 );
+
+/**
+ * The V8 heap flags the load generator runs with. Its scavenges pause every client it drives, so
+ * they are part of every latency it reads; the npm scripts set a 64 MiB semi-space (README).
+ */
+function loadGeneratorHeapFlags(): string {
+  const flags = process.execArgv.filter((a) => /^--max-(semi|old)-space-size/.test(a));
+  return flags.length > 0 ? flags.join(' ') : "Node's defaults (not run through the npm scripts)";
+}
