@@ -28,3 +28,22 @@ it('a checked-out client whose connection the server ends fails its queries inst
     await pool.end();
   }
 });
+
+it('keeps the connections a burst opened while they sit unused, and closes them when asked to', async () => {
+  const warm = await openPostgresPool(db.url, { max: 4 });
+  const closing = await openPostgresPool(db.url, { max: 4, idleTimeoutMs: 200 });
+  try {
+    // Four queries at once open four connections in each pool.
+    const burst = (pool: typeof warm) =>
+      Promise.all([1, 2, 3, 4].map(() => pool.query('SELECT pg_sleep(0.05)')));
+    await Promise.all([burst(warm), burst(closing)]);
+    expect([warm.totalCount, closing.totalCount]).toEqual([4, 4]);
+    // Past node-postgres's own idle timeout (10 s), which closed them before.
+    await new Promise((resolve) => setTimeout(resolve, 10_500));
+    expect(warm.totalCount).toBe(4);
+    expect(warm.idleCount).toBe(4);
+    expect(closing.totalCount).toBe(0);
+  } finally {
+    await Promise.all([warm.end(), closing.end()]);
+  }
+}, 20_000);

@@ -19,6 +19,14 @@ export interface PostgresPoolOptions {
   readonly max?: number;
   /** How long to wait for a connection before failing with Unavailable, in ms. Default 10,000. */
   readonly connectionTimeoutMs?: number;
+  /**
+   * How long a connection may sit unused before the pool closes it, in ms; 0 keeps every
+   * connection the load has opened (up to `max`) until the pool ends. Default 0. node-postgres's
+   * own default, 10 s, closed the connections a burst had opened while the load went on; each
+   * reopened server process then builds its caches on its first queries, and on a busy machine
+   * that stalled the writes of every relay for up to a second (bench/results-cluster.md, run K).
+   */
+  readonly idleTimeoutMs?: number;
   /** Shown in `pg_stat_activity`. Default `scopesync`. */
   readonly applicationName?: string;
   /**
@@ -31,6 +39,7 @@ export interface PostgresPoolOptions {
 const DEFAULTS = {
   max: 10,
   connectionTimeoutMs: 10_000,
+  idleTimeoutMs: 0,
   applicationName: 'scopesync',
   onIdleError: (error: Error) => {
     console.error('@scopesync/store-postgres: an idle PostgreSQL connection failed', error);
@@ -63,6 +72,10 @@ export async function openPostgresPool(url: string, options: PostgresPoolOptions
     connectionString: url,
     max: opts.max,
     connectionTimeoutMillis: opts.connectionTimeoutMs,
+    idleTimeoutMillis: opts.idleTimeoutMs,
+    // Kept open, an idle connection must not keep the process alive: a tool that forgets to end
+    // its pool still exits, as it did when node-postgres closed idle connections after 10 s.
+    allowExitOnIdle: true,
     application_name: opts.applicationName,
     types: TYPES,
   });
