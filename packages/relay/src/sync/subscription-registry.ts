@@ -123,6 +123,9 @@ const WRITE_NOT_SUBSCRIBED: WriteVerdict = Object.freeze({
 /** What a write to a document the socket is not subscribed to is told (the multiplexed endpoint's words). */
 export const NOT_SUBSCRIBED = 'not subscribed to this document: send subscribe first';
 
+/** One read of a document's object, made on first use and shared by every subscription decided on it. */
+type SharedRead = (sub: Subscription) => Promise<CheckedAccess>;
+
 /**
  * Every live subscription of this relay, by document, and the one place that decides what
  * each may see. Admissions, re-decisions after an access change and first writes run in the
@@ -466,9 +469,16 @@ export class SubscriptionRegistry {
    * What `caller` may do with `address` now. `audit`: record the start of a read (and a refused
    * attempt) as the engine asks; `readAudited`: the read was recorded already.
    */
-  async #decide(caller: Caller, address: Address, options: DecideOptions): Promise<Decided> {
-    // Probes answered in this turn are not awaited: no promise turn per check on a synchronous store.
-    const probed = this.#probe(caller, 'read', address);
+  async #decide(
+    caller: Caller,
+    address: Address,
+    options: DecideOptions,
+    loaded?: CheckedAccess,
+  ): Promise<Decided> {
+    // Probes answered in this turn are not awaited: no promise turn per check on a synchronous
+    // store. `loaded`: the object as read for every subscription of the document, decided on for
+    // this caller.
+    const probed = this.#probe(caller, 'read', address, loaded);
     const read = probed instanceof Promise ? await probed : probed;
     const now = this.#decideOn(read, caller, address, options);
     if (now !== undefined) return now;
@@ -527,11 +537,21 @@ export class SubscriptionRegistry {
     const room = this.#rooms.get(event.name);
     if (!room) return;
     const removed = event.type === 'doc-removed';
-    await Promise.all([...room.subs].map((sub) => this.#redecide(sub, removed)));
+    // One read of the object decides them all: the sockets of a popular document would otherwise
+    // each read it at once, and queue for the store's connections behind one another.
+    let read: Promise<CheckedAccess> | undefined;
+    const readOnce: SharedRead = (sub) =>
+      (read ??= Promise.resolve(this.#probe(sub.session.caller, 'read', sub.address)));
+    await Promise.all([...room.subs].map((sub) => this.#redecide(sub, removed, 'lose', readOnce)));
   }
 
   /** Decides one subscription again and tells its endpoint what changed. Never rejects: a failure ends it. */
-  async #redecide(sub: Subscription, removed: boolean, onFailure: 'lose' | 'close' = 'lose'): Promise<void> {
+  async #redecide(
+    sub: Subscription,
+    removed: boolean,
+    onFailure: 'lose' | 'close' = 'lose',
+    readOnce?: SharedRead,
+  ): Promise<void> {
     const before = sub.state;
     if (before.phase === 'ended' || sub.session.ended) return;
     if (before.phase === 'active' && removed && !before.posing) {
@@ -542,10 +562,12 @@ export class SubscriptionRegistry {
     }
     if (before.phase === 'waiting' && removed) return; // still absent to it: nothing to tell
     try {
-      const decided = await this.#decide(sub.session.caller, sub.address, {
-        audit: false,
-        readAudited: before.phase === 'active' && before.readAudited && before.exists,
-      });
+      const decided = await this.#decide(
+        sub.session.caller,
+        sub.address,
+        { audit: false, readAudited: before.phase === 'active' && before.readAudited && before.exists },
+        await readOnce?.(sub),
+      );
       // The newest decision wins; a first write decided meanwhile notices and decides again.
       const current = sub.state;
       if (current.phase === 'ended') return;

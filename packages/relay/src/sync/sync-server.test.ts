@@ -256,6 +256,31 @@ describe('SyncServer single-document endpoint', () => {
     expect(f.authority.audits).toEqual([{ caller: BOB, action: 'read', name: ALICE_PUBLIC, allowed: true }]);
   });
 
+  it('decides every socket of a document again on one read of its metadata when its access changes', async () => {
+    const f = await startWithSharedBlob();
+    const alice = await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false);
+    const bobs = [await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false)];
+    bobs.push(await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false));
+    await alice.next('sync-step1');
+    for (const bob of bobs) await bob.next('sync-step1');
+    const before = f.authority.reads;
+    f.authority.share(BLOB, BOB, 'read_only');
+    await f.bus.publish({ type: 'access-changed', name: BLOB, cause: 'flags' });
+    // Three sockets, one read: each decided for its own caller on the same metadata.
+    expect(f.authority.reads - before).toBe(1);
+    for (const bob of bobs) {
+      bob.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'no') });
+      expect((await bob.next('permission-denied')).reason).toMatch(/share|owner|write/);
+    }
+    // The owner still writes, and read-only sockets still read.
+    alice.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'yes') });
+    for (const bob of bobs) {
+      const copy = new Y.Doc();
+      Y.applyUpdate(copy, (await bob.next('sync-update')).update);
+      expect(copy.getText('t').toString()).toBe('yes');
+    }
+  });
+
   it("applies an authorised live edit in its frame's turn, and refuses the next one once write access is gone", async () => {
     const f = await startWithSharedBlob();
     const alice = await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false);
