@@ -1,12 +1,4 @@
-import {
-  type Action,
-  type Address,
-  type Caller,
-  type DocName,
-  type ErrorKind,
-  HIDDEN_REASON,
-  isSyncError,
-} from '@scopesync/core';
+import { type Address, type DocName, type ErrorKind, HIDDEN_REASON, isSyncError } from '@scopesync/core';
 import { forEachBounded } from '../bounded-work.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import {
@@ -19,7 +11,6 @@ import {
   type RelayEvent,
 } from '../events/relay-events.ts';
 import type { Counter } from '../metrics.ts';
-import { couldCreate } from '../services/existence.ts';
 import { AwarenessRoom } from './awareness-room.ts';
 import { pushAskBack, pushEnvelope, pushUpdate } from './room-broadcast.ts';
 import type { SocketSession } from './socket-session.ts';
@@ -30,14 +21,8 @@ import {
   type SubscriptionState,
   type WriteState,
 } from './subscription.ts';
-import {
-  ADMISSION,
-  activeOn,
-  creating,
-  type Decided,
-  type DecideOptions,
-  refusal,
-} from './subscription-decision.ts';
+import { SubscriptionDecider } from './subscription-decider.ts';
+import { ADMISSION, type Decided } from './subscription-decision.ts';
 import type { CheckedAccess, SyncAuthority } from './sync-authority.ts';
 import type { SyncLog } from './sync-log.ts';
 
@@ -107,8 +92,6 @@ interface Room {
   readonly posing: AwarenessRoom;
 }
 
-const NO_AUDIT = { audit: false } as const;
-
 const SOCKET_CLOSED: Admission = Object.freeze({ kind: 'refused', reason: 'the socket closed' });
 
 // The write states without data, shared by every subscription (a state is never changed in place).
@@ -136,6 +119,7 @@ type SharedRead = (sub: Subscription) => Promise<CheckedAccess>;
 export class SubscriptionRegistry {
   readonly #bus: EventBus;
   readonly #authority: SyncAuthority;
+  readonly #decider: SubscriptionDecider;
   readonly #denials: Counter;
   readonly #log: SyncLog;
   readonly #maxAwarenessClients: number;
@@ -153,6 +137,7 @@ export class SubscriptionRegistry {
   constructor(options: SubscriptionRegistryOptions) {
     this.#bus = options.bus;
     this.#authority = options.authority;
+    this.#decider = new SubscriptionDecider(options.authority);
     this.#denials = options.denials;
     this.#log = options.log;
     this.#maxAwarenessClients = options.maxAwarenessClients;
@@ -187,7 +172,7 @@ export class SubscriptionRegistry {
     return this.#bus.serialize(docLane(request.address.name), async () => {
       const { session, address } = request;
       if (session.ended) return SOCKET_CLOSED;
-      return this.#admitted(request, await this.#decide(session.caller, address, ADMISSION));
+      return this.#admitted(request, await this.#decider.decide(session.caller, address, ADMISSION));
     });
   }
 
@@ -203,7 +188,7 @@ export class SubscriptionRegistry {
     if (session.ended) return SOCKET_CLOSED;
     const read = this.#authority.probeNow?.(session.caller, 'read', address);
     if (read === undefined) return undefined;
-    const decided = this.#decideOn(read, session.caller, address, ADMISSION);
+    const decided = this.#decider.decideNow(read, session.caller, address, ADMISSION);
     return decided === undefined ? undefined : this.#admitted(request, decided);
   }
 
@@ -444,94 +429,6 @@ export class SubscriptionRegistry {
     return mine instanceof Set ? [...mine] : [mine];
   }
 
-  /**
-   * A check that is not an attempt (not audited), on the object `loaded` read when given: in this
-   * turn when the authority can answer it so (`probeNow`), else through `check`.
-   */
-  #probe(
-    caller: Caller,
-    action: Action,
-    address: Address,
-    loaded?: CheckedAccess,
-  ): CheckedAccess | Promise<CheckedAccess> {
-    return (
-      this.#authority.probeNow?.(caller, action, address, loaded) ??
-      this.#authority.check(
-        caller,
-        action,
-        address,
-        loaded === undefined ? NO_AUDIT : { audit: false, loaded },
-      )
-    );
-  }
-
-  /**
-   * What `caller` may do with `address` now. `audit`: record the start of a read (and a refused
-   * attempt) as the engine asks; `readAudited`: the read was recorded already.
-   */
-  async #decide(
-    caller: Caller,
-    address: Address,
-    options: DecideOptions,
-    loaded?: CheckedAccess,
-  ): Promise<Decided> {
-    // Probes answered in this turn are not awaited: no promise turn per check on a synchronous
-    // store. `loaded`: the object as read for every subscription of the document, decided on for
-    // this caller.
-    const probed = this.#probe(caller, 'read', address, loaded);
-    const read = probed instanceof Promise ? await probed : probed;
-    const now = this.#decideOn(read, caller, address, options);
-    if (now !== undefined) return now;
-    // The checks after the first decide on the object it read: one store read per decision.
-    const audited = { loaded: read };
-    if (read.decision.allowed) {
-      if (!options.readAudited && read.decision.audit) {
-        const real = await this.#authority.check(caller, 'read', address, audited);
-        if (!real.decision.allowed) return refusal(real);
-      }
-      const write = await this.#probe(caller, 'write', address, read);
-      return activeOn(write, true, read.encrypted);
-    }
-    // Absent: who may create it may start syncing it (an empty document reveals nothing). Hidden
-    // from a caller who could create it were it absent: the same answer (posing), so that
-    // nothing tells the two apart before the caller tries to create it.
-    const posing = read.object !== null && read.decision.hideExistence && couldCreate(caller, address);
-    if (read.object === null || posing) {
-      const create = posing || (await this.#probe(caller, 'write', address, read)).decision.allowed;
-      if (create) {
-        // The refused read of a hidden object is recorded for its owner (the caller cannot see that).
-        if (posing && options.audit) await this.#authority.check(caller, 'read', address, audited);
-        return creating(posing);
-      }
-    }
-    // Record the refused attempt once, when it is made.
-    return refusal(options.audit ? await this.#authority.check(caller, 'read', address, audited) : read);
-  }
-
-  /**
-   * The decision on `read` when it needs no store read and nothing recorded: a readable object
-   * whose read is not audited (or was), or an absent one the caller may create, with the write
-   * probe answered in this turn; undefined otherwise (then {@link #decide} goes on).
-   */
-  #decideOn(
-    read: CheckedAccess,
-    caller: Caller,
-    address: Address,
-    options: DecideOptions,
-  ): Decided | undefined {
-    if (read.decision.allowed) {
-      if (!options.readAudited && read.decision.audit) return undefined;
-      const write = this.#authority.probeNow?.(caller, 'write', address, read);
-      return write === undefined ? undefined : activeOn(write, true, read.encrypted);
-    }
-    // An existing object it may not read: hidden, posing or refused, decided by `#decide`.
-    if (read.object !== null) return undefined;
-    const write = this.#authority.probeNow?.(caller, 'write', address, read);
-    if (write === undefined) return undefined;
-    if (write.decision.allowed) return creating(false);
-    return options.audit ? undefined : refusal(read);
-  }
-
   /** An access change or a removal: every subscription of the document is decided again, here, in its lane. */
   async #redecideAll(event: AccessChanged | DocRemoved): Promise<void> {
     const room = this.#rooms.get(event.name);
@@ -541,7 +438,7 @@ export class SubscriptionRegistry {
     // each read it at once, and queue for the store's connections behind one another.
     let read: Promise<CheckedAccess> | undefined;
     const readOnce: SharedRead = (sub) =>
-      (read ??= Promise.resolve(this.#probe(sub.session.caller, 'read', sub.address)));
+      (read ??= Promise.resolve(this.#decider.probe(sub.session.caller, 'read', sub.address)));
     await Promise.all([...room.subs].map((sub) => this.#redecide(sub, removed, 'lose', readOnce)));
   }
 
@@ -562,7 +459,7 @@ export class SubscriptionRegistry {
     }
     if (before.phase === 'waiting' && removed) return; // still absent to it: nothing to tell
     try {
-      const decided = await this.#decide(
+      const decided = await this.#decider.decide(
         sub.session.caller,
         sub.address,
         { audit: false, readAudited: before.phase === 'active' && before.readAudited && before.exists },
