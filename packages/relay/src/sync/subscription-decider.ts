@@ -97,7 +97,7 @@ export class SubscriptionDecider {
       const write = this.#authority.probeNow?.(caller, 'write', address, read);
       return write === undefined ? undefined : activeOn(write, true, read.encrypted);
     }
-    // An existing object it may not read: hidden, posing or refused, decided by `#decide`.
+    // An existing object it may not read: hidden, posing or refused, decided by `decide`.
     if (read.object !== null) return undefined;
     const write = this.#authority.probeNow?.(caller, 'write', address, read);
     if (write === undefined) return undefined;
