@@ -111,10 +111,11 @@ type SharedRead = (sub: Subscription) => Promise<CheckedAccess>;
 
 /**
  * Every live subscription of this relay, by document, and the one place that decides what
- * each may see (asking its {@link SubscriptionDecider}, and applying the answers). Admissions, re-decisions after an access change and first writes run in the
- * document's ordering lane of the event bus, so an access change (local or from another relay)
- * is applied to every subscription before any later update of that document is delivered —
- * nothing is pushed to a socket whose caller may not read the document as it is then.
+ * each may see (asking its {@link SubscriptionDecider}, and applying the answers). Admissions,
+ * re-decisions after an access change and first writes run in the document's ordering lane of
+ * the event bus, so an access change (local or from another relay) is applied to every
+ * subscription before any later update of that document is delivered — nothing is pushed to a
+ * socket whose caller may not read the document as it is then.
  */
 export class SubscriptionRegistry {
   readonly #bus: EventBus;
