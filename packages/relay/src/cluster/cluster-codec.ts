@@ -4,10 +4,11 @@ import * as encoding from 'lib0/encoding';
 import type { ChangeOrigin, RelayEvent } from '../events/relay-events.ts';
 
 // The events one relay tells the others, as bytes: a version, the sender's relay id, then one
-// event — a type tag and its fields (lib0 varints, varStrings and varUint8Arrays). Updates
-// travel as bytes, not base64. A `doc-updated` travels only as applied here, before its commit
-// (no seq); the commit follows as `doc-committed`, which carries the seq other relays order by.
-// Tags are only ever appended, so an older relay drops a newer tag as malformed, nothing worse.
+// event — a type tag and its fields (lib0 varints, varStrings and varUint8Arrays) — or, under the
+// batch tag, a count and that many events, each a tag and its fields. Updates travel as bytes,
+// not base64. A `doc-updated` travels only as applied here, before its commit (no seq); the commit
+// follows as `doc-committed`, which carries the seq other relays order by. Tags are only ever
+// appended, so an older relay drops a newer tag (a batch too) as malformed, nothing worse.
 
 const VERSION = 1;
 
@@ -68,14 +69,44 @@ export function decodeHeartbeat(bytes: Uint8Array): number | null {
   }
 }
 
-/** Encodes one forwarded event, sent by `relayId`. */
-export function encodeClusterEvent(
-  relayId: string,
-  event: Extract<RelayEvent, { type: ClusterEventType }>,
-): Uint8Array {
+/** An event that travels between relays. */
+export type ClusterEvent = Extract<RelayEvent, { type: ClusterEventType }>;
+
+/** The tag of several events in one message: next to the heartbeat's, far past the event tags. */
+const BATCH_TAG = 126;
+
+/** Encodes one forwarded event, sent by `relayId`: bytes a relay that knows no batches reads too. */
+export function encodeClusterEvent(relayId: string, event: ClusterEvent): Uint8Array {
+  const e = headerOf(relayId);
+  writeEvent(e, event);
+  return encoding.toUint8Array(e);
+}
+
+/**
+ * Encodes `events` (at least one), sent by `relayId`, as one message that keeps their order: a
+ * lone event exactly as {@link encodeClusterEvent} does, several as a batch.
+ */
+export function encodeClusterEvents(relayId: string, events: readonly ClusterEvent[]): Uint8Array {
+  const [first] = events;
+  if (first === undefined) throw new SyncError('BadRequest', 'a message of cluster events cannot be empty');
+  if (events.length === 1) return encodeClusterEvent(relayId, first);
+  const e = headerOf(relayId);
+  encoding.writeVarUint(e, BATCH_TAG);
+  encoding.writeVarUint(e, events.length);
+  for (const event of events) writeEvent(e, event);
+  return encoding.toUint8Array(e);
+}
+
+/** A message's version and sender. */
+function headerOf(relayId: string): encoding.Encoder {
   const e = encoding.createEncoder();
   encoding.writeVarUint(e, VERSION);
   encoding.writeVarString(e, relayId);
+  return e;
+}
+
+/** Writes one event: its tag, then its fields. */
+function writeEvent(e: encoding.Encoder, event: ClusterEvent): void {
   encoding.writeVarUint(e, TAGS.indexOf(event.type));
   switch (event.type) {
     case 'doc-committed':
@@ -111,73 +142,77 @@ export function encodeClusterEvent(
       encoding.writeVarUint(e, event.level);
       break;
   }
-  return encoding.toUint8Array(e);
 }
 
 /**
- * Decodes a forwarded event; its origin becomes the sending relay. Throws
- * SyncError('InvalidMessage') for anything malformed: a relay never trusts the transport's bytes.
+ * Decodes a message of forwarded events (one, or a batch) in the order they were sent; their
+ * origin becomes the sending relay. Throws SyncError('InvalidMessage') for anything malformed,
+ * a whole batch with it: a relay never trusts the transport's bytes.
  */
-export function decodeClusterEvent(bytes: Uint8Array): { relayId: string; event: RelayEvent } {
+export function decodeClusterEvents(bytes: Uint8Array): { relayId: string; events: RelayEvent[] } {
   try {
     const d = decoding.createDecoder(bytes);
     if (decoding.readVarUint(d) !== VERSION) throw new Error('unknown version');
     const relayId = decoding.readVarString(d);
     const origin: ChangeOrigin = { source: 'relay', relayId };
-    const type = TAGS[decoding.readVarUint(d)];
-    const name = (): DocName => parseDocName(decoding.readVarString(d)).name;
-    let event: RelayEvent;
-    switch (type) {
-      case 'doc-committed':
-        event = {
-          type,
-          name: name(),
-          seq: decoding.readVarUint(d),
-          update: decoding.readVarUint8Array(d),
-          origin,
-        };
-        break;
-      case 'envelope-appended': {
-        const docName = name();
-        const seq = decoding.readVarUint(d);
-        event = { type, name: docName, entry: { seq, envelope: decoding.readVarUint8Array(d) }, origin };
-        break;
-      }
-      case 'awareness-changed':
-        event = { type, name: name(), update: decoding.readVarUint8Array(d), origin };
-        break;
-      case 'doc-updated':
-        event = { type, name: name(), update: decoding.readVarUint8Array(d), seq: null, origin };
-        break;
-      case 'doc-write-failed':
-        event = { type, name: name() };
-        break;
-      case 'access-changed': {
-        const docName = name();
-        const cause = CAUSES[decoding.readVarUint(d)];
-        if (cause === undefined) throw new Error('unknown cause');
-        event = { type, name: docName, cause };
-        break;
-      }
-      case 'doc-removed':
-        event = { type, name: name() };
-        break;
-      case 'credential-revoked':
-        event = { type, credential: decoding.readVarString(d) };
-        break;
-      case 'level-changed': {
-        const userId = decoding.readVarString(d);
-        const level = decoding.readVarUint(d);
-        if (!isLevel(level)) throw new Error('unknown level');
-        event = { type, userId, level };
-        break;
-      }
-      default:
-        throw new Error('unknown event type');
+    const tag = decoding.readVarUint(d);
+    const events: RelayEvent[] = [];
+    if (tag === BATCH_TAG) {
+      const count = decoding.readVarUint(d);
+      // Every event takes at least two bytes: a larger count is a lie, not a reason to loop.
+      if (count < 2 || count > bytes.length / 2) throw new Error('bad batch count');
+      for (let i = 0; i < count; i++) events.push(readEvent(d, decoding.readVarUint(d), origin));
+    } else {
+      events.push(readEvent(d, tag, origin));
     }
     if (decoding.hasContent(d)) throw new Error('trailing bytes');
-    return { relayId, event };
+    return { relayId, events };
   } catch (error) {
     throw new SyncError('InvalidMessage', 'malformed event from another relay', { cause: error });
+  }
+}
+
+/** Reads the fields of one event tagged `tag`; throws on anything unknown. */
+function readEvent(d: decoding.Decoder, tag: number, origin: ChangeOrigin): RelayEvent {
+  const type = TAGS[tag];
+  const name = (): DocName => parseDocName(decoding.readVarString(d)).name;
+  switch (type) {
+    case 'doc-committed':
+      return {
+        type,
+        name: name(),
+        seq: decoding.readVarUint(d),
+        update: decoding.readVarUint8Array(d),
+        origin,
+      };
+    case 'envelope-appended': {
+      const docName = name();
+      const seq = decoding.readVarUint(d);
+      return { type, name: docName, entry: { seq, envelope: decoding.readVarUint8Array(d) }, origin };
+    }
+    case 'awareness-changed':
+      return { type, name: name(), update: decoding.readVarUint8Array(d), origin };
+    case 'doc-updated':
+      return { type, name: name(), update: decoding.readVarUint8Array(d), seq: null, origin };
+    case 'doc-write-failed':
+      return { type, name: name() };
+    case 'access-changed': {
+      const docName = name();
+      const cause = CAUSES[decoding.readVarUint(d)];
+      if (cause === undefined) throw new Error('unknown cause');
+      return { type, name: docName, cause };
+    }
+    case 'doc-removed':
+      return { type, name: name() };
+    case 'credential-revoked':
+      return { type, credential: decoding.readVarString(d) };
+    case 'level-changed': {
+      const userId = decoding.readVarString(d);
+      const level = decoding.readVarUint(d);
+      if (!isLevel(level)) throw new Error('unknown level');
+      return { type, userId, level };
+    }
+    default:
+      throw new Error('unknown event type');
   }
 }

@@ -5,9 +5,11 @@ import { RELAY_EVENT_TYPES } from '../events/event-metrics.ts';
 import type { RelayEvent } from '../events/relay-events.ts';
 import type { Counter, LabeledCounter, Metrics } from '../metrics.ts';
 import {
-  decodeClusterEvent,
+  type ClusterEvent,
+  decodeClusterEvents,
   decodeHeartbeat,
   encodeClusterEvent,
+  encodeClusterEvents,
   encodeHeartbeat,
   isClusterEvent,
 } from './cluster-codec.ts';
@@ -42,6 +44,9 @@ export interface ClusterLinkOptions {
   /** How often a heartbeat is published, in ms. Default 200; well under the lease. */
   readonly heartbeatMs?: number | undefined;
 }
+
+/** Most events one message carries: a turn that forwards more sends several. */
+const MAX_EVENTS_PER_MESSAGE = 256;
 
 /** Whether an event can take access away from someone (and its answer must wait for the fence). */
 export function narrowsAccess(event: RelayEvent): boolean {
@@ -81,6 +86,9 @@ export class ClusterLink {
   #heartbeat: NodeJS.Timeout | null = null;
   /** A heartbeat not yet answered by the transport: no second one piles up behind it (a paused Redis). */
   #beating = false;
+  /** Events forwarded in this turn of the loop, sent together at its end (see {@link #forward}). */
+  #pending: ClusterEvent[] = [];
+  #flush: NodeJS.Immediate | null = null;
   #closed = false;
 
   constructor(options: ClusterLinkOptions) {
@@ -142,6 +150,7 @@ export class ClusterLink {
   /** Stops forwarding and closes the transport. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#sendPending();
     this.#closed = true;
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     for (const off of this.#off.splice(0)) off();
@@ -153,13 +162,31 @@ export class ClusterLink {
     // Awareness only from this relay's own sockets; a relay origin means it came from elsewhere.
     if ('origin' in event && event.origin.source === 'relay') return;
     this.#sent?.labels(event.type).inc();
-    const bytes = encodeClusterEvent(this.#transport.relayId, event);
     if (this.#fence !== null && narrowsAccess(event)) {
-      // Published now (in order with what follows), retried if it fails; answers wait on the fence.
+      // Alone, after everything forwarded before it, so that Redis's answer to this PUBLISH is
+      // the one the fence waits on; retried if it fails, and answers wait on the fence.
+      this.#sendPending();
+      const bytes = encodeClusterEvent(this.#transport.relayId, event);
       this.#fence.track(() => (this.#closed ? Promise.resolve(true) : this.#transport.send(bytes)));
-    } else {
-      void this.#transport.send(bytes);
+      return;
     }
+    // Everything forwarded in one turn of the loop goes out as one message at its end. One
+    // PUBLISH per event (an update's application and its commit: two per edit) queued thousands
+    // in the publisher's connection at 8,000 edits/s; the heartbeats waited behind them, the
+    // delivery lease ran out, and every delivery then read the store (bench/results-cluster.md).
+    this.#pending.push(event);
+    if (this.#pending.length >= MAX_EVENTS_PER_MESSAGE) this.#sendPending();
+    else this.#flush ??= setImmediate(() => this.#sendPending());
+  }
+
+  /** Sends the events forwarded so far as one message (best effort: the stores are the truth). */
+  #sendPending(): void {
+    if (this.#flush !== null) clearImmediate(this.#flush);
+    this.#flush = null;
+    if (this.#pending.length === 0 || this.#closed) return;
+    const events = this.#pending;
+    this.#pending = [];
+    void this.#transport.send(encodeClusterEvents(this.#transport.relayId, events));
   }
 
   #beat(lease: DeliveryLease): void {
@@ -183,26 +210,28 @@ export class ClusterLink {
   #receive(bytes: Uint8Array): void {
     if (this.#closed) return;
     if (decodeHeartbeat(bytes) !== null) return; // another relay's heartbeat: only it reads it
-    let event: RelayEvent;
+    let events: RelayEvent[];
     try {
-      event = decodeClusterEvent(bytes).event;
+      events = decodeClusterEvents(bytes).events;
     } catch (error) {
       // One bad message must not stop delivery for every document (y-redis's yhub#61).
       this.#dropped?.inc();
       this.#log('warn', 'dropped a malformed message from another relay', { error });
       return;
     }
-    this.#received?.labels(event.type).inc();
-    if (
-      event.type === 'doc-updated' ||
-      event.type === 'doc-committed' ||
-      event.type === 'doc-write-failed' ||
-      event.type === 'envelope-appended'
-    ) {
-      this.#docEvents(event);
-      return;
+    for (const event of events) {
+      this.#received?.labels(event.type).inc();
+      if (
+        event.type === 'doc-updated' ||
+        event.type === 'doc-committed' ||
+        event.type === 'doc-write-failed' ||
+        event.type === 'envelope-appended'
+      ) {
+        this.#docEvents(event);
+        continue;
+      }
+      this.#remote.add(event);
+      void this.#bus.publish(event);
     }
-    this.#remote.add(event);
-    void this.#bus.publish(event);
   }
 }
