@@ -21,15 +21,19 @@ const update = (byte: number): RelayEvent => ({
   origin: fromSocket,
 });
 
-/** A transport that keeps what is sent and lets the test deliver another relay's messages. */
+/**
+ * A transport that keeps what is sent, answers it only when the test says so (Redis's answer
+ * comes a round trip later), and lets the test deliver another relay's messages.
+ */
 function recordingTransport() {
   const sent: Uint8Array[] = [];
+  const unanswered: Array<() => void> = [];
   const handlers: Array<(message: Uint8Array) => void> = [];
   const transport: ClusterTransport = {
     relayId: 'relay-a',
-    send: async (message) => {
+    send: (message) => {
       sent.push(message);
-      return true;
+      return new Promise((resolve) => unanswered.push(() => resolve(true)));
     },
     onMessage: (handler) => handlers.push(handler),
     onReconnect: () => undefined,
@@ -38,7 +42,11 @@ function recordingTransport() {
   const deliver = (message: Uint8Array): void => {
     for (const handler of handlers) handler(message);
   };
-  return { transport, sent, deliver };
+  const answer = async (): Promise<void> => {
+    for (const resolve of unanswered.splice(0)) resolve();
+    await Promise.resolve();
+  };
+  return { transport, sent, deliver, answer };
 }
 
 const closers: Array<() => Promise<void>> = [];
@@ -47,7 +55,7 @@ afterEach(async () => {
 });
 
 function linked(options: { fence?: NarrowingFence } = {}) {
-  const { transport, sent, deliver } = recordingTransport();
+  const { transport, sent, deliver, answer } = recordingTransport();
   const bus = new LocalEventBus();
   const docEvents: FeedEvent[] = [];
   const link = new ClusterLink({
@@ -62,7 +70,7 @@ function linked(options: { fence?: NarrowingFence } = {}) {
     await link.close();
     await bus.close();
   });
-  return { bus, sent, deliver, docEvents, link };
+  return { bus, sent, deliver, answer, docEvents, link };
 }
 
 /** The types of the events in each message sent. */
@@ -73,44 +81,49 @@ const typesOf = (sent: readonly Uint8Array[]) =>
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('ClusterLink', () => {
-  it('sends what one turn forwarded as one message, in order, and the next turn its own', async () => {
-    const { bus, sent } = linked();
+  it('sends a lone event at once, and while one is unanswered what the turn forwards as one message at its end', async () => {
+    const { bus, sent, answer } = linked();
+    await bus.publish(update(1));
+    expect(typesOf(sent)).toEqual([['doc-updated']]);
     await Promise.all([
-      bus.publish(update(1)),
       bus.publish({ type: 'doc-committed', name, seq: 1, update: new Uint8Array([1]), origin: fromSocket }),
       bus.publish({ type: 'access-changed', name, cause: 'created' }),
+      bus.publish(update(2)),
     ]);
-    expect(sent).toHaveLength(0);
+    expect(sent).toHaveLength(1);
     await nextTurn();
-    expect(typesOf(sent)).toEqual([['doc-updated', 'doc-committed', 'access-changed']]);
-    await bus.publish(update(2));
-    await nextTurn();
-    expect(typesOf(sent)).toEqual([['doc-updated', 'doc-committed', 'access-changed'], ['doc-updated']]);
-    const second = decodeClusterEvents(sent[1] as Uint8Array).events[0];
-    expect(second).toMatchObject({ type: 'doc-updated', update: new Uint8Array([2]) });
+    expect(typesOf(sent)).toEqual([['doc-updated'], ['doc-committed', 'access-changed', 'doc-updated']]);
+    const third = decodeClusterEvents(sent[1] as Uint8Array).events[2];
+    expect(third).toMatchObject({ type: 'doc-updated', update: new Uint8Array([2]) });
+    // Both answered: the next event has nothing ahead of it again.
+    await answer();
+    await bus.publish(update(3));
+    expect(sent).toHaveLength(3);
   });
 
   it('sends a narrowing alone, after everything forwarded before it, so the fence waits on its own PUBLISH', async () => {
     const { bus, sent } = linked({ fence: new NarrowingFence({ leaseMs: 1 }) });
     await bus.publish(update(1));
-    await bus.publish({ type: 'access-changed', name, cause: 'share' });
     await bus.publish(update(2));
+    await bus.publish({ type: 'access-changed', name, cause: 'share' });
+    await bus.publish(update(3));
     await nextTurn();
-    expect(typesOf(sent)).toEqual([['doc-updated'], ['access-changed'], ['doc-updated']]);
+    expect(typesOf(sent)).toEqual([['doc-updated'], ['doc-updated'], ['access-changed'], ['doc-updated']]);
   });
 
   it('splits a turn that forwards more than a message carries', async () => {
     const { bus, sent } = linked();
     await Promise.all(Array.from({ length: 300 }, (_, i) => bus.publish(update(i % 256))));
     await nextTurn();
-    expect(typesOf(sent).map((types) => types.length)).toEqual([256, 44]);
+    expect(typesOf(sent).map((types) => types.length)).toEqual([1, 256, 43]);
   });
 
   it('sends what is pending when it closes', async () => {
     const { bus, sent, link } = linked();
     await bus.publish(update(1));
+    await bus.publish(update(2));
     await link.close();
-    expect(typesOf(sent)).toEqual([['doc-updated']]);
+    expect(typesOf(sent)).toEqual([['doc-updated'], ['doc-updated']]);
   });
 
   it("takes another relay's batch as its events, in order", async () => {

@@ -89,6 +89,8 @@ export class ClusterLink {
   /** Events forwarded in this turn of the loop, sent together at its end (see {@link #forward}). */
   #pending: ClusterEvent[] = [];
   #flush: NodeJS.Immediate | null = null;
+  /** Messages of events sent and not yet answered by the transport. */
+  #unanswered = 0;
   #closed = false;
 
   constructor(options: ClusterLinkOptions) {
@@ -170,23 +172,37 @@ export class ClusterLink {
       this.#fence.track(() => (this.#closed ? Promise.resolve(true) : this.#transport.send(bytes)));
       return;
     }
-    // Everything forwarded in one turn of the loop goes out as one message at its end. One
-    // PUBLISH per event (an update's application and its commit: two per edit) queued thousands
-    // in the publisher's connection at 8,000 edits/s; the heartbeats waited behind them, the
-    // delivery lease ran out, and every delivery then read the store (bench/results-cluster.md).
+    // While a message of this link is still unanswered, what follows waits for the end of the
+    // turn and goes out with everything else the turn forwarded, as one message. One PUBLISH per
+    // event (an update's application and its commit: two per edit) queued thousands in the
+    // publisher's connection at 8,000 edits/s; the heartbeats waited behind them, the delivery
+    // lease ran out, and every delivery then read the store (bench/results-cluster.md, run L).
+    // An event with nothing ahead of it goes at once: a lone edit reaches the others no later.
+    if (this.#unanswered === 0 && this.#pending.length === 0) {
+      this.#send([event]);
+      return;
+    }
     this.#pending.push(event);
     if (this.#pending.length >= MAX_EVENTS_PER_MESSAGE) this.#sendPending();
     else this.#flush ??= setImmediate(() => this.#sendPending());
   }
 
-  /** Sends the events forwarded so far as one message (best effort: the stores are the truth). */
+  /** Sends the events forwarded so far as one message. */
   #sendPending(): void {
     if (this.#flush !== null) clearImmediate(this.#flush);
     this.#flush = null;
     if (this.#pending.length === 0 || this.#closed) return;
     const events = this.#pending;
     this.#pending = [];
-    void this.#transport.send(encodeClusterEvents(this.#transport.relayId, events));
+    this.#send(events);
+  }
+
+  /** Sends `events` as one message (best effort: the stores are the truth). */
+  #send(events: readonly ClusterEvent[]): void {
+    this.#unanswered++;
+    void this.#transport.send(encodeClusterEvents(this.#transport.relayId, events)).finally(() => {
+      this.#unanswered--;
+    });
   }
 
   #beat(lease: DeliveryLease): void {
