@@ -435,12 +435,18 @@ export class SubscriptionRegistry {
     const room = this.#rooms.get(event.name);
     if (!room) return;
     const removed = event.type === 'doc-removed';
-    // One read of the object decides them all: the sockets of a popular document would otherwise
-    // each read it at once, and queue for the store's connections behind one another.
-    let read: Promise<CheckedAccess> | undefined;
-    const readOnce: SharedRead = (sub) =>
-      (read ??= Promise.resolve(this.#decider.probe(sub.session.caller, 'read', sub.address)));
+    const readOnce = this.#sharedRead();
     await Promise.all([...room.subs].map((sub) => this.#redecide(sub, removed, 'lose', readOnce)));
+  }
+
+  /**
+   * One read of a document's object for every subscription decided again together, made when the
+   * first one asks: the sockets of a popular document would otherwise each read it at once, and
+   * queue for the store's connections behind one another.
+   */
+  #sharedRead(): SharedRead {
+    let read: Promise<CheckedAccess> | undefined;
+    return (sub) => (read ??= Promise.resolve(this.#decider.probe(sub.session.caller, 'read', sub.address)));
   }
 
   /** Decides one subscription again and tells its endpoint what changed. Never rejects: a failure ends it. */
@@ -545,8 +551,9 @@ export class SubscriptionRegistry {
    * The delivery lease ran out (see `DeliveryLease`): another relay may have narrowed access
    * without this relay hearing of it yet. Every subscription of the document that could receive
    * its content takes its caller again and is decided again against the store (as after an
-   * access change), here in the document's lane; only then is `deliver` called. Costs store
-   * reads per delivery, only while the lease does not hold.
+   * access change), here in the document's lane; only then is `deliver` called. Costs a read of
+   * each subscription's caller and one of the document's object per delivery, only while the
+   * lease does not hold.
    */
   async #afterStoreCheck(name: DocName, deliver: () => void, event?: RelayEvent): Promise<void> {
     const room = this.#rooms.get(name);
@@ -557,6 +564,7 @@ export class SubscriptionRegistry {
     // Before any read: every read of this check starts after it.
     const started = performance.now();
     const callers = new Map<SocketSession, Promise<boolean>>();
+    const readOnce = this.#sharedRead();
     await Promise.all(
       [...room.subs]
         .filter(
@@ -572,7 +580,7 @@ export class SubscriptionRegistry {
             open = this.#refreshCaller(sub.session);
             callers.set(sub.session, open);
           }
-          if (await open) await this.#redecide(sub, false, 'close');
+          if (await open) await this.#redecide(sub, false, 'close', readOnce);
           this.#checkedFrom.set(sub, started);
         }),
     );

@@ -39,6 +39,7 @@ afterEach(async () => {
 async function start(
   limits: Partial<SyncServerLimits> = {},
   verifyEnvelope?: EnvelopeVerifier,
+  deliveryLease?: { fresh(): boolean },
 ): Promise<Fixture> {
   const logs: unknown[][] = [];
   const log: SyncLog = (...args) => {
@@ -50,7 +51,7 @@ async function start(
   const hub = new DocHub({ store, bus, metrics, log, verifyEnvelope });
   const authority = new TestAuthority();
   authority.bus = bus;
-  const server = new SyncServer({ hub, bus, authority, metrics, log, limits });
+  const server = new SyncServer({ hub, bus, authority, metrics, log, limits, deliveryLease });
   const { url, close } = await serveSync(server, hub);
   teardowns.push(close);
   return { url, bus, hub, store, authority, server, metrics, logs };
@@ -164,8 +165,8 @@ const ALICE_PRIVATE = parseDocName(`USER_PRIVATE/${ALICE}/diary`).name;
 const BLOB = parseDocName('blob/b1').name;
 
 /** A relay whose blob BLOB belongs to alice and is shared read-write with bob. */
-async function startWithSharedBlob(): Promise<Fixture> {
-  const f = await start();
+async function startWithSharedBlob(deliveryLease?: { fresh(): boolean }): Promise<Fixture> {
+  const f = await start({}, undefined, deliveryLease);
   f.authority.objects.set(BLOB, { owner: ALICE, read: 1, write: 1, shares: new Map([[BOB, 'read_write']]) });
   return f;
 }
@@ -279,6 +280,30 @@ describe('SyncServer single-document endpoint', () => {
       Y.applyUpdate(copy, (await bob.next('sync-update')).update);
       expect(copy.getText('t').toString()).toBe('yes');
     }
+  });
+
+  it('checks every socket of a document on one read of its metadata before a delivery while the lease does not hold', async () => {
+    const lease = { holds: true, fresh: () => lease.holds };
+    const f = await startWithSharedBlob(lease);
+    const alice = await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false);
+    const bobs = [await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false)];
+    bobs.push(await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false));
+    await alice.next('sync-step1');
+    for (const bob of bobs) await bob.next('sync-step1');
+    // Alice's first write is authorised (a read of its own) while the lease holds.
+    alice.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'a') });
+    for (const bob of bobs) await bob.next('sync-update');
+    lease.holds = false;
+    const before = f.authority.reads;
+    alice.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'b') });
+    for (const bob of bobs) {
+      const copy = new Y.Doc();
+      Y.applyUpdate(copy, (await bob.next('sync-update')).update);
+      expect(copy.getText('t').toString()).toBe('b');
+    }
+    // Three sockets checked before the delivery, on one read of the object.
+    expect(f.authority.reads - before).toBe(1);
+    expect(f.metrics.render()).toMatch(/scopesync_sync_lease_checks_total 3/);
   });
 
   it("applies an authorised live edit in its frame's turn, and refuses the next one once write access is gone", async () => {
