@@ -40,12 +40,16 @@ class SharedStore extends MemoryDocStore {
     if (this.loadsFail) throw new Error('connection terminated');
     return super.load(doc, sinceSeq, limit);
   }
+  /** While set, an append's answer waits for it, its seqs already taken: a commit in flight. */
+  answerGate: Promise<void> | null = null;
   override async appendBatch(items: readonly AppendItem[]): Promise<number[]> {
     if (this.failNext) {
       this.failNext = false;
       throw new Error('disk full');
     }
-    return super.appendBatch(items);
+    const seqs = await super.appendBatch(items);
+    if (this.answerGate) await this.answerGate;
+    return seqs;
   }
 }
 
@@ -55,7 +59,10 @@ afterEach(async () => {
 });
 
 /** A relay's documents: its bus (with what reached its sockets' path), its hub, and its feed. */
-function relay(store: SharedStore): {
+function relay(
+  store: SharedStore,
+  inFlightGraceMs = 20,
+): {
   bus: LocalEventBus;
   hub: DocHub;
   feed: DocFeed;
@@ -64,7 +71,14 @@ function relay(store: SharedStore): {
 } {
   const bus = new LocalEventBus();
   const hub = new DocHub({ store, bus, metrics: new Metrics(), log: () => undefined });
-  const feed = new DocFeed({ bus, target: hub, store, idleCheckMs: 0, log: () => undefined });
+  const feed = new DocFeed({
+    bus,
+    target: hub,
+    store,
+    idleCheckMs: 0,
+    inFlightGraceMs,
+    log: () => undefined,
+  });
   const toSockets: DocUpdated[] = [];
   const forwarded: FeedEvent[] = [];
   bus.on('doc-updated', (e) => {
@@ -264,6 +278,77 @@ describe('DocFeed across relays', () => {
     const reader = new Y.Doc();
     for (const e of b.toSockets) Y.applyUpdate(reader, e.update);
     expect(reader.getText('t').toString()).toBe('hello world');
+    hold.release();
+  });
+
+  it('takes another relay’s commit past its own commit in flight without reading the store', async () => {
+    const store = new SharedStore();
+    const a = relay(store);
+    const b = relay(store);
+    const hold = await b.hub.hold(NOTES, 'plaintext');
+    // B's own edit takes seq 1, but PostgreSQL's answer has not reached B yet.
+    let answer = (): void => undefined;
+    store.answerGate = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    const own = await b.hub.enqueueUpdate(NOTES, edit('mine '), WRITER);
+    await settle();
+    store.answerGate = null;
+    // A's edit takes seq 2, and its commit reaches B first.
+    await a.hub.applyUpdate(NOTES, edit('theirs '), WRITER);
+    const before = { ...store.reads };
+    for (const e of a.forwarded.splice(0)) if (e.type === 'doc-committed') b.feed.receive(e);
+    await settle();
+    expect(b.toSockets.map((e) => e.seq)).toContain(2);
+    answer();
+    await own.committed;
+    // Past the grace, the gap is gone: B's own answer filled it, and nothing was read.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(store.reads.load - before.load).toBe(0);
+    expect(store.reads.head - before.head).toBe(0);
+    const text = await textOn(b.hub);
+    expect(text).toContain('mine');
+    expect(text).toContain('theirs');
+    hold.release();
+  });
+
+  it('reads the store for a gap that stays past the grace (a lost message)', async () => {
+    const store = new SharedStore();
+    const a = relay(store);
+    const b = relay(store);
+    const hold = await b.hub.hold(NOTES, 'plaintext');
+    await a.hub.applyUpdate(NOTES, edit('lost '), WRITER);
+    a.forwarded.splice(0);
+    await a.hub.applyUpdate(NOTES, edit('kept '), WRITER);
+    for (const e of a.forwarded.splice(0)) if (e.type === 'doc-committed') b.feed.receive(e);
+    await settle();
+    expect(await textOn(b.hub)).not.toContain('lost');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await settle();
+    const text = await textOn(b.hub);
+    expect(text).toContain('lost');
+    expect(text).toContain('kept');
+    hold.release();
+  });
+
+  it('leaves alone, on its idle check, a document whose commit arrives within the grace', async () => {
+    const store = new SharedStore();
+    const a = relay(store);
+    const b = relay(store, 200);
+    const hold = await b.hub.hold(NOTES, 'plaintext');
+    // A commits an edit; its messages are still on their way to B when B's idle check reads the heads.
+    await a.hub.applyUpdate(NOTES, edit('in flight'), WRITER);
+    const before = { ...store.reads };
+    const check = b.feed.catchUpAll();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const e of a.forwarded.splice(0)) b.feed.receive(e);
+    await check;
+    await settle();
+    expect(await textOn(b.hub)).toBe('in flight');
+    expect(b.toSockets).toHaveLength(1);
+    // The heads were read; the log was not.
+    expect(store.reads.heads - before.heads).toBe(1);
+    expect(store.reads.load - before.load).toBe(0);
     hold.release();
   });
 
