@@ -92,7 +92,7 @@ function isYjsUpdate(update: Uint8Array): boolean {
 /** Documents whose heads the idle check reads in one query. */
 const HEADS_PER_READ = 1000;
 
-/** How long a gap in a document's seqs may stay before its log is read (see `#applyAhead`), in ms. */
+/** How long a gap in a document's seqs may stay before its log is read (see `#takeCommitted`), in ms. */
 const GAP_GRACE_MS = 100;
 
 /** See {@link DocFeedOptions.inFlightGraceMs}. */
@@ -207,8 +207,8 @@ export class DocFeed {
     const seq = event.type === 'doc-committed' ? event.seq : event.entry.seq;
     const followed = this.#follow(event.name);
     if (!followed || seq <= followed.watermark || followed.seen.has(seq)) return;
-    if (event.type === 'doc-committed' && seq > followed.watermark + 1 && !followed.catchingUp) {
-      this.#applyAhead(event, followed);
+    if (event.type === 'doc-committed' && !followed.catchingUp) {
+      this.#takeCommitted(event, followed);
       return;
     }
     if (seq !== followed.watermark + 1 || followed.catchingUp) {
@@ -216,37 +216,23 @@ export class DocFeed {
       void this.#catchUp(event.name, followed);
       return;
     }
-    if (event.type === 'doc-committed') {
-      const applied = this.#target.applyReplicated(event.name, followed.loadId, [event.update]);
-      if (applied === 'gone') return;
-      this.#advance(followed, seq);
-      // Mostly it arrived before its commit (`#applyEarly`): nothing new to send.
-      if (applied === 'unchanged') return;
-      void this.#bus.publish({
-        type: 'doc-updated',
-        name: event.name,
-        update: event.update,
-        seq,
-        origin: event.origin,
-      });
-    } else {
-      this.#advance(followed, seq);
-      void this.#bus.publish(event);
-    }
+    this.#advance(followed, seq);
+    void this.#bus.publish(event);
   }
 
   /**
-   * A commit past a gap in the seqs. Mostly the gap is this relay's own commits, still waiting
-   * for PostgreSQL's answer when another relay's later one arrives: their content is in this
-   * copy already, and their answers fill the gap within milliseconds (388 of 389 gaps in a probe
-   * of two relays; bench/results-cluster.md, run L). So the update is taken now (Yjs keeps what
-   * it cannot integrate yet), its seq is marked seen, and the store is read only if the gap is
-   * still there after {@link GAP_GRACE_MS}.
+   * Another relay's commit: its update into this copy and, only if it brought something new,
+   * out to this relay's sockets (mostly it arrived before its commit, `#applyEarly`: nothing to
+   * send). The next seq moves the watermark. A seq past a gap is noted as seen: mostly the gap is
+   * this relay's own commits, still waiting for PostgreSQL's answer when another relay's later
+   * one arrives; their content is in this copy already, and their answers fill the gap within
+   * milliseconds (388 of 389 gaps in a probe of two relays; bench/results-cluster.md, run L).
+   * Yjs keeps what it cannot integrate yet, and the store is read only if the gap is still there
+   * after {@link GAP_GRACE_MS}.
    */
-  #applyAhead(event: DocCommitted, followed: Followed): void {
+  #takeCommitted(event: DocCommitted, followed: Followed): void {
     const applied = this.#target.applyReplicated(event.name, followed.loadId, [event.update]);
     if (applied === 'gone') return;
-    followed.seen.add(event.seq);
     if (applied === 'changed') {
       void this.#bus.publish({
         type: 'doc-updated',
@@ -256,6 +242,11 @@ export class DocFeed {
         origin: event.origin,
       });
     }
+    if (event.seq === followed.watermark + 1) {
+      this.#advance(followed, event.seq);
+      return;
+    }
+    followed.seen.add(event.seq);
     setTimeout(() => {
       if (this.#closed || this.#followed.get(event.name) !== followed) return;
       if (followed.watermark < event.seq) void this.#catchUp(event.name, followed);
