@@ -247,11 +247,11 @@ export class DocHandle {
     if (this.#refs > 0) return;
     if (this.#log.pendingCount > 0 && this.#ctx.isOnline()) {
       // Edits the relay does not have yet: keep syncing in the background until it does (or
-      // the socket goes), instead of leaving them in the outbox until the doc is opened again.
+      // the socket goes). What is still unsent then goes on the next socket (unsent-edits.ts).
       void this.#closeWhenDrained();
       return;
     }
-    this.#close('released');
+    await this.#closeReleased();
   }
 
   async #closeWhenDrained(): Promise<void> {
@@ -259,6 +259,13 @@ export class DocHandle {
       this.#onDetach = done;
     });
     this.#onDetach = undefined;
+    await this.#closeReleased();
+  }
+
+  /** Closes the handle nobody holds any more, its doc's unsent mark cleared if nothing is left to send. */
+  async #closeReleased(): Promise<void> {
+    await this.#log.clearUnsentIfSettled().catch(() => undefined);
+    // Someone opened the doc again meanwhile: keep it.
     if (this.#refs === 0) this.#close('released');
   }
 
@@ -317,6 +324,7 @@ export class DocHandle {
   /** @internal The client is closing. */
   async shutdown(): Promise<void> {
     await this.whenStored().catch(() => undefined);
+    await this.#log.clearUnsentIfSettled().catch(() => undefined);
     this.#close('client closed');
   }
 

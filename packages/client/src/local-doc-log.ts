@@ -84,6 +84,12 @@ export interface DocMeta {
   acked: number[];
   /** Entries appended on the relay since this client's last snapshot upload (encrypted docs). */
   relayEntriesSinceSnapshot?: number | undefined;
+  /**
+   * Set (durably, before the entry) by the first local edit of a session; cleared once a
+   * closing handle has nothing left to send. A superset of the docs with unsent edits: the
+   * client finds them on its next socket without reading every doc's log (unsent-edits.ts).
+   */
+  unsent?: boolean | undefined;
 }
 
 /** Turns a document's stored payloads into Yjs updates and back (identity, or a DocCipher). */
@@ -202,6 +208,12 @@ export class LocalDocLog {
   appendLocal(update: Uint8Array): Promise<{ seq: number; payload: Uint8Array }> {
     return this.#queue.run(async () => {
       const payload = await this.#codec.fromUpdate(update);
+      if (this.#meta.unsent !== true) {
+        // The mark first: a crash between the two writes leaves a mark too many, never an edit
+        // nobody looks for.
+        this.#meta.unsent = true;
+        await this.#saveMeta();
+      }
       const seq = await this.#docs.append(this.name, encodeEntry(EntryTag.Local, 0, payload));
       this.#entries.push({ seq, tag: EntryTag.Local, serverSeq: 0 });
       return { seq, payload };
@@ -243,6 +255,15 @@ export class LocalDocLog {
       const fields = Object.keys(change) as Array<keyof typeof change>;
       if (fields.every((field) => current[field] === change[field])) return;
       Object.assign(this.#meta, change);
+      await this.#saveMeta();
+    });
+  }
+
+  /** Clears the {@link DocMeta.unsent} mark when the relay has every local edit; else keeps it. */
+  clearUnsentIfSettled(): Promise<void> {
+    return this.#queue.run(async () => {
+      if (this.#meta.unsent !== true || this.pendingCount > 0) return;
+      this.#meta.unsent = false;
       await this.#saveMeta();
     });
   }

@@ -34,6 +34,7 @@ import { TabChannel } from './tab-channel.ts';
 import type { TokenSource } from './token-source.ts';
 import type { FollowFailedEvent, KeyChangedEvent, TamperEvent, Trust } from './trust.ts';
 import { Emitter, type Unsubscribe } from './typed-events.ts';
+import { sendUnsentEdits } from './unsent-edits.ts';
 import { UserData } from './user-data.ts';
 
 /** Options of {@link SyncClient.doc}. */
@@ -490,6 +491,14 @@ export class SyncClient {
     await this.userData.flushOutbox();
     if (!this.#connection.isOpen) return;
     for (const handle of this.#handles.values()) handle.attach();
+    // Then the edits of docs no handle holds: released offline, or left by a crash.
+    sendUnsentEdits({
+      kv: this.store.kv,
+      open: (name) => this.doc(name),
+      isOnline: () => this.#connection.isOpen,
+    }).catch((error) =>
+      this.#events.emit('error', new SyncError('Internal', 'sending unsent edits failed', { cause: error })),
+    );
     // An owner follows the identity rotations of members it missed while away (follow-sweep.ts).
     if (this.#cipherFor === undefined) this.encryption.onOnline().catch(() => undefined);
   }
