@@ -134,6 +134,8 @@ export class SubscriptionRegistry {
   readonly #checkedFrom = new WeakMap<Subscription, number>();
   readonly #rooms = new Map<DocName, Room>();
   readonly #unsubscribe: Array<() => void>;
+  /** Access changes and removals heard so far: a sweep's read of an object made before one is not reused. */
+  #accessEvents = 0;
 
   constructor(options: SubscriptionRegistryOptions) {
     this.#bus = options.bus;
@@ -267,22 +269,32 @@ export class SubscriptionRegistry {
   }
 
   /**
-   * Decides every subscription of `session` again (its caller changed level, or a re-check
-   * against the store), each in its document's lane. Resolves when all have been. `onFailure`:
-   * what a decision the store cannot answer does — end that subscription (`lose`, the default)
-   * or close the socket so its client reconnects and syncs again (`close`, for re-checks that
-   * are not about a known change). `oneAtATime` decides them one after the other, for a sweep
-   * that bounds its store reads (see `SWEEP_CONCURRENCY`).
+   * Decides every subscription of `session` again (its caller changed level), each in its
+   * document's lane. Resolves when all have been; a decision the store cannot answer ends
+   * that subscription.
    */
-  async redecideSession(
-    session: SocketSession,
-    onFailure: 'lose' | 'close' = 'lose',
-    oneAtATime = false,
-  ): Promise<void> {
+  async redecideSession(session: SocketSession): Promise<void> {
     const subs = this.#subscriptionsOf(session);
-    await forEachBounded(subs, oneAtATime ? 1 : subs.length, (sub) =>
-      this.#bus.serialize(docLane(sub.name), () => this.#redecide(sub, false, onFailure)),
+    await forEachBounded(subs, subs.length, (sub) =>
+      this.#bus.serialize(docLane(sub.name), () => this.#redecide(sub, false)),
     );
+  }
+
+  /**
+   * A re-check of every socket against the store (the periodic sweep, see `SyncServer.revalidate`):
+   * the function it calls for each socket decides the socket's subscriptions again, one after
+   * the other (the sweep bounds its store reads, see `SWEEP_CONCURRENCY`), each in its
+   * document's lane, on one read of each document's object for the whole sweep — every socket
+   * of a popular document read it again before. A decision the store cannot answer closes the
+   * socket, so its client reconnects and syncs again: the sweep is not about a known change.
+   */
+  sweep(): (session: SocketSession) => Promise<void> {
+    const readOnce = this.#sweepReads();
+    return async (session) => {
+      await forEachBounded(this.#subscriptionsOf(session), 1, (sub) =>
+        this.#bus.serialize(docLane(sub.name), () => this.#redecide(sub, false, 'close', readOnce)),
+      );
+    };
   }
 
   /** The subscription of a session that has exactly one (a single-document socket), else undefined. */
@@ -432,6 +444,7 @@ export class SubscriptionRegistry {
 
   /** An access change or a removal: every subscription of the document is decided again, here, in its lane. */
   async #redecideAll(event: AccessChanged | DocRemoved): Promise<void> {
+    this.#accessEvents++;
     const room = this.#rooms.get(event.name);
     if (!room) return;
     const removed = event.type === 'doc-removed';
@@ -447,6 +460,29 @@ export class SubscriptionRegistry {
   #sharedRead(): SharedRead {
     let read: Promise<CheckedAccess> | undefined;
     return (sub) => (read ??= Promise.resolve(this.#decider.probe(sub.session.caller, 'read', sub.address)));
+  }
+
+  /**
+   * One read of each document's object for a sweep, made when its first subscription asks. An
+   * access change or removal heard after a read started may be newer than what it read, so any
+   * such event (of any document: a counter, not a record per document) sends the next
+   * subscription to the store again; so does a read that failed.
+   */
+  #sweepReads(): SharedRead {
+    const reads = new Map<DocName, { readonly after: number; readonly read: Promise<CheckedAccess> }>();
+    return (sub) => {
+      const kept = reads.get(sub.name);
+      if (kept !== undefined && kept.after === this.#accessEvents) return kept.read;
+      const made = {
+        after: this.#accessEvents,
+        read: Promise.resolve(this.#decider.probe(sub.session.caller, 'read', sub.address)),
+      };
+      reads.set(sub.name, made);
+      made.read.catch(() => {
+        if (reads.get(sub.name) === made) reads.delete(sub.name);
+      });
+      return made.read;
+    };
   }
 
   /** Decides one subscription again and tells its endpoint what changed. Never rejects: a failure ends it. */

@@ -282,6 +282,46 @@ describe('SyncServer single-document endpoint', () => {
     }
   });
 
+  it('re-checks every socket of a document on one read of its metadata in the periodic sweep, and applies what it finds', async () => {
+    const f = await startWithSharedBlob();
+    const alice = await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false);
+    const bobs = [await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false)];
+    bobs.push(await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false));
+    await alice.next('sync-step1');
+    for (const bob of bobs) await bob.next('sync-step1');
+    // The share narrowed with no event heard (lost between relays): only the sweep finds it.
+    f.authority.share(BLOB, BOB, 'read_only');
+    const before = f.authority.reads;
+    await f.server.revalidate();
+    expect(f.authority.reads - before).toBe(1);
+    for (const bob of bobs) {
+      bob.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'no') });
+      expect((await bob.next('permission-denied')).reason).toMatch(/share|owner|write/);
+    }
+  });
+
+  it('reads a document again in the sweep once an access change was heard after its read started', async () => {
+    const f = await startWithSharedBlob();
+    const sockets = [
+      await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false),
+      await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false),
+      await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false),
+    ];
+    for (const socket of sockets) await socket.next('sync-step1');
+    // Each read of the metadata during the sweep is followed by an access change of another
+    // document, heard before the next socket is decided: no read may be reused.
+    const check = f.authority.check.bind(f.authority);
+    f.authority.check = async (caller, action, address, options) => {
+      const answer = await check(caller, action, address, options);
+      if (options?.loaded === undefined)
+        await f.bus.publish({ type: 'access-changed', name: ALICE_PUBLIC, cause: 'flags' });
+      return answer;
+    };
+    const before = f.authority.reads;
+    await f.server.revalidate();
+    expect(f.authority.reads - before).toBe(3);
+  });
+
   it('checks every socket of a document on one read of its metadata before a delivery while the lease does not hold', async () => {
     const lease = { holds: true, fresh: () => lease.holds };
     const f = await startWithSharedBlob(lease);

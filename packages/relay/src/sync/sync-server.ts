@@ -291,9 +291,10 @@ export class SyncServer {
   async revalidate(): Promise<void> {
     // A few sockets at a time, each's subscriptions one by one: the sweep runs beside live
     // traffic and must not hold every document's lane while its reads queue for the store.
+    const redecide = this.#registry.sweep();
     await forEachBounded([...this.#sessions], SWEEP_CONCURRENCY, async (session) => {
       // A store that cannot answer says nothing about access: the socket reconnects and syncs again.
-      if (await this.#refreshCaller(session)) await this.#registry.redecideSession(session, 'close', true);
+      if (await this.#refreshCaller(session)) await redecide(session);
     });
   }
 
