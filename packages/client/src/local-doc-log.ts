@@ -90,6 +90,11 @@ export interface DocMeta {
    * client finds them on its next socket without reading every doc's log (unsent-edits.ts).
    */
   unsent?: boolean | undefined;
+  /**
+   * Written with the unsent mark of an end-to-end encrypted doc: a blob's mode is not in its
+   * name, and the doc opened to send those edits must be opened encrypted.
+   */
+  encrypted?: boolean | undefined;
 }
 
 /** Turns a document's stored payloads into Yjs updates and back (identity, or a DocCipher). */
@@ -132,17 +137,27 @@ export class LocalDocLog {
   readonly #kv: KeyValueStore;
   readonly #codec: PayloadCodec;
   readonly #compactAfter: number;
+  readonly #encrypted: boolean;
   readonly #queue = new SerialQueue();
   #entries: EntryInfo[] = [];
   #acked = new Set<number>();
   #meta: DocMeta;
 
-  constructor(docs: DocStore, kv: KeyValueStore, name: string, codec: PayloadCodec, compactAfter: number) {
+  /** `encrypted`: the doc syncs end-to-end encrypted (recorded with its unsent mark). */
+  constructor(
+    docs: DocStore,
+    kv: KeyValueStore,
+    name: string,
+    codec: PayloadCodec,
+    compactAfter: number,
+    encrypted = false,
+  ) {
     this.name = name;
     this.#docs = docs;
     this.#kv = kv;
     this.#codec = codec;
     this.#compactAfter = Math.max(2, compactAfter);
+    this.#encrypted = encrypted;
     this.#meta = { name, lastServerSeq: 0, acked: [] };
   }
 
@@ -212,6 +227,7 @@ export class LocalDocLog {
         // The mark first: a crash between the two writes leaves a mark too many, never an edit
         // nobody looks for.
         this.#meta.unsent = true;
+        if (this.#encrypted) this.#meta.encrypted = true;
         await this.#saveMeta();
       }
       const seq = await this.#docs.append(this.name, encodeEntry(EntryTag.Local, 0, payload));

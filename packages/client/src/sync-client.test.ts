@@ -198,7 +198,29 @@ describe('sync', () => {
       expect(text({ doc: relay.doc(`USER_PUBLIC/${ALICE}/notes`) })).toBe('written offline'),
     );
     const b = await start(relay, { apiKey: key, store: profile()(), cipherFor: testCipher });
-    expect(await b.userData.get('USER_PRIVATE', ALICE, 'prefs')).toEqual({ theme: 'dark' });
+    // Until b's socket opens, a private value it has never seen reads as none (no HTTP fallback).
+    await vi.waitFor(
+      async () => expect(await b.userData.get('USER_PRIVATE', ALICE, 'prefs')).toEqual({ theme: 'dark' }),
+      { timeout: 5000 },
+    );
+  });
+
+  it('sends the unsent edits of an encrypted blob sealed, opening it encrypted though its name does not say so', async () => {
+    const relay = new FakeRelay();
+    const a = await start(relay, { apiKey: relay.addUser(ALICE), store: profile()(), cipherFor: testCipher });
+    await vi.waitFor(() => expect(a.status).toBe('online'));
+    relay.stop();
+    const blob = a.doc('blob/sealed-offline', { encrypted: true });
+    await blob.transact((d) => d.getText('t').insert(0, 'sealed while offline'));
+    await blob.release();
+    relay.start();
+    await vi.waitFor(() => expect(relay.encLogs.get('blob/sealed-offline')).toHaveLength(1), {
+      timeout: 5000,
+    });
+    expect(
+      relay.received.filter((f) => f.docName === 'blob/sealed-offline').map((f) => f.message.type),
+    ).not.toContain('tracked-update');
+    for (const frame of relay.rawFrames) expect(contains(frame, 'sealed while offline')).toBe(false);
   });
 
   it('sends after a restart the edits of a doc the app never opens again, and forgets the doc once the relay has them', async () => {
@@ -212,7 +234,9 @@ describe('sync', () => {
     await stop(a);
 
     const again = await start(relay, { apiKey: key, store: store() });
-    await vi.waitFor(() => expect(text({ doc: relay.doc(name) })).toBe('from last session'));
+    await vi.waitFor(() => expect(text({ doc: relay.doc(name) })).toBe('from last session'), {
+      timeout: 5000,
+    });
     // Acked and released: the doc is no longer marked, so the next socket does not open it.
     await vi.waitFor(async () =>
       expect((await again.store.kv.get<DocMeta>(KV_TABLES.docs, name))?.unsent).toBe(false),

@@ -268,7 +268,14 @@ export class SyncClient {
       this.#requireCipher(docName);
     }
     const builtIn = encrypted && this.#cipherFor === undefined;
-    const log = new LocalDocLog(this.store.docs, this.store.kv, address.name, codec, this.#init.compactAfter);
+    const log = new LocalDocLog(
+      this.store.docs,
+      this.store.kv,
+      address.name,
+      codec,
+      this.#init.compactAfter,
+      encrypted,
+    );
     const handle: DocHandle = new DocHandle(
       {
         name: address.name,
@@ -494,7 +501,7 @@ export class SyncClient {
     // Then the edits of docs no handle holds: released offline, or left by a crash.
     sendUnsentEdits({
       kv: this.store.kv,
-      open: (name) => this.doc(name),
+      open: (name, encrypted) => this.doc(name, { encrypted }),
       isOnline: () => this.#connection.isOpen,
     }).catch((error) =>
       this.#events.emit('error', new SyncError('Internal', 'sending unsent edits failed', { cause: error })),

@@ -10,8 +10,11 @@ import type { DocMeta } from './local-doc-log.ts';
 export interface UnsentEditsContext {
   /** The client's store of per-document metadata. */
   readonly kv: KeyValueStore;
-  /** Opens (or takes another reference to) a document; throws for one this client may not read. */
-  open(name: string): DocHandle;
+  /**
+   * Opens (or takes another reference to) a document, end-to-end encrypted when `encrypted` (a
+   * blob's mode is not in its name); throws for one this client may not read.
+   */
+  open(name: string, encrypted: boolean): DocHandle;
   /** False once the socket went: the next socket sweeps again. */
   isOnline(): boolean;
 }
@@ -23,11 +26,11 @@ export interface UnsentEditsContext {
  */
 export async function sendUnsentEdits(ctx: UnsentEditsContext): Promise<void> {
   const marked = (await ctx.kv.list<DocMeta>(KV_TABLES.docs)).filter((entry) => entry.value.unsent === true);
-  for (const { key } of marked) {
+  for (const { key, value } of marked) {
     if (!ctx.isOnline()) return;
     let handle: DocHandle;
     try {
-      handle = ctx.open(key);
+      handle = ctx.open(key, value.encrypted === true);
     } catch {
       // No longer readable by this client, or an encrypted doc without a cipher: it stays marked.
       continue;
