@@ -164,6 +164,24 @@ const ALICE_PUBLIC = parseDocName(`USER_PUBLIC/${ALICE}/profile`).name;
 const ALICE_PRIVATE = parseDocName(`USER_PRIVATE/${ALICE}/diary`).name;
 const BLOB = parseDocName('blob/b1').name;
 
+/** Alice's socket and two of bob's on BLOB, each past its SyncStep1. */
+async function aliceAndTwoBobs(f: Fixture): Promise<{ alice: Client; bobs: Client[] }> {
+  const alice = await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false);
+  const bobs = [await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false)];
+  bobs.push(await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false));
+  await alice.next('sync-step1');
+  for (const bob of bobs) await bob.next('sync-step1');
+  return { alice, bobs };
+}
+
+/** Each socket's next write is refused: its access is read-only now. */
+async function expectWritesRefused(sockets: readonly Client[]): Promise<void> {
+  for (const socket of sockets) {
+    socket.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'no') });
+    expect((await socket.next('permission-denied')).reason).toMatch(/share|owner|write/);
+  }
+}
+
 /** A relay whose blob BLOB belongs to alice and is shared read-write with bob. */
 async function startWithSharedBlob(deliveryLease?: { fresh(): boolean }): Promise<Fixture> {
   const f = await start({}, undefined, deliveryLease);
@@ -259,20 +277,13 @@ describe('SyncServer single-document endpoint', () => {
 
   it('decides every socket of a document again on one read of its metadata when its access changes', async () => {
     const f = await startWithSharedBlob();
-    const alice = await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false);
-    const bobs = [await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false)];
-    bobs.push(await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false));
-    await alice.next('sync-step1');
-    for (const bob of bobs) await bob.next('sync-step1');
+    const { alice, bobs } = await aliceAndTwoBobs(f);
     const before = f.authority.reads;
     f.authority.share(BLOB, BOB, 'read_only');
     await f.bus.publish({ type: 'access-changed', name: BLOB, cause: 'flags' });
     // Three sockets, one read: each decided for its own caller on the same metadata.
     expect(f.authority.reads - before).toBe(1);
-    for (const bob of bobs) {
-      bob.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'no') });
-      expect((await bob.next('permission-denied')).reason).toMatch(/share|owner|write/);
-    }
+    await expectWritesRefused(bobs);
     // The owner still writes, and read-only sockets still read.
     alice.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'yes') });
     for (const bob of bobs) {
@@ -284,30 +295,18 @@ describe('SyncServer single-document endpoint', () => {
 
   it('re-checks every socket of a document on one read of its metadata in the periodic sweep, and applies what it finds', async () => {
     const f = await startWithSharedBlob();
-    const alice = await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false);
-    const bobs = [await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false)];
-    bobs.push(await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false));
-    await alice.next('sync-step1');
-    for (const bob of bobs) await bob.next('sync-step1');
+    const { bobs } = await aliceAndTwoBobs(f);
     // The share narrowed with no event heard (lost between relays): only the sweep finds it.
     f.authority.share(BLOB, BOB, 'read_only');
     const before = f.authority.reads;
     await f.server.revalidate();
     expect(f.authority.reads - before).toBe(1);
-    for (const bob of bobs) {
-      bob.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'no') });
-      expect((await bob.next('permission-denied')).reason).toMatch(/share|owner|write/);
-    }
+    await expectWritesRefused(bobs);
   });
 
   it('reads a document again in the sweep once an access change was heard after its read started', async () => {
     const f = await startWithSharedBlob();
-    const sockets = [
-      await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false),
-      await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false),
-      await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false),
-    ];
-    for (const socket of sockets) await socket.next('sync-step1');
+    await aliceAndTwoBobs(f);
     // Each read of the metadata during the sweep is followed by an access change of another
     // document, heard before the next socket is decided: no read may be reused.
     const check = f.authority.check.bind(f.authority);
@@ -325,11 +324,7 @@ describe('SyncServer single-document endpoint', () => {
   it('checks every socket of a document on one read of its metadata before a delivery while the lease does not hold', async () => {
     const lease = { holds: true, fresh: () => lease.holds };
     const f = await startWithSharedBlob(lease);
-    const alice = await Client.open(`${f.url}/sync/${BLOB}?key=alice-key`, false);
-    const bobs = [await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false)];
-    bobs.push(await Client.open(`${f.url}/sync/${BLOB}?key=bob-key`, false));
-    await alice.next('sync-step1');
-    for (const bob of bobs) await bob.next('sync-step1');
+    const { alice, bobs } = await aliceAndTwoBobs(f);
     // Alice's first write is authorised (a read of its own) while the lease holds.
     alice.send({ type: 'sync-update', update: textUpdate(new Y.Doc(), 'a') });
     for (const bob of bobs) await bob.next('sync-update');
