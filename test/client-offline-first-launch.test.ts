@@ -7,7 +7,10 @@ import { startTestRelay, type TestRelay } from './support/start-test-relay.ts';
 /*
  * First launch with the relay unreachable (docs/offline.md): the app starts, knows its user id
  * at once (the one its own signing key names), keeps what the user writes, survives a restart,
- * and syncs everything once the relay appears — under the same id.
+ * and syncs everything once the relay appears — under the same id. And what a registered app
+ * writes offline to documents it does not hold open any more reaches the relay on the next
+ * socket, without the app opening them again (docs/offline.md, *Writes to documents nobody
+ * holds open*).
  */
 
 let relays: TestRelay[] = [];
@@ -130,9 +133,46 @@ describe('first launch with the relay down', () => {
     const next = await launch(url, { store: profile() });
     expect(next.registered).toBe(true);
     expect(next.userId).toBe(me);
-    await next.userData.update('USER_PUBLIC', me, 'status', {}, { waitForAck: true });
-    expect((await relay.api('GET', `/userdata/${me}/USER_PUBLIC/status`)).json).toMatchObject({
-      value: { text: 'written offline' },
+    // The app does not open the value again: the next socket sends what the last session left.
+    await vi.waitFor(
+      async () =>
+        expect((await relay.api('GET', `/userdata/${me}/USER_PUBLIC/status`)).json).toMatchObject({
+          value: { text: 'written offline' },
+        }),
+      { timeout: 10_000 },
+    );
+  });
+});
+
+describe('writes to documents nobody holds open', () => {
+  it('reach the user’s other device once the app is back online, though it never opens them again', async () => {
+    const relay = await relayOn(0);
+    const app = await launch(relay.url, { store: browserProfile()() });
+    await vi.waitFor(() => expect(app.status).toBe('online'), { timeout: 10_000 });
+    const me = app.userId as string;
+    app.disconnect();
+    // userData.set of a private value (built-in encryption) releases its document at once; the
+    // app closes the other one itself.
+    await app.userData.set('USER_PRIVATE', me, 'diary', { text: 'written offline' });
+    const notes = app.doc(`USER_PUBLIC/${me}/notes`);
+    await notes.transact((d) => d.getText('t').insert(0, 'closed offline'));
+    await notes.release();
+    app.connect();
+
+    const phone = await launch(relay.url, {
+      store: browserProfile()(),
+      recoveryPhrase: await app.encryption.exportRecoveryPhrase(),
+      deviceName: 'phone',
+    });
+    expect(phone.userId).toBe(me);
+    await vi.waitFor(
+      async () =>
+        expect(await phone.userData.get('USER_PRIVATE', me, 'diary')).toEqual({ text: 'written offline' }),
+      { timeout: 15_000 },
+    );
+    const copy = phone.doc(`USER_PUBLIC/${me}/notes`);
+    await vi.waitFor(() => expect(copy.doc.getText('t').toString()).toBe('closed offline'), {
+      timeout: 15_000,
     });
   });
 });
