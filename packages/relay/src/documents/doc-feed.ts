@@ -261,10 +261,7 @@ export class DocFeed {
       // Under steady writes most documents are behind the heads just read only by commits whose
       // messages are a few ms away: their logs were read at every check for nothing (run L).
       await new Promise((resolve) => setTimeout(resolve, this.#inFlightGraceMs).unref());
-      behind = behind.filter(({ name, head }) => {
-        const followed = this.#follow(name);
-        return followed === null ? held.has(name) : followed.watermark < head;
-      });
+      behind = behind.filter(({ name, head }) => this.#isBehind(name, head, held));
     }
     // A few documents at a time (see `SWEEP_CONCURRENCY`): the reads run beside the writes.
     await forEachBounded(behind, SWEEP_CONCURRENCY, ({ name }) => {
@@ -299,13 +296,20 @@ export class DocFeed {
         return behind;
       }
       for (const name of chunk) {
-        const followed = this.#follow(name);
         const head = heads.get(name) ?? 0;
-        // Not followed but held: a copy whose reload failed, to be reloaded (see `catchUpAll`).
-        if (followed === null ? held.has(name) : head > followed.watermark) behind.push({ name, head });
+        if (this.#isBehind(name, head, held)) behind.push({ name, head });
       }
     }
     return behind;
+  }
+
+  /**
+   * Whether the store's `head` of a document is past what this relay delivered of it, or the
+   * document is held but not followed: a copy whose reload failed, to be reloaded (see `catchUpAll`).
+   */
+  #isBehind(name: DocName, head: number, held: ReadonlySet<DocName>): boolean {
+    const followed = this.#follow(name);
+    return followed === null ? held.has(name) : head > followed.watermark;
   }
 
   async #retryReload(name: DocName): Promise<void> {

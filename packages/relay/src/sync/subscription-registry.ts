@@ -459,7 +459,12 @@ export class SubscriptionRegistry {
    */
   #sharedRead(): SharedRead {
     let read: Promise<CheckedAccess> | undefined;
-    return (sub) => (read ??= Promise.resolve(this.#decider.probe(sub.session.caller, 'read', sub.address)));
+    return (sub) => (read ??= this.#readObject(sub));
+  }
+
+  /** Reads the subscription's document object, decided for its caller: what a shared read hands the others. */
+  #readObject(sub: Subscription): Promise<CheckedAccess> {
+    return Promise.resolve(this.#decider.probe(sub.session.caller, 'read', sub.address));
   }
 
   /**
@@ -475,7 +480,7 @@ export class SubscriptionRegistry {
       if (kept !== undefined && kept.after === this.#accessEvents) return kept.read;
       const made = {
         after: this.#accessEvents,
-        read: Promise.resolve(this.#decider.probe(sub.session.caller, 'read', sub.address)),
+        read: this.#readObject(sub),
       };
       reads.set(sub.name, made);
       made.read.catch(() => {
