@@ -82,7 +82,7 @@ export interface BenchConfig {
 const full: BenchConfig = {
   mode: 'full',
   // Four rounds of 250 edits: a server process's own luck (where its threads land, what its
-  // compiler did first) moved a row by ±15% between runs of two rounds (bench/results.md).
+  // compiler did first) moved a row by ±15% between runs of two rounds (bench/results-history.md).
   latency: { readerCounts: [1, 10, 100], warmupEdits: 30, edits: 1000, rounds: 4, editTimeoutMs: 2000 },
   fanout: {
     docs: 500,

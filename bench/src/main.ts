@@ -1,10 +1,10 @@
 /**
  * `npm run bench` / `npm run bench:quick`: runs every workload against scopesync, the
  * reference y-websocket server and Hocuspocus, one server at a time on loopback, and writes
- * bench/results.md and bench/results.json.
+ * results.md and results.json to bench/out/.
  *
  * Flags: --quick, --only=<workload id,...>, --peers=<name,...>, --keep (keep the temp dir),
- * --out=<dir> (write results.md/json there instead of bench/, e.g. for a partial run),
+ * --out=<dir> (write results.md/json there instead of bench/out/),
  * --connections=<total,...> (workload 3's totals instead of the mode's, e.g. 1000,5000).
  */
 import { execFileSync } from 'node:child_process';
@@ -13,7 +13,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { configFor, withConnectionTotals } from './config.ts';
 import type { Workload, WorkloadContext } from './driver/workload.ts';
-import { BENCH_DIR, makeRunDir, removeDir } from './paths.ts';
+import { DEFAULT_OUT_DIR, makeRunDir, removeDir } from './paths.ts';
 import { type RunReport, type WorkloadReport, writeReport } from './report.ts';
 import { clusterBackends, startCluster } from './servers/cluster.ts';
 import { START } from './servers/index.ts';
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   for (const id of only ?? [])
     if (!WORKLOADS.some((w) => w.id === id)) throw new Error(`unknown workload ${id}`);
   const relayStore = relayStoreFlag(flag('relay-store'));
-  const outDir = resolve(flag('out') ?? BENCH_DIR);
+  const outDir = resolve(flag('out') ?? DEFAULT_OUT_DIR);
   await mkdir(outDir, { recursive: true });
   const runDir = await makeRunDir();
   const backends = clusterBackends();

@@ -6,8 +6,15 @@ import { fileURLToPath } from 'node:url';
 /** The repository root (bench/src/ → ../../). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../', import.meta.url)));
 
-/** The bench package directory, where results.md and results.json are written. */
+/** The bench package directory. */
 export const BENCH_DIR = join(REPO_ROOT, 'bench');
+
+/**
+ * Where a run writes its results.md and results.json unless `--out` says otherwise: a folder
+ * git ignores, so that a run never overwrites the committed reading (bench/results.md), which
+ * is written by hand from runs.
+ */
+export const DEFAULT_OUT_DIR = join(BENCH_DIR, 'out');
 
 /** The shared editing traces: beside the checkout, never copied into it. */
 export const TRACES_DIR = resolve(REPO_ROOT, '..', 'shared', 'traces');

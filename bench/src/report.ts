@@ -209,7 +209,7 @@ export function renderJson(report: RunReport): string {
   )}\n`;
 }
 
-/** Writes bench/results.md (reading section: placeholder) and bench/results.json. */
+/** Writes results.md (reading section: placeholder) and results.json to `dir`. */
 export async function writeReport(dir: string, report: RunReport): Promise<void> {
   await writeFile(join(dir, 'results.md'), renderMarkdown(report));
   await writeFile(join(dir, 'results.json'), renderJson(report));

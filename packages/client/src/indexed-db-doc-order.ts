@@ -9,7 +9,7 @@ export const DOC_ORDER_MAX = 10_000;
  * Documents not asked for that a run may step over: their rows are read and dropped. Names
  * numbered without padding (`note-10`, `note-100` … `note-109`, `note-11`) put one such
  * document between every ten asked for in order; one log read for nothing costs less than the
- * request it saves (workload 5, bench/results.md, "Cold start: records read in runs too…").
+ * request it saves (workload 5, bench/results-history.md, "Cold start: records read in runs too…").
  */
 export const MAX_STEPPED_OVER = 1;
 

@@ -20,7 +20,7 @@ export const DOCS_DB_FILE = 'docs.sqlite';
  * read on every upgrade (the key and its user): with better-sqlite3's default of 16,000 KiB, a
  * relay that thousands of users connected to keeps all their rows' pages too; 256 KiB still
  * holds the interior b-tree pages every lookup walks, and the leaves come from the OS file
- * cache (bench/results.md, "the page cache of relay.sqlite"). `docs.sqlite` keeps the driver's
+ * cache (bench/results-history.md, "the page cache of relay.sqlite"). `docs.sqlite` keeps the driver's
  * default, on each of its two connections (reads on the loop, writes on the writer thread).
  */
 export const DEFAULT_SQLITE_CACHE_KIB = { relay: 256, docs: 16_000 } as const;
@@ -59,7 +59,7 @@ export function openStores(options: RelayOptions): {
     // SQLite's checkpoint) runs on a thread with a connection of its own: the loop goes back to
     // its sockets the moment an edit is sent out, and the disk work runs beside it. On two quiet
     // cores shared with the clients, that took the ten-reader edit latency from 1.33–1.37×
-    // y-websocket to 1.00–1.16× (bench/results.md, "The whole commit on the writer thread").
+    // y-websocket to 1.00–1.16× (bench/results-history.md, "The whole commit on the writer thread").
     // An earlier measurement on cores oversubscribed by other work found the opposite, and the
     // store keeps `checkpointOnThread` for such a machine (ibid., "The relay's hot path, second
     // pass").

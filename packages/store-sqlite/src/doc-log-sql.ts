@@ -8,7 +8,7 @@
  * and its `doc_heads` row. That row is written only when the entries are removed: compaction
  * always keeps the newest entry, so an append needs no second row to keep seqs from being
  * reused, and a commit writes one B-tree's pages fewer (half the CPU and a third less log per
- * single-update commit: bench/results.md, "One row written per append"). Files written by
+ * single-update commit: bench/results-history.md, "One row written per append"). Files written by
  * earlier versions, whose `doc_heads` moved with every append, read the same under this rule.
  */
 

@@ -48,7 +48,7 @@ export function openSqliteFile(
     db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
     db.pragma('foreign_keys = ON');
     // Pages stay in the cache once read, up to its size, for the connection's life: a relay
-    // that reads thousands of users' keys keeps a full cache per file (bench/results.md,
+    // that reads thousands of users' keys keeps a full cache per file (bench/results-history.md,
     // "the page cache of relay.sqlite"). Interior b-tree pages, touched by every lookup, stay.
     if (options.cacheKiB !== undefined) db.pragma(`cache_size = -${options.cacheKiB}`);
   } catch (error) {

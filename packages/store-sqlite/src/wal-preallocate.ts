@@ -9,7 +9,7 @@ const CHUNK_BYTES = 1024 * 1024;
  * pass overwrite blocks the file already has instead of appending. An appending commit's
  * flush must also journal the file's new size and blocks (ext4: a journal commit per flush),
  * which on this kind of disk costs about twice an overwrite's flush in time and in system CPU
- * (bench/results.md, "The log written over, not appended to"). SQLite restarts its log at the
+ * (bench/results-history.md, "The log written over, not appended to"). SQLite restarts its log at the
  * start after a complete checkpoint and keeps the file (up to `journal_size_limit`), so only a
  * freshly opened file's first pass appends; this makes that pass overwrite too.
  *

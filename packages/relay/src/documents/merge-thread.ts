@@ -35,7 +35,7 @@ const yjsPath = createRequire(import.meta.url).resolve('yjs');
 /**
  * Merges plaintext document logs on a thread of their own. A merge applies the whole log to a
  * fresh Y.Doc and encodes it: for a document the size of a paper (100,000 characters) that is
- * 12–16 ms of CPU when warm and up to 100 ms cold (bench/results.md, "Compaction off the loop"),
+ * 12–16 ms of CPU when warm and up to 100 ms cold (bench/results-history.md, "Compaction off the loop"),
  * during which a loop that ran it would serve no socket of any document. Merges run one after
  * another in the order given; the thread starts with the first and stops after `idleMs` without
  * one, so an idle relay holds no thread and no second copy of Yjs.
